@@ -119,7 +119,7 @@ class ShotFields:
     output_format: str | None = None
     quality: int | None = None
     provider_options: Mapping[str, Any] | None = None
-    locations: Mapping[str, Location] = EMPTY
+    locations: Mapping[str, Location] = field(default_factory=lambda: EMPTY)
 
 
 SHOT_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ShotFields) if f.name != "locations")
@@ -199,9 +199,10 @@ class ResolvedShot:
     pick: int = 1
     output_format: str | None = None
     quality: int | None = None
-    provider_options: Mapping[str, Any] = EMPTY
+    provider_options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     location: Location | None = None  # the shot's `id`
-    locations: Mapping[str, Location] = EMPTY  # field -> where its effective value was set
+    # field -> where its effective value was set
+    locations: Mapping[str, Location] = field(default_factory=lambda: EMPTY)
 
     def where(self, name: str) -> Location | None:
         """Where the effective value of field `name` was written (else the shot itself)."""
@@ -221,6 +222,7 @@ class Resolved:
 
     storyboard: Storyboard
     shots: tuple[ResolvedShot, ...]
+    outputs: tuple[Output, ...] = ()  # with defaults applied: every sequence is explicit
     warnings: tuple = field(default=())
 
     def shot(self, shot_id: str) -> ResolvedShot:

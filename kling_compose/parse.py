@@ -1,0 +1,202 @@
+"""Stage 2, parse: Rendered YAML text -> Document (plain data plus a position index).
+
+Safe YAML only: the loader is a CSafeLoader subclass (SafeLoader where libyaml is missing), so
+a `!!python/...` tag is an error, never executed. Its constructors record where every mapping
+value, key and sequence item starts, reject duplicate keys, keep plain keys as the text the
+user wrote (`on:` stays "on"), and refuse values JSON cannot carry (dates, binary, sets, NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from .errors import Diagnostic, Location, UserError
+from .render import Rendered
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# Resolvers of YAML 1.1 that surprise people: `2024-01-01` would become a date.
+_DROPPED_TAGS = {"tag:yaml.org,2002:timestamp"}
+
+
+@dataclass(slots=True)
+class Document:
+    """Parsed YAML data and where each piece of it came from.
+
+    positions maps id(container) -> (start, {key_or_index: (key_start, value_start, value_end)})
+    with 0-based (line, column, index) marks in the rendered text; locate() turns a path of
+    keys and indices into the user's file:line:col.
+    """
+
+    data: Any
+    rendered: Rendered
+    positions: dict
+
+    def locate(self, path, key: bool = False) -> Location:
+        """Where the value at `path` starts (or its key, with key=True); the nearest known
+        ancestor when the path does not exist."""
+        node, mark = self.data, (0, 0, 0)
+        for part in path:
+            entry = self.positions.get(id(node))
+            try:
+                child = node[part]
+            except (KeyError, IndexError, TypeError):
+                break
+            if entry is not None and part in entry[1]:
+                key_mark, value_mark, _ = entry[1][part]
+                mark = key_mark if key and part == path[-1] and key_mark else value_mark
+            node = child
+        return self._location(mark)
+
+    def locate_text(self, path, offset: int) -> Location:
+        """Where character `offset` of the string at `path` is, when the scalar allows it."""
+        parent = self._get(path[:-1])
+        entry = self.positions.get(id(parent))
+        if entry is None or path[-1] not in entry[1]:
+            return self.locate(path)
+        _, start, end = entry[1][path[-1]]
+        value = self._get(path)
+        raw = self.rendered.text[start[2]:end[2]] if end else ""
+        needle = value[offset:offset + 24] if isinstance(value, str) else ""
+        at = raw.find(needle) if needle else -1
+        if at < 0:
+            return self._location(start)
+        index = start[2] + at
+        line = self.rendered.text.count("\n", 0, index)
+        col = index - (self.rendered.text.rfind("\n", 0, index) + 1)
+        return self._location((line, col, index))
+
+    def _get(self, path):
+        node = self.data
+        for part in path:
+            node = node[part]
+        return node
+
+    def _location(self, mark) -> Location:
+        return self.rendered.locate(mark[0] + 1, mark[1] + 1)
+
+
+def parse_document(rendered: Rendered) -> Document:
+    """Parse rendered YAML; every syntax problem becomes a located UserError."""
+    loader = _Loader(rendered.text)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        raise UserError(_yaml_diagnostic(exc, rendered)) from None
+    except yaml.YAMLError as exc:
+        raise UserError(Diagnostic(f"YAML: {exc}", Location(rendered.source.display))) from None
+    finally:
+        loader.dispose()
+    if loader.problems:
+        diagnostics = [Diagnostic(msg, rendered.locate(m[0] + 1, m[1] + 1), hint)
+                       for msg, m, hint in loader.problems]
+        raise UserError(*diagnostics)
+    return Document(data, rendered, loader.positions)
+
+
+def _mark(m) -> tuple[int, int, int]:
+    return (m.line, m.column, m.index)
+
+
+class _Loader(_BaseLoader):
+    """Safe loader that records positions and collects problems instead of stopping."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS]
+        for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+    }
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self.positions: dict = {}
+        self.problems: list = []  # (message, mark, hint)
+
+    def construct_yaml_map(self, node):
+        data: dict = {}
+        yield data
+        entries: dict = {}
+        self.positions[id(data)] = (_mark(node.start_mark), entries)
+        self._check_duplicates(node)
+        self.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = self._key(key_node)
+            if key is None:
+                continue
+            data[key] = self.construct_object(value_node, deep=False)
+            entries[key] = (_mark(key_node.start_mark), _mark(value_node.start_mark),
+                            _mark(value_node.end_mark))
+
+    def construct_yaml_seq(self, node):
+        data: list = []
+        yield data
+        entries: dict = {}
+        self.positions[id(data)] = (_mark(node.start_mark), entries)
+        for index, child in enumerate(node.value):
+            data.append(self.construct_object(child, deep=False))
+            entries[index] = (None, _mark(child.start_mark), _mark(child.end_mark))
+
+    def construct_yaml_float(self, node):
+        value = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            self.problems.append((f"'{node.value}' is not a finite number", _mark(node.start_mark),
+                                  None))
+        return value
+
+    def construct_unsupported(self, node):
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        self.problems.append((f"YAML type {tag} is not supported in a storyboard",
+                              _mark(node.start_mark), "use plain strings, numbers, lists and "
+                              "mappings"))
+        return None
+
+    def _key(self, key_node):
+        if isinstance(key_node, yaml.ScalarNode):
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                return None
+            return key_node.value  # the key as written, never a YAML 1.1 bool or number
+        self.problems.append(("a mapping key must be a plain name, not a list or mapping",
+                              _mark(key_node.start_mark), None))
+        return None
+
+    def _check_duplicates(self, node) -> None:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            first = seen.setdefault(key_node.value, key_node)
+            if first is not key_node:
+                self.problems.append((
+                    f"duplicate key '{key_node.value}' (first defined on line "
+                    f"{first.start_mark.line + 1})", _mark(key_node.start_mark),
+                    "each key may appear once in a mapping; remove or rename one"))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_yaml_seq)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
+for _tag in ("binary", "set", "omap", "pairs", "timestamp"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _Loader.construct_unsupported)
+
+
+def _yaml_diagnostic(exc: yaml.MarkedYAMLError, rendered: Rendered) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    location = rendered.locate(mark.line + 1, mark.column + 1) if mark else None
+    problem = exc.problem or "invalid YAML"
+    hint = None
+    if "'\\t'" in problem or "\\t" in problem:
+        problem = "a tab character where YAML expects spaces"
+        hint = "YAML indentation must use spaces; replace the tab with spaces"
+    elif exc.problem and "could not determine a constructor" in exc.problem:
+        problem = f"unsupported YAML tag {exc.problem.split('tag')[-1].strip()}"
+        hint = "storyboards are plain data: tags like !!python/... are refused, never executed"
+    elif exc.context:
+        problem = f"{problem} ({exc.context})"
+    if "mapping values are not allowed" in (exc.problem or ""):
+        hint = "quote a value that contains ': ' (for example a prompt), or fix the indentation"
+    elif "found undefined alias" in (exc.problem or ""):
+        hint = "define the anchor with &name before using *name"
+    return Diagnostic(f"YAML: {problem}", location, hint)

@@ -1,0 +1,98 @@
+"""What every provider module declares, and the Job the compiler makes of each shot.
+
+A provider module is pure: a `MODELS` mapping of capability data plus one class that builds
+request bodies and estimates costs. It never sends anything; the engine owns the HTTP client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable, Mapping, Protocol
+
+from ..errors import Diagnostic
+from ..model import EMPTY, FrameSource, ResolvedShot
+
+PLACEHOLDER_PREFIX = "kc-input:"
+
+
+@dataclass(frozen=True, slots=True)
+class InputRef:
+    """An input of a request that is known only at run time (a local file or a chained frame).
+
+    The request holds `placeholder` where the provider-ready reference (URL, UUID, data URI,
+    or a local path for the preview provider) goes; the engine substitutes it before sending.
+
+    key is stable across runs: "file:<path relative to the project>", "frame:<shot>:<first|last>"
+    or "clip:<shot>".
+    """
+
+    key: str
+    source: FrameSource
+    media: str  # "image" | "video" | "audio"
+
+    @property
+    def placeholder(self) -> str:
+        return PLACEHOLDER_PREFIX + self.key
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """The documented capabilities and prices of one model at one provider (data, not ifs).
+
+    Each provider module comments every value with the seed page it came from.
+    """
+
+    alias: str  # the storyboard name, e.g. "kling-3-pro"
+    model_id: str  # the provider's id, e.g. "klingai:kling-video@3-pro"
+    source: str  # the seed page or document the limits come from
+    durations_s: tuple[int, int] = (3, 15)
+    prompt_chars: tuple[int, int] = (2, 2500)
+    sizes: tuple[tuple[int, int], ...] | None = None  # allowed width x height; None: any
+    aspects: tuple[str, ...] | None = None  # allowed aspect ratios; None: any
+    frame_images: tuple[int, int] = (1, 2)
+    max_elements: int = 3
+    max_element_images: int = 3  # extra angles besides the frontal image
+    takes: tuple[int, int] = (1, 20)
+    quality: tuple[int, int] | None = (20, 99)
+    cfg_scale: tuple[float, float] | None = None  # None: the model has no cfg_scale
+    multi_prompt_segments: int = 6
+    # storyboard fields the model accepts; a shot that sets another one is a located error
+    supports: frozenset[str] = frozenset()
+    # pairs of storyboard fields that must not be combined, with the rule's text
+    excludes: tuple[tuple[str, str, str], ...] = ()
+    # USD per second of output, keyed "silent" | "audio" | "video_input"; a missing key is unknown
+    prices: Mapping[str, Decimal] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One shot compiled for one provider: the exact request body and what it will cost."""
+
+    shot: ResolvedShot
+    provider: str
+    model: ModelSpec
+    request: Mapping[str, Any]  # exact JSON body, placeholders for run-time inputs, no taskUUID
+    inputs: tuple[InputRef, ...] = ()
+    cost_usd: Decimal | None = None  # None: the price is unknown (the plan says so)
+    cost_note: str | None = None  # why the cost is unknown or approximate
+    warnings: tuple[Diagnostic, ...] = field(default=())
+
+
+class Provider(Protocol):
+    """The compile-time half of a provider (the run-time half is added by the engine issue)."""
+
+    name: str
+    models: Mapping[str, ModelSpec]
+    inline_media: frozenset[str]  # media kinds the API accepts inline as data URI / base64
+
+    def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+        """Rules specific to this provider beyond rules.py's generic ModelSpec checks."""
+
+    def payload(
+        self, shot: ResolvedShot, spec: ModelSpec, ref: Callable[[FrameSource, str], str]
+    ) -> dict[str, Any]:
+        """The request body; `ref(source, media)` gives the string to send for an input."""
+
+    def cost(self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]) -> Decimal | None:
+        """Estimated USD cost of the request, or None when the price is unknown."""

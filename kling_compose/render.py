@@ -1,0 +1,321 @@
+"""Stage 1, render: storyboard source -> Rendered YAML text.
+
+The source is a Jinja template rendered in a SandboxedEnvironment with StrictUndefined.
+`{% include %}` and `{% import %}` resolve relative to the storyboard's folder and can never
+read outside it. A file with no Jinja syntax is passed through untouched (the fast path).
+
+Every later error is reported against the file the user wrote: `Rendered.locate` maps a
+position in the rendered text back to the template (or included file) line it came from. The
+map is built only when an error needs it, by rendering once more with a marker at the start of
+every line of literal template text (see `_LineMarks`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import jinja2
+from jinja2.ext import Extension
+from jinja2.lexer import Token
+from jinja2.sandbox import SandboxedEnvironment
+
+from .errors import Diagnostic, Location, UserError, did_you_mean
+
+_JINJA_SYNTAX = ("{{", "{%", "{#")
+_MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
+_MARK_RE = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A template file read from the project: its absolute path and the name shown to the user."""
+
+    path: Path
+    display: str
+    text: str
+
+
+@dataclass(slots=True)
+class Rendered:
+    """Rendered YAML text plus what is needed to point back into the user's files."""
+
+    source: Source
+    root: Path
+    text: str
+    variables: Mapping[str, object] = field(default_factory=dict)
+    templated: bool = False
+    _origins: list | None = None  # per rendered line: (Source, source line) or None if unknown
+    _origins_built: bool = False
+
+    def locate(self, line: int, col: int) -> Location:
+        """The user's file, line and column for a 1-based position in the rendered text."""
+        if not self.templated:
+            return Location(self.source.display, line, col)
+        origin = self._origin(line)
+        if origin is None:
+            return Location(f"{self.source.display} (line {line} of `kling-compose render`)")
+        src, src_line = origin
+        out_text = _line_of(self.text, line)
+        src_text = _line_of(src.text, src_line)
+        return Location(src.display, src_line, _map_column(out_text, src_text, col))
+
+    def _origin(self, line: int):
+        if not self._origins_built:
+            self._origins = _build_origins(self)
+            self._origins_built = True
+        if self._origins is None or line - 1 >= len(self._origins):
+            return None
+        return self._origins[line - 1]
+
+
+def read_source(path: Path, display: str) -> Source:
+    """The storyboard file's text; a missing or unreadable file is a UserError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError.single(
+            f"no storyboard at '{display}'",
+            hint="give the path of a storyboard.yaml, or create one with `kling-compose init DIR`",
+        ) from None
+    except IsADirectoryError:
+        raise UserError.single(f"'{display}' is a folder without storyboard.yaml") from None
+    except UnicodeDecodeError as exc:
+        raise UserError.single(
+            f"'{display}' is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    return Source(path, display, text)
+
+
+def render_source(source: Source, variables: Mapping[str, object] | None = None) -> Rendered:
+    """Render the storyboard template; a file without Jinja syntax is returned as it is."""
+    variables = dict(variables or {})
+    root = source.path.parent
+    if not any(tag in source.text for tag in _JINJA_SYNTAX):
+        return Rendered(source, root, source.text, variables)
+    env = _environment(root, source)
+    try:
+        text = env.get_template(source.path.name).render(variables)
+    except jinja2.TemplateError as exc:
+        raise UserError(_translate(exc, env, variables)) from None
+    return Rendered(source, root, text, variables, templated=True)
+
+
+# -- the environment -------------------------------------------------------------------------
+
+
+class _ProjectLoader(jinja2.BaseLoader):
+    """Loads templates by path relative to the project folder, refusing anything outside it."""
+
+    def __init__(self, root: Path, main: Source) -> None:
+        self.root = root.resolve()
+        self.main = main
+        self.sources: dict[str, Source] = {}  # jinja filename -> Source
+
+    def get_source(self, environment, template: str):
+        if template == self.main.path.name:
+            src = self.main
+        else:
+            src = self._load(template)
+        self.sources[str(src.path)] = src
+        return src.text, str(src.path), lambda: True
+
+    def _load(self, template: str) -> Source:
+        pieces = template.replace("\\", "/").split("/")
+        if template.startswith("/") or os.path.isabs(template) or ".." in pieces:
+            raise jinja2.exceptions.SecurityError(
+                f"'{template}' is outside the project folder; includes must be relative paths "
+                "inside it"
+            )
+        path = self.root.joinpath(*[p for p in pieces if p not in ("", ".")])
+        if not path.resolve().is_relative_to(self.root):
+            raise jinja2.exceptions.SecurityError(
+                f"'{template}' leads outside the project folder (through a symlink)"
+            )
+        if not path.is_file():
+            raise jinja2.TemplateNotFound(template)
+        display = os.path.join(os.path.dirname(self.main.display), *pieces)
+        return Source(path, display, path.read_text(encoding="utf-8"))
+
+
+def _environment(root: Path, main: Source, *extensions) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=_ProjectLoader(root, main),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        extensions=extensions,
+    )
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def _translate(exc: jinja2.TemplateError, env, variables) -> Diagnostic:
+    """One located diagnostic for a Jinja error (syntax, undefined, sandbox, missing include)."""
+    loader: _ProjectLoader = env.loader
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        src = loader.sources.get(exc.filename or "", loader.main)
+        col = _syntax_column(src, exc.lineno)
+        return Diagnostic(
+            f"template syntax: {exc.message}", Location(src.display, exc.lineno, col),
+            hint=_syntax_hint(exc.message or ""),
+        )
+    where = _template_frame(exc, loader)
+    if isinstance(exc, jinja2.UndefinedError):
+        return _undefined(exc, where, variables)
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return Diagnostic(
+            f"included file '{exc.name}' not found", where,
+            hint="include paths are relative to the storyboard's folder",
+        )
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return Diagnostic(f"sandbox: {exc}", where, hint="templates may only read files inside "
+                          "the project folder and call safe methods")
+    return Diagnostic(f"template error: {exc}", where)
+
+
+def _undefined(exc: jinja2.UndefinedError, where, variables) -> Diagnostic:
+    message = str(exc.message or exc)
+    match = re.match(r"'([^']+)' is undefined", message)
+    if not match:
+        return Diagnostic(f"template: {message}", where)
+    name = match.group(1)
+    hint = did_you_mean(name, variables) or (
+        f"pass it with --var {name}=VALUE or --vars FILE.yaml, or define it with "
+        f"{{% set {name} = ... %}}"
+    )
+    return Diagnostic(f"undefined template variable '{name}'", where, hint=hint)
+
+
+def _template_frame(exc: BaseException, loader: _ProjectLoader) -> Location | None:
+    """The innermost template line in the traceback (Jinja rewrites frames to template lines)."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        src = loader.sources.get(tb.tb_frame.f_code.co_filename)
+        if src is not None:
+            found = Location(src.display, tb.tb_lineno, _syntax_column(src, tb.tb_lineno))
+        tb = tb.tb_next
+    return found or Location(loader.main.display)
+
+
+def _syntax_column(src: Source, line: int | None) -> int | None:
+    """The column of the first Jinja tag on `line`, or 1."""
+    if not line:
+        return None
+    text = _line_of(src.text, line)
+    cols = [text.find(t) for t in _JINJA_SYNTAX if t in text]
+    return min(cols) + 1 if cols else 1
+
+
+def _syntax_hint(message: str) -> str | None:
+    if "Unexpected end of template" in message:
+        return "a block ({% for %}, {% if %}, ...) is not closed"
+    if "unknown tag" in message.lower() or "Encountered unknown tag" in message:
+        return "check the tag name and that every {% ... %} block is closed in the right order"
+    return None
+
+
+# -- the line map ----------------------------------------------------------------------------
+
+
+class _LineMarks(Extension):
+    """Puts a marker before every line of literal template text: (file, line) it came from."""
+
+    def filter_stream(self, stream):
+        table: list = self.environment.mark_table
+        sources = self.environment.loader.sources
+        src = sources.get(stream.filename or "")
+        for token in stream:
+            if token.type != "data" or src is None:
+                yield token
+                continue
+            lines = token.value.split("\n")
+            marked = []
+            for offset, piece in enumerate(lines):
+                table.append((src, token.lineno + offset))
+                marked.append(f"{_MARK_OPEN}{len(table) - 1}{_MARK_CLOSE}{piece}")
+            yield Token(token.lineno, "data", "\n".join(marked))
+
+
+def _build_origins(rendered: Rendered) -> list | None:
+    """Per rendered line, (Source, line) of the template text that produced it, or None if the
+    marked rendering does not reproduce the clean one (a filter changed literal text)."""
+    env = _environment(rendered.root, rendered.source, _LineMarks)
+    env.mark_table = []
+    try:
+        marked = env.get_template(rendered.source.path.name).render(rendered.variables)
+    except jinja2.TemplateError:
+        return None
+    if _MARK_RE.sub("", marked) != rendered.text:
+        return None
+    origins, current = [], None
+    for line in marked.split("\n"):
+        first = _MARK_RE.search(line)
+        if first is not None:
+            current = env.mark_table[int(first.group(1))]
+        origins.append(current)
+    return origins
+
+
+def _line_of(text: str, line: int) -> str:
+    lines = text.split("\n")
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _map_column(out: str, src: str, col: int) -> int:
+    """Map a column of a rendered line to the template line it came from."""
+    if out == src:
+        return col
+    prefix = len(os.path.commonprefix([out, src]))
+    if col - 1 < prefix:
+        return col
+    tail = out[col - 1:]
+    if tail and src.endswith(tail):
+        return len(src) - len(tail) + 1
+    expr = src.find("{{", prefix)
+    return (expr if expr >= 0 else prefix) + 1
+
+
+# -- variables -------------------------------------------------------------------------------
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def read_variables(assignments: tuple[str, ...] = (), files: tuple[str, ...] = ()) -> dict:
+    """Template variables from `--vars FILE.yaml` files, then `--var NAME=VALUE` (strings)."""
+    import yaml
+
+    variables: dict = {}
+    problems: list[Diagnostic] = []
+    for name in files:
+        try:
+            data = yaml.safe_load(Path(name).read_text(encoding="utf-8"))
+        except OSError as exc:
+            problems.append(Diagnostic(f"cannot read --vars file: {exc.strerror}", Location(name)))
+            continue
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            problems.append(Diagnostic(f"YAML: {exc.problem}", Location(
+                name, mark.line + 1 if mark else None, mark.column + 1 if mark else None)))
+            continue
+        if not isinstance(data, dict):
+            problems.append(Diagnostic("a --vars file must be a mapping of NAME: VALUE",
+                                       Location(name, 1, 1)))
+            continue
+        variables.update({str(k): v for k, v in data.items()})
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        if not sep or not _NAME.match(name):
+            problems.append(Diagnostic(f"bad --var '{item}'", None,
+                                       "write --var NAME=VALUE, NAME made of letters, digits "
+                                       "and '_'"))
+            continue
+        variables[name] = value
+    if problems:
+        raise UserError(*problems)
+    return variables

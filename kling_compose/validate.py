@@ -1,0 +1,358 @@
+"""Stage 3, validate: Document -> Storyboard.
+
+Every JSON Schema violation is collected at once and mapped to the line and column of the
+offending node; then the typed objects of model.py are built from the (now well-formed) data.
+`schemas/storyboard.schema.json` is the one description of the format's structure.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from importlib import resources
+from types import MappingProxyType
+from typing import Any
+
+from .errors import Diagnostic, Location, UserError, did_you_mean
+from .model import (
+    Element,
+    ElementRef,
+    FrameSource,
+    Output,
+    Prompt,
+    PromptSegment,
+    Scene,
+    Shot,
+    ShotFields,
+    Storyboard,
+)
+from .parse import Document
+
+SCHEMA_RESOURCE = "storyboard.schema.json"
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_REF = re.compile(r"@@|@([A-Za-z_][A-Za-z0-9_]*)|@")
+
+_PATTERN_TEXT = {
+    "^[a-z0-9][a-z0-9_-]*$": "lowercase letters, digits, '-' and '_', starting with a letter "
+    "or digit",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "letters, digits and '_', not starting with a digit",
+    "^[1-9][0-9]*x[1-9][0-9]*$": "WIDTHxHEIGHT, for example 1920x1080",
+    "^[1-9][0-9]*:[1-9][0-9]*$": "W:H, for example 16:9",
+    "^[^/].*\\.(mp4|mov)$": "a relative path ending in .mp4 or .mov",
+}
+_TYPE_NAMES = {
+    "string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or "
+    "false", "array": "a list", "object": "a mapping", "null": "empty",
+}
+
+
+def schema_text() -> str:
+    """The storyboard JSON Schema exactly as shipped."""
+    return resources.files("kling_compose").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
+
+
+@functools.cache
+def _validator():
+    from jsonschema.validators import validator_for
+
+    schema = json.loads(schema_text())
+    return validator_for(schema)(schema)
+
+
+def validate_document(doc: Document) -> Storyboard:
+    """Check the document against the schema (all errors at once), then build the Storyboard."""
+    errors = list(_validator().iter_errors(doc.data))
+    if errors:
+        diagnostics = sorted({_describe(e, doc) for e in errors}, key=Diagnostic.sort_key)
+        raise UserError(*diagnostics)
+    return _Builder(doc).storyboard()
+
+
+# -- schema errors -> diagnostics ------------------------------------------------------------
+
+
+def _describe(error, doc: Document) -> Diagnostic:
+    """A located, plain-language diagnostic for one jsonschema error."""
+    path = tuple(error.absolute_path)
+    kind = error.validator
+    name = _field_name(path)
+    if kind in ("anyOf", "oneOf") and error.context:
+        return _describe_alternatives(error, doc)
+    if kind == "additionalProperties":
+        return _unknown_fields(error, doc, path)
+    if kind == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        field = missing[0] if missing else "?"
+        return Diagnostic(f"{_owner(path)} is missing required field '{field}'",
+                          doc.locate(path), hint=_required_hint(field))
+    if kind == "propertyNames":
+        bad = error.instance
+        return Diagnostic(f"element name '{bad}' must be {_PATTERN_TEXT.get(error.validator_value.get('pattern'), 'a plain name')}",
+                          doc.locate(path + (bad,), key=True))
+    location = doc.locate(path)
+    got = _show(error.instance)
+    if kind == "type":
+        want = error.validator_value
+        want = [want] if isinstance(want, str) else want
+        return Diagnostic(f"{name} must be {' or '.join(_TYPE_NAMES[t] for t in want)}, "
+                          f"not {_kind_of(error.instance)} {got}", location,
+                          hint=_type_hint(error.instance, want))
+    if kind == "enum":
+        options = ", ".join(str(v) for v in error.validator_value)
+        hint = did_you_mean(str(error.instance), [str(v) for v in error.validator_value])
+        return Diagnostic(f"{name} must be one of {options}, not {got}", location, hint=hint)
+    if kind == "const":
+        return Diagnostic(f"{name} must be {_show(error.validator_value)}, not {got}", location,
+                          hint="this tool reads storyboard format version 1" if name == "'version'" else None)
+    if kind == "pattern":
+        text = _PATTERN_TEXT.get(error.validator_value, f"match {error.validator_value}")
+        return Diagnostic(f"{name} {got} must be {text}", location)
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        word = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+                "exclusiveMaximum": "less than"}[kind]
+        return Diagnostic(f"{name} must be {word} {error.validator_value}, not {got}", location)
+    if kind == "minItems":
+        return Diagnostic(f"{name} must not be empty" if error.validator_value == 1 else
+                          f"{name} needs at least {error.validator_value} items", location)
+    if kind == "minLength":
+        return Diagnostic(f"{name} must not be empty", location)
+    return Diagnostic(f"{name}: {error.message}", location)
+
+
+def _describe_alternatives(error, doc: Document) -> Diagnostic:
+    """anyOf (frame sources, transitions): report the alternative that fits the value's shape."""
+    path = tuple(error.absolute_path)
+    instance = error.instance
+    shaped = [e for e in error.context if e.validator != "type" and not (
+        e.validator == "const" and not isinstance(instance, str))]
+    deepest = max(shaped, key=lambda e: len(e.absolute_path), default=None)
+    if isinstance(instance, dict) and deepest is not None:
+        return _describe(deepest, doc)
+    name = _field_name(path)
+    if path and path[-1] == "transition":
+        return Diagnostic(f"{name} must be 'cut' or {{ crossfade: SECONDS }}, not "
+                          f"{_show(instance)}", doc.locate(path))
+    return Diagnostic(
+        f"{name} must be a path, URL, data URI, asset UUID or {{ from: SHOT, frame: last | "
+        f"first }}, not {_kind_of(instance)} {_show(instance)}", doc.locate(path))
+
+
+def _unknown_fields(error, doc: Document, path) -> Diagnostic:
+    known = list(error.schema.get("properties", {}))
+    extra = re.findall(r"'([^']+)'", error.message.split("(")[-1]) or ["?"]
+    unknown = extra[0]
+    hint = did_you_mean(unknown, known)
+    if hint is None and unknown in ("prompt", "multi_prompt"):
+        hint = "prompts belong to shots, not to defaults"
+    if hint is None and known:
+        hint = "known fields here: " + ", ".join(known)
+    return Diagnostic(f"unknown field '{unknown}' in {_owner(path)}",
+                      doc.locate(path + (unknown,), key=True), hint=hint)
+
+
+def _owner(path) -> str:
+    """What the mapping at `path` is, in the user's words."""
+    names = {"defaults": "defaults", "elements": "element", "outputs": "output",
+             "scenes": "scene", "shots": "shot", "multi_prompt": "multi_prompt segment",
+             "transition": "transition"}
+    for part in reversed(path):
+        if isinstance(part, str):
+            if len(path) >= 2 and path[-2] == "elements" and part == path[-1]:
+                return f"element '{part}'"
+            return names.get(part, f"'{part}'")
+    return "the storyboard"
+
+
+def _field_name(path) -> str:
+    for part in reversed(path):
+        if isinstance(part, str):
+            return f"'{part}'"
+    return "the storyboard"
+
+
+def _required_hint(field: str) -> str | None:
+    return {
+        "version": "start the storyboard with `version: 1`",
+        "scenes": "add `scenes:` with at least one scene of shots",
+        "shots": "a scene lists its shots under `shots:`",
+        "from": "a chain is written { from: SHOT | previous, frame: last | first }",
+    }.get(field)
+
+
+def _type_hint(value, want) -> str | None:
+    if "integer" in want and isinstance(value, str) and value.strip().rstrip("s").isdigit():
+        return f"write the number without quotes or unit: {value.strip().rstrip('s')}"
+    if "string" in want and isinstance(value, dict) and len(value) == 1:
+        return "a value containing ': ' or starting with '{' must be quoted"
+    return None
+
+
+def _kind_of(value) -> str:
+    for t, name in (((bool,), "boolean"), ((int,), "integer"), ((float,), "number"),
+                    ((str,), "string"), ((list,), "list"), ((dict,), "mapping")):
+        if isinstance(value, t):
+            return name
+    return "empty value" if value is None else type(value).__name__
+
+
+def _show(value) -> str:
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= 40 else text[:37] + "..."
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    return json.dumps(value)
+
+
+# -- typed objects ---------------------------------------------------------------------------
+
+
+class _Builder:
+    """Builds model objects from schema-valid data, stamping each with its Location."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.root = doc.rendered.root
+        self.problems: list[Diagnostic] = []
+
+    def storyboard(self) -> Storyboard:
+        data = self.doc.data
+        elements = {name: self.element(name, spec or {}) for name, spec in
+                    (data.get("elements") or {}).items()}
+        scenes = tuple(self.scene(i, s) for i, s in enumerate(data["scenes"]))
+        outputs = tuple(self.output(i, o) for i, o in enumerate(data.get("outputs") or []))
+        if self.problems:
+            raise UserError(*self.problems)
+        src = self.doc.rendered.source
+        return Storyboard(
+            version=data["version"], name=data["name"], path=src.path, display_path=src.display,
+            defaults=self.fields(("defaults",), data.get("defaults") or {}),
+            elements=MappingProxyType(elements), scenes=scenes, outputs=outputs,
+            outputs_given="outputs" in data,
+        )
+
+    def scene(self, index: int, data: dict) -> Scene:
+        path = ("scenes", index)
+        shots = tuple(
+            Shot(s["id"], self.fields(path + ("shots", j), s), self.doc.locate(path + ("shots", j, "id")))
+            for j, s in enumerate(data["shots"])
+        )
+        return Scene(data["id"], shots, self.fields(path + ("defaults",), data.get("defaults") or {}),
+                     self.doc.locate(path + ("id",)))
+
+    def fields(self, path, data: dict) -> ShotFields:
+        locate = self.doc.locate
+        values: dict[str, Any] = {}
+        locations = {key: locate(path + (key,)) for key in data if key != "id"}
+        for key, value in data.items():
+            convert = getattr(self, f"_field_{key}", None)
+            if convert is not None:
+                values[key] = convert(path + (key,), value)
+            elif key != "id":
+                values[key] = value
+        return ShotFields(**values, locations=MappingProxyType(locations))
+
+    # one converter per field whose YAML form differs from its typed form
+    def _field_prompt(self, path, value: str) -> Prompt:
+        return self.prompt(path, value)
+
+    def _field_multi_prompt(self, path, value) -> tuple[PromptSegment, ...]:
+        return tuple(
+            PromptSegment(self.prompt(path + (i, "prompt"), seg["prompt"]), seg["duration"],
+                          self.doc.locate(path + (i,)))
+            for i, seg in enumerate(value)
+        )
+
+    def _field_size(self, path, value: str) -> tuple[int, int]:
+        w, h = value.split("x")
+        return int(w), int(h)
+
+    def _field_first_frame(self, path, value) -> FrameSource:
+        return self.source(path, value)
+
+    _field_last_frame = _field_first_frame
+    _field_video = _field_first_frame
+
+    def _field_reference_images(self, path, value) -> tuple[FrameSource, ...]:
+        return tuple(self.source(path + (i,), v) for i, v in enumerate(value))
+
+    _field_reference_videos = _field_reference_images
+
+    def _field_elements(self, path, value) -> tuple[ElementRef, ...]:
+        return tuple(ElementRef(name, self.doc.locate(path + (i,))) for i, name in enumerate(value))
+
+    def _field_provider_options(self, path, value) -> MappingProxyType:
+        return MappingProxyType(value)
+
+    def _field_cfg_scale(self, path, value) -> float:
+        return float(value)
+
+    def prompt(self, path, text: str) -> Prompt:
+        """Split prompt text into literal text and @element references."""
+        if "@" not in text:
+            return Prompt((text,), self.doc.locate(path))
+        parts: list = []
+        last = 0
+        for m in _REF.finditer(text):
+            parts.append(text[last:m.start()])
+            if m.group(0) == "@@":
+                parts.append("@")
+            elif m.group(1):
+                parts.append(ElementRef(m.group(1), self.doc.locate_text(path, m.start())))
+            else:
+                self.problems.append(Diagnostic(
+                    "'@' must be followed by an element name", self.doc.locate_text(path, m.start()),
+                    hint="write @@ for a literal '@'"))
+            last = m.end()
+        parts.append(text[last:])
+        merged: list = []
+        for p in parts:
+            if isinstance(p, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += p
+            elif p != "":
+                merged.append(p)
+        return Prompt(tuple(merged), self.doc.locate(path))
+
+    def source(self, path, value) -> FrameSource:
+        """A frame source; local paths are made absolute (existence is checked in resolve)."""
+        location = self.doc.locate(path)
+        if isinstance(value, dict):
+            return FrameSource("chain", value["from"], location, value.get("frame", "last"))
+        return self.media(value, location)
+
+    def media(self, value: str, location: Location | None) -> FrameSource:
+        if value.startswith(("http://", "https://")):
+            return FrameSource("url", value, location)
+        if value.startswith("data:"):
+            return FrameSource("data", value, location)
+        if _UUID.match(value):
+            return FrameSource("uuid", value, location)
+        return FrameSource("path", value, location, path=(self.root / value))
+
+    def element(self, name: str, data: dict) -> Element:
+        path = ("elements", name)
+        media = lambda key: tuple(self.media(v, self.doc.locate(path + (key, i)))
+                                  for i, v in enumerate(data.get(key) or ()))
+        frontal = data.get("frontal_image")
+        return Element(
+            name=name, location=self.doc.locate(path, key=True),
+            description=data.get("description"),
+            frontal_image=self.media(frontal, self.doc.locate(path + ("frontal_image",))) if frontal else None,
+            images=media("images"), videos=media("videos"), voices=media("voices"),
+            tags=tuple(data.get("tags") or ()), id=data.get("id"),
+        )
+
+    def output(self, index: int, data: dict) -> Output:
+        path = ("outputs", index)
+        seq = data.get("sequence")
+        transition = data.get("transition", "cut")
+        crossfade = float(transition["crossfade"]) if isinstance(transition, dict) else 0.0
+        return Output(
+            path=data["path"], sequence=tuple(seq) if seq else (), crossfade_s=crossfade,
+            location=self.doc.locate(path),
+            sequence_locations=tuple(self.doc.locate(path + ("sequence", i)) for i in range(len(seq or ()))),
+        )

@@ -114,3 +114,100 @@ def init(directory) -> None:
     created = create_project(Path(directory))
     click.echo(f"created {directory}/ with {', '.join(created)}")
     click.echo(f"next: cd {directory} && kling-compose run")
+
+
+def _plan(path, var_items, vars_files, provider):
+    from .pipeline import build_storyboard_plan
+
+    return build_storyboard_plan(_load(path, var_items, vars_files), provider)
+
+
+provider_option = click.option(
+    "--provider", metavar="P", help="Use provider P for every shot (e.g. preview for a free "
+    "rehearsal).")
+
+
+@main.command()
+@storyboard_options
+@provider_option
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--requests", is_flag=True, help="Print the exact request bodies as JSON.")
+@_user_errors
+def plan(path, var_items, vars_files, provider, as_json, requests) -> None:
+    """Show the tasks, their order, cache status and cost before anything is spent."""
+    import json
+
+    from . import console
+    from .pipeline import plan_statuses
+
+    the_plan = _plan(path, var_items, vars_files, provider)
+    statuses = plan_statuses(the_plan)
+    if requests:
+        click.echo(json.dumps(console.plan_requests(the_plan), indent=2, ensure_ascii=False))
+    elif as_json:
+        click.echo(json.dumps(console.plan_json(the_plan, statuses), indent=2, ensure_ascii=False))
+    else:
+        console.print_plan(the_plan, statuses)
+
+
+@main.command()
+@storyboard_options
+@provider_option
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True)
+@_user_errors
+def graph(path, var_items, vars_files, provider, fmt) -> None:
+    """Print the task DAG as Mermaid or Graphviz dot."""
+    from .console import graph_text
+
+    click.echo(graph_text(_plan(path, var_items, vars_files, provider), fmt), nl=False)
+
+
+@main.command()
+@storyboard_options
+@provider_option
+@click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD",
+              help="Refuse to start when the estimated cost of this run passes USD.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Tasks running at once (local rendering is also capped at the CPU count).")
+@click.option("--force", multiple=True, metavar="SHOT", help="Generate SHOT again (repeatable).")
+@click.option("--only", multiple=True, metavar="SHOT",
+              help="Run only SHOT and what it needs (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
+@_user_errors
+def run(path, var_items, vars_files, provider, max_cost, concurrency, force, only, as_json) -> None:
+    """Execute the plan: generate, chain, assemble; pay only for what changed."""
+    from decimal import Decimal
+
+    from . import console
+    from .engine.run import RunOptions, run_plan
+
+    the_plan = _plan(path, var_items, vars_files, provider)
+    options = RunOptions(
+        concurrency=concurrency, force=frozenset(force), only=frozenset(only),
+        max_cost_usd=None if max_cost is None else Decimal(str(max_cost)))
+    with console.RunProgress(the_plan, quiet=as_json) as progress:
+        result = run_plan(the_plan, options, progress)
+    if as_json:
+        click.echo(console.run_json(result))
+    else:
+        console.print_run_summary(result, the_plan)
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.command()
+@storyboard_options
+@provider_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@_user_errors
+def status(path, var_items, vars_files, provider, as_json) -> None:
+    """What is done, failed and pending, and what it cost."""
+    from . import console
+    from .engine.status import project_status
+
+    report = project_status(_plan(path, var_items, vars_files, provider))
+    if as_json:
+        click.echo(console.status_json(report))
+    else:
+        console.print_status(report)

@@ -30,3 +30,201 @@ def validation_summary(resolved, jobs) -> str:
     return (f"{sb.display_path}: ok: {len(sb.scenes)} scene(s), {len(resolved.shots)} shot(s), "
             f"{len(sb.elements)} element(s), {len(resolved.outputs)} output(s); "
             f"estimated cost {cost}")
+
+
+def _num(amount: Decimal | None):
+    return None if amount is None else float(amount)
+
+
+def plan_json(plan, statuses: dict | None = None) -> dict:
+    """The machine-readable plan (`plan --json`)."""
+    statuses = statuses or {}
+    return {
+        "tasks": [
+            {"id": t.id, "kind": t.kind, "shot": t.shot, "depends_on": list(t.depends_on),
+             "provider": t.provider, "model": t.model, "cache_key": t.cache_key,
+             "estimated_cost_usd": _num(t.cost_usd), "status": statuses.get(t.id, "new")}
+            for t in (plan.tasks[i] for i in plan.order)
+        ],
+        "total_estimated_cost_usd": _num(plan.total_cost_usd),
+        "unknown_cost_tasks": list(plan.unknown_costs),
+        "critical_path": plan.critical_path(),
+    }
+
+
+def plan_requests(plan) -> list[dict]:
+    """Every generate task's exact request body (`plan --requests`)."""
+    return [{"task": t.id, "shot": t.shot, "provider": t.provider, "request": t.job.request}
+            for t in (plan.tasks[i] for i in plan.order) if t.kind == "generate"]
+
+
+def print_plan(plan, statuses: dict | None = None) -> None:
+    """A table of tasks in topological order, totals and the critical path."""
+    from rich.console import Console
+    from rich.table import Table
+
+    statuses = statuses or {}
+    table = Table(title=f"plan: {plan.resolved.storyboard.name}", show_lines=False)
+    for column in ("task", "shot", "status", "provider", "model", "duration", "est. cost", "needs"):
+        table.add_column(column, justify="right" if column in ("duration", "est. cost") else "left")
+    to_pay = Decimal(0)
+    for task in (plan.tasks[i] for i in plan.order):
+        status = statuses.get(task.id, "new")
+        if status != "cached" and task.cost_usd:
+            to_pay += task.cost_usd
+        table.add_row(
+            task.id, task.shot or "", status, task.provider or "", task.model or "",
+            f"{task.duration_s} s" if task.duration_s else "",
+            format_usd(task.cost_usd) if task.kind == "generate" else "",
+            ", ".join(task.depends_on),
+        )
+    console = Console()
+    console.print(table)
+    unknown = plan.unknown_costs
+    console.print(f"total estimate: {format_usd(plan.total_cost_usd)}"
+                  + (f" (+ unknown price for {', '.join(unknown)})" if unknown else "")
+                  + f"; to pay on the next run: {format_usd(to_pay)}")
+    console.print("critical path: " + " -> ".join(plan.critical_path()))
+
+
+def graph_text(plan, fmt: str) -> str:
+    """The task DAG as Mermaid or Graphviz dot."""
+    ids = {task_id: f"t{i}" for i, task_id in enumerate(plan.order)}
+    if fmt == "mermaid":
+        lines = ["flowchart LR"]
+        lines += [f'  {ids[t]}["{t}"]' for t in plan.order]
+        lines += [f"  {ids[u]} --> {ids[v]}" for u, v in plan.graph.edges]
+    else:
+        lines = ["digraph plan {", "  rankdir=LR;", "  node [shape=box];"]
+        lines += [f'  {ids[t]} [label="{t}"];' for t in plan.order]
+        lines += [f"  {ids[u]} -> {ids[v]};" for u, v in plan.graph.edges]
+        lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+class RunProgress:
+    """Live per-task progress on stderr (rich); silent when not a terminal or with --json."""
+
+    def __init__(self, plan, quiet: bool = False) -> None:
+        from rich.console import Console
+
+        self.plan = plan
+        self.console = Console(stderr=True)
+        self.live = None
+        self.quiet = quiet or not self.console.is_terminal
+        self.running: dict[str, float] = {}
+        self.done = 0
+        self.cost = Decimal(0)
+
+    def __enter__(self):
+        if not self.quiet:
+            from rich.live import Live
+
+            self.live = Live(self._render(), console=self.console, refresh_per_second=4,
+                             transient=True)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def started(self, task) -> None:
+        import time
+
+        self.running[task.id] = time.monotonic()
+        self._refresh()
+
+    def finished(self, outcome) -> None:
+        self.running.pop(outcome.task.id, None)
+        self.done += 1
+        self.cost += outcome.cost_usd
+        if outcome.status == "failed" and not self.quiet:
+            self.console.print(f"[red]failed[/red] {outcome.task.id}: {outcome.error}")
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self.live is not None:
+            self.live.update(self._render())
+
+    def _render(self):
+        import time
+
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        table.add_row(f"[bold]{self.done}/{len(self.plan.order)}[/bold] tasks",
+                      f"cost so far {format_usd(self.cost)}")
+        now = time.monotonic()
+        for task_id, started in self.running.items():
+            table.add_row(f"  [cyan]running[/cyan] {task_id}", f"{now - started:5.1f} s")
+        return table
+
+
+def run_json(result) -> str:
+    import json
+
+    data = {
+        "tasks": [{"id": o.task.id, "kind": o.task.kind, "shot": o.task.shot,
+                   "status": o.status, "cost_usd": float(o.cost_usd),
+                   **({"error": o.error} if o.error else {})} for o in result.outcomes],
+        "generated": result.count("done", "generate"),
+        "cached": result.count("cached", "generate"),
+        "failed": result.count("failed"),
+        "cost_usd": float(result.cost_usd),
+        "films": [str(p) for p in result.films],
+    }
+    return json.dumps(data, indent=2)
+
+
+def print_run_summary(result, plan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="run summary")
+    for column in ("task", "status", "cost", "time", "note"):
+        table.add_column(column)
+    colors = {"done": "green", "cached": "dim", "failed": "red", "skipped": "yellow"}
+    for o in result.outcomes:
+        table.add_row(o.task.id, f"[{colors[o.status]}]{o.status}[/]",
+                      format_usd(o.cost_usd) if o.task.kind == "generate" else "",
+                      f"{o.elapsed_s:.1f} s" if o.status == "done" else "", o.error or "")
+    console.print(table)
+    console.print(f"generated {result.count('done', 'generate')}, cached "
+                  f"{result.count('cached', 'generate')}, failed {result.count('failed')}, "
+                  f"skipped {result.count('skipped')}; cost {format_usd(result.cost_usd)}")
+    root = plan.resolved.storyboard.root
+    for film in result.films:
+        console.print(f"film: {root / film}")
+
+
+def status_json(report) -> str:
+    import json
+
+    return json.dumps({
+        "name": report.name,
+        "tasks": [{"id": t.task_id, "kind": t.kind, "shot": t.shot, "status": t.status,
+                   "cost_usd": _num(t.cost_usd), **({"error": t.error} if t.error else {})}
+                  for t in report.tasks],
+        "done": report.count("done"), "failed": report.count("failed"),
+        "pending": report.count("pending"), "running": report.count("running"),
+        "spent_usd": float(report.spent_usd),
+    }, indent=2)
+
+
+def print_status(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"status: {report.name}")
+    for column in ("task", "status", "cost", "error"):
+        table.add_column(column)
+    for t in report.tasks:
+        table.add_row(t.task_id, t.status, format_usd(t.cost_usd) if t.kind == "generate" else "",
+                      t.error or "")
+    console.print(table)
+    console.print(f"done {report.count('done')}, failed {report.count('failed')}, running "
+                  f"{report.count('running')}, pending {report.count('pending')}; spent "
+                  f"{format_usd(report.spent_usd)}")

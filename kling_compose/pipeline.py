@@ -38,3 +38,18 @@ def render_text(path: Path, variables: Mapping[str, object] | None = None,
     from .render import read_source, render_source
 
     return render_source(read_source(path.absolute(), display or str(path)), variables).text
+
+
+def build_storyboard_plan(resolved: Resolved, provider: str | None = None):
+    """Compile and plan: the task DAG with keys and costs."""
+    from .plan import build_plan
+
+    return build_plan(resolved, compile_storyboard(resolved, provider))
+
+
+def plan_statuses(plan) -> dict[str, str]:
+    """Per task: "cached" (a verified result exists), "changed" (the shot was made before with
+    other inputs) or "new", read from the project's state without changing it."""
+    from .engine.state import read_statuses
+
+    return read_statuses(plan)

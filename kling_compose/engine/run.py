@@ -1,0 +1,308 @@
+"""Execute a Plan: every task starts as soon as its inputs exist.
+
+Each task is one asyncio task that waits for the tasks it needs; a failed task's descendants
+are skipped while independent branches go on (dbt's GraphQueue, with futures instead of a
+queue). A task whose cache key has a finished result made from the same input contents is not
+run again (`state.is_reusable`). Task kinds dispatch through HANDLERS; media work (ffmpeg,
+PyAV) runs in threads, so the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Protocol
+
+from ..errors import UserError
+from ..media.ffmpeg import MediaError
+from ..plan import LOCAL_PROVIDERS, Plan, Task, substitute
+from .lockfile import write_lockfile
+from .state import Record, State, input_digests, is_reusable, state_path
+from .store import Store
+
+MEDIA_SUFFIX = {"mp4": ".mp4", "webm": ".webm", "mov": ".mov"}
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What `kling-compose run` was asked to do."""
+
+    concurrency: int = 4
+    max_cost_usd: Decimal | None = None
+    force: frozenset[str] = frozenset()  # shot ids to generate again
+    only: frozenset[str] = frozenset()  # shot ids to run, with what they need
+    preview_short_side: int = 360
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    task: Task
+    status: str  # done | cached | failed | skipped
+    record: Record | None = None
+    cost_usd: Decimal = Decimal(0)
+    error: str | None = None
+    elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    outcomes: tuple[Outcome, ...]
+    films: tuple[Path, ...] = ()
+
+    def count(self, status: str, kind: str | None = None) -> int:
+        return sum(1 for o in self.outcomes if o.status == status and kind in (None, o.task.kind))
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return sum((o.cost_usd for o in self.outcomes), Decimal(0))
+
+    @property
+    def ok(self) -> bool:
+        return not any(o.status in ("failed", "skipped") for o in self.outcomes)
+
+
+class Reporter(Protocol):
+    def started(self, task: Task) -> None: ...
+    def finished(self, outcome: Outcome) -> None: ...
+
+
+class _Quiet:
+    def started(self, task: Task) -> None:
+        pass
+
+    def finished(self, outcome: Outcome) -> None:
+        pass
+
+
+def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter | None = None) -> RunResult:
+    """Run the plan to completion (the one asyncio.run of the package)."""
+    root = plan.resolved.storyboard.root
+    with _project_lock(root):
+        state = State(state_path(root))
+        try:
+            runner = _Runner(plan, options, state, Store(root / ".kling-compose"), reporter or _Quiet())
+            runner.check_budget()
+            result = asyncio.run(runner.run())
+            write_lockfile(plan, state)
+            return result
+        finally:
+            state.close()
+
+
+class _project_lock:
+    """One run per project at a time: a second concurrent run would race on the same files."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / ".kling-compose" / "run.lock"
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "w")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            raise UserError.single("another `kling-compose run` is working on this project",
+                                   hint="wait for it to finish (or stop it) and run again") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+@dataclass
+class _Runner:
+    plan: Plan
+    options: RunOptions
+    state: State
+    store: Store
+    reporter: Reporter
+    records: dict[str, Record] = field(default_factory=dict)
+    futures: dict[str, asyncio.Future] = field(default_factory=dict)
+
+    def selected(self) -> list[str]:
+        """Task ids to run: everything, or the --only shots and what they need."""
+        if not self.options.only:
+            return list(self.plan.order)
+        import networkx as nx
+
+        wanted: set[str] = set()
+        for shot in self.options.only:
+            task_id = f"generate:{shot}"
+            if task_id not in self.plan.tasks:
+                raise UserError.single(f"--only: no shot '{shot}' in the storyboard")
+            wanted |= {task_id, *nx.ancestors(self.plan.graph, task_id)}
+        return [t for t in self.plan.order if t in wanted]
+
+    def check_budget(self) -> None:
+        """Refuse to start when the estimate of what would be paid passes --max-cost."""
+        for shot in self.options.force:
+            if f"generate:{shot}" not in self.plan.tasks:
+                raise UserError.single(f"--force: no shot '{shot}' in the storyboard")
+        limit = self.options.max_cost_usd
+        if limit is None:
+            return
+        from .state import read_statuses
+
+        statuses = read_statuses(self.plan)
+        to_pay = [self.plan.tasks[t] for t in self.selected()
+                  if self.plan.tasks[t].kind == "generate" and (
+                      statuses.get(t) != "cached" or self.plan.tasks[t].shot in self.options.force)]
+        unknown = [t.id for t in to_pay if t.cost_usd is None]
+        total = sum((t.cost_usd for t in to_pay if t.cost_usd is not None), Decimal(0))
+        if unknown:
+            raise UserError.single(f"--max-cost: the price of {', '.join(unknown)} is unknown",
+                                   hint="run without --max-cost once you accept that")
+        if total > limit:
+            raise UserError.single(
+                f"--max-cost: this run would cost an estimated ${total:.3f}, more than the "
+                f"${limit:.3f} allowed", hint="raise --max-cost, or run fewer shots with --only")
+
+    async def run(self) -> RunResult:
+        self.store.clean_temp()
+        limits = {"local": asyncio.Semaphore(max(1, min(self.options.concurrency, os.cpu_count() or 1))),
+                  "remote": asyncio.Semaphore(max(1, self.options.concurrency))}
+        selected = self.selected()
+        loop = asyncio.get_running_loop()
+        self.futures = {t: loop.create_future() for t in selected}
+        jobs = [asyncio.create_task(self.task(self.plan.tasks[t], limits)) for t in selected]
+        outcomes = await asyncio.gather(*jobs)
+        films = tuple(Path(o.task.params["path"]) for o in outcomes
+                      if o.task.kind == "assemble" and o.status in ("done", "cached"))
+        return RunResult(tuple(outcomes), films)
+
+    async def task(self, task: Task, limits) -> Outcome:
+        upstream = [await self.futures[d] for d in task.depends_on]
+        if any(o.status in ("failed", "skipped") for o in upstream):
+            blocked = next(o.task.id for o in upstream if o.status in ("failed", "skipped"))
+            outcome = Outcome(task, "skipped", error=f"needs {blocked}")
+        else:
+            limit = limits["local" if task.provider in LOCAL_PROVIDERS or task.provider is None else "remote"]
+            async with limit:
+                outcome = await self.execute(task)
+        self.reporter.finished(outcome)
+        self.futures[task.id].set_result(outcome)
+        return outcome
+
+    async def execute(self, task: Task) -> Outcome:
+        record = self.state.get(task.cache_key)
+        forced = task.kind == "generate" and task.shot in self.options.force
+        if not forced and is_reusable(task, record, self.records) and self._present(record):
+            self.records[task.id] = record
+            if task.kind == "assemble":
+                self.export(task, record)
+            return Outcome(task, "cached", record)
+        self.reporter.started(task)
+        started = time.monotonic()
+        self.state.start(task.cache_key, task.id, task.kind, shot=task.shot,
+                         provider=task.provider, model=task.model)
+        try:
+            artifacts, reference, result, cost = await HANDLERS[task.kind](self, task)
+        except (MediaError, RemoteError) as exc:
+            self.state.fail(task.cache_key, str(exc))
+            return Outcome(task, "failed", error=str(exc), elapsed_s=time.monotonic() - started)
+        self.state.finish(task.cache_key, artifacts=artifacts, reference=reference,
+                          inputs=input_digests(task, self.records), result=result, cost_usd=cost)
+        record = self.records[task.id] = self.state.get(task.cache_key)
+        if task.kind == "assemble":
+            self.export(task, record)
+        return Outcome(task, "done", record, cost or Decimal(0),
+                       elapsed_s=time.monotonic() - started)
+
+    def _present(self, record: Record) -> bool:
+        return all(self.store.has(digest, suffix) for digest, suffix in record.artifacts)
+
+    def artifact(self, dep: str, pick: int = 1) -> Path:
+        record = self.records[dep]
+        digest, suffix = record.artifacts[pick - 1 if record.kind == "generate" else 0]
+        return self.store.path(digest, suffix)
+
+    def export(self, task: Task, record: Record) -> None:
+        """Put the film where the storyboard asked for it."""
+        digest, suffix = record.artifacts[0]
+        target = self.plan.resolved.storyboard.root / task.params["path"]
+        if not target.is_file() or target.stat().st_size != self.store.path(digest, suffix).stat().st_size:
+            self.store.export(digest, suffix, target)
+
+    # -- handlers: each returns (artifacts, reference, result, cost) -------------------------
+
+    async def generate(self, task: Task):
+        if task.provider not in LOCAL_PROVIDERS:
+            raise RemoteError(
+                f"running against '{task.provider}' is not built yet: `kling-compose plan "
+                "--requests` shows the exact requests; `run --provider preview` rehearses for free")
+        return await self.generate_preview(task)
+
+    async def generate_preview(self, task: Task):
+        from ..media.animatic import AnimaticSpec, preview_size, render_animatic
+
+        refs = {p: path for p, path in task.params.get("files", {}).items()}
+        picks = task.params.get("picks", {})
+        refs.update({p: str(self.artifact(dep, picks.get(dep, 1)))
+                     for p, dep in task.params.get("inputs", {}).items()})
+        request = substitute(task.job.request, refs)
+        width, height = preview_size(request["width"], request["height"],
+                                     self.options.preview_short_side)
+        artifacts = []
+        for take in range(task.job.shot.takes):
+            spec = AnimaticSpec(
+                duration_s=request["duration"], width=width, height=height,
+                first_image=_path(request.get("first_image")),
+                last_image=_path(request.get("last_image")), title=request["title"],
+                caption=request["caption"], audio=request["audio"], tone_hz=_tone(task, take))
+            out = self.store.temp_path(".mp4")
+            await asyncio.to_thread(render_animatic, spec, out)
+            artifacts.append((self.store.adopt(out), ".mp4"))
+        return artifacts, None, {"preview": {"width": width, "height": height}}, Decimal(0)
+
+    async def extract_frame(self, task: Task):
+        from ..media.frames import extract_frame
+
+        (dep,) = task.depends_on
+        out = self.store.temp_path(".png")
+        clip = self.artifact(dep, task.params.get("picks", {}).get(dep, 1))
+        await asyncio.to_thread(extract_frame, clip, task.params["frame"], out)
+        return [(self.store.adopt(out), ".png")], None, None, Decimal(0)
+
+    async def assemble(self, task: Task):
+        from ..media.assemble import assemble
+
+        picks = task.params.get("picks", {})
+        clips = [self.artifact(f"generate:{s}", picks.get(f"generate:{s}", 1))
+                 for s in task.params["sequence"]]
+        out = self.store.temp_path(Path(task.params["path"]).suffix or ".mp4")
+        info = await asyncio.to_thread(assemble, clips, out, crossfade_s=task.params["crossfade_s"],
+                                       workdir=self.store.tmp)
+        result = {"duration_s": round(info.video_duration_s, 3)}
+        return [(self.store.adopt(out), out.suffix)], None, result, Decimal(0)
+
+    async def upload(self, task: Task):
+        raise RemoteError(f"uploading to '{task.provider}' is not built yet")
+
+
+class RemoteError(Exception):
+    """A provider refused or failed a task (recorded on the task, never a traceback)."""
+
+
+HANDLERS: dict[str, Callable[[_Runner, Task], Awaitable[Any]]] = {
+    "generate": _Runner.generate,
+    "extract_frame": _Runner.extract_frame,
+    "assemble": _Runner.assemble,
+    "upload": _Runner.upload,
+}
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _tone(task: Task, take: int) -> float:
+    """A distinct soft tone per shot (and take), so cuts are audible in the animatic."""
+    notes = (220.0, 246.94, 277.18, 293.66, 329.63, 369.99, 415.30)
+    return notes[(task.job.shot.index + take) % len(notes)]

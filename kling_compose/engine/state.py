@@ -1,0 +1,191 @@
+"""The SQLite ledger at .kling-compose/state.db: what was run, paid for and produced.
+
+One row per cache key. For a remote generation the provider task id is written (and committed)
+*before* the request is sent, so a run that dies mid-request resumes by polling that id instead
+of paying again. WAL mode keeps readers (`status`, `plan`) working while a run writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    cache_key TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    shot TEXT,
+    provider TEXT,
+    model TEXT,
+    status TEXT NOT NULL,          -- running | submitted | done | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    provider_task_id TEXT,
+    artifacts TEXT,                -- JSON list of [sha256, suffix], one per take
+    reference TEXT,                -- upload result: the URL / UUID / data URI handed on
+    inputs TEXT,                   -- JSON {placeholder: sha256} the result was made from
+    result TEXT,                   -- JSON: result URLs, seeds, provider extras
+    cost_usd TEXT,
+    error TEXT,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_task_id ON tasks (task_id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    cache_key: str
+    task_id: str
+    kind: str
+    status: str
+    attempts: int = 0
+    shot: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    provider_task_id: str | None = None
+    artifacts: tuple[tuple[str, str], ...] = ()
+    reference: str | None = None
+    inputs: dict | None = None
+    result: dict | None = None
+    cost_usd: Decimal | None = None
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class State:
+    """The ledger; every write is its own committed transaction."""
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        self.path = path
+        if readonly:
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        self.db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.db.close()
+
+    def get(self, cache_key: str) -> Record | None:
+        row = self.db.execute("SELECT * FROM tasks WHERE cache_key = ?", (cache_key,)).fetchone()
+        return _record(row) if row else None
+
+    def latest_for(self, task_id: str) -> Record | None:
+        """The most recent finished record of a task id (any cache key)."""
+        row = self.db.execute(
+            "SELECT * FROM tasks WHERE task_id = ? AND status = 'done' "
+            "ORDER BY finished_at DESC LIMIT 1", (task_id,)).fetchone()
+        return _record(row) if row else None
+
+    def all(self) -> list[Record]:
+        return [_record(r) for r in self.db.execute("SELECT * FROM tasks ORDER BY task_id")]
+
+    def start(self, key: str, task_id: str, kind: str, **fields: Any) -> Record:
+        """Mark a task running (attempts + 1); provider_task_id, if given, is committed now."""
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO tasks (cache_key, task_id, kind, status, attempts, started_at, shot, "
+            "provider, model, provider_task_id) VALUES (?, ?, ?, 'running', 1, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(cache_key) DO UPDATE SET status='running', attempts=attempts+1, "
+            "started_at=excluded.started_at, error=NULL, provider_task_id="
+            "COALESCE(excluded.provider_task_id, provider_task_id)",
+            (key, task_id, kind, now, fields.get("shot"), fields.get("provider"),
+             fields.get("model"), fields.get("provider_task_id")))
+        return self.get(key)
+
+    def finish(self, key: str, *, artifacts=(), reference=None, inputs=None, result=None,
+               cost_usd: Decimal | None = None) -> None:
+        self.db.execute(
+            "UPDATE tasks SET status='done', artifacts=?, reference=?, inputs=?, result=?, "
+            "cost_usd=?, error=NULL, finished_at=? WHERE cache_key=?",
+            (json.dumps([list(a) for a in artifacts]), reference, json.dumps(inputs or {},
+             sort_keys=True), json.dumps(result or {}, sort_keys=True),
+             None if cost_usd is None else str(cost_usd), time.time(), key))
+
+    def fail(self, key: str, error: str) -> None:
+        self.db.execute("UPDATE tasks SET status='failed', error=?, finished_at=? WHERE "
+                        "cache_key=?", (error, time.time(), key))
+
+    def forget(self, key: str) -> None:
+        """Drop a result so the task runs again (--force)."""
+        self.db.execute("UPDATE tasks SET status='failed', error='forced' WHERE cache_key=?",
+                        (key,))
+
+
+def _record(row: sqlite3.Row) -> Record:
+    loads = lambda v: json.loads(v) if v else None
+    return Record(
+        cache_key=row["cache_key"], task_id=row["task_id"], kind=row["kind"],
+        status=row["status"], attempts=row["attempts"], shot=row["shot"],
+        provider=row["provider"], model=row["model"], provider_task_id=row["provider_task_id"],
+        artifacts=tuple(tuple(a) for a in loads(row["artifacts"]) or ()),
+        reference=row["reference"], inputs=loads(row["inputs"]), result=loads(row["result"]),
+        cost_usd=Decimal(row["cost_usd"]) if row["cost_usd"] is not None else None,
+        error=row["error"], started_at=row["started_at"], finished_at=row["finished_at"],
+    )
+
+
+def state_path(project_root: Path) -> Path:
+    return project_root / ".kling-compose" / "state.db"
+
+
+def handed_on(record: Record, pick: int = 1) -> str | None:
+    """What a finished task hands to the tasks that need it: a content digest or a reference."""
+    if record.kind == "upload":
+        return record.reference
+    if not record.artifacts:
+        return None
+    index = pick - 1 if record.kind == "generate" else 0
+    return record.artifacts[index][0] if index < len(record.artifacts) else None
+
+
+def is_reusable(task, record: Record | None, upstream: dict[str, Record]) -> bool:
+    """A finished record whose inputs had the same content as the upstream results now."""
+    if record is None or record.status != "done":
+        return False
+    return (record.inputs or {}) == input_digests(task, upstream)
+
+
+def input_digests(task, upstream: dict[str, Record]) -> dict[str, str | None]:
+    """{dependency task id: what it hands on} for a task whose dependencies are finished."""
+    picks = task.params.get("picks", {})
+    return {dep: handed_on(upstream[dep], picks.get(dep, 1)) for dep in task.depends_on}
+
+
+def read_statuses(plan) -> dict[str, str]:
+    """Per task id: cached | changed | new, from the project's state (read-only; none: all new)."""
+    path = state_path(plan.resolved.storyboard.root)
+    if not path.is_file():
+        return {}
+    state = State(path, readonly=True)
+    try:
+        statuses: dict[str, str] = {}
+        records: dict[str, Record] = {}
+        for task_id in plan.order:
+            task = plan.tasks[task_id]
+            record = state.get(task.cache_key)
+            upstream_ok = all(statuses.get(d) == "cached" for d in task.depends_on)
+            if upstream_ok and is_reusable(task, record, records):
+                statuses[task_id] = "cached"
+                records[task_id] = record
+            elif state.latest_for(task_id) is not None:
+                statuses[task_id] = "changed"
+            else:
+                statuses[task_id] = "new"
+        return statuses
+    except sqlite3.Error:
+        return {}
+    finally:
+        state.close()

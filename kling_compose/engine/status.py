@@ -1,0 +1,57 @@
+"""`kling-compose status`: the state of every task of the current plan, read-only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .state import Record, State, read_statuses, state_path
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    task_id: str
+    kind: str
+    shot: str | None
+    status: str  # done | failed | running | pending
+    cost_usd: Decimal | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    name: str
+    tasks: tuple[TaskStatus, ...]
+    spent_usd: Decimal  # everything the ledger records as paid, this plan or not
+
+    def count(self, status: str) -> int:
+        return sum(1 for t in self.tasks if t.status == status)
+
+
+def project_status(plan) -> StatusReport:
+    """Per task of the plan: done (a reusable result exists), failed, running or pending."""
+    path = state_path(plan.resolved.storyboard.root)
+    statuses = read_statuses(plan)
+    records: dict[str, Record] = {}
+    spent = Decimal(0)
+    if path.is_file():
+        state = State(path, readonly=True)
+        try:
+            records = {plan.tasks[t].id: r for t in plan.order
+                       if (r := state.get(plan.tasks[t].cache_key)) is not None}
+            spent = sum((r.cost_usd for r in state.all() if r.cost_usd), Decimal(0))
+        finally:
+            state.close()
+    tasks = []
+    for task_id in plan.order:
+        task, record = plan.tasks[task_id], records.get(task_id)
+        if statuses.get(task_id) == "cached":
+            status = "done"
+        elif record is not None and record.status in ("failed", "running", "submitted"):
+            status = "failed" if record.status == "failed" else "running"
+        else:
+            status = "pending"
+        tasks.append(TaskStatus(task_id, task.kind, task.shot, status,
+                                record.cost_usd if record else None,
+                                record.error if record and status == "failed" else None))
+    return StatusReport(plan.resolved.storyboard.name, tuple(tasks), spent)

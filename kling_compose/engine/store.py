@@ -1,0 +1,72 @@
+"""Content-addressed artifacts under .kling-compose/objects: sha256-named, written atomically.
+
+A file is streamed into a temp file in the store while it is hashed, then renamed onto its
+final name; a reader never sees half a file, and the same content is stored once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..plan import file_digest as file_sha256
+
+
+class Store:
+    """Artifacts by sha256, each with the suffix it was stored with (.mp4, .png...)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects = root / "objects"
+        self.tmp = root / "tmp"
+
+    def path(self, digest: str, suffix: str) -> Path:
+        return self.objects / digest[:2] / f"{digest}{suffix}"
+
+    def has(self, digest: str, suffix: str) -> bool:
+        return self.path(digest, suffix).is_file()
+
+    def temp_path(self, suffix: str) -> Path:
+        """A fresh path inside the store for a tool (ffmpeg) to write into; pass it to adopt()."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.tmp, suffix=suffix)
+        os.close(fd)
+        return Path(name)
+
+    def adopt(self, temp: Path) -> str:
+        """Move a finished temp file into the store under its sha256; returns the digest."""
+        digest = file_sha256(temp)
+        target = self.path(digest, temp.suffix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _fsync(temp)
+        os.replace(temp, target)
+        return digest
+
+    def put_bytes(self, data: bytes, suffix: str) -> str:
+        temp = self.temp_path(suffix)
+        temp.write_bytes(data)
+        return self.adopt(temp)
+
+    def export(self, digest: str, suffix: str, destination: Path) -> None:
+        """Copy an artifact to a user-visible path atomically (renders/...)."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=destination.parent, prefix=".tmp-", suffix=suffix)
+        os.close(fd)
+        try:
+            shutil.copyfile(self.path(digest, suffix), name)
+            os.replace(name, destination)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+
+    def clean_temp(self) -> None:
+        """Remove temp files left by an interrupted run."""
+        if self.tmp.is_dir():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())

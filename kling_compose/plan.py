@@ -1,0 +1,225 @@
+"""Stage 6, plan: Jobs -> Plan, a networkx DAG of tasks with cache keys and costs.
+
+Task kinds: `upload` (a local file or a chained frame sent to a remote provider, or inlined as
+a data URI where the provider accepts one), `generate` (one clip), `extract_frame` (the first or
+last frame of a clip), `assemble` (one output film). An edge u -> v means "v needs the
+artifact of u".
+
+Cache keys are Merkle hashes: a task's key hashes its canonical request (no taskUUID) with the
+content hash of each local file it reads and the key of each task it needs. So an unchanged
+task keeps its key across runs and machines, and editing shot k changes the keys of exactly
+shot k and of what chains from it. (Generation is not deterministic, so at run time the engine
+also checks that a cached result was made from the same input *contents*: see engine/run.py.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import networkx as nx
+
+from .model import EMPTY, Output, Resolved
+from .providers.base import PLACEHOLDER_PREFIX, InputRef, Job
+
+KEY_SALT = "kling-compose/1"
+LOCAL_PROVIDERS = frozenset({"preview"})  # run in-process: read local files, need no upload
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One node of the plan."""
+
+    id: str
+    kind: str  # upload | generate | extract_frame | assemble
+    cache_key: str
+    depends_on: tuple[str, ...] = ()
+    shot: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    job: Job | None = None  # for generate
+    cost_usd: Decimal | None = Decimal(0)
+    weight_s: float = 1.0  # rough wall-clock estimate, for the critical path
+    # kind-specific parameters: inputs (placeholder -> task id), file, frame, output...
+    params: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+    @property
+    def duration_s(self) -> int | None:
+        return self.job.shot.duration if self.job is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Tasks in topological order and the graph they form."""
+
+    resolved: Resolved
+    tasks: Mapping[str, Task]
+    graph: nx.DiGraph
+    order: tuple[str, ...]
+
+    @property
+    def total_cost_usd(self) -> Decimal:
+        return sum((t.cost_usd for t in self.tasks.values() if t.cost_usd is not None), Decimal(0))
+
+    @property
+    def unknown_costs(self) -> tuple[str, ...]:
+        return tuple(t.id for t in self.tasks.values() if t.cost_usd is None)
+
+    def critical_path(self) -> list[str]:
+        """The longest chain of dependent tasks by estimated wall-clock time."""
+        return nx.dag_longest_path(self.graph, weight="weight", default_weight=0)
+
+    def generations(self) -> list[list[str]]:
+        """Groups of tasks that can run in parallel, in order."""
+        return [sorted(g) for g in nx.topological_generations(self.graph)]
+
+
+def build_plan(resolved: Resolved, jobs: Iterable[Job]) -> Plan:
+    """The task DAG of a compiled storyboard, with cache keys, in topological order."""
+    builder = _Builder(resolved)
+    for job in jobs:
+        builder.add_job(job)
+    for output in resolved.outputs:
+        builder.add_output(output)
+    graph = builder.graph
+    for u, v in graph.edges:
+        graph.edges[u, v]["weight"] = builder.tasks[v].weight_s
+    order = tuple(nx.lexicographical_topological_sort(graph, key=builder.position.__getitem__))
+    return Plan(resolved, dict((i, builder.tasks[i]) for i in order), graph, order)
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation that keys are computed from."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+
+
+def hash_key(*parts: Any) -> str:
+    return hashlib.sha256(canonical_json([KEY_SALT, *parts]).encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's content."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _Builder:
+    def __init__(self, resolved: Resolved) -> None:
+        self.resolved = resolved
+        self.root = resolved.storyboard.root
+        self.graph = nx.DiGraph()
+        self.tasks: dict[str, Task] = {}
+        self.position: dict[str, int] = {}
+        self.jobs: dict[str, Job] = {}
+        self.digests: dict[Path, str] = {}
+
+    def add(self, task: Task) -> Task:
+        if task.id not in self.tasks:
+            picks = {d: self.jobs[d.partition(":")[2]].shot.pick for d in task.depends_on
+                     if d.startswith("generate:")}
+            if picks:
+                task = replace(task, params={**task.params, "picks": picks})
+            self.tasks[task.id] = task
+            self.position[task.id] = len(self.position)
+            self.graph.add_node(task.id)
+            for dep in task.depends_on:
+                self.graph.add_edge(dep, task.id)
+        return self.tasks[task.id]
+
+    def add_job(self, job: Job) -> None:
+        shot = job.shot
+        self.jobs[shot.id] = job
+        inputs = {ref.placeholder: self.input_task(job, ref) for ref in job.inputs}
+        files = {ref.placeholder: self.digest(ref.source.path) for ref in job.inputs
+                 if ref.key.startswith("file:") and job.provider in LOCAL_PROVIDERS}
+        deps = tuple(dict.fromkeys(t.id for t in inputs.values() if t is not None))
+        key = hash_key("generate", job.provider, job.model.model_id, job.request,
+                       {p: t.cache_key for p, t in inputs.items() if t is not None}, files)
+        self.add(Task(
+            id=f"generate:{shot.id}", kind="generate", cache_key=key, depends_on=deps,
+            shot=shot.id, provider=job.provider, model=job.model.alias, job=job,
+            cost_usd=job.cost_usd, weight_s=_generate_weight(job),
+            params={"inputs": {p: t.id for p, t in inputs.items() if t is not None},
+                    "files": {ref.placeholder: str(ref.source.path) for ref in job.inputs
+                              if ref.key.startswith("file:")}},
+        ))
+
+    def input_task(self, job: Job, ref: InputRef) -> Task | None:
+        """The task whose artifact fills `ref` (None: the preview provider reads the file)."""
+        local = job.provider in LOCAL_PROVIDERS
+        kind, _, rest = ref.key.partition(":")
+        if kind == "file":
+            return None if local else self.upload(job, ref, None)
+        shot_id, _, which = rest.partition(":")
+        source = self.generate_of(shot_id)
+        if kind == "frame":
+            source = self.extract(shot_id, which or "last")
+        return source if local else self.upload(job, ref, source)
+
+    def generate_of(self, shot_id: str) -> Task:
+        task = self.tasks.get(f"generate:{shot_id}")
+        if task is None:  # resolve guarantees chains point backwards or are cycles (refused)
+            raise KeyError(f"shot '{shot_id}' is chained before it was compiled")
+        return task
+
+    def extract(self, shot_id: str, which: str) -> Task:
+        source = self.generate_of(shot_id)
+        pick = self.jobs[shot_id].shot.pick
+        key = hash_key("extract_frame", which, pick, source.cache_key)
+        return self.add(Task(id=f"frame:{shot_id}:{which}", kind="extract_frame", cache_key=key,
+                             depends_on=(source.id,), shot=shot_id, weight_s=0.5,
+                             params={"frame": which, "pick": pick}))
+
+    def upload(self, job: Job, ref: InputRef, source: Task | None) -> Task:
+        if source is None:
+            rel = ref.key.partition(":")[2]
+            content = self.digest(ref.source.path)
+            task_id = f"upload:{job.provider}:{rel}"
+            params = {"file": str(ref.source.path), "media": ref.media}
+        else:
+            content = source.cache_key
+            task_id = f"upload:{job.provider}:{source.id}"
+            params = {"media": ref.media}
+        key = hash_key("upload", job.provider, ref.media, content)
+        return self.add(Task(id=task_id, kind="upload", cache_key=key, provider=job.provider,
+                             depends_on=(source.id,) if source else (), weight_s=2.0,
+                             params=params))
+
+    def add_output(self, output: Output) -> None:
+        gens = [self.generate_of(s) for s in output.sequence]
+        picks = [self.jobs[s].shot.pick for s in output.sequence]
+        key = hash_key("assemble", output.crossfade_s, [(g.cache_key, p) for g, p in zip(gens, picks)])
+        self.add(Task(id=f"assemble:{output.path}", kind="assemble", cache_key=key,
+                      depends_on=tuple(dict.fromkeys(g.id for g in gens)), weight_s=1.0,
+                      params={"path": output.path, "sequence": output.sequence,
+                              "crossfade_s": output.crossfade_s}))
+
+    def digest(self, path: Path) -> str:
+        if path not in self.digests:
+            self.digests[path] = file_digest(path)
+        return self.digests[path]
+
+
+def _generate_weight(job: Job) -> float:
+    """Rough wall-clock seconds: remote Kling jobs take minutes, previews a fraction of the clip."""
+    seconds = job.shot.duration or 5
+    return seconds / 10 if job.provider in LOCAL_PROVIDERS else 60 + 12 * seconds
+
+
+def substitute(request: Any, refs: Mapping[str, str]) -> Any:
+    """The request with every input placeholder replaced by its provider-ready reference."""
+    if isinstance(request, str):
+        return refs.get(request, request) if request.startswith(PLACEHOLDER_PREFIX) else request
+    if isinstance(request, Mapping):
+        return {k: substitute(v, refs) for k, v in request.items()}
+    if isinstance(request, (list, tuple)):
+        return [substitute(v, refs) for v in request]
+    return request

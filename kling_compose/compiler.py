@@ -1,0 +1,136 @@
+"""Resolved shots -> Jobs: the exact provider request, its run-time inputs, cost and warnings.
+
+Every shot is checked against its model's capability data (rules.py) and its provider's own
+rules before any request is built; all errors of all shots are raised together. This module
+must stay light: `validate` runs it, so no httpx, networkx or rich here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import rules
+from .errors import Diagnostic, UserError, did_you_mean
+from .model import FrameSource, Resolved, ResolvedShot
+from .providers import PROVIDERS, InputRef, Job, ModelSpec, Provider
+
+
+def compile_shots(resolved: Resolved, provider_override: str | None = None) -> tuple[Job, ...]:
+    """One Job per shot, in storyboard order; raises UserError with every error found."""
+    if provider_override is not None and provider_override not in PROVIDERS:
+        raise UserError(_unknown_provider(provider_override, None))
+    root = resolved.storyboard.root
+    jobs: list[Job] = []
+    errors: list[Diagnostic] = []
+    for shot in resolved.shots:
+        if provider_override is not None:
+            shot = replace(shot, provider=provider_override)
+        job, diags = compile_shot(shot, root)
+        errors += [d for d in diags if d.severity == "error"]
+        if job is not None:
+            jobs.append(job)
+    if errors:  # a default's mistake is found once per shot; report it once
+        raise UserError(*sorted(dict.fromkeys(errors), key=Diagnostic.sort_key))
+    return tuple(jobs)
+
+
+def compile_shot(shot: ResolvedShot, root: Path) -> tuple[Job | None, list[Diagnostic]]:
+    """The Job of one shot and its diagnostics; no Job when any diagnostic is an error."""
+    found = lookup(shot)
+    if isinstance(found, Diagnostic):
+        return None, [found]
+    provider, spec = found
+    diags = rules.check_shot(shot, spec, provider.name, lambda p: provider.prompt_text(shot, p))
+    diags += provider.check(shot, spec)
+    diags += rules.check_frame_aspect(shot)
+    if any(d.severity == "error" for d in diags):
+        return None, diags
+    refs = _InputRefs(root)
+    request = deep_merge(provider.payload(shot, spec, refs.ref), shot.provider_options)
+    cost = provider.cost(shot, spec, request)
+    job = Job(
+        shot=shot,
+        provider=provider.name,
+        model=spec,
+        request=request,
+        inputs=tuple(refs.inputs.values()),
+        cost_usd=cost,
+        cost_note=provider.cost_note(shot, spec, request),
+        warnings=tuple(d for d in diags if d.severity == "warning"),
+    )
+    return job, diags
+
+
+def lookup(shot: ResolvedShot) -> tuple[Provider, ModelSpec] | Diagnostic:
+    """The shot's provider and model spec, or a located error listing what exists."""
+    provider = PROVIDERS.get(shot.provider)
+    if provider is None:
+        return _unknown_provider(shot.provider, shot)
+    spec = provider.models.get(shot.model)
+    if spec is None:
+        hint = did_you_mean(shot.model, provider.models)
+        listing = f"{provider.name} models: {', '.join(provider.models)}"
+        return Diagnostic(
+            f"unknown model '{shot.model}' for provider {provider.name}",
+            shot.where("model"),
+            f"{hint} ({listing})" if hint else listing,
+        )
+    return provider, spec
+
+
+def _unknown_provider(name: str, shot: ResolvedShot | None) -> Diagnostic:
+    hint = did_you_mean(name, PROVIDERS)
+    listing = f"providers: {', '.join(sorted(PROVIDERS))}"
+    return Diagnostic(
+        f"unknown provider '{name}'",
+        shot.where("provider") if shot is not None else None,
+        f"{hint} ({listing})" if hint else listing,
+    )
+
+
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `extra` merged in: nested mappings merge, other values replace."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def input_key(source: FrameSource, media: str, root: Path) -> str | None:
+    """The InputRef key of a run-time input, or None for one sent as written."""
+    if source.kind == "chain":
+        if media == "video":
+            return f"clip:{source.value}"
+        return f"frame:{source.value}:{source.frame}"
+    if source.kind == "path":
+        return f"file:{_relative(source, root)}"
+    return None
+
+
+def _relative(source: FrameSource, root: Path) -> str:
+    if source.path is None:
+        return source.value
+    try:
+        return source.path.relative_to(root).as_posix()
+    except ValueError:  # outside the project (the resolver should have refused it)
+        return source.path.as_posix()
+
+
+class _InputRefs:
+    """The `ref` callback for Provider.payload; collects each run-time input once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.inputs: dict[str, InputRef] = {}
+
+    def ref(self, source: FrameSource, media: str) -> str:
+        key = input_key(source, media, self.root)
+        if key is None:
+            return source.value
+        found = self.inputs.setdefault(key, InputRef(key, source, media))
+        return found.placeholder

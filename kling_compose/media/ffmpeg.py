@@ -1,0 +1,174 @@
+"""The ffmpeg binary, clip metadata (PyAV) and atomic output files.
+
+imageio-ffmpeg ships `ffmpeg` but no `ffprobe`, so every probe goes through PyAV.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import secrets
+import shlex
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+
+class MediaError(Exception):
+    """A media operation failed; the message names what failed and why, on one line."""
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    """The path of the ffmpeg executable bundled with imageio-ffmpeg."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _stderr_tail(stderr: str, lines: int = 3) -> str:
+    """The last non-empty lines of ffmpeg's stderr, joined on one line."""
+    tail = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()][-lines:]
+    return " | ".join(tail) or "(no output)"
+
+
+def _short_cmd(args: list[str], limit: int = 160) -> str:
+    """A shell-quoted, length-capped rendering of an ffmpeg command for error messages."""
+    text = "ffmpeg " + shlex.join(str(a) for a in args)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_ffmpeg(args: list[str]) -> None:
+    """Run ffmpeg quietly with `args`; raise MediaError if it exits non-zero."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        raise MediaError(
+            f"{_short_cmd(args)} failed (exit {proc.returncode}): {_stderr_tail(proc.stderr)}"
+        )
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path | str) -> Iterator[Path]:
+    """Yield a temp path beside `path` (same suffix); it replaces `path` only on success.
+
+    On an exception, or when nothing (or an empty file) was written, the temp file is
+    removed and `path` is left untouched: no half-written file is ever visible.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
+    try:
+        yield tmp
+        # ffmpeg can exit 0 and write nothing (e.g. -sseof past the end); never publish that.
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            raise MediaError(f"nothing was written for {path}")
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@dataclass(frozen=True, slots=True)
+class ClipInfo:
+    """What the pipeline needs to know about a clip.
+
+    video_params / audio_params hold everything that must match for two clips to be joined
+    by stream copy: (codec, profile, width, height, pix_fmt, SAR, frame rate, time base) and
+    (codec, profile, sample rate, channel layout); audio_params is () without audio.
+    """
+
+    video_duration_s: float
+    audio_duration_s: float | None
+    width: int
+    height: int
+    fps: Fraction
+    frame_count: int
+    has_audio: bool
+    video_params: tuple
+    audio_params: tuple
+
+
+def _stream_duration(stream, container) -> float | None:
+    """The stream's own duration in seconds (not the container's), or None if unknown."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return None
+
+
+def _scan_video_packets(container, stream) -> tuple[int, float]:
+    """(frame count, duration in s) by demuxing, for containers without per-stream totals."""
+    count, start, end = 0, None, None
+    for pkt in container.demux(stream):
+        if pkt.pts is None or pkt.size == 0:
+            continue
+        count += 1
+        start = pkt.pts if start is None else min(start, pkt.pts)
+        stop = pkt.pts + (pkt.duration or 0)
+        end = stop if end is None else max(end, stop)
+    if count == 0:
+        return 0, 0.0
+    return count, float((end - start) * stream.time_base)
+
+
+def _video_params(stream) -> tuple:
+    """The stream-copy compatibility key of a video stream."""
+    cc = stream.codec_context
+    sar = stream.sample_aspect_ratio or Fraction(1, 1)
+    rate = stream.guessed_rate or stream.average_rate
+    return (
+        cc.name,
+        cc.profile,
+        cc.width,
+        cc.height,
+        cc.format.name if cc.format else None,
+        str(sar),
+        str(rate),
+        str(stream.time_base),
+    )
+
+
+def _audio_params(stream) -> tuple:
+    """The stream-copy compatibility key of an audio stream."""
+    cc = stream.codec_context
+    return (cc.name, cc.profile, cc.sample_rate, cc.layout.name if cc.layout else None)
+
+
+def probe(path: Path | str) -> ClipInfo:
+    """ClipInfo of the first video (and first audio) stream of `path`; MediaError if unreadable."""
+    path = Path(path)
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaError(f"cannot open {path}: {exc}") from None
+    with container:
+        if not container.streams.video:
+            raise MediaError(f"{path} has no video stream")
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        fps = video.guessed_rate or video.average_rate or Fraction(0)
+        v_dur = _stream_duration(video, container)
+        frames = video.frames
+        if v_dur is None or not frames:
+            try:
+                frames, v_dur = _scan_video_packets(container, video)
+            except av.FFmpegError as exc:
+                raise MediaError(f"cannot read {path}: {exc}") from None
+        if frames == 0:
+            raise MediaError(f"{path} has no video frames")
+        a_dur = _stream_duration(audio, container) if audio is not None else None
+        return ClipInfo(
+            video_duration_s=v_dur,
+            audio_duration_s=a_dur,
+            width=video.codec_context.width,
+            height=video.codec_context.height,
+            fps=Fraction(fps),
+            frame_count=frames,
+            has_audio=audio is not None,
+            video_params=_video_params(video),
+            audio_params=_audio_params(audio) if audio is not None else (),
+        )

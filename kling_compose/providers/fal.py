@@ -1,0 +1,187 @@
+"""fal queue API for Kling Video V3 Pro: capability data and one class.
+
+Sources: seed 001 (fal model page "Kling Video V3 Pro") and the fal section of the project's
+provider reference (fal.ai/docs/model-api-reference/video-generation-api/kling-video-v3-pro).
+The body is the flat model input; which endpoint receives it depends on the inputs
+(`endpoint_id`): text-to-video, or image-to-video when a start image is sent.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Callable, Mapping
+
+from .. import rules
+from ..errors import Diagnostic
+from ..model import Element, FrameSource, Prompt, ResolvedShot
+from .base import ModelSpec
+
+_SOURCE = "seed 001, fal.ai/docs/model-api-reference/video-generation-api/kling-video-v3-pro"
+
+DEFAULT_DURATION_S = 5  # fal v3 pro: duration default "5"
+DEFAULT_AUDIO = True  # seed 001: generate_audio "Default value: true"
+
+MODELS: Mapping[str, ModelSpec] = {
+    "kling-3-pro": ModelSpec(
+        alias="kling-3-pro",
+        model_id="fal-ai/kling-video/v3/pro",  # + "/text-to-video" or "/image-to-video"
+        source=_SOURCE,
+        durations_s=(3, 15),  # fal v3 pro: duration enum "3".."15"
+        prompt_chars=(2, 2500),  # product brief (fal documents no bounds)
+        sizes=None,  # fal takes an aspect ratio, not pixels
+        aspects=("16:9", "9:16", "1:1"),  # seed 001 / fal: aspect_ratio enum
+        frame_images=(1, 2),  # fal image-to-video: start_image_url, optional end_image_url
+        max_elements=3,  # product brief (fal documents no count)
+        max_element_images=3,  # fal: reference_image_urls 1-3
+        takes=(1, 1),  # fal has no number of results
+        quality=None,  # no output quality setting
+        cfg_scale=(0.0, 1.0),  # seed 001 / fal: cfg_scale 0-1, default 0.5
+        multi_prompt_segments=6,  # product brief
+        supports=frozenset(
+            {"multi_prompt", "negative_prompt", "duration", "size", "aspect", "audio",
+             "first_frame", "last_frame", "elements", "cfg_scale"}
+        ),  # fmt: skip
+        # provider reference, fal v3 pro model page: 0.112/s audio off, 0.168/s audio on
+        prices={"silent": Decimal("0.112"), "audio": Decimal("0.168")},
+    ),
+}
+
+# fal takes URLs ("the universal format"); data URIs are accepted by some models. fal has
+# no asset UUIDs; voices travel as voice_ids, which this format does not model.
+ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {
+    "image": frozenset({"url", "data"}),
+    "video": frozenset({"url"}),
+}
+
+Ref = Callable[[FrameSource, str], str]
+
+
+class FalProvider:
+    """Builds fal Kling V3 Pro inputs and estimates costs."""
+
+    name = "fal"
+    models = MODELS
+    inline_media: frozenset[str] = frozenset()  # upload local files to the fal CDN first
+
+    def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+        diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)
+        diags += rules.check_element_frontal(shot, self.name)
+        diags += _check_start_image(shot)
+        diags += _check_elements(shot)
+        return diags
+
+    def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
+        """The prompt as sent: `@name` becomes `@ElementN`, N by first appearance."""
+        numbers = {e.name: n for n, e in enumerate(shot.elements, 1)}
+        return prompt.render(lambda name: f"@Element{numbers[name]}")
+
+    def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
+        # NOTE: the key order follows the seed 001 example body.
+        body: dict[str, Any] = {}
+        if shot.prompt is not None:
+            body["prompt"] = self.prompt_text(shot, shot.prompt)
+        duration = rules.effective_duration(shot)
+        if duration is not None:
+            body["duration"] = str(duration)  # fal durations are strings
+        if shot.multi_prompt:
+            body["multi_prompt"] = [
+                {"prompt": self.prompt_text(shot, seg.prompt), "duration": str(seg.duration_s)}
+                for seg in shot.multi_prompt
+            ]
+        if shot.audio is not None:
+            body["generate_audio"] = shot.audio
+        body["shot_type"] = "customize"  # fal's default, sent as in seed 001
+        aspect = _aspect_ratio(shot)
+        if aspect is not None:
+            body["aspect_ratio"] = aspect
+        if shot.negative_prompt is not None:
+            body["negative_prompt"] = shot.negative_prompt
+        if shot.cfg_scale is not None:
+            body["cfg_scale"] = shot.cfg_scale
+        if shot.first_frame is not None:
+            body["start_image_url"] = ref(shot.first_frame, "image")
+        if shot.last_frame is not None:
+            body["end_image_url"] = ref(shot.last_frame, "image")
+        if shot.elements:
+            body["elements"] = [element_body(e, ref) for e in shot.elements]
+        return body
+
+    def cost(
+        self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
+    ) -> Decimal | None:
+        audio = payload.get("generate_audio", DEFAULT_AUDIO)
+        rate = spec.prices.get("audio" if audio else "silent")
+        if rate is None:
+            return None
+        return rate * int(payload.get("duration", DEFAULT_DURATION_S))
+
+    def cost_note(
+        self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
+    ) -> str | None:
+        return None
+
+
+def endpoint_id(spec: ModelSpec, request: Mapping[str, Any]) -> str:
+    """The fal endpoint that takes `request`: image-to-video when it sends a start image."""
+    kind = "image-to-video" if "start_image_url" in request else "text-to-video"
+    return f"{spec.model_id}/{kind}"
+
+
+def element_body(element: Element, ref: Ref) -> dict[str, Any]:
+    """An `elements[]` item: {frontal_image_url, reference_image_urls} or {video_url}."""
+    if element.videos:
+        return {"video_url": ref(element.videos[0], "video")}
+    body: dict[str, Any] = {}
+    if element.frontal_image is not None:
+        body["frontal_image_url"] = ref(element.frontal_image, "image")
+    if element.images:
+        body["reference_image_urls"] = [ref(s, "image") for s in element.images]
+    return body
+
+
+def _aspect_ratio(shot: ResolvedShot) -> str | None:
+    if shot.first_frame is not None:
+        return None  # image-to-video has no aspect_ratio: the start image sets it
+    if shot.size is not None:
+        return rules.aspect_of(shot.size)
+    return shot.aspect
+
+
+def _check_start_image(shot: ResolvedShot) -> list[Diagnostic]:
+    needs = [("last_frame", "end_image_url"), ("elements", "elements")]
+    return [
+        Diagnostic(
+            f"{name} needs a first_frame on fal",
+            shot.where(name),
+            f"fal takes {field} only on image-to-video, whose start_image_url is required",
+        )
+        for name, field in needs
+        if shot.first_frame is None and rules.is_set(shot, name)
+    ]
+
+
+def _check_elements(shot: ResolvedShot) -> list[Diagnostic]:
+    diags = []
+    for e in shot.elements:
+        where = e.location or shot.where("elements")
+        if e.voices:
+            diags.append(Diagnostic(
+                f"element '{e.name}' has voices; fal elements take images or one video",
+                where,
+                "remove voices from the element, or use runware",
+            ))  # fmt: skip
+        if len(e.videos) > 1:
+            diags.append(Diagnostic(
+                f"element '{e.name}' has {len(e.videos)} videos; fal takes one video_url",
+                where,
+                "keep one video",
+            ))  # fmt: skip
+    video_elements = [e.name for e in shot.elements if e.videos]
+    if len(video_elements) > 1:
+        diags.append(Diagnostic(
+            f"{len(video_elements)} video elements ({', '.join(video_elements)}); fal takes "
+            "at most one per request",
+            shot.where("elements"),
+            "use image elements for the others",
+        ))  # fmt: skip
+    return diags

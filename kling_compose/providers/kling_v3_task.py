@@ -1,0 +1,187 @@
+"""The task-style API with model `kling/v3` (seed 002): capability data and one class.
+
+Seed 002 names the fields (`multi_shots`, `prompt`, `shot_type`, `multi_prompt`, `img_urls`,
+`aspect_ratio`, `audio`, `element_list`, `callback_url`) and the rules, but shows no request
+body. The envelope `{"model", "input": {...}}`, string durations, `mode` and the element item
+`{name, description, element_input_urls}` follow the kie.ai template the page matches (see
+docs/providers.md); `provider_options` can override any of them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Callable, Mapping
+
+from .. import rules
+from ..errors import Diagnostic
+from ..model import Element, FrameSource, Prompt, ResolvedShot
+from .base import ModelSpec
+
+_SOURCE = "seed 002 (kling/v3 task API)"
+
+MODELS: Mapping[str, ModelSpec] = {
+    "kling-3-pro": ModelSpec(
+        alias="kling-3-pro",
+        model_id="kling/v3",  # seed 002: "Must be kling/v3 for this endpoint"
+        source=_SOURCE,
+        durations_s=(3, 15),  # seed 002: "between 3 and 15 seconds"
+        prompt_chars=(2, 2500),  # product brief (seed 002 gives no bounds)
+        sizes=None,  # the API takes an aspect ratio
+        aspects=("16:9", "9:16", "1:1"),  # kie.ai template (seed 002 shows no values)
+        frame_images=(1, 2),  # seed 002: single-shot img_urls: 1 start frame or 2 first/last
+        max_elements=3,  # seed 002: element_list supports up to 3 elements
+        max_element_images=3,  # seed 002: 1 to 4 reference images = frontal + 3
+        takes=(1, 1),  # one video per task
+        quality=None,
+        cfg_scale=None,
+        multi_prompt_segments=6,  # seed 002: "up to 6 shots, with a minimum of 1 second"
+        supports=frozenset(
+            {"multi_prompt", "duration", "size", "aspect", "audio", "first_frame",
+             "last_frame", "elements"}
+        ),  # fmt: skip
+        prices={},  # seed 002 bills in credits and publishes no price
+    ),
+}
+
+MODE = "pro"  # seed 002: "Supports standard/pro modes"; the alias is the Pro model
+ELEMENT_IMAGES = (1, 4)  # seed 002: "each element accepts 1 to 4 reference images"
+
+# seed 002 documents URLs only.
+ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {"image": frozenset({"url"})}
+
+Ref = Callable[[FrameSource, str], str]
+
+
+class KlingV3TaskProvider:
+    """Builds `createTask` bodies for model `kling/v3`; the price is unknown."""
+
+    name = "kling-v3-task"
+    models = MODELS
+    inline_media: frozenset[str] = frozenset()
+
+    def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+        diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)
+        diags += _check_elements(shot)
+        diags += _check_shot_mode(shot)
+        return diags
+
+    def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
+        """The prompt as sent: `@name` stays `@name` (seed 002: `@element_name`)."""
+        return prompt.render(lambda name: "@" + name)
+
+    def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if shot.prompt is not None:
+            fields["prompt"] = self.prompt_text(shot, shot.prompt)
+        fields["multi_shots"] = bool(shot.multi_prompt)  # seed 002: required on every request
+        if shot.multi_prompt:
+            fields["shot_type"] = "customize"
+            fields["multi_prompt"] = [
+                {"prompt": self.prompt_text(shot, seg.prompt), "duration": seg.duration_s}
+                for seg in shot.multi_prompt
+            ]
+        duration = rules.effective_duration(shot)
+        if duration is not None:
+            fields["duration"] = str(duration)
+        aspect = _aspect_ratio(shot)
+        if aspect is not None:
+            fields["aspect_ratio"] = aspect
+        fields["mode"] = MODE
+        if shot.audio is not None:
+            fields["audio"] = shot.audio
+        frames = [f for f in (shot.first_frame, shot.last_frame) if f is not None]
+        if frames:
+            fields["img_urls"] = [ref(f, "image") for f in frames]
+        if shot.elements:
+            fields["element_list"] = [element_body(e, ref) for e in shot.elements]
+        return {"model": spec.model_id, "input": fields}
+
+    def cost(
+        self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
+    ) -> Decimal | None:
+        return None
+
+    def cost_note(
+        self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
+    ) -> str | None:
+        return "the kling/v3 task API bills in credits and publishes no USD price (seed 002)"
+
+
+def element_body(element: Element, ref: Ref) -> dict[str, Any]:
+    """An `element_list[]` item: {name, description, element_input_urls}."""
+    body: dict[str, Any] = {"name": element.name}
+    if element.description:
+        body["description"] = element.description
+    images = [element.frontal_image] if element.frontal_image is not None else []
+    body["element_input_urls"] = [ref(s, "image") for s in images + list(element.images)]
+    return body
+
+
+def _aspect_ratio(shot: ResolvedShot) -> str | None:
+    if shot.first_frame is not None or shot.last_frame is not None:
+        return None  # seed 002: with img_urls, aspect_ratio is ignored
+    if shot.size is not None:
+        return rules.aspect_of(shot.size)
+    return shot.aspect
+
+
+def shot_mode(shot: ResolvedShot) -> tuple[bool, str | None]:
+    """(multi_shots, shot_type) as sent, after provider_options."""
+    options = shot.provider_options.get("input", {})
+    multi = bool(options.get("multi_shots", bool(shot.multi_prompt)))
+    shot_type = options.get("shot_type", "customize")  # seed 002 names no default
+    return multi, shot_type if multi else None
+
+
+def _check_shot_mode(shot: ResolvedShot) -> list[Diagnostic]:
+    multi, shot_type = shot_mode(shot)
+    if not multi:
+        return []
+    where = shot.where("multi_prompt" if shot.multi_prompt else "provider_options")
+    diags = []
+    if shot_type == "customize" and not shot.multi_prompt:
+        diags.append(Diagnostic(
+            "shot_type customize needs a multi_prompt", where,
+            'seed 002: when multi_shots=true and shot_type=customize, multi_prompt is required',
+        ))  # fmt: skip
+    if shot_type == "intelligence" and (shot.prompt is None or shot.multi_prompt):
+        diags.append(Diagnostic(
+            "shot_type intelligence needs a prompt and no multi_prompt", where,
+            "seed 002: when shot_type=intelligence, prompt is required and multi_prompt "
+            "should not be provided",
+        ))  # fmt: skip
+    if shot.first_frame is None or shot.last_frame is not None:
+        diags.append(Diagnostic(
+            "a multi-shot generation needs exactly one image: a first_frame and no last_frame",
+            shot.where("last_frame") if shot.last_frame is not None else where,
+            "seed 002: when multi_shots is true, img_urls must contain exactly 1 image",
+        ))  # fmt: skip
+    if shot.audio is False:
+        diags.append(Diagnostic(
+            "audio: false is overridden: multi-shot generations always have audio",
+            shot.where("audio"),
+            "seed 002: audio is forced to true in multi-shot mode",
+            severity="warning",
+        ))  # fmt: skip
+    return diags
+
+
+def _check_elements(shot: ResolvedShot) -> list[Diagnostic]:
+    low, high = ELEMENT_IMAGES
+    diags = []
+    for e in shot.elements:
+        where = e.location or shot.where("elements")
+        if e.videos or e.voices:
+            diags.append(Diagnostic(
+                f"element '{e.name}' has videos or voices; kling-v3-task elements take images",
+                where,
+                "seed 002: element_list elements accept 1 to 4 reference images",
+            ))  # fmt: skip
+        count = len(e.images) + (e.frontal_image is not None)
+        if count < low:
+            diags.append(Diagnostic(
+                f"element '{e.name}' has no image; kling-v3-task needs {low}-{high}",
+                where,
+                "add a frontal_image",
+            ))  # fmt: skip
+    return diags

@@ -1,0 +1,105 @@
+"""The local, free `preview` provider: compile-time spec of the animatic renderer.
+
+It accepts every model alias of the other providers (so `--provider preview` rehearses any
+storyboard) plus `preview`, has no size limits and costs nothing. Its payload is a plain dict
+that `media/animatic.py` reads; local inputs stay placeholders the engine replaces with paths.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Callable, Mapping
+
+from .. import rules
+from ..errors import Diagnostic
+from ..model import FrameSource, Prompt, ResolvedShot
+from . import fal, kling_v3_task, runware
+from .base import ModelSpec
+
+DEFAULT_SIZE = (1920, 1080)
+DEFAULT_DURATION_S = 5  # the Kling providers' default (seeds 000, 001, 003, 004)
+SHORT_SIDE = 1080  # an aspect without a size renders with this short side
+
+_ALIASES = sorted({*runware.MODELS, *fal.MODELS, *kling_v3_task.MODELS, "preview"})
+
+
+def _spec(alias: str) -> ModelSpec:
+    # Kling's duration, prompt and multi_prompt limits, so a rehearsal fails where a real
+    # run would; sizes, aspects and inputs are free.
+    return ModelSpec(
+        alias=alias,
+        model_id="preview",
+        source="kling-compose preview provider (local animatic)",
+        sizes=None,
+        aspects=None,
+        supports=frozenset(rules.CHECKED_FIELDS),
+        prices={"silent": Decimal(0), "audio": Decimal(0), "video_input": Decimal(0)},
+    )
+
+
+MODELS: Mapping[str, ModelSpec] = {alias: _spec(alias) for alias in _ALIASES}
+
+Ref = Callable[[FrameSource, str], str]
+
+
+class PreviewProvider:
+    """Describes an animatic clip per shot; free, local, no key."""
+
+    name = "preview"
+    models = MODELS
+    inline_media = frozenset({"image", "video", "audio"})  # it reads local files directly
+
+    def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+        return []
+
+    def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
+        """The caption: element references shown as `@name`."""
+        return prompt.render(lambda name: "@" + name)
+
+    def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
+        width, height = preview_size(shot)
+        return {
+            "duration": rules.effective_duration(shot) or DEFAULT_DURATION_S,
+            "width": width,
+            "height": height,
+            "first_image": ref(shot.first_frame, "image") if shot.first_frame else None,
+            "last_image": ref(shot.last_frame, "image") if shot.last_frame else None,
+            "title": shot.id,
+            "caption": self._caption(shot),
+            "audio": shot.audio is True,
+            # the source clip of an edit, so a rehearsal chains like a real run
+            "video": ref(shot.video, "video") if shot.video else None,
+        }
+
+    def cost(
+        self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
+    ) -> Decimal | None:
+        return Decimal(0)
+
+    def cost_note(
+        self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
+    ) -> str | None:
+        return None
+
+    def _caption(self, shot: ResolvedShot) -> str:
+        if shot.prompt is not None:
+            return self.prompt_text(shot, shot.prompt)
+        return "\n".join(self.prompt_text(shot, seg.prompt) for seg in shot.multi_prompt or ())
+
+
+def preview_size(shot: ResolvedShot) -> tuple[int, int]:
+    """The shot's size; else its aspect with a 1080 px short side; else 1920x1080."""
+    if shot.size is not None:
+        return shot.size
+    if shot.aspect is None:
+        return DEFAULT_SIZE
+    w, _, h = shot.aspect.partition(":")
+    ratio = Fraction(int(w), int(h))
+    if ratio >= 1:
+        return _even(SHORT_SIDE * ratio), SHORT_SIDE
+    return SHORT_SIDE, _even(SHORT_SIDE / ratio)
+
+
+def _even(value: Fraction) -> int:
+    return 2 * round(value / 2)  # video encoders want even dimensions

@@ -1,0 +1,332 @@
+"""Runware `videoInference` for Kling VIDEO 3.0 Pro and O3 Pro: capability data and one class.
+
+Sources: seed 000 (runware.ai/docs/models/klingai-video-3-0-pro), seed 003
+(runware.ai/docs/models/klingai-video-3-0-omni-pro), seed 004
+(runware.ai/docs/models/klingai-video-o3-pro), and the prices of the project's provider reference.
+The request bodies reproduce the seed examples field for field and in key order; the engine adds
+`taskUUID` (right after `taskType`), `deliveryMethod: "async"` and `includeCost: true`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .. import rules
+from ..errors import Diagnostic
+from ..model import Element, FrameSource, Prompt, ResolvedShot
+from .base import ModelSpec
+
+_SOURCE_3_PRO = "seed 000, runware.ai/docs/models/klingai-video-3-0-pro"
+_SOURCE_O3_PRO = "seeds 003 and 004, runware.ai/docs/models/klingai-video-o3-pro"
+
+# seeds 000, 003, 004: "Provide exactly one of ... frameImages or width/height". Sizes for an
+# aspect come from the O3 dimension table (seeds 003/004); both models render 1080p.
+ASPECT_SIZES: Mapping[str, tuple[int, int]] = {
+    "16:9": (1920, 1080),
+    "1:1": (1440, 1440),
+    "9:16": (1080, 1920),
+}
+DEFAULT_SIZE = (1920, 1080)  # seeds 000/004 text-to-video examples
+DEFAULT_DURATION_S = 5  # seeds 000, 003, 004: duration default 5
+
+_COMMON_FIELDS = frozenset(
+    {"duration", "size", "aspect", "first_frame", "last_frame", "reference_images",
+     "reference_videos", "elements", "takes", "output_format", "quality"}
+)  # fmt: skip
+
+_VIDEO_SETTINGS = (
+    "When inputs.video or inputs.referenceVideos is provided, providerSettings cannot be used "
+    "(seeds 003, 004); multi_prompt travels in providerSettings.klingai.multiPrompt"
+)
+_ONE_OF_FRAMES_VIDEO = (
+    "Provide exactly one of: inputs.frameImages or inputs.video or width/height (seed 003)"
+)
+
+MODELS: Mapping[str, ModelSpec] = {
+    "kling-3-pro": ModelSpec(
+        alias="kling-3-pro",
+        model_id="klingai:kling-video@3-pro",
+        source=_SOURCE_3_PRO,
+        durations_s=(3, 15),  # seed 000: duration min 3 max 15
+        prompt_chars=(2, 2500),  # seed 000: positivePrompt / negativePrompt min 2 max 2500
+        sizes=None,  # seed 000 lists no dimension table
+        aspects=tuple(ASPECT_SIZES),  # the Kling 3.0 aspects (seeds 001, 003, 004)
+        frame_images=(1, 2),  # seed 000: frameImages min items 1, max items 2
+        max_elements=3,  # seed 000: inputs.elements max items 3
+        max_element_images=3,  # seed 000: elements.images "Up to 3 images"
+        takes=(1, 20),  # seed 000: numberResults min 1 max 20
+        quality=(20, 99),  # seed 000: outputQuality min 20 max 99
+        cfg_scale=None,  # seed 000 documents no CFGScale field
+        # seed 000 documents neither multiPrompt, inputs.video nor an audio switch
+        supports=_COMMON_FIELDS | {"negative_prompt"},
+        # provider reference: 3.0 Pro 0.112/s silent, 0.168/s audio; seed 000 costs 1.12 (10 s)
+        # and 0.896 (8 s) = 0.112/s
+        prices={"silent": Decimal("0.112"), "audio": Decimal("0.168")},
+    ),
+    "kling-o3-pro": ModelSpec(
+        alias="kling-o3-pro",
+        model_id="klingai:kling-video@o3-pro",
+        source=_SOURCE_O3_PRO,
+        durations_s=(3, 15),  # seeds 003/004: duration min 3 max 15
+        prompt_chars=(2, 2500),  # seeds 003/004: positivePrompt, multiPrompt.prompt 2-2500
+        sizes=((1920, 1080), (1440, 1440), (1080, 1920)),  # seeds 003/004 dimension table
+        aspects=tuple(ASPECT_SIZES),
+        frame_images=(1, 2),  # seed 004: 1 image first frame, 2 images first and last
+        max_elements=3,  # seed 000 (same elements object on seeds 003/004)
+        max_element_images=3,  # seeds 003/004: elements.images "Up to 3 images"
+        takes=(1, 4),  # seed 003: numberResults max 4 (seed 004 says 20; the stricter wins)
+        quality=(20, 99),  # seeds 003/004: outputQuality min 20 max 99
+        cfg_scale=None,
+        multi_prompt_segments=6,  # product brief; seeds 003/004 give no count
+        # seeds 003/004 document no negativePrompt
+        supports=_COMMON_FIELDS | {"multi_prompt", "audio", "video"},
+        excludes=(
+            ("video", "first_frame", _ONE_OF_FRAMES_VIDEO),
+            ("video", "last_frame", _ONE_OF_FRAMES_VIDEO),
+            ("video", "reference_videos",
+             "Inside inputs, video cannot be used with referenceVideos (seed 003)"),
+            ("video", "elements",
+             "When inputs.video is provided, inputs.elements cannot be used (seeds 003, 004)"),
+            ("video", "multi_prompt", _VIDEO_SETTINGS),
+            ("reference_videos", "multi_prompt", _VIDEO_SETTINGS),
+        ),  # fmt: skip
+        # seeds 003/004 per-second prices: 0.112 no input, 0.14 audio, 0.168 video input
+        prices={
+            "silent": Decimal("0.112"),
+            "audio": Decimal("0.14"),
+            "video_input": Decimal("0.168"),
+        },
+    ),
+}
+
+# What each media input accepts as written (provider reference: images take a UUID, URL,
+# data URI or base64; inputs.video and referenceVideos a UUID or URL only).
+ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {
+    "image": frozenset({"url", "uuid", "data"}),
+    "video": frozenset({"url", "uuid"}),
+    "audio": frozenset({"url", "uuid"}),
+}
+
+# Rules of one model that need an input when another is given: (field, any of, rule).
+REQUIRES: Mapping[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
+    "kling-3-pro": (
+        ("elements", ("first_frame", "last_frame"),
+         "When inputs.elements is provided, inputs.frameImages is required (Runware 3.0 Pro "
+         "page, current version; not in seed 000)"),
+    ),  # fmt: skip
+}
+
+# seeds 003/004: "When inputs.video or inputs.referenceVideos is provided,
+# inputs.referenceImages is limited to 4 items."
+MAX_REFERENCE_IMAGES_WITH_VIDEO = 4
+
+Ref = Callable[[FrameSource, str], str]
+
+
+class RunwareProvider:
+    """Builds Runware `videoInference` task bodies (without taskUUID) and estimates costs."""
+
+    name = "runware"
+    models = MODELS
+    inline_media = frozenset({"image"})  # images may be sent as data URI / base64
+
+    def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+        diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)
+        diags += rules.check_element_frontal(shot, self.name)
+        diags += _check_requires(shot, spec)
+        diags += _check_video_inputs(shot, spec)
+        return diags
+
+    def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
+        """The prompt as sent: `@name` becomes `<<<element_N>>>`, N by first appearance."""
+        numbers = {e.name: n for n, e in enumerate(shot.elements, 1)}
+        return prompt.render(lambda name: f"<<<element_{numbers[name]}>>>")
+
+    def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
+        # NOTE: the key order follows the seed examples (taskType, model, positivePrompt,
+        # negativePrompt, width, height, duration, providerSettings, inputs).
+        body: dict[str, Any] = {"taskType": "videoInference", "model": spec.model_id}
+        if shot.prompt is not None:
+            body["positivePrompt"] = self.prompt_text(shot, shot.prompt)
+        if shot.negative_prompt is not None and "negative_prompt" in spec.supports:
+            body["negativePrompt"] = shot.negative_prompt
+        size = output_size(shot)
+        if size is not None:
+            body["width"], body["height"] = size
+        duration = rules.effective_duration(shot)
+        if duration is not None and shot.video is None:
+            body["duration"] = duration
+        body.update(_output_options(shot))
+        settings = self._settings(shot, spec)
+        if settings:
+            body["providerSettings"] = {"klingai": settings}
+        inputs = self._inputs(shot, ref)
+        if inputs:
+            body["inputs"] = inputs
+        return body
+
+    def cost(
+        self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
+    ) -> Decimal | None:
+        rate = spec.prices.get(price_key(payload))
+        seconds = billed_seconds(shot, payload)
+        if rate is None or seconds is None:
+            return None
+        return rate * seconds * int(payload.get("numberResults", 1))
+
+    def cost_note(
+        self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
+    ) -> str | None:
+        key = price_key(payload)
+        if key not in spec.prices:
+            return f"Runware publishes no {key.replace('_', ' ')} price for {spec.model_id}"
+        if "video" in payload.get("inputs", {}) and shot.duration is None:
+            if billed_seconds(shot, payload) is None:
+                return (
+                    "a video edit is billed by the source clip's duration, unknown until run time"
+                )
+            return "a video edit is billed by the source clip's duration (probed from the file)"
+        if int(payload.get("numberResults", 1)) > 1:
+            return "numberResults times the price of one result"
+        return None
+
+    def _settings(self, shot: ResolvedShot, spec: ModelSpec) -> dict[str, Any]:
+        settings: dict[str, Any] = {}
+        video_input = shot.video is not None or bool(shot.reference_videos)
+        if shot.audio is True and "audio" in spec.supports and not video_input:
+            settings["sound"] = True  # seed 004 examples; sound defaults to false
+        if shot.multi_prompt:
+            settings["multiPrompt"] = [
+                {"prompt": self.prompt_text(shot, seg.prompt), "duration": seg.duration_s}
+                for seg in shot.multi_prompt
+            ]
+        return settings
+
+    def _inputs(self, shot: ResolvedShot, ref: Ref) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        frames = [(shot.first_frame, "first"), (shot.last_frame, "last")]
+        frame_images = [{"image": ref(src, "image"), "frame": pos} for src, pos in frames if src]
+        if frame_images:
+            inputs["frameImages"] = frame_images
+        if shot.reference_images:
+            inputs["referenceImages"] = [ref(s, "image") for s in shot.reference_images]
+        if shot.video is not None:
+            inputs["video"] = ref(shot.video, "video")
+        if shot.reference_videos:
+            inputs["referenceVideos"] = [ref(s, "video") for s in shot.reference_videos]
+        if shot.elements:
+            inputs["elements"] = [element_body(e, ref) for e in shot.elements]
+        return inputs
+
+
+def output_size(shot: ResolvedShot) -> tuple[int, int] | None:
+    """width x height to send: none when an input image or video sets the frame."""
+    if rules.follows_input(shot):
+        return None
+    if shot.size is not None:
+        return shot.size
+    if shot.aspect is not None:
+        return ASPECT_SIZES[shot.aspect]
+    return DEFAULT_SIZE
+
+
+def element_body(element: Element, ref: Ref) -> dict[str, Any]:
+    """`inputs.elements[]` item: {id, description, frontalImage, images, videos, voices, tags}."""
+    body: dict[str, Any] = {"id": element.id or element.name}
+    if element.description:
+        body["description"] = element.description
+    if element.frontal_image is not None:
+        body["frontalImage"] = ref(element.frontal_image, "image")
+    for key, sources, media in (
+        ("images", element.images, "image"),
+        ("videos", element.videos, "video"),
+        ("voices", element.voices, "audio"),
+    ):
+        if sources:
+            body[key] = [ref(s, media) for s in sources]
+    if element.tags:
+        body["tags"] = list(element.tags)
+    return body
+
+
+def _output_options(shot: ResolvedShot) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if shot.takes != 1:  # numberResults defaults to 1; the seed bodies leave it out
+        options["numberResults"] = shot.takes
+    if shot.output_format is not None:
+        options["outputFormat"] = shot.output_format.upper()
+    if shot.quality is not None:
+        options["outputQuality"] = shot.quality
+    return options
+
+
+def price_key(payload: Mapping[str, Any]) -> str:
+    """Which per-second price applies: "video_input", "audio" or "silent"."""
+    inputs = payload.get("inputs", {})
+    elements = inputs.get("elements", ())
+    if "video" in inputs or inputs.get("referenceVideos") or any("videos" in e for e in elements):
+        return "video_input"
+    if payload.get("providerSettings", {}).get("klingai", {}).get("sound"):
+        return "audio"
+    return "silent"
+
+
+def billed_seconds(shot: ResolvedShot, payload: Mapping[str, Any]) -> int | None:
+    """Seconds of output billed: the duration sent, or for an edit the source clip's length."""
+    if "video" not in payload.get("inputs", {}):
+        return int(payload.get("duration", DEFAULT_DURATION_S))
+    if shot.duration is not None:  # on an edit, `duration` states the source clip's length
+        return shot.duration
+    if shot.video is not None and shot.video.kind == "path" and shot.video.path is not None:
+        return probe_duration_s(shot.video.path)
+    return None
+
+
+def probe_duration_s(path: Path) -> int | None:
+    """A local clip's duration in whole seconds, or None when it cannot be read."""
+    import av  # lazy: validate must start fast
+
+    try:
+        with av.open(str(path)) as container:
+            if container.duration is None:
+                return None
+            return round(container.duration / av.time_base)
+    except (av.FFmpegError, OSError):
+        return None
+
+
+def _check_requires(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+    return [
+        Diagnostic(
+            f"{field} needs a {' or '.join(needs)} on {rules.label('runware', spec)}",
+            shot.where(field),
+            rule,
+        )
+        for field, needs, rule in REQUIRES.get(spec.alias, ())
+        if rules.is_set(shot, field) and not any(rules.is_set(shot, n) for n in needs)
+    ]
+
+
+def _check_video_inputs(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+    if "video" not in spec.supports or not (shot.video or shot.reference_videos):
+        return []
+    diags = []
+    if len(shot.reference_images) > MAX_REFERENCE_IMAGES_WITH_VIDEO:
+        diags.append(Diagnostic(
+            f"{len(shot.reference_images)} reference_images given; with a video input "
+            f"{rules.label('runware', spec)} takes at most {MAX_REFERENCE_IMAGES_WITH_VIDEO}",
+            shot.where("reference_images"),
+            "When inputs.video or inputs.referenceVideos is provided, inputs.referenceImages "
+            "is limited to 4 items (seeds 003, 004)",
+        ))  # fmt: skip
+    if shot.audio is True:
+        diags.append(Diagnostic(
+            "audio is not sent: a shot with a video input cannot carry providerSettings",
+            shot.where("audio"),
+            "When inputs.video or inputs.referenceVideos is provided, providerSettings cannot "
+            "be used (seeds 003, 004); set audio: false to silence this warning",
+            severity="warning",
+        ))  # fmt: skip
+    return diags

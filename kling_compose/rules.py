@@ -1,0 +1,431 @@
+"""The one capability checker: reads a ModelSpec and reports every limit a shot breaks.
+
+Each check returns located Diagnostics (message, location, hint) and never raises, so the
+compiler can collect every problem of every shot before it stops. Provider-specific rules
+live in each provider's `check`; the helpers at the bottom are shared by those.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+
+from .errors import Diagnostic, Location
+from .model import Element, FrameSource, Prompt, ResolvedShot
+
+if TYPE_CHECKING:  # providers import this module: keep the import graph acyclic at run time
+    from .providers.base import ModelSpec
+
+PromptText = Callable[[Prompt], str]
+
+# Shot fields that only tune the output. When a model lacks one it is dropped with a
+# warning instead of an error, so storyboard-wide defaults (audio, negative_prompt, quality)
+# keep working in a storyboard that mixes models. Every other field changes what is
+# generated, so a model without it is an error.
+SOFT_FIELDS: frozenset[str] = frozenset(
+    {"negative_prompt", "audio", "cfg_scale", "quality", "output_format"}
+)
+
+# Fields checked against ModelSpec.supports; provider, model, pick and provider_options
+# are accepted everywhere, and every shot has prompt or multi_prompt.
+CHECKED_FIELDS: tuple[str, ...] = (
+    "multi_prompt", "negative_prompt", "duration", "size", "aspect", "audio", "first_frame",
+    "last_frame", "reference_images", "video", "reference_videos", "elements", "cfg_scale",
+    "takes", "output_format", "quality",
+)  # fmt: skip
+
+# The allowed values of ResolvedShot fields that mean "not set".
+_UNSET_DEFAULTS: Mapping[str, object] = {"takes": 1, "pick": 1}
+
+
+def is_set(shot: ResolvedShot, name: str) -> bool:
+    """True when the shot's field `name` holds a value other than "not set"."""
+    value = getattr(shot, name)
+    if name in _UNSET_DEFAULTS:
+        return value != _UNSET_DEFAULTS[name]
+    if name == "audio":
+        return value is True  # audio: false asks for what every model does without the field
+    return value is not None and value != () and value != {}
+
+
+def label(provider: str, spec: ModelSpec) -> str:
+    """How messages name a model: `runware model 'kling-3-pro'`."""
+    return f"{provider} model '{spec.alias}'"
+
+
+def check_shot(
+    shot: ResolvedShot, spec: ModelSpec, provider: str, prompt_text: PromptText
+) -> list[Diagnostic]:
+    """Every generic limit of `spec` that `shot` breaks (errors and warnings)."""
+    diags: list[Diagnostic] = []
+    for check in _CHECKS:
+        diags += check(shot, spec, provider)
+    diags += check_prompts(shot, spec, provider, prompt_text)
+    return diags
+
+
+def effective_duration(shot: ResolvedShot) -> int | None:
+    """The duration to send: the shot's, else the multi_prompt total, else None (default)."""
+    if shot.duration is not None:
+        return shot.duration
+    if shot.multi_prompt:
+        return sum(seg.duration_s for seg in shot.multi_prompt)
+    return None
+
+
+def follows_input(shot: ResolvedShot) -> bool:
+    """True when the output frame follows an input (frame image or source video): no size."""
+    return any(s is not None for s in (shot.first_frame, shot.last_frame, shot.video))
+
+
+def aspect_of(size: tuple[int, int]) -> str:
+    """`(1920, 1080)` -> `"16:9"`."""
+    ratio = Fraction(size[0], size[1])
+    return f"{ratio.numerator}:{ratio.denominator}"
+
+
+def _fmt_size(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def _chars(count: int) -> str:
+    return "1 character" if count == 1 else f"{count} characters"
+
+
+def _range(bounds) -> str:
+    low, high = bounds
+    return f"{low}-{high}"
+
+
+# --- the generic checks, one per limit ---------------------------------------------------
+
+
+def check_supported(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    diags = []
+    for name in CHECKED_FIELDS:
+        if name in spec.supports or not is_set(shot, name):
+            continue
+        if name in SOFT_FIELDS:
+            diags.append(Diagnostic(
+                f"{name} is not sent: {label(provider, spec)} has no such setting",
+                shot.where(name),
+                "it is ignored for this shot; remove it or choose a model that has it",
+                severity="warning",
+            ))  # fmt: skip
+        else:
+            diags.append(Diagnostic(
+                f"{label(provider, spec)} does not support {name}",
+                shot.where(name),
+                f"remove {name} from this shot or choose another model ({spec.source})",
+            ))  # fmt: skip
+    return diags
+
+
+def check_exclusions(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    return [
+        Diagnostic(
+            f"{first} cannot be combined with {second} on {label(provider, spec)}",
+            shot.where(second),
+            rule,
+        )
+        for first, second, rule in spec.excludes
+        if is_set(shot, first) and is_set(shot, second)
+    ]
+
+
+def check_duration(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    duration = effective_duration(shot)
+    low, high = spec.durations_s
+    if duration is None or shot.video is not None or low <= duration <= high:
+        return []
+    where = "duration" if shot.duration is not None else "multi_prompt"
+    return [Diagnostic(
+        f"duration {duration} s is out of range: {label(provider, spec)} makes {low}-{high} s",
+        shot.where(where),
+        f"set a duration from {low} to {high} seconds",
+    )]  # fmt: skip
+
+
+def check_size(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    if follows_input(shot):
+        return []  # no size is sent: the provider follows the input image or video
+    allowed = ", ".join(_fmt_size(s) for s in spec.sizes or ())
+    aspects = ", ".join(spec.aspects or ())
+    if shot.size is not None and spec.sizes is not None and shot.size not in spec.sizes:
+        return [Diagnostic(
+            f"size {_fmt_size(shot.size)} is not available on {label(provider, spec)}",
+            shot.where("size"),
+            f"use one of {allowed}",
+        )]  # fmt: skip
+    if shot.size is not None and spec.aspects and aspect_of(shot.size) not in spec.aspects:
+        return [Diagnostic(
+            f"size {_fmt_size(shot.size)} ({aspect_of(shot.size)}) is not available on "
+            f"{label(provider, spec)}",
+            shot.where("size"),
+            f"use an aspect of {aspects}",
+        )]  # fmt: skip
+    if shot.aspect is not None and spec.aspects and shot.aspect not in spec.aspects:
+        return [Diagnostic(
+            f"aspect {shot.aspect} is not available on {label(provider, spec)}",
+            shot.where("aspect"),
+            f"use one of {aspects}",
+        )]  # fmt: skip
+    return []
+
+
+def check_frame_count(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    count = sum(f is not None for f in (shot.first_frame, shot.last_frame))
+    low, high = spec.frame_images
+    if count == 0 or low <= count <= high:
+        return []
+    where = "last_frame" if shot.last_frame is not None else "first_frame"
+    return [Diagnostic(
+        f"{count} frame images given; {label(provider, spec)} takes {low}-{high}",
+        shot.where(where),
+        "remove the last_frame" if count > high else "add a first_frame",
+    )]  # fmt: skip
+
+
+def check_element_count(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    if len(shot.elements) <= spec.max_elements:
+        return []
+    where = "elements" if "elements" in shot.locations else "prompt"
+    names = ", ".join("@" + e.name for e in shot.elements)
+    return [Diagnostic(
+        f"shot uses {len(shot.elements)} elements ({names}); {label(provider, spec)} "
+        f"takes at most {spec.max_elements}",
+        shot.where(where),
+        "split the shot or drop an element",
+    )]  # fmt: skip
+
+
+def check_element_shapes(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    diags = []
+    for element in shot.elements:
+        where = element.location or shot.where("elements")
+        if len(element.images) > spec.max_element_images:
+            diags.append(Diagnostic(
+                f"element '{element.name}' has {len(element.images)} extra images; "
+                f"{label(provider, spec)} takes at most {spec.max_element_images} besides "
+                "the frontal image",
+                where,
+                f"keep the {spec.max_element_images} most telling angles",
+            ))  # fmt: skip
+        if element.videos and (element.frontal_image or element.images or element.voices):
+            diags.append(Diagnostic(
+                f"element '{element.name}' combines videos with images or voices",
+                where,
+                "an element is either a video, or images (optionally with voices)",
+            ))  # fmt: skip
+    return diags
+
+
+def check_takes(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    low, high = spec.takes
+    if "takes" not in spec.supports or low <= shot.takes <= high:
+        return []
+    return [Diagnostic(
+        f"takes {shot.takes} is out of range: {label(provider, spec)} makes "
+        f"{_range(spec.takes)} results per request",
+        shot.where("takes"),
+        f"use {low} to {high}, or make more takes in several shots",
+    )]  # fmt: skip
+
+
+def check_quality(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    if shot.quality is None or spec.quality is None or "quality" not in spec.supports:
+        return []
+    low, high = spec.quality
+    if low <= shot.quality <= high:
+        return []
+    return [Diagnostic(
+        f"quality {shot.quality} is out of range: {label(provider, spec)} takes {low}-{high}",
+        shot.where("quality"),
+        f"use a value from {low} to {high}",
+    )]  # fmt: skip
+
+
+def check_cfg_scale(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    if shot.cfg_scale is None or spec.cfg_scale is None or "cfg_scale" not in spec.supports:
+        return []
+    low, high = spec.cfg_scale
+    if low <= shot.cfg_scale <= high:
+        return []
+    return [Diagnostic(
+        f"cfg_scale {shot.cfg_scale:g} is out of range: {label(provider, spec)} takes "
+        f"{low:g}-{high:g}",
+        shot.where("cfg_scale"),
+        f"use a value from {low:g} to {high:g}",
+    )]  # fmt: skip
+
+
+def check_multi_prompt(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    segments = shot.multi_prompt or ()
+    if not segments or "multi_prompt" not in spec.supports:
+        return []
+    where = shot.where("multi_prompt")
+    diags = []
+    if len(segments) > spec.multi_prompt_segments:
+        diags.append(Diagnostic(
+            f"multi_prompt has {len(segments)} segments; {label(provider, spec)} takes at "
+            f"most {spec.multi_prompt_segments}",
+            where,
+            "merge segments or split the shot",
+        ))  # fmt: skip
+    for n, seg in enumerate(segments, 1):
+        if seg.duration_s < 1:
+            diags.append(Diagnostic(
+                f"multi_prompt segment {n} lasts {seg.duration_s} s; each segment needs at "
+                "least 1 s",
+                seg.location or where,
+                "give the segment a duration of 1 s or more",
+            ))  # fmt: skip
+    total = sum(seg.duration_s for seg in segments)
+    if shot.duration is not None and total != shot.duration:
+        diags.append(Diagnostic(
+            f"multi_prompt segments add up to {total} s but the shot's duration is "
+            f"{shot.duration} s",
+            where,
+            "make the segment durations add up to the duration, or leave duration out",
+        ))  # fmt: skip
+    return diags
+
+
+_CHECKS = (
+    check_supported,
+    check_exclusions,
+    check_duration,
+    check_size,
+    check_frame_count,
+    check_element_count,
+    check_element_shapes,
+    check_takes,
+    check_quality,
+    check_cfg_scale,
+    check_multi_prompt,
+)
+
+
+def check_prompts(
+    shot: ResolvedShot, spec: ModelSpec, provider: str, prompt_text: PromptText
+) -> list[Diagnostic]:
+    """Prompt and negative prompt lengths, measured on the text as sent."""
+    texts: list[tuple[str, str, Location | None]] = []
+    if shot.prompt is not None:
+        texts.append(("prompt", prompt_text(shot.prompt), shot.where("prompt")))
+    for n, seg in enumerate(shot.multi_prompt or (), 1):
+        where = seg.location or shot.where("multi_prompt")
+        texts.append((f"multi_prompt segment {n}", prompt_text(seg.prompt), where))
+    if shot.negative_prompt is not None and "negative_prompt" in spec.supports:
+        texts.append(("negative_prompt", shot.negative_prompt, shot.where("negative_prompt")))
+    low, high = spec.prompt_chars
+    return [
+        Diagnostic(
+            f"{what} is {_chars(len(text))} long as sent; {label(provider, spec)} takes "
+            f"{low}-{high} characters",
+            where,
+            "shorten it" if len(text) > high else f"write at least {low} characters",
+        )
+        for what, text, where in texts
+        if not low <= len(text) <= high
+    ]
+
+
+# --- checks shared by provider modules ---------------------------------------------------
+
+
+def shot_sources(shot: ResolvedShot) -> Iterator[tuple[str, FrameSource, str, Location | None]]:
+    """Every input of a shot as (field, source, media, location)."""
+    singles = (("first_frame", shot.first_frame, "image"), ("last_frame", shot.last_frame, "image"))
+    singles += (("video", shot.video, "video"),)
+    for name, source, media in singles:
+        if source is not None:
+            yield name, source, media, source.location or shot.where(name)
+    for name, media in (("reference_images", "image"), ("reference_videos", "video")):
+        for source in getattr(shot, name):
+            yield name, source, media, source.location or shot.where(name)
+    for element in shot.elements:
+        for name, source, media in element_sources(element):
+            yield name, source, media, source.location or element.location
+
+
+def element_sources(element: Element) -> Iterator[tuple[str, FrameSource, str]]:
+    """The inputs of an element as (field, source, media)."""
+    if element.frontal_image is not None:
+        yield "frontal_image", element.frontal_image, "image"
+    for name, media in (("images", "image"), ("videos", "video"), ("voices", "audio")):
+        for source in getattr(element, name):
+            yield name, source, media
+
+
+# Sources that are uploaded (local files) or produced by the run (chains) suit every provider.
+_RUNTIME_KINDS = frozenset({"path", "chain"})
+
+_KIND_NAMES = {"url": "a URL", "uuid": "a provider asset UUID", "data": "a data URI"}
+
+
+def check_source_kinds(
+    shot: ResolvedShot, provider: str, accepted: Mapping[str, frozenset[str]]
+) -> list[Diagnostic]:
+    """Inputs the provider cannot take as written (`accepted`: media -> FrameSource kinds)."""
+    diags = []
+    for name, source, media, where in shot_sources(shot):
+        if source.kind in _RUNTIME_KINDS or source.kind in accepted.get(media, frozenset()):
+            continue
+        diags.append(Diagnostic(
+            f"{name}: {provider} does not accept {_KIND_NAMES.get(source.kind, source.kind)} "
+            f"for {media} inputs",
+            where,
+            "use an http(s) URL or a local file (uploaded at run time)",
+        ))  # fmt: skip
+    return diags
+
+
+def check_element_frontal(shot: ResolvedShot, provider: str) -> list[Diagnostic]:
+    """Element angle images need a frontal image (Runware `images`, fal `reference_image_urls`)."""
+    return [
+        Diagnostic(
+            f"element '{e.name}' has images but no frontal_image; {provider} needs one",
+            e.location or shot.where("elements"),
+            "add frontal_image: the main reference image of the element",
+        )
+        for e in shot.elements
+        if e.images and e.frontal_image is None
+    ]
+
+
+def check_frame_aspect(shot: ResolvedShot) -> list[Diagnostic]:
+    """Warn when a local first frame's aspect differs from the asked size or aspect."""
+    source = shot.first_frame
+    if source is None or source.kind != "path" or source.path is None:
+        return []
+    asked = _asked_ratio(shot)
+    if asked is None:
+        return []
+    from PIL import Image, UnidentifiedImageError  # lazy: validate must start fast
+
+    where = source.location or shot.where("first_frame")
+    try:
+        with Image.open(source.path) as image:
+            size = image.size
+    except (UnidentifiedImageError, OSError) as exc:
+        return [Diagnostic(f"first_frame {source.value} is not a readable image: {exc}", where,
+                           "use a PNG, JPEG or WebP file")]  # fmt: skip
+    if abs(Fraction(*size) - asked[1]) <= asked[1] / 100:
+        return []
+    return [Diagnostic(
+        f"first_frame is {_fmt_size(size)} ({aspect_of(size)}) but the shot asks for "
+        f"{asked[0]}; the provider follows the image",
+        where,
+        f"crop the image to {asked[0]}, or drop size/aspect for this shot",
+        severity="warning",
+    )]  # fmt: skip
+
+
+def _asked_ratio(shot: ResolvedShot) -> tuple[str, Fraction] | None:
+    if shot.size is not None:
+        return _fmt_size(shot.size), Fraction(*shot.size)
+    if shot.aspect is not None:
+        w, _, h = shot.aspect.partition(":")
+        return shot.aspect, Fraction(int(w), int(h))
+    return None

@@ -1,0 +1,91 @@
+import pytest
+from _mediakit import audio_peak, cover, decoded_frame, mean_abs_diff
+
+from kling_compose.media.animatic import AnimaticSpec, preview_size, render_animatic, title_card
+from kling_compose.media.ffmpeg import probe
+
+W, H = 160, 96
+
+
+def spec(**kw):
+    base = dict(duration_s=1.0, width=W, height=H, fps=24, title="s010", caption="a prompt")
+    return AnimaticSpec(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, images):
+    """Four animatics of the same size: card, first image, first->last, last only (silent)."""
+    d = tmp_path_factory.mktemp("anim")
+    first, last = images
+    specs = {
+        "card": spec(caption="word " * 400),
+        "first": spec(first_image=first, duration_s=1.5),
+        "both": spec(first_image=first, last_image=last, duration_s=1.25),
+        "last_silent": spec(last_image=last, audio=False, duration_s=0.5),
+    }
+    return {k: (s, render_animatic(s, d / f"{k}.mp4")) for k, s in specs.items()}
+
+
+@pytest.mark.parametrize("name", ["card", "first", "both", "last_silent"])
+def test_exact_duration_size_frames_and_audio_length(rendered, name):
+    s, path = rendered[name]
+    info = probe(path)
+    n = round(s.duration_s * s.fps)
+    assert (info.width, info.height, info.frame_count) == (W, H, n)
+    assert info.video_duration_s == pytest.approx(n / s.fps, abs=1e-6)
+    assert info.has_audio and info.audio_duration_s == pytest.approx(n / s.fps, abs=1e-3)
+    assert info.video_params[0] == "h264" and info.video_params[4] == "yuv420p"
+    assert info.audio_params[0] == "aac" and info.audio_params[2:] == (48000, "stereo")
+
+
+def test_all_clips_share_codec_params(rendered):
+    params = {(probe(p).video_params, probe(p).audio_params) for _, p in rendered.values()}
+    assert len(params) == 1
+
+
+def test_first_frame_is_the_first_image(rendered, images):
+    first, last = images
+    for name in ("first", "both"):
+        frame0 = decoded_frame(rendered[name][1], 0)
+        assert mean_abs_diff(frame0, cover(first, (W, H))) < 6
+        assert mean_abs_diff(frame0, cover(last, (W, H))) > 30  # the metric discriminates
+
+
+def test_last_frame_is_the_last_image_and_motion_happens(rendered, images):
+    first, last = images
+    for name in ("both", "last_silent"):
+        end = decoded_frame(rendered[name][1], -1)
+        assert mean_abs_diff(end, cover(last, (W, H))) < 6
+    # a zoomed first-image-only clip ends somewhere else than it starts
+    path = rendered["first"][1]
+    assert mean_abs_diff(decoded_frame(path, 0), decoded_frame(path, -1)) > 2
+    mid = decoded_frame(rendered["both"][1], 15)
+    assert mean_abs_diff(mid, cover(first, (W, H))) > 10 and mean_abs_diff(mid, cover(last, (W, H))) > 10
+
+
+def test_tone_or_silence(rendered):
+    assert audio_peak(rendered["last_silent"][1]) < 1e-4
+    assert 0.005 < audio_peak(rendered["first"][1]) < 0.5
+
+
+def test_title_card_shows_text_and_truncates():
+    blank = title_card(W * 4, H * 4, "", "")
+    card = title_card(W * 4, H * 4, "s010_harbour", "lanterns " * 500)
+    assert card.size == (W * 4, H * 4)
+    assert mean_abs_diff(card, blank) > 1
+
+
+def test_preview_size_keeps_aspect_and_even_sides():
+    assert preview_size(1920, 1080) == (640, 360)
+    assert preview_size(1080, 1920) == (360, 640)
+    assert preview_size(1000, 1000) == (360, 360)
+    w, h = preview_size(1001, 777)
+    assert w % 2 == 0 and h % 2 == 0 and abs(w / h - 1001 / 777) < 0.02
+    with pytest.raises(ValueError):
+        preview_size(0, 10)
+
+
+def test_odd_size_is_rejected(tmp_path):
+    with pytest.raises(ValueError):
+        render_animatic(spec(width=161), tmp_path / "x.mp4")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,70 @@
+"""providers/preview.py: the local animatic's compile-time spec."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from kling_compose.providers import PROVIDERS
+from kling_compose.providers.preview import MODELS
+
+from .factory import diagnostics, element, make_shot
+
+
+def test_accepts_every_alias_of_the_other_providers():
+    others = {a for name, p in PROVIDERS.items() if name != "preview" for a in p.models}
+    assert set(MODELS) == others | {"preview"}
+
+
+def test_payload(compile_one):
+    hero = element("hero", frontal_image="assets/hero.png")
+    shot = make_shot(provider="preview", model="kling-o3-pro", prompt_text="@hero waves @@ us",
+                     elements=[hero], first_frame="assets/start.png", duration=7,
+                     audio=True)  # fmt: skip
+    job = compile_one(shot)
+    assert job.request == {
+        "duration": 7,
+        "width": 1920,
+        "height": 1080,
+        "first_image": "kc-input:file:assets/start.png",
+        "last_image": None,
+        "title": "s1",
+        "caption": "@hero waves @ us",
+        "audio": True,
+        "video": None,
+    }
+    assert job.cost_usd == Decimal(0)
+    assert [r.key for r in job.inputs] == ["file:assets/start.png"]
+
+
+@pytest.mark.parametrize("fields, size", [
+    ({"size": (1234, 567)}, (1234, 567)),  # no size limits
+    ({"aspect": "9:16"}, (1080, 1920)),
+    ({"aspect": "1:1"}, (1080, 1080)),
+    ({"aspect": "21:9"}, (2520, 1080)),
+    ({}, (1920, 1080)),
+])  # fmt: skip
+def test_size(compile_one, fields, size):
+    request = compile_one(make_shot(provider="preview", model="preview", **fields)).request
+    assert (request["width"], request["height"]) == size
+
+
+def test_multi_prompt_caption_and_duration(compile_one):
+    shot = make_shot(provider="preview", multi_prompt=[("Drums", 3), ("Claps", 3)])
+    request = compile_one(shot).request
+    assert (request["caption"], request["duration"], request["audio"]) == ("Drums\nClaps", 6, False)
+
+
+def test_override_rehearses_any_storyboard_for_free(compile_one):
+    shot = make_shot(model="kling-o3-pro", video="from:opening", audio=True)
+    job = compile_one(shot, "preview")
+    assert (job.provider, job.cost_usd, job.request["duration"]) == ("preview", Decimal(0), 5)
+    assert job.request["video"] == "kc-input:clip:opening"
+
+
+def test_keeps_kling_timing_limits():
+    assert diagnostics(make_shot(provider="preview", model="preview", duration=20)) == [
+        "storyboard.yaml:13:5: error: duration 20 s is out of range: preview model 'preview' "
+        "makes 3-15 s\n  hint: set a duration from 3 to 15 seconds"
+    ]

@@ -1,0 +1,256 @@
+"""providers/runware.py: request bodies, Runware-only limits and costs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from kling_compose.providers.runware import MODELS, probe_duration_s
+
+from .factory import diagnostics, element, make_shot
+
+IMG = "https://example.com/a.png"
+VID = "https://example.com/v.mp4"
+
+
+def test_models_and_ids():
+    assert {a: s.model_id for a, s in MODELS.items()} == {
+        "kling-3-pro": "klingai:kling-video@3-pro",
+        "kling-o3-pro": "klingai:kling-video@o3-pro",
+    }
+
+
+def test_text_to_video_defaults_to_1920x1080(compile_one):
+    job = compile_one(make_shot(duration=5))
+    assert job.request == {
+        "taskType": "videoInference",
+        "model": "klingai:kling-video@3-pro",
+        "positivePrompt": "A quiet harbour at dawn",
+        "width": 1920,
+        "height": 1080,
+        "duration": 5,
+    }
+    assert "taskUUID" not in job.request
+
+
+@pytest.mark.parametrize("aspect, size", [("16:9", (1920, 1080)), ("1:1", (1440, 1440)),
+                                          ("9:16", (1080, 1920))])  # fmt: skip
+def test_aspect_becomes_the_o3_size(compile_one, aspect, size):
+    request = compile_one(make_shot(model="kling-o3-pro", aspect=aspect)).request
+    assert (request["width"], request["height"]) == size
+
+
+def test_frames_replace_the_size(compile_one):
+    last = "https://example.com/v.jpg"
+    request = compile_one(make_shot(size=(1920, 1080), first_frame=IMG, last_frame=last)).request
+    assert "width" not in request and "height" not in request
+    assert request["inputs"] == {"frameImages": [
+        {"image": IMG, "frame": "first"}, {"image": "https://example.com/v.jpg", "frame": "last"}
+    ]}  # fmt: skip
+
+
+def test_elements_are_numbered_by_first_appearance(compile_one):
+    violinist = element("violinist", description="A violinist", frontal_image=IMG,
+                        images=["assets/left.png"], tags=["Character"])  # fmt: skip
+    drummer = element("drummer", id="runware-drummer-7", frontal_image="assets/drummer.png",
+                      voices=["https://example.com/voice.mp3"])  # fmt: skip
+    shot = make_shot(prompt_text="@drummer nods to @violinist, then @drummer plays",
+                     elements=[drummer, violinist], first_frame=IMG)  # fmt: skip
+    job = compile_one(shot)
+    assert job.request["positivePrompt"] == (
+        "<<<element_1>>> nods to <<<element_2>>>, then <<<element_1>>> plays"
+    )
+    assert job.request["inputs"]["elements"] == [
+        {"id": "runware-drummer-7", "frontalImage": "kc-input:file:assets/drummer.png",
+         "voices": ["https://example.com/voice.mp3"]},
+        {"id": "violinist", "description": "A violinist", "frontalImage": IMG,
+         "images": ["kc-input:file:assets/left.png"], "tags": ["Character"]},
+    ]  # fmt: skip
+    assert [(r.key, r.media) for r in job.inputs] == [
+        ("file:assets/drummer.png", "image"), ("file:assets/left.png", "image")
+    ]
+
+
+def test_literal_at_sign(compile_one):
+    assert compile_one(make_shot(prompt_text="mail me @@ noon")).request["positivePrompt"] == (
+        "mail me @ noon"
+    )
+
+
+def test_output_options_and_takes(compile_one):
+    shot = make_shot(takes=3, output_format="webm", quality=80, duration=4)
+    request = compile_one(shot).request
+    assert list(request)[-4:] == ["duration", "numberResults", "outputFormat", "outputQuality"]
+    assert (request["numberResults"], request["outputFormat"], request["outputQuality"]) == (
+        3, "WEBM", 80
+    )
+
+
+def test_reference_inputs_and_chained_clip(compile_one):
+    shot = make_shot(model="kling-o3-pro", prompt_text="Restyle it", video="from:opening",
+                     reference_images=["from:opening", IMG])  # fmt: skip
+    job = compile_one(shot)
+    assert job.request["inputs"] == {
+        "referenceImages": ["kc-input:frame:opening:last", IMG],
+        "video": "kc-input:clip:opening",
+    }
+    assert [(r.key, r.media) for r in job.inputs] == [
+        ("frame:opening:last", "image"), ("clip:opening", "video")
+    ]
+
+
+def test_provider_options_are_merged_last(compile_one):
+    shot = make_shot(model="kling-o3-pro", audio=True, duration=5, provider_options={
+        "providerSettings": {"klingai": {"keepOriginalSound": True}}, "ttl": 3600})  # fmt: skip
+    request = compile_one(shot).request
+    assert request["providerSettings"] == {"klingai": {"sound": True, "keepOriginalSound": True}}
+    assert request["ttl"] == 3600
+
+
+# --- audio ----------------------------------------------------------------------------------
+
+
+def test_audio_on_3_pro_is_not_sent_and_priced_silent(compile_one):
+    job = compile_one(make_shot(audio=True, duration=10))
+    assert "providerSettings" not in job.request
+    assert job.cost_usd == Decimal("1.12")
+    assert [str(w) for w in job.warnings] == [
+        "storyboard.yaml:16:5: warning: audio is not sent: runware model 'kling-3-pro' has no "
+        "such setting\n  hint: it is ignored for this shot; remove it or choose a model that has it"
+    ]
+
+
+def test_audio_forced_through_provider_options_is_priced_with_audio(compile_one):
+    options = {"providerSettings": {"klingai": {"sound": True}}}
+    shot = make_shot(duration=10, provider_options=options)
+    assert compile_one(shot).cost_usd == Decimal("1.680")
+
+
+def test_audio_false_on_o3_sends_nothing(compile_one):
+    request = compile_one(make_shot(model="kling-o3-pro", audio=False)).request
+    assert "providerSettings" not in request
+
+
+def test_audio_with_a_video_input_warns():
+    assert diagnostics(make_shot(model="kling-o3-pro", video=VID, audio=True)) == [
+        "storyboard.yaml:16:5: warning: audio is not sent: a shot with a video input cannot "
+        "carry providerSettings\n  hint: When inputs.video or inputs.referenceVideos is "
+        "provided, providerSettings cannot be used (seeds 003, 004); set audio: false to "
+        "silence this warning"
+    ]
+
+
+# --- Runware-only limits ------------------------------------------------------------------
+
+
+def test_reference_images_limited_to_4_with_a_video_input():
+    shot = make_shot(model="kling-o3-pro", video=VID, reference_images=[IMG] * 5)
+    assert diagnostics(shot) == [
+        "storyboard.yaml:19:5: error: 5 reference_images given; with a video input runware "
+        "model 'kling-o3-pro' takes at most 4\n  hint: When inputs.video or "
+        "inputs.referenceVideos is provided, inputs.referenceImages is limited to 4 items "
+        "(seeds 003, 004)"
+    ]
+
+
+def test_3_pro_elements_need_frame_images():
+    shot = make_shot(prompt_text="@a waves", elements=[element("a", frontal_image=IMG)])
+    assert diagnostics(shot) == [
+        "storyboard.yaml:22:5: error: elements needs a first_frame or last_frame on runware "
+        "model 'kling-3-pro'\n  hint: When inputs.elements is provided, inputs.frameImages is "
+        "required (Runware 3.0 Pro page, current version; not in seed 000)"
+    ]
+
+
+def test_element_images_need_a_frontal_image():
+    shot = make_shot(prompt_text="@a", elements=[element("a", images=[IMG])], first_frame=IMG)
+    assert diagnostics(shot) == [
+        "storyboard.yaml:3:3: error: element 'a' has images but no frontal_image; runware "
+        "needs one\n  hint: add frontal_image: the main reference image of the element"
+    ]
+
+
+def test_video_inputs_take_no_data_uri():
+    assert diagnostics(make_shot(model="kling-o3-pro", video="data:video/mp4;base64,AAAA")) == [
+        "storyboard.yaml:20:5: error: video: runware does not accept a data URI for video "
+        "inputs\n  hint: use an http(s) URL or a local file (uploaded at run time)"
+    ]
+
+
+def test_images_may_be_uuid_or_data_uri(compile_one):
+    shot = make_shot(first_frame="aac49721-1964-481a-ae78-8a4e29b91402",
+                     last_frame="data:image/png;base64,AAAA")  # fmt: skip
+    assert compile_one(shot).request["inputs"]["frameImages"][0]["image"] == (
+        "aac49721-1964-481a-ae78-8a4e29b91402"
+    )
+
+
+def test_3_pro_has_no_video_edit():
+    assert diagnostics(make_shot(video=VID)) == [
+        "storyboard.yaml:20:5: error: runware model 'kling-3-pro' does not support video\n"
+        "  hint: remove video from this shot or choose another model (seed 000, "
+        "runware.ai/docs/models/klingai-video-3-0-pro)"
+    ]
+
+
+# --- costs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model, fields, cost",
+    [
+        ("kling-3-pro", {"duration": 10}, "1.12"),
+        ("kling-3-pro", {}, "0.56"),  # default duration 5 s
+        ("kling-o3-pro", {"duration": 8}, "0.896"),
+        ("kling-o3-pro", {"duration": 8, "audio": True}, "1.12"),
+        ("kling-o3-pro", {"duration": 8, "audio": True, "takes": 3}, "3.36"),
+        ("kling-o3-pro", {"duration": 5, "reference_videos": [VID]}, "0.84"),
+        ("kling-o3-pro", {"video": VID, "duration": 6}, "1.008"),
+    ],
+)  # fmt: skip
+def test_costs(compile_one, model, fields, cost):
+    assert compile_one(make_shot(model=model, **fields)).cost_usd == Decimal(cost)
+
+
+def test_3_pro_reference_video_price_is_unknown(compile_one):
+    job = compile_one(make_shot(reference_videos=[VID]))
+    assert job.cost_usd is None
+    assert job.cost_note == "Runware publishes no video input price for klingai:kling-video@3-pro"
+
+
+def test_edit_of_a_remote_clip_without_duration_has_unknown_cost(compile_one):
+    job = compile_one(make_shot(model="kling-o3-pro", video=VID))
+    assert job.cost_usd is None
+    assert job.cost_note == (
+        "a video edit is billed by the source clip's duration, unknown until run time"
+    )
+
+
+def _clip(path, seconds: int) -> None:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for _ in range(seconds):
+            frame = av.VideoFrame(64, 64, "yuv420p")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_edit_of_a_local_clip_is_priced_by_its_probed_duration(compile_one, tmp_path):
+    _clip(tmp_path / "source.mp4", 6)
+    assert probe_duration_s(tmp_path / "source.mp4") == 6
+    job = compile_one(make_shot(model="kling-o3-pro", video=str(tmp_path / "source.mp4")))
+    assert job.cost_usd == Decimal("1.008")
+    assert job.cost_note == (
+        "a video edit is billed by the source clip's duration (probed from the file)"
+    )
+
+
+def test_probe_of_an_unreadable_file(tmp_path):
+    (tmp_path / "x.mp4").write_text("nope")
+    assert probe_duration_s(tmp_path / "x.mp4") is None

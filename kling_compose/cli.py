@@ -173,9 +173,13 @@ def graph(path, var_items, vars_files, provider, fmt) -> None:
 @click.option("--force", multiple=True, metavar="SHOT", help="Generate SHOT again (repeatable).")
 @click.option("--only", multiple=True, metavar="SHOT",
               help="Run only SHOT and what it needs (repeatable).")
+@click.option("--preview-resolution", type=click.IntRange(min=72, max=2160), default=360,
+              show_default=True, metavar="PIXELS",
+              help="Short side of the clips the preview provider renders.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
 @_user_errors
-def run(path, var_items, vars_files, provider, max_cost, concurrency, force, only, as_json) -> None:
+def run(path, var_items, vars_files, provider, max_cost, concurrency, force, only,
+        preview_resolution, as_json) -> None:
     """Execute the plan: generate, chain, assemble; pay only for what changed."""
     from decimal import Decimal
 
@@ -185,6 +189,7 @@ def run(path, var_items, vars_files, provider, max_cost, concurrency, force, onl
     the_plan = _plan(path, var_items, vars_files, provider)
     options = RunOptions(
         concurrency=concurrency, force=frozenset(force), only=frozenset(only),
+        preview_short_side=preview_resolution,
         max_cost_usd=None if max_cost is None else Decimal(str(max_cost)))
     with console.RunProgress(the_plan, quiet=as_json) as progress:
         result = run_plan(the_plan, options, progress)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping, Protocol
 
 from ..errors import Diagnostic
-from ..model import EMPTY, FrameSource, ResolvedShot
+from ..model import EMPTY, FrameSource, Prompt, ResolvedShot
 
 PLACEHOLDER_PREFIX = "kc-input:"
 
@@ -89,6 +89,9 @@ class Provider(Protocol):
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
         """Rules specific to this provider beyond rules.py's generic ModelSpec checks."""
 
+    def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
+        """The prompt as sent, element references in the provider's syntax (limits measure it)."""
+
     def payload(
         self, shot: ResolvedShot, spec: ModelSpec, ref: Callable[[FrameSource, str], str]
     ) -> dict[str, Any]:
@@ -96,3 +99,6 @@ class Provider(Protocol):
 
     def cost(self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]) -> Decimal | None:
         """Estimated USD cost of the request, or None when the price is unknown."""
+
+    def cost_note(self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]) -> str | None:
+        """Why the cost is unknown or approximate, for the plan."""

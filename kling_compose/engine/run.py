@@ -82,12 +82,13 @@ class _Quiet:
 def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter | None = None) -> RunResult:
     """Run the plan to completion (the one asyncio.run of the package)."""
     root = plan.resolved.storyboard.root
+    check_request(plan, options)
     with _project_lock(root):
         state = State(state_path(root))
         try:
             runner = _Runner(plan, options, state, Store(root / ".kling-compose"), reporter or _Quiet())
-            runner.check_budget()
             result = asyncio.run(runner.run())
+            runner.export_shots(result)
             write_lockfile(plan, state)
             return result
         finally:
@@ -116,6 +117,48 @@ class _project_lock:
         self.file.close()
 
 
+def check_request(plan: Plan, options: RunOptions) -> None:
+    """Refuse bad --force/--only names, and an estimate of what would be paid above --max-cost,
+    before anything (even the state file) is touched."""
+    selected_tasks(plan, options)
+    for shot in options.force:
+        if f"generate:{shot}" not in plan.tasks:
+            raise UserError.single(f"--force: no shot '{shot}' in the storyboard")
+    limit = options.max_cost_usd
+    if limit is None:
+        return
+    from .state import read_statuses
+
+    statuses = read_statuses(plan)
+    to_pay = [plan.tasks[t] for t in selected_tasks(plan, options)
+              if plan.tasks[t].kind == "generate" and (
+                  statuses.get(t) != "cached" or plan.tasks[t].shot in options.force)]
+    unknown = [t.id for t in to_pay if t.cost_usd is None]
+    total = sum((t.cost_usd for t in to_pay if t.cost_usd is not None), Decimal(0))
+    if unknown:
+        raise UserError.single(f"--max-cost: the price of {', '.join(unknown)} is unknown",
+                               hint="run without --max-cost once you accept that")
+    if total > limit:
+        raise UserError.single(
+            f"--max-cost: this run would cost an estimated ${total:.3f}, more than the "
+            f"${limit:.3f} allowed", hint="raise --max-cost, or run fewer shots with --only")
+
+
+def selected_tasks(plan: Plan, options: RunOptions) -> list[str]:
+    """Task ids to run: everything, or the --only shots and what they need."""
+    if not options.only:
+        return list(plan.order)
+    import networkx as nx
+
+    wanted: set[str] = set()
+    for shot in options.only:
+        task_id = f"generate:{shot}"
+        if task_id not in plan.tasks:
+            raise UserError.single(f"--only: no shot '{shot}' in the storyboard")
+        wanted |= {task_id, *nx.ancestors(plan.graph, task_id)}
+    return [t for t in plan.order if t in wanted]
+
+
 @dataclass
 class _Runner:
     plan: Plan
@@ -126,49 +169,11 @@ class _Runner:
     records: dict[str, Record] = field(default_factory=dict)
     futures: dict[str, asyncio.Future] = field(default_factory=dict)
 
-    def selected(self) -> list[str]:
-        """Task ids to run: everything, or the --only shots and what they need."""
-        if not self.options.only:
-            return list(self.plan.order)
-        import networkx as nx
-
-        wanted: set[str] = set()
-        for shot in self.options.only:
-            task_id = f"generate:{shot}"
-            if task_id not in self.plan.tasks:
-                raise UserError.single(f"--only: no shot '{shot}' in the storyboard")
-            wanted |= {task_id, *nx.ancestors(self.plan.graph, task_id)}
-        return [t for t in self.plan.order if t in wanted]
-
-    def check_budget(self) -> None:
-        """Refuse to start when the estimate of what would be paid passes --max-cost."""
-        for shot in self.options.force:
-            if f"generate:{shot}" not in self.plan.tasks:
-                raise UserError.single(f"--force: no shot '{shot}' in the storyboard")
-        limit = self.options.max_cost_usd
-        if limit is None:
-            return
-        from .state import read_statuses
-
-        statuses = read_statuses(self.plan)
-        to_pay = [self.plan.tasks[t] for t in self.selected()
-                  if self.plan.tasks[t].kind == "generate" and (
-                      statuses.get(t) != "cached" or self.plan.tasks[t].shot in self.options.force)]
-        unknown = [t.id for t in to_pay if t.cost_usd is None]
-        total = sum((t.cost_usd for t in to_pay if t.cost_usd is not None), Decimal(0))
-        if unknown:
-            raise UserError.single(f"--max-cost: the price of {', '.join(unknown)} is unknown",
-                                   hint="run without --max-cost once you accept that")
-        if total > limit:
-            raise UserError.single(
-                f"--max-cost: this run would cost an estimated ${total:.3f}, more than the "
-                f"${limit:.3f} allowed", hint="raise --max-cost, or run fewer shots with --only")
-
     async def run(self) -> RunResult:
         self.store.clean_temp()
         limits = {"local": asyncio.Semaphore(max(1, min(self.options.concurrency, os.cpu_count() or 1))),
                   "remote": asyncio.Semaphore(max(1, self.options.concurrency))}
-        selected = self.selected()
+        selected = selected_tasks(self.plan, self.options)
         loop = asyncio.get_running_loop()
         self.futures = {t: loop.create_future() for t in selected}
         jobs = [asyncio.create_task(self.task(self.plan.tasks[t], limits)) for t in selected]
@@ -215,6 +220,21 @@ class _Runner:
         return Outcome(task, "done", record, cost or Decimal(0),
                        elapsed_s=time.monotonic() - started)
 
+    def export_shots(self, result: RunResult) -> None:
+        """Each shot's picked clip as renders/shots/<shot>.<ext>, for people to look at."""
+        root = self.plan.resolved.storyboard.root
+        for outcome in result.outcomes:
+            if outcome.task.kind != "generate" or outcome.status not in ("done", "cached"):
+                continue
+            digest, suffix = outcome.record.artifacts[outcome.task.job.shot.pick - 1]
+            target = root / "renders" / "shots" / f"{outcome.task.shot}{suffix}"
+            self._export_if_changed(digest, suffix, target)
+
+    def _export_if_changed(self, digest: str, suffix: str, target: Path) -> None:
+        source = self.store.path(digest, suffix)
+        if not target.is_file() or target.stat().st_size != source.stat().st_size:
+            self.store.export(digest, suffix, target)
+
     def _present(self, record: Record) -> bool:
         return all(self.store.has(digest, suffix) for digest, suffix in record.artifacts)
 
@@ -226,9 +246,7 @@ class _Runner:
     def export(self, task: Task, record: Record) -> None:
         """Put the film where the storyboard asked for it."""
         digest, suffix = record.artifacts[0]
-        target = self.plan.resolved.storyboard.root / task.params["path"]
-        if not target.is_file() or target.stat().st_size != self.store.path(digest, suffix).stat().st_size:
-            self.store.export(digest, suffix, target)
+        self._export_if_changed(digest, suffix, self.plan.resolved.storyboard.root / task.params["path"])
 
     # -- handlers: each returns (artifacts, reference, result, cost) -------------------------
 
@@ -247,6 +265,9 @@ class _Runner:
         refs.update({p: str(self.artifact(dep, picks.get(dep, 1)))
                      for p, dep in task.params.get("inputs", {}).items()})
         request = substitute(task.job.request, refs)
+        for key in ("first_image", "last_image"):
+            if request.get(key):
+                await asyncio.to_thread(_check_image, Path(request[key]))
         width, height = preview_size(request["width"], request["height"],
                                      self.options.preview_short_side)
         artifacts = []
@@ -296,6 +317,17 @@ HANDLERS: dict[str, Callable[[_Runner, Task], Awaitable[Any]]] = {
     "assemble": _Runner.assemble,
     "upload": _Runner.upload,
 }
+
+
+def _check_image(path: Path) -> None:
+    """A clear error for an image ffmpeg would fail on with an obscure one."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+        raise MediaError(f"cannot read image '{path}': {exc}") from None
 
 
 def _path(value: str | None) -> Path | None:

@@ -1,0 +1,9 @@
+import pytest
+
+from _e2e import make_project
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A function that writes a project with the given storyboard (and assets/start.png)."""
+    return lambda storyboard: make_project(tmp_path / "film", storyboard)

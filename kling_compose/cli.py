@@ -80,7 +80,8 @@ def validate(path, var_items, vars_files) -> None:
 
     resolved = _load(path, var_items, vars_files)
     jobs = compile_storyboard(resolved)
-    print_diagnostics([w for job in jobs for w in job.warnings])
+    # a warning from a shared default is the same for every shot: print it once
+    print_diagnostics(dict.fromkeys(w for job in jobs for w in job.warnings))
     click.echo(validation_summary(resolved, jobs))
 
 

@@ -66,8 +66,9 @@ class Document:
         if at < 0:
             return self._location(start)
         index = start[2] + at
-        line = self.rendered.text.count("\n", 0, index)
-        col = index - (self.rendered.text.rfind("\n", 0, index) + 1)
+        newlines = raw.count("\n", 0, at)  # only the scalar's own text: no whole-file scan
+        line = start[0] + newlines
+        col = at - (raw.rfind("\n", 0, at) + 1) if newlines else start[1] + at
         return self._location((line, col, index))
 
     def _get(self, path):

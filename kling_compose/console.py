@@ -58,6 +58,14 @@ def plan_requests(plan) -> list[dict]:
             for t in (plan.tasks[i] for i in plan.order) if t.kind == "generate"]
 
 
+def _wide_console():
+    """A rich console; when output is not a terminal, wide enough for task ids not to wrap."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 def print_plan(plan, statuses: dict | None = None) -> None:
     """A table of tasks in topological order, totals and the critical path."""
     from rich.console import Console
@@ -65,20 +73,24 @@ def print_plan(plan, statuses: dict | None = None) -> None:
 
     statuses = statuses or {}
     table = Table(title=f"plan: {plan.resolved.storyboard.name}", show_lines=False)
-    for column in ("task", "shot", "status", "provider", "model", "duration", "est. cost", "needs"):
-        table.add_column(column, justify="right" if column in ("duration", "est. cost") else "left")
+    table.add_column("task", no_wrap=True)
+    table.add_column("status")
+    table.add_column("provider/model")
+    table.add_column("dur.", justify="right")
+    table.add_column("est. cost", justify="right")
+    table.add_column("needs", overflow="fold")
     to_pay = Decimal(0)
     for task in (plan.tasks[i] for i in plan.order):
         status = statuses.get(task.id, "new")
         if status != "cached" and task.cost_usd:
             to_pay += task.cost_usd
         table.add_row(
-            task.id, task.shot or "", status, task.provider or "", task.model or "",
+            task.id, status, f"{task.provider}/{task.model}" if task.model else task.provider or "",
             f"{task.duration_s} s" if task.duration_s else "",
             format_usd(task.cost_usd) if task.kind == "generate" else "",
             ", ".join(task.depends_on),
         )
-    console = Console()
+    console = _wide_console()
     console.print(table)
     unknown = plan.unknown_costs
     console.print(f"total estimate: {format_usd(plan.total_cost_usd)}"
@@ -181,7 +193,7 @@ def print_run_summary(result, plan) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _wide_console()
     table = Table(title="run summary")
     for column in ("task", "status", "cost", "time", "note"):
         table.add_column(column)
@@ -217,7 +229,7 @@ def print_status(report) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _wide_console()
     table = Table(title=f"status: {report.name}")
     for column in ("task", "status", "cost", "error"):
         table.add_column(column)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import shutil
 import subprocess
 import sys
 import time
@@ -185,3 +186,27 @@ def test_remote_provider_run_fails_with_a_message_not_a_traceback(project):
     assert result.exit_code == 1
     summary = json.loads(result.stdout)
     assert summary["failed"] >= 1 and "not built yet" in json.dumps(summary)
+
+
+def test_the_demo_example_renders_and_rerenders_nothing(tmp_path):
+    example = Path(__file__).parents[2] / "examples" / "lantern-regatta"
+    root = tmp_path / "demo"
+    shutil.copytree(example, root, ignore=shutil.ignore_patterns(".kling-compose", "renders",
+                                                                 "storyboard.lock"))
+    first = run_json(root)
+    assert first["generated"] == 3 and first["failed"] == 0
+    info = probe(root / "renders" / "lantern-regatta.mp4")
+    assert abs(info.video_duration_s - 15.0) <= 1 / 24 + 1e-6  # 5 + 4 + 6 s
+    assert run_json(root)["generated"] == 0
+
+
+def test_takes_render_variations_and_pick_feeds_the_chain(project):
+    root = project(chain_storyboard(2).replace("  duration: 3\n", "  duration: 3\n  takes: 2\n  pick: 2\n"))
+    summary = run_json(root)
+    assert summary["generated"] == 2
+    lock = json.loads((root / "storyboard.lock").read_text())
+    assert len(lock["shots"]["s1"]["sha256"]) == 2 and lock["shots"]["s1"]["pick"] == 2
+    db = sqlite3.connect(root / ".kling-compose" / "state.db")
+    inputs = db.execute("SELECT inputs FROM tasks WHERE task_id='frame:s1:last'").fetchone()[0]
+    db.close()
+    assert json.loads(inputs) == {"generate:s1": lock["shots"]["s1"]["sha256"][1]}

@@ -149,6 +149,7 @@ class Output:
     crossfade_s: float = 0.0  # 0 means hard cuts
     location: Location | None = None
     sequence_locations: tuple[Location | None, ...] = ()
+    crossfade_location: Location | None = None
 
 
 @dataclass(frozen=True, slots=True)

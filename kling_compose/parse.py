@@ -9,6 +9,7 @@ user wrote (`on:` stays "on"), and refuse values JSON cannot carry (dates, binar
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,12 @@ class Document:
         value = self._get(path)
         raw = self.rendered.text[start[2]:end[2]] if end else ""
         needle = value[offset:offset + 24] if isinstance(value, str) else ""
-        at = raw.find(needle) if needle else -1
+        at = -1
+        if needle:
+            for _ in range(value[:offset].count(needle) + 1):
+                at = raw.find(needle, at + 1)
+                if at < 0:
+                    break
         if at < 0:
             return self._location(start)
         index = start[2] + at
@@ -83,6 +89,10 @@ class Document:
 
 def parse_document(rendered: Rendered) -> Document:
     """Parse rendered YAML; every syntax problem becomes a located UserError."""
+    recursive = _recursive_aliases(rendered.text)
+    if recursive:
+        raise UserError(*[Diagnostic(msg, rendered.locate(m.line + 1, m.column + 1))
+                          for msg, m in recursive])
     loader = _Loader(rendered.text)
     try:
         data = loader.get_single_data()
@@ -97,6 +107,29 @@ def parse_document(rendered: Rendered) -> Document:
                        for msg, m, hint in loader.problems]
         raise UserError(*diagnostics)
     return Document(data, rendered, loader.positions)
+
+
+def _recursive_aliases(text: str) -> list:
+    """Aliases used inside the node their anchor names (they would make cyclic data)."""
+    if "&" not in text or "*" not in text:
+        return []
+    found, open_anchors = [], []
+    try:
+        for event in yaml.parse(text, Loader=_BaseLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                open_anchors.append(event.anchor)
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                open_anchors.pop()
+            elif isinstance(event, yaml.AliasEvent) and event.anchor in open_anchors:
+                found.append((f"YAML: recursive alias '*{event.anchor}' (the anchor "
+                              f"&{event.anchor} contains itself)", event.start_mark))
+    except yaml.YAMLError:
+        return found  # the loader reports syntax errors with their context
+    return found
+
+
+def _short_tag(tag: str) -> str:
+    return tag.replace("tag:yaml.org,2002:", "!!")
 
 
 def _mark(m) -> tuple[int, int, int]:
@@ -147,6 +180,20 @@ class _Loader(_BaseLoader):
                                   None))
         return value
 
+    def construct_undefined(self, node):
+        self.problems.append((f"YAML: unsupported YAML tag '{_short_tag(node.tag)}'",
+                              _mark(node.start_mark), "storyboards are plain data: tags like "
+                              "!!python/... are refused, never executed"))
+        return None
+
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            self.problems.append((f"YAML: '{node.value}' is not a valid !!int",
+                                  _mark(node.start_mark), None))
+            return None
+
     def construct_unsupported(self, node):
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")
         self.problems.append((f"YAML type {tag} is not supported in a storyboard",
@@ -179,20 +226,33 @@ class _Loader(_BaseLoader):
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_yaml_seq)
 _Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor(None, _Loader.construct_undefined)
 for _tag in ("binary", "set", "omap", "pairs", "timestamp"):
     _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _Loader.construct_unsupported)
 
 
 def _yaml_diagnostic(exc: yaml.MarkedYAMLError, rendered: Rendered) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
-    location = rendered.locate(mark.line + 1, mark.column + 1) if mark else None
+    context = exc.context_mark
     problem = exc.problem or "invalid YAML"
     hint = None
-    if "'\\t'" in problem or "\\t" in problem:
+    if "end of stream" in problem and context is not None and "quoted scalar" in (exc.context or ""):
+        mark = context
+        hint = "the quote that starts here is never closed"
+    elif "flow sequence" in (exc.context or "") and context is not None:
+        hint = f"the '[' on line {context.line + 1} is not closed, or a ',' is missing"
+    elif "flow mapping" in (exc.context or "") and context is not None:
+        hint = f"the '{{' on line {context.line + 1} is not closed, or a ',' is missing"
+    elif "did not find expected" in problem and "block" in (exc.context or ""):
+        hint = "check the indentation of this line against the lines above it"
+    location = rendered.locate(mark.line + 1, mark.column + 1) if mark else None
+    if "tab character" in problem or "'\\t'" in problem or "\\t" in problem:
         problem = "a tab character where YAML expects spaces"
         hint = "YAML indentation must use spaces; replace the tab with spaces"
     elif exc.problem and "could not determine a constructor" in exc.problem:
-        problem = f"unsupported YAML tag {exc.problem.split('tag')[-1].strip()}"
+        tag = re.search(r"tag '([^']*)'", exc.problem)
+        problem = f"unsupported YAML tag '{_short_tag(tag.group(1) if tag else '?')}'"
         hint = "storyboards are plain data: tags like !!python/... are refused, never executed"
     elif exc.context:
         problem = f"{problem} ({exc.context})"

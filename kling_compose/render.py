@@ -75,7 +75,7 @@ class Rendered:
 def read_source(path: Path, display: str) -> Source:
     """The storyboard file's text; a missing or unreadable file is a UserError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode_text(path.read_bytes(), display)
     except FileNotFoundError:
         raise UserError.single(
             f"no storyboard at '{display}'",
@@ -83,11 +83,19 @@ def read_source(path: Path, display: str) -> Source:
         ) from None
     except IsADirectoryError:
         raise UserError.single(f"'{display}' is a folder without storyboard.yaml") from None
-    except UnicodeDecodeError as exc:
-        raise UserError.single(
-            f"'{display}' is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
     return Source(path, display, text)
+
+
+def decode_text(data: bytes, display: str) -> str:
+    """UTF-8 text, or a UserError pointing at the first byte that is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start].decode("utf-8")
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        raise UserError.single(f"not UTF-8 text ({exc.reason})",
+                               Location(display, line, col)) from None
 
 
 def render_source(source: Source, variables: Mapping[str, object] | None = None) -> Rendered:
@@ -101,6 +109,15 @@ def render_source(source: Source, variables: Mapping[str, object] | None = None)
         text = env.get_template(source.path.name).render(variables)
     except jinja2.TemplateError as exc:
         raise UserError(_translate(exc, env, variables)) from None
+    except RecursionError as exc:
+        raise UserError(Diagnostic(
+            "template error: includes or macros nest too deeply (does a file include itself?)",
+            _template_frame(exc, env.loader))) from None
+    except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        where = _template_frame(exc, env.loader, strict=True)
+        if where is None:
+            raise  # not raised by template code: a bug
+        raise UserError(Diagnostic(f"template error: {exc}", where)) from None
     return Rendered(source, root, text, variables, templated=True)
 
 
@@ -138,11 +155,36 @@ class _ProjectLoader(jinja2.BaseLoader):
         if not path.is_file():
             raise jinja2.TemplateNotFound(template)
         display = os.path.join(os.path.dirname(self.main.display), *pieces)
-        return Source(path, display, path.read_text(encoding="utf-8"))
+        try:
+            return Source(path, display, path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise _NotText(f"included file '{template}' is not UTF-8 text") from None
+
+
+class _NotText(jinja2.TemplateError):
+    pass
+
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, also refusing `*` and `**` results big enough to exhaust memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+    MAX_ITEMS = 1_000_000
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and \
+                        len(seq) * count > self.MAX_ITEMS:
+                    raise jinja2.exceptions.SecurityError(
+                        f"'*' would build {len(seq) * count:,} items (limit {self.MAX_ITEMS:,})")
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 1000:
+            raise jinja2.exceptions.SecurityError(f"'**' with exponent {right} is refused")
+        return super().call_binop(context, operator, left, right)
 
 
 def _environment(root: Path, main: Source, *extensions) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    return _Sandbox(
         loader=_ProjectLoader(root, main),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -159,9 +201,12 @@ def _translate(exc: jinja2.TemplateError, env, variables) -> Diagnostic:
     loader: _ProjectLoader = env.loader
     if isinstance(exc, jinja2.TemplateSyntaxError):
         src = loader.sources.get(exc.filename or "", loader.main)
-        col = _syntax_column(src, exc.lineno)
+        line = exc.lineno
+        if "Unexpected end of template" in (exc.message or ""):
+            line = _unclosed_block_line(env, src) or line
+        col = _syntax_column(src, line)
         return Diagnostic(
-            f"template syntax: {exc.message}", Location(src.display, exc.lineno, col),
+            f"template syntax: {exc.message}", Location(src.display, line, col),
             hint=_syntax_hint(exc.message or ""),
         )
     where = _template_frame(exc, loader)
@@ -172,6 +217,8 @@ def _translate(exc: jinja2.TemplateError, env, variables) -> Diagnostic:
             f"included file '{exc.name}' not found", where,
             hint="include paths are relative to the storyboard's folder",
         )
+    if isinstance(exc, _NotText):
+        return Diagnostic(exc.message, where)
     if isinstance(exc, jinja2.exceptions.SecurityError):
         return Diagnostic(f"sandbox: {exc}", where, hint="templates may only read files inside "
                           "the project folder and call safe methods")
@@ -191,7 +238,29 @@ def _undefined(exc: jinja2.UndefinedError, where, variables) -> Diagnostic:
     return Diagnostic(f"undefined template variable '{name}'", where, hint=hint)
 
 
-def _template_frame(exc: BaseException, loader: _ProjectLoader) -> Location | None:
+_BLOCKS = {"for", "if", "macro", "call", "filter", "block", "with", "autoescape", "trans", "raw"}
+
+
+def _unclosed_block_line(env, src: Source) -> int | None:
+    """The line of the innermost block tag that is never closed."""
+    stack: list = []
+    try:
+        tokens = list(env.lex(src.text))
+    except jinja2.TemplateSyntaxError:
+        return None
+    tokens = [tok for tok in tokens if tok[1] != "whitespace"]
+    for i, (lineno, kind, value) in enumerate(tokens):
+        if kind != "block_begin" or i + 1 >= len(tokens):
+            continue
+        name = tokens[i + 1][2]
+        if name in _BLOCKS:
+            stack.append((name, lineno))
+        elif isinstance(name, str) and name.startswith("end") and stack:
+            stack.pop()
+    return stack[-1][1] if stack else None
+
+
+def _template_frame(exc: BaseException, loader: _ProjectLoader, strict: bool = False):
     """The innermost template line in the traceback (Jinja rewrites frames to template lines)."""
     found = None
     tb = exc.__traceback__
@@ -200,6 +269,8 @@ def _template_frame(exc: BaseException, loader: _ProjectLoader) -> Location | No
         if src is not None:
             found = Location(src.display, tb.tb_lineno, _syntax_column(src, tb.tb_lineno))
         tb = tb.tb_next
+    if strict:
+        return found
     return found or Location(loader.main.display)
 
 
@@ -255,8 +326,13 @@ def _build_origins(rendered: Rendered) -> list | None:
         return None
     origins, current = [], None
     for line in marked.split("\n"):
+        # the last of the marks before the line's first character: a mark for an empty
+        # template line holding `{% include %}` is followed by the included file's own mark
+        lead = re.match(f"(?:{_MARK_RE.pattern})+", line)
         first = _MARK_RE.search(line)
-        if first is not None:
+        if lead is not None:
+            current = env.mark_table[int(_MARK_RE.findall(lead.group(0))[-1])]
+        elif first is not None:
             current = env.mark_table[int(first.group(1))]
         origins.append(current)
     return origins
@@ -293,10 +369,16 @@ def read_variables(assignments: tuple[str, ...] = (), files: tuple[str, ...] = (
     variables: dict = {}
     problems: list[Diagnostic] = []
     for name in files:
+        from .parse import parse_document
         try:
-            data = yaml.safe_load(Path(name).read_text(encoding="utf-8"))
+            text = decode_text(Path(name).read_bytes(), name)
+            data = parse_document(Rendered(Source(Path(name).absolute(), name, text),
+                                           Path(name).absolute().parent, text)).data
         except OSError as exc:
             problems.append(Diagnostic(f"cannot read --vars file: {exc.strerror}", Location(name)))
+            continue
+        except UserError as exc:
+            problems.extend(exc.diagnostics)
             continue
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark

@@ -161,7 +161,7 @@ class _Resolver:
                 self.fail(f"shot '{shot.id}' is the first shot: it has no previous shot to "
                           "chain from", src.location, "give a file or a shot id instead")
                 return src
-            return replace(src, value=self.order[index - 1])
+            return replace(src, value=self.sb.shots[index - 1].id)
         if src.value not in self.ids:
             self.fail(f"unknown shot '{src.value}' in frame chain", src.location,
                       did_you_mean(src.value, self.ids) or "chain from a shot id of this storyboard")
@@ -175,7 +175,8 @@ class _Resolver:
             hint = None
             folder = src.path.parent
             if folder.is_dir():
-                hint = did_you_mean(src.path.name, [p.name for p in folder.iterdir()])
+                prefix = src.value[:len(src.value) - len(src.path.name)]
+                hint = did_you_mean(src.value, [prefix + p.name for p in folder.iterdir()])
             self.fail(f"file '{src.value}' not found", src.location,
                       hint or "paths are relative to the storyboard's folder")
 
@@ -191,25 +192,32 @@ class _Resolver:
             refs += values["prompt"].refs
         for seg in values.get("multi_prompt") or ():
             refs += seg.prompt.refs
+        explicit: tuple = ()
         for level in reversed(levels):
             if level.elements is not None:
+                explicit = level.elements
                 refs += level.elements
                 break
         used: dict[str, Element] = {}
         for ref in refs:
             element = self.sb.elements.get(ref.name)
             if element is None:
-                self.fail(f"unknown element '@{ref.name}'", ref.location,
-                          _element_hint(ref.name, self.sb.elements))
+                in_prompt = ref not in explicit
+                self.fail(f"unknown element '{'@' if in_prompt else ''}{ref.name}'", ref.location,
+                          _element_hint(ref.name, self.sb.elements, "@" if in_prompt else ""))
             else:
                 used.setdefault(ref.name, element)
         return tuple(used.values())
 
     def check_cycles(self, shots: tuple[ResolvedShot, ...]) -> None:
-        deps = {s.id: [c.value for c in s.chains if c.value in self.ids] for s in shots}
+        deps: dict[str, list[str]] = {}
+        for s in shots:
+            if s.location != self.ids[s.id].location:
+                continue  # a duplicate id, already an error: its chains are ambiguous
+            deps.setdefault(s.id, []).extend(c.value for c in s.chains if c.value in self.ids)
         for cycle in _cycles(deps):
-            shot = next(s for s in shots if s.id == cycle[0])
-            link = next(c for c in shot.chains if c.value == cycle[1 % len(cycle)])
+            link = next(c for s in shots if s.id == cycle[0] for c in s.chains
+                        if c.value == cycle[1 % len(cycle)])
             self.fail("frame chain cycle: " + " -> ".join(cycle + [cycle[0]]), link.location,
                       "a shot cannot depend on a frame of a shot that depends on it")
 
@@ -237,14 +245,19 @@ class _Resolver:
         return tuple(result)
 
     def check_crossfade(self, out: Output, sequence, durations) -> None:
-        known = [durations[s] for s in sequence if durations.get(s)]
-        if out.crossfade_s and known and out.crossfade_s >= min(known):
+        known = [(durations[s], s) for s in sequence if durations.get(s)]
+        if out.crossfade_s and known and out.crossfade_s >= min(known)[0]:
+            shortest, shot = min(known)
             self.fail(f"crossfade of {out.crossfade_s:g} s is not shorter than the shortest clip "
-                      f"({min(known)} s)", out.location, "use a shorter crossfade")
+                      f"in the sequence, '{shot}' ({shortest} s)",
+                      out.crossfade_location or out.location, "use a shorter crossfade")
 
 
-def _element_hint(name: str, elements: Mapping[str, Element]) -> str:
-    return did_you_mean(name, elements) or (
+def _element_hint(name: str, elements: Mapping[str, Element], at: str = "") -> str:
+    hint = did_you_mean(name, elements)
+    if hint and at:
+        hint = did_you_mean(at + name, [at + e for e in elements])
+    return hint or (
         ("defined elements: " + ", ".join(elements)) if elements else
         "define it under `elements:`, or write @@ for a literal '@'")
 

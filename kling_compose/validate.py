@@ -87,6 +87,14 @@ def _describe(error, doc: Document) -> Diagnostic:
         field = missing[0] if missing else "?"
         return Diagnostic(f"{_owner(path)} is missing required field '{field}'",
                           doc.locate(path), hint=_required_hint(field))
+    if not path and error.instance is None:
+        return Diagnostic("the storyboard is empty", doc.locate(path),
+                          hint=_required_hint("version"))
+    if "propertyNames" in error.schema_path:
+        bad = error.instance
+        pattern = error.validator_value if kind == "pattern" else None
+        return Diagnostic(f"element name '{bad}' must be {_PATTERN_TEXT.get(pattern, 'a plain name')}",
+                          doc.locate(path + (bad,), key=True))
     if kind == "propertyNames":
         bad = error.instance
         return Diagnostic(f"element name '{bad}' must be {_PATTERN_TEXT.get(error.validator_value.get('pattern'), 'a plain name')}",
@@ -354,5 +362,6 @@ class _Builder:
         return Output(
             path=data["path"], sequence=tuple(seq) if seq else (), crossfade_s=crossfade,
             location=self.doc.locate(path),
+            crossfade_location=self.doc.locate(path + ("transition", "crossfade")) if crossfade else None,
             sequence_locations=tuple(self.doc.locate(path + ("sequence", i)) for i in range(len(seq or ()))),
         )

@@ -51,7 +51,8 @@ class _Resolver:
         self.sb = sb
         self.problems: list[Diagnostic] = []
         self.ids: dict[str, Shot] = {}
-        self.order: list[str] = []
+        self.order: list[str] = []  # unique shot ids in storyboard order
+        self.in_order = sb.shots  # every shot, duplicates included (`previous` counts them)
         self._exists: dict = {}
 
     def fail(self, message: str, location: Location | None, hint: str | None = None) -> None:
@@ -161,7 +162,7 @@ class _Resolver:
                 self.fail(f"shot '{shot.id}' is the first shot: it has no previous shot to "
                           "chain from", src.location, "give a file or a shot id instead")
                 return src
-            return replace(src, value=self.sb.shots[index - 1].id)
+            return replace(src, value=self.in_order[index - 1].id)
         if src.value not in self.ids:
             self.fail(f"unknown shot '{src.value}' in frame chain", src.location,
                       did_you_mean(src.value, self.ids) or "chain from a shot id of this storyboard")

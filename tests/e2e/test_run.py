@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -210,3 +211,22 @@ def test_takes_render_variations_and_pick_feeds_the_chain(project):
     inputs = db.execute("SELECT inputs FROM tasks WHERE task_id='frame:s1:last'").fetchone()[0]
     db.close()
     assert json.loads(inputs) == {"generate:s1": lock["shots"]["s1"]["sha256"][1]}
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_work(project):
+    root = project(chain_storyboard(6))
+    command = [sys.executable, "-m", "kling_compose", "run", str(root), *PREVIEW,
+               "--concurrency", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    objects = root / ".kling-compose" / "objects"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(objects.rglob("*.mp4"))) < 2:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err and b"interrupted" in err
+    summary = run_json(root)
+    assert summary["failed"] == 0 and summary["cached"] >= 2
+    assert summary["generated"] + summary["cached"] == 6
+    assert (root / "renders" / "chain.mp4").is_file()

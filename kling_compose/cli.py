@@ -58,7 +58,7 @@ def storyboard_path(path: str | None) -> tuple[Path, str]:
 
 def _load(path, var_items, vars_files):
     from .pipeline import load_resolved
-    from .render import read_variables
+    from .pipeline import read_variables
 
     file, display = storyboard_path(path)
     return load_resolved(file, read_variables(var_items, vars_files), display)
@@ -91,7 +91,7 @@ def validate(path, var_items, vars_files) -> None:
 def render(path, var_items, vars_files) -> None:
     """Print the storyboard after Jinja rendering."""
     from .pipeline import render_text
-    from .render import read_variables
+    from .pipeline import read_variables
 
     file, display = storyboard_path(path)
     click.echo(render_text(file, read_variables(var_items, vars_files), display), nl=False)

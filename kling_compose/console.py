@@ -68,7 +68,6 @@ def _wide_console():
 
 def print_plan(plan, statuses: dict | None = None) -> None:
     """A table of tasks in topological order, totals and the critical path."""
-    from rich.console import Console
     from rich.table import Table
 
     statuses = statuses or {}
@@ -190,7 +189,6 @@ def run_json(result) -> str:
 
 
 def print_run_summary(result, plan) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     console = _wide_console()
@@ -226,7 +224,6 @@ def status_json(report) -> str:
 
 
 def print_status(report) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     console = _wide_console()

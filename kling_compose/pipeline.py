@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -53,3 +54,45 @@ def plan_statuses(plan) -> dict[str, str]:
     from .engine.state import read_statuses
 
     return read_statuses(plan)
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def read_variables(assignments: tuple[str, ...] = (), files: tuple[str, ...] = ()) -> dict:
+    """Template variables from `--vars FILE.yaml` files, then `--var NAME=VALUE` (strings).
+
+    A --vars file goes through the storyboard's own YAML stage: safe, located, no duplicates.
+    """
+    from .errors import Diagnostic, Location, UserError
+    from .parse import parse_document
+    from .render import Rendered, Source, decode_text
+
+    variables: dict = {}
+    problems: list = []
+    for name in files:
+        path = Path(name).absolute()
+        try:
+            text = decode_text(path.read_bytes(), name)
+            data = parse_document(Rendered(Source(path, name, text), path.parent, text)).data
+        except OSError as exc:
+            problems.append(Diagnostic(f"cannot read --vars file: {exc.strerror}", Location(name)))
+            continue
+        except UserError as exc:
+            problems.extend(exc.diagnostics)
+            continue
+        if not isinstance(data, dict):
+            problems.append(Diagnostic("a --vars file must be a mapping of NAME: VALUE",
+                                       Location(name, 1, 1)))
+            continue
+        variables.update(data)
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        if not sep or not _NAME.match(name):
+            problems.append(Diagnostic(f"bad --var '{item}'", None, "write --var NAME=VALUE, "
+                                       "NAME made of letters, digits and '_'"))
+            continue
+        variables[name] = value
+    if problems:
+        raise UserError(*problems)
+    return variables

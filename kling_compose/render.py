@@ -249,7 +249,7 @@ def _unclosed_block_line(env, src: Source) -> int | None:
     except jinja2.TemplateSyntaxError:
         return None
     tokens = [tok for tok in tokens if tok[1] != "whitespace"]
-    for i, (lineno, kind, value) in enumerate(tokens):
+    for i, (lineno, kind, _) in enumerate(tokens):
         if kind != "block_begin" or i + 1 >= len(tokens):
             continue
         name = tokens[i + 1][2]
@@ -355,49 +355,3 @@ def _map_column(out: str, src: str, col: int) -> int:
         return len(src) - len(tail) + 1
     expr = src.find("{{", prefix)
     return (expr if expr >= 0 else prefix) + 1
-
-
-# -- variables -------------------------------------------------------------------------------
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def read_variables(assignments: tuple[str, ...] = (), files: tuple[str, ...] = ()) -> dict:
-    """Template variables from `--vars FILE.yaml` files, then `--var NAME=VALUE` (strings)."""
-    import yaml
-
-    variables: dict = {}
-    problems: list[Diagnostic] = []
-    for name in files:
-        from .parse import parse_document
-        try:
-            text = decode_text(Path(name).read_bytes(), name)
-            data = parse_document(Rendered(Source(Path(name).absolute(), name, text),
-                                           Path(name).absolute().parent, text)).data
-        except OSError as exc:
-            problems.append(Diagnostic(f"cannot read --vars file: {exc.strerror}", Location(name)))
-            continue
-        except UserError as exc:
-            problems.extend(exc.diagnostics)
-            continue
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark
-            problems.append(Diagnostic(f"YAML: {exc.problem}", Location(
-                name, mark.line + 1 if mark else None, mark.column + 1 if mark else None)))
-            continue
-        if not isinstance(data, dict):
-            problems.append(Diagnostic("a --vars file must be a mapping of NAME: VALUE",
-                                       Location(name, 1, 1)))
-            continue
-        variables.update({str(k): v for k, v in data.items()})
-    for item in assignments:
-        name, sep, value = item.partition("=")
-        if not sep or not _NAME.match(name):
-            problems.append(Diagnostic(f"bad --var '{item}'", None,
-                                       "write --var NAME=VALUE, NAME made of letters, digits "
-                                       "and '_'"))
-            continue
-        variables[name] = value
-    if problems:
-        raise UserError(*problems)
-    return variables

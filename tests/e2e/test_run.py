@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import av
-from PIL import Image, ImageChops, ImageStat
+from PIL import ImageChops, ImageStat
 
 from kling_compose.media.ffmpeg import probe
 

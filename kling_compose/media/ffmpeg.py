@@ -138,16 +138,22 @@ def _audio_params(stream) -> tuple:
     return (cc.name, cc.profile, cc.sample_rate, cc.layout.name if cc.layout else None)
 
 
-def probe(path: Path | str) -> ClipInfo:
-    """ClipInfo of the first video (and first audio) stream of `path`; MediaError if unreadable."""
-    path = Path(path)
+def open_video(path: Path | str):
+    """An open PyAV container with a video stream (close it: `with`); MediaError otherwise."""
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as exc:
         raise MediaError(f"cannot open {path}: {exc}") from None
-    with container:
-        if not container.streams.video:
-            raise MediaError(f"{path} has no video stream")
+    if not container.streams.video:
+        container.close()
+        raise MediaError(f"{path} has no video stream")
+    return container
+
+
+def probe(path: Path | str) -> ClipInfo:
+    """ClipInfo of the first video (and first audio) stream of `path`; MediaError if unreadable."""
+    path = Path(path)
+    with open_video(path) as container:
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
         fps = video.guessed_rate or video.average_rate or Fraction(0)

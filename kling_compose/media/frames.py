@@ -7,7 +7,7 @@ from pathlib import Path
 
 import av
 
-from .ffmpeg import MediaError, atomic_output
+from .ffmpeg import MediaError, atomic_output, open_video
 
 # Seek this far before the video's end, then decode forward: lands on the last GOP's keyframe.
 _SEEK_BACK_S = 1.0
@@ -20,13 +20,7 @@ def extract_frame(clip: Path, which: str, out_png: Path) -> Path:
     if which not in ("first", "last"):
         raise ValueError(f"which must be 'first' or 'last', not {which!r}")
     clip, out_png = Path(clip), Path(out_png)
-    try:
-        container = av.open(str(clip))
-    except (av.FFmpegError, OSError) as exc:
-        raise MediaError(f"cannot open {clip}: {exc}") from None
-    with container:
-        if not container.streams.video:
-            raise MediaError(f"{clip} has no video stream")
+    with open_video(clip) as container:
         stream = container.streams.video[0]
         if which == "last":
             # Frame threads overlap the serial P-frame chain a little; measured ~15% faster

@@ -1,5 +1,3 @@
-import statistics
-import time
 
 import av
 import pytest
@@ -71,18 +69,7 @@ def _full_decode_last(clip):
         return last
 
 
-def test_last_frame_is_much_faster_than_full_decode_1080p(clip_1080p, tmp_path):
-    # bench/media.py measures the >= 5x target; under pytest -n 2 the cores are shared, so
-    # this guards against regressions (a full decode would be ~1x) with some slack.
-    full = min(_timed(_full_decode_last, clip_1080p) for _ in range(2))
-    fast = statistics.median(
-        _timed(extract_frame, clip_1080p, "last", tmp_path / "l.png") for _ in range(3)
-    )
-    assert full / fast >= 3.5, f"full decode {full:.3f}s, extract_frame {fast:.3f}s"
+def test_last_frame_is_exact_on_a_1080p_clip(clip_1080p, tmp_path):
+    # its speed against a full decode (>= 5x) is measured by bench/media.py, not here
+    extract_frame(clip_1080p, "last", tmp_path / "l.png")
     assert png_rgb(tmp_path / "l.png") == _full_decode_last(clip_1080p).to_image().tobytes()
-
-
-def _timed(fn, *args):
-    t = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t

@@ -146,7 +146,7 @@ def plan(path, var_items, vars_files, provider, as_json, requests) -> None:
     if requests:
         click.echo(json.dumps(console.plan_requests(the_plan), indent=2, ensure_ascii=False))
     elif as_json:
-        click.echo(json.dumps(console.plan_json(the_plan, statuses), indent=2, ensure_ascii=False))
+        click.echo(console.json_lines(console.plan_json(the_plan, statuses), "tasks"))
     else:
         console.print_plan(the_plan, statuses)
 

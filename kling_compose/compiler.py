@@ -7,6 +7,7 @@ must stay light: `validate` runs it, so no httpx, networkx or rich here.
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -113,12 +114,9 @@ def input_key(source: FrameSource, media: str, root: Path) -> str | None:
 
 
 def _relative(source: FrameSource, root: Path) -> str:
-    if source.path is None:
-        return source.value
-    try:
-        return source.path.relative_to(root).as_posix()
-    except ValueError:  # outside the project (the resolver should have refused it)
-        return source.path.as_posix()
+    """The path as written, normalised (`./a/../assets/x.png` -> `assets/x.png`); paths are
+    relative to the storyboard's folder, so this is the path inside the project."""
+    return posixpath.normpath(source.value.replace("\\", "/"))
 
 
 class _InputRefs:

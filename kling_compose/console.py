@@ -36,6 +36,19 @@ def _num(amount: Decimal | None):
     return None if amount is None else float(amount)
 
 
+def json_lines(data: dict, list_key: str) -> str:
+    """JSON with one item of `list_key` per line: readable, and fast at 10,000 tasks
+    (json.dumps with indent uses the pure-Python encoder)."""
+    import json
+
+    items = data[list_key]
+    head = json.dumps({list_key: None}, ensure_ascii=False)[:-5]
+    body = ",\n".join("  " + json.dumps(item, ensure_ascii=False) for item in items)
+    rest = json.dumps({k: v for k, v in data.items() if k != list_key}, ensure_ascii=False)
+    tail = (",\n " + rest[1:-1] if len(rest) > 2 else "") + "\n}"
+    return head + ("[\n" + body + "\n]" if items else "[]") + tail
+
+
 def plan_json(plan, statuses: dict | None = None) -> dict:
     """The machine-readable plan (`plan --json`)."""
     statuses = statuses or {}

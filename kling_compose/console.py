@@ -86,18 +86,20 @@ def print_plan(plan, statuses: dict | None = None) -> None:
     statuses = statuses or {}
     table = Table(title=f"plan: {plan.resolved.storyboard.name}", show_lines=False)
     table.add_column("task", no_wrap=True)
+    table.add_column("shot")
     table.add_column("status")
-    table.add_column("provider/model")
-    table.add_column("dur.", justify="right")
+    table.add_column("provider")
+    table.add_column("model")
+    table.add_column("duration", justify="right")
     table.add_column("est. cost", justify="right")
-    table.add_column("needs", overflow="fold")
+    table.add_column("inputs", overflow="fold")
     to_pay = Decimal(0)
     for task in (plan.tasks[i] for i in plan.order):
         status = statuses.get(task.id, "new")
         if status != "cached" and task.cost_usd:
             to_pay += task.cost_usd
         table.add_row(
-            task.id, status, f"{task.provider}/{task.model}" if task.model else task.provider or "",
+            task.id, task.shot or "", status, task.provider or "", task.model or "",
             f"{task.duration_s} s" if task.duration_s else "",
             format_usd(task.cost_usd) if task.kind == "generate" else "",
             ", ".join(task.depends_on),

@@ -103,3 +103,20 @@ def test_plan_table_and_graphs(tmp_path):
     dot = cli("graph", root, "--format", "dot").stdout
     assert dot.startswith("digraph plan {") and "t0 -> t1;" in dot
     assert cli("graph", root, "--format", "png").exit_code == 2
+
+
+def test_the_seed_requests_example_compiles_to_the_nine_seed_bodies_and_costs():
+    repo = Path(__file__).parents[1]
+    data = json.loads(cli("plan", repo / "examples" / "seed-requests", "--json").stdout)
+    requests = json.loads(cli("plan", repo / "examples" / "seed-requests", "--requests").stdout)
+    bodies = {r["shot"]: r["request"] for r in requests}
+    costs = {t["shot"]: t["estimated_cost_usd"] for t in data["tasks"] if t["kind"] == "generate"}
+    cases = sorted(p for p in (repo / "tests" / "cases" / "golden").iterdir()
+                   if p.name.startswith("runware"))
+    assert len(cases) == 9
+    for case in cases:
+        shot = case.name.split("-", 3)[-1]
+        want = json.loads((case / "request.json").read_text())
+        want.pop("taskUUID")
+        assert list(bodies[shot].items()) == list(want.items()), shot  # same fields, same order
+        assert costs[shot] == float((case / "cost.txt").read_text().strip()), shot

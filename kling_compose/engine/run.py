@@ -171,8 +171,14 @@ class _Runner:
 
     async def run(self) -> RunResult:
         self.store.clean_temp()
-        limits = {"local": asyncio.Semaphore(max(1, min(self.options.concurrency, os.cpu_count() or 1))),
-                  "remote": asyncio.Semaphore(max(1, self.options.concurrency))}
+        # local rendering is CPU-bound: at most one task per core; each remote provider gets
+        # its own --concurrency slots (their queues and rate limits are separate)
+        cores = max(1, min(self.options.concurrency, os.cpu_count() or 1))
+        limits = {p: asyncio.Semaphore(cores) for p in LOCAL_PROVIDERS}
+        for task_id in self.plan.order:
+            provider = self.plan.tasks[task_id].provider
+            limits.setdefault(provider, asyncio.Semaphore(self.options.concurrency))
+        limits[None] = asyncio.Semaphore(cores)  # extract_frame, assemble: local media work
         selected = selected_tasks(self.plan, self.options)
         loop = asyncio.get_running_loop()
         self.futures = {t: loop.create_future() for t in selected}
@@ -188,8 +194,7 @@ class _Runner:
             blocked = next(o.task.id for o in upstream if o.status in ("failed", "skipped"))
             outcome = Outcome(task, "skipped", error=f"needs {blocked}")
         else:
-            limit = limits["local" if task.provider in LOCAL_PROVIDERS or task.provider is None else "remote"]
-            async with limit:
+            async with limits[task.provider]:
                 outcome = await self.execute(task)
         self.reporter.finished(outcome)
         self.futures[task.id].set_result(outcome)

@@ -118,9 +118,14 @@ def init(directory) -> None:
 
 
 def _plan(path, var_items, vars_files, provider):
+    """The plan, after printing the compiler's warnings (once each) to stderr."""
+    from .console import print_diagnostics
     from .pipeline import build_storyboard_plan
 
-    return build_storyboard_plan(_load(path, var_items, vars_files), provider)
+    plan = build_storyboard_plan(_load(path, var_items, vars_files), provider)
+    jobs = (t.job for t in plan.tasks.values() if t.job is not None)
+    print_diagnostics(dict.fromkeys(w for job in jobs for w in job.warnings))
+    return plan
 
 
 provider_option = click.option(

@@ -197,6 +197,7 @@ def run_json(result) -> str:
         "generated": result.count("done", "generate"),
         "cached": result.count("cached", "generate"),
         "failed": result.count("failed"),
+        "skipped": result.count("skipped"),
         "cost_usd": float(result.cost_usd),
         "films": [str(p) for p in result.films],
     }

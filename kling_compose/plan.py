@@ -81,7 +81,8 @@ class Plan:
 def build_plan(resolved: Resolved, jobs: Iterable[Job]) -> Plan:
     """The task DAG of a compiled storyboard, with cache keys, in topological order."""
     builder = _Builder(resolved)
-    for job in jobs:
+    builder.jobs = {job.shot.id: job for job in jobs}
+    for job in builder.jobs.values():
         builder.add_job(job)
     for output in resolved.outputs:
         builder.add_output(output)
@@ -134,16 +135,19 @@ class _Builder:
                 self.graph.add_edge(dep, task.id)
         return self.tasks[task.id]
 
-    def add_job(self, job: Job) -> None:
+    def add_job(self, job: Job) -> Task:
+        """The generate task of a job, adding the shots it chains from first (a shot may
+        chain from a later one; resolve refused cycles)."""
         shot = job.shot
-        self.jobs[shot.id] = job
+        if f"generate:{shot.id}" in self.tasks:
+            return self.tasks[f"generate:{shot.id}"]
         inputs = {ref.placeholder: self.input_task(job, ref) for ref in job.inputs}
         files = {ref.placeholder: self.digest(ref.source.path) for ref in job.inputs
                  if ref.key.startswith("file:") and job.provider in LOCAL_PROVIDERS}
         deps = tuple(dict.fromkeys(t.id for t in inputs.values() if t is not None))
         key = hash_key("generate", job.provider, job.model.model_id, job.request,
                        {p: t.cache_key for p, t in inputs.items() if t is not None}, files)
-        self.add(Task(
+        return self.add(Task(
             id=f"generate:{shot.id}", kind="generate", cache_key=key, depends_on=deps,
             shot=shot.id, provider=job.provider, model=job.model.alias, job=job,
             cost_usd=job.cost_usd, weight_s=_generate_weight(job),
@@ -165,10 +169,7 @@ class _Builder:
         return source if local else self.upload(job, ref, source)
 
     def generate_of(self, shot_id: str) -> Task:
-        task = self.tasks.get(f"generate:{shot_id}")
-        if task is None:  # resolve guarantees chains point backwards or are cycles (refused)
-            raise KeyError(f"shot '{shot_id}' is chained before it was compiled")
-        return task
+        return self.add_job(self.jobs[shot_id])
 
     def extract(self, shot_id: str, which: str) -> Task:
         source = self.generate_of(shot_id)

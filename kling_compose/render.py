@@ -231,6 +231,11 @@ def _undefined(exc: jinja2.UndefinedError, where, variables) -> Diagnostic:
     if not match:
         return Diagnostic(f"template: {message}", where)
     name = match.group(1)
+    if name in variables:
+        return Diagnostic(
+            f"undefined template variable '{name}' (it is defined, but not in this imported "
+            "file)", where, hint="an {% import %}ed file does not see the storyboard's variables:"
+            " write {% import '...' as m with context %} or pass the value as an argument")
     hint = did_you_mean(name, variables) or (
         f"pass it with --var {name}=VALUE or --vars FILE.yaml, or define it with "
         f"{{% set {name} = ... %}}"

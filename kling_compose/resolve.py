@@ -169,6 +169,11 @@ class _Resolver:
         return src
 
     def check_file(self, src: FrameSource) -> None:
+        if not self.inside(src.value):
+            self.fail(f"'{src.value}' is outside the project folder", src.location,
+                      "copy it into the project (e.g. assets/): the project lives in git and "
+                      "must stand alone")
+            return
         ok = self._exists.get(src.path)
         if ok is None:
             ok = self._exists[src.path] = src.path.is_file()
@@ -180,6 +185,16 @@ class _Resolver:
                 hint = did_you_mean(src.value, [prefix + p.name for p in folder.iterdir()])
             self.fail(f"file '{src.value}' not found", src.location,
                       hint or "paths are relative to the storyboard's folder")
+
+    def inside(self, value: str) -> bool:
+        """A relative path that stays inside the project folder (symlinks resolved)."""
+        import posixpath
+
+        normal = posixpath.normpath(value.replace("\\", "/"))
+        if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
+            return False
+        root = self.sb.root.resolve()
+        return (root / normal).resolve().is_relative_to(root)
 
     def check_element(self, element: Element) -> None:
         for src in (element.frontal_image, *element.images, *element.videos, *element.voices):
@@ -232,6 +247,9 @@ class _Resolver:
         result = []
         durations = {s.id: s.duration for s in shots}
         for out in self.sb.outputs:
+            if not self.inside(out.path):
+                self.fail(f"output path '{out.path}' is outside the project folder",
+                          out.location, "write films inside the project, e.g. renders/film.mp4")
             if out.path in seen:
                 self.fail(f"output path '{out.path}' is used twice", out.location,
                           "give each output its own path")
@@ -302,4 +320,5 @@ def _cycles(deps: Mapping[str, list[str]]) -> list[list[str]]:
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "film"
+    """The name as a file name: letters (any script) and digits, runs of others as '-'."""
+    return re.sub(r"[\W_]+", "-", name.lower()).strip("-") or "film"

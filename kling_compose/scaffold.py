@@ -66,10 +66,15 @@ def create_project(directory: Path) -> list[str]:
         "storyboard.schema.json": schema_text(),
         ".gitignore": GITIGNORE,
     }
-    for relative, text in files.items():
-        (directory / relative).write_text(text, encoding="utf-8")
-    _lantern_image(directory / "assets" / "lantern.png")
-    return [*files, "assets/lantern.png"]
+    created = []
+    for relative, text in files.items():  # never overwrite what the user already has
+        if not (directory / relative).exists():
+            (directory / relative).write_text(text, encoding="utf-8")
+            created.append(relative)
+    if not (directory / "assets" / "lantern.png").exists():
+        _lantern_image(directory / "assets" / "lantern.png")
+        created.append("assets/lantern.png")
+    return created
 
 
 def _lantern_image(path: Path) -> None:

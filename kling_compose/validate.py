@@ -42,6 +42,8 @@ _PATTERN_TEXT = {
     "^[1-9][0-9]*:[1-9][0-9]*$": "W:H, for example 16:9",
     "^[^/].*\\.(mp4|mov)$": "a relative path ending in .mp4 or .mov",
 }
+# JSON Schema counts 5.0 as an integer; the request must carry 5
+_INTEGER_FIELDS = frozenset({"duration", "takes", "pick", "quality"})
 _TYPE_NAMES = {
     "string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or "
     "false", "array": "a list", "object": "a mapping", "null": "empty",
@@ -257,6 +259,8 @@ class _Builder:
         values: dict[str, Any] = {}
         locations = {key: locate(path + (key,)) for key in data if key != "id"}
         for key, value in data.items():
+            if key in _INTEGER_FIELDS:
+                value = int(value)
             convert = getattr(self, f"_field_{key}", None)
             if convert is not None:
                 values[key] = convert(path + (key,), value)
@@ -270,7 +274,7 @@ class _Builder:
 
     def _field_multi_prompt(self, path, value) -> tuple[PromptSegment, ...]:
         return tuple(
-            PromptSegment(self.prompt(path + (i, "prompt"), seg["prompt"]), seg["duration"],
+            PromptSegment(self.prompt(path + (i, "prompt"), seg["prompt"]), int(seg["duration"]),
                           self.doc.locate(path + (i,)))
             for i, seg in enumerate(value)
         )
@@ -333,9 +337,9 @@ class _Builder:
         return self.media(value, location)
 
     def media(self, value: str, location: Location | None) -> FrameSource:
-        if value.startswith(("http://", "https://")):
+        if value[:8].lower().startswith(("http://", "https://")):
             return FrameSource("url", value, location)
-        if value.startswith("data:"):
+        if value[:5].lower() == "data:":
             return FrameSource("data", value, location)
         if _UUID.match(value):
             return FrameSource("uuid", value, location)

@@ -270,7 +270,17 @@ class _Runner:
         refs.update({p: str(self.artifact(dep, picks.get(dep, 1)))
                      for p, dep in task.params.get("inputs", {}).items()})
         request = substitute(task.job.request, refs)
+        notes = []
         for key in ("first_image", "last_image"):
+            value = request.get(key)
+            if value and value not in refs.values():
+                # a URL or asset UUID: the preview renders offline and cannot fetch it
+                local = self.store.temp_path(".img") if value[:5].lower() == "data:" else None
+                if local is not None:
+                    local.write_bytes(_data_uri_bytes(value))
+                else:
+                    notes.append(f"{key} {value[:60]} not fetched (offline preview)")
+                request[key] = str(local) if local else None
             if request.get(key):
                 await asyncio.to_thread(_check_image, Path(request[key]))
         width, height = preview_size(request["width"], request["height"],
@@ -285,7 +295,8 @@ class _Runner:
             out = self.store.temp_path(".mp4")
             await asyncio.to_thread(render_animatic, spec, out)
             artifacts.append((self.store.adopt(out), ".mp4"))
-        return artifacts, None, {"preview": {"width": width, "height": height}}, Decimal(0)
+        result = {"preview": {"width": width, "height": height}, **({"notes": notes} if notes else {})}
+        return artifacts, None, result, Decimal(0)
 
     async def extract_frame(self, task: Task):
         from ..media.frames import extract_frame
@@ -333,6 +344,16 @@ def _check_image(path: Path) -> None:
             image.load()
     except (OSError, UnidentifiedImageError, SyntaxError) as exc:
         raise MediaError(f"cannot read image '{path}': {exc}") from None
+
+
+def _data_uri_bytes(value: str) -> bytes:
+    import base64
+    import urllib.parse
+
+    head, _, payload = value.partition(",")
+    if head.endswith(";base64"):
+        return base64.b64decode(payload)
+    return urllib.parse.unquote_to_bytes(payload)
 
 
 def _path(value: str | None) -> Path | None:

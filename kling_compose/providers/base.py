@@ -102,3 +102,62 @@ class Provider(Protocol):
 
     def cost_note(self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]) -> str | None:
         """Why the cost is unknown or approximate, for the plan."""
+
+
+# -- the run-time half: requests a provider builds and the answers it reads ---------------------
+
+
+class ProviderError(Exception):
+    """The provider refused a request or reported a generation failed (final; the message is
+    the provider's, for the user). Paying again is the user's decision, not a retry's."""
+
+
+class TransientError(Exception):
+    """A fault worth trying again (rate limit, server error, dropped connection)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def retry_after_s(response, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), if any."""
+    import email.utils
+    import time
+
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """What finds a submitted generation again, also after a crash (stored in the ledger)."""
+
+    task_id: str
+    extra: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One finished take."""
+
+    url: str
+    seed: int | None = None
+    cost_usd: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    state: str  # processing | done | failed
+    results: tuple[Result, ...] = ()
+    message: str | None = None

@@ -16,7 +16,9 @@ from typing import Any, Callable, Mapping
 from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import ModelSpec
+from .base import (
+    Handle, ModelSpec, ProviderError, Result, Status, TransientError, retry_after_s,
+)
 
 _SOURCE_3_PRO = "seed 000, runware.ai/docs/models/klingai-video-3-0-pro"
 _SOURCE_O3_PRO = "seeds 003 and 004, runware.ai/docs/models/klingai-video-o3-pro"
@@ -219,6 +221,110 @@ class RunwareProvider:
         if shot.elements:
             inputs["elements"] = [element_body(e, ref) for e in shot.elements]
         return inputs
+
+
+    # -- run time: requests built and answers read; the engine sends them ------------------
+
+    def inline(self, data: bytes, mime: str) -> str:
+        """A local image as the API takes it inline (providers.md: data URI accepted)."""
+        import base64
+
+        return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+    def submit_request(self, request: Mapping[str, Any], task_id: str, base_url: str, key):
+        """POST of the task array: taskUUID right after taskType (as in the seeds), then the
+        API options every submission sets: async delivery and the cost in the answer."""
+        import httpx
+
+        body = {"taskType": request["taskType"], "taskUUID": task_id}
+        body.update((k, v) for k, v in request.items() if k != "taskType")
+        body.update({"deliveryMethod": "async", "includeCost": True})
+        return httpx.Request("POST", base_url, json=[body], headers=_auth(key))
+
+    def read_submit(self, response, task_id: str) -> Handle:
+        """The handle of an accepted task; `conflictTaskUUID` means an earlier send of this very
+        task was accepted (its answer was lost), so the generation exists: poll it."""
+        data = _answer(response)
+        errors = _errors(data)
+        if any(e.get("code") == "conflictTaskUUID" for e in errors):
+            return Handle(task_id)
+        _raise_for(response, errors)
+        return Handle(task_id)
+
+    def poll_request(self, handle: Handle, base_url: str, key):
+        import httpx
+
+        body = [{"taskType": "getResponse", "taskUUID": handle.task_id}]
+        return httpx.Request("POST", base_url, json=body, headers=_auth(key))
+
+    def read_status(self, response, handle: Handle, takes: int) -> Status:
+        """processing until `takes` results succeeded; failed on any error item or entry."""
+        data = _answer(response)
+        errors = [e for e in _errors(data) if e.get("taskUUID") in (None, handle.task_id)]
+        _raise_for(response, errors, final_ok=True)
+        items = [i for i in data.get("data") or [] if i.get("taskUUID") == handle.task_id]
+        failed = [i for i in items if i.get("status") == "error"]
+        if errors or failed:
+            return Status("failed", message=_message((errors or [f.get("error") or f for f in failed])[0]))
+        done = {}
+        for item in items:
+            if item.get("status", "success") == "success" and item.get("videoURL"):
+                done.setdefault(item.get("videoUUID") or item["videoURL"], item)
+        if len(done) < takes:
+            return Status("processing")
+        results = tuple(Result(i["videoURL"], i.get("seed"), _decimal(i.get("cost")))
+                        for i in list(done.values())[:takes])
+        return Status("done", results)
+
+
+def _auth(key) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key.reveal()}"}
+
+
+def _answer(response) -> dict:
+    """The JSON envelope; a non-JSON answer is a transient fault when the status says so."""
+    try:
+        data = response.json()
+    except ValueError:
+        if response.status_code in _TRANSIENT or response.status_code >= 500:
+            raise TransientError(f"runware answered HTTP {response.status_code}") from None
+        raise ProviderError(f"runware answered HTTP {response.status_code} with no JSON") from None
+    if isinstance(data, list):  # a bare list of results (SDK error parser accepts it too)
+        return {"data": data}
+    if isinstance(data, dict) and "error" in data and "errors" not in data:
+        return {**data, "errors": [data["error"]]}
+    return data if isinstance(data, dict) else {}
+
+
+def _errors(data: dict) -> list[dict]:
+    return [e for e in data.get("errors") or [] if isinstance(e, dict)]
+
+
+_TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def _raise_for(response, errors: list[dict], final_ok: bool = False) -> None:
+    """TransientError for rate limits and server faults, ProviderError for refusals."""
+    status = response.status_code
+    if status in _TRANSIENT:
+        raise TransientError(f"runware answered HTTP {status}"
+                             + (f": {_message(errors[0])}" if errors else ""),
+                             retry_after_s(response))
+    if status == 401 or any(e.get("code") == "invalidApiKey" for e in errors):
+        raise ProviderError("runware refused the API key (invalidApiKey): check RUNWARE_API_KEY")
+    if status >= 400 or (errors and not final_ok):
+        detail = _message(errors[0]) if errors else f"HTTP {status}"
+        raise ProviderError(f"runware refused the task: {detail}")
+
+
+def _message(error: dict) -> str:
+    code, text = error.get("code"), error.get("message") or "no message"
+    parameter = error.get("parameter")
+    return f"{code}: {text}" + (f" (parameter {parameter})" if parameter else "") if code else text
+
+
+def _decimal(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
 
 
 def output_size(shot: ResolvedShot) -> tuple[int, int] | None:

@@ -230,3 +230,52 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_work(project):
     assert summary["failed"] == 0 and summary["cached"] >= 2
     assert summary["generated"] + summary["cached"] == 6
     assert (root / "renders" / "chain.mp4").is_file()
+
+
+def test_a_shot_may_chain_from_a_later_shot(project):
+    story = chain_storyboard(1) + "      - id: s0\n        prompt: chained from the end\n" \
+        "        first_frame: { from: s2, frame: first }\n      - id: s2\n        prompt: last\n"
+    root = project(story)
+    summary = run_json(root)
+    order = [t["id"] for t in summary["tasks"]]
+    assert summary["failed"] == 0 and summary["generated"] == 3
+    assert order.index("frame:s2:first") < order.index("generate:s0")
+
+
+def test_preview_of_url_and_data_uri_frames_runs_offline(project):
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 36), (200, 30, 30)).save(buffer, "PNG")
+    data_uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    story = ("version: 1\nname: remote-frames\ndefaults: { duration: 3 }\nscenes:\n"
+             "  - id: main\n    shots:\n      - id: url\n        prompt: from a URL\n"
+             "        first_frame: https://example.com/still.png\n"
+             "      - id: inline\n        prompt: from a data URI\n"
+             f"        first_frame: \"{data_uri}\"\n")
+    root = project(story)
+    summary = run_json(root)
+    assert summary["failed"] == 0 and summary["generated"] == 2
+    clip = root / "renders" / "shots" / "inline.mp4"
+    first = next(_frames(clip, {0}))
+    red, green, _ = first.resize((1, 1)).getpixel((0, 0))
+    assert red > 150 and green < 80  # the data URI's image is the first frame
+
+
+def test_a_float_duration_is_sent_as_an_integer(project):
+    root = project(chain_storyboard(1).replace("duration: 3", "duration: 5.0"))
+    requests = json.loads(cli("plan", root, "--requests", "--provider", "runware").stdout)
+    assert requests[0]["request"]["duration"] == 5
+    assert isinstance(requests[0]["request"]["duration"], int)
+
+
+def test_init_never_overwrites_existing_files(tmp_path):
+    (tmp_path / "film").mkdir()
+    (tmp_path / "film" / ".gitignore").write_text("mine\n")
+    result = cli("init", tmp_path / "film")
+    assert result.exit_code == 0
+    assert (tmp_path / "film" / ".gitignore").read_text() == "mine\n"
+    assert (tmp_path / "film" / "storyboard.yaml").is_file()

@@ -191,6 +191,7 @@ def run(path, var_items, vars_files, provider, max_cost, concurrency, force, onl
 
     from . import console
     from .engine.run import RunOptions, run_plan
+    from .settings import Settings
 
     the_plan = _plan(path, var_items, vars_files, provider)
     options = RunOptions(
@@ -198,7 +199,7 @@ def run(path, var_items, vars_files, provider, max_cost, concurrency, force, onl
         preview_short_side=preview_resolution,
         max_cost_usd=None if max_cost is None else Decimal(str(max_cost)))
     with console.RunProgress(the_plan, quiet=as_json) as progress:
-        result = run_plan(the_plan, options, progress)
+        result = run_plan(the_plan, options, progress, Settings.from_environment())
     if as_json:
         click.echo(console.run_json(result))
     else:

@@ -18,10 +18,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
+import httpx
+
 from ..errors import UserError
 from ..media.ffmpeg import MediaError
 from ..plan import LOCAL_PROVIDERS, Plan, Task, substitute
+from ..settings import Settings
 from .lockfile import write_lockfile
+from .remote import Remote, RemoteError
 from .state import Record, State, input_digests, is_reusable, state_path
 from .store import Store
 
@@ -79,14 +83,20 @@ class _Quiet:
         pass
 
 
-def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter | None = None) -> RunResult:
-    """Run the plan to completion (the one asyncio.run of the package)."""
+def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter | None = None,
+             settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None,
+             sleep: Callable[[float], Awaitable] = asyncio.sleep) -> RunResult:
+    """Run the plan to completion (the one asyncio.run of the package).
+
+    transport and sleep are for tests (httpx.MockTransport, an instant sleep)."""
     root = plan.resolved.storyboard.root
-    check_request(plan, options)
+    settings = settings or Settings()
+    check_request(plan, options, settings)
     with _project_lock(root):
         state = State(state_path(root))
         try:
-            runner = _Runner(plan, options, state, Store(root / ".kling-compose"), reporter or _Quiet())
+            runner = _Runner(plan, options, state, Store(root / ".kling-compose"),
+                             reporter or _Quiet(), settings, transport, sleep)
             result = asyncio.run(runner.run())
             runner.export_shots(result)
             write_lockfile(plan, state)
@@ -117,22 +127,24 @@ class _project_lock:
         self.file.close()
 
 
-def check_request(plan: Plan, options: RunOptions) -> None:
-    """Refuse bad --force/--only names, and an estimate of what would be paid above --max-cost,
-    before anything (even the state file) is touched."""
+def check_request(plan: Plan, options: RunOptions, settings: Settings) -> None:
+    """Refuse bad --force/--only names, a missing API key, and an estimate of what would be
+    paid above --max-cost, before anything (even the state file) is touched."""
     selected_tasks(plan, options)
     for shot in options.force:
         if f"generate:{shot}" not in plan.tasks:
             raise UserError.single(f"--force: no shot '{shot}' in the storyboard")
-    limit = options.max_cost_usd
-    if limit is None:
-        return
     from .state import read_statuses
 
     statuses = read_statuses(plan)
     to_pay = [plan.tasks[t] for t in selected_tasks(plan, options)
               if plan.tasks[t].kind == "generate" and (
                   statuses.get(t) != "cached" or plan.tasks[t].shot in options.force)]
+    for provider in sorted({t.provider for t in to_pay} - LOCAL_PROVIDERS):
+        settings.key(provider)
+    limit = options.max_cost_usd
+    if limit is None:
+        return
     unknown = [t.id for t in to_pay if t.cost_usd is None]
     total = sum((t.cost_usd for t in to_pay if t.cost_usd is not None), Decimal(0))
     if unknown:
@@ -166,6 +178,11 @@ class _Runner:
     state: State
     store: Store
     reporter: Reporter
+    settings: Settings
+    transport: httpx.AsyncBaseTransport | None
+    sleep: Callable[[float], Awaitable]
+    remote: Remote | None = None
+    previous: dict[str, Record | None] = field(default_factory=dict)
     records: dict[str, Record] = field(default_factory=dict)
     futures: dict[str, asyncio.Future] = field(default_factory=dict)
 
@@ -182,8 +199,11 @@ class _Runner:
         selected = selected_tasks(self.plan, self.options)
         loop = asyncio.get_running_loop()
         self.futures = {t: loop.create_future() for t in selected}
-        jobs = [asyncio.create_task(self.task(self.plan.tasks[t], limits)) for t in selected]
-        outcomes = await asyncio.gather(*jobs)
+        async with httpx.AsyncClient(transport=self.transport, follow_redirects=True,
+                                     timeout=self.settings.request_timeout_s) as client:
+            self.remote = Remote(client, self.settings, self.state, self.store, self.sleep)
+            jobs = [asyncio.create_task(self.task(self.plan.tasks[t], limits)) for t in selected]
+            outcomes = await asyncio.gather(*jobs)
         films = tuple(Path(o.task.params["path"]) for o in outcomes
                       if o.task.kind == "assemble" and o.status in ("done", "cached"))
         return RunResult(tuple(outcomes), films)
@@ -208,6 +228,7 @@ class _Runner:
             if task.kind == "assemble":
                 self.export(task, record)
             return Outcome(task, "cached", record)
+        self.previous[task.id] = record
         self.reporter.started(task)
         started = time.monotonic()
         self.state.start(task.cache_key, task.id, task.kind, shot=task.shot,
@@ -256,11 +277,12 @@ class _Runner:
     # -- handlers: each returns (artifacts, reference, result, cost) -------------------------
 
     async def generate(self, task: Task):
-        if task.provider not in LOCAL_PROVIDERS:
-            raise RemoteError(
-                f"running against '{task.provider}' is not built yet: `kling-compose plan "
-                "--requests` shows the exact requests; `run --provider preview` rehearses for free")
-        return await self.generate_preview(task)
+        if task.provider in LOCAL_PROVIDERS:
+            return await self.generate_preview(task)
+        refs = {p: self.remote.reference(task, self.records[dep].reference)
+                for p, dep in task.params.get("inputs", {}).items()}
+        request = substitute(task.job.request, refs)
+        return await self.remote.generate(task, request, self.previous.get(task.id))
 
     async def generate_preview(self, task: Task):
         from ..media.animatic import AnimaticSpec, preview_size, render_animatic
@@ -320,11 +342,13 @@ class _Runner:
         return [(self.store.adopt(out), out.suffix)], None, result, Decimal(0)
 
     async def upload(self, task: Task):
-        raise RemoteError(f"uploading to '{task.provider}' is not built yet")
-
-
-class RemoteError(Exception):
-    """A provider refused or failed a task (recorded on the task, never a traceback)."""
+        if "file" in task.params:
+            source = Path(task.params["file"])
+        else:
+            (dep,) = task.depends_on
+            source = self.artifact(dep, task.params.get("picks", {}).get(dep, 1))
+        artifacts, reference = await self.remote.upload(task, source)
+        return artifacts, reference, None, Decimal(0)
 
 
 HANDLERS: dict[str, Callable[[_Runner, Task], Awaitable[Any]]] = {

@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     status TEXT NOT NULL,          -- running | submitted | done | failed
     attempts INTEGER NOT NULL DEFAULT 0,
     provider_task_id TEXT,
+    phase TEXT,                    -- remote: submitting | submitted | rejected
+    handle TEXT,                   -- remote: JSON the provider needs to find the task again
     artifacts TEXT,                -- JSON list of [sha256, suffix], one per take
     reference TEXT,                -- upload result: the URL / UUID / data URI handed on
     inputs TEXT,                   -- JSON {placeholder: sha256} the result was made from
@@ -50,6 +52,8 @@ class Record:
     provider: str | None = None
     model: str | None = None
     provider_task_id: str | None = None
+    phase: str | None = None
+    handle: dict | None = None
     artifacts: tuple[tuple[str, str], ...] = ()
     reference: str | None = None
     inputs: dict | None = None
@@ -73,7 +77,15 @@ class State:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._migrate()
         self.db.row_factory = sqlite3.Row
+
+    def _migrate(self) -> None:
+        """Add columns a ledger written by an earlier version lacks."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(tasks)")}
+        for column in ("phase", "handle"):
+            if column not in have:
+                self.db.execute(f"ALTER TABLE tasks ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -114,6 +126,21 @@ class State:
              sort_keys=True), json.dumps(result or {}, sort_keys=True),
              None if cost_usd is None else str(cost_usd), time.time(), key))
 
+    def submitting(self, key: str, provider_task_id: str) -> None:
+        """Commit the id a submission will carry, before it is sent (exactly-once spending)."""
+        self.db.execute("UPDATE tasks SET provider_task_id=?, phase='submitting', handle=NULL "
+                        "WHERE cache_key=?", (provider_task_id, key))
+
+    def submitted(self, key: str, handle: dict) -> None:
+        """The provider accepted the task: from now on it is polled, never sent again."""
+        self.db.execute("UPDATE tasks SET phase='submitted', handle=? WHERE cache_key=?",
+                        (json.dumps(handle, sort_keys=True), key))
+
+    def rejected(self, key: str, error: str) -> None:
+        """The provider refused or failed the generation: a new run submits anew."""
+        self.db.execute("UPDATE tasks SET status='failed', phase='rejected', error=?, "
+                        "finished_at=? WHERE cache_key=?", (error, time.time(), key))
+
     def fail(self, key: str, error: str) -> None:
         self.db.execute("UPDATE tasks SET status='failed', error=?, finished_at=? WHERE "
                         "cache_key=?", (error, time.time(), key))
@@ -130,11 +157,16 @@ def _record(row: sqlite3.Row) -> Record:
         cache_key=row["cache_key"], task_id=row["task_id"], kind=row["kind"],
         status=row["status"], attempts=row["attempts"], shot=row["shot"],
         provider=row["provider"], model=row["model"], provider_task_id=row["provider_task_id"],
+        phase=_column(row, "phase"), handle=loads(_column(row, "handle")),
         artifacts=tuple(tuple(a) for a in loads(row["artifacts"]) or ()),
         reference=row["reference"], inputs=loads(row["inputs"]), result=loads(row["result"]),
         cost_usd=Decimal(row["cost_usd"]) if row["cost_usd"] is not None else None,
         error=row["error"], started_at=row["started_at"], finished_at=row["finished_at"],
     )
+
+
+def _column(row: sqlite3.Row, name: str):
+    return row[name] if name in row.keys() else None  # a ledger of an earlier version
 
 
 def state_path(project_root: Path) -> Path:

@@ -287,7 +287,8 @@ def _answer(response) -> dict:
         data = response.json()
     except ValueError:
         if response.status_code in _TRANSIENT or response.status_code >= 500:
-            raise TransientError(f"runware answered HTTP {response.status_code}") from None
+            raise TransientError(f"runware answered HTTP {response.status_code}",
+                                 retry_after_s(response)) from None
         raise ProviderError(f"runware answered HTTP {response.status_code} with no JSON") from None
     if isinstance(data, list):  # a bare list of results (SDK error parser accepts it too)
         return {"data": data}

@@ -38,9 +38,9 @@ def make_project(root: Path, storyboard: str) -> Path:
     return root
 
 
-def cli(*args: str):
+def cli(*args: str, env: dict | None = None):
     """Run kling-compose in-process; returns the click Result."""
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, env=env)
 
 
 def run_json(root: Path, *extra: str) -> dict:

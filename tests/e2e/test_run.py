@@ -134,7 +134,8 @@ def test_a_failed_shot_skips_its_chain_while_other_branches_go_on(project):
 
 def test_max_cost_refuses_before_anything_runs(project):
     root = project(chain_storyboard(2))
-    result = cli("run", root, "--provider", "runware", "--max-cost", "0.5")
+    result = cli("run", root, "--provider", "runware", "--max-cost", "0.5",
+                 env={"RUNWARE_API_KEY": "sk-test"})
     assert result.exit_code == 1
     assert "would cost an estimated $0.672, more than the $0.500 allowed" in result.stderr
     assert not (root / ".kling-compose" / "state.db").exists()
@@ -181,12 +182,14 @@ def test_killed_run_resumes_without_redoing_finished_tasks(project):
         assert file_digest(path) == path.name.split(".")[0]
 
 
-def test_remote_provider_run_fails_with_a_message_not_a_traceback(project):
+def test_a_missing_api_key_is_refused_before_anything_runs(project):
     root = project(chain_storyboard(1))
-    result = cli("run", root, "--provider", "runware", "--json")
+    result = cli("run", root, "--provider", "runware", env={"RUNWARE_API_KEY": ""})
     assert result.exit_code == 1
-    summary = json.loads(result.stdout)
-    assert summary["failed"] >= 1 and "not built yet" in json.dumps(summary)
+    assert result.stderr == ("error: no API key for runware: RUNWARE_API_KEY is not set\n"
+                             "  hint: export RUNWARE_API_KEY=... (or rehearse for free with "
+                             "--provider preview)\n")
+    assert not (root / ".kling-compose" / "state.db").exists()
 
 
 def test_the_demo_example_renders_and_rerenders_nothing(tmp_path):

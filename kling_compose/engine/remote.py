@@ -48,13 +48,26 @@ class Remote:
         in the request, else upload it (not built yet for any provider)."""
         provider = PROVIDERS[task.provider]
         media = task.params.get("media", "image")
-        if media not in provider.inline_media:
-            raise RemoteError(f"uploading a local {media} to {task.provider} is not built yet: "
-                              "give a URL for it in the storyboard")
         temp = self.store.temp_path(source.suffix or ".bin")
         temp.write_bytes(source.read_bytes())
+        suffix = temp.suffix
         digest = self.store.adopt(temp)
-        return [(digest, temp.suffix)], f"{INLINE_PREFIX}{digest}{temp.suffix}"
+        if media in provider.inline_media:
+            return [(digest, suffix)], f"{INLINE_PREFIX}{digest}{suffix}"
+        if not hasattr(provider, "upload"):
+            raise RemoteError(f"{task.provider} takes {media} inputs as URLs only: put the file "
+                              "online and give its URL in the storyboard")
+        key, base = self.settings.key(task.provider), self.settings.urls[task.provider]
+        mime = mimetypes.types_map.get(suffix.lower(), "application/octet-stream")
+
+        async def send(request: httpx.Request) -> httpx.Response:
+            return await self.client.send(request)
+
+        async def attempt():
+            data = self.store.path(digest, suffix).read_bytes()
+            return await provider.upload(send, data, mime, f"{digest[:16]}{suffix}", base, key)
+
+        return [(digest, suffix)], await self.call(attempt, None)
 
     def reference(self, task, handed_on: str) -> str:
         """What the request carries for an upload's result (a data URI for inline media)."""
@@ -90,13 +103,27 @@ class Remote:
         if previous is not None and previous.phase == "submitted" and previous.provider_task_id:
             return Handle(previous.provider_task_id, previous.handle or {})  # resume: poll it
         if previous is not None and previous.phase == "submitting" and previous.provider_task_id:
+            if not provider.idempotent_submit:
+                raise RemoteError(
+                    f"an earlier submission to {task.provider} may have been accepted, but its "
+                    "answer was lost; check your account's recent requests, then `run --force "
+                    f"{task.shot}` to submit it again")
             task_id = previous.provider_task_id  # the answer was lost: send the same id again
         else:
             task_id = str(uuid.uuid4())
         self.state.submitting(task.cache_key, task_id)
 
         async def send():
-            response = await self.client.send(provider.submit_request(request, task_id, base, key))
+            request_ = provider.submit_request(task.job, request, task_id, base, key)
+            try:
+                response = await self.client.send(request_)
+            except (httpx.ReadError, httpx.ReadTimeout, httpx.WriteError,
+                    httpx.RemoteProtocolError) as exc:
+                if provider.idempotent_submit:
+                    raise
+                # it may have arrived: sending again could pay twice
+                raise RemoteError(f"the answer of {task.provider} to the submission was lost "
+                                  f"({type(exc).__name__}); `run` again tells what to do") from None
             return provider.read_submit(response, task_id)
 
         handle = await self.call(send, task, reject=True)
@@ -115,6 +142,12 @@ class Remote:
                 return provider.read_status(response, handle, takes)
 
             status = await self.call(poll, task)
+            if status.state == "ready":  # done; the result is fetched separately (fal)
+                async def fetch():
+                    response = await self.client.send(provider.result_request(handle, base, key))
+                    return provider.read_result(response, handle, takes)
+
+                status = await self.call(fetch, task)
             if status.state in ("done", "failed"):
                 return status
             if waited >= self.settings.poll_timeout_s:

@@ -282,7 +282,9 @@ class _Runner:
         refs = {p: self.remote.reference(task, self.records[dep].reference)
                 for p, dep in task.params.get("inputs", {}).items()}
         request = substitute(task.job.request, refs)
-        return await self.remote.generate(task, request, self.previous.get(task.id))
+        forced = task.shot in self.options.force  # a new generation, whatever came before
+        previous = None if forced else self.previous.get(task.id)
+        return await self.remote.generate(task, request, previous)
 
     async def generate_preview(self, task: Task):
         from ..media.animatic import AnimaticSpec, preview_size, render_animatic

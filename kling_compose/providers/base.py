@@ -161,3 +161,29 @@ class Status:
     state: str  # processing | done | failed
     results: tuple[Result, ...] = ()
     message: str | None = None
+
+
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def json_answer(response, provider: str):
+    """The JSON of an answer; a transient status without JSON is a TransientError."""
+    try:
+        return response.json()
+    except ValueError:
+        if response.status_code in TRANSIENT_STATUS:
+            raise TransientError(f"{provider} answered HTTP {response.status_code}",
+                                 retry_after_s(response)) from None
+        raise ProviderError(f"{provider} answered HTTP {response.status_code} without JSON") \
+            from None
+
+
+def raise_for_status(response, provider: str, detail: str | None = None) -> None:
+    """TransientError for rate limits and server faults, ProviderError for other 4xx."""
+    status = response.status_code
+    if status in TRANSIENT_STATUS:
+        raise TransientError(f"{provider} answered HTTP {status}" + (f": {detail}" if detail else ""),
+                             retry_after_s(response))
+    if status >= 400:
+        raise ProviderError(f"{provider} refused the request (HTTP {status})"
+                            + (f": {detail}" if detail else ""))

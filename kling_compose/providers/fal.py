@@ -56,7 +56,104 @@ ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {
 Ref = Callable[[FrameSource, str], str]
 
 
-class FalProvider:
+# -- run time: fal's queue API (providers reference, section 2) ----------------------------------
+
+
+def _auth(key) -> dict[str, str]:
+    return {"Authorization": f"Key {key.reveal()}"}
+
+
+def _detail(data) -> str | None:
+    """fal's error text: `detail` as a string, or the first validation item's loc and msg."""
+    detail = data.get("detail") if isinstance(data, dict) else None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        loc = ".".join(str(p) for p in detail[0].get("loc", []) if p != "body")
+        return f"{loc}: {detail[0].get('msg')}" if loc else str(detail[0].get("msg"))
+    return str(detail) if detail else None
+
+
+class FalQueue:
+    """Submit to the queue, poll the returned status URL, fetch the returned response URL."""
+
+    # fal assigns the request id: a lost answer to a submission cannot be told apart from a
+    # refused one, so the engine never re-sends such a submission on its own
+    idempotent_submit = False
+
+    def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
+        import httpx
+
+        url = f"{base_url}/{endpoint_id(job.model, request)}"
+        return httpx.Request("POST", url, json=dict(request), headers=_auth(key))
+
+    def read_submit(self, response, task_id: str):
+        from .base import Handle, json_answer, raise_for_status
+
+        data = json_answer(response, "fal")
+        raise_for_status(response, "fal", _detail(data))
+        return Handle(data["request_id"], {"status_url": data["status_url"],
+                                           "response_url": data["response_url"]})
+
+    def poll_request(self, handle, base_url: str, key):
+        import httpx
+
+        return httpx.Request("GET", handle.extra["status_url"], headers=_auth(key))
+
+    def read_status(self, response, handle, takes: int):
+        """202 while queued or running; COMPLETED means the result can be fetched."""
+        from .base import Status, json_answer, raise_for_status
+
+        data = json_answer(response, "fal")
+        raise_for_status(response, "fal", _detail(data))
+        state = data.get("status")
+        if state in ("IN_QUEUE", "IN_PROGRESS"):
+            return Status("processing")
+        if state == "COMPLETED":
+            if data.get("error"):
+                return Status("failed", message=f"{data.get('error_type') or 'error'}: "
+                                                f"{data['error']}")
+            return Status("ready")
+        from .base import ProviderError
+
+        raise ProviderError(f"fal answered an unknown status {state!r}")
+
+    def result_request(self, handle, base_url: str, key):
+        import httpx
+
+        return httpx.Request("GET", handle.extra["response_url"], headers=_auth(key))
+
+    def read_result(self, response, handle, takes: int):
+        from .base import Result, Status, TransientError, json_answer
+
+        data = json_answer(response, "fal")
+        if response.status_code in (408, 429) or response.status_code >= 500:
+            raise TransientError(f"fal answered HTTP {response.status_code}")
+        if response.status_code >= 400:
+            return Status("failed", message=_detail(data) or f"HTTP {response.status_code}")
+        video = data.get("video") or {}
+        if not video.get("url"):
+            return Status("failed", message="fal returned no video")
+        return Status("done", (Result(video["url"]),))
+
+    async def upload(self, send, data: bytes, mime: str, name: str, base_url: str, key) -> str:
+        """fal-client's CDN flow: a storage token, then the bytes; returns the file's URL."""
+        import httpx
+
+        from .base import json_answer, raise_for_status
+
+        token_url = f"{base_url}/storage/auth/token?storage_type=fal-cdn-v3"
+        answer = await send(httpx.Request("POST", token_url, json={}, headers=_auth(key)))
+        token = json_answer(answer, "fal")
+        raise_for_status(answer, "fal", _detail(token))
+        headers = {"Authorization": f"{token['token_type']} {token['token']}",
+                   "Content-Type": mime, "X-Fal-File-Name": name}
+        answer = await send(httpx.Request("POST", f"{token['base_url']}/files/upload",
+                                          content=data, headers=headers))
+        body = json_answer(answer, "fal")
+        raise_for_status(answer, "fal", _detail(body))
+        return body["access_url"]
+
+
+class FalProvider(FalQueue):
     """Builds fal Kling V3 Pro inputs and estimates costs."""
 
     name = "fal"
@@ -185,3 +282,4 @@ def _check_elements(shot: ResolvedShot) -> list[Diagnostic]:
             "use image elements for the others",
         ))  # fmt: skip
     return diags
+

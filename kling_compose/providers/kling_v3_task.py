@@ -52,7 +52,68 @@ ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {"image": frozenset({"url"})}
 Ref = Callable[[FrameSource, str], str]
 
 
-class KlingV3TaskProvider:
+# -- run time: the task API (seed 002; kie.ai's Market API shape, providers reference section 3) --
+
+_RETRY_CODES = frozenset({429, 455, 500})  # seed 002: rate limited, maintenance, server error
+
+
+def _answer(response) -> dict:
+    """The envelope; its body `code` (not only the HTTP status) says what happened."""
+    from .base import ProviderError, TransientError, json_answer, raise_for_status, retry_after_s
+
+    data = json_answer(response, "kling-v3-task")
+    code = data.get("code") if isinstance(data, dict) else None
+    message = (data.get("msg") or data.get("message")) if isinstance(data, dict) else None
+    if code in _RETRY_CODES:
+        raise TransientError(f"kling-v3-task answered code {code}: {message}",
+                             retry_after_s(response))
+    raise_for_status(response, "kling-v3-task", message)
+    if code != 200:
+        hint = " (check KLING_V3_TASK_API_KEY)" if code == 401 else ""
+        raise ProviderError(f"kling-v3-task refused the request: code {code}: {message}{hint}")
+    return data
+
+
+class TaskQueue:
+    """createTask, then recordInfo until the state is success or fail."""
+
+    idempotent_submit = False  # the server assigns taskId
+
+    def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
+        import httpx
+
+        return httpx.Request("POST", f"{base_url}/api/v1/jobs/createTask", json=dict(request),
+                             headers={"x-api-key": key.reveal()})
+
+    def read_submit(self, response, task_id: str):
+        from .base import Handle
+
+        return Handle(str(_answer(response)["data"]["taskId"]))
+
+    def poll_request(self, handle, base_url: str, key):
+        import httpx
+
+        return httpx.Request("GET", f"{base_url}/api/v1/jobs/recordInfo",
+                             params={"taskId": handle.task_id}, headers={"x-api-key": key.reveal()})
+
+    def read_status(self, response, handle, takes: int):
+        import json
+
+        from .base import Result, Status
+
+        data = _answer(response)["data"]
+        state = data.get("state")
+        if state == "success":
+            urls = json.loads(data.get("resultJson") or "{}").get("resultUrls") or []
+            if not urls:
+                return Status("failed", message="success without a result URL")
+            return Status("done", tuple(Result(u) for u in urls[:max(1, takes)]))
+        if state == "fail":
+            return Status("failed", message=f"{data.get('failCode')}: {data.get('failMsg')}")
+        return Status("processing")  # waiting | queuing | generating
+
+
+class KlingV3TaskProvider(TaskQueue):
     """Builds `createTask` bodies for model `kling/v3`; the price is unknown."""
 
     name = "kling-v3-task"
@@ -185,3 +246,4 @@ def _check_elements(shot: ResolvedShot) -> list[Diagnostic]:
                 "add a frontal_image",
             ))  # fmt: skip
     return diags
+

@@ -17,7 +17,8 @@ from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
 from .base import (
-    Handle, ModelSpec, ProviderError, Result, Status, TransientError, retry_after_s,
+    TRANSIENT_STATUS, Handle, ModelSpec, ProviderError, Result, Status, TransientError,
+    json_answer, retry_after_s,
 )
 
 _SOURCE_3_PRO = "seed 000, runware.ai/docs/models/klingai-video-3-0-pro"
@@ -231,7 +232,9 @@ class RunwareProvider:
 
         return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
-    def submit_request(self, request: Mapping[str, Any], task_id: str, base_url: str, key):
+    idempotent_submit = True  # the client picks taskUUID; a repeat answers conflictTaskUUID
+
+    def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
         """POST of the task array: taskUUID right after taskType (as in the seeds), then the
         API options every submission sets: async delivery and the cost in the answer."""
         import httpx
@@ -282,14 +285,8 @@ def _auth(key) -> dict[str, str]:
 
 
 def _answer(response) -> dict:
-    """The JSON envelope; a non-JSON answer is a transient fault when the status says so."""
-    try:
-        data = response.json()
-    except ValueError:
-        if response.status_code in _TRANSIENT or response.status_code >= 500:
-            raise TransientError(f"runware answered HTTP {response.status_code}",
-                                 retry_after_s(response)) from None
-        raise ProviderError(f"runware answered HTTP {response.status_code} with no JSON") from None
+    """The JSON envelope, in the shapes the SDKs accept."""
+    data = json_answer(response, "runware")
     if isinstance(data, list):  # a bare list of results (SDK error parser accepts it too)
         return {"data": data}
     if isinstance(data, dict) and "error" in data and "errors" not in data:
@@ -301,13 +298,10 @@ def _errors(data: dict) -> list[dict]:
     return [e for e in data.get("errors") or [] if isinstance(e, dict)]
 
 
-_TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
-
-
 def _raise_for(response, errors: list[dict], final_ok: bool = False) -> None:
     """TransientError for rate limits and server faults, ProviderError for refusals."""
     status = response.status_code
-    if status in _TRANSIENT:
+    if status in TRANSIENT_STATUS:
         raise TransientError(f"runware answered HTTP {status}"
                              + (f": {_message(errors[0])}" if errors else ""),
                              retry_after_s(response))

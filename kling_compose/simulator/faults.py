@@ -48,9 +48,7 @@ class TransportFault:
 
     def matches(self, provider: str, request_kind: str) -> bool:
         """True when this fault applies to a `request_kind` request to `provider`."""
-        return (self.provider in (None, provider)) and (
-            self.request_kind in (None, request_kind)
-        )
+        return (self.provider in (None, provider)) and (self.request_kind in (None, request_kind))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +62,7 @@ class GenerationFailure:
 
 
 class Faults:
-    """The fault plan of one simulator; thread-safe, since the server handles requests in threads."""
+    """The fault plan of one simulator; thread-safe (the server answers in threads)."""
 
     def __init__(self, task_seconds: float = DEFAULT_TASK_SECONDS) -> None:
         self.task_seconds = task_seconds
@@ -82,10 +80,17 @@ class Faults:
         http_status: int | None = None,
     ) -> Faults:
         """The next `count` matching requests get 429 (Retry-After: seconds or an HTTP-date)."""
-        return self._arm(TransportFault(
-            "status", count, 429, retry_after_value(retry_after), http_status,
-            provider=_provider(provider), request_kind=_kind(kind),
-        ))  # fmt: skip
+        return self._arm(
+            TransportFault(
+                "status",
+                count,
+                429,
+                retry_after_value(retry_after),
+                http_status,
+                provider=_provider(provider),
+                request_kind=_kind(kind),
+            )
+        )
 
     def error(
         self,
@@ -97,10 +102,17 @@ class Faults:
         http_status: int | None = None,
     ) -> Faults:
         """The next `count` matching requests get `status` in the provider's error envelope."""
-        return self._arm(TransportFault(
-            "status", count, status, None, http_status,
-            provider=_provider(provider), request_kind=_kind(kind),
-        ))  # fmt: skip
+        return self._arm(
+            TransportFault(
+                "status",
+                count,
+                status,
+                None,
+                http_status,
+                provider=_provider(provider),
+                request_kind=_kind(kind),
+            )
+        )
 
     def reset(
         self,
@@ -111,10 +123,15 @@ class Faults:
         after_processing: bool = False,
     ) -> Faults:
         """The next `count` matching requests get their connection closed with no answer."""
-        return self._arm(TransportFault(
-            "reset", count, after_processing=after_processing,
-            provider=_provider(provider), request_kind=_kind(kind),
-        ))  # fmt: skip
+        return self._arm(
+            TransportFault(
+                "reset",
+                count,
+                after_processing=after_processing,
+                provider=_provider(provider),
+                request_kind=_kind(kind),
+            )
+        )
 
     def fail_generation(
         self,
@@ -126,9 +143,7 @@ class Faults:
     ) -> Faults:
         """Generations whose prompt contains `substring` end failed with `message`."""
         with self._lock:
-            self._failures.append(
-                GenerationFailure(substring, message, code, _provider(provider))
-            )
+            self._failures.append(GenerationFailure(substring, message, code, _provider(provider)))
         return self
 
     def clear(self) -> None:

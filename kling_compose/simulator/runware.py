@@ -16,9 +16,10 @@ from __future__ import annotations
 import io
 import re
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from PIL import Image
 
@@ -28,12 +29,30 @@ from .wire import Request, Response, Route, json_response
 
 NAME = "runware"
 
-_COMMON_KEYS = frozenset({
-    "taskType", "taskUUID", "outputType", "outputFormat", "outputQuality", "webhookURL",
-    "deliveryMethod", "uploadEndpoint", "safety", "ttl", "includeCost", "numberResults",
-    "inputs", "model", "positivePrompt", "width", "height", "duration", "providerSettings",
-    "seed",  # seeds 003/004: "If none was provided, shows the randomly generated seed"
-})  # fmt: skip
+_COMMON_KEYS = frozenset(
+    {
+        "taskType",
+        "taskUUID",
+        "outputType",
+        "outputFormat",
+        "outputQuality",
+        "webhookURL",
+        "deliveryMethod",
+        "uploadEndpoint",
+        "safety",
+        "ttl",
+        "includeCost",
+        "numberResults",
+        "inputs",
+        "model",
+        "positivePrompt",
+        "width",
+        "height",
+        "duration",
+        "providerSettings",
+        "seed",  # seeds 003/004: "If none was provided, shows the randomly generated seed"
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +86,9 @@ MODELS: Mapping[str, ModelRules] = {
         input_keys=frozenset(
             {"referenceImages", "frameImages", "video", "referenceVideos", "elements"}
         ),
-        settings_keys=frozenset({"characterOrientation", "keepOriginalSound", "multiPrompt", "sound"}),
+        settings_keys=frozenset(
+            {"characterOrientation", "keepOriginalSound", "multiPrompt", "sound"}
+        ),
         sizes=frozenset({(1920, 1080), (1440, 1440), (1080, 1920)}),  # seeds 003/004 table
         number_results=(1, 4),  # seed 003 says max 4, seed 004 max 20: the stricter one
         # seeds 003/004: 0.112 no input, 0.14 audio, 0.168 video input (per second)
@@ -79,9 +100,22 @@ DEFAULT_DURATION_S = 5  # seeds 000, 003, 004: duration default 5
 EXTERNAL_VIDEO_S = 5  # an outside inputs.video cannot be probed offline [inferred]
 MAX_UPLOAD_SIDE = 2048  # image-upload page: stored at most 2048 px on the long side
 _ELEMENT_REF = re.compile(r"<<<element_(\d+)>>>")
-_FRAME_POSITIONS = {"first": "first", "last": "last", 0: "first", -1: "last", "0": "first", "-1": "last"}
-_FAULT_CODES = {429: "rateLimitExceeded", 402: "insufficientCredits", 500: "internalServerError",
-                502: "badGateway", 503: "serviceUnavailable", 504: "timeoutProvider"}  # fmt: skip
+_FRAME_POSITIONS = {
+    "first": "first",
+    "last": "last",
+    0: "first",
+    -1: "last",
+    "0": "first",
+    "-1": "last",
+}
+_FAULT_CODES = {
+    429: "rateLimitExceeded",
+    402: "insufficientCredits",
+    500: "internalServerError",
+    502: "badGateway",
+    503: "serviceUnavailable",
+    504: "timeoutProvider",
+}
 
 
 class _Invalid(Exception):
@@ -97,7 +131,9 @@ class _Errors:
 
     def add(self, parameter: str, message: str, code: str | None = None) -> None:
         """Record that `parameter` is wrong; the code defaults to invalid<LastSegment>."""
-        self.items.append(error_item(code or invalid_code(parameter), message, parameter, self.task))
+        self.items.append(
+            error_item(code or invalid_code(parameter), message, parameter, self.task)
+        )
 
 
 class Runware:
@@ -125,12 +161,19 @@ class Runware:
             value = _auth_task_key(request)
         if value and (self.key is None or value == self.key):
             return None
-        return json_response(401, {"errors": [{
-            "code": "invalidApiKey",
-            "message": "Invalid API key. Get one at https://my.runware.ai/signup",
-            "parameter": "apiKey",
-            "taskType": "authentication",
-        }]})  # fmt: skip
+        return json_response(
+            401,
+            {
+                "errors": [
+                    {
+                        "code": "invalidApiKey",
+                        "message": "Invalid API key. Get one at https://my.runware.ai/signup",
+                        "parameter": "apiKey",
+                        "taskType": "authentication",
+                    }
+                ]
+            },
+        )
 
     def fault_response(self, fault: TransportFault) -> Response:
         """A transport fault in Runware's error envelope."""
@@ -145,9 +188,19 @@ class Runware:
         """Run every task of the array; data and errors are gathered task by task."""
         tasks = _tasks(request)
         if tasks is None:
-            return json_response(400, {"errors": [error_item(
-                "invalidRequestBody", "the body must be a JSON array of task objects", "body", {},
-            )]})  # fmt: skip
+            return json_response(
+                400,
+                {
+                    "errors": [
+                        error_item(
+                            "invalidRequestBody",
+                            "the body must be a JSON array of task objects",
+                            "body",
+                            {},
+                        )
+                    ]
+                },
+            )
         data: list[dict] = []
         errors: list[dict] = []
         for task in tasks:
@@ -155,10 +208,14 @@ class Runware:
             if task.get("taskType") == "authentication":
                 continue
             if handler is None:
-                errors.append(error_item(
-                    "invalidTaskType", f"unsupported taskType {task.get('taskType')!r}",
-                    "taskType", task,
-                ))  # fmt: skip
+                errors.append(
+                    error_item(
+                        "invalidTaskType",
+                        f"unsupported taskType {task.get('taskType')!r}",
+                        "taskType",
+                        task,
+                    )
+                )
                 continue
             items, task_errors = handler(task)
             data += items
@@ -180,9 +237,15 @@ class Runware:
         if errors.items:
             return [], errors.items
         generation = self.backend.start(
-            NAME, task_uuid, plan, results=task.get("numberResults", 1), prompt=prompt,
-            cost_usd=cost, request=dict(task), seed=task.get("seed"),
-        )  # fmt: skip
+            NAME,
+            task_uuid,
+            plan,
+            results=task.get("numberResults", 1),
+            prompt=prompt,
+            cost_usd=cost,
+            request=dict(task),
+            seed=task.get("seed"),
+        )
         if generation is None:  # the same taskUUID won a race with this request
             return [], [_conflict(task)]
         return [{"taskType": "videoInference", "taskUUID": task_uuid}], []
@@ -192,22 +255,34 @@ class Runware:
     def get_response(self, task: Mapping[str, Any]) -> tuple[list, list]:
         """One item per result: processing, then success items (or an error item)."""
         task_uuid = task.get("taskUUID")
-        generation = self.backend.generation(NAME, task_uuid) if isinstance(task_uuid, str) else None
+        generation = (
+            self.backend.generation(NAME, task_uuid) if isinstance(task_uuid, str) else None
+        )
         if generation is None:
-            return [], [error_item(
-                "taskNotFound", f"no task with taskUUID {task_uuid!r}", "taskUUID", task,
-            ) | {"taskType": "getResponse"}]  # fmt: skip
+            return [], [
+                error_item(
+                    "taskNotFound",
+                    f"no task with taskUUID {task_uuid!r}",
+                    "taskUUID",
+                    task,
+                )
+                | {"taskType": "getResponse"}
+            ]
         base = {"taskType": "videoInference", "taskUUID": task_uuid}
         if not self.backend.finish(generation):
             progress = int(100 * generation.progress(self.backend.clock()))
             return [base | {"status": "processing", "progress": progress}] * generation.results, []
         if generation.failure is not None:
-            error = {"code": generation.failure.code or "providerContentPolicyViolation",
-                     "message": generation.failure.message}  # fmt: skip
+            error = {
+                "code": generation.failure.code or "providerContentPolicyViolation",
+                "message": generation.failure.message,
+            }
             return [base | {"status": "error", "error": error}], [base | error]
         request = generation.request
         items = []
-        for video_uuid, stored, seed in zip(generation.output_ids, generation.outputs, generation.seeds):
+        for video_uuid, stored, seed in zip(
+            generation.output_ids, generation.outputs, generation.seeds
+        ):
             item = base | {
                 "status": "success",
                 "videoUUID": video_uuid,
@@ -244,15 +319,21 @@ class Runware:
             return [], errors.items
         image_uuid = str(uuid.uuid4())
         stored = self.backend.put_file(
-            _downscaled(image.path.read_bytes()), provider=NAME,
-            suffix=image.path.suffix, content_type="image/" + image.path.suffix[1:],
+            _downscaled(image.path.read_bytes()),
+            provider=NAME,
+            suffix=image.path.suffix,
+            content_type="image/" + image.path.suffix[1:],
             name=f"{image_uuid}{image.path.suffix}",
-        )  # fmt: skip
+        )
         self._uploads[image_uuid] = stored
-        return [{
-            "taskType": "imageUpload", "taskUUID": task.get("taskUUID"),
-            "imageUUID": image_uuid, "imageURL": self.backend.file_url(stored.name),
-        }], []  # fmt: skip
+        return [
+            {
+                "taskType": "imageUpload",
+                "taskUUID": task.get("taskUUID"),
+                "imageUUID": image_uuid,
+                "imageURL": self.backend.file_url(stored.name),
+            }
+        ], []
 
     def uploaded(self, image_uuid: str) -> StoredFile | None:
         """The image uploaded under `image_uuid`, or None."""
@@ -281,7 +362,8 @@ class _VideoCheck:
     def run(self) -> tuple[ClipPlan, str, Decimal]:
         """(clip plan, prompt text, per-result cost); raises _Invalid when it cannot go on."""
         task, add = self.task, self.errors.add
-        rules = MODELS.get(task.get("model"))
+        model = task.get("model")
+        rules = MODELS.get(model) if isinstance(model, str) else None
         if rules is None:
             add("model", f"model must be one of {sorted(MODELS)}, got {task.get('model')!r}")
             raise _Invalid
@@ -291,8 +373,12 @@ class _VideoCheck:
             add(key, f"unknown parameter {key!r} for {task['model']}", "unknownParameter")
         self._options()
         self.inputs = self._mapping(task, "inputs", rules.input_keys, "inputs")
-        provider_settings = self._mapping(task, "providerSettings", frozenset({"klingai"}), "providerSettings")
-        self.settings = self._mapping(provider_settings, "klingai", rules.settings_keys, "providerSettings.klingai")
+        provider_settings = self._mapping(
+            task, "providerSettings", frozenset({"klingai"}), "providerSettings"
+        )
+        self.settings = self._mapping(
+            provider_settings, "klingai", rules.settings_keys, "providerSettings.klingai"
+        )
         duration = self._duration()
         prompt = self._prompts(duration)
         frames = self._frames()
@@ -303,6 +389,8 @@ class _VideoCheck:
         self._elements(frames)
         self._compatibility(references)
         self._settings()
+        if self.errors.items:
+            raise _Invalid
         return self._plan(duration, prompt, frames, source)
 
     # single fields -----------------------------------------------------------------------
@@ -310,7 +398,10 @@ class _VideoCheck:
     def _options(self) -> None:
         task, add = self.task, self.errors.add
         if task.get("deliveryMethod", "async") != "async":
-            add("deliveryMethod", "deliveryMethod must be 'async': the Kling models allow only async")
+            add(
+                "deliveryMethod",
+                "deliveryMethod must be 'async': the Kling models allow only async",
+            )
         if task.get("outputType", "URL") != "URL":
             add("outputType", "outputType must be 'URL'")
         if task.get("outputFormat", "MP4") not in ("MP4", "WEBM", "MOV"):
@@ -328,7 +419,9 @@ class _VideoCheck:
             self.errors.add(where, f"{where} must be an object")
             return {}
         for unknown in sorted(set(value) - allowed):
-            self.errors.add(f"{where}.{unknown}", f"unknown parameter {where}.{unknown}", "unknownParameter")
+            self.errors.add(
+                f"{where}.{unknown}", f"unknown parameter {where}.{unknown}", "unknownParameter"
+            )
         return value
 
     def _duration(self) -> int | None:
@@ -348,7 +441,10 @@ class _VideoCheck:
         if not self.rules.omni and not has_prompt:
             add("positivePrompt", "positivePrompt is required")
         if self.rules.omni and has_prompt == (segments is not None):
-            add("positivePrompt", "Provide exactly one of: positivePrompt, providerSettings.klingai.multiPrompt")
+            add(
+                "positivePrompt",
+                "Provide exactly one of: positivePrompt, providerSettings.klingai.multiPrompt",
+            )
         texts = []
         if has_prompt:
             texts.append(_text(task, "positivePrompt", "positivePrompt", self.errors))
@@ -372,12 +468,17 @@ class _VideoCheck:
             texts.append(_text(segment, "prompt", f"{where}[{i}].prompt", self.errors))
             seconds = segment.get("duration")
             if not _is_int(seconds) or seconds < 1:
-                add(f"{where}[{i}].duration", f"segment duration must be an integer >= 1, got {seconds!r}")
+                add(
+                    f"{where}[{i}].duration",
+                    f"segment duration must be an integer >= 1, got {seconds!r}",
+                )
             else:
                 total += seconds
         expected = duration if duration is not None else DEFAULT_DURATION_S
         if total != expected and len(texts) == len(segments):
-            add(where, f"the multiPrompt durations add up to {total} s but duration is {expected} s")
+            add(
+                where, f"the multiPrompt durations add up to {total} s but duration is {expected} s"
+            )
         return texts
 
     # inputs ------------------------------------------------------------------------------
@@ -434,16 +535,25 @@ class _VideoCheck:
         if has_w != has_h:
             add("width" if has_w else "height", "width and height must be used together")
         sized = has_w and has_h
-        chosen = [name for name, present in (
-            ("inputs.frameImages", "frameImages" in self.inputs),
-            ("inputs.video", "video" in self.inputs),
-            ("width/height", sized),
-        ) if present]  # fmt: skip
+        chosen = [
+            name
+            for name, present in (
+                ("inputs.frameImages", "frameImages" in self.inputs),
+                ("inputs.video", "video" in self.inputs),
+                ("width/height", sized),
+            )
+            if present
+        ]
         if len(chosen) != 1:
-            options = "inputs.frameImages or inputs.video or width/height" if self.rules.omni else (
-                "inputs.frameImages or width/height")
-            add(chosen[1].split("/")[0] if len(chosen) > 1 else "width",
-                f"Provide exactly one of: {options} (got {' and '.join(chosen) or 'none'})")  # fmt: skip
+            options = (
+                "inputs.frameImages or inputs.video or width/height"
+                if self.rules.omni
+                else ("inputs.frameImages or width/height")
+            )
+            add(
+                chosen[0] if len(chosen) > 1 else "width",
+                f"Provide exactly one of: {options} (got {' and '.join(chosen) or 'none'})",
+            )
         if not sized:
             return
         width, height = task["width"], task["height"]
@@ -481,7 +591,9 @@ class _VideoCheck:
                     self._element(element, f"{where}[{i}]")
             if not self.rules.omni and "frameImages" not in self.inputs:
                 # Runware 3.0 Pro page (provider reference): elements need frameImages
-                self.errors.add(where, "When inputs.elements is provided, inputs.frameImages is required")
+                self.errors.add(
+                    where, "When inputs.elements is provided, inputs.frameImages is required"
+                )
         self._element_refs(count)
 
     def _element(self, element: Any, where: str) -> None:
@@ -513,14 +625,21 @@ class _VideoCheck:
 
     def _element_refs(self, count: int) -> None:
         texts = [("positivePrompt", self.task.get("positivePrompt"))]
-        for i, segment in enumerate(self.settings.get("multiPrompt") or []):
+        segments = self.settings.get("multiPrompt")
+        for i, segment in enumerate(segments if isinstance(segments, list) else []):
             if isinstance(segment, dict):
-                texts.append((f"providerSettings.klingai.multiPrompt[{i}].prompt", segment.get("prompt")))
+                texts.append(
+                    (f"providerSettings.klingai.multiPrompt[{i}].prompt", segment.get("prompt"))
+                )
         for where, text in texts:
             for number in _ELEMENT_REF.findall(text if isinstance(text, str) else ""):
                 if not 1 <= int(number) <= count:
-                    self.errors.add(where, f"<<<element_{number}>>> refers to element {number} "
-                                           f"but inputs.elements has {count}", "invalidElements")  # fmt: skip
+                    self.errors.add(
+                        where,
+                        f"<<<element_{number}>>> refers to element {number} "
+                        f"but inputs.elements has {count}",
+                        "invalidElements",
+                    )
 
     # cross-field rules -------------------------------------------------------------------
 
@@ -535,13 +654,19 @@ class _VideoCheck:
         if video and "duration" in task:
             add("duration", "inputs.video cannot be used with duration")
         if (video or ref_videos) and "providerSettings" in task:
-            add("providerSettings", "When inputs.video or inputs.referenceVideos is provided, "
-                                    "providerSettings cannot be used")  # fmt: skip
+            add(
+                "providerSettings",
+                "When inputs.video or inputs.referenceVideos is provided, "
+                "providerSettings cannot be used",
+            )
         if video and "elements" in inputs:
             add("inputs.elements", "When inputs.video is provided, inputs.elements cannot be used")
         if (video or ref_videos) and len(references) > 4:
-            add("inputs.referenceImages", "When inputs.video or inputs.referenceVideos is provided, "
-                                          "inputs.referenceImages is limited to 4 items")  # fmt: skip
+            add(
+                "inputs.referenceImages",
+                "When inputs.video or inputs.referenceVideos is provided, "
+                "inputs.referenceImages is limited to 4 items",
+            )
         if "resolution" in task:
             if task["resolution"] != "1080p":
                 add("resolution", "resolution must be '1080p'")
@@ -571,11 +696,15 @@ class _VideoCheck:
         elif source is not None:
             seconds = EXTERNAL_VIDEO_S
         plan = ClipPlan(
-            duration_s=float(seconds), width=width, height=height, audio=audio,
+            duration_s=float(seconds),
+            width=width,
+            height=height,
+            audio=audio,
             first_image=first if first and first.path else None,
             last_image=frames.get("last") if frames.get("last") and frames["last"].path else None,
-            title=f"runware {task.get('taskUUID', '')[:8]}", caption=prompt,
-        )  # fmt: skip
+            title=f"runware {task.get('taskUUID', '')[:8]}",
+            caption=prompt,
+        )
         key = "video" if source is not None else ("audio" if audio else "silent")
         rate = self.rules.prices.get(key, self.rules.prices["silent"])
         cost = (rate * round(seconds)).quantize(Decimal("0.001"))
@@ -630,7 +759,7 @@ def error_item(code: str, message: str, parameter: str, task: Mapping[str, Any])
 
 
 def invalid_code(parameter: str) -> str:
-    """`invalid` + the last path segment, capitalised: inputs.frameImages[0] -> invalidFrameImages."""
+    """`invalid` + the last path segment: inputs.frameImages[0] -> invalidFrameImages."""
     last = re.sub(r"\[\d+\]", "", parameter).split(".")[-1].split("/")[0]
     return "invalid" + last[:1].upper() + last[1:]
 
@@ -643,14 +772,22 @@ def data_uri(data: bytes) -> str:
 
 
 def _conflict(task: Mapping[str, Any]) -> dict:
-    return error_item("conflictTaskUUID", f"taskUUID {task.get('taskUUID')} is already in use "
-                      "by another task", "taskUUID", task)  # fmt: skip
+    return error_item(
+        "conflictTaskUUID",
+        f"taskUUID {task.get('taskUUID')} is already in use by another task",
+        "taskUUID",
+        task,
+    )
 
 
 def _check_task_uuid(task: Mapping[str, Any], errors: _Errors) -> None:
     value = task.get("taskUUID")
     try:
-        ok = isinstance(value, str) and uuid.UUID(value).version == 4 and str(uuid.UUID(value)) == value.lower()
+        ok = (
+            isinstance(value, str)
+            and uuid.UUID(value).version == 4
+            and str(uuid.UUID(value)) == value.lower()
+        )
     except ValueError:
         ok = False
     if not ok:

@@ -15,10 +15,10 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from PIL import Image
@@ -128,8 +128,9 @@ class Backend:
 
     # files -------------------------------------------------------------------------------
 
-    def put_file(self, data: bytes, *, provider: str, suffix: str, content_type: str,
-                 name: str | None = None) -> StoredFile:  # fmt: skip
+    def put_file(
+        self, data: bytes, *, provider: str, suffix: str, content_type: str, name: str | None = None
+    ) -> StoredFile:
         """Store `data` and serve it; the name is a fresh UUID plus `suffix` unless given."""
         name = name or f"{uuid.uuid4()}{suffix}"
         path = self.root / name
@@ -157,19 +158,28 @@ class Backend:
         None when the URL is not this simulator's (an outside URL it cannot fetch offline).
         """
         parts, ours = urlsplit(url), urlsplit(self.base_url)
-        if parts.port != ours.port or parts.hostname not in ("127.0.0.1", "localhost", ours.hostname):
+        if parts.port != ours.port or parts.hostname not in (
+            "127.0.0.1",
+            "localhost",
+            ours.hostname,
+        ):
             return None
         if not parts.path.startswith("/files/"):
             raise InputError(f"{url} is not a file URL of this simulator")
-        stored = self.file(parts.path[len("/files/"):])
+        stored = self.file(parts.path[len("/files/") :])
         if stored is None:
             raise InputError(f"{url}: no such file")
         return stored
 
     # images ------------------------------------------------------------------------------
 
-    def image_input(self, value: object, uploads: Callable[[str], StoredFile | None] | None = None,
-                    *, allow_inline: bool = True) -> ImageInput:  # fmt: skip
+    def image_input(
+        self,
+        value: object,
+        uploads: Callable[[str], StoredFile | None] | None = None,
+        *,
+        allow_inline: bool = True,
+    ) -> ImageInput:
         """Resolve an image input (URL, data URI, base64 or an uploaded UUID) to a local file.
 
         Raises InputError with the reason when the value is not a usable image.
@@ -200,17 +210,35 @@ class Backend:
 
     # generations -------------------------------------------------------------------------
 
-    def start(self, provider: str, gen_id: str, plan: ClipPlan, *, results: int = 1,
-              prompt: str = "", cost_usd: Decimal | None = None, request: object = None,
-              seed: int | None = None) -> Generation | None:  # fmt: skip
+    def start(
+        self,
+        provider: str,
+        gen_id: str,
+        plan: ClipPlan,
+        *,
+        results: int = 1,
+        prompt: str = "",
+        cost_usd: Decimal | None = None,
+        request: object = None,
+        seed: int | None = None,
+    ) -> Generation | None:
         """Queue a generation; None when `gen_id` is already taken (nothing new starts)."""
-        base_seed = seed if seed is not None else int(hashlib.sha256(gen_id.encode()).hexdigest()[:8], 16)
+        base_seed = (
+            seed if seed is not None else int(hashlib.sha256(gen_id.encode()).hexdigest()[:8], 16)
+        )
         generation = Generation(
-            provider, gen_id, plan, results, self.clock(), self.faults.task_seconds,
+            provider,
+            gen_id,
+            plan,
+            results,
+            self.clock(),
+            self.faults.task_seconds,
             self.faults.failure_for(provider, prompt),
             tuple((base_seed + i) % 2**31 for i in range(results)),
-            tuple(str(uuid.uuid4()) for _ in range(results)), cost_usd, request,
-        )  # fmt: skip
+            tuple(str(uuid.uuid4()) for _ in range(results)),
+            cost_usd,
+            request,
+        )
         with self._lock:
             if (provider, gen_id) in self._generations:
                 return None
@@ -234,7 +262,9 @@ class Backend:
         with generation.lock:
             if generation.finished_ms is None:
                 if generation.failure is None:
-                    generation.outputs = [self._render(generation, i) for i in range(generation.results)]
+                    generation.outputs = [
+                        self._render(generation, i) for i in range(generation.results)
+                    ]
                     self._bill(generation)
                 generation.finished_ms = int(time.time() * 1000)
         return True
@@ -244,12 +274,17 @@ class Backend:
         width, height = self.render_size(plan)
         name = f"{generation.output_ids[index]}.mp4"
         spec = AnimaticSpec(
-            duration_s=plan.duration_s, width=width, height=height, fps=self.fps,
+            duration_s=plan.duration_s,
+            width=width,
+            height=height,
+            fps=self.fps,
             first_image=plan.first_image.path if plan.first_image else None,
             last_image=plan.last_image.path if plan.last_image else None,
-            title=plan.title, caption=plan.caption, audio=plan.audio,
+            title=plan.title,
+            caption=plan.caption,
+            audio=plan.audio,
             tone_hz=330.0 + 110.0 * index,
-        )  # fmt: skip
+        )
         path = render_animatic(spec, self.root / name)
         return self._register(name, path, "video/mp4", generation.provider)
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 # Header names whose values are secrets; recorded requests keep only the scheme word.
 SECRET_HEADERS = frozenset({"authorization", "x-api-key"})

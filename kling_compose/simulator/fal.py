@@ -1,0 +1,553 @@
+"""fal's queue protocol for Kling Video V3 (text-to-video, image-to-video) and its CDN uploads.
+
+Written from seed 001 and the project's provider reference, section 2. Paths are relative to
+`{base}/fal`, which stands for https://queue.fal.run:
+
+- `POST /{endpoint_id}` submits the flat input; `{request_id, response_url, status_url,
+  cancel_url}` come back, built from `{owner}/{app}` only (fal's documented gotcha);
+- `GET /{owner}/{app}/requests/{id}/status` answers 202 IN_QUEUE / IN_PROGRESS, then 200
+  COMPLETED (with `error` and `error_type` when the generation failed);
+- `GET /{owner}/{app}/requests/{id}` answers `{"video": {url, content_type, file_name,
+  file_size}}`; `PUT .../requests/{id}/cancel` cancels.
+
+Uploads follow fal-client's CDN flow with both hosts folded under the same base:
+`POST /storage/auth/token?storage_type=fal-cdn-v3` (Key auth) answers `{token, token_type,
+base_url: {base}/fal, expires_at}`, then `POST /files/upload` (Authorization: <token_type>
+<token>, raw bytes, X-Fal-File-Name) answers `{access_url}`. The fallback
+`POST /storage/upload/initiate` answers `{upload_url, file_url}` for a `PUT` of the bytes.
+
+Validation errors are 422 `{"detail": [{"loc": ["body", field, ...], "msg", "type"}]}` as
+FastAPI writes them; unknown fields are refused (`extra_forbidden`).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from .faults import GenerationFailure, TransportFault
+from .store import Backend, ClipPlan, ImageInput, InputError
+from .wire import Request, Response, Route, json_response
+
+NAME = "fal"
+
+_COMMON_FIELDS = frozenset(
+    {
+        "prompt",
+        "multi_prompt",
+        "duration",
+        "generate_audio",
+        "shot_type",
+        "negative_prompt",
+        "cfg_scale",
+        "voice_ids",
+    }
+)
+# provider reference, section 2: text-to-video adds aspect_ratio; image-to-video adds the
+# start and end images and elements (and has no aspect_ratio: the start image sets it).
+FIELDS = {
+    "text-to-video": _COMMON_FIELDS | {"aspect_ratio"},
+    "image-to-video": _COMMON_FIELDS | {"start_image_url", "end_image_url", "elements"},
+}
+# (tier, price per second silent, with audio); v3 pro from the provider reference.
+# The standard tier's fal price is not published there: Runware's 720p rates [inferred].
+TIERS = {
+    "pro": (Decimal("0.112"), Decimal("0.168")),
+    "standard": (Decimal("0.084"), Decimal("0.126")),
+}
+_ENDPOINT = re.compile(
+    r"fal-ai/kling-video/v3/(?P<tier>pro|standard)/(?P<kind>text-to-video|image-to-video)"
+)
+DURATIONS = tuple(str(n) for n in range(3, 16))  # "3".."15", strings
+ASPECTS = {"16:9": (1920, 1080), "9:16": (1080, 1920), "1:1": (1440, 1440)}
+SHOT_TYPES = ("customize", "intelligent")
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # image-to-video: images up to 10 MB
+IMAGE_ASPECT = (0.40, 2.50)  # image-to-video: aspect ratio 0.40-2.50
+_ELEMENT_REF = re.compile(r"@Element(\d+)")
+_FAULTS = {
+    503: ("Runner disconnected", "runner_disconnected"),
+    504: ("Request timed out", "request_timeout"),
+}
+
+
+class Fal:
+    """The fal route table: queue submit/status/result/cancel and the CDN upload flow."""
+
+    name = NAME
+
+    def __init__(self, backend: Backend, key: str | None) -> None:
+        self.backend = backend
+        self.key = key
+        self._tokens: set[str] = set()
+        self._pending_puts: dict[str, tuple[str, str]] = {}
+        requests = r"/(?P<owner>[^/]+)/(?P<app>[^/]+)/requests/(?P<request_id>[^/]+)"
+        # NOTE: first match wins; the catch-all submit route comes last.
+        self.routes = (
+            Route("POST", r"/storage/auth/token", self.auth_token, "upload"),
+            Route("POST", r"/storage/upload/initiate", self.initiate_upload, "upload"),
+            Route("PUT", r"/storage/put/(?P<token>[^/]+)", self.put_upload, "upload"),
+            Route("POST", r"/files/upload", self.upload, "upload"),
+            Route("GET", requests + "/status", self.status, "poll"),
+            Route("GET", requests, self.result, "poll"),
+            Route("PUT", requests + "/cancel", self.cancel, "poll"),
+            Route("POST", r"/(?P<endpoint>.+)", self.submit, "submit"),
+        )
+
+    # auth and faults ---------------------------------------------------------------------
+
+    def authorize(self, request: Request) -> Response | None:
+        """None when allowed: `Key <key>` on the API, a CDN token on uploads; else 401."""
+        if request.path.startswith("/storage/put/"):
+            return None  # a presigned upload URL carries its own secret
+        scheme, _, value = request.header("authorization").partition(" ")
+        if request.path == "/files/upload":
+            if value in self._tokens:
+                return None
+            return json_response(401, {"detail": "Invalid or expired upload token"})
+        if scheme == "Key" and value and (self.key is None or value == self.key):
+            return None
+        return json_response(
+            401, {"detail": "Invalid authentication: use 'Authorization: Key <FAL_KEY>'"}
+        )
+
+    def fault_response(self, fault: TransportFault) -> Response:
+        """A transport fault as fal's infrastructure answers it."""
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        if fault.status in _FAULTS:
+            detail, error_type = _FAULTS[fault.status]
+            body = {"detail": detail, "error_type": error_type}
+            headers["X-Fal-Error-Type"] = error_type
+        elif fault.status == 429:
+            body = {"detail": "Too many concurrent requests"}
+        else:
+            body = {"detail": f"simulated HTTP {fault.status}"}
+        return json_response(fault.http_status or fault.status, body, headers)
+
+    # queue -------------------------------------------------------------------------------
+
+    def submit(self, request: Request, endpoint: str) -> Response:
+        """Validate the flat input and queue it; answer the request id and its URLs."""
+        found = _ENDPOINT.fullmatch(endpoint)
+        if found is None:
+            return json_response(404, {"detail": f"Application '{endpoint}' not found"})
+        try:
+            body = request.json()
+        except ValueError:
+            return _invalid(
+                [_detail(["body"], "Input should be a valid JSON object", "json_invalid")]
+            )
+        if not isinstance(body, dict):
+            return _invalid([_detail(["body"], "Input should be a valid dictionary", "dict_type")])
+        check = _InputCheck(self.backend, found["kind"], body)
+        plan = check.run()
+        if check.details:
+            return _invalid(check.details)
+        silent, audio = TIERS[found["tier"]]
+        seconds = int(plan.duration_s)
+        cost = (audio if plan.audio else silent) * seconds
+        request_id = str(uuid.uuid4())
+        owner_app = "/".join(endpoint.split("/")[:2])
+        self.backend.start(
+            NAME,
+            request_id,
+            plan,
+            prompt=plan.caption,
+            cost_usd=cost,
+            request={"endpoint": endpoint, "owner_app": owner_app, "input": body},
+        )
+        urls = self._urls(owner_app, request_id)
+        return json_response(
+            200,
+            {"request_id": request_id, **urls, "status": "IN_QUEUE", "queue_position": 0},
+            {"x-fal-request-id": request_id},
+        )
+
+    def status(self, request: Request, owner: str, app: str, request_id: str) -> Response:
+        """202 IN_QUEUE / IN_PROGRESS while running; 200 COMPLETED (with error when failed)."""
+        generation = self._generation(owner, app, request_id)
+        if generation is None:
+            return json_response(404, {"detail": f"Request {request_id} not found"})
+        logs = [] if request.query.get("logs") == "1" else None
+        body: dict[str, Any] = {
+            "request_id": request_id,
+            "response_url": self._urls(f"{owner}/{app}", request_id)["response_url"],
+        }
+        if not self.backend.finish(generation):
+            if generation.progress(self.backend.clock()) < 0.25:
+                return json_response(202, body | {"status": "IN_QUEUE", "queue_position": 0})
+            return json_response(202, body | {"status": "IN_PROGRESS", "logs": logs})
+        body |= {
+            "status": "COMPLETED",
+            "logs": logs,
+            "metrics": {"inference_time": generation.task_s},
+        }
+        if generation.failure is not None:
+            body |= {
+                "error": generation.failure.message,
+                "error_type": generation.failure.code or "content_policy_violation",
+            }
+        return json_response(200, body)
+
+    def result(self, request: Request, owner: str, app: str, request_id: str) -> Response:
+        """The output `{"video": {...}}`; the error status and body when it failed."""
+        generation = self._generation(owner, app, request_id)
+        if generation is None:
+            return json_response(404, {"detail": f"Request {request_id} not found"})
+        if not self.backend.finish(generation):
+            return json_response(400, {"detail": "Request is still in progress"})
+        failure = generation.failure
+        if failure is not None:
+            return json_response(
+                422,
+                {
+                    "detail": [
+                        _detail(
+                            ["body", "prompt"],
+                            failure.message,
+                            failure.code or "content_policy_violation",
+                        )
+                    ]
+                },
+            )
+        stored = generation.outputs[0]
+        return json_response(
+            200,
+            {
+                "video": {
+                    "url": self.backend.file_url(stored.name),
+                    "content_type": "video/mp4",
+                    "file_name": stored.name,
+                    "file_size": stored.size,
+                }
+            },
+        )
+
+    def cancel(self, request: Request, owner: str, app: str, request_id: str) -> Response:
+        """CANCELLATION_REQUESTED while running, ALREADY_COMPLETED after, NOT_FOUND."""
+        generation = self._generation(owner, app, request_id)
+        if generation is None:
+            return json_response(404, {"status": "NOT_FOUND"})
+        with generation.lock:
+            if generation.finished_ms is None and not generation.due(self.backend.clock()):
+                generation.failure = GenerationFailure(
+                    "", "Request was cancelled", "request_cancelled"
+                )
+                return json_response(202, {"status": "CANCELLATION_REQUESTED"})
+        return json_response(400, {"status": "ALREADY_COMPLETED"})
+
+    def _generation(self, owner: str, app: str, request_id: str):
+        generation = self.backend.generation(NAME, request_id)
+        if generation is None or generation.request["owner_app"] != f"{owner}/{app}":
+            return None
+        return generation
+
+    def _urls(self, owner_app: str, request_id: str) -> dict[str, str]:
+        base = f"{self.backend.base_url}/fal/{owner_app}/requests/{request_id}"
+        return {
+            "response_url": base,
+            "status_url": f"{base}/status",
+            "cancel_url": f"{base}/cancel",
+        }
+
+    # uploads -----------------------------------------------------------------------------
+
+    def auth_token(self, request: Request) -> Response:
+        """A CDN token whose base_url is this simulator's fal base."""
+        if request.query.get("storage_type") != "fal-cdn-v3":
+            return json_response(
+                422,
+                {
+                    "detail": [
+                        _detail(
+                            ["query", "storage_type"],
+                            "Input should be 'fal-cdn-v3'",
+                            "literal_error",
+                        )
+                    ]
+                },
+            )
+        token = secrets.token_urlsafe(24)
+        self._tokens.add(token)
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        return json_response(
+            200,
+            {
+                "token": token,
+                "token_type": "Bearer",
+                "base_url": f"{self.backend.base_url}/fal",
+                "expires_at": expires.isoformat(),
+            },
+        )
+
+    def upload(self, request: Request) -> Response:
+        """Store the raw bytes; answer their access_url."""
+        if not request.body:
+            return json_response(400, {"detail": "empty upload"})
+        name = request.header("x-fal-file-name") or "upload.bin"
+        content_type = request.header("content-type") or "application/octet-stream"
+        stored = self.backend.put_file(
+            request.body, provider=NAME, suffix=_suffix(name), content_type=content_type
+        )
+        return json_response(200, {"access_url": self.backend.file_url(stored.name)})
+
+    def initiate_upload(self, request: Request) -> Response:
+        """The fallback flow: an upload URL to PUT the bytes to, and the file's final URL."""
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("file_name"), str):
+            return json_response(
+                422, {"detail": [_detail(["body", "file_name"], "Field required", "missing")]}
+            )
+        token = secrets.token_urlsafe(16)
+        name = f"{uuid.uuid4()}{_suffix(body['file_name'])}"
+        self._pending_puts[token] = (name, body.get("content_type") or "application/octet-stream")
+        return json_response(
+            200,
+            {
+                "upload_url": f"{self.backend.base_url}/fal/storage/put/{token}",
+                "file_url": self.backend.file_url(name),
+            },
+        )
+
+    def put_upload(self, request: Request, token: str) -> Response:
+        """Receive the bytes for an initiated upload."""
+        pending = self._pending_puts.pop(token, None)
+        if pending is None:
+            return json_response(404, {"detail": "unknown upload URL"})
+        name, content_type = pending
+        self.backend.put_file(
+            request.body, provider=NAME, suffix="", content_type=content_type, name=name
+        )
+        return Response(200, b"", content_type="text/plain")
+
+
+class _InputCheck:
+    """Validates one flat input for text-to-video or image-to-video, collecting FastAPI details."""
+
+    def __init__(self, backend: Backend, kind: str, body: Mapping[str, Any]) -> None:
+        self.backend = backend
+        self.kind = kind
+        # seed 001's example sends "multi_prompt": null: null means absent
+        self.body = {k: v for k, v in body.items() if v is not None}
+        self.details: list[dict] = []
+
+    def fail(self, loc: list, msg: str, type_: str) -> None:
+        """Record one error detail."""
+        self.details.append(_detail(["body", *loc], msg, type_))
+
+    def run(self) -> ClipPlan | None:
+        """The clip plan of a valid input; None when `details` lists what is wrong."""
+        body = self.body
+        for key in sorted(set(body) - FIELDS[self.kind]):
+            self.fail([key], "Extra inputs are not permitted", "extra_forbidden")
+        duration = self._duration()
+        texts = self._prompts(duration)
+        self._literal("shot_type", SHOT_TYPES)
+        self._literal("aspect_ratio", tuple(ASPECTS))
+        if "generate_audio" in body and not isinstance(body["generate_audio"], bool):
+            self.fail(["generate_audio"], "Input should be a valid boolean", "bool_type")
+        if "negative_prompt" in body and not isinstance(body["negative_prompt"], str):
+            self.fail(["negative_prompt"], "Input should be a valid string", "string_type")
+        self._cfg_scale()
+        self._voice_ids()
+        start = end = None
+        elements = 0
+        if self.kind == "image-to-video":
+            if "start_image_url" not in body:
+                self.fail(["start_image_url"], "Field required", "missing")
+            else:
+                start = self._image(["start_image_url"], body["start_image_url"])
+            if "end_image_url" in body:
+                end = self._image(["end_image_url"], body["end_image_url"])
+            elements = self._elements()
+        self._element_refs(texts, elements)
+        if self.details:
+            return None
+        width, height = ASPECTS.get(body.get("aspect_ratio", "16:9"), (1920, 1080))
+        return ClipPlan(
+            duration_s=float(duration),
+            width=width,
+            height=height,
+            audio=body.get("generate_audio", True) is not False,  # v3: default true
+            first_image=start if start and start.path else None,
+            last_image=end if end and end.path else None,
+            title=f"fal {self.kind}",
+            caption="\n".join(texts),
+        )
+
+    def _literal(self, key: str, allowed: tuple) -> None:
+        if key in self.body and self.body[key] not in allowed:
+            expected = ", ".join(repr(a) for a in allowed)
+            self.fail([key], f"Input should be {expected}", "literal_error")
+
+    def _duration(self) -> int:
+        value = self.body.get("duration", "5")
+        if value not in DURATIONS or not isinstance(value, str):
+            self.fail(
+                ["duration"], "Input should be '3', '4', ..., '15' (a string)", "literal_error"
+            )
+            return 5
+        return int(value)
+
+    def _prompts(self, duration: int) -> list[str]:
+        body = self.body
+        has_prompt, has_multi = "prompt" in body, "multi_prompt" in body
+        if has_prompt == has_multi:
+            which = (
+                "both prompt and multi_prompt" if has_prompt else "neither prompt nor multi_prompt"
+            )
+            self.fail(
+                ["prompt"],
+                f"Provide exactly one of prompt or multi_prompt (got {which})",
+                "value_error",
+            )
+        texts = []
+        if has_prompt:
+            texts.append(self._prompt(["prompt"], body["prompt"]))
+        if has_multi:
+            texts += self._multi_prompt(body["multi_prompt"], duration)
+        return [t for t in texts if t]
+
+    def _prompt(self, loc: list, value: Any) -> str:
+        if not isinstance(value, str):
+            self.fail(loc, "Input should be a valid string", "string_type")
+            return ""
+        if not 1 <= len(value) <= 2500:  # 2500 as on the other Kling 3.0 APIs [inferred]
+            self.fail(loc, "String should have 1 to 2500 characters", "string_too_long")
+        return value
+
+    def _multi_prompt(self, segments: Any, duration: int) -> list[str]:
+        if not isinstance(segments, list) or not 1 <= len(segments) <= 6:
+            self.fail(
+                ["multi_prompt"], "multi_prompt should be a list of 1 to 6 shots", "list_type"
+            )
+            return []
+        texts, total = [], 0
+        for i, segment in enumerate(segments):
+            if not isinstance(segment, dict):
+                self.fail(["multi_prompt", i], "Input should be a valid dictionary", "dict_type")
+                continue
+            texts.append(self._prompt(["multi_prompt", i, "prompt"], segment.get("prompt")))
+            seconds = segment.get("duration", "5")
+            if seconds not in DURATIONS or not isinstance(seconds, str):
+                self.fail(
+                    ["multi_prompt", i, "duration"],
+                    "Input should be '3', '4', ..., '15' (a string)",
+                    "literal_error",
+                )
+            else:
+                total += int(seconds)
+        if total != duration and len(texts) == len(segments):
+            self.fail(
+                ["multi_prompt"],
+                f"the shot durations add up to {total} s, not the duration {duration} s",
+                "value_error",
+            )
+        return texts
+
+    def _cfg_scale(self) -> None:
+        value = self.body.get("cfg_scale")
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(["cfg_scale"], "Input should be a valid number", "float_type")
+        elif not 0 <= value <= 1:
+            self.fail(
+                ["cfg_scale"],
+                "Input should be between 0 and 1",
+                "less_than_equal" if value > 1 else "greater_than_equal",
+            )
+
+    def _voice_ids(self) -> None:
+        value = self.body.get("voice_ids")
+        if value is not None and (
+            not isinstance(value, list)
+            or len(value) > 2
+            or not all(isinstance(v, str) for v in value)
+        ):
+            self.fail(["voice_ids"], "voice_ids should be a list of at most 2 strings", "too_long")
+
+    def _image(self, loc: list, value: Any) -> ImageInput | None:
+        try:
+            image = self.backend.image_input(value)
+        except InputError as exc:
+            self.fail(loc, f"Image URL {exc}", "image_load_error")
+            return None
+        if image.byte_count > MAX_IMAGE_BYTES:
+            self.fail(loc, "Image is larger than 10 MB", "image_too_large")
+        if image.size is not None:
+            ratio = image.size[0] / image.size[1]
+            if not IMAGE_ASPECT[0] <= ratio <= IMAGE_ASPECT[1]:
+                self.fail(
+                    loc,
+                    f"Image aspect ratio {ratio:.2f} is outside 0.40-2.50",
+                    "image_aspect_ratio",
+                )
+        return image
+
+    def _elements(self) -> int:
+        elements = self.body.get("elements")
+        if elements is None:
+            return 0
+        if not isinstance(elements, list):
+            self.fail(["elements"], "Input should be a valid list", "list_type")
+            return 0
+        videos = 0
+        for i, element in enumerate(elements):
+            loc = ["elements", i]
+            if not isinstance(element, dict):
+                self.fail(loc, "Input should be a valid dictionary", "dict_type")
+                continue
+            if "video_url" in element:
+                videos += 1
+                if set(element) != {"video_url"}:
+                    self.fail(loc, "A video element takes only video_url", "value_error")
+                continue
+            for key in sorted(set(element) - {"frontal_image_url", "reference_image_urls"}):
+                self.fail([*loc, key], "Extra inputs are not permitted", "extra_forbidden")
+            if "frontal_image_url" not in element:
+                self.fail([*loc, "frontal_image_url"], "Field required", "missing")
+            else:
+                self._image([*loc, "frontal_image_url"], element["frontal_image_url"])
+            refs = element.get("reference_image_urls")
+            if refs is not None:
+                if not isinstance(refs, list) or not 1 <= len(refs) <= 3:
+                    self.fail(
+                        [*loc, "reference_image_urls"], "List should have 1 to 3 items", "too_long"
+                    )
+                else:
+                    for j, url in enumerate(refs):
+                        self._image([*loc, "reference_image_urls", j], url)
+        if videos > 1:
+            self.fail(["elements"], "At most one video element per request", "value_error")
+        return len(elements)
+
+    def _element_refs(self, texts: list[str], count: int) -> None:
+        for text in texts:
+            for number in _ELEMENT_REF.findall(text):
+                if not 1 <= int(number) <= count:
+                    self.fail(
+                        ["prompt"],
+                        f"@Element{number} refers to element {number} but elements has {count}",
+                        "value_error",
+                    )
+
+
+def _detail(loc: list, msg: str, type_: str) -> dict:
+    return {"loc": loc, "msg": msg, "type": type_}
+
+
+def _invalid(details: list[dict]) -> Response:
+    return json_response(422, {"detail": details})
+
+
+def _suffix(file_name: str) -> str:
+    found = re.search(r"\.[A-Za-z0-9]{1,5}$", file_name)
+    return found.group(0).lower() if found else ""

@@ -1,0 +1,335 @@
+"""The simulator: one ThreadingHTTPServer on 127.0.0.1 speaking every provider's protocol.
+
+URL layout under `base_url` (`http://127.0.0.1:<port>`):
+
+    /runware/v1                     Runware's single POST endpoint      (url("runware"))
+    /fal/...                        fal's queue and CDN upload routes   (url("fal"))
+    /kling-v3-task/api/v1/jobs/...  the seed 002 task API               (url("kling-v3-task"))
+    /files/<name>                   generated clips and uploaded files
+
+Every request is recorded (auth values masked) before faults apply, so a test sees each attempt.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+from .fal import Fal
+from .faults import Faults
+from .kling_v3_task import KlingV3Task
+from .runware import Runware
+from .store import Backend, Generation
+from .wire import RecordedRequest, Request, Response, json_response, mask_headers
+
+# Environment variables a client reads (product brief, section 4; settings of the CLI).
+URL_ENV = {
+    "runware": "KLING_COMPOSE_RUNWARE_URL",
+    "fal": "KLING_COMPOSE_FAL_URL",
+    "kling-v3-task": "KLING_COMPOSE_KLING_V3_TASK_URL",
+}
+KEY_ENV = {"runware": "RUNWARE_API_KEY", "fal": "FAL_KEY", "kling-v3-task": "KLING_V3_TASK_API_KEY"}
+_PREFIXES = {"runware": "/runware", "fal": "/fal", "kling-v3-task": "/kling-v3-task"}
+_PATHS = {"runware": "/runware/v1", "fal": "/fal", "kling-v3-task": "/kling-v3-task"}
+_RESET = object()  # a dispatch result: close the connection without answering
+
+
+class Simulator:
+    """A local HTTP server speaking Runware, fal and the kling/v3 task API, with faults.
+
+    `keys` maps a provider to the one API key it accepts; a provider left out (or keys=None)
+    accepts any non-empty key. Use it as a context manager, or call start() and stop().
+    """
+
+    def __init__(
+        self,
+        keys: Mapping[str, str] | None = None,
+        faults: Faults | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        short_side: int = 180,
+        fps: int = 24,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.keys = dict(keys or {})
+        self.faults = faults if faults is not None else Faults()
+        self._host, self._port = host, port
+        self._tmp = tempfile.TemporaryDirectory(prefix="kling-compose-sim-")
+        self.backend = Backend(
+            Path(self._tmp.name), self.faults, clock=clock, short_side=short_side, fps=fps
+        )
+        self.runware = Runware(self.backend, self.keys.get("runware"))
+        self.fal = Fal(self.backend, self.keys.get("fal"))
+        self.kling_v3_task = KlingV3Task(self.backend, self.keys.get("kling-v3-task"))
+        self._apps = {"runware": self.runware, "fal": self.fal, "kling-v3-task": self.kling_v3_task}
+        self._records: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        """Bind and serve in a daemon thread; returns self."""
+        if self._server is not None:
+            return self
+        server = ThreadingHTTPServer((self._host, self._port), _Handler)
+        server.daemon_threads = True
+        server.simulator = self  # type: ignore[attr-defined]
+        self._server = server
+        host, port = server.server_address[:2]
+        self.backend.base_url = f"http://{host}:{port}"
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="kling-compose-simulator",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and delete the served files."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:  # keep-alive connections would outlive the server
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._tmp.cleanup()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # what clients and tests use ----------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:<port>` once started."""
+        if not self.backend.base_url:
+            raise RuntimeError("the simulator is not started")
+        return self.backend.base_url
+
+    def url(self, provider: str) -> str:
+        """The base URL a client of `provider` should use instead of the real one."""
+        if provider not in _PATHS:
+            raise KeyError(f"unknown provider {provider!r}; expected one of {sorted(_PATHS)}")
+        return self.base_url + _PATHS[provider]
+
+    def env(self) -> dict[str, str]:
+        """The KLING_COMPOSE_<PROVIDER>_URL variables (and API keys) pointing a client here."""
+        env = {URL_ENV[p]: self.url(p) for p in URL_ENV}
+        env |= {KEY_ENV[p]: self.keys.get(p, "simulator") for p in KEY_ENV}
+        return env
+
+    def requests(
+        self, provider: str | None = None, kind: str | None = None
+    ) -> list[RecordedRequest]:
+        """Recorded requests, oldest first; provider "files": downloads of unknown files."""
+        with self._lock:
+            return [
+                r
+                for r in self._records
+                if provider in (None, r.provider) and kind in (None, r.kind)
+            ]
+
+    def generations(self, provider: str | None = None) -> list[Generation]:
+        """Generations started (each is one submit that was accepted), in order."""
+        return self.backend.generations(provider)
+
+    def billed(self, provider: str) -> Decimal:
+        """USD billed for `provider`'s finished, successful generations (None-priced ones add 0)."""
+        return self.backend.billed(provider)
+
+    # dispatch ----------------------------------------------------------------------------
+
+    def track(self, connection: socket.socket, open_: bool) -> None:
+        """Remember (or forget) a client connection, so that stop() can close it."""
+        with self._lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def dispatch(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Any:
+        """The Response for one request, or _RESET to drop the connection."""
+        parts = urlsplit(target)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        provider, app, path = self._owner(parts.path)
+        request = Request(method, path, query, headers, body)
+        if provider == "files":
+            return self._serve_file(request)
+        if app is None:
+            return json_response(404, {"detail": f"no simulated provider at {parts.path}"})
+        for route in app.routes:
+            params = route.match(method, path)
+            if params is not None:
+                break
+        else:
+            return json_response(404, {"detail": f"no route {method} {parts.path}"})
+        kind = route.kind_of(request)
+        self._record(provider, kind, request, parts.path)
+        fault = self.faults.take(provider, kind)
+        if fault is not None and not fault.after_processing:
+            return _RESET if fault.kind == "reset" else app.fault_response(fault)
+        refused = app.authorize(request)
+        if refused is not None:
+            return refused
+        response = route.handler(request, **params)
+        return _RESET if fault is not None else response
+
+    def _owner(self, path: str) -> tuple[str | None, Any, str]:
+        if path.startswith("/files/"):
+            return "files", None, path[len("/files/") :]
+        for provider, prefix in _PREFIXES.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return provider, self._apps[provider], path[len(prefix) :] or "/"
+        return None, None, path
+
+    def _serve_file(self, request: Request) -> Any:
+        stored = self.backend.file(request.path)
+        provider = stored.provider if stored is not None else "files"
+        self._record(provider, "download", request, "/files/" + request.path)
+        fault = self.faults.take(provider, "download") if stored is not None else None
+        if fault is not None and (fault.kind == "reset"):
+            return _RESET
+        if fault is not None:
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            return json_response(
+                fault.http_status or fault.status,
+                {"detail": f"simulated HTTP {fault.status}"},
+                headers,
+            )
+        if stored is None or request.method not in ("GET", "HEAD"):
+            return json_response(404, {"detail": "Not Found"})
+        return Response(200, stored.path.read_bytes(), content_type=stored.content_type)
+
+    def _record(self, provider: str, kind: str, request: Request, full_path: str) -> None:
+        try:
+            body = request.json() if request.body else None
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        record = RecordedRequest(
+            provider,
+            kind,
+            request.method,
+            full_path,
+            dict(request.query),
+            mask_headers(request.headers),
+            body,
+            time.time(),
+        )
+        with self._lock:
+            self._records.append(record)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Reads one request, asks the Simulator, writes the answer (or resets the connection)."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "kling-compose-simulator"
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.simulator.track(self.connection, True)  # type: ignore[attr-defined]
+
+    def finish(self) -> None:
+        self.server.simulator.track(self.connection, False)  # type: ignore[attr-defined]
+        super().finish()
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_POST = do_PUT = do_DELETE = do_HEAD = do_GET
+
+    def _handle(self) -> None:
+        body = self._body()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        simulator = self.server.simulator  # type: ignore[attr-defined]
+        result = simulator.dispatch(self.command, self.path, headers, body)
+        if result is _RESET:
+            self._reset()
+            return
+        self._send(result)
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _send(self, response: Response) -> None:
+        payload = response.payload()
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _reset(self) -> None:
+        # SO_LINGER 0: closing sends RST, so the client sees a reset, not a clean EOF.
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.connection.close()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read `Simulator.requests()` instead of a log."""
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    keys: Mapping[str, str] | None = None,
+    faults: Faults | None = None,
+    *,
+    echo: Callable[[str], Any] = print,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run a simulator until Ctrl-C (or `stop` is set), after printing the env lines to use."""
+    stop = stop or threading.Event()
+    with Simulator(keys, faults, host=host, port=port) as sim:
+        echo(f"kling-compose provider simulator at {sim.base_url}")
+        for provider in _PATHS:
+            echo(f"  {provider:<14} {sim.url(provider)}")
+        echo("Point kling-compose at it with:")
+        for name, value in sim.env().items():
+            echo(f"{name}={value}")
+        try:
+            while not stop.wait(0.2):
+                pass
+        except KeyboardInterrupt:
+            echo("simulator stopped")

@@ -223,3 +223,12 @@ def status(path, var_items, vars_files, provider, as_json) -> None:
         click.echo(console.status_json(report))
     else:
         console.print_status(report)
+
+
+@main.command(hidden=True, context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def simulate(args) -> None:
+    """Run the local provider simulator (for rehearsals and tests): see docs/simulator.md."""
+    from .simulator.__main__ import main as simulator_main
+
+    simulator_main(list(args))

@@ -64,6 +64,14 @@ class Settings:
         keys = {name: Secret(env[var]) for name, (var, _) in REMOTE.items() if env.get(var)}
         urls = {name: env.get(url_variable(name), default).rstrip("/")
                 for name, (_, default) in REMOTE.items()}
+        poll = env.get("KLING_COMPOSE_POLL_SECONDS")  # a fixed cadence (the simulator, proxies)
+        if poll:
+            try:
+                seconds = float(poll)
+            except ValueError:
+                raise UserError.single(f"KLING_COMPOSE_POLL_SECONDS={poll!r} is not a number") \
+                    from None
+            overrides = {"poll_first_s": seconds, "poll_max_s": seconds, **overrides}
         return cls(keys=MappingProxyType(keys), urls=MappingProxyType(urls), **overrides)
 
     def key(self, provider: str) -> Secret:

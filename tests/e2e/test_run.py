@@ -217,7 +217,7 @@ def test_takes_render_variations_and_pick_feeds_the_chain(project):
 
 
 def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_work(project):
-    root = project(chain_storyboard(6))
+    root = project(chain_storyboard(12))
     command = [sys.executable, "-m", "kling_compose", "run", str(root), *PREVIEW,
                "--concurrency", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -231,7 +231,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_work(project):
     assert b"Traceback" not in err and b"interrupted" in err
     summary = run_json(root)
     assert summary["failed"] == 0 and summary["cached"] >= 2
-    assert summary["generated"] + summary["cached"] == 6
+    assert summary["generated"] + summary["cached"] == 12
     assert (root / "renders" / "chain.mp4").is_file()
 
 

@@ -161,7 +161,7 @@ def test_plan_marks_cached_and_changed_tasks(project):
 
 
 def test_killed_run_resumes_without_redoing_finished_tasks(project):
-    root = project(chain_storyboard(6))
+    root = project(chain_storyboard(12))
     command = [sys.executable, "-m", "kling_compose", "run", str(root), "--json", *PREVIEW,
                "--concurrency", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -172,10 +172,10 @@ def test_killed_run_resumes_without_redoing_finished_tasks(project):
     proc.kill()  # SIGKILL, mid-run
     proc.wait()
     finished = {p.stem for p in objects.rglob("*.mp4")}
-    assert 2 <= len(finished) < 6
+    assert 2 <= len(finished) < 12
     summary = run_json(root)
     assert summary["failed"] == 0 and summary["cached"] >= 2
-    assert summary["generated"] + summary["cached"] == 6
+    assert summary["generated"] + summary["cached"] == 12
     for path in objects.rglob("*.*"):  # nothing half-written: every object matches its name
         from kling_compose.plan import file_digest
 

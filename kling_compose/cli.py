@@ -57,8 +57,7 @@ def storyboard_path(path: str | None) -> tuple[Path, str]:
 
 
 def _load(path, var_items, vars_files):
-    from .pipeline import load_resolved
-    from .pipeline import read_variables
+    from .pipeline import load_resolved, read_variables
 
     file, display = storyboard_path(path)
     return load_resolved(file, read_variables(var_items, vars_files), display)
@@ -90,8 +89,7 @@ def validate(path, var_items, vars_files) -> None:
 @_user_errors
 def render(path, var_items, vars_files) -> None:
     """Print the storyboard after Jinja rendering."""
-    from .pipeline import render_text
-    from .pipeline import read_variables
+    from .pipeline import read_variables, render_text
 
     file, display = storyboard_path(path)
     click.echo(render_text(file, read_variables(var_items, vars_files), display), nl=False)

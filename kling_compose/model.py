@@ -224,7 +224,6 @@ class Resolved:
     storyboard: Storyboard
     shots: tuple[ResolvedShot, ...]
     outputs: tuple[Output, ...] = ()  # with defaults applied: every sequence is explicit
-    warnings: tuple = field(default=())
 
     def shot(self, shot_id: str) -> ResolvedShot:
         for s in self.shots:

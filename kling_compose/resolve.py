@@ -18,12 +18,12 @@ from typing import Any, Iterable, Mapping
 
 from .errors import Diagnostic, Location, UserError, did_you_mean
 from .model import (
+    SHOT_FIELD_NAMES,
     Element,
     FrameSource,
     Output,
     Resolved,
     ResolvedShot,
-    SHOT_FIELD_NAMES,
     Shot,
     ShotFields,
     Storyboard,

@@ -233,28 +233,24 @@ def check_takes(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diag
 
 
 def check_quality(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
-    if shot.quality is None or spec.quality is None or "quality" not in spec.supports:
-        return []
-    low, high = spec.quality
-    if low <= shot.quality <= high:
-        return []
-    return [Diagnostic(
-        f"quality {shot.quality} is out of range: {label(provider, spec)} takes {low}-{high}",
-        shot.where("quality"),
-        f"use a value from {low} to {high}",
-    )]  # fmt: skip
+    return _check_range(shot, spec, provider, "quality")
 
 
 def check_cfg_scale(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
-    if shot.cfg_scale is None or spec.cfg_scale is None or "cfg_scale" not in spec.supports:
+    return _check_range(shot, spec, provider, "cfg_scale")
+
+
+def _check_range(shot: ResolvedShot, spec: ModelSpec, provider: str, name: str) -> list[Diagnostic]:
+    """The shot's `name` within the model's (low, high) of the same name, where both are set."""
+    value, bounds = getattr(shot, name), getattr(spec, name)
+    if value is None or bounds is None or name not in spec.supports:
         return []
-    low, high = spec.cfg_scale
-    if low <= shot.cfg_scale <= high:
+    low, high = bounds
+    if low <= value <= high:
         return []
     return [Diagnostic(
-        f"cfg_scale {shot.cfg_scale:g} is out of range: {label(provider, spec)} takes "
-        f"{low:g}-{high:g}",
-        shot.where("cfg_scale"),
+        f"{name} {value:g} is out of range: {label(provider, spec)} takes {low:g}-{high:g}",
+        shot.where(name),
         f"use a value from {low:g} to {high:g}",
     )]  # fmt: skip
 

@@ -27,9 +27,7 @@ from ..settings import Settings
 from .lockfile import write_lockfile
 from .remote import Remote, RemoteError
 from .state import Record, State, input_digests, is_reusable, state_path
-from .store import Store
-
-MEDIA_SUFFIX = {"mp4": ".mp4", "webm": ".webm", "mov": ".mov"}
+from .store import Store, file_sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +128,14 @@ class _project_lock:
 def check_request(plan: Plan, options: RunOptions, settings: Settings) -> None:
     """Refuse bad --force/--only names, a missing API key, and an estimate of what would be
     paid above --max-cost, before anything (even the state file) is touched."""
-    selected_tasks(plan, options)
+    selected = selected_tasks(plan, options)
     for shot in options.force:
         if f"generate:{shot}" not in plan.tasks:
             raise UserError.single(f"--force: no shot '{shot}' in the storyboard")
     from .state import read_statuses
 
     statuses = read_statuses(plan)
-    to_pay = [plan.tasks[t] for t in selected_tasks(plan, options)
+    to_pay = [plan.tasks[t] for t in selected
               if plan.tasks[t].kind == "generate" and (
                   statuses.get(t) != "cached" or plan.tasks[t].shot in options.force)]
     for provider in sorted({t.provider for t in to_pay} - LOCAL_PROVIDERS):
@@ -258,7 +256,9 @@ class _Runner:
 
     def _export_if_changed(self, digest: str, suffix: str, target: Path) -> None:
         source = self.store.path(digest, suffix)
-        if not target.is_file() or target.stat().st_size != source.stat().st_size:
+        same = (target.is_file() and target.stat().st_size == source.stat().st_size
+                and file_sha256(target) == digest)
+        if not same:
             self.store.export(digest, suffix, target)
 
     def _present(self, record: Record) -> bool:

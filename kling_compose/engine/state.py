@@ -145,11 +145,6 @@ class State:
         self.db.execute("UPDATE tasks SET status='failed', error=?, finished_at=? WHERE "
                         "cache_key=?", (error, time.time(), key))
 
-    def forget(self, key: str) -> None:
-        """Drop a result so the task runs again (--force)."""
-        self.db.execute("UPDATE tasks SET status='failed', error='forced' WHERE cache_key=?",
-                        (key,))
-
 
 def _record(row: sqlite3.Row) -> Record:
     loads = lambda v: json.loads(v) if v else None

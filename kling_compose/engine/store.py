@@ -44,11 +44,6 @@ class Store:
         os.replace(temp, target)
         return digest
 
-    def put_bytes(self, data: bytes, suffix: str) -> str:
-        temp = self.temp_path(suffix)
-        temp.write_bytes(data)
-        return self.adopt(temp)
-
     def export(self, digest: str, suffix: str, destination: Path) -> None:
         """Copy an artifact to a user-visible path atomically (renders/...)."""
         destination.parent.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,13 @@ _RETRY_CODES = frozenset({429, 455, 500})  # seed 002: rate limited, maintenance
 
 def _answer(response) -> dict:
     """The envelope; its body `code` (not only the HTTP status) says what happened."""
-    from .base import ProviderError, TransientError, json_answer, raise_for_status, retry_after_s
+    from .base import (
+        ProviderError,
+        TransientError,
+        json_answer,
+        raise_for_status,
+        retry_after_s,
+    )
 
     data = json_answer(response, "kling-v3-task")
     code = data.get("code") if isinstance(data, dict) else None

@@ -17,8 +17,15 @@ from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
 from .base import (
-    TRANSIENT_STATUS, Handle, ModelSpec, ProviderError, Result, Status, TransientError,
-    json_answer, retry_after_s,
+    TRANSIENT_STATUS,
+    Handle,
+    ModelSpec,
+    ProviderError,
+    Result,
+    Status,
+    TransientError,
+    json_answer,
+    retry_after_s,
 )
 
 _SOURCE_3_PRO = "seed 000, runware.ai/docs/models/klingai-video-3-0-pro"

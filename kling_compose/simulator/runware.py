@@ -24,7 +24,15 @@ from typing import Any
 from PIL import Image
 
 from .faults import TransportFault
-from .store import Backend, ClipPlan, ImageInput, InputError, StoredFile, inline_bytes, video_facts
+from .store import (
+    Backend,
+    ClipPlan,
+    ImageInput,
+    InputError,
+    StoredFile,
+    inline_bytes,
+    video_facts,
+)
 from .wire import Request, Response, Route, json_response
 
 NAME = "runware"

@@ -282,3 +282,15 @@ def test_init_never_overwrites_existing_files(tmp_path):
     assert result.exit_code == 0
     assert (tmp_path / "film" / ".gitignore").read_text() == "mine\n"
     assert (tmp_path / "film" / "storyboard.yaml").is_file()
+
+
+def test_a_tampered_film_of_the_same_size_is_written_again(project):
+    root = project(chain_storyboard(1))
+    run_json(root)
+    film = root / "renders" / "chain.mp4"
+    film.write_bytes(b"\0" * film.stat().st_size)
+    run_json(root)
+    from kling_compose.plan import file_digest
+
+    lock = json.loads((root / "storyboard.lock").read_text())
+    assert file_digest(film) == lock["outputs"]["renders/chain.mp4"]["sha256"][0]

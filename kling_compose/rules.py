@@ -268,13 +268,14 @@ def check_multi_prompt(shot: ResolvedShot, spec: ModelSpec, provider: str) -> li
             where,
             "merge segments or split the shot",
         ))  # fmt: skip
+    low, high = spec.segment_s
     for n, seg in enumerate(segments, 1):
-        if seg.duration_s < 1:
+        if not low <= seg.duration_s <= high:
             diags.append(Diagnostic(
-                f"multi_prompt segment {n} lasts {seg.duration_s} s; each segment needs at "
-                "least 1 s",
+                f"multi_prompt segment {n} lasts {seg.duration_s} s; {label(provider, spec)} "
+                f"takes segments of {low}-{high} s",
                 seg.location or where,
-                "give the segment a duration of 1 s or more",
+                f"give the segment a duration from {low} to {high} s",
             ))  # fmt: skip
     total = sum(seg.duration_s for seg in segments)
     if shot.duration is not None and total != shot.duration:
@@ -354,10 +355,13 @@ def element_sources(element: Element) -> Iterator[tuple[str, FrameSource, str]]:
             yield name, source, media
 
 
-# Sources that are uploaded (local files) or produced by the run (chains) suit every provider.
-_RUNTIME_KINDS = frozenset({"path", "chain"})
+# Sources uploaded at run time (local files) or produced by the run (chains): a provider takes
+# them only where it has a way to receive the bytes (inline or an upload API), which its
+# ACCEPTED_KINDS says with "path" and "chain".
+RUNTIME_KINDS = frozenset({"path", "chain"})
 
-_KIND_NAMES = {"url": "a URL", "uuid": "a provider asset UUID", "data": "a data URI"}
+_KIND_NAMES = {"url": "a URL", "uuid": "a provider asset UUID", "data": "a data URI",
+               "path": "a local file", "chain": "a chained frame or clip"}
 
 
 def check_source_kinds(
@@ -366,13 +370,23 @@ def check_source_kinds(
     """Inputs the provider cannot take as written (`accepted`: media -> FrameSource kinds)."""
     diags = []
     for name, source, media, where in shot_sources(shot):
-        if source.kind in _RUNTIME_KINDS or source.kind in accepted.get(media, frozenset()):
+        kinds = accepted.get(media, frozenset())
+        if source.kind in kinds:
             continue
+        if not kinds:
+            hint = f"{provider} takes no {media} inputs: remove it"
+        elif source.kind in RUNTIME_KINDS:
+            hint = (f"{provider} has no way to receive {media} bytes: give an http(s) URL of "
+                    "the file, or use a provider that uploads files (see docs/providers.md)")
+        elif RUNTIME_KINDS <= kinds:
+            hint = "use an http(s) URL or a local file (uploaded at run time)"
+        else:
+            hint = "use an http(s) URL"
         diags.append(Diagnostic(
             f"{name}: {provider} does not accept {_KIND_NAMES.get(source.kind, source.kind)} "
             f"for {media} inputs",
             where,
-            "use an http(s) URL or a local file (uploaded at run time)",
+            hint,
         ))  # fmt: skip
     return diags
 

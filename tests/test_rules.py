@@ -157,8 +157,9 @@ def test_at_most_six_segments():
 def test_segments_last_at_least_one_second():
     shot = make_shot(model="kling-o3-pro", multi_prompt=[("a beat", 0), ("the rest", 5)])
     assert diagnostics(shot) == [
-        "storyboard.yaml:11:5: error: multi_prompt segment 1 lasts 0 s; each segment needs "
-        "at least 1 s\n  hint: give the segment a duration of 1 s or more"
+        "storyboard.yaml:11:5: error: multi_prompt segment 1 lasts 0 s; runware model "
+        "'kling-o3-pro' takes segments of 1-15 s\n  hint: give the segment a duration from 1 "
+        "to 15 s"
     ]
 
 

@@ -1,36 +1,109 @@
 """Generation at a hosted provider: upload, submit, poll, download, exactly once.
 
 The provider module builds each httpx.Request and reads each answer; this module sends them,
-with retries for transient faults, and keeps the ledger's promise: the task id is committed
-before the submission is sent, so a run that dies at any point resumes by polling (or, when
-the answer to the submission was lost, by sending the *same* id again, which Runware answers
-with `conflictTaskUUID` instead of a second charge).
+with retries for transient faults, and keeps the ledger's promises:
+
+- the id a submission carries is committed *before* it is sent, and the provider's own id the
+  moment its answer arrives, so a run that dies at any point resumes by polling the right id;
+- a submission whose answer was lost is never sent again blindly: the provider is asked first
+  (Runware: `getResponse` for the same taskUUID) and it is re-sent only when the answer proves
+  the task does not exist; where a provider cannot be asked, the user is;
+- no credential header follows a redirect to another origin;
+- every request has an overall deadline (a server that drips a byte at a time cannot hold a
+  run forever), and a downloaded clip is verified (it decodes, its duration is the one asked
+  for) before it is adopted;
+- with `--max-cost`, no submission starts once spent + in flight + its estimate would pass it.
+
+Polling goes through one `PollGroup` per provider: Runware takes many `getResponse` tasks in one
+request, so all of a run's Runware tasks are polled together; the cadence starts near the time
+this project's earlier generations of the same model took (`State.expected_s`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import mimetypes
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterator
 
 import httpx
 
 from ..providers import PROVIDERS
-from ..providers.base import Handle, ProviderError, Status, TransientError
-from ..settings import Settings
+from ..providers.base import Handle, LostAnswer, ProviderError, Status, TransientError
+from ..settings import PROVIDER_ENDPOINTS, Settings
 from .retry import with_retries
 from .state import Record, State
 from .store import Store
 
 INLINE_PREFIX = "inline:"
+MAX_REDIRECTS = 5
+# headers that carry a credential: never sent to an origin other than the one they were for
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization", "cookie",
+                                "x-goog-api-key", "api-key"})
+# transport errors raised before a byte of the request left: sending again cannot pay twice
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+            httpx.UnsupportedProtocol)
 
 
 class RemoteError(Exception):
     """A task failed at a provider (recorded on the task, never a traceback)."""
+
+
+class BudgetExceeded(RemoteError):
+    """--max-cost would be passed by this submission: it is not sent (the run is resumable)."""
+
+
+class Clock:
+    """Monotonic time and sleep; tests pass an instant `sleep` and get virtual time."""
+
+    def __init__(self, sleep: Callable[[float], Awaitable] | None = None) -> None:
+        self._sleep = sleep
+        self._virtual = 0.0
+
+    def now(self) -> float:
+        return self._virtual if self._sleep is not None else time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        if self._sleep is None:
+            await asyncio.sleep(seconds)
+            return
+        self._virtual += max(0.0, seconds)
+        await self._sleep(seconds)
+        await asyncio.sleep(0)
+
+
+@dataclass
+class Budget:
+    """--max-cost during the run: spent (reported costs, else estimates) plus what is in
+    flight plus the next submission's estimate must stay within the limit."""
+
+    limit: Decimal | None = None
+    spent: Decimal = Decimal(0)
+    in_flight: dict[str, Decimal] = field(default_factory=dict)
+
+    def reserve(self, task_id: str, estimate: Decimal | None, *, force: bool = False) -> None:
+        """Count a submission in flight; BudgetExceeded (nothing counted) if it would pass."""
+        amount = estimate or Decimal(0)
+        committed = self.spent + sum(self.in_flight.values(), Decimal(0))
+        if not force and self.limit is not None and committed + amount > self.limit:
+            raise BudgetExceeded(
+                f"not submitted: --max-cost ${self.limit:.3f} would be passed (spent "
+                f"${self.spent:.3f}, in flight ${committed - self.spent:.3f}, this shot "
+                f"${amount:.3f}); run again with a higher --max-cost to go on")
+        self.in_flight[task_id] = amount
+
+    def settle(self, task_id: str, actual: Decimal | None) -> None:
+        """The generation ended: what it cost (None: its estimate) moves to spent."""
+        estimate = self.in_flight.pop(task_id, Decimal(0))
+        self.spent += actual if actual is not None else estimate
+
+    def release(self, task_id: str) -> None:
+        """A submission refused or failed before it cost anything."""
+        self.in_flight.pop(task_id, None)
 
 
 @dataclass
@@ -39,13 +112,39 @@ class Remote:
     settings: Settings
     state: State
     store: Store
-    sleep: Callable[[float], Awaitable] = asyncio.sleep
+    clock: Clock = field(default_factory=Clock)
+    budget: Budget = field(default_factory=Budget)
+    verify: Callable[[Path, float | None], None] | None = None  # checks a downloaded clip
+    groups: dict[str, PollGroup] = field(default_factory=dict)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def send(self, request: httpx.Request, *, stream: bool = False,
+                   deadline_s: float | None = None) -> httpx.Response:
+        """Send, following redirects by hand: a credential header never reaches another origin
+        (httpx strips only Authorization, and keeps it on an https -> http downgrade)."""
+        deadline_s = deadline_s or self.settings.request_timeout_s
+        try:
+            async with asyncio.timeout(deadline_s):
+                for _ in range(MAX_REDIRECTS + 1):
+                    response = await self.client.send(request, stream=stream)
+                    if not response.is_redirect:
+                        if not stream:
+                            await response.aread()
+                        return response
+                    if stream:
+                        await response.aclose()
+                    request = _redirected(request, response)
+        except TimeoutError:
+            raise httpx.ReadTimeout(f"no complete answer within {deadline_s:g} s",
+                                    request=request) from None
+        raise TransientError(f"more than {MAX_REDIRECTS} redirects from {request.url.host}")
 
     # -- upload ------------------------------------------------------------------------------
 
     async def upload(self, task, source: Path) -> tuple[list, str]:
         """Store the input; hand on an inline reference where the provider takes the bytes
-        in the request, else upload it (not built yet for any provider)."""
+        in the request, else upload it through the provider's upload API."""
         provider = PROVIDERS[task.provider]
         media = task.params.get("media", "image")
         temp = self.store.temp_path(source.suffix or ".bin")
@@ -54,18 +153,16 @@ class Remote:
         digest = self.store.adopt(temp)
         if media in provider.inline_media:
             return [(digest, suffix)], f"{INLINE_PREFIX}{digest}{suffix}"
-        if not hasattr(provider, "upload"):
-            raise RemoteError(f"{task.provider} takes {media} inputs as URLs only: put the file "
-                              "online and give its URL in the storyboard")
-        key, base = self.settings.key(task.provider), self.settings.urls[task.provider]
+        key = self.settings.key(task.provider)
         mime = mimetypes.types_map.get(suffix.lower(), "application/octet-stream")
 
         async def send(request: httpx.Request) -> httpx.Response:
-            return await self.client.send(request)
+            return await self.send(request)
 
         async def attempt():
             data = self.store.path(digest, suffix).read_bytes()
-            return await provider.upload(send, data, mime, f"{digest[:16]}{suffix}", base, key)
+            return await provider.upload(send, data, mime, f"{digest[:16]}{suffix}",
+                                         self.settings.url, key)
 
         return [(digest, suffix)], await self.call(attempt, None)
 
@@ -84,92 +181,148 @@ class Remote:
         """Submit (or resume) one generation, wait for it, download its takes."""
         provider = PROVIDERS[task.provider]
         key = self.settings.key(task.provider)
-        base = self.settings.urls[task.provider]
+        base = self.settings.url(PROVIDER_ENDPOINTS[task.provider][0])
         takes = task.job.shot.takes
         handle = await self.submit(task, provider, request, key, base, previous)
-        status = await self.wait(task, provider, handle, key, base, takes)
-        if status.state == "failed":
+        try:
+            status = await self.wait(task, provider, handle, key, base, takes)
+        except RemoteError:
+            self.budget.release(task.id)  # still running at the provider: counted next run
+            raise
+        if status.state != "done":
+            self.budget.release(task.id)
             self.state.rejected(task.cache_key, status.message or "generation failed")
-            raise RemoteError(f"{task.provider} reports the generation failed: {status.message}")
+            raise RemoteError(_failure(task, status))
         suffix = "." + (task.job.shot.output_format or "mp4")
-        artifacts = [(await self.download(r.url, suffix), suffix) for r in status.results]
+        expected = _expected_duration(task)
+        artifacts = [(await self.download(r.url, suffix, expected), suffix)
+                     for r in status.results]
         costs = [r.cost_usd for r in status.results]
         cost = sum(costs, Decimal(0)) if all(c is not None for c in costs) else task.job.cost_usd
+        self.budget.settle(task.id, cost)
         result = {"task_id": handle.task_id, "urls": [r.url for r in status.results],
                   "seeds": [r.seed for r in status.results]}
+        if task.job.cost_usd is not None:
+            result["estimate_usd"] = str(task.job.cost_usd)
         return artifacts, None, result, cost
 
     async def submit(self, task, provider, request, key, base, previous: Record | None) -> Handle:
         if previous is not None and previous.phase == "submitted" and previous.provider_task_id:
+            self.budget.reserve(task.id, task.job.cost_usd, force=True)  # in flight already
             return Handle(previous.provider_task_id, previous.handle or {})  # resume: poll it
+        task_id = str(uuid.uuid4())
         if previous is not None and previous.phase == "submitting" and previous.provider_task_id:
-            if not provider.idempotent_submit:
-                raise RemoteError(
-                    f"an earlier submission to {task.provider} may have been accepted, but its "
-                    "answer was lost; check your account's recent requests, then `run --force "
-                    f"{task.shot}` to submit it again")
-            task_id = previous.provider_task_id  # the answer was lost: send the same id again
-        else:
-            task_id = str(uuid.uuid4())
+            # the answer to an earlier submission was lost: was it accepted?
+            found = await self.find_lost(task, provider, previous.provider_task_id, key, base)
+            if found is not None:
+                self.budget.reserve(task.id, task.job.cost_usd, force=True)
+                self.state.submitted(task.cache_key, found.task_id, dict(found.extra))
+                return found
+            if provider.client_task_id:
+                task_id = previous.provider_task_id  # proven unknown: the same id again
+        self.budget.reserve(task.id, task.job.cost_usd)
         self.state.submitting(task.cache_key, task_id)
 
         async def send():
             request_ = provider.submit_request(task.job, request, task_id, base, key)
             try:
-                response = await self.client.send(request_)
-            except (httpx.ReadError, httpx.ReadTimeout, httpx.WriteError,
-                    httpx.RemoteProtocolError) as exc:
-                if provider.idempotent_submit:
-                    raise
-                # it may have arrived: sending again could pay twice
-                raise RemoteError(f"the answer of {task.provider} to the submission was lost "
-                                  f"({type(exc).__name__}); `run` again tells what to do") from None
-            return provider.read_submit(response, task_id)
+                response = await self.send(request_)
+            except NOT_SENT:
+                raise  # it never left: retried, and never paid for
+            except (httpx.TransportError, TransientError) as exc:
+                if provider.client_task_id:
+                    raise  # the same id again is answered as a duplicate, never paid twice
+                raise _Ambiguous(f"the answer of {task.provider} to the submission was lost "
+                                 f"({_describe(exc)})") from None
+            try:
+                return provider.read_submit(response, task_id)
+            except LostAnswer as exc:
+                raise _Ambiguous(str(exc)) from None
 
-        handle = await self.call(send, task, reject=True)
-        self.state.submitted(task.cache_key, dict(handle.extra))
+        try:
+            handle = await self.call(send, task, reject=True)
+        except _Ambiguous as exc:
+            self.budget.settle(task.id, None)  # it may be running: count it as spent
+            raise RemoteError(f"{exc}; `run` again to find out whether it was accepted") \
+                from None
+        except RemoteError:
+            self.budget.release(task.id)
+            raise
+        self.state.submitted(task.cache_key, handle.task_id, dict(handle.extra))
         return handle
 
+    async def find_lost(self, task, provider, task_id: str, key, base) -> Handle | None:
+        """After a lost answer: the task's handle if the provider has it, None if it proves it
+        does not; otherwise a RemoteError asks the user (sending again could pay twice)."""
+        if provider.client_task_id:  # Runware: ask getResponse for the very taskUUID
+            status = await self.poll_once(task, provider, Handle(task_id), key, base, 1)
+            return None if status.state == "unknown" else Handle(task_id)
+        lookup = getattr(provider, "find_submission", None)
+        if lookup is not None:
+            since = self.state.get(task.cache_key).submitted_at
+
+            async def attempt():
+                return await lookup(self.send, task.job, self.settings.url, key, since)
+
+            found = await self.call(attempt, None)
+            if found is not None:
+                return found
+        raise RemoteError(
+            f"an earlier submission of shot '{task.shot}' to {task.provider} may have been "
+            f"accepted, but its answer was lost, and {task.provider} offers no way to look it up "
+            f"by our id; check the recent requests in your {task.provider} account: if it is "
+            f"not there, `run --force {task.shot}` submits it again (if it is, that pays twice)")
+
     async def wait(self, task, provider, handle, key, base, takes) -> Status:
-        """Poll with growing intervals until done or failed (or the run's patience ends)."""
-        delay, waited = self.settings.poll_first_s, 0.0
-        while True:
-            await self.sleep(delay)
-            waited += delay
+        """Until done or failed (or the run's patience ends), through the provider's group."""
+        group = self.groups.get(task.provider)
+        if group is None:
+            group = self.groups[task.provider] = PollGroup(self, task.provider, key, base)
+        started = self.clock.now()
+        expected = self.state.expected_s(task.provider, task.model)
+        status = await group.wait(task, handle, takes, expected)
+        if status.state == "done":
+            self.state.record_timing(task.provider, task.model, self.clock.now() - started)
+        return status
 
-            async def poll():
-                response = await self.client.send(provider.poll_request(handle, base, key))
-                return provider.read_status(response, handle, takes)
+    async def poll_once(self, task, provider, handle, key, base, takes) -> Status:
+        async def poll():
+            response = await self.send(provider.poll_request(handle, base, key))
+            return provider.read_status(response, handle, takes)
 
-            status = await self.call(poll, task)
-            if status.state == "ready":  # done; the result is fetched separately (fal)
-                async def fetch():
-                    response = await self.client.send(provider.result_request(handle, base, key))
-                    return provider.read_result(response, handle, takes)
+        status = await self.call(poll, task)
+        if status.state == "ready":  # done; the result is fetched separately (fal)
+            async def fetch():
+                response = await self.send(provider.result_request(handle, base, key))
+                return provider.read_result(response, handle, takes)
 
-                status = await self.call(fetch, task)
-            if status.state in ("done", "failed"):
-                return status
-            if waited >= self.settings.poll_timeout_s:
-                raise RemoteError(f"still processing after {waited:.0f} s; run again to keep "
-                                  "waiting (it will not be submitted again)")
-            delay = min(self.settings.poll_max_s, delay * self.settings.poll_factor)
+            status = await self.call(fetch, task)
+        return status
 
-    async def download(self, url: str, suffix: str) -> str:
-        """Stream a result into the store; returns its sha256."""
+    async def download(self, url: str, suffix: str, expected_s: float | None = None) -> str:
+        """Stream a result into the store, verified; returns its sha256."""
         async def fetch():
             temp = self.store.temp_path(suffix)
-            async with self.client.stream("GET", url) as response:
-                if response.status_code >= 500 or response.status_code == 429:
-                    raise TransientError(f"download answered HTTP {response.status_code}")
-                if response.status_code >= 400:
-                    raise ProviderError(f"download of {url} answered HTTP {response.status_code}")
-                expected = response.headers.get("content-length")
-                with open(temp, "wb") as f:
-                    async for chunk in response.aiter_bytes(1 << 20):
-                        f.write(chunk)
-            if expected is not None and temp.stat().st_size != int(expected):
-                raise TransientError(f"download of {url} was cut short")
+            try:
+                response = await self.send(httpx.Request("GET", url), stream=True,
+                                           deadline_s=self.settings.download_timeout_s)
+                try:
+                    async with asyncio.timeout(self.settings.download_timeout_s):
+                        await _receive(response, url, temp)
+                finally:
+                    await response.aclose()
+            except TimeoutError:
+                raise TransientError(f"download of {url} took longer than "
+                                     f"{self.settings.download_timeout_s:g} s") from None
+            if self.verify is not None:
+                from ..media.ffmpeg import MediaError
+
+                try:
+                    await asyncio.to_thread(self.verify, temp, expected_s)
+                except MediaError as exc:
+                    temp.unlink(missing_ok=True)
+                    raise TransientError(f"download of {url} is not a whole clip: {exc}") \
+                        from None
             return self.store.adopt(temp)
 
         return await self.call(fetch, None)
@@ -181,7 +334,8 @@ class Remote:
         poll or download) the task stays submitted and the next run polls it again: the
         generation exists and may be paid for already."""
         try:
-            return await with_retries(attempt, attempts=self.settings.retries, sleep=self.sleep)
+            return await with_retries(attempt, attempts=self.settings.retries,
+                                      sleep=self.clock.sleep)
         except ProviderError as exc:
             if reject and task is not None:
                 self.state.rejected(task.cache_key, str(exc))
@@ -189,6 +343,192 @@ class Remote:
         except (TransientError, httpx.TransportError) as exc:
             raise RemoteError(f"gave up after {self.settings.retries} attempts: "
                               f"{_describe(exc)}") from None
+
+
+class _Ambiguous(Exception):
+    """A submission may have reached the provider: not retried (it could pay twice)."""
+
+
+@dataclass
+class _Member:
+    task: object
+    handle: Handle
+    takes: int
+    future: asyncio.Future
+    delays: Iterator[float]
+    due: float
+    deadline: float
+
+
+class PollGroup:
+    """Polls every waiting task of one provider: in one request where the provider takes
+    several (Runware), else one request per task; each task on its own schedule, and a
+    request sent for one task also carries the others that are nearly due."""
+
+    def __init__(self, remote: Remote, provider: str, key, base: str) -> None:
+        self.remote, self.name, self.key, self.base = remote, provider, key, base
+        self.provider = PROVIDERS[provider]
+        self.members: dict[str, _Member] = {}
+        self.wake = asyncio.Event()
+        self.loop_task: asyncio.Task | None = None
+
+    async def wait(self, task, handle: Handle, takes: int, expected_s: float | None) -> Status:
+        clock, settings = self.remote.clock, self.remote.settings
+        delays = poll_delays(settings, expected_s)
+        now = clock.now()
+        member = _Member(task, handle, takes, asyncio.get_running_loop().create_future(),
+                         delays, now + next(delays), now + settings.poll_timeout_s)
+        self.members[handle.task_id] = member
+        self.wake.set()
+        if self.loop_task is None or self.loop_task.done():
+            self.loop_task = asyncio.create_task(self._loop())
+        try:
+            return await member.future
+        finally:
+            self.members.pop(handle.task_id, None)
+
+    async def _loop(self) -> None:
+        clock = self.remote.clock
+        try:
+            while active := [m for m in self.members.values() if not m.future.done()]:
+                self.wake.clear()
+                due = min(m.due for m in active)
+                delay = due - clock.now()
+                if delay > 0:
+                    sleeper = asyncio.ensure_future(clock.sleep(delay))
+                    waker = asyncio.ensure_future(self.wake.wait())
+                    await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+                    for pending in (sleeper, waker):
+                        pending.cancel()
+                    if clock.now() < due - 1e-6:
+                        continue  # a new member arrived: its due time may be earlier
+                await self._poll_due(active, clock.now())
+                await asyncio.sleep(0)  # let the members whose answer came go on
+        except Exception as exc:  # never leave a waiter hanging
+            for m in self.members.values():
+                if not m.future.done():
+                    m.future.set_exception(RemoteError(f"polling {self.name} failed: {exc}"))
+
+    async def _poll_due(self, members: list[_Member], now: float) -> None:
+        due = [m for m in members if m.due <= now + 1e-6]
+        if not due:
+            return
+        if getattr(self.provider, "batch_poll", False):
+            # nearly due members ride along: one request instead of another one soon
+            soon = [m for m in members if m not in due and m.due - now <= _slack(m, now)]
+            batch = due + soon
+            await self._settle(batch, self._poll_batch(batch))
+        else:
+            await asyncio.gather(*(self._settle([m], self._poll_one(m)) for m in due))
+
+    async def _poll_batch(self, batch: list[_Member]) -> dict[str, Status]:
+        remote = self.remote
+        handles = [m.handle for m in batch]
+        takes = {m.handle.task_id: m.takes for m in batch}
+
+        async def poll():
+            response = await remote.send(self.provider.poll_request(handles, self.base, self.key))
+            return self.provider.read_statuses(response, handles, takes)
+
+        return await remote.call(poll, None)
+
+    async def _poll_one(self, member: _Member) -> dict[str, Status]:
+        status = await self.remote.poll_once(member.task, self.provider, member.handle,
+                                             self.key, self.base, member.takes)
+        return {member.handle.task_id: status}
+
+    async def _settle(self, batch: list[_Member], polling) -> None:
+        try:
+            statuses = await polling
+        except RemoteError as exc:
+            for m in batch:
+                if not m.future.done():
+                    m.future.set_exception(RemoteError(str(exc)))
+            return
+        now = self.remote.clock.now()
+        for m in batch:
+            status = statuses.get(m.handle.task_id, Status("processing"))
+            if m.future.done():
+                continue
+            if status.state in ("done", "failed", "unknown"):
+                m.future.set_result(status)
+            elif now >= m.deadline:
+                m.future.set_exception(RemoteError(
+                    f"still processing after {self.remote.settings.poll_timeout_s:.0f} s; run "
+                    "again to keep waiting (it will not be submitted again)"))
+            else:
+                m.due = now + next(m.delays)
+
+
+def poll_delays(settings: Settings, expected_s: float | None) -> Iterator[float]:
+    """Seconds between polls: a fixed cadence if set; else, knowing how long this model took
+    before here, nothing until 90 % of it, then densely (5 % of it, 1-5 s); else from 1 s,
+    growing x1.5 up to poll_max_s."""
+    if settings.poll_interval_s is not None:
+        while True:
+            yield settings.poll_interval_s
+    if expected_s is not None and expected_s > 0:
+        yield max(settings.poll_first_s, 0.9 * expected_s)
+        dense = min(settings.poll_max_s, max(1.0, 0.05 * expected_s))
+        for _ in range(max(1, int(0.5 * expected_s / dense))):
+            yield dense
+    delay = settings.poll_first_s
+    while True:
+        yield delay
+        delay = min(settings.poll_max_s, delay * settings.poll_factor)
+
+
+def _slack(member: _Member, now: float) -> float:
+    """How early a member may be polled along with a due one: half its coming interval."""
+    return max(1.0, 0.5 * (member.due - now) if member.due - now < 2.0 else 1.0)
+
+
+async def _receive(response: httpx.Response, url: str, temp: Path) -> None:
+    if response.status_code >= 500 or response.status_code in (408, 429):
+        raise TransientError(f"download answered HTTP {response.status_code}")
+    if response.status_code >= 400:
+        raise ProviderError(f"download of {url} answered HTTP {response.status_code}")
+    expected = response.headers.get("content-length")
+    with open(temp, "wb") as f:
+        async for chunk in response.aiter_bytes(1 << 20):
+            f.write(chunk)
+    if expected is not None and temp.stat().st_size != int(expected):
+        raise TransientError(f"download of {url} was cut short")
+
+
+def _redirected(request: httpx.Request, response: httpx.Response) -> httpx.Request:
+    """The request a redirect asks for; credentials only to the same origin (scheme, host,
+    port), and never after a downgrade to plain http."""
+    url = request.url.join(response.headers.get("location", ""))
+    method, content = request.method, request.content
+    if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+        method, content = ("HEAD" if method == "HEAD" else "GET"), b""
+    drop = {"host", "content-length", "transfer-encoding"}
+    if method != request.method:
+        drop |= {"content-type"}
+    if (url.scheme, url.host, url.port) != (request.url.scheme, request.url.host,
+                                            request.url.port):
+        drop |= CREDENTIAL_HEADERS
+    headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in drop]
+    return httpx.Request(method, url, headers=headers, content=content or None)
+
+
+def _expected_duration(task) -> float | None:
+    """Seconds the clip must last (None when the source decides: a video edit)."""
+    from .. import rules
+
+    shot = task.job.shot
+    if shot.video is not None:
+        return None
+    duration = rules.effective_duration(shot)
+    return float(duration if duration is not None else 5)
+
+
+def _failure(task, status: Status) -> str:
+    if status.state == "unknown":
+        return (f"{task.provider} does not know task {status.message or ''}: the generation, "
+                "if it ran, can no longer be fetched; `run` again to generate it anew")
+    return f"{task.provider} reports the generation failed: {status.message}"
 
 
 def _describe(exc: Exception) -> str:

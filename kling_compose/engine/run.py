@@ -25,7 +25,7 @@ from ..media.ffmpeg import MediaError
 from ..plan import LOCAL_PROVIDERS, Plan, Task, substitute
 from ..settings import Settings
 from .lockfile import write_lockfile
-from .remote import Remote, RemoteError
+from .remote import Budget, BudgetExceeded, Clock, Remote, RemoteError
 from .state import Record, State, input_digests, is_reusable, state_path
 from .store import Store, file_sha256
 
@@ -83,10 +83,11 @@ class _Quiet:
 
 def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter | None = None,
              settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None,
-             sleep: Callable[[float], Awaitable] = asyncio.sleep) -> RunResult:
+             sleep: Callable[[float], Awaitable] | None = None) -> RunResult:
     """Run the plan to completion (the one asyncio.run of the package).
 
-    transport and sleep are for tests (httpx.MockTransport, an instant sleep)."""
+    transport and sleep are for tests (httpx.MockTransport, an instant sleep: time is then
+    virtual, advanced by what the run sleeps)."""
     root = plan.resolved.storyboard.root
     settings = settings or Settings()
     check_request(plan, options, settings)
@@ -139,7 +140,7 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> None:
               if plan.tasks[t].kind == "generate" and (
                   statuses.get(t) != "cached" or plan.tasks[t].shot in options.force)]
     for provider in sorted({t.provider for t in to_pay} - LOCAL_PROVIDERS):
-        settings.key(provider)
+        settings.check_provider(provider)  # its key and every host it needs
     limit = options.max_cost_usd
     if limit is None:
         return
@@ -178,7 +179,7 @@ class _Runner:
     reporter: Reporter
     settings: Settings
     transport: httpx.AsyncBaseTransport | None
-    sleep: Callable[[float], Awaitable]
+    sleep: Callable[[float], Awaitable] | None
     remote: Remote | None = None
     previous: dict[str, Record | None] = field(default_factory=dict)
     records: dict[str, Record] = field(default_factory=dict)
@@ -197,9 +198,14 @@ class _Runner:
         selected = selected_tasks(self.plan, self.options)
         loop = asyncio.get_running_loop()
         self.futures = {t: loop.create_future() for t in selected}
-        async with httpx.AsyncClient(transport=self.transport, follow_redirects=True,
+        # redirects are followed by Remote.send, which keeps credentials on their own origin
+        async with httpx.AsyncClient(transport=self.transport, follow_redirects=False,
                                      timeout=self.settings.request_timeout_s) as client:
-            self.remote = Remote(client, self.settings, self.state, self.store, self.sleep)
+            from ..media.ffmpeg import verify_clip
+
+            self.remote = Remote(client, self.settings, self.state, self.store,
+                                 Clock(self.sleep), Budget(self.options.max_cost_usd),
+                                 verify_clip)
             jobs = [asyncio.create_task(self.task(self.plan.tasks[t], limits)) for t in selected]
             outcomes = await asyncio.gather(*jobs)
         films = tuple(Path(o.task.params["path"]) for o in outcomes
@@ -221,7 +227,8 @@ class _Runner:
     async def execute(self, task: Task) -> Outcome:
         record = self.state.get(task.cache_key)
         forced = task.kind == "generate" and task.shot in self.options.force
-        if not forced and is_reusable(task, record, self.records) and self._present(record):
+        if (not forced and is_reusable(task, record, self.records) and self._present(record)
+                and not _expired(task, record)):
             self.records[task.id] = record
             if task.kind == "assemble":
                 self.export(task, record)
@@ -233,6 +240,9 @@ class _Runner:
                          provider=task.provider, model=task.model)
         try:
             artifacts, reference, result, cost = await HANDLERS[task.kind](self, task)
+        except BudgetExceeded as exc:
+            self.state.fail(task.cache_key, str(exc))
+            return Outcome(task, "skipped", error=str(exc), elapsed_s=time.monotonic() - started)
         except (MediaError, RemoteError) as exc:
             self.state.fail(task.cache_key, str(exc))
             return Outcome(task, "failed", error=str(exc), elapsed_s=time.monotonic() - started)
@@ -262,7 +272,8 @@ class _Runner:
             self.store.export(digest, suffix, target)
 
     def _present(self, record: Record) -> bool:
-        return all(self.store.has(digest, suffix) for digest, suffix in record.artifacts)
+        """Every artifact is in the store with its bytes intact (a damaged one is removed)."""
+        return all(self.store.verify(digest, suffix) for digest, suffix in record.artifacts)
 
     def artifact(self, dep: str, pick: int = 1) -> Path:
         record = self.records[dep]
@@ -359,6 +370,16 @@ HANDLERS: dict[str, Callable[[_Runner, Task], Awaitable[Any]]] = {
     "assemble": _Runner.assemble,
     "upload": _Runner.upload,
 }
+
+
+def _expired(task: Task, record: Record) -> bool:
+    """An upload older than the provider keeps uploaded files: its URL may be gone."""
+    if task.kind != "upload" or task.provider in LOCAL_PROVIDERS or record.finished_at is None:
+        return False
+    from ..providers import PROVIDERS
+
+    ttl = getattr(PROVIDERS[task.provider], "upload_ttl_s", None)
+    return ttl is not None and time.time() - record.finished_at > ttl
 
 
 def _check_image(path: Path) -> None:

@@ -35,10 +35,19 @@ CREATE TABLE IF NOT EXISTS tasks (
     cost_usd TEXT,
     error TEXT,
     started_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    submitted_at REAL              -- remote: when the submission was committed (epoch s)
 );
 CREATE INDEX IF NOT EXISTS tasks_by_task_id ON tasks (task_id);
+-- how long generations took here, so that polling starts near the expected time
+CREATE TABLE IF NOT EXISTS timings (
+    provider TEXT NOT NULL,
+    model TEXT,
+    seconds REAL NOT NULL,
+    recorded_at REAL NOT NULL
+);
 """
+TIMING_SAMPLES = 9  # the median of the last few generations of a provider and model
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +71,7 @@ class Record:
     error: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    submitted_at: float | None = None
 
 
 class State:
@@ -83,9 +93,9 @@ class State:
     def _migrate(self) -> None:
         """Add columns a ledger written by an earlier version lacks."""
         have = {row[1] for row in self.db.execute("PRAGMA table_info(tasks)")}
-        for column in ("phase", "handle"):
+        for column, kind in (("phase", "TEXT"), ("handle", "TEXT"), ("submitted_at", "REAL")):
             if column not in have:
-                self.db.execute(f"ALTER TABLE tasks ADD COLUMN {column} TEXT")
+                self.db.execute(f"ALTER TABLE tasks ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.db.close()
@@ -128,13 +138,30 @@ class State:
 
     def submitting(self, key: str, provider_task_id: str) -> None:
         """Commit the id a submission will carry, before it is sent (exactly-once spending)."""
-        self.db.execute("UPDATE tasks SET provider_task_id=?, phase='submitting', handle=NULL "
-                        "WHERE cache_key=?", (provider_task_id, key))
+        self.db.execute("UPDATE tasks SET provider_task_id=?, phase='submitting', handle=NULL, "
+                        "submitted_at=? WHERE cache_key=?", (provider_task_id, time.time(), key))
 
-    def submitted(self, key: str, handle: dict) -> None:
-        """The provider accepted the task: from now on it is polled, never sent again."""
-        self.db.execute("UPDATE tasks SET phase='submitted', handle=? WHERE cache_key=?",
-                        (json.dumps(handle, sort_keys=True), key))
+    def submitted(self, key: str, provider_task_id: str, handle: dict) -> None:
+        """The provider accepted the task under its id (the server's own where it assigns
+        one): from now on that id is polled, never sent again."""
+        self.db.execute("UPDATE tasks SET phase='submitted', provider_task_id=?, handle=? "
+                        "WHERE cache_key=?",
+                        (provider_task_id, json.dumps(handle, sort_keys=True), key))
+
+    def record_timing(self, provider: str, model: str | None, seconds: float) -> None:
+        """How long a generation took from its acknowledgement to the poll that saw it done."""
+        self.db.execute("INSERT INTO timings VALUES (?, ?, ?, ?)",
+                        (provider, model, float(seconds), time.time()))
+
+    def expected_s(self, provider: str, model: str | None) -> float | None:
+        """The median of the last generations of this provider and model here, or None."""
+        rows = self.db.execute(
+            "SELECT seconds FROM timings WHERE provider = ? AND model IS ? "
+            "ORDER BY recorded_at DESC LIMIT ?", (provider, model, TIMING_SAMPLES)).fetchall()
+        if not rows:
+            return None
+        values = sorted(r[0] for r in rows)
+        return values[len(values) // 2]
 
     def rejected(self, key: str, error: str) -> None:
         """The provider refused or failed the generation: a new run submits anew."""
@@ -157,6 +184,7 @@ def _record(row: sqlite3.Row) -> Record:
         reference=row["reference"], inputs=loads(row["inputs"]), result=loads(row["result"]),
         cost_usd=Decimal(row["cost_usd"]) if row["cost_usd"] is not None else None,
         error=row["error"], started_at=row["started_at"], finished_at=row["finished_at"],
+        submitted_at=_column(row, "submitted_at"),
     )
 
 
@@ -192,11 +220,17 @@ def input_digests(task, upstream: dict[str, Record]) -> dict[str, str | None]:
 
 
 def read_statuses(plan) -> dict[str, str]:
-    """Per task id: cached | changed | new, from the project's state (read-only; none: all new)."""
-    path = state_path(plan.resolved.storyboard.root)
+    """Per task id: cached | changed | missing | new, from the project's state (read-only;
+    none: all new). `missing`: a finished result whose clip is gone from (or damaged in) the
+    store: it will be made again, and paid for again if it is a generation."""
+    from .store import Store
+
+    root = plan.resolved.storyboard.root
+    path = state_path(root)
     if not path.is_file():
         return {}
     state = State(path, readonly=True)
+    store = Store(root / ".kling-compose")
     try:
         statuses: dict[str, str] = {}
         records: dict[str, Record] = {}
@@ -205,6 +239,9 @@ def read_statuses(plan) -> dict[str, str]:
             record = state.get(task.cache_key)
             upstream_ok = all(statuses.get(d) == "cached" for d in task.depends_on)
             if upstream_ok and is_reusable(task, record, records):
+                if not all(store.intact(d, s) for d, s in record.artifacts):
+                    statuses[task_id] = "missing"
+                    continue
                 statuses[task_id] = "cached"
                 records[task_id] = record
             elif state.latest_for(task_id) is not None:

@@ -28,6 +28,19 @@ class Store:
     def has(self, digest: str, suffix: str) -> bool:
         return self.path(digest, suffix).is_file()
 
+    def intact(self, digest: str, suffix: str) -> bool:
+        """The object is there and its bytes hash to its name."""
+        path = self.path(digest, suffix)
+        return path.is_file() and file_sha256(path) == digest
+
+    def verify(self, digest: str, suffix: str) -> bool:
+        """intact(); a damaged object is removed, so that it is made (or fetched) again
+        instead of being used."""
+        if self.intact(digest, suffix):
+            return True
+        self.path(digest, suffix).unlink(missing_ok=True)
+        return False
+
     def temp_path(self, suffix: str) -> Path:
         """A fresh path inside the store for a tool (ffmpeg) to write into; pass it to adopt()."""
         self.tmp.mkdir(parents=True, exist_ok=True)

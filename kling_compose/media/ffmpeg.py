@@ -178,3 +178,26 @@ def probe(path: Path | str) -> ClipInfo:
             video_params=_video_params(video),
             audio_params=_audio_params(audio) if audio is not None else (),
         )
+
+
+def verify_clip(path: Path | str, expected_s: float | None = None) -> ClipInfo:
+    """A downloaded clip, checked before it is adopted: every video packet the header
+    promises can be read (a cut-short download keeps its header, so a probe alone believes
+    it), and its duration is the one asked for within two frames. MediaError otherwise."""
+    info = probe(path)
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        try:
+            count, seconds = _scan_video_packets(container, stream)
+        except av.FFmpegError as exc:
+            raise MediaError(f"cannot read {path}: {exc}") from None
+    promised = stream.frames or info.frame_count
+    if count < promised:
+        raise MediaError(f"{Path(path).name} holds {count} of the {promised} frames its header "
+                         "promises (cut short)")
+    if expected_s is not None and info.fps:
+        tolerance = max(2.0 / float(info.fps), 0.05)
+        if abs(seconds - expected_s) > tolerance + 1e-6:
+            raise MediaError(f"{Path(path).name} lasts {seconds:.3f} s, not the {expected_s:g} s "
+                             "asked for")
+    return info

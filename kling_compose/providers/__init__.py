@@ -7,6 +7,7 @@ from typing import Mapping
 
 from .base import InputRef, Job, ModelSpec, Provider
 from .fal import FalProvider
+from .kie import KieProvider
 from .kling_v3_task import KlingV3TaskProvider
 from .preview import PreviewProvider
 from .runware import RunwareProvider
@@ -16,6 +17,7 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType(
         "runware": RunwareProvider(),
         "fal": FalProvider(),
         "kling-v3-task": KlingV3TaskProvider(),
+        "kie": KieProvider(),
         "preview": PreviewProvider(),
     }
 )

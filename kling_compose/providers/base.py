@@ -57,6 +57,7 @@ class ModelSpec:
     quality: tuple[int, int] | None = (20, 99)
     cfg_scale: tuple[float, float] | None = None  # None: the model has no cfg_scale
     multi_prompt_segments: int = 6
+    segment_s: tuple[int, int] = (1, 15)  # each multi_prompt segment's duration
     # storyboard fields the model accepts; a shot that sets another one is a located error
     supports: frozenset[str] = frozenset()
     # pairs of storyboard fields that must not be combined, with the rule's text
@@ -112,6 +113,11 @@ class ProviderError(Exception):
     the provider's, for the user). Paying again is the user's decision, not a retry's."""
 
 
+class LostAnswer(Exception):
+    """A submission may have reached the provider, but its answer says nothing usable (a 5xx
+    from the provider's own server): sending it again could pay twice."""
+
+
 class TransientError(Exception):
     """A fault worth trying again (rate limit, server error, dropped connection)."""
 
@@ -158,7 +164,9 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    state: str  # processing | done | failed
+    # processing | ready (fetch the result) | done | failed | unknown (the provider does not
+    # know the task: it was never accepted, or is forgotten)
+    state: str
     results: tuple[Result, ...] = ()
     message: str | None = None
 

@@ -37,6 +37,9 @@ MODELS: Mapping[str, ModelSpec] = {
         quality=None,  # no output quality setting
         cfg_scale=(0.0, 1.0),  # seed 001 / fal: cfg_scale 0-1, default 0.5
         multi_prompt_segments=6,  # product brief
+        # fal-js types (KlingV3MultiPromptElement) say "1".."15", an older OpenAPI copy of the
+        # model page 3-15: the stricter, so a shot is never refused after others were paid for
+        segment_s=(3, 15),
         supports=frozenset(
             {"multi_prompt", "negative_prompt", "duration", "size", "aspect", "audio",
              "first_frame", "last_frame", "elements", "cfg_scale"}
@@ -47,10 +50,11 @@ MODELS: Mapping[str, ModelSpec] = {
 }
 
 # fal takes URLs ("the universal format"); data URIs are accepted by some models. fal has
-# no asset UUIDs; voices travel as voice_ids, which this format does not model.
+# no asset UUIDs; voices travel as voice_ids, which this format does not model. Local files
+# and chains are uploaded to fal's CDN at run time (any media).
 ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {
-    "image": frozenset({"url", "data"}),
-    "video": frozenset({"url"}),
+    "image": frozenset({"url", "data", "path", "chain"}),
+    "video": frozenset({"url", "path", "chain"}),
 }
 
 Ref = Callable[[FrameSource, str], str]
@@ -75,9 +79,11 @@ def _detail(data) -> str | None:
 class FalQueue:
     """Submit to the queue, poll the returned status URL, fetch the returned response URL."""
 
-    # fal assigns the request id: a lost answer to a submission cannot be told apart from a
-    # refused one, so the engine never re-sends such a submission on its own
-    idempotent_submit = False
+    # fal assigns the request id: after a lost answer the engine looks the request up in fal's
+    # platform API (`find_submission`) and never re-sends it on its own
+    client_task_id = False
+    batch_poll = False
+    upload_ttl_s = 6 * 24 * 3600.0  # [inferred] fal documents no CDN retention; re-upload weekly
 
     def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
         import httpx
@@ -86,12 +92,58 @@ class FalQueue:
         return httpx.Request("POST", url, json=dict(request), headers=_auth(key))
 
     def read_submit(self, response, task_id: str):
-        from .base import Handle, json_answer, raise_for_status
+        """The handle; retried only where fal-client retries a request (408, 409, 429, and a
+        502-504 from fal's ingress: no x-fal-request-id header, an nginx page). Any other
+        5xx came from fal's own server after the request arrived: it may be queued."""
+        from .base import (
+            Handle,
+            LostAnswer,
+            ProviderError,
+            TransientError,
+            json_answer,
+            retry_after_s,
+        )
 
+        status = response.status_code
+        if status in (408, 409, 429) or _ingress_error(response):
+            raise TransientError(f"fal answered HTTP {status}", retry_after_s(response))
+        if status >= 500:
+            raise LostAnswer(f"fal answered HTTP {status} to the submission")
         data = json_answer(response, "fal")
-        raise_for_status(response, "fal", _detail(data))
+        if status >= 400:
+            raise ProviderError(f"fal refused the request (HTTP {status})"
+                                + (f": {_detail(data)}" if _detail(data) else ""))
         return Handle(data["request_id"], {"status_url": data["status_url"],
                                            "response_url": data["response_url"]})
+
+    async def find_submission(self, send, job, url, key, since: float | None = None):
+        """A request of this endpoint with exactly this input, sent since `since` (epoch s):
+        fal's platform API lists an endpoint's requests (fal.ai/docs/platform-apis/v1/models/
+        requests/by-endpoint, `expand=payloads`). The handle is rebuilt as fal-client's
+        `from_request_id` does: owner/app only."""
+        import datetime as dt
+
+        import httpx
+
+        from .base import Handle, json_answer, raise_for_status
+
+        endpoint = endpoint_id(job.model, job.request)
+        params = {"endpoint_id": endpoint, "expand": "payloads", "limit": "100"}
+        if since is not None:
+            start = dt.datetime.fromtimestamp(since - 300, dt.UTC)
+            params["start"] = start.isoformat().replace("+00:00", "Z")
+        answer = await send(httpx.Request("GET", f"{url('fal-api')}/v1/models/requests/"
+                                          "by-endpoint", params=params, headers=_auth(key)))
+        data = json_answer(answer, "fal")
+        raise_for_status(answer, "fal", _detail(data))
+        wanted = dict(job.request)
+        for item in data.get("items") or []:
+            if isinstance(item, dict) and item.get("json_input") == wanted:
+                owner_app = "/".join(endpoint.split("/")[:2])
+                base = f"{url('fal')}/{owner_app}/requests/{item['request_id']}"
+                return Handle(item["request_id"], {"status_url": f"{base}/status",
+                                                   "response_url": base})
+        return None
 
     def poll_request(self, handle, base_url: str, key):
         import httpx
@@ -100,9 +152,11 @@ class FalQueue:
 
     def read_status(self, response, handle, takes: int):
         """202 while queued or running; COMPLETED means the result can be fetched."""
-        from .base import Status, json_answer, raise_for_status
+        from .base import ProviderError, Status, json_answer, raise_for_status
 
         data = json_answer(response, "fal")
+        if response.status_code == 404:
+            return Status("unknown", message=handle.task_id)
         raise_for_status(response, "fal", _detail(data))
         state = data.get("status")
         if state in ("IN_QUEUE", "IN_PROGRESS"):
@@ -112,8 +166,6 @@ class FalQueue:
                 return Status("failed", message=f"{data.get('error_type') or 'error'}: "
                                                 f"{data['error']}")
             return Status("ready")
-        from .base import ProviderError
-
         raise ProviderError(f"fal answered an unknown status {state!r}")
 
     def result_request(self, handle, base_url: str, key):
@@ -134,23 +186,31 @@ class FalQueue:
             return Status("failed", message="fal returned no video")
         return Status("done", (Result(video["url"]),))
 
-    async def upload(self, send, data: bytes, mime: str, name: str, base_url: str, key) -> str:
-        """fal-client's CDN flow: a storage token, then the bytes; returns the file's URL."""
+    async def upload(self, send, data: bytes, mime: str, name: str, url, key) -> str:
+        """fal-client 1.0.3's CDN flow: a storage token from the REST host (`REST_URL`,
+        `CDNTokenManager`), then the bytes to the CDN (`CDN_URL` + /files/upload) with it."""
         import httpx
 
         from .base import json_answer, raise_for_status
 
-        token_url = f"{base_url}/storage/auth/token?storage_type=fal-cdn-v3"
+        token_url = f"{url('fal-rest')}/storage/auth/token?storage_type=fal-cdn-v3"
         answer = await send(httpx.Request("POST", token_url, json={}, headers=_auth(key)))
         token = json_answer(answer, "fal")
         raise_for_status(answer, "fal", _detail(token))
         headers = {"Authorization": f"{token['token_type']} {token['token']}",
                    "Content-Type": mime, "X-Fal-File-Name": name}
-        answer = await send(httpx.Request("POST", f"{token['base_url']}/files/upload",
+        answer = await send(httpx.Request("POST", f"{url('fal-cdn')}/files/upload",
                                           content=data, headers=headers))
         body = json_answer(answer, "fal")
         raise_for_status(answer, "fal", _detail(body))
         return body["access_url"]
+
+
+def _ingress_error(response) -> bool:
+    """fal-client 1.0.3 `_is_ingress_error`: a 502-504 that fal's own server did not send."""
+    if response.status_code not in (502, 503, 504):
+        return False
+    return "x-fal-request-id" not in response.headers and "nginx" in response.text
 
 
 class FalProvider(FalQueue):
@@ -225,14 +285,19 @@ def endpoint_id(spec: ModelSpec, request: Mapping[str, Any]) -> str:
 
 
 def element_body(element: Element, ref: Ref) -> dict[str, Any]:
-    """An `elements[]` item: {frontal_image_url, reference_image_urls} or {video_url}."""
+    """An `elements[]` item: {frontal_image_url, reference_image_urls} or {video_url}.
+
+    fal's types say reference_image_urls takes "1-3 images ... At least one image is
+    required" (fal-js KlingV3ComboElementInput): an element with only a frontal image sends
+    that image as its one reference too."""
     if element.videos:
         return {"video_url": ref(element.videos[0], "video")}
     body: dict[str, Any] = {}
     if element.frontal_image is not None:
         body["frontal_image_url"] = ref(element.frontal_image, "image")
-    if element.images:
-        body["reference_image_urls"] = [ref(s, "image") for s in element.images]
+    references = element.images or ((element.frontal_image,) if element.frontal_image else ())
+    if references:
+        body["reference_image_urls"] = [ref(s, "image") for s in references]
     return body
 
 

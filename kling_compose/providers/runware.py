@@ -111,12 +111,14 @@ MODELS: Mapping[str, ModelSpec] = {
     ),
 }
 
-# What each media input accepts as written (provider reference: images take a UUID, URL,
-# data URI or base64; inputs.video and referenceVideos a UUID or URL only).
+# What each media input accepts (provider reference: images take a UUID, URL, data URI or
+# base64; inputs.video and referenceVideos a UUID or URL only). Local files and chains: images
+# travel inline as data URIs, videos and audio through mediaStorage, whose mediaUUID any input
+# takes (runware.ai/docs/platform/media-storage).
 ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {
-    "image": frozenset({"url", "uuid", "data"}),
-    "video": frozenset({"url", "uuid"}),
-    "audio": frozenset({"url", "uuid"}),
+    "image": frozenset({"url", "uuid", "data", "path", "chain"}),
+    "video": frozenset({"url", "uuid", "path", "chain"}),
+    "audio": frozenset({"url", "uuid", "path", "chain"}),
 }
 
 # Rules of one model that need an input when another is given: (field, any of, rule).
@@ -239,7 +241,14 @@ class RunwareProvider:
 
         return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
-    idempotent_submit = True  # the client picks taskUUID; a repeat answers conflictTaskUUID
+    # The client picks taskUUID, so after a lost answer the engine asks getResponse for that
+    # very UUID and sends it again only when Runware does not know it.
+    client_task_id = True
+    # One request carries any number of tasks ("The payload for each request is a JSON array
+    # with one or more objects", runware.ai/docs/platform/authentication), errors are scoped to
+    # their task (runware.ai/docs/platform/errors): a run's getResponse tasks go together.
+    batch_poll = True
+    upload_ttl_s = None  # mediaStorage keeps uploads until deleted (no retention documented)
 
     def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
         """POST of the task array: taskUUID right after taskType (as in the seeds), then the
@@ -252,39 +261,89 @@ class RunwareProvider:
         return httpx.Request("POST", base_url, json=[body], headers=_auth(key))
 
     def read_submit(self, response, task_id: str) -> Handle:
-        """The handle of an accepted task; `conflictTaskUUID` means an earlier send of this very
-        task was accepted (its answer was lost), so the generation exists: poll it."""
+        """The handle of an accepted task. `conflictTaskUUID` can only answer a re-send, which
+        the engine makes only after getResponse said the UUID was unknown: the task appeared
+        in between, so it exists (poll it) and is not paid twice."""
         data = _answer(response)
         errors = _errors(data)
-        if any(e.get("code") == "conflictTaskUUID" for e in errors):
+        if errors and all(e.get("code") == "conflictTaskUUID" for e in errors):
             return Handle(task_id)
         _raise_for(response, errors)
         return Handle(task_id)
 
-    def poll_request(self, handle: Handle, base_url: str, key):
+    def poll_request(self, handles, base_url: str, key):
+        """One getResponse task per handle, all in one request."""
         import httpx
 
-        body = [{"taskType": "getResponse", "taskUUID": handle.task_id}]
+        handles = handles if isinstance(handles, (list, tuple)) else [handles]
+        body = [{"taskType": "getResponse", "taskUUID": h.task_id} for h in handles]
         return httpx.Request("POST", base_url, json=body, headers=_auth(key))
 
     def read_status(self, response, handle: Handle, takes: int) -> Status:
-        """processing until `takes` results succeeded; failed on any error item or entry."""
+        return self.read_statuses(response, [handle], {handle.task_id: takes})[handle.task_id]
+
+    def read_statuses(self, response, handles, takes: Mapping[str, int]) -> dict[str, Status]:
+        """Each task's state. An `errors[]` entry of a task is its final answer whatever the
+        HTTP status, as the official SDKs read it (runware-sdk 1.8.0 `_extract_items`); a code
+        meaning the task does not exist (`...NotFound`, `...Expired`, runware-sdk `derive_code`)
+        is `unknown`. A task the answer does not mention stays processing."""
         data = _answer(response)
-        errors = [e for e in _errors(data) if e.get("taskUUID") in (None, handle.task_id)]
-        _raise_for(response, errors, final_ok=True)
-        items = [i for i in data.get("data") or [] if i.get("taskUUID") == handle.task_id]
-        failed = [i for i in items if i.get("status") == "error"]
-        if errors or failed:
-            return Status("failed", message=_message((errors or [f.get("error") or f for f in failed])[0]))
-        done = {}
-        for item in items:
-            if item.get("status", "success") == "success" and item.get("videoURL"):
-                done.setdefault(item.get("videoUUID") or item["videoURL"], item)
-        if len(done) < takes:
-            return Status("processing")
-        results = tuple(Result(i["videoURL"], i.get("seed"), _decimal(i.get("cost")))
-                        for i in list(done.values())[:takes])
-        return Status("done", results)
+        errors = _errors(data)
+        ids = {h.task_id for h in handles}
+        loose = [e for e in errors if e.get("taskUUID") not in ids]
+        if len(handles) == 1:  # an error without taskUUID can only be about the one task
+            errors = [{**e, "taskUUID": handles[0].task_id} for e in errors]
+            loose = []
+        _raise_for(response, loose, final_ok=True, attributed=len(errors) > len(loose))
+        statuses = {}
+        items = [i for i in data.get("data") or [] if isinstance(i, dict)]
+        for handle in handles:
+            mine = [e for e in errors if e.get("taskUUID") == handle.task_id]
+            own = [i for i in items if i.get("taskUUID") == handle.task_id]
+            failed = [i for i in own if i.get("status") == "error"]
+            if mine and _not_found(mine[0]):
+                statuses[handle.task_id] = Status("unknown", message=handle.task_id)
+            elif mine or failed:
+                error = mine[0] if mine else (failed[0].get("error") or failed[0])
+                statuses[handle.task_id] = Status("failed", message=_message(error))
+            else:
+                statuses[handle.task_id] = _progress(own, takes[handle.task_id])
+        return statuses
+
+    async def upload(self, send, data: bytes, mime: str, name: str, url, key) -> str:
+        """mediaStorage upload (runware.ai/docs/platform/media-storage): the bytes as a data
+        URI; the answer's mediaUUID is reusable as any input."""
+        import uuid
+
+        import httpx
+
+        task = {"taskType": "mediaStorage", "taskUUID": str(uuid.uuid4()), "operation": "upload",
+                "media": self.inline(data, mime)}
+        response = await send(httpx.Request("POST", url("runware"), json=[task],
+                                            headers=_auth(key)))
+        answer = _answer(response)
+        _raise_for(response, _errors(answer))
+        for item in answer.get("data") or []:
+            if isinstance(item, dict) and item.get("mediaUUID"):
+                return item["mediaUUID"]
+        raise ProviderError("runware answered the upload without a mediaUUID")
+
+
+def _progress(items: list[dict], takes: int) -> Status:
+    """processing until `takes` distinct results succeeded."""
+    done = {}
+    for item in items:
+        if item.get("status", "success") == "success" and item.get("videoURL"):
+            done.setdefault(item.get("videoUUID") or item["videoURL"], item)
+    if len(done) < takes:
+        return Status("processing")
+    return Status("done", tuple(Result(i["videoURL"], i.get("seed"), _decimal(i.get("cost")))
+                                for i in list(done.values())[:takes]))
+
+
+def _not_found(error: dict) -> bool:
+    code = str(error.get("code") or "")
+    return code.endswith(("NotFound", "Expired")) or code == "taskFailedOrNotFound"
 
 
 def _auth(key) -> dict[str, str]:
@@ -305,8 +364,12 @@ def _errors(data: dict) -> list[dict]:
     return [e for e in data.get("errors") or [] if isinstance(e, dict)]
 
 
-def _raise_for(response, errors: list[dict], final_ok: bool = False) -> None:
-    """TransientError for rate limits and server faults, ProviderError for refusals."""
+def _raise_for(response, errors: list[dict], final_ok: bool = False,
+               attributed: bool = False) -> None:
+    """TransientError for rate limits and server faults, ProviderError for refusals.
+
+    final_ok: errors of the tasks themselves are answers, not refusals of the request
+    (attributed: some were, so a 4xx status is theirs)."""
     status = response.status_code
     if status in TRANSIENT_STATUS:
         raise TransientError(f"runware answered HTTP {status}"
@@ -314,7 +377,7 @@ def _raise_for(response, errors: list[dict], final_ok: bool = False) -> None:
                              retry_after_s(response))
     if status == 401 or any(e.get("code") == "invalidApiKey" for e in errors):
         raise ProviderError("runware refused the API key (invalidApiKey): check RUNWARE_API_KEY")
-    if status >= 400 or (errors and not final_ok):
+    if (status >= 400 and not attributed) or (errors and not final_ok):
         detail = _message(errors[0]) if errors else f"HTTP {status}"
         raise ProviderError(f"runware refused the task: {detail}")
 

@@ -10,11 +10,13 @@ Written from seed 001 and the project's provider reference, section 2. Paths are
 - `GET /{owner}/{app}/requests/{id}` answers `{"video": {url, content_type, file_name,
   file_size}}`; `PUT .../requests/{id}/cancel` cancels.
 
-Uploads follow fal-client's CDN flow with both hosts folded under the same base:
-`POST /storage/auth/token?storage_type=fal-cdn-v3` (Key auth) answers `{token, token_type,
-base_url: {base}/fal, expires_at}`, then `POST /files/upload` (Authorization: <token_type>
-<token>, raw bytes, X-Fal-File-Name) answers `{access_url}`. The fallback
-`POST /storage/upload/initiate` answers `{upload_url, file_url}` for a `PUT` of the bytes.
+Uploads follow fal-client's CDN flow (fal-client 1.0.3, `CDNTokenManager`, `REST_URL`), each
+host under its own prefix as in reality, so a request sent to the wrong host is refused:
+`POST {base}/fal-rest/storage/auth/token?storage_type=fal-cdn-v3` (Key auth; the REST host,
+https://rest.fal.ai) answers `{token, token_type, base_url: {base}/fal-cdn, expires_at}`, then
+`POST {base}/fal-cdn/files/upload` (Authorization: <token_type> <token>, raw bytes,
+X-Fal-File-Name) answers `{access_url}`. The fallback `POST {base}/fal-rest/storage/upload/
+initiate` answers `{upload_url, file_url}` for a `PUT` of the bytes.
 
 Validation errors are 422 `{"detail": [{"loc": ["body", field, ...], "msg", "type"}]}` as
 FastAPI writes them; unknown fields are refused (`extra_forbidden`).
@@ -69,6 +71,7 @@ SHOT_TYPES = ("customize", "intelligent")
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # image-to-video: images up to 10 MB
 IMAGE_ASPECT = (0.40, 2.50)  # image-to-video: aspect ratio 0.40-2.50
 _ELEMENT_REF = re.compile(r"@Element(\d+)")
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})  # pydantic's truthy query strings
 _FAULTS = {
     503: ("Runner disconnected", "runner_disconnected"),
     504: ("Request timed out", "request_timeout"),
@@ -88,24 +91,26 @@ class Fal:
         requests = r"/(?P<owner>[^/]+)/(?P<app>[^/]+)/requests/(?P<request_id>[^/]+)"
         # NOTE: first match wins; the catch-all submit route comes last.
         self.routes = (
-            Route("POST", r"/storage/auth/token", self.auth_token, "upload"),
-            Route("POST", r"/storage/upload/initiate", self.initiate_upload, "upload"),
-            Route("PUT", r"/storage/put/(?P<token>[^/]+)", self.put_upload, "upload"),
-            Route("POST", r"/files/upload", self.upload, "upload"),
-            Route("GET", requests + "/status", self.status, "poll"),
-            Route("GET", requests, self.result, "poll"),
-            Route("PUT", requests + "/cancel", self.cancel, "poll"),
-            Route("POST", r"/(?P<endpoint>.+)", self.submit, "submit"),
+            Route("POST", r"/storage/auth/token", self.auth_token, "upload", "rest"),
+            Route("POST", r"/storage/upload/initiate", self.initiate_upload, "upload", "rest"),
+            Route("PUT", r"/storage/put/(?P<token>[^/]+)", self.put_upload, "upload", "cdn"),
+            Route("POST", r"/files/upload", self.upload, "upload", "cdn"),
+            Route("GET", requests + "/status", self.status, "poll", "queue"),
+            Route("GET", requests, self.result, "poll", "queue"),
+            Route("PUT", requests + "/cancel", self.cancel, "poll", "queue"),
+            Route("GET", r"/v1/models/requests/by-endpoint", self.list_requests, "poll",
+                  "platform"),
+            Route("POST", r"/(?P<endpoint>.+)", self.submit, "submit", "queue"),
         )
 
     # auth and faults ---------------------------------------------------------------------
 
     def authorize(self, request: Request) -> Response | None:
         """None when allowed: `Key <key>` on the API, a CDN token on uploads; else 401."""
-        if request.path.startswith("/storage/put/"):
+        if request.host == "cdn" and request.path.startswith("/storage/put/"):
             return None  # a presigned upload URL carries its own secret
         scheme, _, value = request.header("authorization").partition(" ")
-        if request.path == "/files/upload":
+        if request.host == "cdn":
             if value in self._tokens:
                 return None
             return json_response(401, {"detail": "Invalid or expired upload token"})
@@ -172,7 +177,9 @@ class Fal:
         generation = self._generation(owner, app, request_id)
         if generation is None:
             return json_response(404, {"detail": f"Request {request_id} not found"})
-        logs = [] if request.query.get("logs") == "1" else None
+        # `logs` is a boolean query parameter: the docs write ?logs=1, fal-client 1.0.3 sends
+        # httpx's rendering of a bool (`logs=true` / `logs=false`); FastAPI takes both spellings
+        logs = [] if request.query.get("logs", "").lower() in _TRUE else None
         body: dict[str, Any] = {
             "request_id": request_id,
             "response_url": self._urls(f"{owner}/{app}", request_id)["response_url"],
@@ -240,6 +247,41 @@ class Fal:
                 return json_response(202, {"status": "CANCELLATION_REQUESTED"})
         return json_response(400, {"status": "ALREADY_COMPLETED"})
 
+    def list_requests(self, request: Request) -> Response:
+        """fal's platform API, `GET /v1/models/requests/by-endpoint` (fal.ai/docs/platform-apis/
+        v1/models/requests/by-endpoint): the requests of one endpoint since `start` (ISO 8601),
+        newest first; `expand=payloads` adds `json_input`."""
+        endpoint = request.query.get("endpoint_id")
+        if not endpoint:
+            return json_response(
+                422, {"detail": [_detail(["query", "endpoint_id"], "Field required", "missing")]}
+            )
+        since = request.query.get("start")
+        try:
+            since_ms = int(datetime.fromisoformat(since).timestamp() * 1000) if since else 0
+        except ValueError:
+            return json_response(
+                422, {"detail": [_detail(["query", "start"], "Invalid datetime", "datetime")]}
+            )
+        payloads = "payloads" in request.query.get("expand", "")
+        items = []
+        for generation in reversed(self.backend.generations(NAME)):
+            sent = generation.request or {}
+            if sent.get("endpoint") != endpoint or generation.created_ms < since_ms:
+                continue
+            item = {
+                "request_id": generation.id,
+                "endpoint_id": endpoint,
+                "sent_at": datetime.fromtimestamp(generation.created_ms / 1000, UTC).isoformat(),
+            }
+            if payloads:
+                item["json_input"] = sent.get("input")
+            items.append(item)
+        limit = int(request.query.get("limit") or 50)
+        return json_response(
+            200, {"items": items[:limit], "next_cursor": None, "has_more": len(items) > limit}
+        )
+
     def _generation(self, owner: str, app: str, request_id: str):
         generation = self.backend.generation(NAME, request_id)
         if generation is None or generation.request["owner_app"] != f"{owner}/{app}":
@@ -279,7 +321,7 @@ class Fal:
             {
                 "token": token,
                 "token_type": "Bearer",
-                "base_url": f"{self.backend.base_url}/fal",
+                "base_url": f"{self.backend.base_url}/fal-cdn",
                 "expires_at": expires.isoformat(),
             },
         )
@@ -311,7 +353,7 @@ class Fal:
         return json_response(
             200,
             {
-                "upload_url": f"{self.backend.base_url}/fal/storage/put/{token}",
+                "upload_url": f"{self.backend.base_url}/fal-cdn/storage/put/{token}",
                 "file_url": self.backend.file_url(name),
             },
         )

@@ -17,7 +17,7 @@ Generation faults change what the provider reports later:
 - `fail_generation(substring, message)`: a generation whose prompt contains `substring` ends
   failed with `message` in the provider's failure shape.
 
-Every rule may be scoped by `provider` ("runware", "fal", "kling-v3-task") and by `kind`
+Every rule may be scoped by `provider` ("runware", "fal", "kling-v3-task", "kie") and by `kind`
 ("submit", "poll", "download", "upload"); None matches all.
 """
 
@@ -29,7 +29,7 @@ from datetime import datetime
 from email.utils import format_datetime
 
 KINDS = ("submit", "poll", "download", "upload")
-PROVIDERS = ("runware", "fal", "kling-v3-task")
+PROVIDERS = ("runware", "fal", "kling-v3-task", "kie")
 DEFAULT_TASK_SECONDS = 0.2
 
 

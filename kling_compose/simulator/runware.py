@@ -59,6 +59,9 @@ _COMMON_KEYS = frozenset(
         "duration",
         "providerSettings",
         "seed",  # seeds 003/004: "If none was provided, shows the randomly generated seed"
+        # runware-sdk 1.8.0 `types/task_map.py` (generated from Runware's schemas bundle
+        # 20261012233936): `routing: dict` is a parameter of every model, 3.0 Pro and O3 included
+        "routing",
     }
 )
 
@@ -158,6 +161,7 @@ class Runware:
             "videoInference": self.video_inference,
             "getResponse": self.get_response,
             "imageUpload": self.image_upload,
+            "mediaStorage": self.media_storage,
         }
 
     # auth and faults ---------------------------------------------------------------------
@@ -343,6 +347,50 @@ class Runware:
             }
         ], []
 
+    # mediaStorage ------------------------------------------------------------------------
+
+    def media_storage(self, task: Mapping[str, Any]) -> tuple[list, list]:
+        """`operation: upload` of any media as a data URI, base64 or URL
+        (runware.ai/docs/platform/media-storage): answers mediaUUID and mediaURL, reusable as
+        any input (an image, inputs.video, a reference video, an element's voice)."""
+        errors = _Errors(task)
+        _check_task_uuid(task, errors)
+        if task.get("operation") != "upload":
+            errors.add("operation", "operation must be 'upload' (the simulator stores only)")
+        value = task.get("media")
+        data, mime = b"", "application/octet-stream"
+        try:
+            if isinstance(value, str) and value.startswith(("http://", "https://")):
+                stored = self.backend.local_file(value)
+                if stored is None:
+                    raise InputError("the simulator cannot fetch outside URLs")
+                data, mime = stored.path.read_bytes(), stored.content_type
+            elif isinstance(value, str) and value:
+                data = inline_bytes(value)
+                if value.startswith("data:"):
+                    mime = value[5:].split(";", 1)[0].split(",", 1)[0] or mime
+            else:
+                raise InputError("is required: a data URI, base64 or a URL")
+        except InputError as exc:
+            errors.add("media", f"media {exc}")
+        if errors.items:
+            return [], errors.items
+        media_uuid = str(uuid.uuid4())
+        suffix = _MEDIA_SUFFIXES.get(mime, ".bin")
+        stored = self.backend.put_file(
+            data, provider=NAME, suffix=suffix, content_type=mime, name=f"{media_uuid}{suffix}"
+        )
+        self._uploads[media_uuid] = stored
+        return [
+            {
+                "taskType": "mediaStorage",
+                "taskUUID": task.get("taskUUID"),
+                "operation": "upload",
+                "mediaUUID": media_uuid,
+                "mediaURL": self.backend.file_url(stored.name),
+            }
+        ], []
+
     def uploaded(self, image_uuid: str) -> StoredFile | None:
         """The image uploaded under `image_uuid`, or None."""
         return self._uploads.get(image_uuid.lower())
@@ -351,7 +399,7 @@ class Runware:
         """The served video a UUID (a videoUUID of a generation) or a simulator URL points at."""
         if value.startswith(("http://", "https://")):
             return self.backend.local_file(value)
-        stored = self.backend.file(f"{value.lower()}.mp4")
+        stored = self.backend.file(f"{value.lower()}.mp4") or self._uploads.get(value.lower())
         if stored is None:
             raise InputError(f"unknown video UUID {value}")
         return stored
@@ -420,6 +468,8 @@ class _VideoCheck:
         _int_range(task, "seed", 0, None, self.errors)
         if "includeCost" in task and not isinstance(task["includeCost"], bool):
             add("includeCost", "includeCost must be a boolean")
+        if "routing" in task and not isinstance(task["routing"], dict):
+            add("routing", "routing must be an object")
 
     def _mapping(self, parent: Mapping, key: str, allowed: frozenset[str], where: str) -> Mapping:
         value = parent.get(key, {})
@@ -731,11 +781,24 @@ class _VideoCheck:
 
 def request_kind(request: Request) -> str:
     """submit, poll or upload: what the first non-authentication task of the array is."""
-    kinds = {"videoInference": "submit", "getResponse": "poll", "imageUpload": "upload"}
+    kinds = {"videoInference": "submit", "getResponse": "poll", "imageUpload": "upload",
+             "mediaStorage": "upload"}
     for task in _tasks(request) or []:
         if task.get("taskType") in kinds:
             return kinds[task["taskType"]]
     return "submit"
+
+
+_MEDIA_SUFFIXES = {
+    "video/mp4": ".mp4",
+    "video/quicktime": ".mov",
+    "audio/mpeg": ".mp3",
+    "audio/wav": ".wav",
+    "audio/x-wav": ".wav",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+}
 
 
 def _tasks(request: Request) -> list[dict] | None:

@@ -3,9 +3,17 @@
 URL layout under `base_url` (`http://127.0.0.1:<port>`):
 
     /runware/v1                     Runware's single POST endpoint      (url("runware"))
-    /fal/...                        fal's queue and CDN upload routes   (url("fal"))
+    /fal/...                        fal's queue (queue.fal.run)         (url("fal"))
+    /fal-rest/storage/...           fal's REST host: storage tokens     (url("fal-rest"))
+    /fal-cdn/files/upload           fal's CDN (v3.fal.media; multipart: the token's base_url)
+    /fal-api/v1/models/requests/... fal's platform API: recent requests by endpoint
     /kling-v3-task/api/v1/jobs/...  the seed 002 task API               (url("kling-v3-task"))
+    /kie/api/v1/jobs/...            kie.ai's Market API (api.kie.ai)    (url("kie"))
+    /kie-upload/api/file-...        kie.ai's File Upload API            (url("kie-upload"))
     /files/<name>                   generated clips and uploaded files
+
+Each real host has its own prefix, and a route answers only under its own host's prefix: a
+client that sends a request to the wrong host gets a 404, as it would from the real service.
 
 Every request is recorded (auth values masked) before faults apply, so a test sees each attempt.
 """
@@ -26,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .fal import Fal
 from .faults import Faults
+from .kie import Kie
 from .kling_v3_task import KlingV3Task
 from .runware import Runware
 from .store import Backend, Generation
@@ -35,11 +44,29 @@ from .wire import RecordedRequest, Request, Response, json_response, mask_header
 URL_ENV = {
     "runware": "KLING_COMPOSE_RUNWARE_URL",
     "fal": "KLING_COMPOSE_FAL_URL",
+    "fal-rest": "KLING_COMPOSE_FAL_REST_URL",
+    "fal-cdn": "KLING_COMPOSE_FAL_CDN_URL",
+    "fal-api": "KLING_COMPOSE_FAL_API_URL",
     "kling-v3-task": "KLING_COMPOSE_KLING_V3_TASK_URL",
+    "kie": "KLING_COMPOSE_KIE_URL",
+    "kie-upload": "KLING_COMPOSE_KIE_UPLOAD_URL",
 }
-KEY_ENV = {"runware": "RUNWARE_API_KEY", "fal": "FAL_KEY", "kling-v3-task": "KLING_V3_TASK_API_KEY"}
-_PREFIXES = {"runware": "/runware", "fal": "/fal", "kling-v3-task": "/kling-v3-task"}
-_PATHS = {"runware": "/runware/v1", "fal": "/fal", "kling-v3-task": "/kling-v3-task"}
+KEY_ENV = {"runware": "RUNWARE_API_KEY", "fal": "FAL_KEY", "kling-v3-task": "KLING_V3_TASK_API_KEY",
+           "kie": "KIE_API_KEY"}
+# URL prefix -> (provider, host); a route serves only under the prefix of its own host
+_PREFIXES = {
+    "/runware": ("runware", "api"),
+    "/fal-rest": ("fal", "rest"),
+    "/fal-cdn": ("fal", "cdn"),
+    "/fal-api": ("fal", "platform"),
+    "/fal": ("fal", "queue"),
+    "/kling-v3-task": ("kling-v3-task", "api"),
+    "/kie-upload": ("kie", "upload"),
+    "/kie": ("kie", "api"),
+}
+_PATHS = {"runware": "/runware/v1", "fal": "/fal", "fal-rest": "/fal-rest",
+          "fal-cdn": "/fal-cdn", "fal-api": "/fal-api", "kling-v3-task": "/kling-v3-task",
+          "kie": "/kie", "kie-upload": "/kie-upload"}
 _RESET = object()  # a dispatch result: close the connection without answering
 
 
@@ -71,7 +98,9 @@ class Simulator:
         self.runware = Runware(self.backend, self.keys.get("runware"))
         self.fal = Fal(self.backend, self.keys.get("fal"))
         self.kling_v3_task = KlingV3Task(self.backend, self.keys.get("kling-v3-task"))
-        self._apps = {"runware": self.runware, "fal": self.fal, "kling-v3-task": self.kling_v3_task}
+        self.kie = Kie(self.backend, self.keys.get("kie"))
+        self._apps = {"runware": self.runware, "fal": self.fal, "kling-v3-task": self.kling_v3_task,
+                      "kie": self.kie}
         self._records: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
@@ -177,14 +206,14 @@ class Simulator:
         """The Response for one request, or _RESET to drop the connection."""
         parts = urlsplit(target)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        provider, app, path = self._owner(parts.path)
-        request = Request(method, path, query, headers, body)
+        provider, host, app, path = self._owner(parts.path)
+        request = Request(method, path, query, headers, body, host or "api")
         if provider == "files":
             return self._serve_file(request)
         if app is None:
             return json_response(404, {"detail": f"no simulated provider at {parts.path}"})
         for route in app.routes:
-            params = route.match(method, path)
+            params = route.match(method, path) if route.host == host else None
             if params is not None:
                 break
         else:
@@ -200,13 +229,13 @@ class Simulator:
         response = route.handler(request, **params)
         return _RESET if fault is not None else response
 
-    def _owner(self, path: str) -> tuple[str | None, Any, str]:
+    def _owner(self, path: str) -> tuple[str | None, str | None, Any, str]:
         if path.startswith("/files/"):
-            return "files", None, path[len("/files/") :]
-        for provider, prefix in _PREFIXES.items():
+            return "files", None, None, path[len("/files/") :]
+        for prefix, (provider, host) in _PREFIXES.items():
             if path == prefix or path.startswith(prefix + "/"):
-                return provider, self._apps[provider], path[len(prefix) :] or "/"
-        return None, None, path
+                return provider, host, self._apps[provider], path[len(prefix) :] or "/"
+        return None, None, None, path
 
     def _serve_file(self, request: Request) -> Any:
         stored = self.backend.file(request.path)

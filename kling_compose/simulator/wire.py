@@ -24,6 +24,7 @@ class Request:
     query: Mapping[str, str]
     headers: Mapping[str, str]  # lower-case names
     body: bytes
+    host: str = "api"  # which of the provider's hosts received it (fal: queue, rest, cdn...)
 
     def json(self) -> Any:
         """The body parsed as JSON; raises ValueError when it is not JSON."""
@@ -65,13 +66,17 @@ class Route:
     """METHOD plus a path pattern whose named groups become handler keyword arguments.
 
     `kind` is the request kind faults are scoped by (submit, poll, download, upload), or a
-    function of the request when the body decides it (Runware's one endpoint).
+    function of the request when the body decides it (Runware's one endpoint). `host` names
+    which of the provider's real hosts serves the route (fal: queue, rest, cdn): the simulator
+    serves each host under its own URL prefix, so a request sent to the wrong host is a 404
+    here as it would be there.
     """
 
     method: str
     pattern: str
     handler: Handler
     kind: str | Callable[[Request], str]
+    host: str = "api"
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         """The path parameters when this route takes `method path`, else None."""

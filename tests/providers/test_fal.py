@@ -48,12 +48,12 @@ def test_image_to_video_with_elements(compile_one):
 
 
 def test_multi_prompt_durations_are_strings(compile_one):
-    shot = fal_shot(multi_prompt=[("The drummer starts", 3), ("The crowd claps", 2)])
+    shot = fal_shot(multi_prompt=[("The drummer starts", 3), ("The crowd claps", 4)])
     assert compile_one(shot).request == {
-        "duration": "5",
+        "duration": "7",
         "multi_prompt": [
             {"prompt": "The drummer starts", "duration": "3"},
-            {"prompt": "The crowd claps", "duration": "2"},
+            {"prompt": "The crowd claps", "duration": "4"},
         ],
         "shot_type": "customize",
     }
@@ -91,13 +91,28 @@ def test_elements_need_a_first_frame():
     ]
 
 
+def test_multi_prompt_segments_last_3_to_15_s_on_fal():
+    shot = fal_shot(multi_prompt=[("The drummer starts", 3), ("The crowd claps", 2)])
+    assert diagnostics(shot) == [
+        "storyboard.yaml:11:5: error: multi_prompt segment 2 lasts 2 s; fal model "
+        "'kling-3-pro' takes segments of 3-15 s\n  hint: give the segment a duration from 3 "
+        "to 15 s"]
+
+
+def test_an_element_with_only_a_frontal_image_sends_it_as_its_reference(compile_one):
+    e = element("a", frontal_image=IMG)
+    job = compile_one(fal_shot(prompt_text="@a", elements=[e], first_frame=IMG))
+    assert job.request["elements"] == [
+        {"frontal_image_url": IMG, "reference_image_urls": [IMG]}]
+
+
 def test_element_voices_are_not_supported():
     e = element("a", frontal_image=IMG, voices=["https://example.com/v.mp3"])
     assert diagnostics(fal_shot(prompt_text="@a", elements=[e], first_frame=IMG)) == [
         "storyboard.yaml:3:3: error: element 'a' has voices; fal elements take images or one "
         "video\n  hint: remove voices from the element, or use runware",
         "storyboard.yaml:3:3: error: voices: fal does not accept a URL for audio inputs\n"
-        "  hint: use an http(s) URL or a local file (uploaded at run time)",
+        "  hint: fal takes no audio inputs: remove it",
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .factory import diagnostics, element, make_shot
 
 IMG = "https://example.com/a.png"
@@ -94,7 +96,7 @@ def test_elements_take_images_only():
         "storyboard.yaml:3:3: error: element 'a' has videos or voices; kling-v3-task elements "
         "take images\n  hint: seed 002: element_list elements accept 1 to 4 reference images",
         "storyboard.yaml:3:3: error: videos: kling-v3-task does not accept a URL for video "
-        "inputs\n  hint: use an http(s) URL or a local file (uploaded at run time)",
+        "inputs\n  hint: kling-v3-task takes no video inputs: remove it",
     ]
 
 
@@ -110,5 +112,16 @@ def test_at_most_four_images_per_element():
 def test_urls_only():
     assert diagnostics(task_shot(first_frame="data:image/png;base64,AAAA")) == [
         "storyboard.yaml:17:5: error: first_frame: kling-v3-task does not accept a data URI "
-        "for image inputs\n  hint: use an http(s) URL or a local file (uploaded at run time)"
+        "for image inputs\n  hint: use an http(s) URL"
     ]
+
+
+@pytest.mark.parametrize("source, kind", [("assets/start.png", "a local file"),
+                                          ("from:opening", "a chained frame or clip")])
+def test_a_local_file_or_a_chain_is_refused_by_validate_not_by_run(source, kind):
+    # seed 002 documents no upload: a chain would pass validate and fail in `run` after the
+    # earlier shots were paid for
+    (diag,) = diagnostics(task_shot(first_frame=source))
+    assert diag.startswith(f"storyboard.yaml:17:5: error: first_frame: kling-v3-task does not "
+                           f"accept {kind} for image inputs\n  hint: kling-v3-task has no way "
+                           "to receive image bytes")

@@ -94,12 +94,12 @@ def test_image_to_video_first_frame_is_the_start_image(sim, client, png, png_las
 
 def test_the_cdn_upload_flow_and_the_access_url_as_start_image(sim, client, png):
     token = client.post(
-        f"{sim.url('fal')}/storage/auth/token?storage_type=fal-cdn-v3", json={}, headers=FAL_AUTH
-    )
+        f"{sim.url('fal-rest')}/storage/auth/token?storage_type=fal-cdn-v3", json={},
+        headers=FAL_AUTH)
     assert token.status_code == 200
     grant = token.json()
     assert set(grant) == {"token", "token_type", "base_url", "expires_at"}
-    assert grant["base_url"] == sim.url("fal")
+    assert grant["base_url"] == sim.base_url + "/fal-cdn"
     upload = client.post(
         f"{grant['base_url']}/files/upload",
         content=png,
@@ -124,14 +124,24 @@ def test_the_cdn_upload_flow_and_the_access_url_as_start_image(sim, client, png)
 
 def test_an_upload_needs_a_token_from_the_token_endpoint(sim, client, png):
     answer = client.post(
-        f"{sim.url('fal')}/files/upload", content=png, headers={"Authorization": "Bearer made-up"}
-    )
+        f"{sim.base_url}/fal-cdn/files/upload", content=png,
+        headers={"Authorization": "Bearer made-up"})
     assert answer.status_code == 401
+
+
+@pytest.mark.parametrize("host, path", [
+    ("fal", "/storage/auth/token?storage_type=fal-cdn-v3"),  # the token is the REST host's
+    ("fal", "/files/upload"),  # uploads go to the CDN named by the token
+    ("fal-rest", "/fal-ai/kling-video/v3/pro/text-to-video"),  # submits go to the queue
+])
+def test_each_fal_host_serves_only_its_own_routes(sim, client, host, path):
+    answer = client.post(sim.url(host) + path, json={}, headers=FAL_AUTH)
+    assert answer.status_code == 404, answer.text
 
 
 def test_the_initiate_and_put_upload_fallback(sim, client, png):
     grant = client.post(
-        f"{sim.url('fal')}/storage/upload/initiate?storage_type=gcs",
+        f"{sim.url('fal-rest')}/storage/upload/initiate?storage_type=gcs",
         json={"file_name": "a.png", "content_type": "image/png"},
         headers=FAL_AUTH,
     ).json()

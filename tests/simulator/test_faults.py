@@ -106,7 +106,7 @@ def test_download_faults(sim, client, faults):
 
 def test_upload_faults(sim, client, faults, png):
     faults.rate_limit(1, provider="fal", kind="upload")
-    url = f"{sim.url('fal')}/storage/auth/token?storage_type=fal-cdn-v3"
+    url = f"{sim.url('fal-rest')}/storage/auth/token?storage_type=fal-cdn-v3"
     assert client.post(url, json={}, headers=FAL_AUTH).status_code == 429
     assert client.post(url, json={}, headers=FAL_AUTH).status_code == 200
 

@@ -63,7 +63,7 @@ def test_record_info_envelope_uses_message(sim, client):
 
 def test_a_first_frame_url_is_the_clips_first_frame(sim, client, png):
     upload = client.post(
-        f"{sim.url('fal')}/storage/upload/initiate",
+        f"{sim.url('fal-rest')}/storage/upload/initiate",
         json={"file_name": "f.png"},
         headers={"Authorization": "Key fal-id:fal-secret"},
     ).json()

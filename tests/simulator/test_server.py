@@ -17,6 +17,7 @@ def test_url_layout(sim):
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", sim.base_url)
     assert sim.url("runware") == sim.base_url + "/runware/v1"
     assert sim.url("fal") == sim.base_url + "/fal"
+    assert sim.url("fal-rest") == sim.base_url + "/fal-rest"
     assert sim.url("kling-v3-task") == sim.base_url + "/kling-v3-task"
     with pytest.raises(KeyError):
         sim.url("kling")
@@ -26,6 +27,7 @@ def test_env_points_a_client_at_the_simulator(sim):
     env = sim.env()
     assert env["KLING_COMPOSE_RUNWARE_URL"] == sim.url("runware")
     assert env["KLING_COMPOSE_FAL_URL"] == sim.url("fal")
+    assert env["KLING_COMPOSE_FAL_REST_URL"] == sim.url("fal-rest")
     assert env["KLING_COMPOSE_KLING_V3_TASK_URL"] == sim.url("kling-v3-task")
     assert env["RUNWARE_API_KEY"] == KEYS["runware"]
     assert env["KLING_V3_TASK_API_KEY"] == KEYS["kling-v3-task"]

@@ -1,0 +1,508 @@
+"""kie.ai's Kling 3.0 (model `kling-3.0/video`): capability data and one class.
+
+Sources (see docs/providers.md, "kie"): the Kling 3.0 page
+https://docs.kie.ai/market/kling/kling-3-0 (OpenAPI `.md`, the newer spec: `mode` std|pro|4K, elements with `element_input_audio_urls`) and
+an older copy of the same page (`mode` std|pro, `element_input_video_urls`); the task query
+https://docs.kie.ai/market/common/get-task-detail; the File Upload API
+https://docs.kie.ai/file-upload-api. Where the two spec versions disagree this module takes the
+stricter reading, so a request is never refused after other shots were paid for; a value that
+neither version states is marked [inferred].
+
+Fields that do not apply are left out as the docs' own usage examples do: a single-shot body has
+no `multi_prompt`, a multi-shot body no `prompt` (both are in the schema's `required` list, which
+the examples do not follow) [inferred].
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import PurePosixPath
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+from .. import rules
+from ..errors import Diagnostic
+from ..model import Element, FrameSource, Prompt, ResolvedShot
+from .base import ModelSpec
+
+NAME = "kie"
+MODEL_ID = "kling-3.0/video"  # Kling 3.0 spec: `model` enum is only "kling-3.0/video"
+_SOURCE = "docs.kie.ai/market/kling/kling-3-0"
+
+# storyboard alias -> `input.mode` (newer spec: std | pro | 4K; the older one has no 4K)
+MODES: Mapping[str, str] = {"kling-3-std": "std", "kling-3-pro": "pro", "kling-3-4k": "4K"}
+
+# the output size of each mode and aspect (Kling 3.0 spec, "Resolution Mappings")
+RESOLUTIONS: Mapping[str, Mapping[str, tuple[int, int]]] = {
+    "std": {"16:9": (1280, 720), "9:16": (720, 1280), "1:1": (720, 720)},
+    "pro": {"16:9": (1920, 1080), "9:16": (1080, 1920), "1:1": (1080, 1080)},
+    "4K": {"16:9": (3840, 2160), "9:16": (2160, 3840), "1:1": (2160, 2160)},
+}
+
+
+def _spec(alias: str) -> ModelSpec:
+    return ModelSpec(
+        alias=alias,
+        model_id=MODEL_ID,
+        source=_SOURCE,
+        durations_s=(3, 15),  # `duration` enum "3".."15"
+        prompt_chars=(2, 2500),  # product brief: the spec gives no bound for `prompt`
+        sizes=None,  # the API takes an aspect ratio; the mode sets the resolution
+        aspects=("16:9", "9:16", "1:1"),  # `aspect_ratio` enum
+        frame_images=(1, 2),  # `image_urls`: 1 = first frame, 2 = first + last
+        max_elements=3,  # `kling_elements` maxItems 3
+        max_element_images=3,  # "2-4 URLs required" = frontal + at most 3
+        takes=(1, 1),  # one video per task
+        quality=None,
+        cfg_scale=None,
+        multi_prompt_segments=5,  # newer spec: "Supports up to 5 shots"
+        segment_s=(1, 12),  # `multi_prompt[].duration`: integer, minimum 1, maximum 12
+        supports=frozenset(
+            {"multi_prompt", "duration", "size", "aspect", "audio", "first_frame",
+             "last_frame", "elements"}
+        ),  # fmt: skip
+        prices={},  # kie.ai bills credits and publishes no USD price in its API docs
+    )
+
+
+MODELS: Mapping[str, ModelSpec] = {alias: _spec(alias) for alias in MODES}
+
+SEGMENT_CHARS = 500  # `multi_prompt[].prompt` maxLength 500
+ELEMENT_REF_CHARS = 37  # "Each @element will occupy 37 characters"
+ELEMENT_IMAGES = (2, 4)  # `element_input_urls`: "2-4 URLs required"
+ELEMENT_VOICES = 1  # newer spec: "Up to 1 audio URL" (`element_input_audio_urls`)
+ELEMENT_IMAGE_BYTES = 10 * 1024 * 1024  # "Maximum file size: 10MB per image"
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})  # "Only JPG, JPEG, PNG" / "JPG, PNG"
+# image suffixes a URL may end with that kie does not take
+_OTHER_IMAGE_SUFFIXES = frozenset(
+    {".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".svg"}
+)
+DEFAULT_DURATION = 5  # `duration` default "5"; sent explicitly (required in the schema)
+DEFAULT_ASPECT = "16:9"  # sent explicitly: the newer spec's default is 16:9, the older one's 1:1
+
+# Images and voices are sent as URLs; local files and chained frames are uploaded by the
+# engine (File Upload API) and sent as their downloadUrl. Data URIs and provider UUIDs are
+# refused. Videos are refused by this provider's own element check and by `supports`
+# (`video`, `reference_videos`), so the kind check must not report them a second time.
+ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {
+    "image": frozenset({"url", "path", "chain"}),
+    "audio": frozenset({"url", "path", "chain"}),
+    "video": frozenset({"url", "uuid", "data", "path", "chain"}),
+}
+
+UPLOAD_PATH = "kling-compose"  # `uploadPath`: "without leading or trailing slashes"
+
+Ref = Callable[[FrameSource, str], str]
+
+
+# -- run time: createTask, recordInfo, file-stream-upload -------------------------------------
+
+# rate limited, maintenance, server error (the upload API's 500 too)
+_RETRY_CODES = frozenset({429, 455, 500})
+# A server error answering createTask may come after the task was made: sending it again could
+# pay twice (429 and 455 say the request was not taken, a gateway's 503 that it never arrived)
+_SUBMIT_LOST_CODES = frozenset({500})
+_SUBMIT_LOST_STATUS = frozenset({500, 502, 504})
+_UNKNOWN_TASK_CODES = frozenset({404, 422})  # recordInfo: "Task not found", "recordInfo is null"
+_HINTS = {
+    401: "check KIE_API_KEY",
+    402: "insufficient credits: add credits to the kie.ai account",
+    433: "the sub-key's usage limit is exceeded: raise it or use another key",
+    505: "the feature is disabled at kie.ai",
+}
+
+
+def _code(body: Any) -> int | None:
+    """The envelope's `code` as an int (the newer spec types it as a string in one place)."""
+    value = body.get("code") if isinstance(body, dict) else None
+    try:
+        return int(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _message(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    return body.get("msg") or body.get("message")
+
+
+def _refusal(code: int | None, message: str | None, what: str) -> str:
+    hint = _HINTS.get(code)
+    text = f"kie refused the {what}: code {code}: {message}"
+    return f"{text} ({hint})" if hint else text
+
+
+def _judge(response, body: Any, label: str, what: str) -> int | None:
+    """Raise for anything but a success; returns the body's code. The body's `code` decides
+    (kie answers its codes with HTTP 200 on createTask); without one, the HTTP status does."""
+    from .base import TRANSIENT_STATUS, ProviderError, TransientError, retry_after_s
+
+    code, message, status = _code(body), _message(body), response.status_code
+    if code in _RETRY_CODES or (code is None and status in TRANSIENT_STATUS):
+        shown = f"code {code}" if code is not None else f"HTTP {status}"
+        raise TransientError(f"{label} answered {shown}: {message}", retry_after_s(response))
+    if code is not None and code != 200:
+        raise ProviderError(_refusal(code, message, what))
+    if status >= 400 or code is None:
+        raise ProviderError(f"{label} refused the {what} (HTTP {status}): {message}")
+    return code
+
+
+def _envelope(response, what: str, unknown_ok: bool = False) -> dict:
+    """The `{code, msg, data}` answer of createTask or recordInfo, judged by `_judge`.
+
+    With `unknown_ok`, an answer saying the task does not exist is returned for the caller.
+    """
+    from .base import ProviderError, json_answer
+
+    body = json_answer(response, NAME)
+    if not isinstance(body, dict):
+        raise ProviderError(f"kie answered the {what} with JSON that is not an object")
+    if unknown_ok and _code(body) in _UNKNOWN_TASK_CODES:
+        return body
+    _judge(response, body, NAME, what)
+    return body
+
+
+class KieTasks:
+    """createTask (the server assigns taskId), then recordInfo until success or fail."""
+
+    client_task_id = False  # the server assigns taskId: a lost answer cannot be re-sent safely
+    batch_poll = False  # recordInfo takes one taskId
+    upload_ttl_s = 20 * 3600  # uploads are kept 24 h (pages say 24 h or 3 days): margin 4 h
+
+    def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
+        import httpx
+
+        return httpx.Request("POST", f"{base_url}/api/v1/jobs/createTask", json=dict(request),
+                             headers={"Authorization": f"Bearer {key.reveal()}"})
+
+    def read_submit(self, response, task_id: str):
+        """The taskId; LostAnswer when a server error leaves open whether the task was made."""
+        from .base import Handle, LostAnswer, ProviderError
+
+        try:
+            code = _code(response.json())
+        except ValueError:
+            code = None
+        status = response.status_code
+        if code in _SUBMIT_LOST_CODES or (code is None and status in _SUBMIT_LOST_STATUS):
+            shown = f"code {code}" if code is not None else f"HTTP {status}"
+            raise LostAnswer(f"kie answered {shown} to the submission")
+        data = _envelope(response, "task").get("data")
+        found = data.get("taskId") if isinstance(data, dict) else None
+        if not isinstance(found, str) or not found:
+            raise ProviderError("kie accepted the task but its answer has no data.taskId")
+        return Handle(found)
+
+    def poll_request(self, handle, base_url: str, key):
+        import httpx
+
+        return httpx.Request("GET", f"{base_url}/api/v1/jobs/recordInfo",
+                             params={"taskId": handle.task_id},
+                             headers={"Authorization": f"Bearer {key.reveal()}"})
+
+    def read_status(self, response, handle, takes: int):
+        from .base import ProviderError, Result, Status
+
+        body = _envelope(response, "task query", unknown_ok=True)
+        if _code(body) in _UNKNOWN_TASK_CODES:
+            return Status("unknown", message=handle.task_id)  # kie does not know the task
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise ProviderError("kie answered the task query without data")
+        state = data.get("state")
+        if state == "success":
+            urls = _result_urls(data.get("resultJson"))
+            if not urls:
+                return Status("failed", message="kie reported success without a result URL")
+            return Status("done", tuple(Result(u) for u in urls[: max(1, takes)]))
+        if state == "fail":
+            code, message = data.get("failCode"), data.get("failMsg") or "generation failed"
+            return Status("failed", message=f"{code}: {message}" if code else message)
+        return Status("processing")  # waiting | queuing | generating (an unknown state waits)
+
+    async def upload(self, send, data: bytes, mime: str, name: str, url, key) -> str:
+        """POST the bytes to the File Upload API (multipart); returns `data.downloadUrl`."""
+        import httpx
+
+        from .base import ProviderError, json_answer
+
+        request = httpx.Request(
+            "POST", f"{url('kie-upload')}/api/file-stream-upload",
+            files={"file": (name, data, mime)},
+            data={"uploadPath": UPLOAD_PATH, "fileName": name},
+            headers={"Authorization": f"Bearer {key.reveal()}"},
+        )  # fmt: skip
+        response = await send(request)
+        body = json_answer(response, "kie upload")
+        if not isinstance(body, dict):
+            raise ProviderError("kie upload answered with JSON that is not an object")
+        if body.get("success") is False and _code(body) in (None, 200):
+            raise ProviderError(f"kie refused the upload: {_message(body)}")
+        _judge(response, body, "kie upload", "upload")
+        found = body.get("data")
+        link = found.get("downloadUrl") if isinstance(found, dict) else None
+        if not isinstance(link, str) or not link.startswith(("http://", "https://")):
+            raise ProviderError("kie accepted the upload but its answer has no data.downloadUrl")
+        return link
+
+
+def _result_urls(result: Any) -> list[str]:
+    """`resultJson` is a JSON string holding `{"resultUrls": [...]}` (an object is read too)."""
+    import json
+
+    if isinstance(result, str):
+        try:
+            result = json.loads(result or "{}")
+        except ValueError:
+            return []
+    urls = result.get("resultUrls") if isinstance(result, dict) else None
+    return [u for u in urls if isinstance(u, str) and u] if isinstance(urls, list) else []
+
+
+# -- compile time -----------------------------------------------------------------------------
+
+
+class KieProvider(KieTasks):
+    """Builds kie.ai `createTask` bodies for Kling 3.0; the price is unknown (credits)."""
+
+    name = NAME
+    models = MODELS
+    inline_media: frozenset[str] = frozenset()  # everything local is uploaded
+
+    def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+        diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)
+        diags += rules.check_element_frontal(shot, self.name)
+        diags += _check_frames(shot)
+        diags += _check_segments(shot, self.prompt_text)
+        diags += _check_elements(shot)
+        diags += _check_image_files(shot)
+        diags += _check_size(shot, spec)
+        return diags
+
+    def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
+        """The prompt as sent: `@name` stays `@name` (kie: `@element_name`)."""
+        return prompt.render(lambda name: "@" + name)
+
+    def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
+        # NOTE: the key order follows the spec's field order (x-apidog-orders) and its examples.
+        multi = bool(shot.multi_prompt)
+        fields: dict[str, Any] = {}
+        if not multi and shot.prompt is not None:
+            fields["prompt"] = self.prompt_text(shot, shot.prompt)
+        frames = [f for f in (shot.first_frame, shot.last_frame) if f is not None]
+        if frames:
+            fields["image_urls"] = [ref(f, "image") for f in frames]
+        # single-shot: default false; multi-shot: the newer spec defaults to true, the older
+        # says "must be true", so true is sent (audio: false is a warning)
+        fields["sound"] = True if multi else bool(shot.audio)
+        fields["duration"] = str(rules.effective_duration(shot) or DEFAULT_DURATION)
+        aspect = _aspect_ratio(shot)
+        if aspect is not None:
+            fields["aspect_ratio"] = aspect
+        fields["mode"] = MODES[spec.alias]
+        fields["multi_shots"] = multi  # sent on every request (required)
+        if multi:
+            fields["multi_prompt"] = [
+                {"prompt": self.prompt_text(shot, seg.prompt), "duration": seg.duration_s}
+                for seg in shot.multi_prompt
+            ]
+        if shot.elements:
+            fields["kling_elements"] = [element_body(e, ref) for e in shot.elements]
+        return {"model": spec.model_id, "input": fields}
+
+    def cost(
+        self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
+    ) -> Decimal | None:
+        return None
+
+    def cost_note(
+        self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
+    ) -> str | None:
+        return "kie.ai bills credits and publishes no USD price in its API docs"
+
+
+def element_body(element: Element, ref: Ref) -> dict[str, Any]:
+    """A `kling_elements[]` item: {name, description, element_input_urls[, audio]}."""
+    images = [element.frontal_image] if element.frontal_image is not None else []
+    body: dict[str, Any] = {
+        "name": element.name,
+        # `description` is required by both spec versions; an element without one sends its
+        # name [inferred]
+        "description": element.description or element.name,
+        "element_input_urls": [ref(s, "image") for s in images + list(element.images)],
+    }
+    if element.voices:  # newer spec only
+        body["element_input_audio_urls"] = [ref(s, "audio") for s in element.voices]
+    return body
+
+
+def _aspect_ratio(shot: ResolvedShot) -> str | None:
+    if shot.first_frame is not None or shot.last_frame is not None:
+        return None  # "When image_urls is provided, this parameter is optional": follows it
+    if shot.size is not None:
+        return rules.aspect_of(shot.size)
+    return shot.aspect or DEFAULT_ASPECT
+
+
+# -- kie's own rules ----------------------------------------------------------------------------
+
+
+def _check_frames(shot: ResolvedShot) -> list[Diagnostic]:
+    diags = []
+    if shot.last_frame is not None and shot.first_frame is None:
+        diags.append(Diagnostic(
+            "a last_frame needs a first_frame on kie: a single image in image_urls is the "
+            "first frame",
+            shot.where("last_frame"),
+            "add a first_frame, or make this image the first_frame",
+        ))  # fmt: skip
+    if shot.multi_prompt and shot.last_frame is not None:
+        diags.append(Diagnostic(
+            "a multi-shot generation on kie takes a first_frame only, no last_frame",
+            shot.where("last_frame"),
+            "docs.kie.ai Kling 3.0: when multi_shots is true, only the first frame is "
+            "supported; remove the last_frame or the multi_prompt",
+        ))  # fmt: skip
+    if shot.elements and shot.first_frame is None:
+        names = ", ".join("@" + e.name for e in shot.elements)
+        diags.append(Diagnostic(
+            f"elements ({names}) need a first_frame on kie",
+            _elements_where(shot),
+            "docs.kie.ai Kling 3.0: image_urls is required when elements are referenced in "
+            "the prompt; add a first_frame",
+        ))  # fmt: skip
+    if shot.multi_prompt and shot.audio is False:
+        diags.append(Diagnostic(
+            "audio: false is not sent: multi-shot generations on kie have sound",
+            shot.where("audio"),
+            "docs.kie.ai Kling 3.0: sound defaults to true in multi-shot mode (older spec: "
+            "must be true); provider_options: {input: {sound: false}} sends it anyway",
+            severity="warning",
+        ))  # fmt: skip
+    return diags
+
+
+def _elements_where(shot: ResolvedShot):
+    """Where a shot's elements come from: its `elements:` list, else its prompt."""
+    for name in ("elements", "prompt", "multi_prompt"):
+        if name in shot.locations:
+            return shot.where(name)
+    return shot.location
+
+
+def _check_segments(shot: ResolvedShot, prompt_text) -> list[Diagnostic]:
+    """Each shot prompt at most 500 characters as kie counts them (an @element counts 37)."""
+    diags = []
+    for n, seg in enumerate(shot.multi_prompt or (), 1):
+        counted = len(seg.prompt.render(lambda name: "@" * ELEMENT_REF_CHARS))
+        if counted > SEGMENT_CHARS and len(prompt_text(shot, seg.prompt)) <= 2500:
+            diags.append(Diagnostic(
+                f"multi_prompt segment {n} is {counted} characters long as kie counts it "
+                f"(each @element counts {ELEMENT_REF_CHARS}); kie takes at most {SEGMENT_CHARS}",
+                seg.location or shot.where("multi_prompt"),
+                "shorten the segment (docs.kie.ai Kling 3.0: multi_prompt prompt maxLength 500)",
+            ))  # fmt: skip
+    return diags
+
+
+def _check_elements(shot: ResolvedShot) -> list[Diagnostic]:
+    low, high = ELEMENT_IMAGES
+    diags = []
+    for e in shot.elements:
+        where = e.location or shot.where("elements")
+        if e.videos:
+            diags.append(Diagnostic(
+                f"element '{e.name}' has videos; kie elements are images here",
+                where,
+                "kie's two spec versions name video elements differently "
+                "(element_input_video_urls / element_input_urls with start_time, end_time); "
+                "use 2-4 images, or send the element through provider_options",
+            ))  # fmt: skip
+            continue
+        count = len(e.images) + (e.frontal_image is not None)
+        if count < low:
+            diags.append(Diagnostic(
+                f"element '{e.name}' has {count} image{'s' if count != 1 else ''}; kie needs "
+                f"{low}-{high}",
+                where,
+                "give the element a frontal_image and 1-3 images (docs.kie.ai Kling 3.0: "
+                "element_input_urls, 2-4 URLs required)",
+            ))  # fmt: skip
+        if len(e.voices) > ELEMENT_VOICES:
+            diags.append(Diagnostic(
+                f"element '{e.name}' has {len(e.voices)} voices; kie takes at most "
+                f"{ELEMENT_VOICES}",
+                where,
+                "keep one voice (docs.kie.ai Kling 3.0: up to 1 audio URL per element)",
+            ))  # fmt: skip
+    return diags
+
+
+def _image_sources(shot: ResolvedShot):
+    """(field, source, location, is an element image) of every image kie receives."""
+    for name in ("first_frame", "last_frame"):
+        source = getattr(shot, name)
+        if source is not None:
+            yield name, source, source.location or shot.where(name), False
+    for e in shot.elements:
+        for name, source, media in rules.element_sources(e):
+            if media == "image":
+                yield name, source, source.location or e.location or shot.where("elements"), True
+
+
+def _check_image_files(shot: ResolvedShot) -> list[Diagnostic]:
+    """JPG/PNG only; element images at most 10 MB (local files: by their suffix and size)."""
+    diags = []
+    for name, source, where, element_image in _image_sources(shot):
+        if source.kind == "path":
+            suffix = PurePosixPath(source.value.replace("\\", "/")).suffix.lower()
+            wrong = suffix not in IMAGE_SUFFIXES
+        elif source.kind == "url":
+            suffix = PurePosixPath(urlsplit(source.value).path).suffix.lower()
+            wrong = suffix in _OTHER_IMAGE_SUFFIXES
+        else:
+            continue
+        if wrong:
+            diags.append(Diagnostic(
+                f"{name}: kie takes JPG or PNG images, not {suffix or 'a file without suffix'}",
+                where,
+                "convert the image to PNG or JPEG (docs.kie.ai Kling 3.0: JPG, JPEG, PNG)",
+            ))  # fmt: skip
+            continue
+        if element_image and source.kind == "path" and source.path is not None:
+            try:
+                size = source.path.stat().st_size
+            except OSError:
+                continue  # a missing file is reported where the file is read
+            if size > ELEMENT_IMAGE_BYTES:
+                diags.append(Diagnostic(
+                    f"{name}: {source.value} is {size / 1024 / 1024:.1f} MB; kie takes element "
+                    "images of at most 10 MB",
+                    where,
+                    "save it smaller (a JPEG of a few MB is plenty)",
+                ))  # fmt: skip
+    return diags
+
+
+def _check_size(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+    """A `size` is reduced to its aspect; the mode sets the resolution: say so if they differ."""
+    if shot.size is None or rules.follows_input(shot):
+        return []
+    mode = MODES[spec.alias]
+    made = RESOLUTIONS[mode].get(rules.aspect_of(shot.size))
+    if made is None or made == shot.size:
+        return []  # an unavailable aspect is an error of rules.check_size
+    others = [a for a, m in MODES.items() if RESOLUTIONS[m].get(rules.aspect_of(shot.size))
+              == shot.size]  # fmt: skip
+    hint = f"use model {others[0]}" if others else f"write size: {made[0]}x{made[1]}"
+    return [Diagnostic(
+        f"size {shot.size[0]}x{shot.size[1]} is sent as aspect_ratio "
+        f"{rules.aspect_of(shot.size)}: kie model '{spec.alias}' (mode {mode}) makes "
+        f"{made[0]}x{made[1]}",
+        shot.where("size"),
+        f"{hint}, or write aspect: instead of size:",
+        severity="warning",
+    )]  # fmt: skip

@@ -193,6 +193,8 @@ def run_json(result) -> str:
     data = {
         "tasks": [{"id": o.task.id, "kind": o.task.kind, "shot": o.task.shot,
                    "status": o.status, "cost_usd": float(o.cost_usd),
+                   **({"estimated_cost_usd": _num(o.task.cost_usd)}
+                      if o.task.kind == "generate" else {}),
                    **({"error": o.error} if o.error else {})} for o in result.outcomes],
         "generated": result.count("done", "generate"),
         "cached": result.count("cached", "generate"),
@@ -209,12 +211,14 @@ def print_run_summary(result, plan) -> None:
 
     console = _wide_console()
     table = Table(title="run summary")
-    for column in ("task", "status", "cost", "time", "note"):
+    for column in ("task", "status", "estimate", "cost", "time", "note"):
         table.add_column(column)
     colors = {"done": "green", "cached": "dim", "failed": "red", "skipped": "yellow"}
     for o in result.outcomes:
+        generate = o.task.kind == "generate"
         table.add_row(o.task.id, f"[{colors[o.status]}]{o.status}[/]",
-                      format_usd(o.cost_usd) if o.task.kind == "generate" else "",
+                      format_usd(o.task.cost_usd) if generate else "",
+                      format_usd(o.cost_usd) if generate else "",
                       f"{o.elapsed_s:.1f} s" if o.status == "done" else "", o.error or "")
     console.print(table)
     console.print(f"generated {result.count('done', 'generate')}, cached "

@@ -448,11 +448,11 @@ def billed_seconds(shot: ResolvedShot, payload: Mapping[str, Any]) -> int | None
     """Seconds of output billed: the duration sent, or for an edit the source clip's length."""
     if "video" not in payload.get("inputs", {}):
         return int(payload.get("duration", DEFAULT_DURATION_S))
-    if shot.duration is not None:  # on an edit, `duration` states the source clip's length
-        return shot.duration
     if shot.video is not None and shot.video.kind == "path" and shot.video.path is not None:
-        return probe_duration_s(shot.video.path)
-    return None
+        probed = probe_duration_s(shot.video.path)  # the file says what will be billed
+        if probed is not None:
+            return probed
+    return shot.duration  # on an edit, `duration` states the source clip's length
 
 
 def probe_duration_s(path: Path) -> int | None:
@@ -492,6 +492,19 @@ def _check_video_inputs(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]
             "When inputs.video or inputs.referenceVideos is provided, inputs.referenceImages "
             "is limited to 4 items (seeds 003, 004)",
         ))  # fmt: skip
+    source = shot.video
+    if source is not None and source.kind == "path" and source.path is not None and \
+            shot.duration is not None:
+        probed = probe_duration_s(source.path)
+        if probed is not None and probed != shot.duration:
+            diags.append(Diagnostic(
+                f"duration: {shot.duration} does not shorten a video edit: the source clip "
+                f"lasts {probed} s, and the edit is billed for {probed} s",
+                shot.where("duration"),
+                "a video edit keeps its source's length (seed 003: inputs.video cannot be "
+                "used with duration); trim the source clip to pay less",
+                severity="warning",
+            ))  # fmt: skip
     if shot.audio is True:
         diags.append(Diagnostic(
             "audio is not sent: a shot with a video input cannot carry providerSettings",

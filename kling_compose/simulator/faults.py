@@ -9,7 +9,11 @@ server. Transport faults are counted down one request at a time:
   the task API's 455 maintenance or 402 insufficient credits) in the provider's error envelope;
 - `reset(n)`: the next n matching requests lose their connection: the socket is closed with no
   response. With `after_processing=True` the request is handled first (a submit is queued and
-  billed) and only the answer is lost, the case exactly-once spending is about.
+  billed) and only the answer is lost, the case exactly-once spending is about;
+- `truncate(n, fraction)`: the next n matching downloads send only the first `fraction` of the
+  file, without a Content-Length, then close (a connection cut mid-file);
+- `drip(n, interval)`: the next n matching downloads send one byte every `interval` seconds
+  until the client gives up (a server that never finishes).
 
 Generation faults change what the provider reports later:
 
@@ -37,7 +41,7 @@ DEFAULT_TASK_SECONDS = 0.2
 class TransportFault:
     """One armed transport fault; `remaining` counts down as requests match it."""
 
-    kind: str  # "status" | "reset"
+    kind: str  # "status" | "reset" | "truncate" | "drip"
     remaining: int
     status: int = 0
     retry_after: str | None = None
@@ -45,6 +49,7 @@ class TransportFault:
     after_processing: bool = False
     provider: str | None = None
     request_kind: str | None = None
+    amount: float = 0.0  # truncate: the fraction sent; drip: seconds between bytes
 
     def matches(self, provider: str, request_kind: str) -> bool:
         """True when this fault applies to a `request_kind` request to `provider`."""
@@ -132,6 +137,18 @@ class Faults:
                 request_kind=_kind(kind),
             )
         )
+
+    def truncate(self, count: int = 1, fraction: float = 0.4, *,
+                 provider: str | None = None) -> Faults:
+        """The next `count` downloads end after `fraction` of the bytes, with no length."""
+        return self._arm(TransportFault("truncate", count, provider=_provider(provider),
+                                        request_kind="download", amount=fraction))
+
+    def drip(self, count: int = 1, interval: float = 0.5, *,
+             provider: str | None = None) -> Faults:
+        """The next `count` downloads send a byte every `interval` s and never finish."""
+        return self._arm(TransportFault("drip", count, provider=_provider(provider),
+                                        request_kind="download", amount=interval))
 
     def fail_generation(
         self,

@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -68,6 +69,16 @@ _PATHS = {"runware": "/runware/v1", "fal": "/fal", "fal-rest": "/fal-rest",
           "fal-cdn": "/fal-cdn", "fal-api": "/fal-api", "kling-v3-task": "/kling-v3-task",
           "kie": "/kie", "kie-upload": "/kie-upload"}
 _RESET = object()  # a dispatch result: close the connection without answering
+
+
+@dataclass(frozen=True, slots=True)
+class _Partial:
+    """A dispatch result: a download answered in part (truncate) or a byte at a time (drip)."""
+
+    data: bytes
+    kind: str
+    amount: float
+    content_type: str
 
 
 class Simulator:
@@ -244,6 +255,9 @@ class Simulator:
         fault = self.faults.take(provider, "download") if stored is not None else None
         if fault is not None and (fault.kind == "reset"):
             return _RESET
+        if fault is not None and fault.kind in ("truncate", "drip"):
+            return _Partial(stored.path.read_bytes(), fault.kind, fault.amount,
+                            stored.content_type)
         if fault is not None:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             return json_response(
@@ -301,6 +315,9 @@ class _Handler(BaseHTTPRequestHandler):
         if result is _RESET:
             self._reset()
             return
+        if isinstance(result, _Partial):
+            self._send_partial(result)
+            return
         self._send(result)
 
     def _body(self) -> bytes:
@@ -325,6 +342,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+    def _send_partial(self, partial: _Partial) -> None:
+        """A body without Content-Length, ended by closing the connection: cut short, or
+        dripped a byte at a time until the client hangs up."""
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", partial.content_type)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            if partial.kind == "truncate":
+                self.wfile.write(partial.data[: int(len(partial.data) * partial.amount)])
+            else:
+                for index in range(len(partial.data)):
+                    self.wfile.write(partial.data[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(partial.amount)
+        except OSError:
+            pass  # the client gave up
+        self._reset()
 
     def _reset(self) -> None:
         # SO_LINGER 0: closing sends RST, so the client sees a reset, not a clean EOF.

@@ -368,7 +368,7 @@ class PollGroup:
     def __init__(self, remote: Remote, provider: str, key, base: str) -> None:
         self.remote, self.name, self.key, self.base = remote, provider, key, base
         self.provider = PROVIDERS[provider]
-        self.members: dict[str, _Member] = {}
+        self.members: dict[int, _Member] = {}
         self.wake = asyncio.Event()
         self.loop_task: asyncio.Task | None = None
 
@@ -378,14 +378,14 @@ class PollGroup:
         now = clock.now()
         member = _Member(task, handle, takes, asyncio.get_running_loop().create_future(),
                          delays, now + next(delays), now + settings.poll_timeout_s)
-        self.members[handle.task_id] = member
+        self.members[id(member)] = member
         self.wake.set()
         if self.loop_task is None or self.loop_task.done():
             self.loop_task = asyncio.create_task(self._loop())
         try:
             return await member.future
         finally:
-            self.members.pop(handle.task_id, None)
+            self.members.pop(id(member), None)
 
     async def _loop(self) -> None:
         clock = self.remote.clock

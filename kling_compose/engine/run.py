@@ -184,6 +184,9 @@ class _Runner:
     previous: dict[str, Record | None] = field(default_factory=dict)
     records: dict[str, Record] = field(default_factory=dict)
     futures: dict[str, asyncio.Future] = field(default_factory=dict)
+    # two tasks with one cache key (two shots asking for the very same clip) are one piece of
+    # work: the second waits for the first and reuses its result, never paying twice
+    key_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def run(self) -> RunResult:
         self.store.clean_temp()
@@ -218,8 +221,9 @@ class _Runner:
             blocked = next(o.task.id for o in upstream if o.status in ("failed", "skipped"))
             outcome = Outcome(task, "skipped", error=f"needs {blocked}")
         else:
-            async with limits[task.provider]:
-                outcome = await self.execute(task)
+            async with self.key_locks.setdefault(task.cache_key, asyncio.Lock()):
+                async with limits[task.provider]:
+                    outcome = await self.execute(task)
         self.reporter.finished(outcome)
         self.futures[task.id].set_result(outcome)
         return outcome

@@ -380,3 +380,13 @@ async def _send(remote: Remote, request: httpx.Request) -> httpx.Response:
 async def _download(remote: Remote, url: str, expected_s: float | None = None) -> str:
     async with remote.client:
         return await remote.download(url, ".mp4", expected_s)
+
+
+def test_two_shots_asking_for_the_same_clip_are_paid_once(tmp_path, clip):
+    twins = independent_storyboard(2).replace("shot number 2", "shot number 1")
+    root = make_project(tmp_path, twins)
+    fake = BatchRunware(clip, polls_until_done=2)
+    result, _ = run(root, fake, concurrency=4)
+    assert result.ok and len(fake.tasks) == 1
+    assert sorted(statuses(result)[t] for t in ("generate:s1", "generate:s2")) == \
+        ["cached", "done"]

@@ -218,7 +218,7 @@ def print_run_summary(result, plan) -> None:
         generate = o.task.kind == "generate"
         table.add_row(o.task.id, f"[{colors[o.status]}]{o.status}[/]",
                       format_usd(o.task.cost_usd) if generate else "",
-                      format_usd(o.cost_usd) if generate else "",
+                      _paid(o) if generate else "",
                       f"{o.elapsed_s:.1f} s" if o.status == "done" else "", o.error or "")
     console.print(table)
     console.print(f"generated {result.count('done', 'generate')}, cached "
@@ -227,6 +227,13 @@ def print_run_summary(result, plan) -> None:
     root = plan.resolved.storyboard.root
     for film in result.films:
         console.print(f"film: {root / film}")
+
+
+def _paid(outcome) -> str:
+    """What a generate task cost this run; unknown when it ran at an unknown price."""
+    unknown = outcome.status == "done" and outcome.record is not None and \
+        outcome.record.cost_usd is None
+    return "unknown" if unknown else format_usd(outcome.cost_usd)
 
 
 def status_json(report) -> str:

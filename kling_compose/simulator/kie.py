@@ -31,7 +31,6 @@ is applied as the docs' own examples follow it (see `_check`).
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
 import re
 import time
@@ -43,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .faults import TransportFault
+from .kling_v3_task import task_record
 from .store import Backend, ClipPlan, Generation, ImageInput, InputError, image_format
 from .wire import Request, Response, Route, json_response
 
@@ -90,7 +90,6 @@ VIDEO_SUFFIXES = (".mp4", ".mov")  # video elements: MP4, MOV
 VIDEO_SPAN_MS = (3000, 8000)  # end_time - start_time
 UPLOAD_FIELDS = frozenset({"file", "uploadPath", "fileName"})
 # Fractions of the generation time spent waiting and queuing before generating [inferred].
-_WAITING, _QUEUING = 0.15, 0.3
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -164,29 +163,7 @@ class Kie:
 
     def task_data(self, generation: Generation) -> dict[str, Any]:
         """recordInfo's `data` object."""
-        done = self.backend.finish(generation)
-        now_ms = int(time.time() * 1000)
-        data: dict[str, Any] = {
-            "taskId": generation.id,
-            "model": MODEL,
-            "state": _state(generation, self.backend.clock(), done),
-            "param": json.dumps(generation.request),
-            "resultJson": "",
-            "failCode": "",
-            "failMsg": "",
-            "costTime": None,
-            "completeTime": generation.finished_ms if done else None,
-            "createTime": generation.created_ms,
-            "updateTime": generation.finished_ms if done else now_ms,
-        }
-        if data["state"] == "success":
-            urls = [self.backend.file_url(f.name) for f in generation.outputs]
-            data["resultJson"] = json.dumps({"resultUrls": urls})
-            data["costTime"] = generation.finished_ms - generation.created_ms
-        elif data["state"] == "fail":
-            data["failCode"] = generation.failure.code or "501"
-            data["failMsg"] = generation.failure.message
-        return data
+        return task_record(self.backend, generation, MODEL)
 
     # the upload host -----------------------------------------------------------------------
 
@@ -251,15 +228,6 @@ def error(
 def upload_error(code: int, detail: str) -> Response:
     """The File Upload API's envelope for a refusal [inferred: only its success is shown]."""
     return json_response(code, {"success": False, "code": code, "msg": detail, "data": None})
-
-
-def _state(generation: Generation, now_s: float, done: bool) -> str:
-    if done:
-        return "fail" if generation.failure is not None else "success"
-    progress = generation.progress(now_s)
-    if progress < _WAITING:
-        return "waiting"
-    return "queuing" if progress < _QUEUING else "generating"
 
 
 # -- createTask validation -------------------------------------------------------------------

@@ -137,29 +137,7 @@ class KlingV3Task:
 
     def task_data(self, generation: Generation) -> dict[str, Any]:
         """The query's `data` object (also the callback payload)."""
-        done = self.backend.finish(generation)
-        now_ms = int(time.time() * 1000)
-        data = {
-            "taskId": generation.id,
-            "model": MODEL,
-            "state": _state(generation, self.backend.clock(), done),
-            "param": json.dumps(generation.request),
-            "resultJson": "",
-            "failCode": "",
-            "failMsg": "",
-            "costTime": None,
-            "completeTime": generation.finished_ms if done else None,
-            "createTime": generation.created_ms,
-            "updateTime": generation.finished_ms if done else now_ms,
-        }
-        if data["state"] == "success":
-            urls = [self.backend.file_url(f.name) for f in generation.outputs]
-            data["resultJson"] = json.dumps({"resultUrls": urls})
-            data["costTime"] = generation.finished_ms - generation.created_ms
-        elif data["state"] == "fail":
-            data["failCode"] = generation.failure.code or "501"
-            data["failMsg"] = generation.failure.message
-        return data
+        return task_record(self.backend, generation, MODEL)
 
     def _notify(self, generation: Generation, data: dict) -> None:
         """POST the finished data to callback_url once, from a background thread."""
@@ -200,6 +178,34 @@ def _state(generation: Generation, now_s: float, done: bool) -> str:
     if progress < _WAITING:
         return "waiting"
     return "queuing" if progress < _QUEUING else "generating"
+
+
+def task_record(backend: Backend, generation: Generation, model: str) -> dict[str, Any]:
+    """recordInfo's `data` object, the Market API shape kie.ai documents (shared by the seed
+    002 dialect and the `kie` simulator: docs.kie.ai/market/common/get-task-detail)."""
+    done = backend.finish(generation)
+    now_ms = int(time.time() * 1000)
+    data: dict[str, Any] = {
+        "taskId": generation.id,
+        "model": model,
+        "state": _state(generation, backend.clock(), done),
+        "param": json.dumps(generation.request),
+        "resultJson": "",
+        "failCode": "",
+        "failMsg": "",
+        "costTime": None,
+        "completeTime": generation.finished_ms if done else None,
+        "createTime": generation.created_ms,
+        "updateTime": generation.finished_ms if done else now_ms,
+    }
+    if data["state"] == "success":
+        urls = [backend.file_url(f.name) for f in generation.outputs]
+        data["resultJson"] = json.dumps({"resultUrls": urls})
+        data["costTime"] = generation.finished_ms - generation.created_ms
+    elif data["state"] == "fail":
+        data["failCode"] = generation.failure.code or "501"
+        data["failMsg"] = generation.failure.message
+    return data
 
 
 def _check(backend: Backend, body: Mapping[str, Any]) -> tuple[list[str], ClipPlan | None]:

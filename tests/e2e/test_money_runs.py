@@ -173,3 +173,23 @@ scenes:
     (upload,) = [r for r in sim.requests("runware", "upload")]
     assert upload.body[0]["taskType"] == "mediaStorage"
     assert str(sim.billed("runware")) == "0.672"  # 0.168 x the source's 4 s
+
+
+@pytest.mark.parametrize("provider", ["runware", "fal", "kie"])
+def test_killed_while_downloading_resumes_by_downloading_not_paying(project, sim, provider):
+    root = project(ONE_SHOT)
+    sim.faults.drip(1, 0.2, provider=provider)  # the first download hangs: kill it there
+    command = [sys.executable, "-m", "kling_compose", "run", str(root), "--provider", provider]
+    proc = subprocess.Popen(command, env=os.environ | environment(sim),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not sim.requests(provider, "download"):
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert not (root / ".kling-compose" / "objects").exists() or not any(
+        (root / ".kling-compose" / "objects").rglob("*.mp4"))  # nothing half-written kept
+    summary = run(root, provider, sim)
+    assert summary["failed"] == 0 and summary["generated"] == 1, summary
+    assert len(sim.generations(provider)) == 1

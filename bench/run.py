@@ -11,10 +11,11 @@ grow x1.5 up to 5 s) and, where asked, warm (the same project again with every p
 so every shot is generated anew while state.db holds the cold run's timings: polls wait until
 90 % of the expected time, then come densely).
 
-    .venv/bin/python bench/run.py              # the table of docs/benchmarks.md (~10 minutes)
+    .venv/bin/python bench/run.py              # the table of docs/benchmarks.md (~9 minutes)
     .venv/bin/python bench/run.py --quick      # runware cold and warm only (~2.5 minutes)
     .venv/bin/python bench/run.py --providers fal --scenarios warm --clips 20 --seconds 60
     .venv/bin/python bench/run.py --providers runware --scenarios cold --listen-backlog 128
+    .venv/bin/python bench/run.py --providers runware --trace   # each submit and poll, timed
 
 The default table adds a runware row of 12 clips of 30 s (the figure before adaptive, batched
 polling was 9.0 requests per clip) and a runware cold row with the simulator's listen backlog
@@ -81,7 +82,7 @@ class Case:
     backlog: int | None = None
 
 
-# the table of docs/benchmarks.md (about 10 minutes)
+# the table of docs/benchmarks.md (about 9 minutes)
 DEFAULT_PLAN = (
     Case("runware"), Case("fal"), Case("kie"),
     Case("runware", ("cold",), 12, 12, 30.0),  # the sanity row: 9.0 requests per clip before
@@ -166,6 +167,9 @@ class RenderClock:
         return total, wall
 
 
+TRACE = False  # --trace: print each submit and poll of a run, timed from the first submit
+
+
 def run_once(sim: Simulator, renders: RenderClock, root: Path, provider: str, scenario: str,
              clips: int, concurrency: int, task_s: float) -> Row:
     """One `kling-compose run` of the project at `root`; its requests and times."""
@@ -192,6 +196,14 @@ def run_once(sim: Simulator, renders: RenderClock, root: Path, provider: str, sc
         sys.exit(f"{provider} {scenario}: requests to another provider")
     counts = {kind: sum(1 for r in records if r.kind == kind) for kind in KINDS}
     submits = [r.time_s for r in records if r.kind == "submit"]
+    if TRACE:
+        print(f"# {provider} {scenario}: submits and polls, seconds after the first submit "
+              "(tasks: how many a batched request carries)")
+        for r in records:
+            if r.kind in ("submit", "poll"):
+                tasks = f"  tasks {len(r.body)}" if isinstance(r.body, list) else ""
+                print(f"#   {r.time_s - min(submits):7.3f}  {r.kind:<6} {r.method} "
+                      f"{r.path[:70]}{tasks}")
     downloads = [r for r in records if r.kind == "download"]
     lags = []
     for generation in sim.generations(provider)[seen_generations:]:
@@ -209,10 +221,9 @@ def run_case(case: Case) -> list[Row]:
     import kling_compose.simulator.server as server
 
     label = "" if case.backlog is None else f" bl{case.backlog}"
-    plain = server.ThreadingHTTPServer
+    plain = server._Server
     if case.backlog is not None:  # the listen() backlog of the simulator's server socket
-        server.ThreadingHTTPServer = type("Backlogged", (plain,),
-                                          {"request_queue_size": case.backlog})
+        server._Server = type("Backlogged", (plain,), {"request_queue_size": case.backlog})
     rows = []
     try:
         with Simulator(KEYS, Faults(task_seconds=case.seconds)) as sim, \
@@ -231,7 +242,7 @@ def run_case(case: Case) -> list[Row]:
                     rows.append(row)
                     print_row(row)
     finally:
-        server.ThreadingHTTPServer = plain
+        server._Server = plain
     return rows
 
 
@@ -266,9 +277,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0,
                         help="simulated generation time per clip (default 60)")
     parser.add_argument("--listen-backlog", type=int, metavar="N",
-                        help="the simulator's listen backlog (default: its own, 5)")
+                        help="the simulator's listen backlog (default: its own, 128)")
     parser.add_argument("--quick", action="store_true", help="runware cold and warm only")
+    parser.add_argument("--trace", action="store_true",
+                        help="print each submit and poll of every run, timed")
     args = parser.parse_args()
+    global TRACE
+    TRACE = args.trace
     scenarios = ("cold", "warm")
     if args.scenarios:
         scenarios = tuple(s.strip() for s in args.scenarios.split(","))

@@ -278,12 +278,8 @@ class Remote:
         group = self.groups.get(task.provider)
         if group is None:
             group = self.groups[task.provider] = PollGroup(self, task.provider, key, base)
-        started = self.clock.now()
         expected = self.state.expected_s(task.provider, task.model)
-        status = await group.wait(task, handle, takes, expected)
-        if status.state == "done":
-            self.state.record_timing(task.provider, task.model, self.clock.now() - started)
-        return status
+        return await group.wait(task, handle, takes, expected)
 
     async def poll_once(self, task, provider, handle, key, base, takes) -> Status:
         async def poll():
@@ -358,6 +354,9 @@ class _Member:
     delays: Iterator[float]
     due: float
     deadline: float
+    interval: float  # the last delay drawn from `delays`
+    waiting_since: float  # when it joined (after the submission's answer)
+    processing_at: float  # the last poll that found it still processing
 
 
 class PollGroup:
@@ -375,9 +374,9 @@ class PollGroup:
     async def wait(self, task, handle: Handle, takes: int, expected_s: float | None) -> Status:
         clock, settings = self.remote.clock, self.remote.settings
         delays = poll_delays(settings, expected_s)
-        now = clock.now()
+        now, first = clock.now(), next(delays)
         member = _Member(task, handle, takes, asyncio.get_running_loop().create_future(),
-                         delays, now + next(delays), now + settings.poll_timeout_s)
+                         delays, now + first, now + settings.poll_timeout_s, first, now, now)
         self.members[id(member)] = member
         self.wake.set()
         if self.loop_task is None or self.loop_task.done():
@@ -451,13 +450,18 @@ class PollGroup:
             if m.future.done():
                 continue
             if status.state in ("done", "failed", "unknown"):
+                if status.state == "done":  # it ended between the last two polls: the middle
+                    seconds = (m.processing_at + now) / 2 - m.waiting_since
+                    self.remote.state.record_timing(self.name, m.task.model, seconds)
                 m.future.set_result(status)
             elif now >= m.deadline:
                 m.future.set_exception(RemoteError(
                     f"still processing after {self.remote.settings.poll_timeout_s:.0f} s; run "
                     "again to keep waiting (it will not be submitted again)"))
             else:
-                m.due = now + next(m.delays)
+                m.processing_at = now
+                m.interval = next(m.delays)
+                m.due = now + m.interval
 
 
 def poll_delays(settings: Settings, expected_s: float | None) -> Iterator[float]:
@@ -479,8 +483,9 @@ def poll_delays(settings: Settings, expected_s: float | None) -> Iterator[float]
 
 
 def _slack(member: _Member, now: float) -> float:
-    """How early a member may be polled along with a due one: half its coming interval."""
-    return max(1.0, 0.5 * (member.due - now) if member.due - now < 2.0 else 1.0)
+    """How early a member may be polled along with a due one: half its interval (at least
+    1 s), so that tasks submitted a moment apart fall into the same requests and stay there."""
+    return max(1.0, 0.5 * member.interval)
 
 
 async def _receive(response: httpx.Response, url: str, temp: Path) -> None:

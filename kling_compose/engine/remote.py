@@ -187,7 +187,7 @@ class Remote:
         try:
             status = await self.wait(task, provider, handle, key, base, takes)
         except RemoteError:
-            self.budget.release(task.id)  # still running at the provider: counted next run
+            self.budget.settle(task.id, None)  # it may still run, and be billed: count it
             raise
         if status.state != "done":
             self.budget.release(task.id)

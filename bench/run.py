@@ -14,14 +14,14 @@ so every shot is generated anew while state.db holds the cold run's timings: pol
     .venv/bin/python bench/run.py              # the table of docs/benchmarks.md (~9 minutes)
     .venv/bin/python bench/run.py --quick      # runware cold and warm only (~2.5 minutes)
     .venv/bin/python bench/run.py --providers fal --scenarios warm --clips 20 --seconds 60
-    .venv/bin/python bench/run.py --providers runware --scenarios cold --listen-backlog 128
+    .venv/bin/python bench/run.py --providers runware --scenarios cold --listen-backlog 5
     .venv/bin/python bench/run.py --providers runware --trace   # each submit and poll, timed
 
 The default table adds a runware row of 12 clips of 30 s (the figure before adaptive, batched
-polling was 9.0 requests per clip) and a runware cold row with the simulator's listen backlog
-raised from socketserver's 5 to 128: with 5, a burst of 20 new connections loses some SYNs
-and those requests arrive 1 s late (the kernel's SYN retransmission), which a real provider's
-server does not do.
+polling was 9.0 requests per clip). --listen-backlog sets the simulator's listen backlog (its
+own is 128; with socketserver's 5, a burst of 20 new connections loses some SYNs and those
+requests arrive 1 s late, the kernel's SYN retransmission, which a real provider's server
+does not do).
 
 Figures per row (times in seconds):
 
@@ -72,7 +72,7 @@ TARGET_RATIO = 1.10
 class Case:
     """Runs of one project: cold, then (if asked) warm; a warm-only case still runs cold first
     (to record timings) but reports only the warm run. backlog: the simulator's listen
-    backlog (None: its own, socketserver's 5)."""
+    backlog (None: its own, 128)."""
 
     provider: str
     scenarios: tuple[str, ...] = ("cold", "warm")
@@ -86,7 +86,6 @@ class Case:
 DEFAULT_PLAN = (
     Case("runware"), Case("fal"), Case("kie"),
     Case("runware", ("cold",), 12, 12, 30.0),  # the sanity row: 9.0 requests per clip before
-    Case("runware", ("cold",), backlog=128),  # without the simulator's 1 s connection stalls
 )
 
 

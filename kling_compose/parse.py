@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -261,3 +262,20 @@ def _yaml_diagnostic(exc: yaml.MarkedYAMLError, rendered: Rendered) -> Diagnosti
     elif "found undefined alias" in (exc.problem or ""):
         hint = "define the anchor with &name before using *name"
     return Diagnostic(f"YAML: {problem}", location, hint)
+
+
+def extent(value, seen: dict) -> tuple[int, int]:
+    """(values, depth) of a YAML value with its aliases expanded, in time linear in the
+    number of *distinct* nodes: a node shared by aliases is measured once (by identity)."""
+    key = id(value)
+    if key in seen:
+        return seen[key]
+    seen[key] = (1, 1)  # a recursive alias is refused by the parser; this only stops a loop
+    children = value.values() if isinstance(value, Mapping) else \
+        value if isinstance(value, (list, tuple)) else ()
+    size, depth = 1, 0
+    for child in children:
+        child_size, child_depth = extent(child, seen)
+        size, depth = min(size + child_size, 10**12), max(depth, child_depth)
+    seen[key] = (size, depth + 1)
+    return seen[key]

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 from .errors import Diagnostic, Location, UserError, did_you_mean
+from .parse import extent
 from .model import (
     SHOT_FIELD_NAMES,
     Element,
@@ -48,6 +49,7 @@ def resolve_storyboard(sb: Storyboard) -> Resolved:
 
 class _Resolver:
     def __init__(self, sb: Storyboard) -> None:
+        self._options_checked: dict[int, tuple[int, int]] = {}
         self.sb = sb
         self.problems: list[Diagnostic] = []
         self.ids: dict[str, Shot] = {}
@@ -97,7 +99,8 @@ class _Resolver:
                     locations[name] = level.locations.get(name)
                     break
         self.inherit_frame(levels, values, locations)
-        options = _deep_merge(level.provider_options for level in levels)
+        options = _deep_merge(level.provider_options for level in levels
+                              if self.check_options(level, shot))
         where = lambda name: locations.get(name, shot.location)
         self.check_prompt(shot, values, where)
         self.check_takes(values, where)
@@ -132,6 +135,31 @@ class _Resolver:
                         locations[name] = level.locations.get(name)
                 return
 
+    def check_options(self, level, shot: Shot) -> bool:
+        """provider_options of one level is bounded: YAML aliases can make a small file expand
+        exponentially, and deep nesting overflows the stack of every later stage."""
+        options = level.provider_options
+        if not options:
+            return True
+        verdict = self._options_checked.get(id(options))
+        if verdict is None:
+            size, depth = extent(options, {})
+            verdict = self._options_checked[id(options)] = (size, depth)
+        size, depth = verdict
+        where = level.locations.get("provider_options", shot.location)
+        if size > MAX_OPTION_VALUES:
+            self.fail(f"provider_options expands to {size} values, more than the "
+                      f"{MAX_OPTION_VALUES} allowed", where,
+                      "YAML aliases (*name) repeat what they point at: a few of them nested "
+                      "multiply; write the fields the API needs once")
+            return False
+        if depth > MAX_OPTION_DEPTH:
+            self.fail(f"provider_options is nested {depth} levels deep, more than the "
+                      f"{MAX_OPTION_DEPTH} allowed", where,
+                      "no provider API nests its fields that deep")
+            return False
+        return True
+
     def check_prompt(self, shot: Shot, values, where) -> None:
         has_prompt, has_multi = "prompt" in values, "multi_prompt" in values
         if has_prompt and has_multi:
@@ -155,6 +183,8 @@ class _Resolver:
         if src.kind == "path":
             self.check_file(src)
             return src
+        if src.kind == "data":
+            self.check_data_uri(src)
         if not src.is_chain:
             return src
         if src.value == "previous":
@@ -169,6 +199,10 @@ class _Resolver:
         return src
 
     def check_file(self, src: FrameSource) -> None:
+        if "\x00" in src.value:
+            self.fail("a file path contains a NUL byte", src.location,
+                      "remove the invisible character from the path")
+            return
         if not self.inside(src.value):
             self.fail(f"'{src.value}' is outside the project folder", src.location,
                       "copy it into the project (e.g. assets/): the project lives in git and "
@@ -185,6 +219,23 @@ class _Resolver:
                 hint = did_you_mean(src.value, [prefix + p.name for p in folder.iterdir()])
             self.fail(f"file '{src.value}' not found", src.location,
                       hint or "paths are relative to the storyboard's folder")
+
+    def check_data_uri(self, src: FrameSource) -> None:
+        """A data URI's payload must decode: sent as is, a broken one is refused after the
+        shots before it were paid for."""
+        import base64
+        import binascii
+
+        head, comma, payload = src.value.partition(",")
+        if not comma:
+            self.fail("data URI without a ',' before its data", src.location,
+                      "write data:<mime>;base64,<data>")
+        elif head.lower().endswith(";base64"):
+            try:
+                base64.b64decode("".join(payload.split()), validate=True)
+            except (binascii.Error, ValueError):
+                self.fail("data URI holds invalid base64", src.location,
+                          "encode the file again (base64 of the whole file), or use its path")
 
     def inside(self, value: str) -> bool:
         """A relative path that stays inside the project folder (symlinks resolved)."""
@@ -242,11 +293,21 @@ class _Resolver:
     def outputs(self, shots: tuple[ResolvedShot, ...]) -> tuple[Output, ...]:
         all_ids = tuple(self.order)
         if not self.sb.outputs_given:
-            return (Output(f"renders/{_slug(self.sb.name)}.mp4", all_ids),)
+            slug = _slug(self.sb.name)
+            if len(slug.encode()) > MAX_NAME_BYTES:
+                self.fail(f"the name makes a file name of {len(slug.encode())} bytes, more "
+                          f"than the {MAX_NAME_BYTES} a film's file name may have",
+                          None, "shorten the name, or give outputs: with a path")
+            return (Output(f"renders/{slug}.mp4", all_ids),)
         seen: dict[str, Output] = {}
         result = []
         durations = {s.id: s.duration for s in shots}
         for out in self.sb.outputs:
+            if "\x00" in out.path or any(len(p.encode()) > 255 for p in out.path.split("/")):
+                self.fail(f"output path '{out.path[:60]}' cannot be a file name (a NUL byte, "
+                          "or a part longer than 255 bytes)", out.location,
+                          "use a short plain path such as renders/film.mp4")
+                continue
             if not self.inside(out.path):
                 self.fail(f"output path '{out.path}' is outside the project folder",
                           out.location, "write films inside the project, e.g. renders/film.mp4")
@@ -279,6 +340,11 @@ def _element_hint(name: str, elements: Mapping[str, Element], at: str = "") -> s
     return hint or (
         ("defined elements: " + ", ".join(elements)) if elements else
         "define it under `elements:`, or write @@ for a literal '@'")
+
+
+MAX_OPTION_VALUES = 10_000  # values in one level's provider_options, aliases expanded
+MAX_OPTION_DEPTH = 32  # nesting of provider_options
+MAX_NAME_BYTES = 200  # a file name made from the storyboard's name (255 with room to spare)
 
 
 def _deep_merge(mappings: Iterable[Mapping | None]) -> dict:

@@ -63,13 +63,42 @@ def _validator():
     return validator_for(schema)(schema)
 
 
+MAX_DOCUMENT_VALUES = 500_000  # values in the whole document, YAML aliases expanded
+
+
 def validate_document(doc: Document) -> Storyboard:
     """Check the document against the schema (all errors at once), then build the Storyboard."""
+    _check_extent(doc)
     errors = list(_validator().iter_errors(doc.data))
     if errors:
         diagnostics = sorted({_describe(e, doc) for e in errors}, key=Diagnostic.sort_key)
         raise UserError(*diagnostics)
     return _Builder(doc).storyboard()
+
+
+def _check_extent(doc: Document) -> None:
+    """Refuse a document whose aliases expand it beyond any storyboard's size, before anything
+    walks it (the schema check, the resolver and the compiler all would, for ever), located at
+    the deepest part that holds too much."""
+    from .parse import extent
+
+    seen: dict = {}
+    size, _ = extent(doc.data, seen)
+    if size <= MAX_DOCUMENT_VALUES:
+        return
+    path, node = (), doc.data
+    while True:
+        children = node.items() if isinstance(node, dict) else \
+            enumerate(node) if isinstance(node, list) else ()
+        big = next(((k, v) for k, v in children if seen[id(v)][0] > MAX_DOCUMENT_VALUES), None)
+        if big is None:
+            break
+        path, node = path + (big[0],), big[1]
+    raise UserError.single(
+        f"the storyboard expands to {size} values, more than the {MAX_DOCUMENT_VALUES} it may "
+        f"hold; this part alone to {seen[id(node)][0]}", doc.locate(path),
+        hint="YAML aliases (*name) repeat what they point at, and nested ones multiply: "
+             "write it out once")
 
 
 # -- schema errors -> diagnostics ------------------------------------------------------------

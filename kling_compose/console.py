@@ -246,6 +246,7 @@ def status_json(report) -> str:
                   for t in report.tasks],
         "done": report.count("done"), "failed": report.count("failed"),
         "pending": report.count("pending"), "running": report.count("running"),
+        "interrupted": report.count("interrupted"),
         "spent_usd": float(report.spent_usd),
     }, indent=2)
 
@@ -262,5 +263,6 @@ def print_status(report) -> None:
                       t.error or "")
     console.print(table)
     console.print(f"done {report.count('done')}, failed {report.count('failed')}, running "
-                  f"{report.count('running')}, pending {report.count('pending')}; spent "
+                  f"{report.count('running')}, interrupted {report.count('interrupted')}, "
+                  f"pending {report.count('pending')}; spent "
                   f"{format_usd(report.spent_usd)}")

@@ -49,6 +49,8 @@ GITIGNORE = """\
 # kling-compose: local state and downloaded artifacts, and the assembled renders
 .kling-compose/
 renders/
+# a lock file being written (an interrupted run leaves it; the next run removes it)
+.storyboard.lock.*
 # storyboard.lock records what was generated and paid for: keep it in git
 !storyboard.lock
 """

@@ -24,6 +24,33 @@ def lock_path(root: Path) -> Path:
     return root / LOCK_NAME
 
 
+def check_lockfile(root: Path) -> None:
+    """A lock file that cannot be read back is refused before the run starts (after it, the
+    run would fail at the end, with every clip paid for): a UserError naming the file."""
+    from ..errors import UserError
+
+    path = lock_path(root)
+    if not path.is_file():
+        return
+    hint = ("restore it from git (`git checkout storyboard.lock`), or move it aside: the next "
+            "run writes it anew from .kling-compose/state.db")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError.single(f"{path.name} is not UTF-8 text", hint=hint) from None
+    except ValueError as exc:
+        raise UserError.single(f"{path.name} is not valid JSON ({exc})", hint=hint) from None
+    except OSError as exc:
+        raise UserError.single(f"{path.name} cannot be read ({exc.strerror})", hint=hint) \
+            from None
+    sections = ("shots", "outputs")
+    if not isinstance(data, dict) or not all(
+            isinstance(data.get(k, {}), dict) and
+            all(isinstance(v, dict) for v in data.get(k, {}).values()) for k in sections):
+        raise UserError.single(f"{path.name} does not have the shape of a kling-compose lock "
+                               "file (an object with 'shots' and 'outputs' objects)", hint=hint)
+
+
 def read_lockfile(root: Path) -> dict:
     """The lock file's content, or an empty lock when there is none (or it is unreadable)."""
     try:
@@ -56,14 +83,21 @@ def write_lockfile(plan, state: State) -> None:
             "shots": shots, "outputs": outputs}
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     target = lock_path(root)
-    if target.is_file() and target.read_text(encoding="utf-8") == text:
+    if target.is_file() and target.read_bytes() == text.encode("utf-8"):
         return
     fd, name = tempfile.mkstemp(dir=root, prefix=".storyboard.lock.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+    os.chmod(name, 0o666 & ~current_umask())  # as the user's other files, not mkstemp's 0600
     os.replace(name, target)
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _entry(task, record) -> dict:

@@ -129,6 +129,9 @@ class _project_lock:
 def check_request(plan: Plan, options: RunOptions, settings: Settings) -> None:
     """Refuse bad --force/--only names, a missing API key, and an estimate of what would be
     paid above --max-cost, before anything (even the state file) is touched."""
+    from .lockfile import check_lockfile
+
+    check_lockfile(plan.resolved.storyboard.root)
     selected = selected_tasks(plan, options)
     for shot in options.force:
         if f"generate:{shot}" not in plan.tasks:
@@ -190,6 +193,7 @@ class _Runner:
 
     async def run(self) -> RunResult:
         self.store.clean_temp()
+        _remove_stale_temp_files(self.plan)
         # local rendering is CPU-bound: at most one task per core; each remote provider gets
         # its own --concurrency slots (their queues and rate limits are separate)
         cores = max(1, min(self.options.concurrency, os.cpu_count() or 1))
@@ -374,6 +378,21 @@ HANDLERS: dict[str, Callable[[_Runner, Task], Awaitable[Any]]] = {
     "assemble": _Runner.assemble,
     "upload": _Runner.upload,
 }
+
+
+def _remove_stale_temp_files(plan: Plan) -> None:
+    """Temp files a killed run left just before a final rename (renders/.tmp-*, the shot
+    copies', .storyboard.lock.*): only this project's, and only while it holds the run lock."""
+    root = plan.resolved.storyboard.root
+    folders = {root, root / "renders", root / "renders" / "shots"}
+    folders |= {(root / task.params["path"]).parent for task in plan.tasks.values()
+                if task.kind == "assemble"}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for stale in [*folder.glob(".tmp-*"), *folder.glob(".storyboard.lock.*")]:
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink(missing_ok=True)
 
 
 def _expired(task: Task, record: Record) -> bool:

@@ -79,6 +79,12 @@ class State:
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
+        try:
+            self._open(path, readonly)
+        except sqlite3.DatabaseError as exc:
+            raise damaged(path, exc) from None
+
+    def _open(self, path: Path, readonly: bool) -> None:
         if readonly:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         else:
@@ -89,6 +95,9 @@ class State:
             self.db.executescript(SCHEMA)
             self._migrate()
         self.db.row_factory = sqlite3.Row
+        problems = [r[0] for r in self.db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("; ".join(problems[:3]))
 
     def _migrate(self) -> None:
         """Add columns a ledger written by an earlier version lacks."""
@@ -173,6 +182,18 @@ class State:
                         "cache_key=?", (error, time.time(), key))
 
 
+def damaged(path: Path, exc: Exception):
+    """The UserError for a ledger SQLite cannot read: say so, and the way back."""
+    from ..errors import UserError
+
+    return UserError.single(
+        f"{path.parent.name}/{path.name} is damaged ({exc}): kling-compose cannot tell what "
+        "was paid for", hint="move it aside (mv .kling-compose/state.db "
+        ".kling-compose/state.db.broken) and run again: finished clips stay in "
+        ".kling-compose/objects and storyboard.lock names each paid result, but until the "
+        "ledger is rebuilt from them (not built yet) the shots are generated anew")
+
+
 def _record(row: sqlite3.Row) -> Record:
     loads = lambda v: json.loads(v) if v else None
     return Record(
@@ -249,7 +270,7 @@ def read_statuses(plan) -> dict[str, str]:
             else:
                 statuses[task_id] = "new"
         return statuses
-    except sqlite3.Error:
-        return {}
+    except sqlite3.DatabaseError as exc:
+        raise damaged(path, exc) from None
     finally:
         state.close()

@@ -13,7 +13,9 @@ class TaskStatus:
     task_id: str
     kind: str
     shot: str | None
-    status: str  # done | failed | running | pending
+    # done | failed | running (a live run works on it) | interrupted (a run ended while it
+    # ran: the next run finishes it, polling what was submitted) | pending
+    status: str
     cost_usd: Decimal | None
     error: str | None = None
 
@@ -42,16 +44,34 @@ def project_status(plan) -> StatusReport:
             spent = sum((r.cost_usd for r in state.all() if r.cost_usd), Decimal(0))
         finally:
             state.close()
+    live = run_in_progress(plan.resolved.storyboard.root)
     tasks = []
     for task_id in plan.order:
         task, record = plan.tasks[task_id], records.get(task_id)
         if statuses.get(task_id) == "cached":
             status = "done"
         elif record is not None and record.status in ("failed", "running", "submitted"):
-            status = "failed" if record.status == "failed" else "running"
+            status = "failed" if record.status == "failed" else \
+                "running" if live else "interrupted"
         else:
             status = "pending"
         tasks.append(TaskStatus(task_id, task.kind, task.shot, status,
                                 record.cost_usd if record else None,
                                 record.error if record and status == "failed" else None))
     return StatusReport(plan.resolved.storyboard.name, tuple(tasks), spent)
+
+
+def run_in_progress(root) -> bool:
+    """True while a `kling-compose run` holds this project's run lock."""
+    import fcntl
+
+    path = root / ".kling-compose" / "run.lock"
+    if not path.is_file():
+        return False
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False

@@ -64,6 +64,9 @@ class Store:
         os.close(fd)
         try:
             shutil.copyfile(self.path(digest, suffix), name)
+            from .lockfile import current_umask
+
+            os.chmod(name, 0o666 & ~current_umask())  # readable as the user's other files
             os.replace(name, destination)
         except BaseException:
             Path(name).unlink(missing_ok=True)

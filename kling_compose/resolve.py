@@ -211,6 +211,11 @@ class _Resolver:
         ok = self._exists.get(src.path)
         if ok is None:
             ok = self._exists[src.path] = src.path.is_file()
+            if ok and src.path.suffix.lower() in IMAGE_SUFFIXES:
+                problem = image_size_problem(src.path)
+                if problem:
+                    self.fail(problem, src.location, "scale the image down (Kling takes "
+                              "frames of a few thousand pixels a side)")
         if not ok:
             hint = None
             folder = src.path.parent
@@ -340,6 +345,28 @@ def _element_hint(name: str, elements: Mapping[str, Element], at: str = "") -> s
     return hint or (
         ("defined elements: " + ", ".join(elements)) if elements else
         "define it under `elements:`, or write @@ for a literal '@'")
+
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+MAX_IMAGE_SIDE = 16_384  # px; no provider takes more, and decoding more costs gigabytes
+MAX_IMAGE_PIXELS = 80_000_000
+
+
+def image_size_problem(path) -> str | None:
+    """Why a local image is too large to use (from its header only), or None."""
+    from PIL import Image  # lazy: validate must start fast
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as exc:
+        return f"image '{path.name}' is too large to open safely ({exc})"
+    except Exception:  # unreadable images are reported where they are read
+        return None
+    if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+        return (f"image '{path.name}' is {width}x{height}: larger than {MAX_IMAGE_SIDE} px a "
+                f"side or {MAX_IMAGE_PIXELS // 1_000_000} megapixels")
+    return None
 
 
 MAX_OPTION_VALUES = 10_000  # values in one level's provider_options, aliases expanded

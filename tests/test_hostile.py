@@ -74,3 +74,30 @@ def test_a_hostile_storyboard_ends_in_a_located_message(tmp_path, case):
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     assert message in result.stderr and where in result.stderr, result.stderr
+
+
+def _png_header(path: Path, width: int, height: int) -> None:
+    """A PNG that declares width x height without holding its pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1) * 4)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("width, height, message", [
+    (30000, 30000, "too large to open safely"),
+    (20000, 100, "is 20000x100: larger than 16384 px a side"),
+])
+def test_an_image_too_large_to_use_is_refused_by_validate(tmp_path, width, height, message):
+    (tmp_path / "assets").mkdir()
+    _png_header(tmp_path / "assets" / "huge.png", width, height)
+    result = validate(tmp_path, shot("        first_frame: assets/huge.png\n"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "storyboard.yaml:8:22: error: image 'huge.png' " in result.stderr
+    assert message in result.stderr, result.stderr

@@ -132,6 +132,7 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> None:
     from .lockfile import check_lockfile
 
     check_lockfile(plan.resolved.storyboard.root)
+    check_write_paths(plan)
     selected = selected_tasks(plan, options)
     for shot in options.force:
         if f"generate:{shot}" not in plan.tasks:
@@ -156,6 +157,29 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> None:
         raise UserError.single(
             f"--max-cost: this run would cost an estimated ${total:.3f}, more than the "
             f"${limit:.3f} allowed", hint="raise --max-cost, or run fewer shots with --only")
+
+
+def check_write_paths(plan: Plan) -> None:
+    """Every place a run writes stays inside the project, symbolic links followed: a
+    `renders` or `.kling-compose/objects` that links elsewhere is refused before anything is
+    written (outputs: are checked by validate, the default output and shot copies here)."""
+    root = plan.resolved.storyboard.root
+    real_root = root.resolve()
+    places = [root / "renders" / "shots", root / ".kling-compose" / "objects",
+              root / ".kling-compose" / "tmp", root / "storyboard.lock"]
+    places += [root / t.params["path"] for t in plan.tasks.values() if t.kind == "assemble"]
+    for place in places:
+        relative = place.relative_to(root)
+        for depth in range(1, len(relative.parts) + 1):
+            path = root.joinpath(*relative.parts[:depth])
+            if not (path.exists() or path.is_symlink()):
+                break
+            if not path.resolve().is_relative_to(real_root):
+                raise UserError.single(
+                    f"{path.relative_to(root)} leads outside the project (to "
+                    f"{path.resolve()}): kling-compose writes only inside the project",
+                    hint=f"remove the link ({path.relative_to(root)}) or make it point inside "
+                         "the project folder")
 
 
 def selected_tasks(plan: Plan, options: RunOptions) -> list[str]:

@@ -92,3 +92,18 @@ def test_a_task_is_running_only_while_a_live_run_holds_the_project(project):
         fcntl.flock(lock, fcntl.LOCK_EX)  # a run in another process
         report = json.loads(cli("status", root, "--json").stdout)
     assert report["running"] == 1 and report["interrupted"] == 0
+
+
+@pytest.mark.parametrize("link", ["renders", "renders/shots", ".kling-compose",
+                                  ".kling-compose/objects"])
+def test_nothing_is_written_through_a_link_out_of_the_project(project, tmp_path, link):
+    root = project(chain_storyboard(1))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    (root / link).symlink_to(elsewhere, target_is_directory=True)
+    result = run(root)
+    assert result.exit_code == 1 and "leads outside the project" in result.output, result.output
+    assert list(elsewhere.iterdir()) == []
+    (root / link).unlink()
+    assert run(root).exit_code == 0

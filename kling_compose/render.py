@@ -106,9 +106,17 @@ def render_source(source: Source, variables: Mapping[str, object] | None = None)
         return Rendered(source, root, source.text, variables)
     env = _environment(root, source)
     try:
-        text = env.get_template(source.path.name).render(variables)
+        with _bounded():
+            text = env.get_template(source.path.name).render(variables)
     except jinja2.TemplateError as exc:
         raise UserError(_translate(exc, env, variables)) from None
+    except (MemoryError, _OutOfTime) as exc:
+        what = (f"took longer than {RENDER_SECONDS} s" if isinstance(exc, _OutOfTime)
+                else f"needed more than {RENDER_MEMORY >> 20} MiB of memory")
+        raise UserError(Diagnostic(
+            f"template error: rendering {what}", _template_frame(exc, env.loader),
+            hint="a loop, a repeated string or a huge number grows without bound here")) \
+            from None
     except RecursionError as exc:
         raise UserError(Diagnostic(
             "template error: includes or macros nest too deeply (does a file include itself?)",
@@ -118,7 +126,79 @@ def render_source(source: Source, variables: Mapping[str, object] | None = None)
         if where is None:
             raise  # not raised by template code: a bug
         raise UserError(Diagnostic(f"template error: {exc}", where)) from None
+    if len(text) > MAX_OUTPUT_CHARS:
+        raise UserError(Diagnostic(
+            f"template error: the rendered storyboard has {len(text):,} characters, more than "
+            f"the {MAX_OUTPUT_CHARS:,} allowed", Location(source.display),
+            hint="a loop or a repeated string makes the storyboard grow without bound"))
     return Rendered(source, root, text, variables, templated=True)
+
+
+# -- resource bounds (a storyboard is untrusted input) ---------------------------------------
+
+RENDER_SECONDS = 10  # wall clock for one rendering
+RENDER_MEMORY = 2 << 30  # bytes of address space rendering may add
+MAX_OUTPUT_CHARS = 20_000_000
+MAX_STRING_CHARS = 10_000_000  # one string built by an operator or a str method
+MAX_INT_BITS = 100_000  # an integer result of * or ** (about 30,000 digits)
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+class _bounded:
+    """Rendering under a wall-clock limit (SIGALRM, in the main thread) and an address-space
+    limit (RLIMIT_AS, where the platform enforces it): a template that loops for ever or
+    allocates gigabytes ends in a located error, not a hang or a MemoryError traceback."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.timer = threading.current_thread() is threading.main_thread() and \
+            hasattr(signal, "setitimer")
+        if self.timer:
+            def out_of_time(signum, frame):
+                raise _OutOfTime()
+
+            self.previous_handler = signal.signal(signal.SIGALRM, out_of_time)
+            signal.setitimer(signal.ITIMER_REAL, RENDER_SECONDS)
+        self.limits = None
+        try:
+            import resource
+
+            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            used = _address_space()
+            if used is not None:
+                cap = used + RENDER_MEMORY
+                if soft == resource.RLIM_INFINITY or soft > cap:
+                    cap = cap if hard == resource.RLIM_INFINITY else min(cap, hard)
+                    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+                    self.limits = (soft, hard)
+        except (ImportError, ValueError, OSError):
+            self.limits = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self.timer:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous_handler)
+        if self.limits is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, self.limits)
+
+
+def _address_space() -> int | None:
+    """This process's virtual memory size in bytes (Linux), or None."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 # -- the environment -------------------------------------------------------------------------
@@ -165,22 +245,83 @@ class _NotText(jinja2.TemplateError):
     pass
 
 
-class _Sandbox(SandboxedEnvironment):
-    """The sandbox, also refusing `*` and `**` results big enough to exhaust memory."""
+class _TooBig(jinja2.exceptions.SecurityError):
+    """An operator or call whose result would exhaust memory or time."""
 
-    intercepted_binops = frozenset({"*", "**"})
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, also refusing operator results and string-building calls big enough to
+    exhaust memory or time: sequences by `*` and `+`, integers by `*` and `**`, strings by `%`
+    formatting and by str methods that pad or replace."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
     MAX_ITEMS = 1_000_000
 
     def call_binop(self, context, operator, left, right):
+        refuse = _TooBig
         if operator == "*":
             for seq, count in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and \
                         len(seq) * count > self.MAX_ITEMS:
-                    raise jinja2.exceptions.SecurityError(
+                    raise refuse(
                         f"'*' would build {len(seq) * count:,} items (limit {self.MAX_ITEMS:,})")
+            if _ints(left, right) and _bits(left) + _bits(right) > MAX_INT_BITS:
+                raise refuse(f"'*' would build an integer of more than {MAX_INT_BITS:,} bits")
         if operator == "**" and isinstance(right, (int, float)) and abs(right) > 1000:
-            raise jinja2.exceptions.SecurityError(f"'**' with exponent {right} is refused")
+            raise refuse(f"'**' with exponent {right} is refused")
+        if operator == "**" and _ints(left, right) and _bits(left) * max(right, 0) > MAX_INT_BITS:
+            raise refuse(f"'**' would build an integer of more than {MAX_INT_BITS:,} bits")
+        if operator == "+" and isinstance(left, (str, list, tuple)) and \
+                isinstance(right, (str, list, tuple)) and len(left) + len(right) > MAX_STRING_CHARS:
+            raise refuse(f"'+' would build {len(left) + len(right):,} items")
+        if operator == "%" and isinstance(left, str):
+            widths = [int(w) for w in re.findall(r"%[-#0 +]*(\d+)", left)]
+            precisions = [int(p) for p in re.findall(r"%[-#0 +]*\d*\.(\d+)", left)]
+            if any(n > MAX_STRING_CHARS for n in widths + precisions):
+                raise refuse(f"'%' formatting with a width of {max(widths + precisions):,} "
+                             "is refused")
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja's signature)
+        owner = getattr(__obj, "__self__", None)
+        name = getattr(__obj, "__name__", "")
+        if isinstance(owner, str):
+            size = _str_call_size(owner, name, args, kwargs)
+            if size is not None and size > MAX_STRING_CHARS:
+                raise _TooBig(
+                    f"'{name}' would build a string of {size:,} characters "
+                    f"(limit {MAX_STRING_CHARS:,})")
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _ints(*values) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
+def _bits(value: int) -> int:
+    return abs(value).bit_length()
+
+
+def _str_call_size(text: str, name: str, args, kwargs) -> int | None:
+    """The length of the string a str method would build, where a caller controls it."""
+    try:
+        if name in ("ljust", "rjust", "center", "zfill") and args:
+            return int(args[0])
+        if name == "expandtabs":
+            return len(text) * int(args[0] if args else kwargs.get("tabsize", 8))
+        if name == "replace" and len(args) >= 2:
+            old, new = str(args[0]), str(args[1])
+            count = text.count(old) if old else len(text) + 1
+            if len(args) > 2 and int(args[2]) >= 0:
+                count = min(count, int(args[2]))
+            return len(text) + count * max(0, len(new) - len(old))
+        if name == "join" and args:
+            parts = args[0] if isinstance(args[0], (list, tuple)) else None
+            if parts is not None:
+                return sum(len(str(p)) for p in parts) + len(text) * len(parts)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return None
 
 
 def _environment(root: Path, main: Source, *extensions) -> SandboxedEnvironment:
@@ -219,6 +360,9 @@ def _translate(exc: jinja2.TemplateError, env, variables) -> Diagnostic:
         )
     if isinstance(exc, _NotText):
         return Diagnostic(exc.message, where)
+    if isinstance(exc, _TooBig):
+        return Diagnostic(f"template error: {exc}", where, hint="templates are bounded: a "
+                          "result this large would exhaust the machine's memory or time")
     if isinstance(exc, jinja2.exceptions.SecurityError):
         return Diagnostic(f"sandbox: {exc}", where, hint="templates may only read files inside "
                           "the project folder and call safe methods")

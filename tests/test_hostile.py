@@ -101,3 +101,89 @@ def test_an_image_too_large_to_use_is_refused_by_validate(tmp_path, width, heigh
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "storyboard.yaml:8:22: error: image 'huge.png' " in result.stderr
     assert message in result.stderr, result.stderr
+
+
+# -- templates that loop for ever or allocate without bound ----------------------------------
+
+ENDLESS = ("{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}"
+           "{% endfor %}")
+DOUBLING = ("{% set ns = namespace(s='ab') %}{% for i in range(60) %}"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}")
+
+
+@pytest.mark.parametrize("template, message", [
+    (ENDLESS, "rendering took longer than 1 s"),
+    (DOUBLING, "rendering needed more than 256 MiB of memory"),
+])
+def test_a_template_that_never_ends_or_fills_memory_is_stopped_located(
+        tmp_path, monkeypatch, template, message):
+    import time
+
+    from kling_compose import render
+    from kling_compose.errors import UserError
+
+    monkeypatch.setattr(render, "RENDER_SECONDS", 1)
+    monkeypatch.setattr(render, "RENDER_MEMORY", 256 << 20)
+    path = tmp_path / "storyboard.yaml"
+    path.write_text(f'version: 1\nname: j\nscenes:\n  - id: m\n    shots:\n      - id: s1\n'
+                    f'        prompt: "{template}"\n', encoding="utf-8")
+    started = time.monotonic()
+    with pytest.raises(UserError) as caught:
+        render.render_source(render.read_source(path, "storyboard.yaml"))
+    assert time.monotonic() - started < 10
+    assert str(caught.value).startswith("storyboard.yaml:7:") and message in str(caught.value)
+    import resource
+
+    assert resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY  # restored
+
+
+# -- generated hostile templates ----------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NUMBERS = st.sampled_from(["3", "10**6", "3e9", "10**1000", "100000", "-1", "2**64"])
+_PIECES = st.one_of(
+    st.builds("{{{{ 'ab' * {} }}}}".format, _NUMBERS),
+    st.builds("{{{{ ({})**({}) }}}}".format, _NUMBERS, _NUMBERS),
+    st.builds("{{{{ 'x'.{}({}) }}}}".format,
+              st.sampled_from(["ljust", "rjust", "center", "zfill", "expandtabs"]), _NUMBERS),
+    st.builds("{{{{ ('ab' * 1000).replace('a', 'y' * {}) }}}}".format, _NUMBERS),
+    st.builds("{{{{ '%0{}d' % 1 }}}}".format, _NUMBERS),
+    st.builds("{{% for i in range({}) %}}{{% for j in range({}) %}}z{{% endfor %}}{{% endfor %}}"
+              .format, _NUMBERS, _NUMBERS),
+    st.builds("{{{{ ([[0] * {}] * {}) | string | length }}}}".format, _NUMBERS, _NUMBERS),
+    st.just("{{ lipsum(100000) }}"),
+    st.just("{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}"),
+    st.just("{{ [1] + [2] }}"),
+)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(st.lists(_PIECES, min_size=1, max_size=3))
+def test_generated_hostile_templates_end_in_a_message_never_a_traceback(pieces):
+    import tempfile
+    import time
+
+    from kling_compose import render
+    from kling_compose.errors import UserError
+    from kling_compose.pipeline import load_resolved
+
+    old = render.RENDER_SECONDS, render.RENDER_MEMORY
+    render.RENDER_SECONDS, render.RENDER_MEMORY = 2, 512 << 20
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "storyboard.yaml"
+            text = " ".join(pieces).replace('"', "'")
+            path.write_text(f'version: 1\nname: j\nscenes:\n  - id: m\n    shots:\n'
+                            f'      - id: s1\n        prompt: "{text}"\n', encoding="utf-8")
+            started = time.monotonic()
+            try:
+                load_resolved(path, display="storyboard.yaml")
+            except UserError as exc:
+                assert str(exc).startswith("storyboard.yaml"), str(exc)
+            assert time.monotonic() - started < 15
+    finally:
+        render.RENDER_SECONDS, render.RENDER_MEMORY = old

@@ -67,6 +67,36 @@ CASES = {
 }
 
 
+_BASE = "version: 1\nname: h\nscenes:\n  - id: m\n    shots:\n      - id: s1\n"
+CASES.update({
+    "flow lists nested 1000 deep": (
+        _BASE + "        prompt: " + "[" * 1000 + "]" * 1000 + "\n", "storyboard.yaml:7:",
+        "exceeded maximum nesting depth"),
+    "a duration of 26 digits": (
+        _BASE + "        prompt: hi there\n        duration: " + "9" * 26 + "\n",
+        "storyboard.yaml:8:", "is out of range"),
+    "an infinite version": ("version: .inf\nname: h\nscenes: []\n", "storyboard.yaml:1:",
+                            "is not a finite number"),
+    "negative takes": (_BASE + "        prompt: hi there\n        takes: -1\n",
+                       "storyboard.yaml:8:", "must be at least 1"),
+    "a control character in an id": (
+        _BASE.replace("id: s1", 'id: "s\\x01"') + "        prompt: hi there\n",
+        "storyboard.yaml:6:", "must be lowercase letters"),
+    "a key of 100,000 characters": (
+        _BASE + "        prompt: hi there\n        " + "k" * 100_000 + ": 1\n",
+        "storyboard.yaml:8:", "YAML:"),
+    "a tab for indentation": (_BASE + "\tprompt: hi\n", "storyboard.yaml:7:", "tab character"),
+    "10,000 shots with one id": (
+        "version: 1\nname: h\nscenes:\n  - id: m\n    shots:\n"
+        + "      - {id: a, prompt: hi there}\n" * 10_000, "storyboard.yaml:7:",
+        "duplicate shot id 'a'"),
+    "a storyboard that includes itself": (
+        "{% include 'storyboard.yaml' %}\n" + _BASE, "storyboard.yaml:1:", "nest too deeply"),
+    "a python tag": (_BASE + "        prompt: !!python/object/apply:os.system ['true']\n",
+                     "storyboard.yaml:7:", "tag"),
+})
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_hostile_storyboard_ends_in_a_located_message(tmp_path, case):
     storyboard, where, message = CASES[case]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -100,8 +101,27 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
             runner.export_shots(result)
             write_lockfile(plan, state)
             return result
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise _unwritable(exc, root) from None
         finally:
             state.close()
+
+
+def _unwritable(exc: Exception, root: Path) -> UserError:
+    """A full disk, a read-only folder, a file where a folder should be: what could not be
+    written, and that the run resumes once that is fixed (finished work is kept)."""
+    if isinstance(exc, OSError):
+        where = exc.filename or ""
+        try:
+            where = str(Path(where).relative_to(root)) if where else ""
+        except ValueError:
+            pass
+        what = f"could not write {where}: {exc.strerror or exc}" if where else \
+            f"could not write: {exc.strerror or exc}"
+    else:
+        what = f"could not write .kling-compose/state.db: {exc}"
+    return UserError.single(what, hint="free disk space or fix the folder's permissions, then "
+                            "run again: finished work is kept and the run resumes")
 
 
 class _project_lock:
@@ -278,6 +298,11 @@ class _Runner:
         except (MediaError, RemoteError) as exc:
             self.state.fail(task.cache_key, str(exc))
             return Outcome(task, "failed", error=str(exc), elapsed_s=time.monotonic() - started)
+        except OSError as exc:  # a full disk, a read-only folder: this task, not the whole run
+            message = str(_unwritable(exc, self.plan.resolved.storyboard.root).diagnostics[0]
+                          .message)
+            self.state.fail(task.cache_key, message)
+            return Outcome(task, "failed", error=message, elapsed_s=time.monotonic() - started)
         self.state.finish(task.cache_key, artifacts=artifacts, reference=reference,
                           inputs=input_digests(task, self.records), result=result, cost_usd=cost)
         record = self.records[task.id] = self.state.get(task.cache_key)

@@ -45,12 +45,27 @@ def _short_cmd(args: list[str], limit: int = 160) -> str:
 
 def run_ffmpeg(args: list[str]) -> None:
     """Run ffmpeg quietly with `args`; raise MediaError if it exits non-zero."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *map(str, args)]
+    cmd = [*_dies_with_parent(), ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
+           "-y", *map(str, args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         raise MediaError(
             f"{_short_cmd(args)} failed (exit {proc.returncode}): {_stderr_tail(proc.stderr)}"
         )
+
+
+@functools.cache
+def _dies_with_parent() -> tuple[str, ...]:
+    """A prefix that makes ffmpeg die with the run that started it, even a SIGKILLed one:
+    util-linux `setpriv --pdeathsig KILL` (Linux). preexec_fn with prctl would do the same but
+    is not safe in a threaded program; where setpriv is missing the prefix is empty."""
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return ()
+    probe = subprocess.run([setpriv, "--pdeathsig", "KILL", "true"], capture_output=True)
+    return (setpriv, "--pdeathsig", "KILL") if probe.returncode == 0 else ()
 
 
 @contextlib.contextmanager

@@ -107,3 +107,59 @@ def test_nothing_is_written_through_a_link_out_of_the_project(project, tmp_path,
     assert list(elsewhere.iterdir()) == []
     (root / link).unlink()
     assert run(root).exit_code == 0
+
+
+def test_an_unwritable_renders_folder_is_a_message_and_the_run_resumes(project):
+    root = project(chain_storyboard(2))
+    (root / "renders").write_text("a file where the folder should be")
+    result = run(root)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "could not write renders" in result.output and "the run resumes" in result.output
+    (root / "renders").unlink()
+    summary = run_json(root)
+    assert summary["failed"] == 0 and summary["generated"] == 0  # the clips were kept
+    assert (root / "renders" / "chain.mp4").is_file()
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and "ffmpeg" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc (Linux)")
+def test_ffmpeg_dies_with_a_killed_run(project):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    storyboard = chain_storyboard(1).replace("  duration: 3\n", "  duration: 15\n")
+    root = project(storyboard)
+    command = [sys.executable, "-m", "kling_compose", "run", str(root),
+               "--preview-resolution", "2160"]  # an animatic ffmpeg needs many seconds for
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _processes_mentioning(str(root)):
+        time.sleep(0.05)
+    assert _processes_mentioning(str(root)), "ffmpeg never started"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and _processes_mentioning(str(root)):
+        time.sleep(0.05)
+    left = _processes_mentioning(str(root))
+    for pid in left:  # do not leave them running whatever the outcome
+        os.kill(pid, signal.SIGKILL)
+    assert left == []

@@ -146,11 +146,25 @@ def check_duration(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[D
     )]  # fmt: skip
 
 
+# The largest Kling output is 4K (kie's `mode: 4K`, 3840x2160); a model without a size table
+# (Runware 3.0 Pro, the preview) still may not ask for more, or the request is refused after
+# earlier shots were paid for.
+SIDE_PX = (64, 3840)
+
+
 def check_size(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
     if follows_input(shot):
         return []  # no size is sent: the provider follows the input image or video
     allowed = ", ".join(_fmt_size(s) for s in spec.sizes or ())
     aspects = ", ".join(spec.aspects or ())
+    low, high = SIDE_PX
+    if shot.size is not None and not all(low <= side <= high for side in shot.size):
+        return [Diagnostic(
+            f"size {_fmt_size(shot.size)} is beyond what any Kling model renders ({low}-{high} "
+            "px a side)",
+            shot.where("size"),
+            "use the model's size (1920x1080, 1080x1920, 1440x1440), or an aspect",
+        )]  # fmt: skip
     if shot.size is not None and spec.sizes is not None and shot.size not in spec.sizes:
         return [Diagnostic(
             f"size {_fmt_size(shot.size)} is not available on {label(provider, spec)}",

@@ -92,6 +92,43 @@ CASES.update({
         "duplicate shot id 'a'"),
     "a storyboard that includes itself": (
         "{% include 'storyboard.yaml' %}\n" + _BASE, "storyboard.yaml:1:", "nest too deeply"),
+    "a size of 99999999x99999999": (
+        _BASE + "        prompt: hi there\n        size: 99999999x99999999\n",
+        "storyboard.yaml:8:", "beyond what any Kling model renders"),
+    "a 16:9 size of 19200000x10800000 on runware": (
+        _BASE + "        prompt: hi there\n        provider: runware\n"
+        "        size: 19200000x10800000\n", "storyboard.yaml:9:",
+        "beyond what any Kling model renders"),
+    "an element that does not exist": (
+        _BASE + "        prompt: '@ghost waves'\n", "storyboard.yaml:7:", "unknown element"),
+    "a frame chain cycle": (
+        "version: 1\nname: h\nscenes:\n  - id: m\n    shots:\n"
+        "      - {id: a, prompt: hi there, first_frame: {from: b}}\n"
+        "      - {id: b, prompt: hi there, first_frame: {from: a}}\n",
+        "storyboard.yaml:6:", "frame chain cycle"),
+    "an include out of the project": (
+        "{% include '../../etc/passwd' %}\n" + _BASE, "storyboard.yaml:1:",
+        "outside the project folder"),
+    "an absolute asset path": (
+        _BASE + "        prompt: hi there\n        first_frame: /etc/passwd\n",
+        "storyboard.yaml:8:", "outside the project folder"),
+    "a dunder attribute in a template": (
+        _BASE + "        prompt: \"{{ ''.__class__.__mro__ }}\"\n", "storyboard.yaml:7:",
+        "unsafe"),
+    "a range of a billion": (
+        _BASE + "        prompt: \"{{ range(10**9)|list|length }}\"\n", "storyboard.yaml:7:",
+        "Range too big"),
+    "a prompt of a megabyte": (
+        _BASE + "        prompt: " + "a" * 1_000_000 + "\n", "storyboard.yaml:7:",
+        "characters long as sent"),
+    "an output path outside": (
+        _BASE + "        prompt: hi there\noutputs:\n  - path: ../../x.mp4\n",
+        "storyboard.yaml:9:", "outside the project folder"),
+    "an empty file": ("", "storyboard.yaml:1:", "the storyboard is empty"),
+    "a duplicate key": (_BASE + "        prompt: hi there\n        prompt: again\n",
+                        "storyboard.yaml:8:", "duplicate key 'prompt'"),
+    "takes of a million": (_BASE + "        prompt: hi there\n        takes: 1000000\n",
+                           "storyboard.yaml:8:", "out of range"),
     "a python tag": (_BASE + "        prompt: !!python/object/apply:os.system ['true']\n",
                      "storyboard.yaml:7:", "tag"),
 })

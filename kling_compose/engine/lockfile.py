@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .state import State
+from .store import current_umask
 
 LOCK_NAME = "storyboard.lock"
 LOCK_VERSION = 1
@@ -93,11 +94,6 @@ def write_lockfile(plan, state: State) -> None:
     os.chmod(name, 0o666 & ~current_umask())  # as the user's other files, not mkstemp's 0600
     os.replace(name, target)
 
-
-def current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _entry(task, record) -> dict:

@@ -156,12 +156,9 @@ class Remote:
         key = self.settings.key(task.provider)
         mime = mimetypes.types_map.get(suffix.lower(), "application/octet-stream")
 
-        async def send(request: httpx.Request) -> httpx.Response:
-            return await self.send(request)
-
         async def attempt():
             data = self.store.path(digest, suffix).read_bytes()
-            return await provider.upload(send, data, mime, f"{digest[:16]}{suffix}",
+            return await provider.upload(self.send, data, mime, f"{digest[:16]}{suffix}",
                                          self.settings.url, key)
 
         return [(digest, suffix)], await self.call(attempt, None)
@@ -414,7 +411,7 @@ class PollGroup:
             return
         if getattr(self.provider, "batch_poll", False):
             # nearly due members ride along: one request instead of another one soon
-            soon = [m for m in members if m not in due and m.due - now <= _slack(m, now)]
+            soon = [m for m in members if m not in due and m.due - now <= _slack(m)]
             batch = due + soon
             await self._settle(batch, self._poll_batch(batch))
         else:
@@ -482,7 +479,7 @@ def poll_delays(settings: Settings, expected_s: float | None) -> Iterator[float]
         delay = min(settings.poll_max_s, delay * settings.poll_factor)
 
 
-def _slack(member: _Member, now: float) -> float:
+def _slack(member: _Member) -> float:
     """How early a member may be polled along with a due one: half its interval (at least
     1 s), so that tasks submitted a moment apart fall into the same requests and stay there."""
     return max(1.0, 0.5 * member.interval)

@@ -102,14 +102,16 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
             write_lockfile(plan, state)
             return result
         except (OSError, sqlite3.OperationalError) as exc:
-            raise _unwritable(exc, root) from None
+            raise UserError.single(_unwritable(exc, root), hint="free disk space or fix the "
+                                   "folder's permissions, then run again: finished work is "
+                                   "kept and the run resumes") from None
         finally:
             state.close()
 
 
-def _unwritable(exc: Exception, root: Path) -> UserError:
+def _unwritable(exc: Exception, root: Path) -> str:
     """A full disk, a read-only folder, a file where a folder should be: what could not be
-    written, and that the run resumes once that is fixed (finished work is kept)."""
+    written."""
     if isinstance(exc, OSError):
         where = exc.filename or ""
         try:
@@ -120,8 +122,7 @@ def _unwritable(exc: Exception, root: Path) -> UserError:
             f"could not write: {exc.strerror or exc}"
     else:
         what = f"could not write .kling-compose/state.db: {exc}"
-    return UserError.single(what, hint="free disk space or fix the folder's permissions, then "
-                            "run again: finished work is kept and the run resumes")
+    return what
 
 
 class _project_lock:
@@ -299,8 +300,8 @@ class _Runner:
             self.state.fail(task.cache_key, str(exc))
             return Outcome(task, "failed", error=str(exc), elapsed_s=time.monotonic() - started)
         except OSError as exc:  # a full disk, a read-only folder: this task, not the whole run
-            message = str(_unwritable(exc, self.plan.resolved.storyboard.root).diagnostics[0]
-                          .message)
+            message = _unwritable(exc, self.plan.resolved.storyboard.root) + \
+                "; fix it and run again (the run resumes)"
             self.state.fail(task.cache_key, message)
             return Outcome(task, "failed", error=message, elapsed_s=time.monotonic() - started)
         self.state.finish(task.cache_key, artifacts=artifacts, reference=reference,

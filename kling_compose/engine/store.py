@@ -64,8 +64,6 @@ class Store:
         os.close(fd)
         try:
             shutil.copyfile(self.path(digest, suffix), name)
-            from .lockfile import current_umask
-
             os.chmod(name, 0o666 & ~current_umask())  # readable as the user's other files
             os.replace(name, destination)
         except BaseException:
@@ -81,3 +79,10 @@ class Store:
 def _fsync(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

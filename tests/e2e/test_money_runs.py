@@ -52,6 +52,19 @@ def run(root, provider, sim, *args, **env):
     return json.loads(result.stdout)
 
 
+def interrupt_at(root, provider, sim, kind: str, how=signal.SIGKILL, after_s: float = 0.0):
+    """Start `run` as a process and send it `how` once the simulator saw a `kind` request."""
+    command = [sys.executable, "-m", "kling_compose", "run", str(root), "--provider", provider]
+    proc = subprocess.Popen(command, env=os.environ | environment(sim),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not sim.requests(provider, kind):
+        time.sleep(0.02)
+    time.sleep(after_s)
+    proc.send_signal(how)
+    proc.wait(timeout=30)
+
+
 def lock_of(root) -> dict:
     return json.loads((root / "storyboard.lock").read_text())
 
@@ -61,14 +74,7 @@ def lock_of(root) -> dict:
 def test_interrupted_while_polling_resumes_without_a_second_charge(project, sim, provider, how):
     sim.faults.task_seconds = 2.5
     root = project(ONE_SHOT)
-    command = [sys.executable, "-m", "kling_compose", "run", str(root), "--provider", provider]
-    proc = subprocess.Popen(command, env=os.environ | environment(sim),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not sim.requests(provider, "poll"):
-        time.sleep(0.02)
-    proc.send_signal(how)
-    proc.wait(timeout=30)
+    interrupt_at(root, provider, sim, "poll", how)
     assert len(sim.generations(provider)) == 1
     summary = run(root, provider, sim)
     assert summary["failed"] == 0 and summary["generated"] == 1, summary
@@ -179,17 +185,32 @@ scenes:
 def test_killed_while_downloading_resumes_by_downloading_not_paying(project, sim, provider):
     root = project(ONE_SHOT)
     sim.faults.drip(1, 0.2, provider=provider)  # the first download hangs: kill it there
-    command = [sys.executable, "-m", "kling_compose", "run", str(root), "--provider", provider]
-    proc = subprocess.Popen(command, env=os.environ | environment(sim),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not sim.requests(provider, "download"):
-        time.sleep(0.02)
-    time.sleep(0.3)
-    proc.kill()
-    proc.wait(timeout=30)
+    interrupt_at(root, provider, sim, "download", after_s=0.3)
     assert not (root / ".kling-compose" / "objects").exists() or not any(
         (root / ".kling-compose" / "objects").rglob("*.mp4"))  # nothing half-written kept
     summary = run(root, provider, sim)
     assert summary["failed"] == 0 and summary["generated"] == 1, summary
     assert len(sim.generations(provider)) == 1
+
+
+@pytest.mark.parametrize("provider", ["runware", "fal", "kie"])
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_interrupted_while_uploading_resumes_and_pays_once(project, sim, provider, how):
+    root = project(ONE_SHOT + "        first_frame: assets/start.png\n"
+                   "      - id: s2\n        prompt: the lantern goes out\n"
+                   "        reference_videos: [{ from: s1 }]\n" if provider == "runware"
+                   else ONE_SHOT + "        first_frame: assets/start.png\n")
+    if provider == "runware":  # images travel inline there: interrupt the chained clip's upload
+        (root / "storyboard.yaml").write_text((root / "storyboard.yaml").read_text().replace(
+            "      - id: s1\n", "      - id: s1\n        model: kling-o3-pro\n").replace(
+            "      - id: s2\n", "      - id: s2\n        model: kling-o3-pro\n"))
+    sim.faults.task_seconds = 0.5
+    interrupt_at(root, provider, sim, "upload", how)
+    summary = run(root, provider, sim)
+    shots = 2 if provider == "runware" else 1
+    assert len(sim.generations(provider)) <= shots  # never a shot generated twice
+    if summary["failed"]:  # the kill landed between committing a kie submission and its answer
+        assert provider == "kie", summary
+        assert "check the recent requests in your kie account" in json.dumps(summary)
+    else:
+        assert len(sim.generations(provider)) == shots

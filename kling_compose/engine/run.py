@@ -265,7 +265,9 @@ class _Runner:
         return RunResult(tuple(outcomes), films)
 
     async def task(self, task: Task, limits) -> Outcome:
-        upstream = [await self.futures[d] for d in task.depends_on]
+        # shielded: cancelling this task (Ctrl-C) must not cancel the upstream task's future,
+        # which that task may still be about to resolve
+        upstream = [await asyncio.shield(self.futures[d]) for d in task.depends_on]
         if any(o.status in ("failed", "skipped") for o in upstream):
             blocked = next(o.task.id for o in upstream if o.status in ("failed", "skipped"))
             outcome = Outcome(task, "skipped", error=f"needs {blocked}")
@@ -274,7 +276,8 @@ class _Runner:
                 async with limits[task.provider]:
                     outcome = await self.execute(task)
         self.reporter.finished(outcome)
-        self.futures[task.id].set_result(outcome)
+        if not self.futures[task.id].done():
+            self.futures[task.id].set_result(outcome)
         return outcome
 
     async def execute(self, task: Task) -> Outcome:

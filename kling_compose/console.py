@@ -7,6 +7,7 @@ from typing import Iterable
 
 import click
 
+from .engine.state import NOTHING_TO_PAY
 from .errors import Diagnostic
 
 
@@ -96,7 +97,7 @@ def print_plan(plan, statuses: dict | None = None) -> None:
     to_pay = Decimal(0)
     for task in (plan.tasks[i] for i in plan.order):
         status = statuses.get(task.id, "new")
-        if status != "cached" and task.cost_usd:
+        if status not in NOTHING_TO_PAY and task.cost_usd:
             to_pay += task.cost_usd
         table.add_row(
             task.id, task.shot or "", status, task.provider or "", task.model or "",
@@ -198,6 +199,7 @@ def run_json(result) -> str:
                    **({"error": o.error} if o.error else {})} for o in result.outcomes],
         "generated": result.count("done", "generate"),
         "cached": result.count("cached", "generate"),
+        "restored": result.count("restored", "generate"),
         "failed": result.count("failed"),
         "skipped": result.count("skipped"),
         "cost_usd": float(result.cost_usd),
@@ -213,7 +215,8 @@ def print_run_summary(result, plan) -> None:
     table = Table(title="run summary")
     for column in ("task", "status", "estimate", "cost", "time", "note"):
         table.add_column(column)
-    colors = {"done": "green", "cached": "dim", "failed": "red", "skipped": "yellow"}
+    colors = {"done": "green", "cached": "dim", "restored": "cyan", "failed": "red",
+              "skipped": "yellow"}
     for o in result.outcomes:
         generate = o.task.kind == "generate"
         table.add_row(o.task.id, f"[{colors[o.status]}]{o.status}[/]",
@@ -221,8 +224,11 @@ def print_run_summary(result, plan) -> None:
                       _paid(o) if generate else "",
                       f"{o.elapsed_s:.1f} s" if o.status == "done" else "", o.error or "")
     console.print(table)
+    restored = result.count("restored", "generate")
     console.print(f"generated {result.count('done', 'generate')}, cached "
-                  f"{result.count('cached', 'generate')}, failed {result.count('failed')}, "
+                  f"{result.count('cached', 'generate')}, "
+                  + (f"restored from storyboard.lock {restored}, " if restored else "")
+                  + f"failed {result.count('failed')}, "
                   f"skipped {result.count('skipped')}; cost {format_usd(result.cost_usd)}")
     root = plan.resolved.storyboard.root
     for film in result.films:

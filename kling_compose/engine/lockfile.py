@@ -112,6 +112,9 @@ def _entry(task, record) -> dict:
             "seed": result.get("seeds"),
             "cost_usd": None if record.cost_usd is None else f"{record.cost_usd:.3f}",
             "pick": task.job.shot.pick,
+            # the identities of what the takes were made from: a clone or a rebuilt ledger
+            # restores them only for the very same inputs (engine/restore.py)
+            "inputs": record.inputs or {},
         })
     else:
         entry["duration_s"] = result.get("duration_s")

@@ -25,9 +25,10 @@ from ..errors import UserError
 from ..media.ffmpeg import MediaError
 from ..plan import LOCAL_PROVIDERS, Plan, Task, substitute
 from ..settings import Settings
-from .lockfile import write_lockfile
+from .lockfile import read_lockfile, write_lockfile
 from .remote import Budget, BudgetExceeded, Clock, Remote, RemoteError
-from .state import Record, State, input_digests, is_reusable, state_path
+from .restore import lock_record, may_restore
+from .state import NOTHING_TO_PAY, Record, State, input_digests, is_reusable, state_path
 from .store import Store, file_sha256
 
 
@@ -45,7 +46,7 @@ class RunOptions:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     task: Task
-    status: str  # done | cached | failed | skipped
+    status: str  # done | cached | restored (from storyboard.lock) | failed | skipped
     record: Record | None = None
     cost_usd: Decimal = Decimal(0)
     error: str | None = None
@@ -163,7 +164,7 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> None:
     statuses = read_statuses(plan)
     to_pay = [plan.tasks[t] for t in selected
               if plan.tasks[t].kind == "generate" and (
-                  statuses.get(t) != "cached" or plan.tasks[t].shot in options.force)]
+                  statuses.get(t) not in NOTHING_TO_PAY or plan.tasks[t].shot in options.force)]
     for provider in sorted({t.provider for t in to_pay} - LOCAL_PROVIDERS):
         settings.check_provider(provider)  # its key and every host it needs
     limit = options.max_cost_usd
@@ -235,8 +236,10 @@ class _Runner:
     # two tasks with one cache key (two shots asking for the very same clip) are one piece of
     # work: the second waits for the first and reuses its result, never paying twice
     key_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    lock: dict[str, Any] = field(default_factory=dict)  # storyboard.lock's shots, at the start
 
     async def run(self) -> RunResult:
+        self.lock = read_lockfile(self.plan.resolved.storyboard.root).get("shots", {})
         self.store.clean_temp()
         _remove_stale_temp_files(self.plan)
         # local rendering is CPU-bound: at most one task per core; each remote provider gets
@@ -289,6 +292,13 @@ class _Runner:
             if task.kind == "assemble":
                 self.export(task, record)
             return Outcome(task, "cached", record)
+        if not forced and task.kind == "generate" and may_restore(record):
+            restored, _ = lock_record(task, self.lock.get(task.shot), self.records, self.store,
+                                      repair=True)
+            if restored is not None:
+                self.state.restore(restored)
+                self.records[task.id] = restored
+                return Outcome(task, "restored", restored)
         self.previous[task.id] = record
         self.reporter.started(task)
         started = time.monotonic()
@@ -319,7 +329,8 @@ class _Runner:
         """Each shot's picked clip as renders/shots/<shot>.<ext>, for people to look at."""
         root = self.plan.resolved.storyboard.root
         for outcome in result.outcomes:
-            if outcome.task.kind != "generate" or outcome.status not in ("done", "cached"):
+            if outcome.task.kind != "generate" or \
+                    outcome.status not in ("done", "cached", "restored"):
                 continue
             digest, suffix = outcome.record.artifacts[outcome.task.job.shot.pick - 1]
             target = root / "renders" / "shots" / f"{outcome.task.shot}{suffix}"

@@ -145,6 +145,19 @@ class State:
              sort_keys=True), json.dumps(result or {}, sort_keys=True),
              None if cost_usd is None else str(cost_usd), time.time(), key))
 
+    def restore(self, record: Record) -> None:
+        """Write a finished record rebuilt from storyboard.lock (engine/restore.py)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO tasks (cache_key, task_id, kind, shot, provider, model, "
+            "status, attempts, provider_task_id, artifacts, inputs, result, cost_usd, "
+            "finished_at) VALUES (?, ?, ?, ?, ?, ?, 'done', 0, ?, ?, ?, ?, ?, ?)",
+            (record.cache_key, record.task_id, record.kind, record.shot, record.provider,
+             record.model, record.provider_task_id,
+             json.dumps([list(a) for a in record.artifacts]),
+             json.dumps(record.inputs or {}, sort_keys=True),
+             json.dumps(record.result or {}, sort_keys=True),
+             None if record.cost_usd is None else str(record.cost_usd), record.finished_at))
+
     def submitting(self, key: str, provider_task_id: str) -> None:
         """Commit the id a submission will carry, before it is sent (exactly-once spending)."""
         self.db.execute("UPDATE tasks SET provider_task_id=?, phase='submitting', handle=NULL, "
@@ -189,9 +202,9 @@ def damaged(path: Path, exc: Exception):
     return UserError.single(
         f"{path.parent.name}/{path.name} is damaged ({exc}): kling-compose cannot tell what "
         "was paid for", hint="move it aside (mv .kling-compose/state.db "
-        ".kling-compose/state.db.broken) and run again: finished clips stay in "
-        ".kling-compose/objects and storyboard.lock names each paid result, but until the "
-        "ledger is rebuilt from them (not built yet) the shots are generated anew")
+        ".kling-compose/state.db.damaged) and run `kling-compose plan`: every result "
+        "storyboard.lock names whose clip is still in .kling-compose/objects shows as "
+        "restorable, and the next run rebuilds it from there without paying")
 
 
 def _record(row: sqlite3.Row) -> Record:
@@ -217,60 +230,110 @@ def state_path(project_root: Path) -> Path:
     return project_root / ".kling-compose" / "state.db"
 
 
+NOTHING_TO_PAY = ("cached", "restorable")  # plan statuses of a generation the run does not pay
+DERIVED = ("extract_frame", "upload")  # free, deterministic work made from other results
+
+
 def handed_on(record: Record, pick: int = 1) -> str | None:
-    """What a finished task hands to the tasks that need it: a content digest or a reference."""
-    if record.kind == "upload":
-        return record.reference
+    """The content identity a finished task hands to the tasks that need it.
+
+    A clip or a film: its sha256. A frame or an upload: a digest of what it was made from
+    (its cache key and its inputs' identities), known before it runs: frames are extracted
+    byte-exactly and an upload carries its source's bytes, so extracting again or uploading
+    again (an expired upload URL, a ledger rebuilt from storyboard.lock) leaves every shot
+    made from it reusable."""
+    if record.kind in DERIVED:
+        return derived_identity(record.kind, record.cache_key, record.inputs or {})
     if not record.artifacts:
         return None
     index = pick - 1 if record.kind == "generate" else 0
     return record.artifacts[index][0] if index < len(record.artifacts) else None
 
 
+def derived_identity(kind: str, cache_key: str, inputs: dict) -> str:
+    from ..plan import hash_key
+
+    return "~" + hash_key(kind, cache_key, inputs)
+
+
+def _legacy_handed_on(record: Record, pick: int = 1) -> str | None:
+    """What ledgers before content identities recorded: an upload's URL, a frame's sha256."""
+    if record.kind == "upload":
+        return record.reference
+    if record.kind == "extract_frame":
+        return record.artifacts[0][0] if record.artifacts else None
+    return handed_on(record, pick)
+
+
 def is_reusable(task, record: Record | None, upstream: dict[str, Record]) -> bool:
     """A finished record whose inputs had the same content as the upstream results now."""
     if record is None or record.status != "done":
         return False
-    return (record.inputs or {}) == input_digests(task, upstream)
+    inputs = record.inputs or {}
+    return inputs == input_digests(task, upstream) or \
+        inputs == input_digests(task, upstream, _legacy_handed_on)
 
 
-def input_digests(task, upstream: dict[str, Record]) -> dict[str, str | None]:
-    """{dependency task id: what it hands on} for a task whose dependencies are finished."""
+def input_digests(task, upstream: dict[str, Record], identity=handed_on) -> dict[str, str | None]:
+    """{dependency task id: its content identity} for a task whose dependencies are known."""
     picks = task.params.get("picks", {})
-    return {dep: handed_on(upstream[dep], picks.get(dep, 1)) for dep in task.depends_on}
+    return {dep: identity(upstream[dep], picks.get(dep, 1)) for dep in task.depends_on}
 
 
-def read_statuses(plan) -> dict[str, str]:
-    """Per task id: cached | changed | missing | new, from the project's state (read-only;
-    none: all new). `missing`: a finished result whose clip is gone from (or damaged in) the
-    store: it will be made again, and paid for again if it is a generation."""
+def planned(task, upstream: dict[str, Record]) -> Record:
+    """The record a free derived task (a frame, an upload) will have: its identity is known
+    from its inputs before it runs."""
+    return Record(cache_key=task.cache_key, task_id=task.id, kind=task.kind, status="planned",
+                  inputs=input_digests(task, upstream))
+
+
+def read_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]:
+    """Per task id: cached | restorable | changed | missing | new, from the project's ledger
+    and storyboard.lock (read-only; neither: all new).
+
+    restorable: the ledger has no reusable result, but storyboard.lock names one for this very
+    task whose clips are in the store: the run rebuilds its record and pays nothing.
+    missing: a finished result whose clip is gone from (or damaged in) the store: it will be
+    made again, and paid for again if it is a generation. `reasons`, if given, receives why a
+    generation the lock names cannot be restored."""
+    from .lockfile import read_lockfile
+    from .restore import lock_record, may_restore
     from .store import Store
 
     root = plan.resolved.storyboard.root
     path = state_path(root)
-    if not path.is_file():
-        return {}
-    state = State(path, readonly=True)
+    lock = read_lockfile(root).get("shots", {})
+    state = State(path, readonly=True) if path.is_file() else None
     store = Store(root / ".kling-compose")
     try:
         statuses: dict[str, str] = {}
-        records: dict[str, Record] = {}
+        records: dict[str, Record] = {}  # the finished (or, for free work, planned) results
         for task_id in plan.order:
             task = plan.tasks[task_id]
-            record = state.get(task.cache_key)
-            upstream_ok = all(statuses.get(d) == "cached" for d in task.depends_on)
-            if upstream_ok and is_reusable(task, record, records):
-                if not all(store.intact(d, s) for d, s in record.artifacts):
-                    statuses[task_id] = "missing"
+            record = state.get(task.cache_key) if state else None
+            known = all(d in records for d in task.depends_on)
+            if known and is_reusable(task, record, records):
+                if all(store.intact(d, s) for d, s in record.artifacts):
+                    statuses[task_id] = "cached"
+                    records[task_id] = record
                     continue
-                statuses[task_id] = "cached"
-                records[task_id] = record
-            elif state.latest_for(task_id) is not None:
+                statuses[task_id] = "missing"
+            elif state and state.latest_for(task_id) is not None:
                 statuses[task_id] = "changed"
             else:
                 statuses[task_id] = "new"
+            if known and task.kind == "generate" and may_restore(record):
+                restored, why = lock_record(task, lock.get(task.shot), records, store)
+                if restored is not None:
+                    statuses[task_id] = "restorable"
+                    records[task_id] = restored
+                elif why and reasons is not None:
+                    reasons[task_id] = why
+            elif known and task.kind in DERIVED:
+                records[task_id] = planned(task, records)
         return statuses
     except sqlite3.DatabaseError as exc:
         raise damaged(path, exc) from None
     finally:
-        state.close()
+        if state:
+            state.close()

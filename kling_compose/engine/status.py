@@ -13,7 +13,8 @@ class TaskStatus:
     task_id: str
     kind: str
     shot: str | None
-    # done | failed | running (a live run works on it) | interrupted (a run ended while it
+    # done | restorable (storyboard.lock names it, its clip is in the store: the next run
+    # rebuilds it without paying) | failed | running (a live run works on it) | interrupted (a run ended while it
     # ran: the next run finishes it, polling what was submitted) | pending
     status: str
     cost_usd: Decimal | None
@@ -53,6 +54,8 @@ def project_status(plan) -> StatusReport:
         elif record is not None and record.status in ("failed", "running", "submitted"):
             status = "failed" if record.status == "failed" else \
                 "running" if live else "interrupted"
+        elif statuses.get(task_id) == "restorable":
+            status = "restorable"
         else:
             status = "pending"
         tasks.append(TaskStatus(task_id, task.kind, task.shot, status,

@@ -41,6 +41,18 @@ class Store:
         self.path(digest, suffix).unlink(missing_ok=True)
         return False
 
+    def find(self, digest: str, repair: bool = False) -> str | None:
+        """The suffix an intact object with this sha256 is stored with, or None (repair=True:
+        a damaged one is removed)."""
+        folder = self.objects / digest[:2]
+        if not folder.is_dir():
+            return None
+        for path in sorted(folder.glob(f"{digest}.*")) + sorted(folder.glob(digest)):
+            suffix = path.name[len(digest):]
+            if (self.verify if repair else self.intact)(digest, suffix):
+                return suffix
+        return None
+
     def temp_path(self, suffix: str) -> Path:
         """A fresh path inside the store for a tool (ffmpeg) to write into; pass it to adopt()."""
         self.tmp.mkdir(parents=True, exist_ok=True)

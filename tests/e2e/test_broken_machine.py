@@ -4,6 +4,7 @@ run left are removed by the next one."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -37,6 +38,7 @@ def test_a_damaged_lock_file_is_refused_before_the_run_starts(project, content, 
 def test_a_damaged_ledger_is_named_with_the_way_back(project, damage, command):
     root = project(chain_storyboard(2))
     assert run(root).exit_code == 0
+    film = (root / "renders" / "chain.mp4").read_bytes()
     db = root / ".kling-compose" / "state.db"
     for extra in ("state.db-wal", "state.db-shm"):
         (root / ".kling-compose" / extra).unlink(missing_ok=True)
@@ -45,10 +47,17 @@ def test_a_damaged_ledger_is_named_with_the_way_back(project, damage, command):
     args = (command, root, *PREVIEW) if command == "run" else (command, root)
     result = cli(*args)
     assert result.exit_code == 1, result.output
-    assert "state.db is damaged" in result.output and "state.db.broken" in result.output
+    assert "state.db is damaged" in result.output and "state.db.damaged" in result.output
     assert "Traceback" not in result.output
-    db.rename(db.with_name("state.db.broken"))
-    assert run(root).exit_code == 0
+    db.rename(db.with_name("state.db.damaged"))
+    # the way back: storyboard.lock and the store hold every paid result
+    planned = json.loads(cli("plan", root, "--json").output)["tasks"]
+    assert {t["id"]: t["status"] for t in planned if t["kind"] == "generate"} == \
+        {"generate:s1": "restorable", "generate:s2": "restorable"}
+    summary = run_json(root)
+    assert summary["restored"] == 2 and summary["generated"] == 0 and summary["failed"] == 0
+    assert (root / "renders" / "chain.mp4").read_bytes() == film
+    assert run_json(root)["cached"] == 2  # the ledger is whole again
 
 
 def test_films_clips_and_the_lock_are_written_with_the_users_umask(project):

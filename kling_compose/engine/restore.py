@@ -1,0 +1,84 @@
+"""Paid results rebuilt from storyboard.lock: the way back when the ledger is gone or damaged.
+
+storyboard.lock (in git) names, for each shot, the cache key it was generated for, the
+identities of the inputs it was made from and the sha256 of every take. When the ledger has no
+reusable record for a generate task but the lock describes this very task (same cache key,
+made from inputs with the same identities as now) and every take is in the store with its
+bytes intact, the record is rebuilt from the lock: nothing is paid, and the chain's free work
+(frames, uploads, the film) is redone from the restored clips, byte-exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from .state import Record, input_digests
+from .store import Store
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def may_restore(record: Record | None) -> bool:
+    """Never over a generation the ledger says was submitted and not finished: the next run
+    polls it (it may be paid for), whatever the lock holds for the same key."""
+    return record is None or record.status == "done" or record.phase in (None, "rejected")
+
+
+def lock_record(task, entry: dict | None, upstream: dict[str, Record], store: Store,
+                repair: bool = False) -> tuple[Record | None, str | None]:
+    """(the rebuilt record, None) when the lock's entry restores `task`; (None, why not) when
+    the lock names this task's cache key but cannot be trusted or used; (None, None) when the
+    lock says nothing about it. `upstream` holds the records (or planned records) of every
+    dependency. repair=True removes a damaged object from the store (a run); a plan only
+    reads."""
+    if task.kind != "generate" or not isinstance(entry, dict) or \
+            entry.get("cache_key") != task.cache_key:
+        return None, None
+    if any(d not in upstream for d in task.depends_on):
+        return None, None  # an input will be made anew: the lock's take was made from another
+    digests = entry.get("sha256")
+    if not isinstance(digests, list) or not all(isinstance(d, str) and _SHA256.match(d)
+                                                for d in digests):
+        return None, "the lock's sha256 list is malformed"
+    if len(digests) != task.job.shot.takes:
+        return None, f"the lock holds {len(digests)} takes, the shot asks for {task.job.shot.takes}"
+    inputs = input_digests(task, upstream)
+    recorded = entry.get("inputs", {} if not task.depends_on else None)
+    if recorded != inputs:
+        return None, ("the lock's take was made from other inputs" if recorded is not None
+                      else "the lock (written by an earlier version) does not name the inputs "
+                      "the take was made from")
+    artifacts = []
+    for digest in digests:
+        suffix = store.find(digest, repair=repair)
+        if suffix is None:
+            return None, "its clip is not in .kling-compose/objects"
+        artifacts.append((digest, suffix))
+    return Record(
+        cache_key=task.cache_key, task_id=task.id, kind="generate", status="done",
+        shot=task.shot, provider=task.provider, model=task.model,
+        provider_task_id=_text(entry.get("task_id")), artifacts=tuple(artifacts),
+        inputs=inputs, result={"urls": entry.get("result_url"), "seeds": entry.get("seed"),
+                               "restored_from": "storyboard.lock"},
+        cost_usd=_money(entry.get("cost_usd")), finished_at=_time(entry.get("created_at")),
+    ), None
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _money(value) -> Decimal | None:
+    try:
+        return Decimal(value) if isinstance(value, str) else None
+    except InvalidOperation:
+        return None
+
+
+def _time(value) -> float | None:
+    try:
+        return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else None
+    except ValueError:
+        return None

@@ -1,0 +1,124 @@
+"""Paid results come back from storyboard.lock and the store (issue 9: a ledger moved aside;
+issue 11: a clone), and a re-upload never makes a paid shot look changed. Against the
+simulator, which counts what was billed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from _e2e import PREVIEW, chain_storyboard, cli, run_json
+from test_money_runs import environment, interrupt_at, lock_of, run, sim  # noqa: F401
+
+
+def plan_statuses(root, provider, sim) -> dict:
+    result = cli("plan", root, "--json", "--provider", provider, env=environment(sim))
+    assert result.exit_code == 0, result.output
+    return {t["id"]: t["status"] for t in json.loads(result.stdout)["tasks"]}
+
+
+def move_ledger_aside(root) -> None:
+    folder = root / ".kling-compose"
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        if (folder / name).exists():
+            (folder / name).rename(folder / f"{name}.damaged")
+
+
+@pytest.mark.parametrize("provider", ["runware", "fal", "kie"])
+def test_a_ledger_moved_aside_is_rebuilt_from_the_lock_without_paying(project, sim, provider):
+    root = project(chain_storyboard(3))
+    first = run(root, provider, sim)
+    assert first["generated"] == 3 and first["failed"] == 0
+    film = (root / "renders" / "chain.mp4").read_bytes()
+    billed = len(sim.generations(provider))
+    move_ledger_aside(root)
+    statuses = plan_statuses(root, provider, sim)
+    assert [statuses[f"generate:s{i}"] for i in (1, 2, 3)] == ["restorable"] * 3
+    again = run(root, provider, sim)
+    assert again["restored"] == 3 and again["generated"] == 0 and again["failed"] == 0, again
+    assert len(sim.generations(provider)) == billed  # not a cent more
+    assert (root / "renders" / "chain.mp4").read_bytes() == film
+    assert run(root, provider, sim)["cached"] == 3
+
+
+@pytest.mark.parametrize("provider", ["fal", "kie"])
+def test_an_expired_upload_is_uploaded_again_and_the_shots_stay_paid(project, sim, provider):
+    root = project(chain_storyboard(2))
+    assert run(root, provider, sim)["generated"] == 2
+    uploads = len(sim.requests(provider, "upload"))
+    db = sqlite3.connect(root / ".kling-compose" / "state.db")
+    db.execute("UPDATE tasks SET finished_at = finished_at - 1e8 WHERE kind = 'upload'")
+    db.commit()
+    db.close()
+    assert plan_statuses(root, provider, sim)["generate:s2"] == "cached"
+    again = run(root, provider, sim)
+    assert again["generated"] == 0 and again["cached"] == 2, again
+    assert len(sim.requests(provider, "upload")) > uploads  # new URLs, the same content
+    assert len(sim.generations(provider)) == 2
+
+
+def test_a_ledger_written_before_content_identities_stays_reusable(project, sim):
+    """Ledgers of earlier versions recorded an upload's URL and a frame's sha256 as the
+    inputs of what was made from them: those rows are still reused."""
+    root = project(chain_storyboard(2))
+    assert run(root, "fal", sim)["generated"] == 2
+    db = sqlite3.connect(root / ".kling-compose" / "state.db")
+    rows = {r[0]: r for r in db.execute(
+        "SELECT task_id, cache_key, kind, reference, artifacts FROM tasks")}
+    legacy = {task_id: (row[3] if row[2] == "upload" else
+                        json.loads(row[4])[0][0] if row[2] == "extract_frame" else None)
+              for task_id, row in rows.items()}
+    for task_id, (_, key, kind, _, _) in rows.items():
+        (inputs,) = db.execute("SELECT inputs FROM tasks WHERE cache_key = ?", (key,)).fetchone()
+        old = {dep: legacy[dep] or value for dep, value in json.loads(inputs).items()}
+        db.execute("UPDATE tasks SET inputs = ? WHERE cache_key = ?", (json.dumps(old), key))
+    db.commit()
+    db.close()
+    again = run(root, "fal", sim)
+    assert again["cached"] == 2 and again["generated"] == 0, again
+    assert len(sim.generations("fal")) == 2
+
+
+def test_a_lock_entry_made_from_other_inputs_is_not_restored(project):
+    root = project(chain_storyboard(2))
+    assert run_json(root)["generated"] == 2
+    move_ledger_aside(root)
+    lock = json.loads((root / "storyboard.lock").read_text())
+    lock["shots"]["s2"]["inputs"] = {"frame:s1:last": "~" + "0" * 64}
+    (root / "storyboard.lock").write_text(json.dumps(lock))
+    result = cli("plan", root, "--json")
+    statuses = {t["id"]: t["status"] for t in json.loads(result.stdout)["tasks"]}
+    assert statuses["generate:s1"] == "restorable" and statuses["generate:s2"] == "new"
+    summary = run_json(root, *PREVIEW)
+    assert summary["restored"] == 1 and summary["generated"] == 1
+
+
+def test_a_forced_generation_in_flight_is_resumed_not_replaced_by_the_lock(project, sim):
+    root = project(chain_storyboard(1))
+    assert run(root, "fal", sim)["generated"] == 1
+    first = lock_of(root)["shots"]["s1"]["task_id"]
+    sim.faults.task_seconds = 2.5
+    polls = len(sim.requests("fal", "poll"))
+    command_env = environment(sim)  # the forced run is killed while it polls
+    proc = subprocess.Popen([sys.executable, "-m", "kling_compose", "run", str(root),
+                             "--provider", "fal", "--force", "s1"],
+                            env=os.environ | command_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(sim.requests("fal", "poll")) == polls:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert len(sim.generations("fal")) == 2
+    # the next run (without --force) polls the paid forced generation; the lock's older clip
+    # for the same key does not replace it
+    summary = run(root, "fal", sim)
+    assert summary["generated"] == 1 and summary["failed"] == 0, summary
+    assert len(sim.generations("fal")) == 2
+    assert lock_of(root)["shots"]["s1"]["task_id"] not in (None, first)

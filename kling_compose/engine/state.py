@@ -82,11 +82,18 @@ class State:
         try:
             self._open(path, readonly)
         except sqlite3.DatabaseError as exc:
+            if _cannot_write(exc):
+                raise unwritable(path, exc) from None
             raise damaged(path, exc) from None
 
     def _open(self, path: Path, readonly: bool) -> None:
         if readonly:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'tasks'").fetchone() \
+                    is None:  # created, then a full disk or a kill before its first table
+                self.db.close()
+                self.db = sqlite3.connect(":memory:", check_same_thread=False)
+                self.db.executescript(SCHEMA)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -205,6 +212,22 @@ def damaged(path: Path, exc: Exception):
         ".kling-compose/state.db.damaged) and run `kling-compose plan`: every result "
         "storyboard.lock names whose clip is still in .kling-compose/objects shows as "
         "restorable, and the next run rebuilds it from there without paying")
+
+
+def _cannot_write(exc: Exception) -> bool:
+    """SQLite's words for a full disk, a failing or read-only one: not a damaged ledger."""
+    text = str(exc).lower()
+    return any(words in text for words in ("disk is full", "disk i/o error", "readonly",
+                                           "read-only", "unable to open"))
+
+
+def unwritable(path: Path, exc: Exception):
+    from ..errors import UserError
+
+    return UserError.single(
+        f"could not write {path.parent.name}/{path.name}: {exc}",
+        hint="free disk space or fix the folder's permissions, then run again: finished "
+             "work is kept and the run resumes")
 
 
 def _record(row: sqlite3.Row) -> Record:
@@ -333,7 +356,7 @@ def read_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]
                 records[task_id] = planned(task, records)
         return statuses
     except sqlite3.DatabaseError as exc:
-        raise damaged(path, exc) from None
+        raise (unwritable if _cannot_write(exc) else damaged)(path, exc) from None
     finally:
         if state:
             state.close()

@@ -6,10 +6,12 @@ imageio-ffmpeg ships `ffmpeg` but no `ffprobe`, so every probe goes through PyAV
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import secrets
 import shlex
+import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,6 +51,11 @@ def run_ffmpeg(args: list[str]) -> None:
            "-y", *map(str, args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
+        # the machine, not the media: a full disk, a quota, a file size limit (SIGXFSZ)
+        for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            if os.strerror(code) in proc.stderr or \
+                    (code == errno.EFBIG and proc.returncode == -signal.SIGXFSZ):
+                raise OSError(code, os.strerror(code), str(args[-1]))
         raise MediaError(
             f"{_short_cmd(args)} failed (exit {proc.returncode}): {_stderr_tail(proc.stderr)}"
         )

@@ -232,6 +232,8 @@ class _ProjectLoader(jinja2.BaseLoader):
             raise jinja2.exceptions.SecurityError(
                 f"'{template}' leads outside the project folder (through a symlink)"
             )
+        if path.exists() and not path.is_file():  # a folder, a named pipe (reading blocks)
+            raise _NotText(f"included file '{template}' is not a regular file")
         if not path.is_file():
             raise jinja2.TemplateNotFound(template)
         display = os.path.join(os.path.dirname(self.main.display), *pieces)

@@ -12,6 +12,7 @@ fast, and networkx alone costs ~180 ms to import.
 from __future__ import annotations
 
 import re
+import stat
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
@@ -215,7 +216,15 @@ class _Resolver:
                 problem = image_size_problem(src.path)
                 if problem:
                     self.fail(problem, src.location, "scale the image down (Kling takes "
-                              "frames of a few thousand pixels a side)")
+                              "frames of a few thousand pixels a side)" if "larger" in problem
+                              or "too large" in problem else "export the image again: the "
+                              "file is damaged or not an image")
+        if not ok and (src.path.exists() or src.path.is_symlink()):
+            kind = "a folder" if src.path.is_dir() else "a named pipe" if \
+                stat.S_ISFIFO(_mode(src.path)) else "not a regular file"
+            self.fail(f"'{src.value}' is {kind}", src.location,
+                      "name an image, video or audio file")
+            return
         if not ok:
             hint = None
             folder = src.path.parent
@@ -237,10 +246,20 @@ class _Resolver:
                       "write data:<mime>;base64,<data>")
         elif head.lower().endswith(";base64"):
             try:
-                base64.b64decode("".join(payload.split()), validate=True)
+                data = base64.b64decode("".join(payload.split()), validate=True)
             except (binascii.Error, ValueError):
                 self.fail("data URI holds invalid base64", src.location,
                           "encode the file again (base64 of the whole file), or use its path")
+                return
+            if head.lower().startswith("data:image/"):
+                import io
+
+                from PIL import Image
+
+                problem = _image_problem(lambda: Image.open(io.BytesIO(data)),
+                                         "the data URI's image")
+                if problem:
+                    self.fail(problem, src.location, "encode a whole image (PNG, JPEG or WebP)")
 
     def inside(self, value: str) -> bool:
         """A relative path that stays inside the project folder (symlinks resolved)."""
@@ -353,19 +372,30 @@ MAX_IMAGE_PIXELS = 80_000_000
 
 
 def image_size_problem(path) -> str | None:
-    """Why a local image is too large to use (from its header only), or None."""
+    """Why a local image cannot be used, or None: too large (from its header, before any
+    pixel is decoded: a decompression bomb), or not a whole image (decoded: a truncated or
+    damaged file would be uploaded and refused after earlier shots were paid)."""
     from PIL import Image  # lazy: validate must start fast
 
+    return _image_problem(lambda: Image.open(path), f"image '{path.name}'")
+
+
+def _image_problem(opener, what: str) -> str | None:
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        with Image.open(path) as image:
+        with opener() as image:
             width, height = image.size
+            if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+                return (f"{what} is {width}x{height}: larger than {MAX_IMAGE_SIDE} px a side "
+                        f"or {MAX_IMAGE_PIXELS // 1_000_000} megapixels")
+            image.load()
     except Image.DecompressionBombError as exc:
-        return f"image '{path.name}' is too large to open safely ({exc})"
-    except Exception:  # unreadable images are reported where they are read
-        return None
-    if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
-        return (f"image '{path.name}' is {width}x{height}: larger than {MAX_IMAGE_SIDE} px a "
-                f"side or {MAX_IMAGE_PIXELS // 1_000_000} megapixels")
+        return f"{what} is too large to open safely ({exc})"
+    except UnidentifiedImageError:
+        return f"{what} is not a readable image"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"{what} cannot be read: {exc}"
     return None
 
 
@@ -415,3 +445,10 @@ def _cycles(deps: Mapping[str, list[str]]) -> list[list[str]]:
 def _slug(name: str) -> str:
     """The name as a file name: letters (any script) and digits, runs of others as '-'."""
     return re.sub(r"[\W_]+", "-", name.lower()).strip("-") or "film"
+
+
+def _mode(path) -> int:
+    try:
+        return path.stat().st_mode
+    except OSError:
+        return 0

@@ -3,6 +3,8 @@ show: what a valid storyboard resolves to, and where positions in generated text
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 from textwrap import dedent
 
@@ -16,12 +18,26 @@ from kling_compose.render import read_source, render_source
 HEAD = "version: 1\nname: test-film\n"
 
 
+def _tiny_png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (30, 60, 90)).save(out, "PNG")
+    return out.getvalue()
+
+
+TINY_PNG = _tiny_png()  # validate decodes local and data URI images: a whole one
+
+
 def project(tmp_path: Path, text: str, files=None) -> Path:
     """Write storyboard.yaml (HEAD + the dedented body) and other files (as they are)."""
     for name, content in (files or {}).items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
     if text.startswith(HEAD):
         text = HEAD + dedent(text[len(HEAD):])
     path = tmp_path / "storyboard.yaml"
@@ -232,9 +248,9 @@ def test_frame_source_kinds(tmp_path: Path) -> None:
                 first_frame: assets/start.png
                 last_frame: https://example.com/end.png
                 reference_images:
-                  - "data:image/png;base64,iVBORw0KGgo="
+                  - "data:image/png;base64,%s"
                   - 6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9
-        """, files={"assets/start.png": "x"})
+        """ % base64.b64encode(TINY_PNG).decode(), files={"assets/start.png": TINY_PNG})
     (a,) = resolved.shots
     assert a.first_frame.kind == "path"
     assert a.first_frame.path == tmp_path / "assets" / "start.png"

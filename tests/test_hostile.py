@@ -18,9 +18,10 @@ def _limit() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
 
 
-def validate(tmp_path: Path, storyboard: str) -> subprocess.CompletedProcess:
+def validate(tmp_path: Path, storyboard: str | bytes) -> subprocess.CompletedProcess:
     (tmp_path / "assets").mkdir(exist_ok=True)
-    (tmp_path / "storyboard.yaml").write_text(storyboard, encoding="utf-8")
+    data = storyboard if isinstance(storyboard, bytes) else storyboard.encode("utf-8")
+    (tmp_path / "storyboard.yaml").write_bytes(data)
     return subprocess.run([sys.executable, "-m", "kling_compose", "validate", str(tmp_path)],
                           capture_output=True, text=True, timeout=SECONDS, preexec_fn=_limit)
 
@@ -134,9 +135,80 @@ CASES.update({
 })
 
 
+def _frame(name: str) -> str:
+    return _BASE + f"        prompt: hi there\n        first_frame: assets/{name}\n"
+
+
+def _whole_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    image = Image.new("RGB", (320, 180))
+    for x in range(0, 320, 3):
+        image.putpixel((x, x % 180), (x % 256, 40, 200))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+# cases that need files beside the storyboard: {relative path: bytes | "fifo" | "dir" |
+# ("link", target)}
+FILES = {
+    "a named pipe as a frame": {"assets/pipe.png": "fifo"},
+    "a folder as a frame": {"assets/dir.png": "dir"},
+    "a link to /dev/zero as a frame": {"assets/zero.png": ("link", "/dev/zero")},
+    "an include of a named pipe": {"part.yaml": "fifo"},
+    "an include of a link to /dev/zero": {"part.yaml": ("link", "/dev/zero")},
+    "a truncated PNG as a frame": {"assets/cut.png": "truncated"},
+    "text named .png as a frame": {"assets/fake.png": b"not an image at all"},
+}
+CASES.update({
+    "a named pipe as a frame": (_frame("pipe.png"), "storyboard.yaml:8:", "is a named pipe"),
+    "a folder as a frame": (_frame("dir.png"), "storyboard.yaml:8:", "is a folder"),
+    "a link to /dev/zero as a frame": (_frame("zero.png"), "storyboard.yaml:8:",
+                                       "outside the project folder"),
+    "an include of a named pipe": ("{% include 'part.yaml' %}\n" + _BASE, "storyboard.yaml:1:",
+                                   "is not a regular file"),
+    "an include of a link to /dev/zero": ("{% include 'part.yaml' %}\n" + _BASE,
+                                          "storyboard.yaml:1:", "leads outside the project"),
+    "a truncated PNG as a frame": (_frame("cut.png"), "storyboard.yaml:8:", "is truncated"),
+    "text named .png as a frame": (_frame("fake.png"), "storyboard.yaml:8:",
+                                   "is not a readable image"),
+    "a truncated data URI image": (
+        _BASE + "        prompt: hi there\n        first_frame: 'data:image/png;base64,"
+        + __import__("base64").b64encode(_whole_png()[:200]).decode() + "'\n",
+        "storyboard.yaml:8:", "the data URI's image cannot be read"),
+    "an alias bomb no shot uses": (alias_bomb(9) + _BASE + "        prompt: hi there\n",
+                                   "storyboard.yaml:", "the storyboard expands to"),
+    "a UTF-16 storyboard": ("version: 1\nname: h\nscenes: []\n".encode("utf-16"),
+                            "storyboard.yaml:1:1:", "not UTF-8"),
+})
+
+
+def _make_files(root: Path, files: dict) -> None:
+    import os
+
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if content == "fifo":
+            os.mkfifo(path)
+        elif content == "dir":
+            path.mkdir()
+        elif content == "truncated":
+            data = _whole_png()
+            path.write_bytes(data[: len(data) // 2])
+        elif isinstance(content, tuple):
+            path.symlink_to(content[1])
+        else:
+            path.write_bytes(content)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_hostile_storyboard_ends_in_a_located_message(tmp_path, case):
     storyboard, where, message = CASES[case]
+    _make_files(tmp_path, FILES.get(case, {}))
     result = validate(tmp_path, storyboard)
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr

@@ -14,8 +14,9 @@ class TaskStatus:
     kind: str
     shot: str | None
     # done | restorable (storyboard.lock names it, its clip is in the store: the next run
-    # rebuilds it without paying) | failed | running (a live run works on it) | interrupted (a run ended while it
-    # ran: the next run finishes it, polling what was submitted) | pending
+    # rebuilds it without paying) | failed | running (a live run works on it) | interrupted
+    # (a run ended while it ran: the next run finishes it, polling what was submitted) |
+    # pending
     status: str
     cost_usd: Decimal | None
     error: str | None = None

@@ -116,12 +116,15 @@ def _frames(path: Path, indices: set[int]):
 
 
 def test_a_failed_shot_skips_its_chain_while_other_branches_go_on(project):
+    from kling_compose.simulator import Faults, Simulator
+
     story = chain_storyboard(2).replace("scenes:\n", "scenes:\n  - id: other\n    shots:\n"
                                         "      - id: lone\n        prompt: independent\n", 1)
     root = project(story)
-    png = (root / "assets" / "start.png").read_bytes()
-    (root / "assets" / "start.png").write_bytes(png[:200])  # a header Pillow reads, no pixels
-    result = cli("run", root, "--json", *PREVIEW)
+    with Simulator({"runware": "rw-key"}, Faults(task_seconds=0.05)) as sim:
+        sim.faults.fail_generation("shot number 1", "the moderation model refused it")
+        env = dict(sim.env()) | {"RUNWARE_API_KEY": "rw-key", "KLING_COMPOSE_POLL_SECONDS": "0.05"}
+        result = cli("run", root, "--json", "--provider", "runware", *PREVIEW, env=env)
     assert result.exit_code == 1
     summary = json.loads(result.stdout)
     status = {t["id"]: t["status"] for t in summary["tasks"]}
@@ -129,7 +132,7 @@ def test_a_failed_shot_skips_its_chain_while_other_branches_go_on(project):
     assert status["generate:s1"] == "failed"
     assert status["generate:s2"] == "skipped" and status["frame:s1:last"] == "skipped"
     assert "Traceback" not in result.output
-    assert "cannot read image" in json.dumps(summary)
+    assert "the moderation model refused it" in json.dumps(summary)
 
 
 def test_max_cost_refuses_before_anything_runs(project):

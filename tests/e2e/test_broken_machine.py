@@ -172,3 +172,38 @@ def test_ffmpeg_dies_with_a_killed_run(project):
     for pid in left:  # do not leave them running whatever the outcome
         os.kill(pid, signal.SIGKILL)
     assert left == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc (Linux)")
+def test_ffmpeg_started_the_way_the_run_starts_it_dies_with_a_killed_parent(tmp_path):
+    """The test above can pass without the parent-death signal (a killed run's ffmpeg may die
+    of SIGPIPE on its stderr); here ffmpeg writes nothing, so only the signal can end it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = str(tmp_path / "marker.nut")
+    parent = (
+        "import subprocess, time\n"
+        "from kling_compose.media.ffmpeg import _dies_with_parent, ffmpeg_exe\n"
+        f"subprocess.Popen([*_dies_with_parent(), ffmpeg_exe(), '-loglevel', 'quiet', '-re',"
+        f" '-f', 'lavfi', '-i', 'nullsrc=s=32x32:d=120', '-y', {marker!r}],"
+        " stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "time.sleep(120)\n")
+    script = tmp_path / "parent.py"  # not on the command line: only ffmpeg's names the marker
+    script.write_text(parent)
+    proc = subprocess.Popen([sys.executable, str(script)])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not _processes_mentioning(marker):
+        time.sleep(0.05)
+    assert _processes_mentioning(marker), "ffmpeg never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and _processes_mentioning(marker):
+        time.sleep(0.05)
+    left = _processes_mentioning(marker)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == []

@@ -72,40 +72,130 @@ def plan_requests(plan) -> list[dict]:
             for t in (plan.tasks[i] for i in plan.order) if t.kind == "generate"]
 
 
-def _wide_console():
-    """A rich console; when output is not a terminal, wide enough for task ids not to wrap."""
+def _console(stderr: bool = False, **options):
+    """A rich console that prints user text as it is: no markup (a storyboard named
+    `harbour [/draft]` is not a closing tag), no emoji codes (`frame:one:last` is not
+    `frame1️⃣last`), no highlighting. Styles come only from Text objects built here."""
     from rich.console import Console
 
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False, **options)
+
+
+def _styled(text: str, style: str):
+    from rich.text import Text
+
+    return Text(text, style=style)
+
+
+def _wide_console():
+    """A console for tables; when output is not a terminal, wide enough for ids not to wrap."""
+    console = _console()
+    return console if console.is_terminal else _console(width=160)
+
+
+class RunProgress:
+    """Live progress on stderr (rich), redrawn four times a second with the time computed at
+    each redraw: done/total, cost so far, and each running task's elapsed time and the state
+    its provider last reported (queued with its position, processing...). Silent when stderr
+    is not a terminal or with --json."""
+
+    def __init__(self, plan, quiet: bool = False, console=None, verbose: bool = False) -> None:
+        self.plan = plan
+        self.console = console or _console(stderr=True)
+        self.live = None
+        self.verbose = verbose
+        self.quiet = quiet or not self.console.is_terminal
+        self.running: dict[str, list] = {}  # task id -> [started (monotonic), state]
+        self.done = 0
+        self.cost = Decimal(0)
+
+    def __enter__(self):
+        if not self.quiet:
+            from rich.live import Live
+
+            self.live = Live(console=self.console, refresh_per_second=4, transient=True,
+                             get_renderable=self._render)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def started(self, task) -> None:
+        import time
+
+        self.running[task.id] = [time.monotonic(), "uploading" if task.kind == "upload" else
+                                 "starting"]
+
+    def progress(self, task, state: str) -> None:
+        """What the provider says about a running task (submitted, queued, processing...)."""
+        if task.id in self.running:
+            self.running[task.id][1] = state
+
+    def finished(self, outcome) -> None:
+        self.running.pop(outcome.task.id, None)
+        self.done += 1
+        self.cost += outcome.cost_usd
+        if self.verbose:
+            self.console.print(f"{self.done}/{len(self.plan.order)} {outcome.status:<8} "
+                               f"{outcome.task.id}"
+                               + (f" {outcome.elapsed_s:.1f} s" if outcome.elapsed_s else "")
+                               + (f" {format_usd(outcome.cost_usd)}" if outcome.cost_usd else "")
+                               + (f": {outcome.error}" if outcome.error else ""))
+        elif outcome.status == "failed" and not self.quiet:
+            from rich.text import Text
+
+            self.console.print(Text.assemble(("failed", "red"), f" {outcome.task.id}: "
+                                             f"{outcome.error}"))
+
+    def _render(self):
+        import time
+
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table.grid(padding=(0, 2))
+        table.add_row(Text.assemble((f"{self.done}/{len(self.plan.order)}", "bold"), " tasks"),
+                      Text(f"cost so far {format_usd(self.cost)}"))
+        now = time.monotonic()
+        for task_id, (started, state) in list(self.running.items()):
+            table.add_row(Text.assemble("  ", (f"{state:<10}", "cyan"), " ", task_id),
+                          Text(f"{now - started:6.1f} s"))
+        return table
 
 
 def print_plan(plan, statuses: dict | None = None) -> None:
-    """A table of tasks in topological order, totals and the critical path."""
+    """A table of tasks in topological order, totals and the critical path. At 80 columns the
+    columns that matter (task, status, cost) stay readable; shot, model and inputs go."""
     from rich.table import Table
 
     statuses = statuses or {}
+    console = _wide_console()
+    narrow = console.width < 120
     table = Table(title=f"plan: {plan.resolved.storyboard.name}", show_lines=False)
-    table.add_column("task", no_wrap=True)
-    table.add_column("shot")
-    table.add_column("status")
-    table.add_column("provider")
-    table.add_column("model")
-    table.add_column("duration", justify="right")
-    table.add_column("est. cost", justify="right")
-    table.add_column("inputs", overflow="fold")
+    table.add_column("task", overflow="fold", ratio=3)
+    if not narrow:
+        table.add_column("shot", overflow="fold")
+    table.add_column("status", no_wrap=True, min_width=10)
+    table.add_column("provider", no_wrap=True)
+    if not narrow:
+        table.add_column("model", overflow="fold")
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("est. cost", justify="right", no_wrap=True, min_width=9)
+    if not narrow:
+        table.add_column("inputs", overflow="fold", ratio=2)
     to_pay = Decimal(0)
     for task in (plan.tasks[i] for i in plan.order):
         status = statuses.get(task.id, "new")
         if status not in NOTHING_TO_PAY and task.cost_usd:
             to_pay += task.cost_usd
-        table.add_row(
-            task.id, task.shot or "", status, task.provider or "", task.model or "",
-            f"{task.duration_s} s" if task.duration_s else "",
-            format_usd(task.cost_usd) if task.kind == "generate" else "",
-            ", ".join(task.depends_on),
-        )
-    console = _wide_console()
+        cells = [task.id, *([task.shot or ""] if not narrow else []), status,
+                 task.provider or "", *([task.model or ""] if not narrow else []),
+                 f"{task.duration_s} s" if task.duration_s else "",
+                 format_usd(task.cost_usd) if task.kind == "generate" else "",
+                 *([", ".join(task.depends_on)] if not narrow else [])]
+        table.add_row(*cells)
     console.print(table)
     unknown = plan.unknown_costs
     console.print(f"total estimate: {format_usd(plan.total_cost_usd)}"
@@ -127,65 +217,6 @@ def graph_text(plan, fmt: str) -> str:
         lines += [f"  {ids[u]} -> {ids[v]};" for u, v in plan.graph.edges]
         lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-class RunProgress:
-    """Live per-task progress on stderr (rich); silent when not a terminal or with --json."""
-
-    def __init__(self, plan, quiet: bool = False) -> None:
-        from rich.console import Console
-
-        self.plan = plan
-        self.console = Console(stderr=True)
-        self.live = None
-        self.quiet = quiet or not self.console.is_terminal
-        self.running: dict[str, float] = {}
-        self.done = 0
-        self.cost = Decimal(0)
-
-    def __enter__(self):
-        if not self.quiet:
-            from rich.live import Live
-
-            self.live = Live(self._render(), console=self.console, refresh_per_second=4,
-                             transient=True)
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.live is not None:
-            self.live.__exit__(*exc)
-
-    def started(self, task) -> None:
-        import time
-
-        self.running[task.id] = time.monotonic()
-        self._refresh()
-
-    def finished(self, outcome) -> None:
-        self.running.pop(outcome.task.id, None)
-        self.done += 1
-        self.cost += outcome.cost_usd
-        if outcome.status == "failed" and not self.quiet:
-            self.console.print(f"[red]failed[/red] {outcome.task.id}: {outcome.error}")
-        self._refresh()
-
-    def _refresh(self) -> None:
-        if self.live is not None:
-            self.live.update(self._render())
-
-    def _render(self):
-        import time
-
-        from rich.table import Table
-
-        table = Table.grid(padding=(0, 2))
-        table.add_row(f"[bold]{self.done}/{len(self.plan.order)}[/bold] tasks",
-                      f"cost so far {format_usd(self.cost)}")
-        now = time.monotonic()
-        for task_id, started in self.running.items():
-            table.add_row(f"  [cyan]running[/cyan] {task_id}", f"{now - started:5.1f} s")
-        return table
 
 
 def run_json(result) -> str:
@@ -214,12 +245,13 @@ def print_run_summary(result, plan) -> None:
     console = _wide_console()
     table = Table(title="run summary")
     for column in ("task", "status", "estimate", "cost", "time", "note"):
-        table.add_column(column)
+        wrap = column in ("task", "note")  # ids and messages fold; the figures never do
+        table.add_column(column, overflow="fold" if wrap else "ellipsis", no_wrap=not wrap)
     colors = {"done": "green", "cached": "dim", "restored": "cyan", "failed": "red",
               "skipped": "yellow"}
     for o in result.outcomes:
         generate = o.task.kind == "generate"
-        table.add_row(o.task.id, f"[{colors[o.status]}]{o.status}[/]",
+        table.add_row(o.task.id, _styled(o.status, colors[o.status]),
                       format_usd(o.task.cost_usd) if generate else "",
                       _paid(o) if generate else "",
                       f"{o.elapsed_s:.1f} s" if o.status == "done" else "", o.error or "")
@@ -233,6 +265,16 @@ def print_run_summary(result, plan) -> None:
     root = plan.resolved.storyboard.root
     for film in result.films:
         console.print(f"film: {root / film}")
+
+
+def print_run_brief(result, plan) -> None:
+    """--quiet: each failed task (to stderr) and each film made; nothing else."""
+    for o in result.outcomes:
+        if o.status == "failed":
+            click.echo(f"failed {o.task.id}: {o.error}", err=True)
+    root = plan.resolved.storyboard.root
+    for film in result.films:
+        click.echo(str(root / film))
 
 
 def _paid(outcome) -> str:
@@ -263,7 +305,8 @@ def print_status(report) -> None:
     console = _wide_console()
     table = Table(title=f"status: {report.name}")
     for column in ("task", "status", "cost", "error"):
-        table.add_column(column)
+        wrap = column in ("task", "error")
+        table.add_column(column, overflow="fold" if wrap else "ellipsis", no_wrap=not wrap)
     for t in report.tasks:
         table.add_row(t.task_id, t.status, format_usd(t.cost_usd) if t.kind == "generate" else "",
                       t.error or "")

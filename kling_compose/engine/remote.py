@@ -116,6 +116,12 @@ class Remote:
     budget: Budget = field(default_factory=Budget)
     verify: Callable[[Path, float | None], None] | None = None  # checks a downloaded clip
     groups: dict[str, PollGroup] = field(default_factory=dict)
+    # tells people where a task stands: (task, "submitted" | "queued (position 2)" | ...)
+    notify: Callable[[object, str], None] | None = None
+
+    def tell(self, task, state: str) -> None:
+        if self.notify is not None and task is not None:
+            self.notify(task, state)
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -192,6 +198,7 @@ class Remote:
             raise RemoteError(_failure(task, status))
         suffix = "." + (task.job.shot.output_format or "mp4")
         expected = _expected_duration(task)
+        self.tell(task, "downloading")
         artifacts = [(await self.download(r.url, suffix, expected), suffix)
                      for r in status.results]
         costs = [r.cost_usd for r in status.results]
@@ -246,6 +253,7 @@ class Remote:
             self.budget.release(task.id)
             raise
         self.state.submitted(task.cache_key, handle.task_id, dict(handle.extra))
+        self.tell(task, "submitted")
         return handle
 
     async def find_lost(self, task, provider, task_id: str, key, base) -> Handle | None:
@@ -333,9 +341,12 @@ class Remote:
             if reject and task is not None:
                 self.state.rejected(task.cache_key, str(exc))
             raise RemoteError(str(exc)) from None
-        except (TransientError, httpx.TransportError) as exc:
+        except httpx.TransportError as exc:
+            raise RemoteError(_unreachable(exc, self.settings)) from None
+        except TransientError as exc:
             raise RemoteError(f"gave up after {self.settings.retries} attempts: "
-                              f"{_describe(exc)}") from None
+                              f"{_describe(exc)}; finished work is kept: `run` again later "
+                              "to go on") from None
 
 
 class _Ambiguous(Exception):
@@ -459,6 +470,7 @@ class PollGroup:
                 m.processing_at = now
                 m.interval = next(m.delays)
                 m.due = now + m.interval
+                self.remote.tell(m.task, status.detail or "processing")
 
 
 def poll_delays(settings: Settings, expected_s: float | None) -> Iterator[float]:
@@ -531,6 +543,24 @@ def _failure(task, status: Status) -> str:
         return (f"{task.provider} does not know task {status.message or ''}: the generation, "
                 "if it ran, can no longer be fetched; `run` again to generate it anew")
     return f"{task.provider} reports the generation failed: {status.message}"
+
+
+def _unreachable(exc: httpx.TransportError, settings: Settings) -> str:
+    """A host that could not be reached: which URL, the setting that names that host (when
+    it is one of ours, not a result URL) and that the run resumes."""
+    from ..settings import url_variable
+
+    try:
+        url = exc.request.url
+    except RuntimeError:
+        return f"gave up after {settings.retries} attempts: {type(exc).__name__}"
+    where = f"{url.scheme}://{url.netloc.decode()}"
+    endpoint = next((name for name, base in settings.urls.items()
+                     if base and str(url).startswith(base.rstrip("/"))), None)
+    setting = (f"; if that host is wrong, set {url_variable(endpoint)}" if endpoint else "")
+    return (f"cannot reach {where} ({type(exc).__name__}, {settings.retries} attempts): check "
+            f"the network{setting}; finished work is kept, and `run` again resumes (what was "
+            "submitted is polled, not paid again)")
 
 
 def _describe(exc: Exception) -> str:

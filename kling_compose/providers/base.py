@@ -169,6 +169,21 @@ class Status:
     state: str
     results: tuple[Result, ...] = ()
     message: str | None = None
+    detail: str | None = None  # for people, while processing: "queued (position 3)"...
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """What a provider's free authenticated call said about the key (`kling-compose doctor`).
+
+    A provider that has such a call sets `key_check_endpoint` (the settings endpoint it goes
+    to) and has `key_check_request(base_url, key) -> httpx.Request` and
+    `read_key_check(response) -> Account`, which raises ProviderError when the key is refused.
+    A provider without one (no free call is documented) has none of the three.
+    """
+
+    balance: Decimal | None = None  # None: the call says nothing about money left
+    unit: str = ""  # "credits"; "" when the documentation names no unit
 
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})

@@ -67,6 +67,9 @@ def _auth(key) -> dict[str, str]:
     return {"Authorization": f"Key {key.reveal()}"}
 
 
+KEY_CHECK_ENDPOINT_ID = "fal-ai/kling-video/v3/pro/text-to-video"  # any endpoint: ours
+
+
 def _detail(data) -> str | None:
     """fal's error text: `detail` as a string, or the first validation item's loc and msg."""
     detail = data.get("detail") if isinstance(data, dict) else None
@@ -145,6 +148,30 @@ class FalQueue:
                                                    "response_url": base})
         return None
 
+    # doctor: fal documents an account call (`GET /v1/account/billing`, fal.ai/docs/
+    # platform-apis/v1/account/billing) for Admin-scope keys only, so the ordinary key a run
+    # uses would be refused there. The request list `find_submission` already reads takes
+    # that key ("Requires API key", fal.ai/docs/platform-apis/v1/models/requests/by-endpoint)
+    # and generates nothing: one item of it tests the key and the host a run relies on.
+    key_check_endpoint = "fal-api"
+
+    def key_check_request(self, base_url: str, key):
+        import httpx
+
+        params = {"endpoint_id": KEY_CHECK_ENDPOINT_ID, "limit": "1"}
+        return httpx.Request("GET", f"{base_url}/v1/models/requests/by-endpoint",
+                             params=params, headers=_auth(key))
+
+    def read_key_check(self, response):
+        """Account() (the list says nothing about money); ProviderError for a refused key."""
+        from .base import Account, ProviderError, json_answer, raise_for_status
+
+        data = json_answer(response, "fal")
+        raise_for_status(response, "fal", _detail(data))
+        if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+            raise ProviderError("fal answered the request list without its items")
+        return Account()
+
     def poll_request(self, handle, base_url: str, key):
         import httpx
 
@@ -159,8 +186,12 @@ class FalQueue:
             return Status("unknown", message=handle.task_id)
         raise_for_status(response, "fal", _detail(data))
         state = data.get("status")
-        if state in ("IN_QUEUE", "IN_PROGRESS"):
-            return Status("processing")
+        if state == "IN_QUEUE":  # fal's queue status carries queue_position while queued
+            position = data.get("queue_position")
+            return Status("processing", detail=f"queued (position {position})"
+                          if isinstance(position, int) else "queued")
+        if state == "IN_PROGRESS":
+            return Status("processing", detail="processing")
         if state == "COMPLETED":
             if data.get("error"):
                 return Status("failed", message=f"{data.get('error_type') or 'error'}: "

@@ -221,7 +221,30 @@ class KieTasks:
         if state == "fail":
             code, message = data.get("failCode"), data.get("failMsg") or "generation failed"
             return Status("failed", message=f"{code}: {message}" if code else message)
-        return Status("processing")  # waiting | queuing | generating (an unknown state waits)
+        # waiting | queuing | generating (an unknown state waits)
+        return Status("processing", detail="generating" if state == "generating" else "queued"
+                      if state in ("waiting", "queuing") else None)
+
+    # doctor: "Get Remaining Credits", `GET /api/v1/chat/credit` answering `{"code": 200,
+    # "msg": "success", "data": 100}` (docs.kie.ai/common-api/get-account-credits)
+    key_check_endpoint = "kie"
+
+    def key_check_request(self, base_url: str, key):
+        import httpx
+
+        return httpx.Request("GET", f"{base_url}/api/v1/chat/credit",
+                             headers={"Authorization": f"Bearer {key.reveal()}"})
+
+    def read_key_check(self, response):
+        """The remaining credits; ProviderError for a refused key (code 401)."""
+        from decimal import Decimal
+
+        from .base import Account, ProviderError
+
+        credits = _envelope(response, "credit query").get("data")
+        if not isinstance(credits, (int, float)) or isinstance(credits, bool):
+            raise ProviderError("kie answered the credit query without a number of credits")
+        return Account(Decimal(str(credits)), "credits")
 
     async def upload(self, send, data: bytes, mime: str, name: str, url, key) -> str:
         """POST the bytes to the File Upload API (multipart); returns `data.downloadUrl`."""

@@ -36,6 +36,23 @@ def _user_errors(command):
     return wrapper
 
 
+def _epilog(examples: list[str], environment: list[str] = ()) -> str:
+    """Examples and the environment variables a command reads, laid out as written ("\\b"
+    keeps click from rewrapping a paragraph)."""
+    text = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples)
+    if environment:
+        text += "\n\n\b\nEnvironment:\n" + "\n".join(f"  {e}" for e in environment)
+    return text
+
+
+_KEYS = ["RUNWARE_API_KEY, FAL_KEY, KIE_API_KEY, KLING_V3_TASK_API_KEY: provider keys",
+         "  (or <NAME>_FILE naming a file that holds one, or a .env file beside the storyboard)"]
+_TABLES = ["NO_COLOR: print without colours (https://no-color.org)"]
+_RUN_ENV = [*_KEYS, "KLING_COMPOSE_<HOST>_URL: another base URL for a host (docs/providers.md)",
+            "KLING_COMPOSE_POLL_SECONDS, KLING_COMPOSE_POLL_TIMEOUT_SECONDS,",
+            "  KLING_COMPOSE_DOWNLOAD_TIMEOUT_SECONDS: polling and download timing", *_TABLES]
+
+
 def storyboard_options(command):
     """PATH plus the template variable options, shared by every command that reads a storyboard."""
     command = click.option("--vars", "vars_files", multiple=True, metavar="FILE.yaml",
@@ -69,7 +86,10 @@ def main() -> None:
     """kling-compose: compile a YAML storyboard into AI video, one command to a finished cut."""
 
 
-@main.command()
+@main.command(epilog=_epilog([
+    "kling-compose validate",
+    "kling-compose validate films/harbour --var mood=storm",
+]))
 @storyboard_options
 @_user_errors
 def validate(path, var_items, vars_files) -> None:
@@ -84,7 +104,10 @@ def validate(path, var_items, vars_files) -> None:
     click.echo(validation_summary(resolved, jobs))
 
 
-@main.command()
+@main.command(epilog=_epilog([
+    "kling-compose render > rendered.yaml",
+    "kling-compose render --vars night.yaml",
+]))
 @storyboard_options
 @_user_errors
 def render(path, var_items, vars_files) -> None:
@@ -93,6 +116,30 @@ def render(path, var_items, vars_files) -> None:
 
     file, display = storyboard_path(path)
     click.echo(render_text(file, read_variables(var_items, vars_files), display), nl=False)
+
+
+@main.command(epilog=_epilog([
+    "kling-compose config",
+    "kling-compose config --json | jq '.scenes[].shots[].duration'",
+]))
+@storyboard_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+@_user_errors
+def config(path, var_items, vars_files, as_json) -> None:
+    """Print the storyboard as the compiler sees it: templated, defaults inherited into every
+    shot, references resolved."""
+    import json
+
+    import yaml
+
+    from .config import resolved_config
+
+    data = resolved_config(_load(path, var_items, vars_files))
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100),
+                   nl=False)
 
 
 @main.command()
@@ -115,36 +162,64 @@ def init(directory) -> None:
     click.echo(f"next: cd {directory} && kling-compose run")
 
 
-def _plan(path, var_items, vars_files, provider):
+def _plan(path, var_items, vars_files, provider, preview_resolution=None):
     """The plan, after printing the compiler's warnings (once each) to stderr."""
     from .console import print_diagnostics
     from .pipeline import build_storyboard_plan
 
-    plan = build_storyboard_plan(_load(path, var_items, vars_files), provider)
+    plan = build_storyboard_plan(_load(path, var_items, vars_files), provider,
+                                 preview_resolution)
     jobs = (t.job for t in plan.tasks.values() if t.job is not None)
     print_diagnostics(dict.fromkeys(w for job in jobs for w in job.warnings))
     return plan
 
 
+class _Provider(click.ParamType):
+    """A provider name; anything else is a usage error (exit 2) with did-you-mean."""
+
+    name = "provider"
+
+    def convert(self, value, param, ctx):
+        from .errors import did_you_mean
+        from .settings import PROVIDER_NAMES
+
+        if value in PROVIDER_NAMES:
+            return value
+        hint = did_you_mean(value, PROVIDER_NAMES) or "one of " + ", ".join(PROVIDER_NAMES)
+        self.fail(f"unknown provider '{value}'; {hint}", param, ctx)
+
+
 provider_option = click.option(
-    "--provider", metavar="P", help="Use provider P for every shot (e.g. preview for a free "
-    "rehearsal).")
+    "--provider", type=_Provider(), metavar="P", help="Use provider P for every shot (e.g. "
+    "preview for a free rehearsal).")
 
 
-@main.command()
+def preview_option(command):
+    return click.option(
+        "--preview-resolution", type=click.IntRange(min=72, max=2160), default=None,
+        metavar="PIXELS", help="Short side of the clips the preview provider renders "
+        "[default: 360]; part of their cache keys.")(command)
+
+
+@main.command(epilog=_epilog([
+    "kling-compose plan",
+    "kling-compose plan --provider fal --json",
+    "kling-compose plan --requests --provider runware",
+], _TABLES))
 @storyboard_options
 @provider_option
+@preview_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--requests", is_flag=True, help="Print the exact request bodies as JSON.")
 @_user_errors
-def plan(path, var_items, vars_files, provider, as_json, requests) -> None:
+def plan(path, var_items, vars_files, provider, preview_resolution, as_json, requests) -> None:
     """Show the tasks, their order, cache status and cost before anything is spent."""
     import json
 
     from . import console
     from .pipeline import plan_statuses
 
-    the_plan = _plan(path, var_items, vars_files, provider)
+    the_plan = _plan(path, var_items, vars_files, provider, preview_resolution)
     statuses = plan_statuses(the_plan)
     if requests:
         click.echo(json.dumps(console.plan_requests(the_plan), indent=2, ensure_ascii=False))
@@ -154,7 +229,10 @@ def plan(path, var_items, vars_files, provider, as_json, requests) -> None:
         console.print_plan(the_plan, statuses)
 
 
-@main.command()
+@main.command(epilog=_epilog([
+    "kling-compose graph > plan.mmd",
+    "kling-compose graph --format dot | dot -Tsvg > plan.svg",
+]))
 @storyboard_options
 @provider_option
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
@@ -167,7 +245,12 @@ def graph(path, var_items, vars_files, provider, fmt) -> None:
     click.echo(graph_text(_plan(path, var_items, vars_files, provider), fmt), nl=False)
 
 
-@main.command()
+@main.command(epilog=_epilog([
+    "kling-compose run                       # free rehearsal (preview)",
+    "kling-compose run --provider fal --max-cost 5",
+    "kling-compose run --only opening+        # a shot and what chains from it",
+    "kling-compose run --force finale",
+], _RUN_ENV))
 @storyboard_options
 @provider_option
 @click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD",
@@ -175,15 +258,18 @@ def graph(path, var_items, vars_files, provider, fmt) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Tasks running at once (local rendering is also capped at the CPU count).")
 @click.option("--force", multiple=True, metavar="SHOT", help="Generate SHOT again (repeatable).")
-@click.option("--only", multiple=True, metavar="SHOT",
-              help="Run only SHOT and what it needs (repeatable).")
-@click.option("--preview-resolution", type=click.IntRange(min=72, max=2160), default=360,
-              show_default=True, metavar="PIXELS",
-              help="Short side of the clips the preview provider renders.")
+@click.option("--only", multiple=True, metavar="SELECTOR",
+              help="Run only what SELECTOR names (repeatable): SHOT or +SHOT (with what it "
+              "needs), SHOT+ (and what is made from it), a scene id (its shots).")
+@preview_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress, no table: only failures and "
+              "the films made.")
+@click.option("-v", "--verbose", is_flag=True, help="A line per task as it finishes (also "
+              "when the output is not a terminal: CI logs).")
 @_user_errors
 def run(path, var_items, vars_files, provider, max_cost, concurrency, force, only,
-        preview_resolution, as_json) -> None:
+        preview_resolution, as_json, quiet, verbose) -> None:
     """Execute the plan: generate, chain, assemble; pay only for what changed."""
     from decimal import Decimal
 
@@ -191,36 +277,68 @@ def run(path, var_items, vars_files, provider, max_cost, concurrency, force, onl
     from .engine.run import RunOptions, run_plan
     from .settings import Settings
 
-    the_plan = _plan(path, var_items, vars_files, provider)
+    the_plan = _plan(path, var_items, vars_files, provider, preview_resolution)
     options = RunOptions(
         concurrency=concurrency, force=frozenset(force), only=frozenset(only),
-        preview_short_side=preview_resolution,
         max_cost_usd=None if max_cost is None else Decimal(str(max_cost)))
-    with console.RunProgress(the_plan, quiet=as_json) as progress:
-        result = run_plan(the_plan, options, progress, Settings.from_environment())
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose exclude each other")
+    with console.RunProgress(the_plan, quiet=as_json or quiet,
+                             verbose=verbose and not as_json) as progress:
+        result = run_plan(the_plan, options, progress, Settings.from_environment(
+            project_root=storyboard_path(path)[0].parent))
     if as_json:
         click.echo(console.run_json(result))
+    elif quiet:
+        console.print_run_brief(result, the_plan)
     else:
         console.print_run_summary(result, the_plan)
     if not result.ok:
         sys.exit(1)
 
 
-@main.command()
+@main.command(epilog=_epilog(["kling-compose status", "kling-compose status --json"], _TABLES))
 @storyboard_options
 @provider_option
+@preview_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @_user_errors
-def status(path, var_items, vars_files, provider, as_json) -> None:
-    """What is done, failed and pending, and what it cost."""
-    from . import console
-    from .engine.status import project_status
+def status(path, var_items, vars_files, provider, preview_resolution, as_json) -> None:
+    """What is done, failed and pending, and what it cost.
 
-    report = project_status(_plan(path, var_items, vars_files, provider))
+    Without --provider and --preview-resolution, the project is shown as the last run left
+    it (with that run's provider and preview size)."""
+    from . import console
+    from .engine.status import last_run, project_status
+
+    last = last_run(storyboard_path(path)[0].parent)
+    report = project_status(_plan(path, var_items, vars_files,
+                                  provider or last.get("provider"),
+                                  preview_resolution or last.get("preview_resolution")))
     if as_json:
         click.echo(console.status_json(report))
     else:
         console.print_status(report)
+
+
+@main.command()
+@storyboard_options
+@provider_option
+@_user_errors
+def doctor(path, var_items, vars_files, provider) -> None:
+    """Check Python, ffmpeg, the project and each provider's key before spending anything."""
+    from .doctor import diagnose
+
+    file, display = storyboard_path(path)
+    problems = 0
+    for check in diagnose(file, display, lambda: _plan(path, var_items, vars_files, provider),
+                          provider):
+        click.echo(str(check))  # plain text: a path with [brackets] is not markup
+        problems += not check.ok
+    click.echo(f"{problems} problem(s): fix them before kling-compose run" if problems
+               else "no problems found")
+    if problems:
+        sys.exit(1)
 
 
 @main.command(hidden=True, context_settings={"ignore_unknown_options": True})

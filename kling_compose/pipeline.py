@@ -41,11 +41,14 @@ def render_text(path: Path, variables: Mapping[str, object] | None = None,
     return render_source(read_source(path.absolute(), display or str(path)), variables).text
 
 
-def build_storyboard_plan(resolved: Resolved, provider: str | None = None):
-    """Compile and plan: the task DAG with keys and costs."""
-    from .plan import build_plan
+def build_storyboard_plan(resolved: Resolved, provider: str | None = None,
+                          preview_short_side: int | None = None):
+    """Compile and plan: the task DAG with keys and costs. preview_short_side: the short side
+    in pixels of the clips the preview provider renders (part of their cache keys)."""
+    from .plan import PREVIEW_SHORT_SIDE, build_plan
 
-    return build_plan(resolved, compile_storyboard(resolved, provider))
+    return build_plan(resolved, compile_storyboard(resolved, provider),
+                      preview_short_side or PREVIEW_SHORT_SIDE, provider)
 
 
 def plan_statuses(plan) -> dict[str, str]:

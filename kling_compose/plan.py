@@ -60,6 +60,8 @@ class Plan:
     tasks: Mapping[str, Task]
     graph: nx.DiGraph
     order: tuple[str, ...]
+    provider: str | None = None  # --provider: every shot's provider, if one was given
+    preview_short_side: int = 360  # px, the preview's clip size (in its tasks' keys)
 
     @property
     def total_cost_usd(self) -> Decimal:
@@ -78,9 +80,14 @@ class Plan:
         return [sorted(g) for g in nx.topological_generations(self.graph)]
 
 
-def build_plan(resolved: Resolved, jobs: Iterable[Job]) -> Plan:
+PREVIEW_SHORT_SIDE = 360  # px: the preview provider's default clip size (short side)
+
+
+def build_plan(resolved: Resolved, jobs: Iterable[Job],
+               preview_short_side: int = PREVIEW_SHORT_SIDE, provider: str | None = None) -> Plan:
     """The task DAG of a compiled storyboard, with cache keys, in topological order."""
     builder = _Builder(resolved)
+    builder.preview_short_side = preview_short_side
     builder.jobs = {job.shot.id: job for job in jobs}
     for job in builder.jobs.values():
         builder.add_job(job)
@@ -90,7 +97,8 @@ def build_plan(resolved: Resolved, jobs: Iterable[Job]) -> Plan:
     for u, v in graph.edges:
         graph.edges[u, v]["weight"] = builder.tasks[v].weight_s
     order = tuple(nx.lexicographical_topological_sort(graph, key=builder.position.__getitem__))
-    return Plan(resolved, dict((i, builder.tasks[i]) for i in order), graph, order)
+    return Plan(resolved, dict((i, builder.tasks[i]) for i in order), graph, order, provider,
+                preview_short_side)
 
 
 def canonical_json(value: Any) -> str:
@@ -121,6 +129,7 @@ class _Builder:
         self.position: dict[str, int] = {}
         self.jobs: dict[str, Job] = {}
         self.digests: dict[Path, str] = {}
+        self.preview_short_side = PREVIEW_SHORT_SIDE
 
     def add(self, task: Task) -> Task:
         if task.id not in self.tasks:
@@ -145,13 +154,17 @@ class _Builder:
         files = {ref.placeholder: self.digest(ref.source.path) for ref in job.inputs
                  if ref.key.startswith("file:") and job.provider in LOCAL_PROVIDERS}
         deps = tuple(dict.fromkeys(t.id for t in inputs.values() if t is not None))
+        # the preview's clip size changes its output: it is part of the key (a film never mixes
+        # 360p and 1080p rehearsal clips)
+        size = {"short_side": self.preview_short_side} if job.provider in LOCAL_PROVIDERS else {}
         key = hash_key("generate", job.provider, job.model.model_id, job.request,
-                       {p: t.cache_key for p, t in inputs.items() if t is not None}, files)
+                       {p: t.cache_key for p, t in inputs.items() if t is not None}, files,
+                       *([size] if size else []))
         return self.add(Task(
             id=f"generate:{shot.id}", kind="generate", cache_key=key, depends_on=deps,
             shot=shot.id, provider=job.provider, model=job.model.alias, job=job,
             cost_usd=job.cost_usd, weight_s=_generate_weight(job),
-            params={"inputs": {p: t.id for p, t in inputs.items() if t is not None},
+            params={**size, "inputs": {p: t.id for p, t in inputs.items() if t is not None},
                     "files": {ref.placeholder: str(ref.source.path) for ref in job.inputs
                               if ref.key.startswith("file:")}},
         ))

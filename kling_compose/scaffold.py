@@ -53,6 +53,8 @@ renders/
 .storyboard.lock.*
 # storyboard.lock records what was generated and paid for: keep it in git
 !storyboard.lock
+# API keys (RUNWARE_API_KEY=..., FAL_KEY=...): never in git
+.env
 """
 
 

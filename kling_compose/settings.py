@@ -7,18 +7,33 @@ an exception or a dataclass repr and still never be printed. Only a provider's a
 Every value read from the environment is checked here, with a message naming the variable: a
 poll interval of `0`, `-5`, `nan` or `inf` would poll many times a second or wait forever, and a
 base URL without a scheme would fail only after earlier shots were paid for.
+
+Where a value comes from, first found wins:
+
+1. the environment (an empty variable counts as unset);
+2. `.env` in the project folder (python-dotenv reads it: `NAME=value` lines, comments, quotes,
+   `export ` prefixes; values are taken literally, `${...}` is not expanded);
+3. for an API key only, `<VAR>_FILE` naming a file that holds the key (the Docker secrets
+   convention, `FAL_KEY_FILE=/run/secrets/fal`), itself from the environment or `.env`; a
+   relative path in `.env` is relative to the project folder. Setting both `VAR` and
+   `VAR_FILE` is an error: which one is meant cannot be guessed.
+
+Messages name the variable and where it was set, never a key's value.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, NamedTuple
 from urllib.parse import urlsplit
 
-from .errors import UserError
+from .errors import Diagnostic, Location, UserError
 
 # storyboard provider name -> the environment variable holding its API key
 KEY_VARIABLES = MappingProxyType({
@@ -42,6 +57,9 @@ ENDPOINTS = MappingProxyType({
     "kie-upload": "https://kieai.redpandaai.co",  # docs.kie.ai: File Upload API host
 })
 
+# every provider a storyboard or --provider may name (the local one first)
+PROVIDER_NAMES = ("preview", *KEY_VARIABLES)
+
 # the endpoints each remote provider talks to (the first is its API; others as needed)
 PROVIDER_ENDPOINTS = MappingProxyType({
     "runware": ("runware",),
@@ -56,6 +74,9 @@ _NUMBERS = (
     ("KLING_COMPOSE_POLL_TIMEOUT_SECONDS", "poll_timeout_s", 1.0, 7 * 24 * 3600.0),
     ("KLING_COMPOSE_DOWNLOAD_TIMEOUT_SECONDS", "download_timeout_s", 1.0, 24 * 3600.0),
 )
+
+DOTENV_NAME = ".env"  # in the project folder, next to storyboard.yaml
+KEY_FILE_MAX_BYTES = 64 * 1024  # a key file is a few dozen bytes; more is not a key file
 
 
 class Secret:
@@ -86,6 +107,8 @@ class Settings:
     """Keys and endpoints per remote provider, the polling cadence and the deadlines."""
 
     keys: Mapping[str, Secret] = field(default_factory=dict)
+    # provider -> where its key came from, for `doctor` ("FAL_KEY (.env)"); never the value
+    key_sources: Mapping[str, str] = field(default_factory=dict)
     urls: Mapping[str, str | None] = field(default_factory=lambda: dict(ENDPOINTS))
     # None: adaptive polling (providers.md, "Polling"); a number: a fixed cadence (simulator)
     poll_interval_s: float | None = None
@@ -98,20 +121,32 @@ class Settings:
     retries: int = 5
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
-        env = os.environ if environ is None else environ
-        keys = {name: Secret(env[var]) for name, var in KEY_VARIABLES.items() if env.get(var)}
+    def from_environment(cls, environ: Mapping[str, str] | None = None, *,
+                         project_root: Path | None = None, **overrides) -> Settings:
+        """Settings from the environment and, given `project_root`, its `.env` file; every
+        problem found is reported at once (a UserError naming each variable)."""
+        dotenv = _read_dotenv(project_root / DOTENV_NAME) if project_root is not None else {}
+        found = _Lookup(os.environ if environ is None else environ, dotenv, project_root)
+        problems: list[Diagnostic] = []
+        keys, sources = {}, {}
+        for name, variable in KEY_VARIABLES.items():
+            key = _collect(problems, _read_key, variable, found)
+            if key is not None:
+                keys[name], sources[name] = key
         urls = {}
         for name, default in ENDPOINTS.items():
-            variable = url_variable(name)
-            value = env.get(variable)
-            urls[name] = _checked_url(variable, value) if value else default
+            value = found.value(url_variable(name))
+            urls[name] = _collect(problems, _checked_url, url_variable(name), value) \
+                if value else default
         numbers = {}
         for variable, name, low, high in _NUMBERS:
-            if env.get(variable):
-                numbers[name] = _checked_number(variable, env[variable], low, high)
-        return cls(keys=MappingProxyType(keys), urls=MappingProxyType(urls),
-                   **{**numbers, **overrides})
+            value = found.value(variable)
+            if value:
+                numbers[name] = _collect(problems, _checked_number, variable, value, low, high)
+        if problems:
+            raise UserError(*problems)
+        return cls(keys=MappingProxyType(keys), key_sources=MappingProxyType(sources),
+                   urls=MappingProxyType(urls), **{**numbers, **overrides})
 
     def key(self, provider: str) -> Secret:
         """The provider's key, or a UserError naming the variable to set."""
@@ -138,6 +173,133 @@ class Settings:
         self.key(provider)
         for endpoint in PROVIDER_ENDPOINTS[provider]:
             self.url(endpoint)
+
+
+class _Found(NamedTuple):
+    value: str
+    where: str  # "the environment" or the .env file's path
+
+
+class _Lookup:
+    """A variable's value: the environment's when set and non-empty, else `.env`'s."""
+
+    def __init__(self, environ: Mapping[str, str], dotenv: Mapping[str, str | None],
+                 project_root: Path | None) -> None:
+        self.environ, self.dotenv, self.project_root = environ, dotenv, project_root
+
+    def get(self, variable: str) -> _Found | None:
+        if self.environ.get(variable):
+            return _Found(self.environ[variable], "the environment")
+        if self.dotenv.get(variable):
+            return _Found(self.dotenv[variable], str(self.project_root / DOTENV_NAME))
+        return None
+
+    def value(self, variable: str) -> str | None:
+        found = self.get(variable)
+        return found.value if found else None
+
+
+def _collect(problems: list[Diagnostic], check, *args):
+    """check(*args); on a UserError, None and its diagnostics added to `problems`."""
+    try:
+        return check(*args)
+    except UserError as exc:
+        problems.extend(exc.diagnostics)
+        return None
+
+
+def _read_dotenv(path: Path) -> Mapping[str, str | None]:
+    """The variables of a `.env` file ({} when there is none); a file python-dotenv cannot
+    read completely is a UserError locating each bad line (its text is never shown: it may
+    hold a key)."""
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    text = _read_small_text(path, "the project's environment file", limit=None)
+    if text is None:
+        return {}
+    bad = [binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error]
+    if bad:
+        raise UserError(*(Diagnostic(
+            f"{path.name} has a line python-dotenv cannot read", Location(str(path), line),
+            "write NAME=value, one per line; quote a value holding spaces or '#'")
+            for line in bad))
+    return dotenv_values(stream=io.StringIO(text), interpolate=False)
+
+
+def _read_small_text(path: Path, what: str, limit: int | None) -> str | None:
+    """A regular file's UTF-8 text, None when it does not exist; else a UserError naming the
+    file (never its content: not even the bytes a decoding error would quote)."""
+    hint = f"fix or remove {path}"
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UserError.single(f"{path} ({what}) cannot be read: {exc.strerror}", hint=hint) \
+            from None
+    if not stat.S_ISREG(info.st_mode):  # a folder, or a pipe that would block the run
+        raise UserError.single(f"{path} ({what}) is not a regular file", hint=hint)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(-1 if limit is None else limit + 1)
+    except OSError as exc:
+        raise UserError.single(f"{path} ({what}) cannot be read: {exc.strerror}", hint=hint) \
+            from None
+    if limit is not None and len(data) > limit:
+        raise UserError.single(f"{path} ({what}) is larger than {limit // 1024} KiB",
+                               hint=hint)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError.single(f"{path} ({what}) is not UTF-8 text", hint=hint) from None
+
+
+def _read_key(variable: str, found: _Lookup) -> tuple[Secret, str] | None:
+    """The key `variable` names, directly or through `<variable>_FILE`, with where it came
+    from; None when neither is set."""
+    file_variable = variable + "_FILE"
+    direct, pointer = found.get(variable), found.get(file_variable)
+    if direct is not None and pointer is not None:
+        raise UserError.single(
+            f"both {variable} (set in {direct.where}) and {file_variable} (set in "
+            f"{pointer.where}) are set", hint=f"keep one of them: unset {variable} or "
+            f"{file_variable}")
+    if direct is not None:
+        _check_key_text(variable, direct.value, variable)
+        return Secret(direct.value), f"{variable} (set in {direct.where})"
+    if pointer is None:
+        return None
+    path = Path(pointer.value).expanduser()
+    if not path.is_absolute() and pointer.where != "the environment":
+        path = found.project_root / path  # relative to the .env file that names it
+    text = _read_key_file(file_variable, path)
+    _check_key_text(variable, text, f"the file {file_variable} names ({path})")
+    return Secret(text), f"{file_variable} ({path}, set in {pointer.where})"
+
+
+def _read_key_file(file_variable: str, path: Path) -> str:
+    """The key in the file, surrounding whitespace and newlines stripped."""
+    hint = f"point {file_variable} at a readable file holding only the key"
+    try:
+        text = _read_small_text(path, f"named by {file_variable}", KEY_FILE_MAX_BYTES)
+    except UserError as exc:
+        raise UserError.single(exc.diagnostics[0].message, hint=hint) from None
+    if text is None:
+        raise UserError.single(f"{file_variable} names {path}, which does not exist", hint=hint)
+    if not text.strip():
+        raise UserError.single(f"{file_variable} names {path}, which is empty", hint=hint)
+    return text.strip()
+
+
+def _check_key_text(variable: str, value: str, where: str) -> None:
+    """A key must fit in an HTTP header: printable ASCII (a pasted line break or a non-ASCII
+    quote would otherwise fail deep inside the HTTP library, quoting the key)."""
+    if not all(" " <= c <= "~" for c in value):
+        raise UserError.single(
+            f"the API key in {where} holds a line break, a control or a non-ASCII character, "
+            f"which no HTTP header can carry", hint=f"set {variable} to the key exactly as the "
+            "provider shows it")
 
 
 def url_variable(endpoint: str) -> str:

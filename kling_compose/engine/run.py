@@ -29,6 +29,7 @@ from .lockfile import read_lockfile, write_lockfile
 from .remote import Budget, BudgetExceeded, Clock, Remote, RemoteError
 from .restore import lock_record, may_restore
 from .state import NOTHING_TO_PAY, Record, State, input_digests, is_reusable, state_path
+from .status import record_run
 from .store import Store, file_sha256
 
 
@@ -40,7 +41,6 @@ class RunOptions:
     max_cost_usd: Decimal | None = None
     force: frozenset[str] = frozenset()  # shot ids to generate again
     only: frozenset[str] = frozenset()  # shot ids to run, with what they need
-    preview_short_side: int = 360
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,7 @@ class RunResult:
 class Reporter(Protocol):
     def started(self, task: Task) -> None: ...
     def finished(self, outcome: Outcome) -> None: ...
+    # optional: def progress(self, task: Task, state: str) -> None, where a remote task stands
 
 
 class _Quiet:
@@ -96,6 +97,7 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
     with _project_lock(root):
         state = State(state_path(root))
         try:
+            record_run(plan)
             runner = _Runner(plan, options, state, Store(root / ".kling-compose"),
                              reporter or _Quiet(), settings, transport, sleep)
             result = asyncio.run(runner.run())
@@ -205,18 +207,40 @@ def check_write_paths(plan: Plan) -> None:
 
 
 def selected_tasks(plan: Plan, options: RunOptions) -> list[str]:
-    """Task ids to run: everything, or the --only shots and what they need."""
+    """Task ids to run: everything, or what the --only selectors name (dbt's graph operators):
+    `SHOT` or `+SHOT` is the shot and what it needs (it cannot run without it); `SHOT+` adds
+    everything made from it (the shots chained from it, the films it is in); a scene id
+    selects each of its shots, with the same operators."""
     if not options.only:
         return list(plan.order)
     import networkx as nx
 
     wanted: set[str] = set()
-    for shot in options.only:
-        task_id = f"generate:{shot}"
-        if task_id not in plan.tasks:
-            raise UserError.single(f"--only: no shot '{shot}' in the storyboard")
-        wanted |= {task_id, *nx.ancestors(plan.graph, task_id)}
+    for selector in options.only:
+        for task_id in _selected_shots(plan, selector):
+            wanted |= {task_id, *nx.ancestors(plan.graph, task_id)}
+            if selector.endswith("+"):
+                for below in nx.descendants(plan.graph, task_id):
+                    wanted |= {below, *nx.ancestors(plan.graph, below)}
     return [t for t in plan.order if t in wanted]
+
+
+def _selected_shots(plan: Plan, selector: str) -> list[str]:
+    """The generate task ids a selector names (its `+` operators stripped)."""
+    from ..errors import did_you_mean
+
+    name = selector.removeprefix("+").removesuffix("+")
+    if f"generate:{name}" in plan.tasks:
+        return [f"generate:{name}"]
+    scenes = {s.id: s for s in plan.resolved.storyboard.scenes}
+    if name in scenes:
+        return [f"generate:{shot.id}" for shot in scenes[name].shots
+                if f"generate:{shot.id}" in plan.tasks]
+    names = [t.partition(":")[2] for t in plan.tasks if t.startswith("generate:")]
+    raise UserError.single(
+        f"--only: no shot or scene '{name}' in the storyboard",
+        hint=did_you_mean(name, [*names, *scenes]) or "write SHOT, +SHOT (with what it needs), "
+        "SHOT+ (and what is made from it), or a scene id")
 
 
 @dataclass
@@ -260,7 +284,7 @@ class _Runner:
 
             self.remote = Remote(client, self.settings, self.state, self.store,
                                  Clock(self.sleep), Budget(self.options.max_cost_usd),
-                                 verify_clip)
+                                 verify_clip, notify=getattr(self.reporter, "progress", None))
             jobs = [asyncio.create_task(self.task(self.plan.tasks[t], limits)) for t in selected]
             outcomes = await asyncio.gather(*jobs)
         films = tuple(Path(o.task.params["path"]) for o in outcomes
@@ -391,14 +415,15 @@ class _Runner:
             if request.get(key):
                 await asyncio.to_thread(_check_image, Path(request[key]))
         width, height = preview_size(request["width"], request["height"],
-                                     self.options.preview_short_side)
+                                     task.params["short_side"])
         artifacts = []
         for take in range(task.job.shot.takes):
             spec = AnimaticSpec(
                 duration_s=request["duration"], width=width, height=height,
                 first_image=_path(request.get("first_image")),
                 last_image=_path(request.get("last_image")), title=request["title"],
-                caption=request["caption"], audio=request["audio"], tone_hz=_tone(task, take))
+                caption=request["caption"], audio=request["audio"], tone_hz=_tone(task, take),
+                band=True)
             out = self.store.temp_path(".mp4")
             await asyncio.to_thread(render_animatic, spec, out)
             artifacts.append((self.store.adopt(out), ".mp4"))

@@ -65,6 +65,41 @@ def project_status(plan) -> StatusReport:
     return StatusReport(plan.resolved.storyboard.name, tuple(tasks), spent)
 
 
+LAST_RUN = "last-run.json"
+
+
+def last_run(root) -> dict:
+    """What the last `run` was asked for ({"provider", "preview_resolution"}), or {}: `status`
+    shows the project as that run left it, whatever flags it is given."""
+    import json
+
+    try:
+        data = json.loads((root / ".kling-compose" / LAST_RUN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    provider, side = data.get("provider"), data.get("preview_resolution")
+    from ..settings import PROVIDER_NAMES
+
+    return {"provider": provider if provider in PROVIDER_NAMES else None,
+            "preview_resolution": side if isinstance(side, int) and 72 <= side <= 2160 else None}
+
+
+def record_run(plan) -> None:
+    """Remember what this run was asked for (written atomically)."""
+    import json
+    import os
+    import tempfile
+
+    folder = plan.resolved.storyboard.root / ".kling-compose"
+    text = json.dumps({"provider": plan.provider, "preview_resolution": plan.preview_short_side})
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".last-run.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(name, folder / LAST_RUN)
+
+
 def run_in_progress(root) -> bool:
     """True while a `kling-compose run` holds this project's run lock."""
     import fcntl

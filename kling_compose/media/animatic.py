@@ -38,6 +38,9 @@ class AnimaticSpec:
     caption: str = ""
     audio: bool = True
     tone_hz: float = 440.0
+    # the shot's id and prompt over the bottom of a clip that starts from an image (the
+    # preview's clips; the simulator's stand for a provider's, which show the image alone)
+    band: bool = False
 
     @property
     def frame_count(self) -> int:
@@ -68,13 +71,19 @@ def render_animatic(spec: AnimaticSpec, out: Path) -> Path:
         if base is None:
             base = Path(tmp) / "card.png"
             title_card(spec.width, spec.height, spec.title, spec.caption).save(base)
+        band = None
+        if spec.band and (spec.first_image is not None or spec.last_image is not None):
+            band = Path(tmp) / "band.png"
+            caption_band(spec.width, spec.height, spec.title, spec.caption).save(band)
         with atomic_output(out) as part:
-            run_ffmpeg(_ffmpeg_args(spec, Path(base), part))
+            run_ffmpeg(_ffmpeg_args(spec, Path(base), part, band))
     return out
 
 
-def _ffmpeg_args(spec: AnimaticSpec, base: Path, out: Path) -> list[str]:
-    """The full ffmpeg argument list rendering `spec` from the still `base` to `out`."""
+def _ffmpeg_args(spec: AnimaticSpec, base: Path, out: Path,
+                 band: Path | None = None) -> list[str]:
+    """The full ffmpeg argument list rendering `spec` from the still `base` to `out`; `band`
+    (the shot's own id and prompt) is laid over the bottom of every frame."""
     n, fps = spec.frame_count, spec.fps
     inputs = ["-i", _file_url(base)]
     graph = [f"[0:v]{_still_chain(spec, zoom_in=True)}[base]"]
@@ -89,6 +98,11 @@ def _ffmpeg_args(spec: AnimaticSpec, base: Path, out: Path) -> list[str]:
         )
         graph.append("[base][top]overlay=format=yuv420[mix]")
         video = "[mix]"
+    if band is not None:
+        band_idx = len(inputs) // 2
+        inputs += ["-i", _file_url(band)]
+        graph.append(f"{video}[{band_idx}:v]overlay=0:main_h-overlay_h:format=yuv420[banded]")
+        video = "[banded]"
     audio_idx = len(inputs) // 2
     inputs += ["-f", "lavfi", "-i", _audio_source(spec)]
     graph.append(f"[{audio_idx}:a]{_audio_chain(spec)}[aud]")
@@ -173,6 +187,26 @@ def title_card(width: int, height: int, title: str, caption: str) -> Image.Image
     for line in _wrap(caption, body_font, width - 2 * margin, max_lines):
         draw.text((margin, y), line, font=body_font, fill=(190, 196, 210))
         y += line_h
+    return img
+
+
+def caption_band(width: int, height: int, title: str, caption: str) -> Image.Image:
+    """An opaque strip for the bottom of a shot that starts from an image: its own id and
+    prompt. Opaque and always the same size, so in a chain, where a shot starts from the last
+    frame of the one before, it covers that shot's band (the slow zoom only pushes the old
+    band further down, under the new one)."""
+    band_h = max(12, height // 6)
+    img = Image.new("RGB", (width, band_h), (16, 18, 26))
+    draw = ImageDraw.Draw(img)
+    margin = max(4, width // 40)
+    size = max(8, band_h // 3)
+    font = ImageFont.load_default(size=size)
+    lines = _wrap(f"{title or 'untitled'}: {caption}" if caption else title or "untitled",
+                  font, width - 2 * margin, 2)
+    y = max(1, (band_h - len(lines) * int(size * 1.25)) // 2)
+    for line in lines:
+        draw.text((margin, y), line, font=font, fill=(235, 235, 240))
+        y += int(size * 1.25)
     return img
 
 

@@ -328,6 +328,32 @@ class RunwareProvider:
                 return item["mediaUUID"]
         raise ProviderError("runware answered the upload without a mediaUUID")
 
+    # doctor: the account's details, a read that generates nothing
+    # (runware.ai/docs/platform/account-management: `accountManagement`, `getDetails`)
+    key_check_endpoint = "runware"
+
+    def key_check_request(self, base_url: str, key):
+        import uuid
+
+        import httpx
+
+        task = {"taskType": "accountManagement", "taskUUID": str(uuid.uuid4()),
+                "operation": "getDetails"}
+        return httpx.Request("POST", base_url, json=[task], headers=_auth(key))
+
+    def read_key_check(self, response):
+        """The account's `balance`; ProviderError for a refused key (`invalidApiKey`)."""
+        from .base import Account
+
+        answer = _answer(response)
+        _raise_for(response, _errors(answer))
+        for item in answer.get("data") or []:
+            if isinstance(item, dict) and item.get("taskType") == "accountManagement":
+                balance = item.get("balance")
+                number = isinstance(balance, (int, float)) and not isinstance(balance, bool)
+                return Account(_decimal(balance) if number else None)
+        raise ProviderError("runware answered the account query without its details")
+
 
 def _progress(items: list[dict], takes: int) -> Status:
     """processing until `takes` distinct results succeeded."""

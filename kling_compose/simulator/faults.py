@@ -22,7 +22,8 @@ Generation faults change what the provider reports later:
   failed with `message` in the provider's failure shape.
 
 Every rule may be scoped by `provider` ("runware", "fal", "kling-v3-task", "kie") and by `kind`
-("submit", "poll", "download", "upload"); None matches all.
+("submit", "poll", "download", "upload", "account": the free account queries `doctor` sends);
+None matches all.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
-KINDS = ("submit", "poll", "download", "upload")
+KINDS = ("submit", "poll", "download", "upload", "account")
 PROVIDERS = ("runware", "fal", "kling-v3-task", "kie")
 DEFAULT_TASK_SECONDS = 0.2
 

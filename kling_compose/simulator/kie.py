@@ -15,6 +15,8 @@ hosts, each under its own prefix (a request to the wrong host is a 404, as in re
   multipart/form-data with `file`, `uploadPath`, `fileName`?, answering `{"success": true,
   "code": 200, "msg", "data": {fileName, filePath, downloadUrl, fileSize, mimeType,
   uploadedAt}}`. The same uploadPath/fileName overwrites, as documented.
+- `GET {base}/kie/api/v1/chat/credit` (https://docs.kie.ai/common-api/get-account-credits)
+  answers the remaining credits, `{"code": 200, "msg": "success", "data": 100}`.
 
 Errors carry kie's code in the body, `{"code", "msg", "data": null}`. createTask answers them
 with HTTP 200 (its spec documents a single 200 response whose `code` says what happened)
@@ -104,9 +106,11 @@ class Kie:
         self.key = key
         self.unknown_task_code = 422  # or 404: both are documented for an unknown taskId
         self.uploads: list[dict[str, Any]] = []  # the `data` of each accepted upload
+        self.credits = 1000  # what the credit query reports; tests may set it
         self.routes = (
             Route("POST", r"/api/v1/jobs/createTask", self.create_task, "submit", "api"),
             Route("GET", r"/api/v1/jobs/recordInfo", self.record_info, "poll", "api"),
+            Route("GET", r"/api/v1/chat/credit", self.credit, "account", "api"),
             Route("POST", r"/api/file-stream-upload", self.upload, "upload", "upload"),
         )
 
@@ -147,6 +151,10 @@ class Kie:
         task_id = f"task_kling-3.0_{int(time.time() * 1000)}{uuid.uuid4().hex[:8]}"
         self.backend.start(NAME, task_id, plan, prompt=plan.caption, request=body)
         return json_response(200, {"code": 200, "msg": "success", "data": {"taskId": task_id}})
+
+    def credit(self, request: Request) -> Response:
+        """"Get Remaining Credits": the number of credits left (free; nothing is generated)."""
+        return json_response(200, {"code": 200, "msg": "success", "data": self.credits})
 
     def record_info(self, request: Request) -> Response:
         """The task's `data`; 400 without taskId, 422 (or 404) for an unknown one."""

@@ -3,7 +3,9 @@
 Written from seed 000 (Kling VIDEO 3.0 Pro page), seeds 003/004 (O3 Pro pages) and the
 project's provider reference, section 1. Task types: `videoInference` (validated, queued,
 acknowledged), `getResponse` (the full current state of a generation on every poll),
-`imageUpload` (stores an image, answers its UUID and URL) and `authentication`.
+`imageUpload` (stores an image, answers its UUID and URL), `accountManagement` with
+`operation: getDetails` (the account's details and `balance`, runware.ai/docs/platform/
+account-management) and `authentication`.
 
 Every validation failure is an `errors[]` entry `{code, message, parameter, taskType,
 taskUUID}` with HTTP 400; codes are `invalid<Parameter>` (for example `invalidDuration`),
@@ -157,11 +159,13 @@ class Runware:
         self.key = key
         self.routes = (Route("POST", "/v1", self.post, request_kind),)
         self._uploads: dict[str, StoredFile] = {}
+        self.balance = Decimal("100")  # what getDetails reports; tests may set it
         self._handlers: dict[str, Callable[[Mapping[str, Any]], tuple[list, list]]] = {
             "videoInference": self.video_inference,
             "getResponse": self.get_response,
             "imageUpload": self.image_upload,
             "mediaStorage": self.media_storage,
+            "accountManagement": self.account_management,
         }
 
     # auth and faults ---------------------------------------------------------------------
@@ -346,6 +350,24 @@ class Runware:
                 "imageURL": self.backend.file_url(stored.name),
             }
         ], []
+
+    # accountManagement -------------------------------------------------------------------
+
+    def account_management(self, task: Mapping[str, Any]) -> tuple[list, list]:
+        """`operation: getDetails`: the organization, its `balance` and usage, in the shape of
+        the page's example (runware.ai/docs/platform/account-management); team and keys are
+        left empty here."""
+        errors = _Errors(task)
+        _check_task_uuid(task, errors)
+        if task.get("operation") != "getDetails":
+            errors.add("operation", "operation must be 'getDetails' (the only one documented)")
+        if errors.items:
+            return [], errors.items
+        return [{"taskType": "accountManagement", "taskUUID": task["taskUUID"],
+                 "operation": "getDetails",
+                 "organizationUUID": "a6379343-9ff2-46a0-996b-e4a7b3057c88",
+                 "organizationName": "kling-compose simulator", "balance": float(self.balance),
+                 "team": [], "apiKeys": []}], []
 
     # mediaStorage ------------------------------------------------------------------------
 
@@ -782,7 +804,7 @@ class _VideoCheck:
 def request_kind(request: Request) -> str:
     """submit, poll or upload: what the first non-authentication task of the array is."""
     kinds = {"videoInference": "submit", "getResponse": "poll", "imageUpload": "upload",
-             "mediaStorage": "upload"}
+             "mediaStorage": "upload", "accountManagement": "account"}
     for task in _tasks(request) or []:
         if task.get("taskType") in kinds:
             return kinds[task["taskType"]]

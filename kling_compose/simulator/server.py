@@ -8,7 +8,7 @@ URL layout under `base_url` (`http://127.0.0.1:<port>`):
     /fal-cdn/files/upload           fal's CDN (v3.fal.media; multipart: the token's base_url)
     /fal-api/v1/models/requests/... fal's platform API: recent requests by endpoint
     /kling-v3-task/api/v1/jobs/...  the seed 002 task API               (url("kling-v3-task"))
-    /kie/api/v1/jobs/...            kie.ai's Market API (api.kie.ai)    (url("kie"))
+    /kie/api/v1/jobs/..., chat/...  kie.ai's Market API (api.kie.ai)    (url("kie"))
     /kie-upload/api/file-...        kie.ai's File Upload API            (url("kie-upload"))
     /files/<name>                   generated clips and uploaded files
 

@@ -51,7 +51,7 @@ def test_a_damaged_ledger_is_named_with_the_way_back(project, damage, command):
     assert "Traceback" not in result.output
     db.rename(db.with_name("state.db.damaged"))
     # the way back: storyboard.lock and the store hold every paid result
-    planned = json.loads(cli("plan", root, "--json").output)["tasks"]
+    planned = json.loads(cli("plan", root, "--json", *PREVIEW).output)["tasks"]
     assert {t["id"]: t["status"] for t in planned if t["kind"] == "generate"} == \
         {"generate:s1": "restorable", "generate:s2": "restorable"}
     summary = run_json(root)

@@ -47,7 +47,7 @@ def plan_or_none(path: Path, provider: str):
 
 
 def assert_runs_clean(plan, sim) -> None:
-    result = run_plan(plan, RunOptions(concurrency=4, preview_short_side=90),
+    result = run_plan(plan, RunOptions(concurrency=4),
                       settings=settings_for(sim))
     failures = [(o.task.id, o.error) for o in result.outcomes if o.status == "failed"]
     assert failures == [], failures

@@ -92,7 +92,7 @@ def test_a_lock_entry_made_from_other_inputs_is_not_restored(project):
     lock = json.loads((root / "storyboard.lock").read_text())
     lock["shots"]["s2"]["inputs"] = {"frame:s1:last": "~" + "0" * 64}
     (root / "storyboard.lock").write_text(json.dumps(lock))
-    result = cli("plan", root, "--json")
+    result = cli("plan", root, "--json", *PREVIEW)
     statuses = {t["id"]: t["status"] for t in json.loads(result.stdout)["tasks"]}
     assert statuses["generate:s1"] == "restorable" and statuses["generate:s2"] == "new"
     summary = run_json(root, *PREVIEW)

@@ -158,7 +158,7 @@ def test_plan_marks_cached_and_changed_tasks(project):
     root = project(chain_storyboard(2))
     run_json(root)
     (root / "storyboard.yaml").write_text(chain_storyboard(2, {2: "changed prompt"}))
-    plan = json.loads(cli("plan", root, "--json").stdout)
+    plan = json.loads(cli("plan", root, "--json", *PREVIEW).stdout)
     status = {t["id"]: t["status"] for t in plan["tasks"]}
     assert status["generate:s1"] == "cached" and status["generate:s2"] == "changed"
 

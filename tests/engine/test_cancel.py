@@ -37,13 +37,13 @@ class CancelWhileFinishing:
 
 def test_a_cancel_between_a_tasks_last_await_and_its_outcome_is_a_clean_cancel(tmp_path):
     root = make_project(tmp_path, chain_storyboard(3))
-    plan = build_plan(load_storyboard(root / "storyboard.yaml"), "preview")
+    plan = build_plan(load_storyboard(root / "storyboard.yaml"), "preview", 90)
     reporter = CancelWhileFinishing()
     with pytest.raises(asyncio.CancelledError):
-        run_plan(plan, RunOptions(preview_short_side=90), reporter)
+        run_plan(plan, RunOptions(), reporter)
     # the interrupted run left nothing half-done: the next one finishes from where it stopped
-    again = run_plan(build_plan(load_storyboard(root / "storyboard.yaml"), "preview"),
-                     RunOptions(preview_short_side=90))
+    again = run_plan(build_plan(load_storyboard(root / "storyboard.yaml"), "preview", 90),
+                     RunOptions())
     statuses = {o.task.id: o.status for o in again.outcomes}
     assert statuses[reporter.done[0]] == "cached"
     assert set(statuses.values()) <= {"cached", "done"}

@@ -85,7 +85,7 @@ def run(root: Path, fake: FakeRunware, **options):
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    result = run_plan(plan, RunOptions(preview_short_side=90, **options), None, settings,
+    result = run_plan(plan, RunOptions(**options), None, settings,
                       httpx.MockTransport(fake), sleep)
     return result, sleeps
 

@@ -5,10 +5,17 @@ from kling_compose.media.animatic import AnimaticSpec, preview_size, render_anim
 from kling_compose.media.ffmpeg import probe
 
 W, H = 160, 96
+BAND = max(12, H // 6)  # the caption band over the bottom of a clip that starts from an image
+
+
+def above_band(image):
+    """The picture without the bottom band (the shot's id and prompt)."""
+    return image.crop((0, 0, W, H - BAND))
 
 
 def spec(**kw):
-    base = dict(duration_s=1.0, width=W, height=H, fps=24, title="s010", caption="a prompt")
+    base = dict(duration_s=1.0, width=W, height=H, fps=24, title="s010", caption="a prompt",
+                band=True)
     return AnimaticSpec(**{**base, **kw})
 
 
@@ -46,21 +53,37 @@ def test_all_clips_share_codec_params(rendered):
 def test_first_frame_is_the_first_image(rendered, images):
     first, last = images
     for name in ("first", "both"):
-        frame0 = decoded_frame(rendered[name][1], 0)
-        assert mean_abs_diff(frame0, cover(first, (W, H))) < 6
-        assert mean_abs_diff(frame0, cover(last, (W, H))) > 30  # the metric discriminates
+        frame0 = above_band(decoded_frame(rendered[name][1], 0))
+        assert mean_abs_diff(frame0, above_band(cover(first, (W, H)))) < 6
+        assert mean_abs_diff(frame0, above_band(cover(last, (W, H)))) > 30  # it discriminates
 
 
 def test_last_frame_is_the_last_image_and_motion_happens(rendered, images):
     first, last = images
     for name in ("both", "last_silent"):
-        end = decoded_frame(rendered[name][1], -1)
-        assert mean_abs_diff(end, cover(last, (W, H))) < 6
+        end = above_band(decoded_frame(rendered[name][1], -1))
+        assert mean_abs_diff(end, above_band(cover(last, (W, H)))) < 6
     # a zoomed first-image-only clip ends somewhere else than it starts
     path = rendered["first"][1]
     assert mean_abs_diff(decoded_frame(path, 0), decoded_frame(path, -1)) > 2
     mid = decoded_frame(rendered["both"][1], 15)
     assert mean_abs_diff(mid, cover(first, (W, H))) > 10 and mean_abs_diff(mid, cover(last, (W, H))) > 10
+
+
+def test_every_clip_from_an_image_shows_its_own_id_and_prompt(tmp_path, images):
+    """A band at the bottom names the shot: before, a shot starting from an image had no
+    caption, and a chained shot showed the previous shot's title card all along."""
+    first, _ = images
+    alpha = render_animatic(spec(first_image=first, title="alpha", caption="one"),
+                            tmp_path / "a.mp4")
+    beta = render_animatic(spec(first_image=first, title="beta", caption="two"),
+                           tmp_path / "b.mp4")
+    for index in (0, -1):
+        a, b = decoded_frame(alpha, index), decoded_frame(beta, index)
+        band_a, band_b = (f.crop((0, H - BAND, W, H)) for f in (a, b))
+        assert mean_abs_diff(band_a, band_b) > 1  # different text in the band
+        assert mean_abs_diff(above_band(a), above_band(b)) < 1  # the same picture above it
+        assert mean_abs_diff(band_a, above_band(cover(first, (W, H))).crop((0, 0, W, BAND))) > 10
 
 
 def test_tone_or_silence(rendered):

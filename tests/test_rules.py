@@ -211,7 +211,7 @@ def test_unsupported_field_is_an_error():
     assert diagnostics(make_shot(multi_prompt=[("a beat", 3), ("more", 2)])) == [
         "storyboard.yaml:11:5: error: runware model 'kling-3-pro' does not support "
         "multi_prompt\n  hint: remove multi_prompt from this shot or choose another model "
-        "(seed 000, runware.ai/docs/models/klingai-video-3-0-pro)"
+        "(Runware's KlingAI Video 3.0 Pro page, runware.ai/docs/models/klingai-video-3-0-pro)"
     ]
 
 
@@ -226,7 +226,7 @@ def test_unsupported_tuning_field_is_a_warning():
 def test_takes_on_a_provider_without_results_count():
     assert diagnostics(make_shot(provider="fal", takes=2)) == [
         "storyboard.yaml:26:5: error: fal model 'kling-3-pro' does not support takes\n"
-        "  hint: remove takes from this shot or choose another model (seed 001, "
+        "  hint: remove takes from this shot or choose another model (fal's Kling Video V3 Pro page, "
         "fal.ai/docs/model-api-reference/video-generation-api/kling-video-v3-pro)"
     ]
 
@@ -238,16 +238,16 @@ def test_takes_on_a_provider_without_results_count():
     "fields, line, name, rule",
     [
         ({"first_frame": IMG}, 17, "first_frame",
-         "Provide exactly one of: inputs.frameImages or inputs.video or width/height (seed 003)"),
+         "Provide exactly one of: inputs.frameImages or inputs.video or width/height (Runware's 3.0 Omni Pro page)"),
         ({"last_frame": IMG}, 18, "last_frame",
-         "Provide exactly one of: inputs.frameImages or inputs.video or width/height (seed 003)"),
+         "Provide exactly one of: inputs.frameImages or inputs.video or width/height (Runware's 3.0 Omni Pro page)"),
         ({"reference_videos": [VID]}, 21, "reference_videos",
-         "Inside inputs, video cannot be used with referenceVideos (seed 003)"),
+         "Inside inputs, video cannot be used with referenceVideos (Runware's 3.0 Omni Pro page)"),
         ({"prompt_text": "@a", "elements": [el("a")]}, 22, "elements",
-         "When inputs.video is provided, inputs.elements cannot be used (seeds 003, 004)"),
+         "When inputs.video is provided, inputs.elements cannot be used (Runware's O3 Pro and 3.0 Omni Pro pages)"),
         ({"multi_prompt": [("a beat", 3), ("more", 2)]}, 11, "multi_prompt",
          "When inputs.video or inputs.referenceVideos is provided, providerSettings cannot be "
-         "used (seeds 003, 004); multi_prompt travels in providerSettings.klingai.multiPrompt"),
+         "used (Runware's O3 Pro and 3.0 Omni Pro pages); multi_prompt travels in providerSettings.klingai.multiPrompt"),
     ],
 )  # fmt: skip
 def test_video_exclusions(fields, line, name, rule):
@@ -265,7 +265,7 @@ def test_reference_videos_exclude_multi_prompt():
     assert diagnostics(shot) == [
         "storyboard.yaml:11:5: error: reference_videos cannot be combined with multi_prompt on "
         "runware model 'kling-o3-pro'\n  hint: When inputs.video or inputs.referenceVideos is "
-        "provided, providerSettings cannot be used (seeds 003, 004); multi_prompt travels in "
+        "provided, providerSettings cannot be used (Runware's O3 Pro and 3.0 Omni Pro pages); multi_prompt travels in "
         "providerSettings.klingai.multiPrompt"
     ]
 

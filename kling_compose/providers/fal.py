@@ -16,7 +16,8 @@ from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
 from .base import ModelSpec
 
-_SOURCE = "seed 001, fal.ai/docs/model-api-reference/video-generation-api/kling-video-v3-pro"
+_SOURCE = ("fal's Kling Video V3 Pro page, "
+           "fal.ai/docs/model-api-reference/video-generation-api/kling-video-v3-pro")
 
 DEFAULT_DURATION_S = 5  # fal v3 pro: duration default "5"
 DEFAULT_AUDIO = True  # seed 001: generate_audio "Default value: true"

@@ -27,7 +27,7 @@ from .base import ModelSpec
 
 NAME = "kie"
 MODEL_ID = "kling-3.0/video"  # Kling 3.0 spec: `model` enum is only "kling-3.0/video"
-_SOURCE = "docs.kie.ai/market/kling/kling-3-0"
+_SOURCE = "kie.ai's Kling 3.0 page, docs.kie.ai/market/kling/kling-3-0"
 
 # storyboard alias -> `input.mode` (newer spec: std | pro | 4K; the older one has no 4K)
 MODES: Mapping[str, str] = {"kling-3-std": "std", "kling-3-pro": "pro", "kling-3-4k": "4K"}

@@ -17,7 +17,7 @@ from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
 from .base import ModelSpec
 
-_SOURCE = "seed 002 (kling/v3 task API)"
+_SOURCE = "the kling/v3 task API documentation"
 
 MODELS: Mapping[str, ModelSpec] = {
     "kling-3-pro": ModelSpec(
@@ -171,7 +171,7 @@ class KlingV3TaskProvider(TaskQueue):
     def cost_note(
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> str | None:
-        return "the kling/v3 task API bills in credits and publishes no USD price (seed 002)"
+        return "the kling/v3 task API bills in credits and publishes no USD price"
 
 
 def element_body(element: Element, ref: Ref) -> dict[str, Any]:
@@ -209,25 +209,28 @@ def _check_shot_mode(shot: ResolvedShot) -> list[Diagnostic]:
     if shot_type == "customize" and not shot.multi_prompt:
         diags.append(Diagnostic(
             "shot_type customize needs a multi_prompt", where,
-            'seed 002: when multi_shots=true and shot_type=customize, multi_prompt is required',
+            "the kling/v3 task API: when multi_shots=true and shot_type=customize, "
+            "multi_prompt is required",
         ))  # fmt: skip
     if shot_type == "intelligence" and (shot.prompt is None or shot.multi_prompt):
         diags.append(Diagnostic(
             "shot_type intelligence needs a prompt and no multi_prompt", where,
-            "seed 002: when shot_type=intelligence, prompt is required and multi_prompt "
+            "the kling/v3 task API: when shot_type=intelligence, prompt is required and "
+            "multi_prompt "
             "should not be provided",
         ))  # fmt: skip
     if shot.first_frame is None or shot.last_frame is not None:
         diags.append(Diagnostic(
             "a multi-shot generation needs exactly one image: a first_frame and no last_frame",
             shot.where("last_frame") if shot.last_frame is not None else where,
-            "seed 002: when multi_shots is true, img_urls must contain exactly 1 image",
+            "the kling/v3 task API: when multi_shots is true, img_urls must contain exactly "
+            "1 image",
         ))  # fmt: skip
     if shot.audio is False:
         diags.append(Diagnostic(
             "audio: false is overridden: multi-shot generations always have audio",
             shot.where("audio"),
-            "seed 002: audio is forced to true in multi-shot mode",
+            "the kling/v3 task API: audio is forced to true in multi-shot mode",
             severity="warning",
         ))  # fmt: skip
     return diags
@@ -242,7 +245,7 @@ def _check_elements(shot: ResolvedShot) -> list[Diagnostic]:
             diags.append(Diagnostic(
                 f"element '{e.name}' has videos or voices; kling-v3-task elements take images",
                 where,
-                "seed 002: element_list elements accept 1 to 4 reference images",
+                "the kling/v3 task API: element_list elements accept 1 to 4 reference images",
             ))  # fmt: skip
         count = len(e.images) + (e.frontal_image is not None)
         if count < low:

@@ -28,8 +28,8 @@ from .base import (
     retry_after_s,
 )
 
-_SOURCE_3_PRO = "seed 000, runware.ai/docs/models/klingai-video-3-0-pro"
-_SOURCE_O3_PRO = "seeds 003 and 004, runware.ai/docs/models/klingai-video-o3-pro"
+_SOURCE_3_PRO = "Runware's KlingAI Video 3.0 Pro page, runware.ai/docs/models/klingai-video-3-0-pro"
+_SOURCE_O3_PRO = "Runware's KlingAI Video O3 Pro page, runware.ai/docs/models/klingai-video-o3-pro"
 
 # seeds 000, 003, 004: "Provide exactly one of ... frameImages or width/height". Sizes for an
 # aspect come from the O3 dimension table (seeds 003/004); both models render 1080p.
@@ -48,10 +48,12 @@ _COMMON_FIELDS = frozenset(
 
 _VIDEO_SETTINGS = (
     "When inputs.video or inputs.referenceVideos is provided, providerSettings cannot be used "
-    "(seeds 003, 004); multi_prompt travels in providerSettings.klingai.multiPrompt"
+    "(Runware's O3 Pro and 3.0 Omni Pro pages); multi_prompt travels in "
+    "providerSettings.klingai.multiPrompt"
 )
 _ONE_OF_FRAMES_VIDEO = (
-    "Provide exactly one of: inputs.frameImages or inputs.video or width/height (seed 003)"
+    "Provide exactly one of: inputs.frameImages or inputs.video or width/height "
+    "(Runware's 3.0 Omni Pro page)"
 )
 
 MODELS: Mapping[str, ModelSpec] = {
@@ -96,9 +98,11 @@ MODELS: Mapping[str, ModelSpec] = {
             ("video", "first_frame", _ONE_OF_FRAMES_VIDEO),
             ("video", "last_frame", _ONE_OF_FRAMES_VIDEO),
             ("video", "reference_videos",
-             "Inside inputs, video cannot be used with referenceVideos (seed 003)"),
+             "Inside inputs, video cannot be used with referenceVideos "
+             "(Runware's 3.0 Omni Pro page)"),
             ("video", "elements",
-             "When inputs.video is provided, inputs.elements cannot be used (seeds 003, 004)"),
+             "When inputs.video is provided, inputs.elements cannot be used "
+             "(Runware's O3 Pro and 3.0 Omni Pro pages)"),
             ("video", "multi_prompt", _VIDEO_SETTINGS),
             ("reference_videos", "multi_prompt", _VIDEO_SETTINGS),
         ),  # fmt: skip
@@ -125,8 +129,8 @@ ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {
 REQUIRES: Mapping[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
     "kling-3-pro": (
         ("elements", ("first_frame", "last_frame"),
-         "When inputs.elements is provided, inputs.frameImages is required (Runware 3.0 Pro "
-         "page, current version; not in seed 000)"),
+         "When inputs.elements is provided, inputs.frameImages is required (Runware's "
+         "KlingAI Video 3.0 Pro page)"),
     ),  # fmt: skip
 }
 
@@ -516,7 +520,7 @@ def _check_video_inputs(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]
             f"{rules.label('runware', spec)} takes at most {MAX_REFERENCE_IMAGES_WITH_VIDEO}",
             shot.where("reference_images"),
             "When inputs.video or inputs.referenceVideos is provided, inputs.referenceImages "
-            "is limited to 4 items (seeds 003, 004)",
+            "is limited to 4 items (Runware's O3 Pro and 3.0 Omni Pro pages)",
         ))  # fmt: skip
     source = shot.video
     if source is not None and source.kind == "path" and source.path is not None and \
@@ -527,8 +531,8 @@ def _check_video_inputs(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]
                 f"duration: {shot.duration} does not shorten a video edit: the source clip "
                 f"lasts {probed} s, and the edit is billed for {probed} s",
                 shot.where("duration"),
-                "a video edit keeps its source's length (seed 003: inputs.video cannot be "
-                "used with duration); trim the source clip to pay less",
+                "a video edit keeps its source's length (Runware's 3.0 Omni Pro page: "
+                "inputs.video cannot be used with duration); trim the source clip to pay less",
                 severity="warning",
             ))  # fmt: skip
     if shot.audio is True:
@@ -536,7 +540,8 @@ def _check_video_inputs(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]
             "audio is not sent: a shot with a video input cannot carry providerSettings",
             shot.where("audio"),
             "When inputs.video or inputs.referenceVideos is provided, providerSettings cannot "
-            "be used (seeds 003, 004); set audio: false to silence this warning",
+            "be used (Runware's O3 Pro and 3.0 Omni Pro pages); set audio: false to silence "
+            "this warning",
             severity="warning",
         ))  # fmt: skip
     return diags

@@ -142,7 +142,7 @@ def test_no_provider_asset_uuids():
 def test_reference_images_are_not_supported():
     assert diagnostics(fal_shot(reference_images=[IMG])) == [
         "storyboard.yaml:19:5: error: fal model 'kling-3-pro' does not support reference_images"
-        "\n  hint: remove reference_images from this shot or choose another model (seed 001, "
+        "\n  hint: remove reference_images from this shot or choose another model (fal's Kling Video V3 Pro page, "
         "fal.ai/docs/model-api-reference/video-generation-api/kling-video-v3-pro)"
     ]
 

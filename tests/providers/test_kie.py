@@ -197,10 +197,10 @@ def test_takes_and_unsupported_fields():
     assert diagnostics(kie_shot(takes=2, reference_images=[IMG])) == [
         f"{at('reference_images')}: error: kie model 'kling-3-pro' does not support "
         "reference_images\n  hint: remove reference_images from this shot or choose another "
-        "model (docs.kie.ai/market/kling/kling-3-0)",
+        "model (kie.ai's Kling 3.0 page, docs.kie.ai/market/kling/kling-3-0)",
         f"{at('takes')}: error: kie model 'kling-3-pro' does not support takes\n"
         "  hint: remove takes from this shot or choose another model "
-        "(docs.kie.ai/market/kling/kling-3-0)",
+        "(kie.ai's Kling 3.0 page, docs.kie.ai/market/kling/kling-3-0)",
     ]
     assert diagnostics(kie_shot(negative_prompt="blur")) == [
         f"{at('negative_prompt')}: warning: negative_prompt is not sent: kie model 'kling-3-pro' "

@@ -29,7 +29,7 @@ def test_elements_keep_their_names(compile_one):
     }
     assert job.cost_usd is None
     assert job.cost_note == (
-        "the kling/v3 task API bills in credits and publishes no USD price (seed 002)"
+        "the kling/v3 task API bills in credits and publishes no USD price"
     )
 
 
@@ -47,7 +47,7 @@ def test_multi_shot_needs_exactly_one_image():
     shot = task_shot(multi_prompt=[("a beat", 3), ("more", 2)])
     assert diagnostics(shot) == [
         "storyboard.yaml:11:5: error: a multi-shot generation needs exactly one image: a "
-        "first_frame and no last_frame\n  hint: seed 002: when multi_shots is true, img_urls "
+        "first_frame and no last_frame\n  hint: the kling/v3 task API: when multi_shots is true, img_urls "
         "must contain exactly 1 image"
     ]
 
@@ -56,7 +56,7 @@ def test_multi_shot_takes_no_last_frame():
     shot = task_shot(multi_prompt=[("a beat", 3), ("more", 2)], first_frame=IMG, last_frame=IMG)
     assert diagnostics(shot) == [
         "storyboard.yaml:18:5: error: a multi-shot generation needs exactly one image: a "
-        "first_frame and no last_frame\n  hint: seed 002: when multi_shots is true, img_urls "
+        "first_frame and no last_frame\n  hint: the kling/v3 task API: when multi_shots is true, img_urls "
         "must contain exactly 1 image"
     ]
 
@@ -64,8 +64,8 @@ def test_multi_shot_takes_no_last_frame():
 def test_customize_needs_multi_prompt():
     shot = task_shot(first_frame=IMG, provider_options={"input": {"multi_shots": True}})
     assert diagnostics(shot) == [
-        "storyboard.yaml:30:5: error: shot_type customize needs a multi_prompt\n  hint: seed "
-        "002: when multi_shots=true and shot_type=customize, multi_prompt is required"
+        "storyboard.yaml:30:5: error: shot_type customize needs a multi_prompt\n  hint: the "
+        "kling/v3 task API: when multi_shots=true and shot_type=customize, multi_prompt is required"
     ]
 
 
@@ -75,7 +75,7 @@ def test_intelligence_needs_a_prompt_and_no_multi_prompt():
                      provider_options=options)  # fmt: skip
     assert diagnostics(shot) == [
         "storyboard.yaml:11:5: error: shot_type intelligence needs a prompt and no "
-        "multi_prompt\n  hint: seed 002: when shot_type=intelligence, prompt is required and "
+        "multi_prompt\n  hint: the kling/v3 task API: when shot_type=intelligence, prompt is required and "
         "multi_prompt should not be provided"
     ]
 
@@ -84,7 +84,7 @@ def test_multi_shot_forces_audio_on():
     shot = task_shot(multi_prompt=[("a beat", 3), ("more", 2)], first_frame=IMG, audio=False)
     assert diagnostics(shot) == [
         "storyboard.yaml:16:5: warning: audio: false is overridden: multi-shot generations "
-        "always have audio\n  hint: seed 002: audio is forced to true in multi-shot mode"
+        "always have audio\n  hint: the kling/v3 task API: audio is forced to true in multi-shot mode"
     ]
 
 
@@ -94,7 +94,7 @@ def test_elements_take_images_only():
         "storyboard.yaml:3:3: error: element 'a' has no image; kling-v3-task needs 1-4\n"
         "  hint: add a frontal_image",
         "storyboard.yaml:3:3: error: element 'a' has videos or voices; kling-v3-task elements "
-        "take images\n  hint: seed 002: element_list elements accept 1 to 4 reference images",
+        "take images\n  hint: the kling/v3 task API: element_list elements accept 1 to 4 reference images",
         "storyboard.yaml:3:3: error: videos: kling-v3-task does not accept a URL for video "
         "inputs\n  hint: kling-v3-task takes no video inputs: remove it",
     ]

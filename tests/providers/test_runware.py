@@ -136,7 +136,7 @@ def test_audio_with_a_video_input_warns():
     assert diagnostics(make_shot(model="kling-o3-pro", video=VID, audio=True)) == [
         "storyboard.yaml:16:5: warning: audio is not sent: a shot with a video input cannot "
         "carry providerSettings\n  hint: When inputs.video or inputs.referenceVideos is "
-        "provided, providerSettings cannot be used (seeds 003, 004); set audio: false to "
+        "provided, providerSettings cannot be used (Runware's O3 Pro and 3.0 Omni Pro pages); set audio: false to "
         "silence this warning"
     ]
 
@@ -150,7 +150,7 @@ def test_reference_images_limited_to_4_with_a_video_input():
         "storyboard.yaml:19:5: error: 5 reference_images given; with a video input runware "
         "model 'kling-o3-pro' takes at most 4\n  hint: When inputs.video or "
         "inputs.referenceVideos is provided, inputs.referenceImages is limited to 4 items "
-        "(seeds 003, 004)"
+        "(Runware's O3 Pro and 3.0 Omni Pro pages)"
     ]
 
 
@@ -159,7 +159,7 @@ def test_3_pro_elements_need_frame_images():
     assert diagnostics(shot) == [
         "storyboard.yaml:22:5: error: elements needs a first_frame or last_frame on runware "
         "model 'kling-3-pro'\n  hint: When inputs.elements is provided, inputs.frameImages is "
-        "required (Runware 3.0 Pro page, current version; not in seed 000)"
+        "required (Runware's KlingAI Video 3.0 Pro page)"
     ]
 
 
@@ -189,7 +189,7 @@ def test_images_may_be_uuid_or_data_uri(compile_one):
 def test_3_pro_has_no_video_edit():
     assert diagnostics(make_shot(video=VID)) == [
         "storyboard.yaml:20:5: error: runware model 'kling-3-pro' does not support video\n"
-        "  hint: remove video from this shot or choose another model (seed 000, "
+        "  hint: remove video from this shot or choose another model (Runware's KlingAI Video 3.0 Pro page, "
         "runware.ai/docs/models/klingai-video-3-0-pro)"
     ]
 

@@ -220,13 +220,14 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
     from .pipeline import plan_statuses
 
     the_plan = _plan(path, var_items, vars_files, provider, preview_resolution)
-    statuses = plan_statuses(the_plan)
+    reasons: dict[str, str] = {}
+    statuses = plan_statuses(the_plan, reasons)
     if requests:
         click.echo(json.dumps(console.plan_requests(the_plan), indent=2, ensure_ascii=False))
     elif as_json:
-        click.echo(console.json_lines(console.plan_json(the_plan, statuses), "tasks"))
+        click.echo(console.json_lines(console.plan_json(the_plan, statuses, reasons), "tasks"))
     else:
-        console.print_plan(the_plan, statuses)
+        console.print_plan(the_plan, statuses, reasons)
 
 
 @main.command(epilog=_epilog([

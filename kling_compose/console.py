@@ -50,14 +50,16 @@ def json_lines(data: dict, list_key: str) -> str:
     return head + ("[\n" + body + "\n]" if items else "[]") + tail
 
 
-def plan_json(plan, statuses: dict | None = None) -> dict:
+def plan_json(plan, statuses: dict | None = None, reasons: dict | None = None) -> dict:
     """The machine-readable plan (`plan --json`)."""
-    statuses = statuses or {}
+    statuses, reasons = statuses or {}, reasons or {}
     return {
         "tasks": [
             {"id": t.id, "kind": t.kind, "shot": t.shot, "depends_on": list(t.depends_on),
              "provider": t.provider, "model": t.model, "cache_key": t.cache_key,
-             "estimated_cost_usd": _num(t.cost_usd), "status": statuses.get(t.id, "new")}
+             "estimated_cost_usd": _num(t.cost_usd), "status": statuses.get(t.id, "new"),
+             **({"reason": reasons[t.id]} if t.id in reasons and
+                statuses.get(t.id) not in NOTHING_TO_PAY else {})}
             for t in (plan.tasks[i] for i in plan.order)
         ],
         "total_estimated_cost_usd": _num(plan.total_cost_usd),
@@ -165,7 +167,7 @@ class RunProgress:
         return table
 
 
-def print_plan(plan, statuses: dict | None = None) -> None:
+def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None) -> None:
     """A table of tasks in topological order, totals and the critical path. At 80 columns the
     columns that matter (task, status, cost) stay readable; shot, model and inputs go."""
     from rich.table import Table
@@ -202,6 +204,10 @@ def print_plan(plan, statuses: dict | None = None) -> None:
                   + (f" (+ unknown price for {', '.join(unknown)})" if unknown else "")
                   + f"; to pay on the next run: {format_usd(to_pay)}")
     console.print("critical path: " + " -> ".join(plan.critical_path()))
+    for task_id, why in (reasons or {}).items():
+        if statuses.get(task_id) not in NOTHING_TO_PAY:
+            console.print(f"{task_id}: storyboard.lock names its result, but {why}: it will "
+                          "be generated (and paid for) again")
 
 
 def graph_text(plan, fmt: str) -> str:

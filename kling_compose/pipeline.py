@@ -51,12 +51,12 @@ def build_storyboard_plan(resolved: Resolved, provider: str | None = None,
                       preview_short_side or PREVIEW_SHORT_SIDE, provider)
 
 
-def plan_statuses(plan) -> dict[str, str]:
+def plan_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]:
     """Per task: "cached" (a verified result exists), "changed" (the shot was made before with
     other inputs) or "new", read from the project's state without changing it."""
     from .engine.state import read_statuses
 
-    return read_statuses(plan)
+    return read_statuses(plan, reasons)
 
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

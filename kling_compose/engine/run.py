@@ -317,8 +317,10 @@ class _Runner:
                 self.export(task, record)
             return Outcome(task, "cached", record)
         if not forced and task.kind == "generate" and may_restore(record):
-            restored, _ = lock_record(task, self.lock.get(task.shot), self.records, self.store,
-                                      repair=True)
+            restored, _, fetches = lock_record(task, self.lock.get(task.shot), self.records,
+                                               self.store, repair=True)
+            if restored is not None and fetches and not await self._fetch(task, fetches):
+                restored = None  # expired or different bytes: never trusted; made anew
             if restored is not None:
                 self.state.restore(restored)
                 self.records[task.id] = restored
@@ -348,6 +350,24 @@ class _Runner:
             self.export(task, record)
         return Outcome(task, "done", record, cost or Decimal(0),
                        elapsed_s=time.monotonic() - started)
+
+    async def _fetch(self, task: Task, fetches) -> bool:
+        """Download the lock's takes from their result URLs; True when every one arrived with
+        the lock's sha256 (a clone restoring paid clips). Bytes that differ are never used."""
+        for fetch in fetches:
+            self.reporter_progress(task, "restoring")
+            try:
+                digest = await self.remote.download(fetch.url, fetch.suffix)
+            except RemoteError:
+                return False
+            if digest != fetch.digest:
+                return False
+        return True
+
+    def reporter_progress(self, task: Task, state: str) -> None:
+        progress = getattr(self.reporter, "progress", None)
+        if progress is not None:
+            progress(task, state)
 
     def export_shots(self, result: RunResult) -> None:
         """Each shot's picked clip as renders/shots/<shot>.<ext>, for people to look at."""

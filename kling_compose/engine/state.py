@@ -320,7 +320,7 @@ def read_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]
     made again, and paid for again if it is a generation. `reasons`, if given, receives why a
     generation the lock names cannot be restored."""
     from .lockfile import read_lockfile
-    from .restore import lock_record, may_restore
+    from .restore import lock_record, may_restore, unavailable
     from .store import Store
 
     root = plan.resolved.storyboard.root
@@ -346,7 +346,10 @@ def read_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]
             else:
                 statuses[task_id] = "new"
             if known and task.kind == "generate" and may_restore(record):
-                restored, why = lock_record(task, lock.get(task.shot), records, store)
+                restored, why, fetches = lock_record(task, lock.get(task.shot), records, store)
+                if restored is not None and fetches:
+                    why = unavailable(fetches)
+                    restored = None if why else restored
                 if restored is not None:
                     statuses[task_id] = "restorable"
                     records[task_id] = restored

@@ -342,6 +342,36 @@ def doctor(path, var_items, vars_files, provider) -> None:
         sys.exit(1)
 
 
+@main.command(epilog=_epilog(["kling-compose gc --dry-run", "kling-compose gc"]))
+@storyboard_options
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@_user_errors
+def gc(path, var_items, vars_files, dry_run) -> None:
+    """Remove stored clips and frames nothing needs: neither storyboard.lock (never a paid
+    clip it names) nor the current storyboard's plan."""
+    from .engine.gc import collect, find_garbage
+    from .engine.lockfile import check_lockfile
+    from .engine.run import _project_lock
+    from .engine.status import last_run
+
+    root = storyboard_path(path)[0].parent
+    check_lockfile(root)  # a damaged lock would make every paid clip look unneeded
+    last = last_run(root)
+    plans = [_plan(path, var_items, vars_files, None),
+             _plan(path, var_items, vars_files, last.get("provider"),
+                   last.get("preview_resolution"))]
+    with _project_lock(root):  # never while a run writes
+        garbage = find_garbage(plans)
+        for file in garbage.files:
+            click.echo(f"{'would remove' if dry_run else 'removed'} "
+                       f"{file.relative_to(root)} ({file.stat().st_size} bytes)")
+        if not dry_run:
+            collect(garbage)
+    verb = "would free" if dry_run else "freed"
+    click.echo(f"{len(garbage.files)} object(s), {verb} {garbage.bytes / 1e6:.1f} MB; "
+               f"{garbage.kept} kept")
+
+
 @main.command(hidden=True, context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def simulate(args) -> None:

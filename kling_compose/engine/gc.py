@@ -1,0 +1,70 @@
+"""`kling-compose gc`: remove stored objects nothing needs any more.
+
+Kept: every take and film `storyboard.lock` names (paid clips travel with the project), and
+every artifact of a ledger row whose cache key is in one of the given plans (the current
+storyboard as the last run ran it, and as it would run with no flags). Everything else under
+.kling-compose/objects (earlier takes of changed shots, old films, frames of deleted chains)
+goes; the ledger rows that named them then read as `missing`, made again if ever needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .lockfile import read_lockfile
+from .state import State, state_path
+
+
+@dataclass(frozen=True, slots=True)
+class Garbage:
+    files: tuple[Path, ...]
+    bytes: int
+    kept: int  # objects kept
+
+
+def find_garbage(plans) -> Garbage:
+    root = plans[0].resolved.storyboard.root
+    objects = root / ".kling-compose" / "objects"
+    keep = _lock_digests(root)
+    path = state_path(root)
+    if path.is_file():
+        state = State(path, readonly=True)
+        try:
+            for plan in plans:
+                for task in plan.tasks.values():
+                    record = state.get(task.cache_key)
+                    if record is not None:
+                        keep |= {digest for digest, _ in record.artifacts}
+        finally:
+            state.close()
+    files, size, kept = [], 0, 0
+    if objects.is_dir():
+        for file in sorted(objects.glob("*/*")):
+            digest = file.name.split(".", 1)[0]
+            if digest in keep:
+                kept += 1
+                continue
+            files.append(file)
+            size += file.stat().st_size
+    return Garbage(tuple(files), size, kept)
+
+
+def collect(garbage: Garbage) -> None:
+    for file in garbage.files:
+        file.unlink(missing_ok=True)
+        try:
+            file.parent.rmdir()  # the two-letter folder, once empty
+        except OSError:
+            pass
+
+
+def _lock_digests(root: Path) -> set[str]:
+    lock = read_lockfile(root)
+    digests: set[str] = set()
+    for section in ("shots", "outputs"):
+        for entry in lock.get(section, {}).values():
+            values = entry.get("sha256") if isinstance(entry, dict) else None
+            if isinstance(values, list):
+                digests |= {v for v in values if isinstance(v, str)}
+    return digests

@@ -71,13 +71,56 @@ class UserError(Exception):
         return cls(Diagnostic(message, location, hint))
 
 
-def did_you_mean(word: str, choices) -> str | None:
-    """A 'did you mean ...?' hint from the closest choices, or None."""
-    import difflib
-
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+def did_you_mean(word: str, choices, prefix: str = "") -> str | None:
+    """A 'did you mean ...?' hint from the closest choices, or None. `prefix` goes before
+    each suggestion: a file name is compared with file names and shown with its folder."""
+    close = close_matches(word, choices)
     if not close:
         return None
+    close = [prefix + c for c in close]
     if len(close) == 1:
         return f"did you mean '{close[0]}'?"
     return "did you mean " + ", ".join(f"'{c}'" for c in close[:-1]) + f" or '{close[-1]}'?"
+
+
+def close_matches(word: str, choices, n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The choices most like `word` (best first), judged only where the two differ.
+
+    What both share at the ends, cut at a separator (a folder `assets/`, a prefix `shot-`, an
+    extension `.jpg`), says nothing about a typo: left in, it made `shot-3` look like `shot-1`
+    and `assets/harbor.jpg` like `assets/portrait.png`. A shared stem is kept, so `harbor.jpg`
+    still finds `harbor.png`.
+    """
+    import difflib
+    import heapq
+
+    scored = []
+    for choice in choices:
+        a, b = _differing_parts(word, choice)
+        score = difflib.SequenceMatcher(None, a, b).ratio()
+        if score >= cutoff:
+            scored.append((score, choice))
+    return [choice for _, choice in heapq.nlargest(n, scored)]
+
+
+_HEAD_SEPARATORS = "/\\-_ "  # not '.': the part before an extension is the name itself
+_TAIL_SEPARATORS = "/\\-_ ."
+
+
+def _differing_parts(a: str, b: str) -> tuple[str, str]:
+    """a and b without the prefix and suffix they share up to a separator."""
+    head = _shared_run(a, b, _HEAD_SEPARATORS)
+    a, b = a[head:], b[head:]
+    tail = _shared_run(a[::-1], b[::-1], _TAIL_SEPARATORS)
+    return a[:len(a) - tail], b[:len(b) - tail]
+
+
+def _shared_run(a: str, b: str, separators: str) -> int:
+    """Length of the longest common start of a and b that ends with a separator."""
+    end = 0
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            break
+        if x in separators:
+            end = i + 1
+    return end

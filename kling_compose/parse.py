@@ -8,6 +8,7 @@ user wrote (`on:` stays "on"), and refuse values JSON cannot carry (dates, binar
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -77,6 +78,17 @@ class Document:
         line = start[0] + newlines
         col = at - (raw.rfind("\n", 0, at) + 1) if newlines else start[1] + at
         return self._location((line, col, index))
+
+    def scalar_text(self, path) -> str | None:
+        """The text the one-line scalar at `path` was written as (`16:9`, where the value is
+        969), or None."""
+        entry = self.positions.get(id(self._get(path[:-1]))) if path else None
+        if entry is None or path[-1] not in entry[1]:
+            return None
+        _, start, end = entry[1][path[-1]]
+        if end is None or start[0] != end[0]:
+            return None
+        return _source_line(self.rendered.text, start[0])[start[1]:end[1]]
 
     def _get(self, path):
         node = self.data
@@ -234,6 +246,10 @@ for _tag in ("binary", "set", "omap", "pairs", "timestamp"):
 
 
 def _yaml_diagnostic(exc: yaml.MarkedYAMLError, rendered: Rendered) -> Diagnostic:
+    if isinstance(exc, yaml.scanner.ScannerError) and exc.problem_mark is not None:
+        taught = _scanner_diagnostic(exc, rendered)
+        if taught is not None:
+            return taught
     mark = exc.problem_mark or exc.context_mark
     context = exc.context_mark
     problem = exc.problem or "invalid YAML"
@@ -248,10 +264,7 @@ def _yaml_diagnostic(exc: yaml.MarkedYAMLError, rendered: Rendered) -> Diagnosti
     elif "did not find expected" in problem and "block" in (exc.context or ""):
         hint = "check the indentation of this line against the lines above it"
     location = rendered.locate(mark.line + 1, mark.column + 1) if mark else None
-    if "tab character" in problem or "'\\t'" in problem or "\\t" in problem:
-        problem = "a tab character where YAML expects spaces"
-        hint = "YAML indentation must use spaces; replace the tab with spaces"
-    elif exc.problem and "could not determine a constructor" in exc.problem:
+    if exc.problem and "could not determine a constructor" in exc.problem:
         tag = re.search(r"tag '([^']*)'", exc.problem)
         problem = f"unsupported YAML tag '{_short_tag(tag.group(1) if tag else '?')}'"
         hint = "storyboards are plain data: tags like !!python/... are refused, never executed"
@@ -262,6 +275,52 @@ def _yaml_diagnostic(exc: yaml.MarkedYAMLError, rendered: Rendered) -> Diagnosti
     elif "found undefined alias" in (exc.problem or ""):
         hint = "define the anchor with &name before using *name"
     return Diagnostic(f"YAML: {problem}", location, hint)
+
+
+# What YAML does with these at the start of a plain value; a prompt like `@keeper walks`
+# (an element reference first) is the usual way to meet them.
+_RESERVED_STARTS = {"@": "YAML reserves '@'", "`": "YAML reserves '`'",
+                    "%": "'%' starts a YAML directive"}
+_LINE_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def _scanner_diagnostic(exc: yaml.MarkedYAMLError, rendered: Rendered) -> Diagnostic | None:
+    """The scanner errors a character explains, in the user's words: libyaml does not name
+    the character ("found character that cannot start any token"), so it is read here."""
+    mark = exc.problem_mark
+    line = _source_line(rendered.text, mark.line)
+    char = line[mark.column:mark.column + 1]
+    location = rendered.locate(mark.line + 1, mark.column + 1)
+    if char == "\t" or "tab character" in (exc.problem or ""):
+        return Diagnostic("YAML: a tab character where YAML expects spaces", location,
+                          "YAML indentation must use spaces; replace the tab with spaces")
+    if char in _RESERVED_STARTS and "cannot start any token" in (exc.problem or ""):
+        return Diagnostic(f"YAML: a value starting with '{char}' must be quoted "
+                          f"({_RESERVED_STARTS[char]})", location,
+                          f"quote it: {_quoted_line(line, mark.column)}")
+    return None
+
+
+def _source_line(text: str, line: int) -> str:
+    """Line `line` (0-based, as YAML counts lines) of `text`, as the scanner's columns see it:
+    without a byte order mark, which no column counts (and libyaml's index skips)."""
+    lines = _LINE_BREAK.split(text, line + 1)
+    found = lines[line] if line < len(lines) else ""
+    return found.removeprefix("\ufeff") if line == 0 else found
+
+
+def _quoted_line(line: str, col: int) -> str:
+    """The line with the plain value that starts at `col` in double quotes, shortened."""
+    head, value, rest = line[:col].lstrip(), line[col:], ""
+    if "[" in head or "{" in head:  # a flow collection: the value ends at the next indicator
+        cut = re.search(r"[,\]}]", value)
+        value, rest = (value[:cut.start()], value[cut.start():]) if cut else (value, "")
+    else:
+        value = re.split(r"\s#", value, maxsplit=1)[0]  # a comment stays out of the value
+    value = value.rstrip()
+    if len(value) > 40:
+        value = value[:37].rstrip() + "..."
+    return head + json.dumps(value, ensure_ascii=False) + rest.rstrip()
 
 
 def extent(value, seen: dict) -> tuple[int, int]:

@@ -226,13 +226,8 @@ class _Resolver:
                       "name an image, video or audio file")
             return
         if not ok:
-            hint = None
-            folder = src.path.parent
-            if folder.is_dir():
-                prefix = src.value[:len(src.value) - len(src.path.name)]
-                hint = did_you_mean(src.value, [prefix + p.name for p in folder.iterdir()])
             self.fail(f"file '{src.value}' not found", src.location,
-                      hint or "paths are relative to the storyboard's folder")
+                      _near_file_hint(src) or "paths are relative to the storyboard's folder")
 
     def check_data_uri(self, src: FrameSource) -> None:
         """A data URI's payload must decode: sent as is, a broken one is refused after the
@@ -357,10 +352,21 @@ class _Resolver:
                       out.crossfade_location or out.location, "use a shorter crossfade")
 
 
+def _near_file_hint(src: FrameSource) -> str | None:
+    """Files of the missing file's folder named like it. Names are compared with names: the
+    folder all of them share would make any two paths in it look alike."""
+    name, folder = src.path.name, src.path.parent
+    if not src.value.endswith(name) or not folder.is_dir():
+        return None
+    try:
+        names = [p.name for p in folder.iterdir() if p.is_file()]
+    except OSError:  # a folder we may not list: no hint, the message stands
+        return None
+    return did_you_mean(name, names, prefix=src.value[:len(src.value) - len(name)])
+
+
 def _element_hint(name: str, elements: Mapping[str, Element], at: str = "") -> str:
-    hint = did_you_mean(name, elements)
-    if hint and at:
-        hint = did_you_mean(at + name, [at + e for e in elements])
+    hint = did_you_mean(name, elements, prefix=at)
     return hint or (
         ("defined elements: " + ", ".join(elements)) if elements else
         "define it under `elements:`, or write @@ for a literal '@'")

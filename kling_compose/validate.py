@@ -33,6 +33,7 @@ SCHEMA_RESOURCE = "storyboard.schema.json"
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _REF = re.compile(r"@@|@([A-Za-z_][A-Za-z0-9_]*)|@")
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-9_]+)+(?:\.[0-9_]*)?")  # YAML 1.1 base 60
 
 _PATTERN_TEXT = {
     "^[a-z0-9][a-z0-9_-]*$": "lowercase letters, digits, '-' and '_', starting with a letter "
@@ -135,6 +136,10 @@ def _describe(error, doc: Document) -> Diagnostic:
     if kind == "type":
         want = error.validator_value
         want = [want] if isinstance(want, str) else want
+        if "string" in want and _kind_of(error.instance) in ("integer", "number"):
+            unquoted = _read_as_number(error, doc, path)
+            if unquoted is not None:
+                return unquoted
         return Diagnostic(f"{name} must be {' or '.join(_TYPE_NAMES[t] for t in want)}, "
                           f"not {_kind_of(error.instance)} {got}", location,
                           hint=_type_hint(error.instance, want))
@@ -158,6 +163,21 @@ def _describe(error, doc: Document) -> Diagnostic:
     if kind == "minLength":
         return Diagnostic(f"{name} must not be empty", location)
     return Diagnostic(f"{name}: {error.message}", location)
+
+
+def _read_as_number(error, doc: Document, path) -> Diagnostic | None:
+    """`aspect: 16:9` unquoted is the integer 969 (YAML 1.1 reads digits:digits as base 60):
+    say so, and show it quoted when quoting makes it valid."""
+    text = doc.scalar_text(path)
+    if text is None or not _SEXAGESIMAL.fullmatch(text):
+        return None
+    hint = None
+    if _validator().evolve(schema=error.schema).is_valid(text):
+        key = f"{path[-1]}: " if path and isinstance(path[-1], str) else ""
+        hint = f'quote it: {key}"{text}"'
+    return Diagnostic(f"{_field_name(path)} must be a string, not the number "
+                      f"{_show(error.instance)} (YAML reads unquoted {text} in base 60)",
+                      doc.locate(path), hint=hint)
 
 
 def _describe_alternatives(error, doc: Document) -> Diagnostic:

@@ -52,10 +52,12 @@ def _plain(text: str) -> str:
 
 
 def test_every_command_prints_hostile_names_as_they_are(root):
-    for args in (("validate",), ("plan",), ("graph",), ("render",)):
+    for args in (("validate",), ("plan",), ("graph",), ("render",), ("config",),
+                 ("gc", "--dry-run"), ("doctor",)):
         result = cli(*args, root)
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 0, (args, result.output)
         assert "Traceback" not in result.output
+    assert NAME in cli("config", root).stdout
     plan = cli("plan", root).stdout
     assert NAME in plan and "1️⃣" not in plan and "🔥" not in plan
     for literal in LITERALS:

@@ -288,6 +288,8 @@ def run(path, var_items, vars_files, provider, max_cost, concurrency, force, onl
                              verbose=verbose and not as_json) as progress:
         result = run_plan(the_plan, options, progress, Settings.from_environment(
             project_root=storyboard_path(path)[0].parent))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(console.run_json(result))
     elif quiet:
@@ -370,6 +372,67 @@ def gc(path, var_items, vars_files, dry_run) -> None:
     verb = "would free" if dry_run else "freed"
     click.echo(f"{len(garbage.files)} object(s), {verb} {garbage.bytes / 1e6:.1f} MB; "
                f"{garbage.kept} kept")
+
+
+def _shared_store(path, var_items, vars_files):
+    from .engine.artifacts import project_store
+    from .settings import Settings
+
+    storyboard = _load(path, var_items, vars_files).storyboard
+    settings = Settings.from_environment(project_root=storyboard.root)
+    remote = project_store(storyboard, settings)
+    if remote is None:
+        from .errors import UserError
+
+        raise UserError.single("this project names no artifact store",
+                               hint="add `store: s3://bucket/prefix` (or a folder) to the "
+                                    "storyboard, or set KLING_COMPOSE_STORE")
+    return storyboard.root, remote
+
+
+@main.command(epilog=_epilog(["kling-compose push"]))
+@storyboard_options
+@_user_errors
+def push(path, var_items, vars_files) -> None:
+    """Send every clip storyboard.lock names to the shared artifact store (what it lacks)."""
+    from .engine.artifacts import lock_objects, push as push_objects, store_failure
+    from .engine.store import Store
+
+    root, remote = _shared_store(path, var_items, vars_files)
+    store = Store(root / ".kling-compose")
+    try:
+        moved = push_objects(remote, store, lock_objects(root, store))
+    except Exception as exc:
+        raise store_failure(remote, exc) from None
+    click.echo(f"pushed {len(moved.done)} object(s) to {remote.url}; "
+               f"{moved.present} already there")
+
+
+@main.command(epilog=_epilog(["git clone ... && cd harbour && kling-compose pull"]))
+@storyboard_options
+@_user_errors
+def pull(path, var_items, vars_files) -> None:
+    """Fetch every clip storyboard.lock names from the shared artifact store, verified, and
+    write the films and shot clips to renders/ (no key needed)."""
+    from .engine.artifacts import export_lock, lock_objects, pull as pull_objects, store_failure
+    from .engine.run import _project_lock
+    from .engine.store import Store
+
+    root, remote = _shared_store(path, var_items, vars_files)
+    store = Store(root / ".kling-compose")
+    with _project_lock(root):
+        try:
+            moved = pull_objects(remote, store, lock_objects(root, store))
+        except Exception as exc:
+            raise store_failure(remote, exc) from None
+        written = export_lock(root, store)
+    for name in moved.refused:
+        click.echo(f"warning: {name} in {remote.url} does not hash to its name: not used",
+                   err=True)
+    click.echo(f"pulled {len(moved.done)} object(s) from {remote.url}; {moved.present} "
+               f"already here; wrote {len(written)} file(s) under renders/")
+    if moved.refused:
+        sys.exit(1)
 
 
 @main.command(hidden=True, context_settings={"ignore_unknown_options": True})

@@ -119,6 +119,7 @@ class Settings:
     request_timeout_s: float = 60.0  # connect/read/write of one request, and its overall deadline
     download_timeout_s: float = 900.0  # the overall deadline of one download attempt
     retries: int = 5
+    store_url: str | None = None  # KLING_COMPOSE_STORE: a shared artifact store (artifacts.py)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None, *,
@@ -145,8 +146,9 @@ class Settings:
                 numbers[name] = _collect(problems, _checked_number, variable, value, low, high)
         if problems:
             raise UserError(*problems)
+        store = found.value("KLING_COMPOSE_STORE") or None
         return cls(keys=MappingProxyType(keys), key_sources=MappingProxyType(sources),
-                   urls=MappingProxyType(urls), **{**numbers, **overrides})
+                   urls=MappingProxyType(urls), store_url=store, **{**numbers, **overrides})
 
     def key(self, provider: str) -> Secret:
         """The provider's key, or a UserError naming the variable to set."""

@@ -291,7 +291,7 @@ class _Builder:
             version=data["version"], name=data["name"], path=src.path, display_path=src.display,
             defaults=self.fields(("defaults",), data.get("defaults") or {}),
             elements=MappingProxyType(elements), scenes=scenes, outputs=outputs,
-            outputs_given="outputs" in data,
+            outputs_given="outputs" in data, store=data.get("store"),
         )
 
     def scene(self, index: int, data: dict) -> Scene:

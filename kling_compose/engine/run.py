@@ -14,7 +14,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
@@ -57,6 +57,7 @@ class Outcome:
 class RunResult:
     outcomes: tuple[Outcome, ...]
     films: tuple[Path, ...] = ()
+    warnings: tuple[str, ...] = ()  # e.g. a push to the shared store that failed
 
     def count(self, status: str, kind: str | None = None) -> int:
         return sum(1 for o in self.outcomes if o.status == status and kind in (None, o.task.kind))
@@ -93,6 +94,7 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
     virtual, advanced by what the run sleeps)."""
     root = plan.resolved.storyboard.root
     settings = settings or Settings()
+    shared = _pull_shared(plan, settings)  # the team's paid clips first: then nothing to pay
     check_request(plan, options, settings)
     with _project_lock(root):
         state = State(state_path(root))
@@ -103,6 +105,10 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
             result = asyncio.run(runner.run())
             runner.export_shots(result)
             write_lockfile(plan, state)
+            if shared is not None:
+                problem = _push_shared(shared, root)
+                if problem:
+                    result = replace(result, warnings=(*result.warnings, problem))
             return result
         except (OSError, sqlite3.OperationalError) as exc:
             raise UserError.single(_unwritable(exc, root), hint="free disk space or fix the "
@@ -110,6 +116,40 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
                                    "kept and the run resumes") from None
         finally:
             state.close()
+
+
+def _pull_shared(plan: Plan, settings: Settings):
+    """Pull every clip storyboard.lock names from the project's shared store (if it has one)
+    that the local store lacks; the plan then finds them restorable and pays nothing."""
+    from .artifacts import lock_objects, project_store, pull, store_failure
+
+    remote = project_store(plan.resolved.storyboard, settings)
+    if remote is None:
+        return None
+    root = plan.resolved.storyboard.root
+    store = Store(root / ".kling-compose")
+    try:
+        pull(remote, store, lock_objects(root, store))
+    except Exception as exc:  # the store's client library has its own exceptions
+        if isinstance(exc, UserError):
+            raise
+        raise store_failure(remote, exc) from None
+    return remote
+
+
+def _push_shared(remote, root: Path) -> str | None:
+    """Push every clip the lock names that the shared store lacks (create-only, idempotent).
+    A failure loses nothing (the clips are in the local store; the next run or `kling-compose
+    push` sends them): it is a warning, not a failed run."""
+    from .artifacts import lock_objects, push
+
+    store = Store(root / ".kling-compose")
+    try:
+        push(remote, store, lock_objects(root, store))
+    except Exception as exc:
+        return (f"could not push to the artifact store {remote.url}: {exc}; the clips are "
+                "kept here: `kling-compose push` sends them later")
+    return None
 
 
 def _unwritable(exc: Exception, root: Path) -> str:

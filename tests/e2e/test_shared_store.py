@@ -1,0 +1,102 @@
+"""A shared artifact store in a folder (issue 11): a run pushes its paid clips, a teammate's
+clone pulls them (no key) or restores them in `run` paying nothing, bytes that do not hash to
+their name are refused, and concurrent pushes of one object store it once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+
+import pytest
+from _e2e import chain_storyboard, cli
+from test_money_runs import environment, run, sim  # noqa: F401
+
+from kling_compose.engine.artifacts import FolderStore
+
+
+def _clone(root, to):
+    to.mkdir()
+    for name in ("storyboard.yaml", "storyboard.lock"):
+        shutil.copy(root / name, to / name)
+    shutil.copytree(root / "assets", to / "assets")
+    return to
+
+
+@pytest.fixture
+def team(project, sim, tmp_path):
+    shared = tmp_path / "shared-drive" / "kling"
+    root = project(chain_storyboard(3).replace("name: chain\n",
+                                               f"name: chain\nstore: {shared}\n"))
+    first = run(root, "fal", sim)
+    assert first["generated"] == 3
+    return root, shared
+
+
+def test_a_run_pushes_its_paid_clips_and_a_clone_pulls_them_without_a_key(team, tmp_path):
+    root, shared = team
+    lock = json.loads((root / "storyboard.lock").read_text())
+    names = {p.name for p in shared.iterdir()}
+    assert {d + ".mp4" for s in lock["shots"].values() for d in s["sha256"]} <= names
+    assert lock["outputs"]["renders/chain.mp4"]["sha256"][0] + ".mp4" in names
+    clone = _clone(root, tmp_path / "bob")
+    pulled = cli("pull", clone, env={"FAL_KEY": None})
+    assert pulled.exit_code == 0, pulled.output
+    assert "pulled 4 object(s)" in pulled.stdout
+    assert (clone / "renders" / "chain.mp4").read_bytes() == \
+        (root / "renders" / "chain.mp4").read_bytes()
+    assert (clone / "renders" / "shots" / "s2.mp4").is_file()
+    again = cli("pull", clone)
+    assert "pulled 0 object(s)" in again.stdout and "4 already here" in again.stdout
+
+
+def test_a_clone_whose_result_urls_expired_restores_from_the_store(team, sim, tmp_path):
+    root, _ = team
+    billed = len(sim.generations("fal"))
+    clone = _clone(root, tmp_path / "carol")
+    lock = json.loads((clone / "storyboard.lock").read_text())
+    for entry in lock["shots"].values():
+        entry["result_url"] = ["http://127.0.0.1:9/expired.mp4"]
+    (clone / "storyboard.lock").write_text(json.dumps(lock))
+    summary = run(clone, "fal", sim)
+    assert summary["restored"] == 3 and summary["generated"] == 0, summary
+    assert len(sim.generations("fal")) == billed
+
+
+def test_bytes_that_do_not_hash_to_their_name_are_refused(team, tmp_path):
+    root, shared = team
+    victim = next(p for p in shared.iterdir() if p.suffix == ".mp4")
+    victim.write_bytes(b"not the clip it names")
+    clone = _clone(root, tmp_path / "dave")
+    pulled = cli("pull", clone)
+    assert pulled.exit_code == 1
+    assert f"{victim.name} in" in pulled.stderr and "does not hash to its name" in pulled.stderr
+    objects = clone / ".kling-compose" / "objects"
+    assert not list(objects.glob(f"*/{victim.name}"))
+
+
+def test_concurrent_pushes_of_one_object_store_it_once(tmp_path):
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"x" * 1_000_000)
+    store = FolderStore(tmp_path / "shared", "shared")
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def push() -> None:
+        barrier.wait()
+        results.append(store.put(source, "abc.mp4"))
+
+    threads = [threading.Thread(target=push) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1
+    assert (tmp_path / "shared" / "abc.mp4").read_bytes() == source.read_bytes()
+    assert store.listing() == {"abc.mp4"}  # no temp file left behind
+
+
+def test_a_project_without_a_store_says_how_to_name_one(project):
+    root = project(chain_storyboard(1))
+    result = cli("push", root)
+    assert result.exit_code == 1 and "store: s3://bucket/prefix" in result.output

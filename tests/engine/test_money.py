@@ -286,8 +286,9 @@ def test_a_damaged_store_object_is_planned_as_missing_and_fetched_again(tmp_path
     plan = build_plan(load_storyboard(root / "storyboard.yaml"), "runware")
     assert read_statuses(plan)["generate:s1"] == "missing"
     result, _ = run(root, fake)
-    assert result.ok and statuses(result)["generate:s1"] == "done"
-    assert len(fake.tasks) == 1  # the provider still had it: polled and downloaded, not paid
+    # the lock names the take and its result URL: fetched again from there and verified
+    assert result.ok and statuses(result)["generate:s1"] == "restored"
+    assert len(fake.tasks) == 1  # not paid again
     assert object_path.read_bytes() == clip
 
 

@@ -60,6 +60,8 @@ def diagnose(storyboard: Path, display: str, load_plan: Callable[[], object],
     root = storyboard.parent
     yield from state_check(root)
     yield from lock_check(root)
+    if plan is not None:
+        yield from store_check(plan, environ, root)
     providers = hosted_providers(plan, provider)
     if providers is None:
         yield Check(False, "provider keys not checked: the storyboard does not load",
@@ -80,6 +82,29 @@ def diagnose(storyboard: Path, display: str, load_plan: Callable[[], object],
         return
     for name in providers:
         yield from provider_checks(name, settings, root, transport)
+
+
+def store_check(plan, environ, root: Path) -> Iterator[Check]:
+    """The shared artifact store, if the project names one: its listing can be read."""
+    from .engine.artifacts import project_store
+    from .settings import Settings
+
+    try:
+        settings = Settings.from_environment(environ, project_root=root)
+        remote = project_store(plan.resolved.storyboard, settings)
+    except UserError as exc:
+        yield from _problems(exc)
+        return
+    if remote is None:
+        return
+    try:
+        count = len(remote.listing())
+    except Exception as exc:  # the store's client library has its own exceptions
+        yield Check(False, f"artifact store {remote.url} cannot be read: {exc}",
+                    hint="check its URL and credentials (the AWS_* variables or profile for "
+                         "s3://), or unset KLING_COMPOSE_STORE / remove `store:`")
+        return
+    yield Check(True, f"artifact store {remote.url} readable ({count} object(s))")
 
 
 def python_check() -> Check:

@@ -100,3 +100,16 @@ def test_a_project_without_a_store_says_how_to_name_one(project):
     root = project(chain_storyboard(1))
     result = cli("push", root)
     assert result.exit_code == 1 and "store: s3://bucket/prefix" in result.output
+
+
+def test_doctor_checks_the_shared_store(project, tmp_path):
+    shared = tmp_path / "drive"
+    shared.mkdir()
+    (shared / "a.mp4").write_bytes(b"x")
+    root = project(chain_storyboard(1).replace("name: chain\n", f"name: chain\nstore: {shared}\n"))
+    result = cli("doctor", root)
+    assert result.exit_code == 0 and f"artifact store {shared} readable (1 object(s))" in \
+        result.output
+    bad = project(chain_storyboard(1).replace("name: chain\n", "name: chain\nstore: ftp://x\n"))
+    result = cli("doctor", bad)
+    assert result.exit_code == 1 and "unknown kind of URL" in result.output

@@ -91,6 +91,9 @@ def store_check(plan, environ, root: Path) -> Iterator[Check]:
 
     try:
         settings = Settings.from_environment(environ, project_root=root)
+    except UserError:
+        settings = Settings()  # its problems are reported with the provider keys, once
+    try:
         remote = project_store(plan.resolved.storyboard, settings)
     except UserError as exc:
         yield from _problems(exc)

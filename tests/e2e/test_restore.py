@@ -175,3 +175,28 @@ def test_an_expired_result_url_is_named_by_the_plan_and_counted(project, sim, tm
     # all; a real provider's new take would make it new, as the plan said
     assert summary["generated"] + summary["restored"] == 3
     assert len(sim.generations("fal")) == billed + summary["generated"]
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_clone_interrupted_while_restoring_resumes_and_still_pays_nothing(
+        project, sim, tmp_path, how):
+    root = project(chain_storyboard(2))
+    assert run(root, "fal", sim)["generated"] == 2
+    billed = len(sim.generations("fal"))
+    clone = _clone(root, tmp_path / "teammate")
+    downloads = len(sim.requests("fal", "download"))
+    sim.faults.drip(1, 0.2, provider="fal")  # the first restoring download hangs: stop it there
+    command = [sys.executable, "-m", "kling_compose", "run", str(clone), "--provider", "fal"]
+    proc = subprocess.Popen(command, env=os.environ | environment(sim),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(sim.requests("fal", "download")) == downloads:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(how)
+    proc.wait(timeout=30)
+    summary = run(clone, "fal", sim)
+    assert summary["restored"] == 2 and summary["generated"] == 0, summary
+    assert len(sim.generations("fal")) == billed
+    assert (clone / "renders" / "chain.mp4").read_bytes() == \
+        (root / "renders" / "chain.mp4").read_bytes()

@@ -84,15 +84,23 @@ def lock_record(task, entry: dict | None, upstream: dict[str, Record], store: St
     ), None, fetches
 
 
-def unavailable(fetches: list[Fetch], timeout_s: float = 10.0) -> str | None:
+def unavailable(fetches: list[Fetch], timeout_s: float = 10.0,
+                dead: dict[str, str] | None = None) -> str | None:
     """Why a take cannot be fetched from its result URL (None: every URL answers). A plan asks
     before it calls a shot restorable: an expired URL means paying again, and the user sees
-    that before the run. HEAD first; a host that refuses HEAD is asked for one byte."""
+    that before the run. HEAD first; a host that refuses HEAD is asked for one byte. `dead`
+    remembers hosts that did not answer during one plan, so a hundred takes on a gone host
+    cost one timeout, not a hundred."""
     import httpx
 
+    dead = {} if dead is None else dead
+    host = ""
     try:
         with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
             for fetch in fetches:
+                host = httpx.URL(fetch.url).host
+                if host in dead:
+                    return dead[host]
                 response = client.head(fetch.url)
                 if response.status_code in (403, 405, 501):
                     response = client.get(fetch.url, headers={"Range": "bytes=0-0"})
@@ -101,7 +109,8 @@ def unavailable(fetches: list[Fetch], timeout_s: float = 10.0) -> str | None:
                 if response.status_code not in (200, 206):
                     return f"result URL answers HTTP {response.status_code}"
     except httpx.HTTPError as exc:
-        return f"result URL does not answer ({type(exc).__name__})"
+        dead[host] = f"result URL does not answer ({type(exc).__name__})"
+        return dead[host]
     return None
 
 

@@ -331,6 +331,7 @@ def read_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]
     try:
         statuses: dict[str, str] = {}
         records: dict[str, Record] = {}  # the finished (or, for free work, planned) results
+        dead_hosts: dict[str, str] = {}  # result hosts that did not answer, asked once
         for task_id in plan.order:
             task = plan.tasks[task_id]
             record = state.get(task.cache_key) if state else None
@@ -348,7 +349,7 @@ def read_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]
             if known and task.kind == "generate" and may_restore(record):
                 restored, why, fetches = lock_record(task, lock.get(task.shot), records, store)
                 if restored is not None and fetches:
-                    why = unavailable(fetches)
+                    why = unavailable(fetches, dead=dead_hosts)
                     restored = None if why else restored
                 if restored is not None:
                     statuses[task_id] = "restorable"

@@ -102,6 +102,7 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
             record_run(plan)
             runner = _Runner(plan, options, state, Store(root / ".kling-compose"),
                              reporter or _Quiet(), settings, transport, sleep)
+            runner.shared = shared
             result = asyncio.run(runner.run())
             runner.export_shots(result)
             write_lockfile(plan, state)
@@ -301,6 +302,8 @@ class _Runner:
     # work: the second waits for the first and reuses its result, never paying twice
     key_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     lock: dict[str, Any] = field(default_factory=dict)  # storyboard.lock's shots, at the start
+    shared: Any = None  # the project's shared artifact store, if it names one (claims.py)
+    claimed: set[str] = field(default_factory=set)  # task ids this run claimed there
 
     async def run(self) -> RunResult:
         self.lock = read_lockfile(self.plan.resolved.storyboard.root).get("shots", {})
@@ -365,6 +368,11 @@ class _Runner:
                 self.state.restore(restored)
                 self.records[task.id] = restored
                 return Outcome(task, "restored", restored)
+        if (self.shared is not None and not forced and task.kind == "generate"
+                and task.provider not in LOCAL_PROVIDERS and not _in_flight(record)):
+            outcome = await self._claim_or_wait(task)
+            if outcome is not None:
+                return outcome
         self.previous[task.id] = record
         self.reporter.started(task)
         started = time.monotonic()
@@ -388,8 +396,64 @@ class _Runner:
         record = self.records[task.id] = self.state.get(task.cache_key)
         if task.kind == "assemble":
             self.export(task, record)
+        if task.id in self.claimed:
+            await self._publish(task, record)
         return Outcome(task, "done", record, cost or Decimal(0),
                        elapsed_s=time.monotonic() - started)
+
+    async def _claim_or_wait(self, task: Task) -> Outcome | None:
+        """Before paying: another run's published result for this very task (pulled, verified)
+        restores it; else claim it in the shared store (None: this run pays); else another run
+        holds the claim: wait for its result instead of paying a second time."""
+        from .claims import claim, published
+
+        inputs = input_digests(task, self.records)
+        data = await asyncio.to_thread(published, self.shared, self.store, task)
+        if data is not None and data.get("inputs", {}) == inputs:
+            return self._adopt_published(task, data, inputs)
+        won, holder = await asyncio.to_thread(claim, self.shared, task)
+        if won:
+            self.claimed.add(task.id)
+            return None
+        self.reporter_progress(task, "waiting for another run")
+        clock = self.remote.clock
+        deadline = clock.now() + self.settings.poll_timeout_s
+        interval = self.settings.poll_interval_s or 2.0
+        while clock.now() < deadline:
+            await clock.sleep(interval)
+            data = await asyncio.to_thread(published, self.shared, self.store, task)
+            if data is not None and data.get("inputs", {}) == inputs:
+                return self._adopt_published(task, data, inputs)
+        holder = holder or {}
+        message = (f"another run ({holder.get('owner', 'unknown')}) claimed shot '{task.shot}' "
+                   f"in {self.shared.url} and has not published its result; run again later "
+                   "(nothing was paid here). If that run died, its generation may still be "
+                   f"running at {task.provider}: remove {task.cache_key[:12]}...'s claim file "
+                   "from the store only once you know it will not finish")
+        return Outcome(task, "failed", error=message)
+
+    def _adopt_published(self, task: Task, data: dict, inputs: dict) -> Outcome:
+        cost = data.get("cost_usd")
+        record = Record(
+            cache_key=task.cache_key, task_id=task.id, kind="generate", status="done",
+            shot=task.shot, provider=task.provider, model=task.model,
+            provider_task_id=data.get("provider_task_id"),
+            artifacts=tuple(tuple(a) for a in data["artifacts"]), inputs=inputs,
+            result={**(data.get("result") or {}), "restored_from": self.shared.url},
+            cost_usd=Decimal(cost) if isinstance(cost, str) else None, finished_at=time.time())
+        self.state.restore(record)
+        self.records[task.id] = record
+        return Outcome(task, "restored", record)
+
+    async def _publish(self, task: Task, record: Record) -> None:
+        """Push a claimed generation's takes and result at once, for runs waiting on it. A
+        failure is not this run's: the clips are kept here and pushed after the run."""
+        from .claims import publish
+
+        try:
+            await asyncio.to_thread(publish, self.shared, self.store, task, record)
+        except Exception:  # the store's client library has its own exceptions
+            pass
 
     async def _fetch(self, task: Task, fetches) -> bool:
         """Download the lock's takes from their result URLs; True when every one arrived with
@@ -542,6 +606,12 @@ def _remove_stale_temp_files(plan: Plan) -> None:
         for stale in [*folder.glob(".tmp-*"), *folder.glob(".storyboard.lock.*")]:
             if stale.is_file() and not stale.is_symlink():
                 stale.unlink(missing_ok=True)
+
+
+def _in_flight(record: Record | None) -> bool:
+    """This project's own submission that has not finished: it is resumed, never claimed."""
+    return record is not None and record.status != "done" and \
+        record.phase in ("submitting", "submitted")
 
 
 def _expired(task: Task, record: Record) -> bool:

@@ -196,7 +196,8 @@ def test_a_clone_interrupted_while_restoring_resumes_and_still_pays_nothing(
     proc.send_signal(how)
     proc.wait(timeout=30)
     summary = run(clone, "fal", sim)
-    assert summary["restored"] == 2 and summary["generated"] == 0, summary
+    # a take restored before the signal landed is cached now: either way, nothing is paid
+    assert summary["restored"] + summary["cached"] == 2 and summary["generated"] == 0, summary
     assert len(sim.generations("fal")) == billed
     assert (clone / "renders" / "chain.mp4").read_bytes() == \
         (root / "renders" / "chain.mp4").read_bytes()

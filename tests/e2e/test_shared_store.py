@@ -113,3 +113,48 @@ def test_doctor_checks_the_shared_store(project, tmp_path):
     bad = project(chain_storyboard(1).replace("name: chain\n", "name: chain\nstore: ftp://x\n"))
     result = cli("doctor", bad)
     assert result.exit_code == 1 and "unknown kind of URL" in result.output
+
+
+def test_two_runs_on_two_clones_with_one_store_pay_for_each_shot_once(project, sim, tmp_path):
+    """Two machines run the same storyboard at the same time: each shot is claimed in the
+    store by one run, which pays; the other waits for its published result."""
+    import os
+    import subprocess
+    import sys
+
+    shared = tmp_path / "drive"
+    sim.faults.task_seconds = 1.0
+    story = chain_storyboard(3).replace("name: chain\n", f"name: chain\nstore: {shared}\n")
+    alice = project(story)
+    bob = tmp_path / "bob"
+    shutil.copytree(alice, bob)
+    env = os.environ | environment(sim)
+    runs = [subprocess.Popen([sys.executable, "-m", "kling_compose", "run", str(root),
+                              "--provider", "fal", "--json"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for root in (alice, bob)]
+    outputs = [proc.communicate(timeout=180) for proc in runs]
+    for proc, (out, err) in zip(runs, outputs):
+        assert proc.returncode == 0, err
+    summaries = [json.loads(out) for out, _ in outputs]
+    assert len(sim.generations("fal")) == 3  # each shot paid once, across both machines
+    assert sum(s["generated"] for s in summaries) == 3
+    assert sum(s["restored"] for s in summaries) == 3
+    assert (alice / "renders" / "chain.mp4").read_bytes() == \
+        (bob / "renders" / "chain.mp4").read_bytes()
+
+
+def test_a_claim_held_by_a_run_that_never_publishes_is_named_not_paid_over(project, sim,
+                                                                             tmp_path):
+    shared = tmp_path / "drive"
+    root = project(chain_storyboard(1).replace("name: chain\n", f"name: chain\nstore: {shared}\n"))
+    plan = json.loads(cli("plan", root, "--json", "--provider", "fal",
+                          env=environment(sim)).stdout)
+    key = next(t["cache_key"] for t in plan["tasks"] if t["id"] == "generate:s1")
+    shared.mkdir()
+    (shared / f"claim-{key}.json").write_text(json.dumps({"owner": "render-box:4242"}))
+    summary = run(root, "fal", sim, KLING_COMPOSE_POLL_TIMEOUT_SECONDS="1")
+    assert summary["failed"] == 1 and len(sim.generations("fal")) == 0, summary
+    error = next(t["error"] for t in summary["tasks"] if t["id"] == "generate:s1")
+    assert "another run (render-box:4242) claimed shot 's1'" in error
+    assert "nothing was paid here" in error

@@ -1,0 +1,102 @@
+"""Claims in the shared store: two machines running one storyboard pay for each shot once.
+
+Before a run pays for a generation, it claims the task's cache key in the shared store with a
+create-only write (`claim-<key>.json`: who, when, which provider). The run that wins generates,
+pushes the takes and then `result-<key>.json` (digests, input identities, cost, the provider's
+task id), also create-only. A run that finds the claim taken does not submit: it watches the
+store for the result, pulls the takes (verified by sha256) and records the shot as restored.
+This is the ledger's write-ahead rule (state.db commits a task id before it is sent) made
+shared, as Terraform's S3 backend lock is. A claim whose owner died and left no result is not
+taken over blindly: the waiting run stops with a message naming the claim and its owner (see
+docs/format.md). A fresh claim is only needed when a new generation would be paid for;
+resuming this run's own submitted task needs none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+from .artifacts import ArtifactStore
+from .store import Store, file_sha256
+
+
+def claim_name(cache_key: str) -> str:
+    return f"claim-{cache_key}.json"
+
+
+def result_name(cache_key: str) -> str:
+    return f"result-{cache_key}.json"
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _put_json(remote: ArtifactStore, name: str, data: dict) -> bool:
+    fd, temp = tempfile.mkstemp(suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, sort_keys=True)
+        return remote.put(Path(temp), name)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+def _get_json(remote: ArtifactStore, name: str) -> dict | None:
+    fd, temp = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        remote.get(name, Path(temp))
+        data = json.loads(Path(temp).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else None
+    except (FileNotFoundError, ValueError):
+        return None
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+def claim(remote: ArtifactStore, task) -> tuple[bool, dict | None]:
+    """(True, None) when this run now holds the task's claim; (False, the holder's claim)
+    when another run holds it."""
+    mine = {"owner": owner(), "provider": task.provider, "shot": task.shot,
+            "claimed_at": time.time()}
+    if _put_json(remote, claim_name(task.cache_key), mine):
+        return True, None
+    return False, _get_json(remote, claim_name(task.cache_key)) or {}
+
+
+def publish(remote: ArtifactStore, store: Store, task, record) -> None:
+    """Push the takes of a finished generation, then its result record (create-only)."""
+    for digest, suffix in record.artifacts:
+        remote.put(store.path(digest, suffix), digest + suffix)
+    _put_json(remote, result_name(task.cache_key), {
+        "artifacts": [list(a) for a in record.artifacts], "inputs": record.inputs or {},
+        "result": record.result or {}, "provider_task_id": record.provider_task_id,
+        "cost_usd": None if record.cost_usd is None else str(record.cost_usd)})
+
+
+def published(remote: ArtifactStore, store: Store, task) -> dict | None:
+    """The result another run published for this task, with its takes pulled into the local
+    store and verified; None while there is none (or its bytes do not match)."""
+    data = _get_json(remote, result_name(task.cache_key))
+    if not data or not isinstance(data.get("artifacts"), list):
+        return None
+    for digest, suffix in data["artifacts"]:
+        if store.find(digest) is not None:
+            continue
+        temp = store.temp_path(suffix)
+        try:
+            remote.get(digest + suffix, temp)
+            if file_sha256(temp) != digest:
+                return None
+            store.adopt(temp)
+        except FileNotFoundError:
+            return None
+        finally:
+            temp.unlink(missing_ok=True)
+    return data

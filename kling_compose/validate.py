@@ -284,6 +284,7 @@ class _Builder:
                     (data.get("elements") or {}).items()}
         scenes = tuple(self.scene(i, s) for i, s in enumerate(data["scenes"]))
         outputs = tuple(self.output(i, o) for i, o in enumerate(data.get("outputs") or []))
+        self.check_store(data.get("store"))
         if self.problems:
             raise UserError(*self.problems)
         src = self.doc.rendered.source
@@ -293,6 +294,22 @@ class _Builder:
             elements=MappingProxyType(elements), scenes=scenes, outputs=outputs,
             outputs_given="outputs" in data, store=data.get("store"),
         )
+
+    def check_store(self, url: str | None) -> None:
+        """`store:` names a folder or an s3:// bucket: anything else is refused here, not by
+        `run` (engine/artifacts.open_store reads it the same way)."""
+        from urllib.parse import urlsplit
+
+        if url is None:
+            return
+        parts = urlsplit(url)
+        bad = (parts.scheme == "s3" and not parts.netloc) or \
+            (len(parts.scheme) > 1 and parts.scheme not in ("s3", "file"))
+        if bad:
+            self.problems.append(Diagnostic(
+                f"store '{url}' is neither a folder nor s3://bucket/prefix",
+                self.doc.locate(("store",)),
+                hint="write a folder (a path or file:///...) or s3://bucket/prefix"))
 
     def scene(self, index: int, data: dict) -> Scene:
         path = ("scenes", index)

@@ -37,6 +37,20 @@ def owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def project_id(store: Store) -> str:
+    """This clone's id (made once, kept in .kling-compose/): a claim it finds with its own id
+    is its own, left by an earlier run of it that was killed before it published."""
+    import uuid
+
+    path = store.root / "project-id"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(uuid.uuid4().hex, encoding="utf-8")
+        return path.read_text(encoding="utf-8").strip()
+
+
 def _put_json(remote: ArtifactStore, name: str, data: dict) -> bool:
     fd, temp = tempfile.mkstemp(suffix=".json")
     try:
@@ -60,14 +74,17 @@ def _get_json(remote: ArtifactStore, name: str) -> dict | None:
         Path(temp).unlink(missing_ok=True)
 
 
-def claim(remote: ArtifactStore, task) -> tuple[bool, dict | None]:
-    """(True, None) when this run now holds the task's claim; (False, the holder's claim)
-    when another run holds it."""
-    mine = {"owner": owner(), "provider": task.provider, "shot": task.shot,
-            "claimed_at": time.time()}
+def claim(remote: ArtifactStore, store: Store, task) -> tuple[bool, dict | None]:
+    """(True, None) when this clone holds the task's claim (now, or from an earlier run of
+    it: its own ledger then says whether anything was submitted); (False, the holder's claim)
+    when another clone holds it."""
+    project = project_id(store)
+    mine = {"owner": owner(), "project": project, "provider": task.provider,
+            "shot": task.shot, "claimed_at": time.time()}
     if _put_json(remote, claim_name(task.cache_key), mine):
         return True, None
-    return False, _get_json(remote, claim_name(task.cache_key)) or {}
+    holder = _get_json(remote, claim_name(task.cache_key)) or {}
+    return holder.get("project") == project, holder
 
 
 def publish(remote: ArtifactStore, store: Store, task, record) -> None:

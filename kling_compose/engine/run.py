@@ -369,8 +369,8 @@ class _Runner:
                 self.records[task.id] = restored
                 return Outcome(task, "restored", restored)
         if (self.shared is not None and not forced and task.kind == "generate"
-                and task.provider not in LOCAL_PROVIDERS and not _in_flight(record)):
-            outcome = await self._claim_or_wait(task)
+                and task.provider not in LOCAL_PROVIDERS):
+            outcome = await self._claim_or_wait(task, record)
             if outcome is not None:
                 return outcome
         self.previous[task.id] = record
@@ -401,17 +401,21 @@ class _Runner:
         return Outcome(task, "done", record, cost or Decimal(0),
                        elapsed_s=time.monotonic() - started)
 
-    async def _claim_or_wait(self, task: Task) -> Outcome | None:
+    async def _claim_or_wait(self, task: Task, record: Record | None) -> Outcome | None:
         """Before paying: another run's published result for this very task (pulled, verified)
-        restores it; else claim it in the shared store (None: this run pays); else another run
-        holds the claim: wait for its result instead of paying a second time."""
+        restores it; else claim it in the shared store (None: this run pays, or resumes its
+        own submission, and publishes); else another clone holds the claim: wait for its
+        result instead of paying a second time."""
         from .claims import claim, published
 
+        if _in_flight(record):  # this clone submitted it: resume, and publish when done
+            self.claimed.add(task.id)
+            return None
         inputs = input_digests(task, self.records)
         data = await asyncio.to_thread(published, self.shared, self.store, task)
         if data is not None and data.get("inputs", {}) == inputs:
             return self._adopt_published(task, data, inputs)
-        won, holder = await asyncio.to_thread(claim, self.shared, task)
+        won, holder = await asyncio.to_thread(claim, self.shared, self.store, task)
         if won:
             self.claimed.add(task.id)
             return None

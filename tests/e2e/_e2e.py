@@ -47,3 +47,14 @@ def run_json(root: Path, *extra: str) -> dict:
     result = cli("run", root, "--json", *PREVIEW, *extra)
     assert result.exit_code in (0, 1), result.output
     return json.loads(result.stdout)
+
+
+def clone_project(root: Path, to: Path) -> Path:
+    """What a teammate's `git clone` holds: the storyboard, the lock and the assets."""
+    import shutil
+
+    to.mkdir()
+    for name in ("storyboard.yaml", "storyboard.lock"):
+        shutil.copy(root / name, to / name)
+    shutil.copytree(root / "assets", to / "assets")
+    return to

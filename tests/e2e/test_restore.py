@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from _e2e import PREVIEW, chain_storyboard, cli, run_json
+from _e2e import PREVIEW, chain_storyboard, cli, clone_project, run_json
 from test_money_runs import environment, interrupt_at, lock_of, run, sim  # noqa: F401
 
 
@@ -124,17 +124,6 @@ def test_a_forced_generation_in_flight_is_resumed_not_replaced_by_the_lock(proje
     assert lock_of(root)["shots"]["s1"]["task_id"] not in (None, first)
 
 
-def _clone(root, to):
-    """What a teammate's `git clone` holds: the storyboard, the lock and the assets."""
-    import shutil
-
-    to.mkdir()
-    for name in ("storyboard.yaml", "storyboard.lock"):
-        shutil.copy(root / name, to / name)
-    shutil.copytree(root / "assets", to / "assets")
-    return to
-
-
 @pytest.mark.parametrize("provider", ["fal", "kie", "runware"])
 def test_a_fresh_clone_restores_every_paid_clip_from_the_lock_paying_nothing(
         project, sim, tmp_path, provider):
@@ -142,7 +131,7 @@ def test_a_fresh_clone_restores_every_paid_clip_from_the_lock_paying_nothing(
     assert run(root, provider, sim)["generated"] == 3
     film = (root / "renders" / "chain.mp4").read_bytes()
     billed = len(sim.generations(provider))
-    clone = _clone(root, tmp_path / "teammate")
+    clone = clone_project(root, tmp_path / "teammate")
     statuses = plan_statuses(clone, provider, sim)
     assert [statuses[f"generate:s{i}"] for i in (1, 2, 3)] == ["restorable"] * 3
     summary = run(clone, provider, sim)
@@ -154,7 +143,7 @@ def test_a_fresh_clone_restores_every_paid_clip_from_the_lock_paying_nothing(
 def test_an_expired_result_url_is_named_by_the_plan_and_counted(project, sim, tmp_path):
     root = project(chain_storyboard(3))
     assert run(root, "fal", sim)["generated"] == 3
-    clone = _clone(root, tmp_path / "teammate")
+    clone = clone_project(root, tmp_path / "teammate")
     lock = json.loads((clone / "storyboard.lock").read_text())
     url = lock["shots"]["s2"]["result_url"][0]
     lock["shots"]["s2"]["result_url"] = [url.rsplit("/", 1)[0] + "/expired-long-ago.mp4"]
@@ -183,7 +172,7 @@ def test_a_clone_interrupted_while_restoring_resumes_and_still_pays_nothing(
     root = project(chain_storyboard(2))
     assert run(root, "fal", sim)["generated"] == 2
     billed = len(sim.generations("fal"))
-    clone = _clone(root, tmp_path / "teammate")
+    clone = clone_project(root, tmp_path / "teammate")
     downloads = len(sim.requests("fal", "download"))
     sim.faults.drip(1, 0.2, provider="fal")  # the first restoring download hangs: stop it there
     command = [sys.executable, "-m", "kling_compose", "run", str(clone), "--provider", "fal"]

@@ -9,18 +9,10 @@ import shutil
 import threading
 
 import pytest
-from _e2e import chain_storyboard, cli
+from _e2e import chain_storyboard, cli, clone_project
 from test_money_runs import environment, run, sim  # noqa: F401
 
 from kling_compose.engine.artifacts import FolderStore
-
-
-def _clone(root, to):
-    to.mkdir()
-    for name in ("storyboard.yaml", "storyboard.lock"):
-        shutil.copy(root / name, to / name)
-    shutil.copytree(root / "assets", to / "assets")
-    return to
 
 
 @pytest.fixture
@@ -39,7 +31,7 @@ def test_a_run_pushes_its_paid_clips_and_a_clone_pulls_them_without_a_key(team, 
     names = {p.name for p in shared.iterdir()}
     assert {d + ".mp4" for s in lock["shots"].values() for d in s["sha256"]} <= names
     assert lock["outputs"]["renders/chain.mp4"]["sha256"][0] + ".mp4" in names
-    clone = _clone(root, tmp_path / "bob")
+    clone = clone_project(root, tmp_path / "bob")
     pulled = cli("pull", clone, env={"FAL_KEY": None})
     assert pulled.exit_code == 0, pulled.output
     assert "pulled 4 object(s)" in pulled.stdout
@@ -53,7 +45,7 @@ def test_a_run_pushes_its_paid_clips_and_a_clone_pulls_them_without_a_key(team, 
 def test_a_clone_whose_result_urls_expired_restores_from_the_store(team, sim, tmp_path):
     root, _ = team
     billed = len(sim.generations("fal"))
-    clone = _clone(root, tmp_path / "carol")
+    clone = clone_project(root, tmp_path / "carol")
     lock = json.loads((clone / "storyboard.lock").read_text())
     for entry in lock["shots"].values():
         entry["result_url"] = ["http://127.0.0.1:9/expired.mp4"]
@@ -67,7 +59,7 @@ def test_bytes_that_do_not_hash_to_their_name_are_refused(team, tmp_path):
     root, shared = team
     victim = next(p for p in shared.iterdir() if p.suffix == ".mp4")
     victim.write_bytes(b"not the clip it names")
-    clone = _clone(root, tmp_path / "dave")
+    clone = clone_project(root, tmp_path / "dave")
     pulled = cli("pull", clone)
     assert pulled.exit_code == 1
     assert f"{victim.name} in" in pulled.stderr and "does not hash to its name" in pulled.stderr
@@ -111,8 +103,10 @@ def test_doctor_checks_the_shared_store(project, tmp_path):
     assert result.exit_code == 0 and f"artifact store {shared} readable (1 object(s))" in \
         result.output
     bad = project(chain_storyboard(1).replace("name: chain\n", "name: chain\nstore: ftp://x\n"))
-    result = cli("doctor", bad)
-    assert result.exit_code == 1 and "unknown kind of URL" in result.output
+    for command in ("doctor", "validate"):  # refused where the storyboard is read, located
+        result = cli(command, bad)
+        assert result.exit_code == 1 and "storyboard.yaml:3:8" in result.output
+        assert "store 'ftp://x' is neither a folder nor s3://bucket/prefix" in result.output
 
 
 def test_two_runs_on_two_clones_with_one_store_pay_for_each_shot_once(project, sim, tmp_path):
@@ -158,3 +152,24 @@ def test_a_claim_held_by_a_run_that_never_publishes_is_named_not_paid_over(proje
     error = next(t["error"] for t in summary["tasks"] if t["id"] == "generate:s1")
     assert "another run (render-box:4242) claimed shot 's1'" in error
     assert "nothing was paid here" in error
+
+
+def test_a_claim_left_by_this_clones_killed_run_is_its_own(project, sim, tmp_path):
+    """A run killed after claiming a shot and before submitting it left its claim: the next
+    run of the same clone takes it as its own (its ledger says nothing was sent) instead of
+    waiting on itself; another clone would wait."""
+    shared = tmp_path / "drive"
+    root = project(chain_storyboard(1).replace("name: chain\n", f"name: chain\nstore: {shared}\n"))
+    plan = json.loads(cli("plan", root, "--json", "--provider", "fal",
+                          env=environment(sim)).stdout)
+    key = next(t["cache_key"] for t in plan["tasks"] if t["id"] == "generate:s1")
+    folder = root / ".kling-compose"
+    folder.mkdir(exist_ok=True)
+    (folder / "project-id").write_text("clone-a")
+    shared.mkdir()
+    (shared / f"claim-{key}.json").write_text(json.dumps({"owner": "gone:1",
+                                                          "project": "clone-a"}))
+    summary = run(root, "fal", sim, KLING_COMPOSE_POLL_TIMEOUT_SECONDS="5")
+    assert summary["generated"] == 1 and summary["failed"] == 0, summary
+    assert len(sim.generations("fal")) == 1
+    assert (shared / f"result-{key}.json").is_file()  # published for the others

@@ -36,6 +36,7 @@ class ArtifactStore(Protocol):
     def listing(self) -> set[str]: ...
     def put(self, source: Path, name: str) -> bool: ...
     def get(self, name: str, dest: Path) -> None: ...
+    def delete(self, name: str) -> None: ...
 
 
 class FolderStore:
@@ -76,6 +77,10 @@ class FolderStore:
         if not source.is_file():
             raise FileNotFoundError(f"{self.url}: no {name}")
         shutil.copyfile(source, dest)
+
+    def delete(self, name: str) -> None:
+        """Remove `name` if it is there (claims only: clips are never deleted from a store)."""
+        (self.folder / name).unlink(missing_ok=True)
 
 
 def open_store(url: str, root: Path) -> ArtifactStore:

@@ -118,10 +118,16 @@ class Remote:
     groups: dict[str, PollGroup] = field(default_factory=dict)
     # tells people where a task stands: (task, "submitted" | "queued (position 2)" | ...)
     notify: Callable[[object, str], None] | None = None
+    # told each acknowledged submission (task, handle): the shared store's claims record it
+    on_submitted: Callable[[object, Handle], Awaitable[None]] | None = None
 
     def tell(self, task, state: str) -> None:
         if self.notify is not None and task is not None:
             self.notify(task, state)
+
+    async def announce(self, task, handle: Handle) -> None:
+        if self.on_submitted is not None:
+            await self.on_submitted(task, handle)
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -196,6 +202,21 @@ class Remote:
             self.budget.release(task.id)
             self.state.rejected(task.cache_key, status.message or "generation failed")
             raise RemoteError(_failure(task, status))
+        artifacts, result, cost = await self.collect(task, handle, status)
+        self.budget.settle(task.id, cost)
+        return artifacts, None, result, cost
+
+    async def follow(self, task, task_id: str, extra: dict) -> Status:
+        """Wait for a generation another run submitted (its claim's recorded task): polled
+        with this run's key, never submitted, never counted against this run's budget."""
+        provider = PROVIDERS[task.provider]
+        key = self.settings.key(task.provider)
+        base = self.settings.url(PROVIDER_ENDPOINTS[task.provider][0])
+        return await self.wait(task, provider, Handle(task_id, extra), key, base,
+                               task.job.shot.takes, timed=False)
+
+    async def collect(self, task, handle: Handle, status: Status):
+        """Download a finished generation's takes: (artifacts, result, cost)."""
         suffix = "." + (task.job.shot.output_format or "mp4")
         expected = _expected_duration(task)
         self.tell(task, "downloading")
@@ -203,17 +224,18 @@ class Remote:
                      for r in status.results]
         costs = [r.cost_usd for r in status.results]
         cost = sum(costs, Decimal(0)) if all(c is not None for c in costs) else task.job.cost_usd
-        self.budget.settle(task.id, cost)
         result = {"task_id": handle.task_id, "urls": [r.url for r in status.results],
                   "seeds": [r.seed for r in status.results]}
         if task.job.cost_usd is not None:
             result["estimate_usd"] = str(task.job.cost_usd)
-        return artifacts, None, result, cost
+        return artifacts, result, cost
 
     async def submit(self, task, provider, request, key, base, previous: Record | None) -> Handle:
         if previous is not None and previous.phase == "submitted" and previous.provider_task_id:
             self.budget.reserve(task.id, task.job.cost_usd, force=True)  # in flight already
-            return Handle(previous.provider_task_id, previous.handle or {})  # resume: poll it
+            handle = Handle(previous.provider_task_id, previous.handle or {})  # resume: poll it
+            await self.announce(task, handle)
+            return handle
         task_id = str(uuid.uuid4())
         if previous is not None and previous.phase == "submitting" and previous.provider_task_id:
             # the answer to an earlier submission was lost: was it accepted?
@@ -221,6 +243,7 @@ class Remote:
             if found is not None:
                 self.budget.reserve(task.id, task.job.cost_usd, force=True)
                 self.state.submitted(task.cache_key, found.task_id, dict(found.extra))
+                await self.announce(task, found)
                 return found
             if provider.client_task_id:
                 task_id = previous.provider_task_id  # proven unknown: the same id again
@@ -254,6 +277,7 @@ class Remote:
             raise
         self.state.submitted(task.cache_key, handle.task_id, dict(handle.extra))
         self.tell(task, "submitted")
+        await self.announce(task, handle)
         return handle
 
     async def find_lost(self, task, provider, task_id: str, key, base) -> Handle | None:
@@ -278,13 +302,13 @@ class Remote:
             f"by our id; check the recent requests in your {task.provider} account: if it is "
             f"not there, `run --force {task.shot}` submits it again (if it is, that pays twice)")
 
-    async def wait(self, task, provider, handle, key, base, takes) -> Status:
+    async def wait(self, task, provider, handle, key, base, takes, timed: bool = True) -> Status:
         """Until done or failed (or the run's patience ends), through the provider's group."""
         group = self.groups.get(task.provider)
         if group is None:
             group = self.groups[task.provider] = PollGroup(self, task.provider, key, base)
-        expected = self.state.expected_s(task.provider, task.model)
-        return await group.wait(task, handle, takes, expected)
+        expected = self.state.expected_s(task.provider, task.model) if timed else None
+        return await group.wait(task, handle, takes, expected, timed)
 
     async def poll_once(self, task, provider, handle, key, base, takes) -> Status:
         async def poll():
@@ -365,6 +389,7 @@ class _Member:
     interval: float  # the last delay drawn from `delays`
     waiting_since: float  # when it joined (after the submission's answer)
     processing_at: float  # the last poll that found it still processing
+    timed: bool = True  # False for another run's generation: joined late, says nothing
 
 
 class PollGroup:
@@ -379,12 +404,14 @@ class PollGroup:
         self.wake = asyncio.Event()
         self.loop_task: asyncio.Task | None = None
 
-    async def wait(self, task, handle: Handle, takes: int, expected_s: float | None) -> Status:
+    async def wait(self, task, handle: Handle, takes: int, expected_s: float | None,
+                   timed: bool = True) -> Status:
         clock, settings = self.remote.clock, self.remote.settings
         delays = poll_delays(settings, expected_s)
         now, first = clock.now(), next(delays)
         member = _Member(task, handle, takes, asyncio.get_running_loop().create_future(),
-                         delays, now + first, now + settings.poll_timeout_s, first, now, now)
+                         delays, now + first, now + settings.poll_timeout_s, first, now, now,
+                         timed)
         self.members[id(member)] = member
         self.wake.set()
         if self.loop_task is None or self.loop_task.done():
@@ -458,7 +485,7 @@ class PollGroup:
             if m.future.done():
                 continue
             if status.state in ("done", "failed", "unknown"):
-                if status.state == "done":  # it ended between the last two polls: the middle
+                if status.state == "done" and m.timed:  # it ended between the last two polls:
                     seconds = (m.processing_at + now) / 2 - m.waiting_since
                     self.remote.state.record_timing(self.name, m.task.model, seconds)
                 m.future.set_result(status)

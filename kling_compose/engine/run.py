@@ -26,6 +26,7 @@ from ..media.ffmpeg import MediaError
 from ..plan import LOCAL_PROVIDERS, Plan, Task, substitute
 from ..settings import Settings
 from .lockfile import read_lockfile, write_lockfile
+from ..providers.base import Handle
 from .remote import Budget, BudgetExceeded, Clock, Remote, RemoteError
 from .restore import lock_record, may_restore
 from .state import NOTHING_TO_PAY, Record, State, input_digests, is_reusable, state_path
@@ -107,7 +108,7 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
             runner.export_shots(result)
             write_lockfile(plan, state)
             if shared is not None:
-                problem = _push_shared(shared, root)
+                problem = _push_shared(shared, root, _generations(plan, state))
                 if problem:
                     result = replace(result, warnings=(*result.warnings, problem))
             return result
@@ -138,19 +139,30 @@ def _pull_shared(plan: Plan, settings: Settings):
     return remote
 
 
-def _push_shared(remote, root: Path) -> str | None:
-    """Push every clip the lock names that the shared store lacks (create-only, idempotent).
-    A failure loses nothing (the clips are in the local store; the next run or `kling-compose
-    push` sends them): it is a warning, not a failed run."""
+def _push_shared(remote, root: Path, generations: list[Record] = ()) -> str | None:
+    """Push every clip the lock names that the shared store lacks (create-only, idempotent),
+    and publish each finished generation's result the store lacks (a run killed between
+    finishing a claimed shot and publishing it left others waiting). A failure loses nothing
+    (the clips are in the local store; the next run or `kling-compose push` sends them): it is
+    a warning, not a failed run."""
     from .artifacts import lock_objects, push
+    from .claims import publish_missing
 
     store = Store(root / ".kling-compose")
     try:
         push(remote, store, lock_objects(root, store))
+        publish_missing(remote, store, generations)
     except Exception as exc:
         return (f"could not push to the artifact store {remote.url}: {exc}; the clips are "
                 "kept here: `kling-compose push` sends them later")
     return None
+
+
+def _generations(plan: Plan, state: State) -> list[Record]:
+    """The finished generations at hosted providers this plan names (local ones are free)."""
+    records = (state.get(t.cache_key) for t in plan.tasks.values()
+               if t.kind == "generate" and t.provider not in LOCAL_PROVIDERS)
+    return [r for r in records if r is not None and r.status == "done"]
 
 
 def _unwritable(exc: Exception, root: Path) -> str:
@@ -303,7 +315,7 @@ class _Runner:
     key_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     lock: dict[str, Any] = field(default_factory=dict)  # storyboard.lock's shots, at the start
     shared: Any = None  # the project's shared artifact store, if it names one (claims.py)
-    claimed: set[str] = field(default_factory=set)  # task ids this run claimed there
+    claims: dict[str, dict] = field(default_factory=dict)  # task id -> the claim held there
 
     async def run(self) -> RunResult:
         self.lock = read_lockfile(self.plan.resolved.storyboard.root).get("shots", {})
@@ -328,6 +340,8 @@ class _Runner:
             self.remote = Remote(client, self.settings, self.state, self.store,
                                  Clock(self.sleep), Budget(self.options.max_cost_usd),
                                  verify_clip, notify=getattr(self.reporter, "progress", None))
+            if self.shared is not None:
+                self.remote.on_submitted = self._announce
             jobs = [asyncio.create_task(self.task(self.plan.tasks[t], limits)) for t in selected]
             outcomes = await asyncio.gather(*jobs)
         films = tuple(Path(o.task.params["path"]) for o in outcomes
@@ -382,21 +396,24 @@ class _Runner:
             artifacts, reference, result, cost = await HANDLERS[task.kind](self, task)
         except BudgetExceeded as exc:
             self.state.fail(task.cache_key, str(exc))
+            await self._release(task)
             return Outcome(task, "skipped", error=str(exc), elapsed_s=time.monotonic() - started)
         except (MediaError, RemoteError) as exc:
             self.state.fail(task.cache_key, str(exc))
+            await self._release(task)
             return Outcome(task, "failed", error=str(exc), elapsed_s=time.monotonic() - started)
         except OSError as exc:  # a full disk, a read-only folder: this task, not the whole run
             message = _unwritable(exc, self.plan.resolved.storyboard.root) + \
                 "; fix it and run again (the run resumes)"
             self.state.fail(task.cache_key, message)
+            await self._release(task)
             return Outcome(task, "failed", error=message, elapsed_s=time.monotonic() - started)
         self.state.finish(task.cache_key, artifacts=artifacts, reference=reference,
                           inputs=input_digests(task, self.records), result=result, cost_usd=cost)
         record = self.records[task.id] = self.state.get(task.cache_key)
         if task.kind == "assemble":
             self.export(task, record)
-        if task.id in self.claimed:
+        if task.id in self.claims:
             await self._publish(task, record)
         return Outcome(task, "done", record, cost or Decimal(0),
                        elapsed_s=time.monotonic() - started)
@@ -404,12 +421,13 @@ class _Runner:
     async def _claim_or_wait(self, task: Task, record: Record | None) -> Outcome | None:
         """Before paying: another run's published result for this very task (pulled, verified)
         restores it; else claim it in the shared store (None: this run pays, or resumes its
-        own submission, and publishes); else another clone holds the claim: wait for its
-        result instead of paying a second time."""
+        own submission, and publishes); else another clone holds the claim: follow its
+        generation (its recorded provider task) or wait for its result, never paying twice."""
         from .claims import claim, published
 
         if _in_flight(record):  # this clone submitted it: resume, and publish when done
-            self.claimed.add(task.id)
+            won, held = await asyncio.to_thread(claim, self.shared, self.store, task)
+            self.claims[task.id] = held if won else {}  # {}: publish, never announce/release
             return None
         inputs = input_digests(task, self.records)
         data = await asyncio.to_thread(published, self.shared, self.store, task)
@@ -417,24 +435,74 @@ class _Runner:
             return self._adopt_published(task, data, inputs)
         won, holder = await asyncio.to_thread(claim, self.shared, self.store, task)
         if won:
-            self.claimed.add(task.id)
+            self.claims[task.id] = holder
             return None
+        return await self._wait_for(task, holder, inputs)
+
+    async def _wait_for(self, task: Task, holder: dict, inputs: dict) -> Outcome:
+        """Another clone holds the claim: adopt its published result; as soon as it has
+        recorded its provider task, follow that generation here (this takes over a claim
+        whose owner died, by resuming its task, never by submitting again)."""
+        from .claims import published, recorded_task
+
         self.reporter_progress(task, "waiting for another run")
         clock = self.remote.clock
         deadline = clock.now() + self.settings.poll_timeout_s
         interval = self.settings.poll_interval_s or 2.0
+        unfollowable = False
         while clock.now() < deadline:
             await clock.sleep(interval)
             data = await asyncio.to_thread(published, self.shared, self.store, task)
             if data is not None and data.get("inputs", {}) == inputs:
                 return self._adopt_published(task, data, inputs)
-        holder = holder or {}
+            if unfollowable:
+                continue
+            recorded = await asyncio.to_thread(recorded_task, self.shared, task, holder)
+            if recorded is not None:
+                outcome = await self._follow(task, holder, recorded, inputs)
+                if outcome is not None:
+                    return outcome
+                unfollowable = True  # not pollable from here: watch the store instead
         message = (f"another run ({holder.get('owner', 'unknown')}) claimed shot '{task.shot}' "
                    f"in {self.shared.url} and has not published its result; run again later "
-                   "(nothing was paid here). If that run died, its generation may still be "
-                   f"running at {task.provider}: remove {task.cache_key[:12]}...'s claim file "
-                   "from the store only once you know it will not finish")
+                   "(nothing was paid here). If that run died before its provider acknowledged "
+                   f"the submission, remove {task.cache_key[:12]}...'s claim file from the store "
+                   f"only once you know nothing is running at {task.provider} for it")
         return Outcome(task, "failed", error=message)
+
+    async def _follow(self, task: Task, holder: dict, recorded: dict,
+                      inputs: dict) -> Outcome | None:
+        """Poll the holder's recorded generation with this run's key, download and verify its
+        takes, record them (the holder paid: $0 here) and publish them for the others. None
+        when it cannot be polled from here (another account's task): the caller watches the
+        store instead."""
+        from .claims import release
+
+        self.reporter_progress(task, "following another run's generation")
+        handle = Handle(recorded["provider_task_id"], recorded.get("handle") or {})
+        try:
+            status = await self.remote.follow(task, handle.task_id, dict(handle.extra))
+            if status.state == "done":
+                artifacts, result, cost = await self.remote.collect(task, handle, status)
+        except (RemoteError, UserError):
+            return None
+        if status.state != "done":  # it failed at the provider: nothing left in flight
+            await asyncio.to_thread(release, self.shared, task, holder)
+            why = status.message or status.state
+            return Outcome(task, "failed", error=(
+                f"the generation of shot '{task.shot}' another run "
+                f"({holder.get('owner', 'unknown')}) submitted failed at {task.provider}: "
+                f"{why}; run again to generate it anew"))
+        record = Record(
+            cache_key=task.cache_key, task_id=task.id, kind="generate", status="done",
+            shot=task.shot, provider=task.provider, model=task.model,
+            provider_task_id=handle.task_id, artifacts=tuple(tuple(a) for a in artifacts),
+            inputs=inputs, result={**result, "followed": holder.get("owner", "unknown")},
+            cost_usd=cost, finished_at=time.time())
+        self.state.restore(record)
+        self.records[task.id] = record
+        await self._publish(task, record)
+        return Outcome(task, "restored", record)
 
     def _adopt_published(self, task: Task, data: dict, inputs: dict) -> Outcome:
         cost = data.get("cost_usd")
@@ -449,13 +517,42 @@ class _Runner:
         self.records[task.id] = record
         return Outcome(task, "restored", record)
 
+    async def _announce(self, task: Task, handle: Handle) -> None:
+        """The provider acknowledged a claimed submission: record its task in the store, so a
+        waiting run can follow it (and take the claim over if this run dies)."""
+        from .claims import announce
+
+        held = self.claims.get(task.id)
+        if held is None:
+            return
+        try:
+            await asyncio.to_thread(announce, self.shared, task, held, handle.task_id,
+                                    dict(handle.extra))
+        except Exception:  # the store's client library has its own exceptions
+            pass
+
+    async def _release(self, task: Task) -> None:
+        """A claimed generation ended with nothing billable in flight (refused, failed, never
+        sent): give up the claim, so a later run may claim it anew. One that may still run at
+        the provider (submitting, submitted) keeps it: its task is followed or resumed."""
+        from .claims import release
+
+        held = self.claims.pop(task.id, None)
+        record = self.state.get(task.cache_key)
+        if held is None or (record is not None and record.phase in ("submitting", "submitted")):
+            return
+        try:
+            await asyncio.to_thread(release, self.shared, task, held)
+        except Exception:
+            pass
+
     async def _publish(self, task: Task, record: Record) -> None:
-        """Push a claimed generation's takes and result at once, for runs waiting on it. A
+        """Push a finished generation's takes and result at once, for runs waiting on it. A
         failure is not this run's: the clips are kept here and pushed after the run."""
         from .claims import publish
 
         try:
-            await asyncio.to_thread(publish, self.shared, self.store, task, record)
+            await asyncio.to_thread(publish, self.shared, self.store, task.cache_key, record)
         except Exception:  # the store's client library has its own exceptions
             pass
 

@@ -119,6 +119,12 @@ class S3Store:
                 for chunk in body.iter_chunks(CHUNK_BYTES):
                     out.write(chunk)
 
+    def delete(self, name: str) -> None:
+        """Remove `name` if it is there (claims only: clips are never deleted from a store)."""
+        key = self.prefix + name
+        with self._translated(key):
+            self._client.delete_object(Bucket=self.bucket, Key=key)
+
     @contextmanager
     def _translated(self, key: str | None = None) -> Iterator[None]:
         """boto3's errors, translated at this one boundary: FileNotFoundError for a missing

@@ -58,6 +58,17 @@ def test_put_is_create_only(s3, tmp_path):
     assert stored == first.read_bytes()
 
 
+def test_delete_removes_a_claim_and_is_quiet_when_it_is_gone(s3, tmp_path):
+    claim = tmp_path / "claim.json"
+    claim.write_text('{"owner": "a"}')
+    store = S3Store(f"s3://{s3.bucket}/team")
+    assert store.put(claim, "claim-k.json") is True
+    store.delete("claim-k.json")
+    assert store.listing() == set()
+    store.delete("claim-k.json")  # already gone: nothing to do, no error
+    assert store.put(claim, "claim-k.json") is True  # and it can be claimed anew
+
+
 def test_two_machines_pushing_one_clip_at_once_write_it_once(s3, tmp_path):
     source, name = clip(tmp_path / "take.mp4", 2 * MiB)
     stores = [S3Store(f"s3://{s3.bucket}/p") for _ in range(2)]

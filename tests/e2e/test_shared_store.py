@@ -173,3 +173,107 @@ def test_a_claim_left_by_this_clones_killed_run_is_its_own(project, sim, tmp_pat
     assert summary["generated"] == 1 and summary["failed"] == 0, summary
     assert len(sim.generations("fal")) == 1
     assert (shared / f"result-{key}.json").is_file()  # published for the others
+
+
+def _shot_key(root, sim, shot: str = "s1") -> str:
+    plan = json.loads(cli("plan", root, "--json", "--provider", "fal",
+                          env=environment(sim)).stdout)
+    return next(t["cache_key"] for t in plan["tasks"] if t["id"] == f"generate:{shot}")
+
+
+def test_a_claim_whose_owner_died_is_taken_over_by_following_its_recorded_task(
+        project, sim, tmp_path):
+    """Alice's run claims s1, submits it, records the provider's task in the store, and is
+    killed while the generation runs. Bob's run finds the claim and the recorded task, polls
+    that generation with its own key, downloads, publishes: nothing is submitted again.
+    Alice's next run resumes its own submission (polls, pays nothing more)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    shared = tmp_path / "drive"
+    sim.faults.task_seconds = 3.0
+    story = chain_storyboard(1).replace("name: chain\n", f"name: chain\nstore: {shared}\n")
+    alice = project(story)
+    bob = tmp_path / "bob"
+    shutil.copytree(alice, bob)
+    key = _shot_key(alice, sim)
+    proc = subprocess.Popen([sys.executable, "-m", "kling_compose", "run", str(alice),
+                             "--provider", "fal"], env=os.environ | environment(sim),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(shared.glob(f"task-{key}-*.json")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    recorded = json.loads(next(shared.glob(f"task-{key}-*.json")).read_text())
+    assert recorded["provider"] == "fal" and recorded["provider_task_id"]
+    assert len(sim.generations("fal")) == 1 and not (shared / f"result-{key}.json").exists()
+
+    summary = run(bob, "fal", sim)
+    assert summary["restored"] == 1 and summary["generated"] == 0, summary
+    assert len(sim.generations("fal")) == 1  # followed, never submitted again
+    assert (shared / f"result-{key}.json").is_file()  # published for the others
+    again = run(alice, "fal", sim)
+    assert again["failed"] == 0 and len(sim.generations("fal")) == 1, again
+    assert (alice / "renders" / "chain.mp4").read_bytes() == \
+        (bob / "renders" / "chain.mp4").read_bytes()
+
+
+def test_a_recorded_task_this_run_cannot_poll_is_waited_for_in_the_store(project, sim, tmp_path):
+    """Bob's key belongs to another account (the provider refuses his polls of Alice's task):
+    he watches the store for the result instead, and says so when his patience ends."""
+    shared = tmp_path / "drive"
+    root = project(chain_storyboard(1).replace("name: chain\n", f"name: chain\nstore: {shared}\n"))
+    key = _shot_key(root, sim)
+    shared.mkdir()
+    (shared / f"claim-{key}.json").write_text(json.dumps({"owner": "render-box:4242",
+                                                          "nonce": "n1"}))
+    (shared / f"task-{key}-n1.json").write_text(json.dumps({
+        "provider": "fal", "provider_task_id": "not-a-task-here", "handle": {}}))
+    summary = run(root, "fal", sim, KLING_COMPOSE_POLL_TIMEOUT_SECONDS="2")
+    assert summary["failed"] == 1 and len(sim.generations("fal")) == 0, summary
+    error = next(t["error"] for t in summary["tasks"] if t["id"] == "generate:s1")
+    assert "another run (render-box:4242) claimed shot 's1'" in error
+
+
+def test_a_claimed_generation_that_failed_releases_its_claim(project, sim, tmp_path):
+    """A refused generation leaves nothing billable in flight: its claim is released, and a
+    teammate's later run may claim it and pay for it (once)."""
+    shared = tmp_path / "drive"
+    root = project(chain_storyboard(1).replace("name: chain\n", f"name: chain\nstore: {shared}\n"))
+    key = _shot_key(root, sim)
+    sim.faults.fail_generation("", "content policy")
+    summary = run(root, "fal", sim)
+    assert summary["failed"] == 1, summary
+    assert not (shared / f"claim-{key}.json").exists()
+    assert not list(shared.glob(f"task-{key}-*"))
+    sim.faults.clear()
+    bob = clone_project(root, tmp_path / "bob")
+    assert run(bob, "fal", sim)["generated"] == 1
+
+
+def test_a_result_a_killed_holder_never_published_is_published_by_its_next_run(
+        project, sim, tmp_path):
+    """Killed between finishing a claimed shot and publishing it, a run leaves waiting the
+    teammates who cannot follow its task (Bob's key is another account's); its next run finds
+    the shot cached and publishes the result then, and they adopt it."""
+    shared = tmp_path / "drive"
+    text_only = chain_storyboard(1).replace("        first_frame: assets/start.png\n", "")
+    root = project(text_only.replace("name: chain\n", f"name: chain\nstore: {shared}\n"))
+    key = _shot_key(root, sim)
+    assert run(root, "fal", sim)["generated"] == 1
+    (shared / f"result-{key}.json").unlink()  # as if killed just before publishing
+    bob = clone_project(root, tmp_path / "bob")
+    (bob / "storyboard.lock").unlink()  # no lock to restore from: only the claim's result
+    other_account = {"FAL_KEY": "another-account", "KLING_COMPOSE_POLL_TIMEOUT_SECONDS": "1"}
+    waited = run(bob, "fal", sim, **other_account)
+    assert waited["failed"] == 1 and len(sim.generations("fal")) == 1, waited
+    error = next(t["error"] for t in waited["tasks"] if t["id"] == "generate:s1")
+    assert "has not published its result" in error
+    assert run(root, "fal", sim)["cached"] >= 1
+    assert (shared / f"result-{key}.json").is_file()
+    adopted = run(bob, "fal", sim, **other_account)
+    assert adopted["restored"] == 1 and len(sim.generations("fal")) == 1, adopted

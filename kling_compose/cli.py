@@ -211,23 +211,44 @@ def preview_option(command):
 @preview_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--requests", is_flag=True, help="Print the exact request bodies as JSON.")
+@click.option("--diff", is_flag=True, help="Print a unified diff of each changed request body "
+              "against the one its last result was made from.")
+@click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also save the plan to FILE: `run --plan FILE` runs exactly it.")
 @_user_errors
-def plan(path, var_items, vars_files, provider, preview_resolution, as_json, requests) -> None:
-    """Show the tasks, their order, cache status and cost before anything is spent."""
+def plan(path, var_items, vars_files, provider, preview_resolution, as_json, requests,
+         diff, out) -> None:
+    """Show the tasks, their order, cache status and cost before anything is spent; for a
+    changed task, why."""
     import json
 
     from . import console
+    from .engine.why import explain_plan, orphaned, request_diffs
     from .pipeline import plan_statuses
 
     the_plan = _plan(path, var_items, vars_files, provider, preview_resolution)
     reasons: dict[str, str] = {}
     statuses = plan_statuses(the_plan, reasons)
+    if out:
+        from .engine.saved import save_plan
+        from .pipeline import read_variables
+
+        reviewed = console.plan_json(the_plan, statuses, reasons,
+                                     explain_plan(the_plan, statuses), orphaned(the_plan))
+        save_plan(Path(out), the_plan, read_variables(var_items, vars_files), reviewed, statuses)
+        click.echo(f"saved the plan to {out}: `kling-compose run --plan {out}` runs exactly "
+                   "it", err=True)
     if requests:
         click.echo(json.dumps(console.plan_requests(the_plan), indent=2, ensure_ascii=False))
+    elif diff:
+        click.echo(request_diffs(the_plan, statuses) or "no request changed\n", nl=False)
     elif as_json:
-        click.echo(console.json_lines(console.plan_json(the_plan, statuses, reasons), "tasks"))
+        click.echo(console.json_lines(console.plan_json(
+            the_plan, statuses, reasons, explain_plan(the_plan, statuses), orphaned(the_plan)),
+            "tasks"))
     else:
-        console.print_plan(the_plan, statuses, reasons)
+        console.print_plan(the_plan, statuses, reasons, explain_plan(the_plan, statuses),
+                           orphaned(the_plan))
 
 
 @main.command(epilog=_epilog([
@@ -268,9 +289,12 @@ def graph(path, var_items, vars_files, provider, fmt) -> None:
               "the films made.")
 @click.option("-v", "--verbose", is_flag=True, help="A line per task as it finishes (also "
               "when the output is not a terminal: CI logs).")
+@click.option("--plan", "saved_plan", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Run exactly the plan saved by `plan --out FILE` (its variables, provider "
+              "and preview resolution); refused if anything changed since.")
 @_user_errors
 def run(path, var_items, vars_files, provider, max_cost, concurrency, force, only,
-        preview_resolution, as_json, quiet, verbose) -> None:
+        preview_resolution, as_json, quiet, verbose, saved_plan) -> None:
     """Execute the plan: generate, chain, assemble; pay only for what changed."""
     from decimal import Decimal
 
@@ -278,7 +302,11 @@ def run(path, var_items, vars_files, provider, max_cost, concurrency, force, onl
     from .engine.run import RunOptions, run_plan
     from .settings import Settings
 
-    the_plan = _plan(path, var_items, vars_files, provider, preview_resolution)
+    if saved_plan:
+        the_plan = _saved_plan(saved_plan, path, var_items, vars_files, provider,
+                               preview_resolution)
+    else:
+        the_plan = _plan(path, var_items, vars_files, provider, preview_resolution)
     options = RunOptions(
         concurrency=concurrency, force=frozenset(force), only=frozenset(only),
         max_cost_usd=None if max_cost is None else Decimal(str(max_cost)))
@@ -298,6 +326,30 @@ def run(path, var_items, vars_files, provider, max_cost, concurrency, force, onl
         console.print_run_summary(result, the_plan)
     if not result.ok:
         sys.exit(1)
+
+
+def _saved_plan(file, path, var_items, vars_files, provider, preview_resolution):
+    """The plan `run --plan FILE` runs: computed again from the saved plan's variables and
+    options, and refused unless it is the plan that was saved (engine/saved.py)."""
+    from .engine.saved import check_saved, read_saved
+    from .pipeline import build_storyboard_plan, load_resolved, plan_statuses, read_variables
+
+    saved = read_saved(Path(file))
+    then = saved["fingerprint"]
+    for option, given, kept in (("--provider", provider, then.get("provider")),
+                                ("--preview-resolution", preview_resolution,
+                                 then.get("preview_resolution"))):
+        if given is not None and given != kept:
+            saved_as = f"{option} {kept}" if kept is not None else f"no {option}"
+            raise click.UsageError(f"{option} {given} differs from the saved plan ({saved_as}); "
+                                   "leave it out, or save a new plan")
+    variables = read_variables(var_items, vars_files) if var_items or vars_files \
+        else dict(then.get("variables") or {})
+    sb_file, display = storyboard_path(path)
+    the_plan = build_storyboard_plan(load_resolved(sb_file, variables, display),
+                                     then.get("provider"), then.get("preview_resolution"))
+    check_saved(Path(file), saved, the_plan, variables, plan_statuses(the_plan))
+    return the_plan
 
 
 @main.command(epilog=_epilog(["kling-compose status", "kling-compose status --json"], _TABLES))
@@ -342,6 +394,28 @@ def doctor(path, var_items, vars_files, provider) -> None:
                else "no problems found")
     if problems:
         sys.exit(1)
+
+
+@main.command(epilog=_epilog(["kling-compose pick lantern-rises 2",
+                              "kling-compose pick sky 1 films/harbour.yaml"]))
+@click.argument("shot")
+@click.argument("take", type=click.IntRange(min=1), metavar="K")
+@storyboard_options
+@_user_errors
+def pick(shot, take, path, var_items, vars_files) -> None:
+    """Use take K of SHOT: sets `pick: K` in the storyboard for you (comments, order and
+    formatting kept). Only what chains from the shot and the films are made again."""
+    from .pick import set_pick
+    from .pipeline import read_variables
+
+    file, display = storyboard_path(path)
+    picked = set_pick(file, display, read_variables(var_items, vars_files), shot, take)
+    if not picked.changed:
+        click.echo(f"shot '{shot}' already uses take {take}; nothing changed")
+        return
+    click.echo(f"{picked.where}: pick of '{shot}': {picked.before} -> {picked.after}")
+    click.echo("next: `kling-compose plan` shows what runs again (nothing is paid for "
+               f"'{shot}' itself), `kling-compose run` makes it")
 
 
 @main.command(epilog=_epilog(["kling-compose gc --dry-run", "kling-compose gc"]))
@@ -390,6 +464,41 @@ def _shared_store(path, var_items, vars_files):
     return storyboard.root, remote
 
 
+@main.command(epilog=_epilog([
+    "kling-compose export                    # renders/<film>.otio beside each film",
+    "kling-compose export --format edl --output trailer",
+    "kling-compose export --output renders/trailer.mp4 -o ~/edit/trailer.otio",
+]))
+@storyboard_options
+@provider_option
+@preview_option
+@click.option("--format", "fmt", type=click.Choice(["otio", "edl"]), default="otio",
+              show_default=True, help="OpenTimelineIO, or a CMX 3600 EDL (video track only).")
+@click.option("--output", "output_name", metavar="NAME", help="Only the film NAME (its path "
+              "in outputs:, its file name or its stem).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write to FILE (one film only) instead of beside the film.")
+@click.option("--edl-style", type=click.Choice(["avid", "premiere", "nucoda"]), default="avid",
+              show_default=True, help="How an EDL names each clip's file (the OTIO adapter's "
+              "styles; premiere: reel AX and the file name, no FROM CLIP comments).")
+@_user_errors
+def export(path, var_items, vars_files, provider, preview_resolution, fmt, output_name, out,
+           edl_style) -> None:
+    """Write the assembled film's timeline for an editor (DaVinci Resolve, Premiere, Avid):
+    one clip per shot, crossfades as dissolves, each shot's prompt, provider and cost.
+
+    Without --provider and --preview-resolution, the film the last run made."""
+    from .engine.status import last_run
+    from .export import export_films
+
+    last = last_run(storyboard_path(path)[0].parent)
+    the_plan = _plan(path, var_items, vars_files, provider or last.get("provider"),
+                     preview_resolution or last.get("preview_resolution"))
+    for written in export_films(the_plan, fmt, output=output_name,
+                                out=Path(out) if out else None, edl_style=edl_style):
+        click.echo(str(written))
+
+
 @main.command(epilog=_epilog(["kling-compose push"]))
 @storyboard_options
 @_user_errors
@@ -433,6 +542,28 @@ def pull(path, var_items, vars_files) -> None:
                f"already here; wrote {len(written)} file(s) under renders/")
     if moved.refused:
         sys.exit(1)
+
+
+@main.command(epilog=_epilog([
+    "kling-compose report                     # then open renders/report.html",
+    "kling-compose report films/harbour --provider fal",
+]))
+@storyboard_options
+@provider_option
+@preview_option
+@_user_errors
+def report(path, var_items, vars_files, provider, preview_resolution) -> None:
+    """Write renders/report.html: an offline page to review every film, shot and take.
+
+    Without --provider and --preview-resolution, the project is shown as the last run left
+    it (with that run's provider and preview size)."""
+    from .engine.status import last_run
+    from .report import write_report
+
+    last = last_run(storyboard_path(path)[0].parent)
+    page = write_report(_plan(path, var_items, vars_files, provider or last.get("provider"),
+                              preview_resolution or last.get("preview_resolution")))
+    click.echo(f"report: {page}")
 
 
 @main.command(hidden=True, context_settings={"ignore_unknown_options": True})

@@ -50,18 +50,31 @@ def json_lines(data: dict, list_key: str) -> str:
     return head + ("[\n" + body + "\n]" if items else "[]") + tail
 
 
-def plan_json(plan, statuses: dict | None = None, reasons: dict | None = None) -> dict:
-    """The machine-readable plan (`plan --json`)."""
-    statuses, reasons = statuses or {}, reasons or {}
+def plan_json(plan, statuses: dict | None = None, reasons: dict | None = None,
+              changes: dict | None = None, orphans: list | None = None) -> dict:
+    """The machine-readable plan (`plan --json`). A `changed` task has `changes` (what differs
+    from its last result: engine/why.py) and `reason` (them in words); storyboard.lock's shots
+    and outputs the storyboard no longer has are listed as `orphaned`."""
+    statuses, reasons, changes = statuses or {}, reasons or {}, changes or {}
+
+    def why(t) -> dict:
+        words = [reasons[t.id]] if t.id in reasons and \
+            statuses.get(t.id) not in NOTHING_TO_PAY else []
+        found = changes.get(t.id, [])
+        words += [c.text for c in found]
+        return ({"reason": "; ".join(words)} if words else {}) | \
+            ({"changes": [c.as_json() for c in found]} if found else {})
+
     return {
         "tasks": [
             {"id": t.id, "kind": t.kind, "shot": t.shot, "depends_on": list(t.depends_on),
              "provider": t.provider, "model": t.model, "cache_key": t.cache_key,
              "estimated_cost_usd": _num(t.cost_usd), "status": statuses.get(t.id, "new"),
-             **({"reason": reasons[t.id]} if t.id in reasons and
-                statuses.get(t.id) not in NOTHING_TO_PAY else {})}
+             **why(t)}
             for t in (plan.tasks[i] for i in plan.order)
-        ],
+        ] + [{"id": o["id"], "kind": o["kind"], "shot": o["shot"], "depends_on": [],
+              "provider": o["provider"], "model": None, "cache_key": o["cache_key"],
+              "estimated_cost_usd": 0, "status": "orphaned"} for o in orphans or ()],
         "total_estimated_cost_usd": _num(plan.total_cost_usd),
         "unknown_cost_tasks": list(plan.unknown_costs),
         "critical_path": plan.critical_path(),
@@ -167,12 +180,14 @@ class RunProgress:
         return table
 
 
-def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None) -> None:
-    """A table of tasks in topological order, totals and the critical path. At 80 columns the
-    columns that matter (task, status, cost) stay readable; shot, model and inputs go."""
+def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None,
+               changes: dict | None = None, orphans: list | None = None) -> None:
+    """A table of tasks in topological order, totals and the critical path, then why each
+    changed generation and film will be made again. At 80 columns the columns that matter
+    (task, status, cost) stay readable; shot, model and inputs go."""
     from rich.table import Table
 
-    statuses = statuses or {}
+    statuses, changes = statuses or {}, changes or {}
     console = _wide_console()
     narrow = console.width < 120
     table = Table(title=f"plan: {plan.resolved.storyboard.name}", show_lines=False)
@@ -198,6 +213,10 @@ def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None) 
                  format_usd(task.cost_usd) if task.kind == "generate" else "",
                  *([", ".join(task.depends_on)] if not narrow else [])]
         table.add_row(*cells)
+    for orphan in orphans or ():
+        table.add_row(orphan["id"], *([orphan["shot"] or ""] if not narrow else []), "orphaned",
+                      orphan["provider"] or "", *([""] if not narrow else []), "", "",
+                      *([""] if not narrow else []))
     console.print(table)
     unknown = plan.unknown_costs
     console.print(f"total estimate: {format_usd(plan.total_cost_usd)}"
@@ -208,6 +227,16 @@ def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None) 
         if statuses.get(task_id) not in NOTHING_TO_PAY:
             console.print(f"{task_id}: storyboard.lock names its result, but {why}: it will "
                           "be generated (and paid for) again")
+    explained = [(t, c) for t, c in changes.items() if plan.tasks[t].kind in ("generate",
+                                                                                "assemble")]
+    if explained:
+        console.print("changed since the last result (`plan --diff` shows the requests):")
+        for task_id, found in explained:
+            console.print(f"  {task_id}: " + "; ".join(c.text for c in found))
+    if orphans:
+        console.print(f"orphaned: {len(orphans)} result(s) in storyboard.lock the storyboard "
+                      "no longer has (dropped from the lock by the next run; `kling-compose gc` "
+                      "frees their clips)")
 
 
 def graph_text(plan, fmt: str) -> str:
@@ -237,6 +266,8 @@ def run_json(result) -> str:
         "generated": result.count("done", "generate"),
         "cached": result.count("cached", "generate"),
         "restored": result.count("restored", "generate"),
+        "nothing_to_do": bool(result.outcomes) and all(o.status == "cached"
+                                                       for o in result.outcomes),
         "failed": result.count("failed"),
         "skipped": result.count("skipped"),
         "cost_usd": float(result.cost_usd),
@@ -249,6 +280,13 @@ def print_run_summary(result, plan) -> None:
     from rich.table import Table
 
     console = _wide_console()
+    root = plan.resolved.storyboard.root
+    if result.outcomes and all(o.status == "cached" for o in result.outcomes):
+        console.print(f"nothing to do: all {len(result.outcomes)} task(s) are up to date, "
+                      "nothing was paid for")
+        for film in result.films:
+            console.print(f"film: {root / film}")
+        return
     table = Table(title="run summary")
     for column in ("task", "status", "estimate", "cost", "time", "note"):
         wrap = column in ("task", "note")  # ids and messages fold; the figures never do
@@ -268,7 +306,6 @@ def print_run_summary(result, plan) -> None:
                   + (f"restored from storyboard.lock {restored}, " if restored else "")
                   + f"failed {result.count('failed')}, "
                   f"skipped {result.count('skipped')}; cost {format_usd(result.cost_usd)}")
-    root = plan.resolved.storyboard.root
     for film in result.films:
         console.print(f"film: {root / film}")
 

@@ -46,6 +46,9 @@ class Task:
     weight_s: float = 1.0  # rough wall-clock estimate, for the critical path
     # kind-specific parameters: inputs (placeholder -> task id), file, frame, output...
     params: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    # what the result is made from, in words a plan can compare with the last run's: the
+    # request, the provider and model, each input's identity (engine/why.py)
+    made_from: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
     @property
     def duration_s(self) -> int | None:
@@ -160,6 +163,9 @@ class _Builder:
         key = hash_key("generate", job.provider, job.model.model_id, job.request,
                        {p: t.cache_key for p, t in inputs.items() if t is not None}, files,
                        *([size] if size else []))
+        made_from = {"provider": job.provider, "model": job.model.model_id,
+                     "request": job.request, **size,
+                     "inputs": {ref.key: self.identity(ref) for ref in job.inputs}}
         return self.add(Task(
             id=f"generate:{shot.id}", kind="generate", cache_key=key, depends_on=deps,
             shot=shot.id, provider=job.provider, model=job.model.alias, job=job,
@@ -167,6 +173,7 @@ class _Builder:
             params={**size, "inputs": {p: t.id for p, t in inputs.items() if t is not None},
                     "files": {ref.placeholder: str(ref.source.path) for ref in job.inputs
                               if ref.key.startswith("file:")}},
+            made_from=made_from,
         ))
 
     def input_task(self, job: Job, ref: InputRef) -> Task | None:
@@ -190,7 +197,9 @@ class _Builder:
         key = hash_key("extract_frame", which, pick, source.cache_key)
         return self.add(Task(id=f"frame:{shot_id}:{which}", kind="extract_frame", cache_key=key,
                              depends_on=(source.id,), shot=shot_id, weight_s=0.5,
-                             params={"frame": which, "pick": pick}))
+                             params={"frame": which, "pick": pick},
+                             made_from={"pick": pick, "inputs": {f"clip:{shot_id}":
+                                                                 source.cache_key}}))
 
     def upload(self, job: Job, ref: InputRef, source: Task | None) -> Task:
         if source is None:
@@ -205,7 +214,7 @@ class _Builder:
         key = hash_key("upload", job.provider, ref.media, content)
         return self.add(Task(id=task_id, kind="upload", cache_key=key, provider=job.provider,
                              depends_on=(source.id,) if source else (), weight_s=2.0,
-                             params=params))
+                             params=params, made_from={"inputs": {ref.key: content}}))
 
     def add_output(self, output: Output) -> None:
         gens = [self.generate_of(s) for s in output.sequence]
@@ -214,7 +223,20 @@ class _Builder:
         self.add(Task(id=f"assemble:{output.path}", kind="assemble", cache_key=key,
                       depends_on=tuple(dict.fromkeys(g.id for g in gens)), weight_s=1.0,
                       params={"path": output.path, "sequence": output.sequence,
-                              "crossfade_s": output.crossfade_s}))
+                              "crossfade_s": output.crossfade_s},
+                      made_from={"crossfade_s": output.crossfade_s,
+                                 "sequence": [[s, p] for s, p in zip(output.sequence, picks)],
+                                 "inputs": {f"clip:{g.shot}": g.cache_key for g in gens}}))
+
+    def identity(self, ref: InputRef) -> str:
+        """What an input is, whichever way it reaches the provider: a file's content digest,
+        or the cache key of the task that makes the frame or clip."""
+        kind, _, rest = ref.key.partition(":")
+        if kind == "file":
+            return self.digest(ref.source.path)
+        shot_id, _, which = rest.partition(":")
+        return self.tasks[f"frame:{shot_id}:{which or 'last'}" if kind == "frame"
+                          else f"generate:{shot_id}"].cache_key
 
     def digest(self, path: Path) -> str:
         if path not in self.digests:

@@ -118,6 +118,8 @@ def _entry(task, record) -> dict:
         })
     else:
         entry["duration_s"] = result.get("duration_s")
+    # the request and input identities it was made from: `plan` says what changed since
+    entry["made_from"] = task.made_from
     return entry
 
 

@@ -379,6 +379,7 @@ class _Runner:
             if restored is not None and fetches and not await self._fetch(task, fetches):
                 restored = None  # expired or different bytes: never trusted; made anew
             if restored is not None:
+                restored = replace(restored, made_from=dict(task.made_from))
                 self.state.restore(restored)
                 self.records[task.id] = restored
                 return Outcome(task, "restored", restored)
@@ -391,7 +392,7 @@ class _Runner:
         self.reporter.started(task)
         started = time.monotonic()
         self.state.start(task.cache_key, task.id, task.kind, shot=task.shot,
-                         provider=task.provider, model=task.model)
+                         provider=task.provider, model=task.model, made_from=task.made_from)
         try:
             artifacts, reference, result, cost = await HANDLERS[task.kind](self, task)
         except BudgetExceeded as exc:
@@ -498,7 +499,7 @@ class _Runner:
             shot=task.shot, provider=task.provider, model=task.model,
             provider_task_id=handle.task_id, artifacts=tuple(tuple(a) for a in artifacts),
             inputs=inputs, result={**result, "followed": holder.get("owner", "unknown")},
-            cost_usd=cost, finished_at=time.time())
+            cost_usd=cost, finished_at=time.time(), made_from=dict(task.made_from))
         self.state.restore(record)
         self.records[task.id] = record
         await self._publish(task, record)
@@ -512,7 +513,8 @@ class _Runner:
             provider_task_id=data.get("provider_task_id"),
             artifacts=tuple(tuple(a) for a in data["artifacts"]), inputs=inputs,
             result={**(data.get("result") or {}), "restored_from": self.shared.url},
-            cost_usd=Decimal(cost) if isinstance(cost, str) else None, finished_at=time.time())
+            cost_usd=Decimal(cost) if isinstance(cost, str) else None, finished_at=time.time(),
+            made_from=dict(task.made_from))
         self.state.restore(record)
         self.records[task.id] = record
         return Outcome(task, "restored", record)
@@ -647,8 +649,8 @@ class _Runner:
                 duration_s=request["duration"], width=width, height=height,
                 first_image=_path(request.get("first_image")),
                 last_image=_path(request.get("last_image")), title=request["title"],
-                caption=request["caption"], audio=request["audio"], tone_hz=_tone(task, take),
-                band=True)
+                caption=request["prompt"], audio=request["audio"], tone_hz=_tone(task, take),
+                band=True, take=take + 1, takes=task.job.shot.takes)
             out = self.store.temp_path(".mp4")
             await asyncio.to_thread(render_animatic, spec, out)
             artifacts.append((self.store.adopt(out), ".mp4"))

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     error TEXT,
     started_at REAL,
     finished_at REAL,
-    submitted_at REAL              -- remote: when the submission was committed (epoch s)
+    submitted_at REAL,             -- remote: when the submission was committed (epoch s)
+    made_from TEXT                 -- JSON: request, provider, model, input identities (why.py)
 );
 CREATE INDEX IF NOT EXISTS tasks_by_task_id ON tasks (task_id);
 -- how long generations took here, so that polling starts near the expected time
@@ -72,6 +73,7 @@ class Record:
     started_at: float | None = None
     finished_at: float | None = None
     submitted_at: float | None = None
+    made_from: dict | None = None  # what it was made from (plan.Task.made_from), for `plan`
 
 
 class State:
@@ -109,7 +111,8 @@ class State:
     def _migrate(self) -> None:
         """Add columns a ledger written by an earlier version lacks."""
         have = {row[1] for row in self.db.execute("PRAGMA table_info(tasks)")}
-        for column, kind in (("phase", "TEXT"), ("handle", "TEXT"), ("submitted_at", "REAL")):
+        for column, kind in (("phase", "TEXT"), ("handle", "TEXT"), ("submitted_at", "REAL"),
+                             ("made_from", "TEXT")):
             if column not in have:
                 self.db.execute(f"ALTER TABLE tasks ADD COLUMN {column} {kind}")
 
@@ -135,12 +138,15 @@ class State:
         now = time.time()
         self.db.execute(
             "INSERT INTO tasks (cache_key, task_id, kind, status, attempts, started_at, shot, "
-            "provider, model, provider_task_id) VALUES (?, ?, ?, 'running', 1, ?, ?, ?, ?, ?) "
+            "provider, model, provider_task_id, made_from) "
+            "VALUES (?, ?, ?, 'running', 1, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(cache_key) DO UPDATE SET status='running', attempts=attempts+1, "
             "started_at=excluded.started_at, error=NULL, provider_task_id="
-            "COALESCE(excluded.provider_task_id, provider_task_id)",
+            "COALESCE(excluded.provider_task_id, provider_task_id), "
+            "made_from=COALESCE(excluded.made_from, made_from)",
             (key, task_id, kind, now, fields.get("shot"), fields.get("provider"),
-             fields.get("model"), fields.get("provider_task_id")))
+             fields.get("model"), fields.get("provider_task_id"),
+             _made_from(fields.get("made_from"))))
         return self.get(key)
 
     def finish(self, key: str, *, artifacts=(), reference=None, inputs=None, result=None,
@@ -157,13 +163,14 @@ class State:
         self.db.execute(
             "INSERT OR REPLACE INTO tasks (cache_key, task_id, kind, shot, provider, model, "
             "status, attempts, provider_task_id, artifacts, inputs, result, cost_usd, "
-            "finished_at) VALUES (?, ?, ?, ?, ?, ?, 'done', 0, ?, ?, ?, ?, ?, ?)",
+            "finished_at, made_from) VALUES (?, ?, ?, ?, ?, ?, 'done', 0, ?, ?, ?, ?, ?, ?, ?)",
             (record.cache_key, record.task_id, record.kind, record.shot, record.provider,
              record.model, record.provider_task_id,
              json.dumps([list(a) for a in record.artifacts]),
              json.dumps(record.inputs or {}, sort_keys=True),
              json.dumps(record.result or {}, sort_keys=True),
-             None if record.cost_usd is None else str(record.cost_usd), record.finished_at))
+             None if record.cost_usd is None else str(record.cost_usd), record.finished_at,
+             _made_from(record.made_from)))
 
     def submitting(self, key: str, provider_task_id: str) -> None:
         """Commit the id a submission will carry, before it is sent (exactly-once spending)."""
@@ -241,8 +248,13 @@ def _record(row: sqlite3.Row) -> Record:
         reference=row["reference"], inputs=loads(row["inputs"]), result=loads(row["result"]),
         cost_usd=Decimal(row["cost_usd"]) if row["cost_usd"] is not None else None,
         error=row["error"], started_at=row["started_at"], finished_at=row["finished_at"],
-        submitted_at=_column(row, "submitted_at"),
+        submitted_at=_column(row, "submitted_at"), made_from=loads(_column(row, "made_from")),
     )
+
+
+def _made_from(value) -> str | None:
+    return None if not value else json.dumps(value, sort_keys=True, ensure_ascii=False,
+                                              default=str)
 
 
 def _column(row: sqlite3.Row, name: str):
@@ -310,6 +322,13 @@ def planned(task, upstream: dict[str, Record]) -> Record:
                   inputs=input_digests(task, upstream))
 
 
+def _locked_differently(task, shots: dict, outputs: dict) -> bool:
+    """storyboard.lock names a result of this shot or output made from something else."""
+    entry = shots.get(task.shot) if task.kind == "generate" else \
+        outputs.get(task.params["path"]) if task.kind == "assemble" else None
+    return isinstance(entry, dict) and entry.get("cache_key") not in (None, task.cache_key)
+
+
 def read_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]:
     """Per task id: cached | restorable | changed | missing | new, from the project's ledger
     and storyboard.lock (read-only; neither: all new).
@@ -325,7 +344,8 @@ def read_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]
 
     root = plan.resolved.storyboard.root
     path = state_path(root)
-    lock = read_lockfile(root).get("shots", {})
+    whole_lock = read_lockfile(root)
+    lock, outputs = whole_lock.get("shots", {}), whole_lock.get("outputs", {})
     state = State(path, readonly=True) if path.is_file() else None
     store = Store(root / ".kling-compose")
     try:
@@ -344,6 +364,8 @@ def read_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]
                 statuses[task_id] = "missing"
             elif state and state.latest_for(task_id) is not None:
                 statuses[task_id] = "changed"
+            elif _locked_differently(task, lock, outputs):
+                statuses[task_id] = "changed"  # a clone: the lock names an earlier result
             else:
                 statuses[task_id] = "new"
             if known and task.kind == "generate" and may_restore(record):

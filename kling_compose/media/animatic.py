@@ -19,6 +19,8 @@ from .ffmpeg import atomic_output, run_ffmpeg
 
 AUDIO_RATE = 48_000
 ZOOM_END = 1.08
+TAKE_ZOOM_END = 1.2  # takes after the first move further, so their drift is plain to see
+TAKE_DRIFT = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # take 1 centre, then left, right...
 # Audio fade length (s): long enough to avoid a click at every cut, short enough not to hear.
 _AUDIO_FADE_S = 0.05
 _TONE_GAIN = 0.25  # on top of the sine source's own 1/8 amplitude: about -30 dBFS
@@ -41,6 +43,15 @@ class AnimaticSpec:
     # the shot's id and prompt over the bottom of a clip that starts from an image (the
     # preview's clips; the simulator's stand for a provider's, which show the image alone)
     band: bool = False
+    # one of several takes: the take number is on screen and the camera moves its own way
+    # (take 1 zooms to the centre, the others drift left, right, up, down), so a reviewer
+    # tells them apart; every take's first frame is still the first image itself
+    take: int = 1
+    takes: int = 1
+
+    @property
+    def label(self) -> str:
+        return f"{self.title} - take {self.take}/{self.takes}" if self.takes > 1 else self.title
 
     @property
     def frame_count(self) -> int:
@@ -70,11 +81,11 @@ def render_animatic(spec: AnimaticSpec, out: Path) -> Path:
         base = spec.first_image
         if base is None:
             base = Path(tmp) / "card.png"
-            title_card(spec.width, spec.height, spec.title, spec.caption).save(base)
+            title_card(spec.width, spec.height, spec.label, spec.caption).save(base)
         band = None
         if spec.band and (spec.first_image is not None or spec.last_image is not None):
             band = Path(tmp) / "band.png"
-            caption_band(spec.width, spec.height, spec.title, spec.caption).save(band)
+            caption_band(spec.width, spec.height, spec.label, spec.caption).save(band)
         with atomic_output(out) as part:
             run_ffmpeg(_ffmpeg_args(spec, Path(base), part, band))
     return out
@@ -142,12 +153,17 @@ def _still_chain(spec: AnimaticSpec, *, zoom_in: bool) -> str:
     so the first/last frame is the still itself, scaled to cover and centre-cropped.
     """
     w, h, n = spec.width, spec.height, spec.frame_count
-    step = f"{ZOOM_END - 1:.4f}*on/{max(n - 1, 1)}"
-    zoom = f"1+{step}" if zoom_in else f"{ZOOM_END:.4f}-{step}"
+    end = ZOOM_END if spec.take == 1 else TAKE_ZOOM_END
+    step = f"{end - 1:.4f}*on/{max(n - 1, 1)}"
+    zoom = f"1+{step}" if zoom_in else f"{end:.4f}-{step}"
+    dx, dy = TAKE_DRIFT[(spec.take - 1) % len(TAKE_DRIFT)]
+    # the crop's corner moves from the centre (dx = 0) to an edge (dx = -1 or 1); at zoom 1
+    # it is 0 whatever the drift, so the first (or last) frame is the still itself
+    x, y = f"(iw/2-iw/zoom/2)*{1 + dx}", f"(ih/2-ih/zoom/2)*{1 + dy}"
     return (
         f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},setsar=1,"
         f"format=yuv420p,"
-        f"zoompan=z='{zoom}':x='iw/2-iw/zoom/2':y='ih/2-ih/zoom/2':d={n}:s={w}x{h}:fps={spec.fps}"
+        f"zoompan=z='{zoom}':x='{x}':y='{y}':d={n}:s={w}x{h}:fps={spec.fps}"
     )
 
 

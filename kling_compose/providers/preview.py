@@ -56,7 +56,7 @@ class PreviewProvider:
         return []
 
     def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
-        """The caption: element references shown as `@name`."""
+        """The prompt as shown on the card: element references as `@name`."""
         return prompt.render(lambda name: "@" + name)
 
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
@@ -68,7 +68,7 @@ class PreviewProvider:
             "first_image": ref(shot.first_frame, "image") if shot.first_frame else None,
             "last_image": ref(shot.last_frame, "image") if shot.last_frame else None,
             "title": shot.id,
-            "caption": self._caption(shot),
+            "prompt": self._caption(shot),
             "audio": shot.audio is True,
             # the source clip of an edit, so a rehearsal chains like a real run
             "video": ref(shot.video, "video") if shot.video else None,

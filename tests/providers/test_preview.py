@@ -30,7 +30,7 @@ def test_payload(compile_one):
         "first_image": "kc-input:file:assets/start.png",
         "last_image": None,
         "title": "s1",
-        "caption": "@hero waves @ us",
+        "prompt": "@hero waves @ us",
         "audio": True,
         "video": None,
     }
@@ -53,7 +53,7 @@ def test_size(compile_one, fields, size):
 def test_multi_prompt_caption_and_duration(compile_one):
     shot = make_shot(provider="preview", multi_prompt=[("Drums", 3), ("Claps", 3)])
     request = compile_one(shot).request
-    assert (request["caption"], request["duration"], request["audio"]) == ("Drums\nClaps", 6, False)
+    assert (request["prompt"], request["duration"], request["audio"]) == ("Drums\nClaps", 6, False)
 
 
 def test_override_rehearses_any_storyboard_for_free(compile_one):

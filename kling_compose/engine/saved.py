@@ -1,0 +1,138 @@
+"""Saved plans: `plan --out plan.json` writes the reviewed plan; `run --plan plan.json` runs
+exactly that plan, or refuses (as `terraform apply` does with a saved plan).
+
+A saved plan holds what was reviewed (every task with its status, reason and estimate, the
+total to pay) and a fingerprint of everything the plan was computed from: the storyboard file's
+bytes, the template variables, the provider and preview resolution, the content of every input
+file, storyboard.lock's bytes, and every task's cache key (which covers included templates and
+anything else that shapes a request). `run --plan` computes the plan again from the same
+variables and options and refuses, naming each difference, when anything changed, or when a
+task the saved plan did not pay for would now be paid for (a clip gone from the store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import UserError
+from .lockfile import lock_path
+from .state import NOTHING_TO_PAY
+
+FORMAT = "kling-compose plan"
+VERSION = 1
+
+
+def fingerprint(plan, variables: dict) -> dict:
+    """Everything the plan was computed from, as digests (see the module's docstring)."""
+    storyboard = plan.resolved.storyboard
+    files: dict[str, str] = {}
+    for task in plan.tasks.values():
+        for key, identity in (task.made_from.get("inputs") or {}).items():
+            if key.startswith("file:"):
+                files[key[5:]] = identity
+    lock = lock_path(storyboard.root)
+    return {
+        "storyboard_sha256": _sha256(storyboard.path),
+        "variables": {k: variables[k] for k in sorted(variables)},
+        "provider": plan.provider,
+        "preview_resolution": plan.preview_short_side,
+        "files": dict(sorted(files.items())),
+        "lock_sha256": _sha256(lock) if lock.is_file() else None,
+        "tasks": {task_id: plan.tasks[task_id].cache_key for task_id in plan.order},
+    }
+
+
+def save_plan(out: Path, plan, variables: dict, reviewed: dict, statuses: dict) -> None:
+    """Write the reviewed plan (`plan_json`'s content) and its fingerprint, atomically."""
+    to_pay = [t for t in plan.order if plan.tasks[t].kind == "generate"
+              and statuses.get(t, "new") not in NOTHING_TO_PAY]
+    data = {"format": FORMAT, "version": VERSION,
+            "storyboard": plan.resolved.storyboard.display_path,
+            "fingerprint": fingerprint(plan, variables), "to_pay": to_pay, **reviewed}
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    out = Path(out)
+    fd, temp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".",
+                                prefix=f".{out.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(temp, 0o644)
+        os.replace(temp, out)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def read_saved(path: Path) -> dict:
+    """The saved plan at `path`, or a UserError saying why it is not one."""
+    hint = "save a plan with `kling-compose plan --out plan.json`, review it, then run it"
+    try:
+        data = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise UserError.single(f"cannot read the saved plan {path}: {exc.strerror}",
+                               hint=hint) from None
+    except ValueError as exc:
+        raise UserError.single(f"{path} is not a saved plan (not UTF-8 JSON: {exc})",
+                               hint=hint) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT \
+            or not isinstance(data.get("fingerprint"), dict):
+        raise UserError.single(f"{path} is not a saved kling-compose plan", hint=hint)
+    if data.get("version") != VERSION:
+        raise UserError.single(f"{path} was saved by another version of kling-compose "
+                               f"(plan format {data.get('version')})", hint=hint)
+    return data
+
+
+def check_saved(path: Path, saved: dict, plan, variables: dict, statuses: dict) -> None:
+    """Refuse, naming every difference, unless `plan` is the plan that was saved."""
+    then, now = saved["fingerprint"], fingerprint(plan, variables)
+    problems = []
+    if then.get("storyboard_sha256") != now["storyboard_sha256"]:
+        problems.append(f"{plan.resolved.storyboard.display_path} changed")
+    old_vars, new_vars = then.get("variables") or {}, now["variables"]
+    for name in sorted(set(old_vars) | set(new_vars)):
+        if old_vars.get(name) != new_vars.get(name):
+            problems.append(f"variable '{name}' is {_show(new_vars.get(name))}, the plan was "
+                            f"saved with {_show(old_vars.get(name))}")
+    old_files, new_files = then.get("files") or {}, now["files"]
+    for name in sorted(set(old_files) | set(new_files)):
+        if name not in new_files:
+            problems.append(f"{name} is no longer used")
+        elif name not in old_files:
+            problems.append(f"{name} is a new input")
+        elif old_files[name] != new_files[name]:
+            problems.append(f"{name} changed")
+    if then.get("lock_sha256") != now["lock_sha256"]:
+        problems.append("storyboard.lock changed (a run or a teammate's commit since)")
+    if not problems and then.get("tasks") != now["tasks"]:
+        old_tasks = then.get("tasks") or {}
+        differ = [t for t in now["tasks"] if old_tasks.get(t) != now["tasks"][t]]
+        differ += [t for t in old_tasks if t not in now["tasks"]]
+        problems.append("the tasks differ (an included template or a setting changed): "
+                        + ", ".join(differ[:5]) + (" ..." if len(differ) > 5 else ""))
+    to_pay = set(saved.get("to_pay") or ())
+    extra = [t for t in plan.order if plan.tasks[t].kind == "generate"
+             and statuses.get(t, "new") not in NOTHING_TO_PAY and t not in to_pay]
+    if extra and not problems:
+        problems.append("since it was saved, these would be paid for too (their results are "
+                        "gone from the store): " + ", ".join(extra))
+    if problems:
+        raise UserError.single(
+            f"the saved plan {path} is not what would run now: " + "; ".join(problems),
+            hint=f"review the plan again: kling-compose plan --out {path}")
+
+
+def _show(value) -> str:
+    return "unset" if value is None else repr(value)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -254,6 +254,27 @@ def graph_text(plan, fmt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def continuity_of(task, record) -> dict | None:
+    """A chained generation's continuity for the take it uses now (media/continuity.py)."""
+    if task.kind != "generate" or record is None or not record.result:
+        return None
+    from .media.continuity import for_pick
+
+    return for_pick(record.result.get("continuity"), task.job.shot.pick)
+
+
+def broken_chains(outcomes) -> list[str]:
+    """Shots whose picked take does not start on the frame it was seeded from."""
+    return [o.task.shot for o in outcomes
+            if (c := continuity_of(o.task, o.record)) and c["broken"]]
+
+
+def _chain_note(c: dict) -> str:
+    return (f"broken chain? its {c['frame']} frame scores {c['score']:.2f} against "
+            f"{c['from']}'s {'last' if c['frame'] == 'first' else 'first'} frame "
+            f"(under {c['threshold']:g})")
+
+
 def run_json(result) -> str:
     import json
 
@@ -262,7 +283,10 @@ def run_json(result) -> str:
                    "status": o.status, "cost_usd": float(o.cost_usd),
                    **({"estimated_cost_usd": _num(o.task.cost_usd)}
                       if o.task.kind == "generate" else {}),
-                   **({"error": o.error} if o.error else {})} for o in result.outcomes],
+                   **({"error": o.error} if o.error else {}),
+                   **({"continuity": c} if (c := continuity_of(o.task, o.record)) else {})}
+                  for o in result.outcomes],
+        "broken_chains": broken_chains(result.outcomes),
         "generated": result.count("done", "generate"),
         "cached": result.count("cached", "generate"),
         "restored": result.count("restored", "generate"),
@@ -281,11 +305,14 @@ def print_run_summary(result, plan) -> None:
 
     console = _wide_console()
     root = plan.resolved.storyboard.root
+    broken = broken_chains(result.outcomes)
     if result.outcomes and all(o.status == "cached" for o in result.outcomes):
         console.print(f"nothing to do: all {len(result.outcomes)} task(s) are up to date, "
                       "nothing was paid for")
         for film in result.films:
             console.print(f"film: {root / film}")
+        if broken:
+            console.print(f"broken chain: {', '.join(broken)} (see `kling-compose status`)")
         return
     table = Table(title="run summary")
     for column in ("task", "status", "estimate", "cost", "time", "note"):
@@ -295,10 +322,12 @@ def print_run_summary(result, plan) -> None:
               "skipped": "yellow"}
     for o in result.outcomes:
         generate = o.task.kind == "generate"
+        chain = continuity_of(o.task, o.record)
+        note = o.error or (_chain_note(chain) if chain and chain["broken"] else "")
         table.add_row(o.task.id, _styled(o.status, colors[o.status]),
                       format_usd(o.task.cost_usd) if generate else "",
                       _paid(o) if generate else "",
-                      f"{o.elapsed_s:.1f} s" if o.status == "done" else "", o.error or "")
+                      f"{o.elapsed_s:.1f} s" if o.status == "done" else "", note)
     console.print(table)
     restored = result.count("restored", "generate")
     console.print(f"generated {result.count('done', 'generate')}, cached "
@@ -308,6 +337,10 @@ def print_run_summary(result, plan) -> None:
                   f"skipped {result.count('skipped')}; cost {format_usd(result.cost_usd)}")
     for film in result.films:
         console.print(f"film: {root / film}")
+    if broken:
+        console.print(f"broken chain: {', '.join(broken)}: the take does not start on the "
+                      "frame it was seeded from; watch it, then pick another take or "
+                      "`run --force` it")
 
 
 def print_run_brief(result, plan) -> None:
@@ -333,8 +366,11 @@ def status_json(report) -> str:
     return json.dumps({
         "name": report.name,
         "tasks": [{"id": t.task_id, "kind": t.kind, "shot": t.shot, "status": t.status,
-                   "cost_usd": _num(t.cost_usd), **({"error": t.error} if t.error else {})}
+                   "cost_usd": _num(t.cost_usd), **({"error": t.error} if t.error else {}),
+                   **({"continuity": t.continuity} if t.continuity else {})}
                   for t in report.tasks],
+        "broken_chains": [t.shot for t in report.tasks
+                          if t.continuity and t.continuity["broken"]],
         "done": report.count("done"), "failed": report.count("failed"),
         "pending": report.count("pending"), "running": report.count("running"),
         "interrupted": report.count("interrupted"),
@@ -351,8 +387,9 @@ def print_status(report) -> None:
         wrap = column in ("task", "error")
         table.add_column(column, overflow="fold" if wrap else "ellipsis", no_wrap=not wrap)
     for t in report.tasks:
+        broken = t.continuity and t.continuity["broken"]
         table.add_row(t.task_id, t.status, format_usd(t.cost_usd) if t.kind == "generate" else "",
-                      t.error or "")
+                      t.error or (_chain_note(t.continuity) if broken else ""))
     console.print(table)
     console.print(f"done {report.count('done')}, failed {report.count('failed')}, running "
                   f"{report.count('running')}, interrupted {report.count('interrupted')}, "

@@ -409,6 +409,8 @@ class _Runner:
             self.state.fail(task.cache_key, message)
             await self._release(task)
             return Outcome(task, "failed", error=message, elapsed_s=time.monotonic() - started)
+        if task.kind == "generate":
+            result = await self._with_continuity(task, artifacts, result)
         self.state.finish(task.cache_key, artifacts=artifacts, reference=reference,
                           inputs=input_digests(task, self.records), result=result, cost_usd=cost)
         record = self.records[task.id] = self.state.get(task.cache_key)
@@ -418,6 +420,29 @@ class _Runner:
             await self._publish(task, record)
         return Outcome(task, "done", record, cost or Decimal(0),
                        elapsed_s=time.monotonic() - started)
+
+    async def _with_continuity(self, task: Task, artifacts, result: dict | None) -> dict | None:
+        """A chained shot's result with its continuity: how closely each take's first frame
+        (last, for a `last_frame` chain) matches the frame it was seeded from
+        (media/continuity.py). A frame that cannot be scored leaves the result as it is."""
+        from ..media.continuity import THRESHOLD, score_takes
+
+        shot = task.job.shot
+        end, source = next(((e, s) for e, s in (("first", shot.first_frame),
+                                                 ("last", shot.last_frame))
+                            if s is not None and s.is_chain), (None, None))
+        seed = self.records.get(f"frame:{source.value}:{source.frame}") if source else None
+        if seed is None or not seed.artifacts or not artifacts:
+            return result
+        clips = [self.store.path(d, s) for d, s in artifacts]
+        try:
+            scores = await asyncio.to_thread(score_takes, self.store.path(*seed.artifacts[0]),
+                                             clips, end)
+        except (MediaError, OSError, ValueError):
+            return result
+        return {**(result or {}), "continuity": {
+            "from": source.value, "seed": source.frame, "frame": end, "scores": scores,
+            "threshold": THRESHOLD}}
 
     async def _claim_or_wait(self, task: Task, record: Record | None) -> Outcome | None:
         """Before paying: another run's published result for this very task (pulled, verified)

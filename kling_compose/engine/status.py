@@ -20,6 +20,8 @@ class TaskStatus:
     status: str
     cost_usd: Decimal | None
     error: str | None = None
+    # a chained shot's continuity for the take it uses (media/continuity.py), else None
+    continuity: dict | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +61,14 @@ def project_status(plan) -> StatusReport:
             status = "restorable"
         else:
             status = "pending"
+        chain = None
+        if status == "done" and task.kind == "generate" and record and record.result:
+            from ..media.continuity import for_pick
+
+            chain = for_pick(record.result.get("continuity"), task.job.shot.pick)
         tasks.append(TaskStatus(task_id, task.kind, task.shot, status,
                                 record.cost_usd if record else None,
-                                record.error if record and status == "failed" else None))
+                                record.error if record and status == "failed" else None, chain))
     return StatusReport(plan.resolved.storyboard.name, tuple(tasks), spent)
 
 

@@ -39,6 +39,20 @@ def extract_frame(clip: Path, which: str, out_png: Path) -> Path:
     return out_png
 
 
+def frame_image(clip: Path, which: str):
+    """The first or last frame of `clip` as an RGB Pillow image (nothing written)."""
+    with open_video(Path(clip)) as container:
+        stream = container.streams.video[0]
+        try:
+            frame = _decode_first(container, stream) if which == "first" else _decode_last(
+                container, stream)
+        except av.FFmpegError as exc:
+            raise MediaError(f"cannot decode {clip}: {exc}") from None
+        if frame is None:
+            raise MediaError(f"no {which} frame could be decoded from {clip}")
+        return frame.to_image()
+
+
 def _decode_first(container, stream):
     """The first decoded frame, or None."""
     for frame in container.decode(stream):

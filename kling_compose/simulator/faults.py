@@ -74,6 +74,7 @@ class Faults:
         self.task_seconds = task_seconds
         self._transport: list[TransportFault] = []
         self._failures: list[GenerationFailure] = []
+        self._drifts: list[tuple[str, str | None]] = []
         self._lock = threading.Lock()
 
     def rate_limit(
@@ -164,11 +165,23 @@ class Faults:
             self._failures.append(GenerationFailure(substring, message, code, _provider(provider)))
         return self
 
+    def drift(self, substring: str, *, provider: str | None = None) -> Faults:
+        """Generations whose prompt contains `substring` ignore their frame images, as a model
+        that drifts from its seed does: the clip is a title card (a broken chain)."""
+        with self._lock:
+            self._drifts.append((substring, _provider(provider)))
+        return self
+
+    def drifts(self, provider: str, prompt: str) -> bool:
+        with self._lock:
+            return any(p in (None, provider) and s in prompt for s, p in self._drifts)
+
     def clear(self) -> None:
         """Disarm every fault (task_seconds stays)."""
         with self._lock:
             self._transport.clear()
             self._failures.clear()
+            self._drifts.clear()
 
     def take(self, provider: str, request_kind: str) -> TransportFault | None:
         """The first armed fault matching this request, counted down; None when none applies."""
@@ -206,7 +219,8 @@ class Faults:
 def parse_spec(faults: Faults, spec: str) -> None:
     """Arm one fault from text: `WHAT[:COUNT][,key=value...]`.
 
-    WHAT is `429`, a status code (`500`, `503`, `455`...), `reset`, or `fail=SUBSTRING`.
+    WHAT is `429`, a status code (`500`, `503`, `455`...), `reset`, `fail=SUBSTRING`, or
+    `drift=SUBSTRING` (the generation ignores its frame images: a broken chain).
     Keys: provider, kind, retry_after (seconds), http_status, after_processing (1), message.
     Examples: `429:2,provider=runware,retry_after=1`, `reset:1,kind=submit`,
     `fail=explode,message=policy`.
@@ -223,6 +237,9 @@ def parse_spec(faults: Faults, spec: str) -> None:
     if unknown:
         raise ValueError(f"unknown fault option(s) {sorted(unknown)} in {spec!r}")
     scope = {"provider": options.get("provider"), "kind": options.get("kind")}
+    if head.startswith("drift="):
+        faults.drift(head[6:], provider=scope["provider"])
+        return
     if head.startswith("fail="):
         message = options.get("message", "simulated generation failure")
         faults.fail_generation(head[5:], message, provider=scope["provider"])

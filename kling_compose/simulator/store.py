@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -226,6 +226,8 @@ class Backend:
         base_seed = (
             seed if seed is not None else int(hashlib.sha256(gen_id.encode()).hexdigest()[:8], 16)
         )
+        if self.faults.drifts(provider, prompt):
+            plan = replace(plan, first_image=None, last_image=None)
         generation = Generation(
             provider,
             gen_id,

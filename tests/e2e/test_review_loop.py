@@ -321,7 +321,7 @@ def test_the_preview_takes_differ_visibly(made):
     top = (0, 0, width, height * 2 // 3)  # above the caption band (it names the take)
 
     def mean_diff(a, b) -> float:
-        pixels = list(zip(a.crop(top).getdata(), b.crop(top).getdata()))
+        pixels = list(zip(a.crop(top).tobytes(), b.crop(top).tobytes()))
         return sum(abs(p - q) for p, q in pixels) / len(pixels)
 
     assert mean_diff(first1, first2) < 2  # both start on the first frame

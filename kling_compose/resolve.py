@@ -36,6 +36,8 @@ DEFAULT_MODEL = "kling-3-pro"
 _SIMPLE_FIELDS = tuple(n for n in SHOT_FIELD_NAMES if n not in ("size", "aspect", "provider_options",
                                                                  "elements"))
 
+MIN_CROSSFADE_S = 0.1  # 2.4 frames at 24 fps, 3 at 30: xfade needs whole frames
+
 
 def resolve_storyboard(sb: Storyboard) -> Resolved:
     """Apply inheritance and check every reference; raises UserError with all problems."""
@@ -344,6 +346,13 @@ class _Resolver:
         return tuple(result)
 
     def check_crossfade(self, out: Output, sequence, durations) -> None:
+        if out.crossfade_s and out.crossfade_s < MIN_CROSSFADE_S:
+            # under a frame or two, ffmpeg's xfade starts past the first clip's end and drops
+            # the next clip's video (the film's audio would outlast its picture)
+            self.fail(f"a crossfade of {out.crossfade_s:g} s is shorter than a few frames",
+                      out.crossfade_location or out.location,
+                      f"use `transition: cut`, or a crossfade of {MIN_CROSSFADE_S:g} s or more")
+            return
         known = [(durations[s], s) for s in sequence if durations.get(s)]
         if out.crossfade_s and known and out.crossfade_s >= min(known)[0]:
             shortest, shot = min(known)

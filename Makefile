@@ -20,6 +20,8 @@ demo: $(STAMP)
 	cd examples/lantern-regatta && ../../$(BIN)/kling-compose run
 
 test: $(STAMP)
+	@# tests/e2e/test_report.py opens pages in Debian's Chromium (driven by Playwright, no download)
+	test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ]; then S=; else S=sudo; fi; $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 	$(BIN)/python -m pytest -n 2 tests
 
 bench: $(STAMP)

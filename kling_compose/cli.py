@@ -215,9 +215,11 @@ def preview_option(command):
               "against the one its last result was made from.")
 @click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also save the plan to FILE: `run --plan FILE` runs exactly it.")
+@click.option("--full", is_flag=True, help="The full table even for a large plan (by default "
+              "one of 300 tasks or more prints as a summary and the tasks that will run).")
 @_user_errors
 def plan(path, var_items, vars_files, provider, preview_resolution, as_json, requests,
-         diff, out) -> None:
+         diff, out, full) -> None:
     """Show the tasks, their order, cache status and cost before anything is spent; for a
     changed task, why."""
     import json
@@ -248,7 +250,7 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
             "tasks"))
     else:
         console.print_plan(the_plan, statuses, reasons, explain_plan(the_plan, statuses),
-                           orphaned(the_plan))
+                           orphaned(the_plan), full=full)
 
 
 @main.command(epilog=_epilog([

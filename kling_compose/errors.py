@@ -30,6 +30,45 @@ class Location:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+class DeferredLocation(Location):
+    """A Location computed on first use: the typed stages record one for every field of
+    every shot, and nearly all are never shown (only those of the errors and warnings that
+    are reported). Finding a place in a templated storyboard means rendering it again with
+    line marks, so doing it up front cost more than validating the storyboard."""
+
+    __slots__ = ("_compute", "_where")
+
+    def __init__(self, compute) -> None:  # noqa: D107 (compute() -> Location)
+        object.__setattr__(self, "_compute", compute)
+        object.__setattr__(self, "_where", None)
+
+    def resolved(self) -> Location:
+        where = object.__getattribute__(self, "_where")
+        if where is None:
+            where = object.__getattribute__(self, "_compute")()
+            object.__setattr__(self, "_where", where)
+            object.__setattr__(self, "_compute", None)
+        return where
+
+    file = property(lambda self: self.resolved().file)  # type: ignore[assignment]
+    line = property(lambda self: self.resolved().line)  # type: ignore[assignment]
+    col = property(lambda self: self.resolved().col)  # type: ignore[assignment]
+
+    def __eq__(self, other):
+        if isinstance(other, DeferredLocation):
+            other = other.resolved()
+        return self.resolved() == other if isinstance(other, Location) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.resolved())
+
+    def __repr__(self) -> str:
+        return repr(self.resolved())
+
+    def __reduce__(self):
+        return Location, (self.file, self.line, self.col)
+
+
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     """One message for the user: what is wrong, where, and what to do about it."""

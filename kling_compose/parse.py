@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Diagnostic, Location, UserError
+from .errors import DeferredLocation, Diagnostic, Location, UserError
 from .render import Rendered
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -41,7 +41,11 @@ class Document:
 
     def locate(self, path, key: bool = False) -> Location:
         """Where the value at `path` starts (or its key, with key=True); the nearest known
-        ancestor when the path does not exist."""
+        ancestor when the path does not exist. Computed when first used (DeferredLocation)."""
+        path = tuple(path)
+        return DeferredLocation(lambda: self.locate_now(path, key))
+
+    def locate_now(self, path, key: bool = False) -> Location:
         node, mark = self.data, (0, 0, 0)
         for part in path:
             entry = self.positions.get(id(node))
@@ -56,11 +60,16 @@ class Document:
         return self._location(mark)
 
     def locate_text(self, path, offset: int) -> Location:
-        """Where character `offset` of the string at `path` is, when the scalar allows it."""
+        """Where character `offset` of the string at `path` is, when the scalar allows it
+        (computed when first used)."""
+        path = tuple(path)
+        return DeferredLocation(lambda: self.locate_text_now(path, offset))
+
+    def locate_text_now(self, path, offset: int) -> Location:
         parent = self._get(path[:-1])
         entry = self.positions.get(id(parent))
         if entry is None or path[-1] not in entry[1]:
-            return self.locate(path)
+            return self.locate_now(path)
         _, start, end = entry[1][path[-1]]
         value = self._get(path)
         raw = self.rendered.text[start[2]:end[2]] if end else ""

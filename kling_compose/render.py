@@ -50,6 +50,9 @@ class Rendered:
     templated: bool = False
     _origins: list | None = None  # per rendered line: (Source, source line) or None if unknown
     _origins_built: bool = False
+    # the rendered text and each template file split into lines once (a lookup per field of
+    # every shot must not split the whole file: that made templated storyboards quadratic)
+    _lines: dict = field(default_factory=dict)
 
     def locate(self, line: int, col: int) -> Location:
         """The user's file, line and column for a 1-based position in the rendered text."""
@@ -59,9 +62,17 @@ class Rendered:
         if origin is None:
             return Location(f"{self.source.display} (line {line} of `kling-compose render`)")
         src, src_line = origin
-        out_text = _line_of(self.text, line)
-        src_text = _line_of(src.text, src_line)
+        out_text = self.line_of(self.text, line)
+        src_text = self.line_of(src.text, src_line)
         return Location(src.display, src_line, _map_column(out_text, src_text, col))
+
+    def line_of(self, text: str, line: int) -> str:
+        """Line `line` (1-based) of `text` (this rendering's text or a template's), or ''."""
+        lines = self._lines.get(id(text))
+        if lines is None or lines[0] is not text:
+            lines = self._lines[id(text)] = (text, text.split("\n"))
+        rows = lines[1]
+        return rows[line - 1] if 0 < line <= len(rows) else ""
 
     def _origin(self, line: int):
         if not self._origins_built:

@@ -300,7 +300,7 @@ class _Resolver:
     def check_cycles(self, shots: tuple[ResolvedShot, ...]) -> None:
         deps: dict[str, list[str]] = {}
         for s in shots:
-            if s.location != self.ids[s.id].location:
+            if s.location is not self.ids[s.id].location:
                 continue  # a duplicate id, already an error: its chains are ambiguous
             deps.setdefault(s.id, []).extend(c.value for c in s.chains if c.value in self.ids)
         for cycle in _cycles(deps):

@@ -67,17 +67,50 @@ def _validator():
 MAX_DOCUMENT_VALUES = 500_000  # values in the whole document, YAML aliases expanded
 
 
+# From this many values on, a storyboard is first checked with fastjsonschema (the schema
+# compiled to Python: about 15x faster than jsonschema on 10,000 shots, after 0.2 s to compile
+# it); only a document it refuses goes through jsonschema, whose errors are the ones reported
+# (fastjsonschema stops at the first, and is stricter on `$` in patterns, never looser: its
+# verdict is checked against jsonschema's in tests/test_schema_fast_path.py).
+FAST_CHECK_VALUES = 5_000
+
+
+def schema_errors(data, values: int) -> list:
+    """Every jsonschema error of `data` (a document of `values` values), [] when it is valid."""
+    if values >= FAST_CHECK_VALUES and _fast_check(data):
+        return []
+    return list(_validator().iter_errors(data))
+
+
+def _fast_check(data) -> bool:
+    """True when fastjsonschema finds `data` valid."""
+    from fastjsonschema import JsonSchemaException
+
+    try:
+        _fast_validator()(data)
+    except JsonSchemaException:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _fast_validator():
+    import fastjsonschema
+
+    return fastjsonschema.compile(json.loads(schema_text()))
+
+
 def validate_document(doc: Document) -> Storyboard:
     """Check the document against the schema (all errors at once), then build the Storyboard."""
-    _check_extent(doc)
-    errors = list(_validator().iter_errors(doc.data))
+    values = _check_extent(doc)
+    errors = schema_errors(doc.data, values)
     if errors:
         diagnostics = sorted({_describe(e, doc) for e in errors}, key=Diagnostic.sort_key)
         raise UserError(*diagnostics)
     return _Builder(doc).storyboard()
 
 
-def _check_extent(doc: Document) -> None:
+def _check_extent(doc: Document) -> int:
     """Refuse a document whose aliases expand it beyond any storyboard's size, before anything
     walks it (the schema check, the resolver and the compiler all would, for ever), located at
     the deepest part that holds too much."""
@@ -86,7 +119,7 @@ def _check_extent(doc: Document) -> None:
     seen: dict = {}
     size, _ = extent(doc.data, seen)
     if size <= MAX_DOCUMENT_VALUES:
-        return
+        return size
     path, node = (), doc.data
     while True:
         children = node.items() if isinstance(node, dict) else \

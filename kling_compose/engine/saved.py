@@ -12,7 +12,6 @@ task the saved plan did not pay for would now be paid for (a clip gone from the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -131,8 +130,6 @@ def _show(value) -> str:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from ..plan import file_digest
+
+    return file_digest(path)

@@ -6,16 +6,22 @@ runs `python -m kling_compose run PROJECT --provider P --concurrency C --json` a
 process pointed at the simulator, with the adaptive polling of a real run
 (KLING_COMPOSE_POLL_SECONDS is not set). Every generation takes `--seconds` of simulated time.
 
-Each provider runs cold (a fresh project: no timing history, polls start 1 s after submit and
-grow x1.5 up to 5 s) and, where asked, warm (the same project again with every prompt changed,
-so every shot is generated anew while state.db holds the cold run's timings: polls wait until
-90 % of the expected time, then come densely).
+Each provider runs cold (a fresh project: no timing history, so the first poll comes at half
+the prior, engine/remote.GENERATION_PRIOR_S: 48 s for a 3 s clip, then every 4.8 s) and, where
+asked, warm (the same project again with every prompt changed, so every shot is generated anew
+while state.db holds the cold run's timings: polls wait until 90 % of the expected time, then
+come densely).
 
     .venv/bin/python bench/run.py              # the table of docs/benchmarks.md (~9 minutes)
     .venv/bin/python bench/run.py --quick      # runware cold and warm only (~2.5 minutes)
     .venv/bin/python bench/run.py --providers fal --scenarios warm --clips 20 --seconds 60
     .venv/bin/python bench/run.py --providers runware --scenarios cold --listen-backlog 5
     .venv/bin/python bench/run.py --providers runware --trace   # each submit and poll, timed
+    .venv/bin/python bench/run.py --scheduling          # chains and shots, 20-300 (~12 min)
+    .venv/bin/python bench/run.py --scheduling --quick  # 20 shots at 4, and at 1 (~3 min)
+
+--scheduling measures the scheduler instead (see `scheduling_main` below): storyboards mixing
+chains and independent shots, makespan against max(critical path, work / concurrency).
 
 The default table adds a runware row of 12 clips of 30 s (the figure before adaptive, batched
 polling was 9.0 requests per clip). --listen-backlog sets the simulator's listen backlog (its
@@ -30,9 +36,10 @@ Figures per row (times in seconds):
 - makespan: wall time of the `run` process, start to exit;
 - pre: process start to the first submit the simulator receives (start-up, compile, state);
   post: the last download request to process exit (that download, its check, assembly,
-  lockfile); render: wall time during which the simulator was rendering clips (it renders a
-  clip inside the first poll that finds it due: work a real provider has done before it
-  says done, and serial within one batched Runware poll);
+  lockfile); render: wall time during which the simulator was rendering clips inside a
+  request (it renders each clip in the background while the generation runs; a poll that
+  finds a generation due before its clip is ready renders it then: work a real provider has
+  done before it says done);
 - ideal = pre + task seconds + render + post: with N <= C every clip can be submitted at
   once, so no schedule of this run finishes sooner; what makespan has above it is waiting
   for polls, submission spread and the other downloads (with N > C, task seconds count once
@@ -135,22 +142,25 @@ def storyboard(clips: int, take: int) -> str:
 
 
 class RenderClock:
-    """Wraps the simulator's clip rendering to record when it ran (instrumentation only)."""
+    """Wraps the simulator's clip rendering to record when it ran inside a request (a poll
+    that found a generation due before the background renderer had its clip: the rendering
+    that delays an answer); instrumentation only."""
 
     def __init__(self, sim: Simulator) -> None:
         self.intervals: list[tuple[float, float]] = []
         self._lock = threading.Lock()
-        render = sim.backend._render
+        render = sim.backend._render_clip
 
         def timed(*args, **kwargs):
             started = time.perf_counter()
             try:
                 return render(*args, **kwargs)
             finally:
-                with self._lock:
-                    self.intervals.append((started, time.perf_counter()))
+                if not threading.current_thread().name.startswith("sim-render"):
+                    with self._lock:
+                        self.intervals.append((started, time.perf_counter()))
 
-        sim.backend._render = timed
+        sim.backend._render_clip = timed
 
     def take(self) -> tuple[float, float]:
         """(sum of render seconds, wall seconds during which at least one render ran) since
@@ -265,6 +275,275 @@ def print_row(row: Row) -> None:
           f"{statistics.median(lag):>5.1f}{lag[-1]:>5.1f}  {verdict}", flush=True)
 
 
+# -- the scheduler: chains and independent shots (--scheduling) ------------------------------
+
+# `python -m kling_compose` with first-come-first-served slots (asyncio.Semaphore's order,
+# no slot kept for a chain's next link): the scheduler before issue 13, for comparison
+FIFO = ("import sys, kling_compose.engine.slots as s\n"
+        "acquire, release = s.Slots.acquire, s.Slots.release\n"
+        "async def fifo(self, task_id, rank):\n"
+        "    await acquire(self, task_id, 0)\n"
+        "s.Slots.acquire = fifo\n"
+        "s.Slots.release = lambda self, heir=None, rank=None: release(self)\n"
+        "from kling_compose.cli import main\n"
+        "sys.argv[0] = 'kling-compose'\n"
+        "main()\n")
+TARGET_BOUND = 1.10
+
+
+@dataclass(frozen=True)
+class Mix:
+    """One scheduling scenario: `shots` shots of 3 s in scenes of `chain`, every other scene a
+    chain; `history`: the project has run before (its timings are in state.db), else cold."""
+
+    label: str
+    shots: int
+    concurrency: int
+    seconds: float
+    chain: int = 5
+    history: bool = True
+    fifo: bool = False
+    footprint: bool = False  # peak RSS, and the time of a re-run with nothing to do
+    sequential: bool = False  # and bench/sequential.py on the same shots
+
+
+SCHEDULING = (
+    Mix("mixed", 20, 4, 6.0), Mix("mixed fifo", 20, 4, 6.0, fifo=True),
+    Mix("mixed cold", 20, 4, 6.0, history=False),
+    Mix("mixed", 100, 16, 6.0), Mix("mixed fifo", 100, 16, 6.0, fifo=True),
+    Mix("mixed", 300, 16, 6.0, footprint=True),
+    Mix("one at a time", 6, 1, 5.0, chain=3, sequential=True),
+    Mix("one at a time", 6, 1, 7.5, chain=3, sequential=True),
+)
+SCHEDULING_QUICK = (
+    Mix("mixed", 20, 4, 6.0), Mix("mixed fifo", 20, 4, 6.0, fifo=True),
+    Mix("one at a time", 6, 1, 7.5, chain=3, sequential=True),
+)
+
+
+def mixed_storyboard(shots: int, chain: int, take: str) -> str:
+    """Scenes of `chain` shots of 3 s: the even scenes chains (each shot after the first
+    starts from the last frame of the one before), the odd ones independent shots."""
+    lines = ["version: 1", "name: bench-run", "defaults:", "  duration: 3", "  aspect: '16:9'",
+             "scenes:"]
+    for i in range(shots):
+        scene, position = divmod(i, chain)
+        if position == 0:
+            lines += [f"  - id: scene{scene + 1:03d}", "    shots:"]
+        lines += [f"      - id: s{i + 1:03d}",
+                  f"        prompt: lantern boat {i + 1} crosses the harbour, {take}"]
+        if scene % 2 == 0 and position > 0:
+            lines.append("        first_frame: { from: previous }")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Overheads:
+    """What a task costs besides the generation itself, measured on this machine (median of
+    5): a clip's download from the simulator and its check (every generation), the last
+    frame's extraction and the continuity score (a chain's link), a frame sent inline."""
+
+    download_s: float
+    frame_s: float
+    continuity_s: float
+    upload_s: float
+
+
+def measure_overheads(sim: Simulator, clip: Path, work: Path) -> Overheads:
+    import base64
+
+    import httpx
+
+    from kling_compose.media.continuity import score_takes
+    from kling_compose.media.ffmpeg import verify_clip
+    from kling_compose.media.frames import extract_frame
+
+    served = sim.backend.put_file(clip.read_bytes(), provider="files", suffix=".mp4",
+                                  content_type="video/mp4")
+    url, png = sim.backend.file_url(served.name), work / "frame.png"
+
+    def download() -> None:
+        with httpx.Client() as client:
+            (work / "clip.mp4").write_bytes(client.get(url).content)
+        verify_clip(work / "clip.mp4", 3.0)
+
+    def median_s(step) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    frame_s = median_s(lambda: extract_frame(clip, "last", png))
+    return Overheads(median_s(download), frame_s,
+                     median_s(lambda: score_takes(png, [clip], "first")),
+                     median_s(lambda: base64.b64encode(png.read_bytes())))
+
+
+def schedule_bound(root: Path, mix: Mix, over: Overheads) -> tuple[float, float]:
+    """(critical path, work / concurrency) of the project's plan in seconds, every generation
+    taking the simulator's time plus the measured overheads; assembly is left out (it is
+    measured, and comes after both)."""
+    from kling_compose import build_plan, load_storyboard
+
+    plan = build_plan(load_storyboard(root / "storyboard.yaml"), "runware")
+    cost = {}
+    for task_id in plan.order:
+        task = plan.tasks[task_id]
+        cost[task_id] = {
+            "generate": mix.seconds + over.download_s + (over.continuity_s if task.depends_on
+                                                         else 0.0),
+            "extract_frame": over.frame_s, "upload": over.upload_s}.get(task.kind, 0.0)
+    finish: dict[str, float] = {}
+    for task_id in plan.order:
+        before = max((finish[d] for d in plan.tasks[task_id].depends_on), default=0.0)
+        finish[task_id] = before + cost[task_id]
+    work = sum(c for t, c in cost.items() if plan.tasks[t].kind in ("generate", "upload"))
+    return max(finish.values()), work / mix.concurrency
+
+
+@dataclass
+class Timed:
+    wall_s: float
+    started: float
+    ended: float
+    summary: dict
+    maxrss_mib: float  # the run's largest process (wait4), ffmpeg children included
+    python_hwm_mib: float  # the Python process alone (its /proc VmHWM, sampled)
+
+
+def timed_run(command: list[str], env: dict) -> Timed:
+    """Run `command`, timed from outside; its JSON summary and peak memory."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.time()
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
+        hwm = [0]
+
+        def sample() -> None:
+            status = Path(f"/proc/{proc.pid}/status")
+            while proc.returncode is None:
+                try:
+                    line = next(x for x in status.read_text().splitlines()
+                                if x.startswith("VmHWM:"))
+                    hwm[0] = max(hwm[0], int(line.split()[1]))
+                except (OSError, StopIteration):
+                    return
+                time.sleep(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        ended = time.time()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        sampler.join()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode not in (0, 1):
+        sys.exit(f"{' '.join(command[-8:])}: exited {proc.returncode}\n{stderr[-3000:]}")
+    summary = json.loads(stdout) if stdout.strip().startswith("{") else {}
+    return Timed(ended - started, started, ended, summary, usage.ru_maxrss / 1024,
+                 hwm[0] / 1024)
+
+
+def run_command(root: Path, concurrency: int, fifo: bool = False) -> list[str]:
+    head = [sys.executable, "-c", FIFO] if fifo else [sys.executable, "-m", "kling_compose"]
+    return head + ["run", str(root), "--provider", "runware", "--concurrency",
+                   str(concurrency), "--json"]
+
+
+def assembly_s(root: Path) -> tuple[float, float]:
+    """(seconds the last assembly took, when it ended) from the project's ledger."""
+    import sqlite3
+
+    with sqlite3.connect(root / ".kling-compose" / "state.db") as db:
+        started, finished = db.execute(
+            "SELECT started_at, finished_at FROM tasks WHERE kind = 'assemble' "
+            "ORDER BY finished_at DESC LIMIT 1").fetchone()
+    return finished - started, finished
+
+
+SCHEDULE_HEADER = (f"{'scenario':<15}{'shots':>6}{'conc':>5}{'task':>5}{'makespan':>9}"
+                   f"{'pre':>5}{'crit':>6}{'work/C':>7}{'asm':>5}{'post':>5}{'bound':>7}"
+                   f"{'/bound':>7}{'req/clip':>9}{'RSS':>6}")
+
+
+def run_mix(mix: Mix, over: Overheads | None) -> Overheads:
+    """Run one scenario against its own simulator; print its row (and extras)."""
+    env = os.environ | {KEY_VARIABLES["runware"]: KEYS["runware"]}
+    env.pop("KLING_COMPOSE_POLL_SECONDS", None)
+    with Simulator(KEYS, Faults(task_seconds=mix.seconds)) as sim, \
+            tempfile.TemporaryDirectory(prefix="kling-compose-bench-sched-") as tmp:
+        env |= sim.env()
+        root = Path(tmp) / "film"
+        root.mkdir()
+        if mix.history:  # an earlier run of this project: its timings are in state.db
+            (root / "storyboard.yaml").write_text(mixed_storyboard(4, 4, "warm-up"))
+            timed_run(run_command(root, 4), env | {"KLING_COMPOSE_POLL_SECONDS": "0.2"})
+        if over is None:
+            clip = next((root / ".kling-compose" / "objects").rglob("*.mp4"), None)
+            if clip is None:  # a cold first scenario: make one clip to measure with
+                (root / "storyboard.yaml").write_text(mixed_storyboard(1, 1, "probe"))
+                timed_run(run_command(root, 1), env | {"KLING_COMPOSE_POLL_SECONDS": "0.2"})
+                clip = next((root / ".kling-compose" / "objects").rglob("*.mp4"))
+            over = measure_overheads(sim, clip, Path(tmp))
+            print(f"# overheads (median of 5): download + check {over.download_s:.3f} s, "
+                  f"last frame {over.frame_s:.3f} s, continuity {over.continuity_s:.3f} s, "
+                  f"inline frame {over.upload_s:.4f} s", flush=True)
+        (root / "storyboard.yaml").write_text(mixed_storyboard(mix.shots, mix.chain, "take 1"))
+        seen = len(sim.requests())
+        run = timed_run(run_command(root, mix.concurrency, mix.fifo), env)
+        if run.summary.get("generated") != mix.shots or run.summary.get("failed"):
+            sys.exit(f"{mix.label}: expected {mix.shots} generated, got {run.summary}")
+        records = sim.requests()[seen:]
+        pre = min(r.time_s for r in records if r.kind == "submit") - run.started
+        assemble_s, assembled_at = assembly_s(root)
+        post = run.ended - assembled_at
+        critical, spread = schedule_bound(root, mix, over)
+        bound = pre + max(critical, spread) + assemble_s + post
+        ratio = run.wall_s / bound
+        verdict = "ok" if ratio <= TARGET_BOUND else "SLOW"
+        print(f"{mix.label:<15}{mix.shots:>6}{mix.concurrency:>5}{mix.seconds:>5.1f}"
+              f"{run.wall_s:>9.1f}{pre:>5.1f}{critical:>6.1f}{spread:>7.1f}{assemble_s:>5.1f}"
+              f"{post:>5.1f}{bound:>7.1f}{ratio:>7.3f}{len(records) / mix.shots:>9.2f}"
+              f"{run.maxrss_mib:>6.0f}  {verdict}", flush=True)
+        if mix.footprint:
+            print(f"#   peak RSS: {run.maxrss_mib:.0f} MiB (largest process of the run), "
+                  f"{run.python_hwm_mib:.0f} MiB (the Python process)", flush=True)
+            again = [timed_run(run_command(root, mix.concurrency), env) for _ in range(3)]
+            if any(a.summary.get("generated") or a.summary.get("failed") for a in again):
+                sys.exit(f"{mix.label}: a re-run did something: {again[0].summary}")
+            walls = sorted(a.wall_s for a in again)
+            print(f"#   re-run with nothing to do: {walls[1]:.2f} s median of 3 "
+                  f"({walls[0]:.2f}-{walls[2]:.2f}), peak RSS "
+                  f"{max(a.maxrss_mib for a in again):.0f} MiB", flush=True)
+        if mix.sequential:
+            script = [sys.executable, str(Path(__file__).with_name("sequential.py")), str(root),
+                      "--url", sim.url("runware"), "--key", KEYS["runware"],
+                      "--out", str(Path(tmp) / "sequential")]
+            baseline = timed_run(script, env)
+            print(f"#   sequential script, polls every 5 s: {baseline.wall_s:.1f} s; "
+                  f"run / script = {run.wall_s / baseline.wall_s:.3f} "
+                  f"({'ok' if run.wall_s <= baseline.wall_s else 'SLOWER'})", flush=True)
+    return over
+
+
+def scheduling_main(quick: bool) -> None:
+    """Chains and independent shots against the simulator's fixed generation time: makespan
+    against the bound max(critical path, work / concurrency), both from the plan with the
+    simulator's seconds per generation and the overheads measured here; plus start-up (pre),
+    the assembly and what follows it (post), measured in the run itself. Runware, whose polls
+    are batched; every project but "cold" has run before (a short warm-up run, polled every
+    0.2 s, records its timings), so its polls start near the expected time."""
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; times in seconds; "
+          f"bound = pre + max(crit, work/C) + asm + post; target /bound <= {TARGET_BOUND}")
+    print(SCHEDULE_HEADER)
+    over = None
+    for mix in SCHEDULING_QUICK if quick else SCHEDULING:
+        over = run_mix(mix, over)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--providers", help="comma-separated, of runware, fal, kie, "
@@ -280,7 +559,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="runware cold and warm only")
     parser.add_argument("--trace", action="store_true",
                         help="print each submit and poll of every run, timed")
+    parser.add_argument("--scheduling", action="store_true",
+                        help="chains and independent shots, 20 to 300, makespan against "
+                        "max(critical path, work / concurrency) (with --quick: 20 shots)")
     args = parser.parse_args()
+    if args.scheduling:
+        scheduling_main(args.quick)
+        return
     global TRACE
     TRACE = args.trace
     scenarios = ("cold", "warm")

@@ -199,17 +199,22 @@ def hosted_providers(plan, provider: str | None) -> list[str] | None:
 
 def provider_checks(name: str, settings, root: Path, transport=None) -> Iterator[Check]:
     """The key is set, every host is configured and, given a free call, the key is accepted."""
-    from .settings import KEY_VARIABLES, PROVIDER_ENDPOINTS
+    from .settings import PROVIDER_ENDPOINTS, key_variables
 
-    variable = KEY_VARIABLES[name]
+    variables = key_variables(name)  # most providers: one; kling: access key and secret key
+    variable = " and ".join(variables)
     source = settings.key_sources.get(name)
     key_ok = name in settings.keys
     if key_ok:
         yield Check(True, f"{name}: API key from {source or variable}")
     else:
-        yield Check(False, f"{name}: no API key ({variable} is not set)",
-                    hint=f"set {variable} in the environment or in {root / '.env'}, or point "
-                         f"{variable}_FILE at a file holding the key (or rehearse for free "
+        unset = settings.missing_keys.get(name) or variables
+        names = " and ".join(unset)
+        files = " or ".join(f"{v}_FILE" for v in unset)
+        yield Check(False, f"{name}: no API key ({names} {'is' if len(unset) == 1 else 'are'} "
+                    "not set)",
+                    hint=f"set {names} in the environment or in {root / '.env'}, or point "
+                         f"{files} at a file holding the key (or rehearse for free "
                          "with --provider preview)")
     hosts, missing = [], []
     for endpoint in PROVIDER_ENDPOINTS[name]:
@@ -222,14 +227,45 @@ def provider_checks(name: str, settings, root: Path, transport=None) -> Iterator
     if not missing:
         yield Check(True, f"{name}: host(s) {', '.join(hosts)}")
     if key_ok and not missing:
-        yield key_check(name, settings, source or variable, transport)
-    # Clock skew: a provider that signs short-lived tokens (the official Kling API's JWT)
-    # needs the local clock within a few seconds of its server's; its check (the clock against
-    # the Date header of the key check's answer) goes here. No provider signs tokens yet.
+        answered: list = []
+        yield key_check(name, settings, source or variable, transport, answered)
+        from .providers import PROVIDERS
+
+        if answered and getattr(PROVIDERS[name], "signs_tokens", False):
+            yield clock_check(name, answered[0])
 
 
-def key_check(name: str, settings, source: str, transport=None) -> Check:
-    """Whether the provider accepts the key, through its free authenticated call."""
+# A token-signing provider (the official Kling API's JWT: valid from 5 s before it is signed
+# for 30 min) refuses every request when this computer's clock is ahead of its server's by
+# more than the 5 s, or behind by about the 30 min (codes 1003, 1004).
+CLOCK_AHEAD_S = 4.0  # the Date header has whole seconds
+CLOCK_BEHIND_S = 1700.0
+
+
+def clock_check(name: str, response, now: float | None = None) -> Check:
+    """This computer's clock against the Date header of the provider's answer."""
+    import email.utils
+    import time
+
+    try:
+        server = email.utils.parsedate_to_datetime(response.headers.get("date", ""))
+    except (TypeError, ValueError):
+        return Check(True, f"{name}: clock not compared (the answer has no Date header)")
+    skew = (time.time() if now is None else now) - server.timestamp()
+    if -CLOCK_BEHIND_S <= skew <= CLOCK_AHEAD_S:
+        return Check(True, f"{name}: this computer's clock is within {abs(skew):.0f} s of "
+                           f"{name}'s (its API tokens are signed with it)")
+    return Check(False, f"{name}: this computer's clock is {abs(skew):.0f} s "
+                 f"{'ahead of' if skew > 0 else 'behind'} {name}'s: every signed API token "
+                 "would be refused (code 1003 or 1004)",
+                 hint="set the clock right (enable NTP time synchronisation), then run "
+                      "kling-compose doctor again")
+
+
+def key_check(name: str, settings, source: str, transport=None,
+              answered: list | None = None) -> Check:
+    """Whether the provider accepts the key, through its free authenticated call (its answer
+    appended to `answered`, if given)."""
     from .providers import PROVIDERS
     from .settings import url_variable
 
@@ -242,6 +278,8 @@ def key_check(name: str, settings, source: str, transport=None) -> Check:
     where = str(request.url.copy_with(query=None))
     setting = url_variable(endpoint)
     outcome = _send(request, transport)
+    if answered is not None and not isinstance(outcome, str):
+        answered.append(outcome)
     if isinstance(outcome, str):
         return Check(False, f"{name}: cannot reach {where}: {outcome}",
                      hint=f"check the network, or the host: {setting} (now {base})")
@@ -264,6 +302,8 @@ def _judge_key(name: str, provider, response, source: str, where: str, setting: 
         variable = source.split(" ", 1)[0]
         where_to_fix = (f"the file {variable} names" if variable.endswith("_FILE")
                         else f"{variable} where it is set")
+        if " and " in source:  # a credential of several keys (kling): any may be wrong
+            where_to_fix = "the keys " + source
         return Check(False, f"{name}: the API key from {source} was refused: {exc}",
                      hint=f"fix {where_to_fix}: the key may be mistyped, revoked or another "
                           "account's; then run kling-compose doctor again")

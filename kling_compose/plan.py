@@ -2,8 +2,9 @@
 
 Task kinds: `upload` (a local file or a chained frame sent to a remote provider, or inlined as
 a data URI where the provider accepts one), `generate` (one clip), `extract_frame` (the first or
-last frame of a clip), `assemble` (one output film). An edge u -> v means "v needs the
-artifact of u".
+last frame of a clip), `assemble` (one output film), `element` (an element created at a provider
+that keeps them, Kling's element library, before the generations that name it by id). An edge
+u -> v means "v needs the artifact of u".
 
 Cache keys are Merkle hashes: a task's key hashes its canonical request (no taskUUID) with the
 content hash of each local file it reads and the key of each task it needs. So an unchanged
@@ -35,7 +36,7 @@ class Task:
     """One node of the plan."""
 
     id: str
-    kind: str  # upload | generate | extract_frame | assemble
+    kind: str  # upload | generate | extract_frame | assemble | element
     cache_key: str
     depends_on: tuple[str, ...] = ()
     shot: str | None = None
@@ -154,6 +155,8 @@ class _Builder:
         if f"generate:{shot.id}" in self.tasks:
             return self.tasks[f"generate:{shot.id}"]
         inputs = {ref.placeholder: self.input_task(job, ref) for ref in job.inputs}
+        elements = self.elements(job)
+        inputs.update(elements)
         files = {ref.placeholder: self.digest(ref.source.path) for ref in job.inputs
                  if ref.key.startswith("file:") and job.provider in LOCAL_PROVIDERS}
         deps = tuple(dict.fromkeys(t.id for t in inputs.values() if t is not None))
@@ -166,6 +169,8 @@ class _Builder:
         made_from = {"provider": job.provider, "model": job.model.model_id,
                      "request": job.request, **size,
                      "inputs": {ref.key: self.identity(ref) for ref in job.inputs}}
+        for element in elements.values():  # an element's images are inputs of the clip too
+            made_from["inputs"].update(element.made_from["inputs"])
         return self.add(Task(
             id=f"generate:{shot.id}", kind="generate", cache_key=key, depends_on=deps,
             shot=shot.id, provider=job.provider, model=job.model.alias, job=job,
@@ -215,6 +220,51 @@ class _Builder:
         return self.add(Task(id=task_id, kind="upload", cache_key=key, provider=job.provider,
                              depends_on=(source.id,) if source else (), weight_s=2.0,
                              params=params, made_from={"inputs": {ref.key: content}}))
+
+    def elements(self, job: Job) -> dict[str, Task]:
+        """The element tasks of a job whose provider creates elements before generating
+        (`element_request`: Kling's element library), for each element the request names by
+        its placeholder (an element with a provider `id:` is sent as it is): placeholder ->
+        task."""
+        from .providers import PROVIDERS
+
+        build = getattr(PROVIDERS.get(job.provider), "element_request", None)
+        if build is None or job.provider in LOCAL_PROVIDERS:
+            return {}
+        sent = canonical_json(job.request)
+        found = {}
+        for element in job.shot.elements:
+            placeholder = f"{PLACEHOLDER_PREFIX}element:{element.name}"
+            if json.dumps(placeholder) in sent:
+                found[placeholder] = self.element(job, element, build)
+        return found
+
+    def element(self, job: Job, element, build) -> Task:
+        """One element, created once whatever the number of shots that use it; its key hashes
+        its request and its images' contents, so a changed image makes a new element."""
+        from .compiler import input_key
+
+        refs: dict[str, InputRef] = {}
+
+        def ref(source, media: str) -> str:
+            key = input_key(source, media, self.root)
+            if key is None:
+                return source.value
+            return refs.setdefault(key, InputRef(key, source, media)).placeholder
+
+        request = build(element, ref)
+        inputs = {r.placeholder: self.input_task(job, r) for r in refs.values()}
+        inputs = {p: t for p, t in inputs.items() if t is not None}
+        key = hash_key("element", job.provider, request,
+                       {p: t.cache_key for p, t in inputs.items()})
+        return self.add(Task(
+            id=f"element:{job.provider}:{element.name}", kind="element", cache_key=key,
+            depends_on=tuple(dict.fromkeys(t.id for t in inputs.values())),
+            provider=job.provider, cost_usd=None, weight_s=30.0,  # no price is published
+            params={"name": element.name, "request": request,
+                    "inputs": {p: t.id for p, t in inputs.items()}},
+            made_from={"request": request,
+                       "inputs": {r.key: self.identity(r) for r in refs.values()}}))
 
     def add_output(self, output: Output) -> None:
         gens = [self.generate_of(s) for s in output.sequence]

@@ -18,6 +18,10 @@ Where a value comes from, first found wins:
    relative path in `.env` is relative to the project folder. Setting both `VAR` and
    `VAR_FILE` is an error: which one is meant cannot be guessed.
 
+A provider may need more than one secret (the official Kling API signs its tokens with an
+access key and a secret key: `KEY_SETS`); each is read the same way, and the provider has a
+key only when every one of them is set (a `KeyPair`).
+
 Messages name the variable and where it was set, never a key's value.
 """
 
@@ -41,6 +45,13 @@ KEY_VARIABLES = MappingProxyType({
     "fal": "FAL_KEY",
     "kling-v3-task": "KLING_V3_TASK_API_KEY",
     "kie": "KIE_API_KEY",
+    "kling": "KLING_ACCESS_KEY",  # with KLING_SECRET_KEY: KEY_SETS
+})
+
+# providers whose credential is several secrets, every one required (a KeyPair); the first is
+# the provider's KEY_VARIABLES entry
+KEY_SETS = MappingProxyType({
+    "kling": ("KLING_ACCESS_KEY", "KLING_SECRET_KEY"),  # the JWT's `iss` and signing key
 })
 
 # endpoint name -> default base URL (None: there is no public default; the user names the host).
@@ -55,6 +66,7 @@ ENDPOINTS = MappingProxyType({
     "kling-v3-task": None,  # seed 002 names no host: its dialect is spoken by no known host
     "kie": "https://api.kie.ai",  # docs.kie.ai: Market API host
     "kie-upload": "https://kieai.redpandaai.co",  # docs.kie.ai: File Upload API host
+    "kling": "https://api-singapore.klingai.com",  # Kling API docs: "API Domain"
 })
 
 # every provider a storyboard or --provider may name (the local one first)
@@ -66,6 +78,7 @@ PROVIDER_ENDPOINTS = MappingProxyType({
     "fal": ("fal", "fal-rest", "fal-cdn", "fal-api"),
     "kling-v3-task": ("kling-v3-task",),
     "kie": ("kie", "kie-upload"),
+    "kling": ("kling",),
 })
 
 # (variable, settings field, lowest allowed, highest allowed) for numeric tuning variables
@@ -102,13 +115,42 @@ class Secret:
         return hash(self._value)
 
 
+class KeyPair:
+    """Two secrets that are one credential (the official Kling API's access key and secret
+    key); like Secret, it never shows either."""
+
+    __slots__ = ("access", "secret")
+
+    def __init__(self, access: Secret, secret: Secret) -> None:
+        self.access, self.secret = access, secret
+
+    def __repr__(self) -> str:
+        return "KeyPair('***', '***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, KeyPair) and (other.access, other.secret) == \
+            (self.access, self.secret)
+
+    def __hash__(self) -> int:
+        return hash((self.access, self.secret))
+
+
+def key_variables(provider: str) -> tuple[str, ...]:
+    """Every environment variable the provider's credential needs (most need one)."""
+    return KEY_SETS.get(provider) or (KEY_VARIABLES[provider],)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Keys and endpoints per remote provider, the polling cadence and the deadlines."""
 
-    keys: Mapping[str, Secret] = field(default_factory=dict)
+    keys: Mapping[str, Secret | KeyPair] = field(default_factory=dict)
     # provider -> where its key came from, for `doctor` ("FAL_KEY (.env)"); never the value
     key_sources: Mapping[str, str] = field(default_factory=dict)
+    # provider -> the variables of its credential that are not set, when some others are
+    missing_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     urls: Mapping[str, str | None] = field(default_factory=lambda: dict(ENDPOINTS))
     # None: adaptive polling (providers.md, "Polling"); a number: a fixed cadence (simulator)
     poll_interval_s: float | None = None
@@ -129,11 +171,14 @@ class Settings:
         dotenv = _read_dotenv(project_root / DOTENV_NAME) if project_root is not None else {}
         found = _Lookup(os.environ if environ is None else environ, dotenv, project_root)
         problems: list[Diagnostic] = []
-        keys, sources = {}, {}
-        for name, variable in KEY_VARIABLES.items():
-            key = _collect(problems, _read_key, variable, found)
-            if key is not None:
-                keys[name], sources[name] = key
+        keys, sources, missing = {}, {}, {}
+        for name in KEY_VARIABLES:
+            read = [_collect(problems, _read_key, v, found) for v in key_variables(name)]
+            if all(r is not None for r in read):
+                keys[name] = read[0][0] if len(read) == 1 else KeyPair(*(r[0] for r in read))
+                sources[name] = " and ".join(r[1] for r in read)
+            elif any(r is not None for r in read):
+                missing[name] = tuple(v for v, r in zip(key_variables(name), read) if r is None)
         urls = {}
         for name, default in ENDPOINTS.items():
             value = found.value(url_variable(name))
@@ -148,16 +193,19 @@ class Settings:
             raise UserError(*problems)
         store = found.value("KLING_COMPOSE_STORE") or None
         return cls(keys=MappingProxyType(keys), key_sources=MappingProxyType(sources),
-                   urls=MappingProxyType(urls), store_url=store, **{**numbers, **overrides})
+                   missing_keys=MappingProxyType(missing), urls=MappingProxyType(urls),
+                   store_url=store, **{**numbers, **overrides})
 
-    def key(self, provider: str) -> Secret:
-        """The provider's key, or a UserError naming the variable to set."""
+    def key(self, provider: str) -> Secret | KeyPair:
+        """The provider's key, or a UserError naming the variable (or variables) to set."""
         if provider in self.keys:
             return self.keys[provider]
-        variable = KEY_VARIABLES[provider]
+        unset = self.missing_keys.get(provider) or key_variables(provider)
+        names = " and ".join(unset)
         raise UserError.single(
-            f"no API key for {provider}: {variable} is not set",
-            hint=f"export {variable}=... (or rehearse for free with --provider preview)")
+            f"no API key for {provider}: {names} {'is' if len(unset) == 1 else 'are'} not set",
+            hint="; ".join(f"export {v}=..." for v in unset)
+            + " (or rehearse for free with --provider preview)")
 
     def url(self, endpoint: str) -> str:
         """The base URL of an endpoint, or a UserError naming the variable to set."""

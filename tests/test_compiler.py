@@ -56,7 +56,7 @@ def test_unknown_provider_lists_what_exists():
         compile_shots(make_resolved(make_shot(provider="runwre")))
     assert str(info.value) == (
         "storyboard.yaml:23:5: error: unknown provider 'runwre'\n"
-        "  hint: did you mean 'runware'? (providers: fal, kie, kling-v3-task, preview, runware)"
+        "  hint: did you mean 'runware'? (providers: fal, kie, kling, kling-v3-task, preview, runware)"
     )
 
 
@@ -74,7 +74,7 @@ def test_unknown_override_is_reported_once_without_location():
         compile_shots(make_resolved(make_shot(id="a"), make_shot(id="b")), "falx")
     assert str(info.value) == (
         "error: unknown provider 'falx'\n"
-        "  hint: did you mean 'fal'? (providers: fal, kie, kling-v3-task, preview, runware)"
+        "  hint: did you mean 'fal'? (providers: fal, kie, kling, kling-v3-task, preview, runware)"
     )
 
 

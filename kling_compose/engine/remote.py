@@ -16,7 +16,8 @@ with retries for transient faults, and keeps the ledger's promises:
 
 Polling goes through one `PollGroup` per provider: Runware takes many `getResponse` tasks in one
 request, so all of a run's Runware tasks are polled together; the cadence starts near the time
-this project's earlier generations of the same model took (`State.expected_s`).
+this project's earlier generations of the same model took (`expected_time`), or, in a project
+that has none yet, at half of an assumed time (`GENERATION_PRIOR_S`).
 """
 
 from __future__ import annotations
@@ -206,6 +207,28 @@ class Remote:
         self.budget.settle(task.id, cost)
         return artifacts, None, result, cost
 
+    async def create_element(self, task, request: dict, previous: Record | None):
+        """Create an element at the provider (Kling's element library) exactly once, as a
+        generation is submitted and polled: (its id, what it cost)."""
+        provider = PROVIDERS[task.provider]
+        key = self.settings.key(task.provider)
+        base = self.settings.url(PROVIDER_ENDPOINTS[task.provider][0])
+        handle = await self.submit(task, provider, request, key, base, previous)
+        try:
+            status = await self.wait(task, provider, handle, key, base, 1, timed=False)
+        except RemoteError:
+            self.budget.settle(task.id, None)
+            raise
+        if status.state != "done" or not status.results:
+            self.budget.release(task.id)
+            self.state.rejected(task.cache_key, status.message or "element creation failed")
+            raise RemoteError(f"{task.provider} did not create element "
+                              f"'{task.params.get('name', task.id)}': "
+                              f"{status.message or status.state}")
+        made = status.results[0]  # an element's result is its id
+        self.budget.settle(task.id, made.cost_usd)
+        return made.url, made.cost_usd
+
     async def follow(self, task, task_id: str, extra: dict) -> Status:
         """Wait for a generation another run submitted (its claim's recorded task): polled
         with this run's key, never submitted, never counted against this run's budget."""
@@ -232,7 +255,7 @@ class Remote:
 
     async def submit(self, task, provider, request, key, base, previous: Record | None) -> Handle:
         if previous is not None and previous.phase == "submitted" and previous.provider_task_id:
-            self.budget.reserve(task.id, task.job.cost_usd, force=True)  # in flight already
+            self.budget.reserve(task.id, task.cost_usd, force=True)  # in flight already
             handle = Handle(previous.provider_task_id, previous.handle or {})  # resume: poll it
             await self.announce(task, handle)
             return handle
@@ -241,13 +264,13 @@ class Remote:
             # the answer to an earlier submission was lost: was it accepted?
             found = await self.find_lost(task, provider, previous.provider_task_id, key, base)
             if found is not None:
-                self.budget.reserve(task.id, task.job.cost_usd, force=True)
+                self.budget.reserve(task.id, task.cost_usd, force=True)
                 self.state.submitted(task.cache_key, found.task_id, dict(found.extra))
                 await self.announce(task, found)
                 return found
-            if provider.client_task_id:
+            if provider.client_task_id or hasattr(provider, "lookup_request"):
                 task_id = previous.provider_task_id  # proven unknown: the same id again
-        self.budget.reserve(task.id, task.job.cost_usd)
+        self.budget.reserve(task.id, task.cost_usd)
         self.state.submitting(task.cache_key, task_id)
 
         async def send():
@@ -286,6 +309,15 @@ class Remote:
         if provider.client_task_id:  # Runware: ask getResponse for the very taskUUID
             status = await self.poll_once(task, provider, Handle(task_id), key, base, 1)
             return None if status.state == "unknown" else Handle(task_id)
+        if hasattr(provider, "lookup_request"):  # Kling: a query by the id we sent along
+            request = task.job.request if task.job is not None else task.params["request"]
+
+            async def ask():
+                response = await self.send(provider.lookup_request(task.job, request, task_id,
+                                                                   base, key))
+                return provider.read_lookup(response, task_id)
+
+            return await self.call(ask, None)  # None: proven unknown, sent again (same id)
         lookup = getattr(provider, "find_submission", None)
         if lookup is not None:
             since = self.state.get(task.cache_key).submitted_at
@@ -307,7 +339,8 @@ class Remote:
         group = self.groups.get(task.provider)
         if group is None:
             group = self.groups[task.provider] = PollGroup(self, task.provider, key, base)
-        expected = self.state.expected_s(task.provider, task.model) if timed else None
+        expected = expected_time(self.state, task.provider, task.model, _clip_s(task)) \
+            if timed else None
         return await group.wait(task, handle, takes, expected, timed)
 
     async def poll_once(self, task, provider, handle, key, base, takes) -> Status:
@@ -404,10 +437,10 @@ class PollGroup:
         self.wake = asyncio.Event()
         self.loop_task: asyncio.Task | None = None
 
-    async def wait(self, task, handle: Handle, takes: int, expected_s: float | None,
+    async def wait(self, task, handle: Handle, takes: int, expected: Expected | None,
                    timed: bool = True) -> Status:
         clock, settings = self.remote.clock, self.remote.settings
-        delays = poll_delays(settings, expected_s)
+        delays = poll_delays(settings, expected)
         now, first = clock.now(), next(delays)
         member = _Member(task, handle, takes, asyncio.get_running_loop().create_future(),
                          delays, now + first, now + settings.poll_timeout_s, first, now, now,
@@ -487,7 +520,8 @@ class PollGroup:
             if status.state in ("done", "failed", "unknown"):
                 if status.state == "done" and m.timed:  # it ended between the last two polls:
                     seconds = (m.processing_at + now) / 2 - m.waiting_since
-                    self.remote.state.record_timing(self.name, m.task.model, seconds)
+                    self.remote.state.record_timing(self.name, m.task.model, seconds,
+                                                    _clip_s(m.task))
                 m.future.set_result(status)
             elif now >= m.deadline:
                 m.future.set_exception(RemoteError(
@@ -500,22 +534,80 @@ class PollGroup:
                 self.remote.tell(m.task, status.detail or "processing")
 
 
-def poll_delays(settings: Settings, expected_s: float | None) -> Iterator[float]:
+# Seconds a hosted generation is assumed to take before this project has timed one of its
+# provider and model: (base, per second of clip), as base + per_second x clip seconds. These
+# are ASSUMPTIONS, not measurements: no provider page or seed publishes generation times
+# (the provider reference's fal notes speak of "1-5 minute video jobs", itself inferred),
+# and no real run has been timed from here. They are the figures plan.py weighs the critical
+# path with (plan._generate_weight). Add a row per (provider, model) once measured; after
+# one generation the project's own history decides.
+GENERATION_PRIOR_S: dict[tuple[str, str] | None, tuple[float, float]] = {
+    None: (60.0, 12.0),  # every hosted provider and model: 5 s -> 120 s, 10 s -> 180 s
+}
+PRIOR_FIRST_POLL = 0.5  # of the prior: a provider twice as fast costs latency, not requests
+HISTORY_FIRST_POLL = 0.9  # of the measured median: polls cluster around the expected end
+DENSE_STEP = 0.05  # of the expected time, between 1 s and poll_max_s
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """How long a generation should take, and whether this project measured it (history) or
+    it is GENERATION_PRIOR_S's assumption (prior)."""
+
+    seconds: float
+    measured: bool
+
+
+def prior_s(provider: str, model: str | None, clip_s: float | None) -> float:
+    """GENERATION_PRIOR_S's assumed seconds for a `clip_s`-second clip (5 s when unknown)."""
+    base, per_second = GENERATION_PRIOR_S.get((provider, model), GENERATION_PRIOR_S[None])
+    return base + per_second * (clip_s if clip_s is not None else 5.0)
+
+
+def expected_time(state: State, provider: str, model: str | None,
+                  clip_s: float | None) -> Expected:
+    """The median of this project's last generations of the model with the same clip
+    duration; else of all of them, each scaled to `clip_s` by the prior's shape (a 10 s clip
+    takes longer than a 5 s one); else the prior."""
+    samples = state.timings(provider, model)
+    same = [seconds for seconds, clip in samples if clip == clip_s]
+    if not same:
+        target = prior_s(provider, model, clip_s)
+        same = [seconds if clip is None else seconds * target / prior_s(provider, model, clip)
+                for seconds, clip in samples]
+    if not same:
+        return Expected(prior_s(provider, model, clip_s), measured=False)
+    return Expected(sorted(same)[len(same) // 2], measured=True)
+
+
+def poll_delays(settings: Settings, expected: Expected | None) -> Iterator[float]:
     """Seconds between polls: a fixed cadence if set; else, knowing how long this model took
-    before here, nothing until 90 % of it, then densely (5 % of it, 1-5 s); else from 1 s,
-    growing x1.5 up to poll_max_s."""
+    here, nothing until 90 % of it, then densely (5 % of it, 1-5 s); with only the prior,
+    nothing until half of it, then densely; else (another run's generation, joined late)
+    from 1 s, growing x1.5 up to poll_max_s."""
     if settings.poll_interval_s is not None:
         while True:
             yield settings.poll_interval_s
-    if expected_s is not None and expected_s > 0:
-        yield max(settings.poll_first_s, 0.9 * expected_s)
-        dense = min(settings.poll_max_s, max(1.0, 0.05 * expected_s))
-        for _ in range(max(1, int(0.5 * expected_s / dense))):
+    if expected is not None and expected.seconds > 0:
+        seconds = expected.seconds
+        dense = min(settings.poll_max_s, max(1.0, DENSE_STEP * seconds))
+        if not expected.measured:
+            yield max(settings.poll_first_s, PRIOR_FIRST_POLL * seconds)
+            while True:  # the prior may be far off either way: dense until it ends
+                yield dense
+        yield max(settings.poll_first_s, HISTORY_FIRST_POLL * seconds)
+        for _ in range(max(1, int(0.5 * seconds / dense))):
             yield dense
     delay = settings.poll_first_s
     while True:
         yield delay
         delay = min(settings.poll_max_s, delay * settings.poll_factor)
+
+
+def _clip_s(task) -> float | None:
+    """The seconds of the clip a generation task makes (None: the source decides)."""
+    job = getattr(task, "job", None)
+    return _expected_duration(task) if job is not None else None
 
 
 def _slack(member: _Member) -> float:

@@ -29,6 +29,7 @@ from .lockfile import read_lockfile, write_lockfile
 from ..providers.base import Handle
 from .remote import Budget, BudgetExceeded, Clock, Remote, RemoteError
 from .restore import lock_record, may_restore
+from .slots import Rank, Slots, heir, rank_tasks
 from .state import NOTHING_TO_PAY, Record, State, input_digests, is_reusable, state_path
 from .status import record_run
 from .store import Store, file_sha256
@@ -316,6 +317,7 @@ class _Runner:
     lock: dict[str, Any] = field(default_factory=dict)  # storyboard.lock's shots, at the start
     shared: Any = None  # the project's shared artifact store, if it names one (claims.py)
     claims: dict[str, dict] = field(default_factory=dict)  # task id -> the claim held there
+    ranks: dict[str, Rank] = field(default_factory=dict)  # task id -> its place for slots
 
     async def run(self) -> RunResult:
         self.lock = read_lockfile(self.plan.resolved.storyboard.root).get("shots", {})
@@ -324,11 +326,13 @@ class _Runner:
         # local rendering is CPU-bound: at most one task per core; each remote provider gets
         # its own --concurrency slots (their queues and rate limits are separate)
         cores = max(1, min(self.options.concurrency, os.cpu_count() or 1))
-        limits = {p: asyncio.Semaphore(cores) for p in LOCAL_PROVIDERS}
+        limits = {p: Slots(cores) for p in LOCAL_PROVIDERS}
         for task_id in self.plan.order:
             provider = self.plan.tasks[task_id].provider
-            limits.setdefault(provider, asyncio.Semaphore(self.options.concurrency))
-        limits[None] = asyncio.Semaphore(cores)  # extract_frame, assemble: local media work
+            limits.setdefault(provider, Slots(self.options.concurrency))
+        limits[None] = Slots(cores)  # extract_frame, assemble: local media work
+        # contended slots go to the longest remaining path first (engine/slots.py)
+        self.ranks = rank_tasks(self.plan)
         selected = selected_tasks(self.plan, self.options)
         loop = asyncio.get_running_loop()
         self.futures = {t: loop.create_future() for t in selected}
@@ -348,20 +352,40 @@ class _Runner:
                       if o.task.kind == "assemble" and o.status in ("done", "cached"))
         return RunResult(tuple(outcomes), films)
 
-    async def task(self, task: Task, limits) -> Outcome:
-        # shielded: cancelling this task (Ctrl-C) must not cancel the upstream task's future,
-        # which that task may still be about to resolve
-        upstream = [await asyncio.shield(self.futures[d]) for d in task.depends_on]
-        if any(o.status in ("failed", "skipped") for o in upstream):
-            blocked = next(o.task.id for o in upstream if o.status in ("failed", "skipped"))
-            outcome = Outcome(task, "skipped", error=f"needs {blocked}")
-        else:
-            async with self.key_locks.setdefault(task.cache_key, asyncio.Lock()):
-                async with limits[task.provider]:
-                    outcome = await self.execute(task)
+    async def task(self, task: Task, limits: dict[str | None, Slots]) -> Outcome:
+        slots = limits[task.provider]
+        try:
+            # shielded: cancelling this task (Ctrl-C) must not cancel the upstream task's
+            # future, which that task may still be about to resolve
+            upstream = [await asyncio.shield(self.futures[d]) for d in task.depends_on]
+            if any(o.status in ("failed", "skipped") for o in upstream):
+                blocked = next(o.task.id for o in upstream if o.status in ("failed", "skipped"))
+                outcome = Outcome(task, "skipped", error=f"needs {blocked}")
+                slots.forfeit(task.id)
+            else:
+                async with self.key_locks.setdefault(task.cache_key, asyncio.Lock()):
+                    outcome = await self._holding(slots, task)
+        except asyncio.CancelledError:
+            slots.forfeit(task.id)  # a slot its upstream task kept for it
+            raise
         self.reporter.finished(outcome)
         if not self.futures[task.id].done():
             self.futures[task.id].set_result(outcome)
+        return outcome
+
+    async def _holding(self, slots: Slots, task: Task) -> Outcome:
+        """Execute the task in one of its provider's slots; when it succeeds, the slot is
+        kept for the task continuing its chain there (engine/slots.heir), if that one
+        outranks every waiter."""
+        await slots.acquire(task.id, self.ranks[task.id])
+        kept_for = None
+        try:
+            outcome = await self.execute(task)
+            if outcome.status in ("done", "cached", "restored"):
+                kept_for = heir(self.plan, task.id, self.ranks, self.futures,
+                                lambda d: d in self.futures and self.futures[d].done())
+        finally:
+            slots.release(kept_for, self.ranks.get(kept_for))
         return outcome
 
     async def execute(self, task: Task) -> Outcome:
@@ -409,10 +433,12 @@ class _Runner:
             self.state.fail(task.cache_key, message)
             await self._release(task)
             return Outcome(task, "failed", error=message, elapsed_s=time.monotonic() - started)
-        if task.kind == "generate":
-            result = await self._with_continuity(task, artifacts, result)
         self.state.finish(task.cache_key, artifacts=artifacts, reference=reference,
                           inputs=input_digests(task, self.records), result=result, cost_usd=cost)
+        if task.kind == "generate":  # after the result is safe: scoring takes a while
+            scored = await self._with_continuity(task, artifacts, result)
+            if scored is not result:
+                self.state.set_result(task.cache_key, scored)
         record = self.records[task.id] = self.state.get(task.cache_key)
         if task.kind == "assemble":
             self.export(task, record)
@@ -712,12 +738,22 @@ class _Runner:
         artifacts, reference = await self.remote.upload(task, source)
         return artifacts, reference, None, Decimal(0)
 
+    async def element(self, task: Task):
+        """Create an element at its provider; its id is handed on to the generations."""
+        refs = {p: self.remote.reference(task, self.records[dep].reference)
+                for p, dep in task.params.get("inputs", {}).items()}
+        request = substitute(task.params["request"], refs)
+        element_id, cost = await self.remote.create_element(task, request,
+                                                            self.previous.get(task.id))
+        return [], element_id, {"element_id": element_id}, cost
+
 
 HANDLERS: dict[str, Callable[[_Runner, Task], Awaitable[Any]]] = {
     "generate": _Runner.generate,
     "extract_frame": _Runner.extract_frame,
     "assemble": _Runner.assemble,
     "upload": _Runner.upload,
+    "element": _Runner.element,
 }
 
 

@@ -45,10 +45,11 @@ CREATE TABLE IF NOT EXISTS timings (
     provider TEXT NOT NULL,
     model TEXT,
     seconds REAL NOT NULL,
-    recorded_at REAL NOT NULL
+    recorded_at REAL NOT NULL,
+    clip_s REAL                    -- the clip's seconds (a 10 s clip takes longer than 5 s)
 );
 """
-TIMING_SAMPLES = 9  # the median of the last few generations of a provider and model
+TIMING_SAMPLES = 9  # the last few generations of a provider and model
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,8 @@ class State:
                              ("made_from", "TEXT")):
             if column not in have:
                 self.db.execute(f"ALTER TABLE tasks ADD COLUMN {column} {kind}")
+        if "clip_s" not in {row[1] for row in self.db.execute("PRAGMA table_info(timings)")}:
+            self.db.execute("ALTER TABLE timings ADD COLUMN clip_s REAL")
 
     def close(self) -> None:
         self.db.close()
@@ -158,6 +161,11 @@ class State:
              sort_keys=True), json.dumps(result or {}, sort_keys=True),
              None if cost_usd is None else str(cost_usd), time.time(), key))
 
+    def set_result(self, key: str, result: dict | None) -> None:
+        """Replace a finished task's result (the continuity scores, added after it is safe)."""
+        self.db.execute("UPDATE tasks SET result=? WHERE cache_key=?",
+                        (json.dumps(result or {}, sort_keys=True), key))
+
     def restore(self, record: Record) -> None:
         """Write a finished record rebuilt from storyboard.lock (engine/restore.py)."""
         self.db.execute(
@@ -184,20 +192,22 @@ class State:
                         "WHERE cache_key=?",
                         (provider_task_id, json.dumps(handle, sort_keys=True), key))
 
-    def record_timing(self, provider: str, model: str | None, seconds: float) -> None:
-        """How long a generation took from its acknowledgement to the poll that saw it done."""
-        self.db.execute("INSERT INTO timings VALUES (?, ?, ?, ?)",
-                        (provider, model, float(seconds), time.time()))
+    def record_timing(self, provider: str, model: str | None, seconds: float,
+                      clip_s: float | None = None) -> None:
+        """How long a generation of a `clip_s`-second clip took from its acknowledgement to
+        the poll that saw it done."""
+        self.db.execute("INSERT INTO timings (provider, model, seconds, recorded_at, clip_s) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (provider, model, float(seconds), time.time(),
+                         None if clip_s is None else float(clip_s)))
 
-    def expected_s(self, provider: str, model: str | None) -> float | None:
-        """The median of the last generations of this provider and model here, or None."""
+    def timings(self, provider: str, model: str | None) -> list[tuple[float, float | None]]:
+        """(seconds, clip seconds or None) of the last generations of this provider and model
+        here, newest first (engine/remote.expected_time turns them into an expectation)."""
         rows = self.db.execute(
-            "SELECT seconds FROM timings WHERE provider = ? AND model IS ? "
+            "SELECT seconds, clip_s FROM timings WHERE provider = ? AND model IS ? "
             "ORDER BY recorded_at DESC LIMIT ?", (provider, model, TIMING_SAMPLES)).fetchall()
-        if not rows:
-            return None
-        values = sorted(r[0] for r in rows)
-        return values[len(values) // 2]
+        return [(r[0], r[1]) for r in rows]
 
     def rejected(self, key: str, error: str) -> None:
         """The provider refused or failed the generation: a new run submits anew."""
@@ -266,7 +276,9 @@ def state_path(project_root: Path) -> Path:
 
 
 NOTHING_TO_PAY = ("cached", "restorable")  # plan statuses of a generation the run does not pay
-DERIVED = ("extract_frame", "upload")  # free, deterministic work made from other results
+# work whose result is known from what it is made of: a frame, an upload, an element created
+# at the provider from its images (a new element from the same images is the same element)
+DERIVED = ("extract_frame", "upload", "element")
 
 
 def handed_on(record: Record, pick: int = 1) -> str | None:

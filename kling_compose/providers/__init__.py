@@ -8,6 +8,7 @@ from typing import Mapping
 from .base import InputRef, Job, ModelSpec, Provider
 from .fal import FalProvider
 from .kie import KieProvider
+from .kling import KlingProvider
 from .kling_v3_task import KlingV3TaskProvider
 from .preview import PreviewProvider
 from .runware import RunwareProvider
@@ -18,6 +19,7 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType(
         "fal": FalProvider(),
         "kling-v3-task": KlingV3TaskProvider(),
         "kie": KieProvider(),
+        "kling": KlingProvider(),
         "preview": PreviewProvider(),
     }
 )

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 from .. import rules
 from ..errors import Diagnostic
 from ..model import FrameSource, Prompt, ResolvedShot
-from . import fal, kie, kling_v3_task, runware
+from . import fal, kie, kling, kling_v3_task, runware
 from .base import ModelSpec
 
 DEFAULT_SIZE = (1920, 1080)
@@ -22,7 +22,8 @@ DEFAULT_DURATION_S = 5  # the Kling providers' default (seeds 000, 001, 003, 004
 SHORT_SIDE = 1080  # an aspect without a size renders with this short side
 
 _ALIASES = sorted(
-    {*runware.MODELS, *fal.MODELS, *kling_v3_task.MODELS, *kie.MODELS, "preview"}
+    {*runware.MODELS, *fal.MODELS, *kling_v3_task.MODELS, *kie.MODELS, *kling.MODELS,
+     "preview"}
 )
 
 

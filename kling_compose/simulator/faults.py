@@ -21,9 +21,10 @@ Generation faults change what the provider reports later:
 - `fail_generation(substring, message)`: a generation whose prompt contains `substring` ends
   failed with `message` in the provider's failure shape.
 
-Every rule may be scoped by `provider` ("runware", "fal", "kling-v3-task", "kie") and by `kind`
-("submit", "poll", "download", "upload", "account": the free account queries `doctor` sends);
-None matches all.
+Every rule may be scoped by `provider` ("runware", "fal", "kling-v3-task", "kie", "kling") and by
+`kind` ("submit", "poll", "download", "upload", "account": the free account queries `doctor`
+sends; "element": the official Kling API's element creation and query); None matches all. For
+"kling", `error(status=...)` takes a Kling body code too (1302, 5001...: see simulator/kling.py).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
-KINDS = ("submit", "poll", "download", "upload", "account")
-PROVIDERS = ("runware", "fal", "kling-v3-task", "kie")
+KINDS = ("submit", "poll", "download", "upload", "account", "element")
+PROVIDERS = ("runware", "fal", "kling-v3-task", "kie", "kling")
 DEFAULT_TASK_SECONDS = 0.2
 
 

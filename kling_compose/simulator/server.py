@@ -10,7 +10,9 @@ URL layout under `base_url` (`http://127.0.0.1:<port>`):
     /kling-v3-task/api/v1/jobs/...  the seed 002 task API               (url("kling-v3-task"))
     /kie/api/v1/jobs/..., chat/...  kie.ai's Market API (api.kie.ai)    (url("kie"))
     /kie-upload/api/file-...        kie.ai's File Upload API            (url("kie-upload"))
+    /kling/v1/videos/..., general/  the official Kling API (api-singapore) (url("kling"))
     /files/<name>                   generated clips and uploaded files
+    /_sim/stats                     the simulator's own counts (JSON; not a provider's route)
 
 Each real host has its own prefix, and a route answers only under its own host's prefix: a
 client that sends a request to the wrong host gets a 404, as it would from the real service.
@@ -20,6 +22,8 @@ Every request is recorded (auth values masked) before faults apply, so a test se
 
 from __future__ import annotations
 
+import functools
+import signal
 import socket
 import struct
 import tempfile
@@ -36,6 +40,8 @@ from urllib.parse import parse_qsl, urlsplit
 from .fal import Fal
 from .faults import Faults
 from .kie import Kie
+from .kling import Kling
+from .kling import key_env as kling_key_env
 from .kling_v3_task import KlingV3Task
 from .runware import Runware
 from .store import Backend, Generation
@@ -51,6 +57,7 @@ URL_ENV = {
     "kling-v3-task": "KLING_COMPOSE_KLING_V3_TASK_URL",
     "kie": "KLING_COMPOSE_KIE_URL",
     "kie-upload": "KLING_COMPOSE_KIE_UPLOAD_URL",
+    "kling": "KLING_COMPOSE_KLING_URL",
 }
 KEY_ENV = {"runware": "RUNWARE_API_KEY", "fal": "FAL_KEY", "kling-v3-task": "KLING_V3_TASK_API_KEY",
            "kie": "KIE_API_KEY"}
@@ -64,10 +71,11 @@ _PREFIXES = {
     "/kling-v3-task": ("kling-v3-task", "api"),
     "/kie-upload": ("kie", "upload"),
     "/kie": ("kie", "api"),
+    "/kling": ("kling", "api"),
 }
 _PATHS = {"runware": "/runware/v1", "fal": "/fal", "fal-rest": "/fal-rest",
           "fal-cdn": "/fal-cdn", "fal-api": "/fal-api", "kling-v3-task": "/kling-v3-task",
-          "kie": "/kie", "kie-upload": "/kie-upload"}
+          "kie": "/kie", "kie-upload": "/kie-upload", "kling": "/kling"}
 _RESET = object()  # a dispatch result: close the connection without answering
 
 
@@ -110,8 +118,9 @@ class Simulator:
         self.fal = Fal(self.backend, self.keys.get("fal"))
         self.kling_v3_task = KlingV3Task(self.backend, self.keys.get("kling-v3-task"))
         self.kie = Kie(self.backend, self.keys.get("kie"))
+        self.kling = Kling(self.backend, self.keys.get("kling"))  # key: "ACCESS_KEY:SECRET_KEY"
         self._apps = {"runware": self.runware, "fal": self.fal, "kling-v3-task": self.kling_v3_task,
-                      "kie": self.kie}
+                      "kie": self.kie, "kling": self.kling}
         self._records: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
@@ -155,6 +164,7 @@ class Simulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self.backend.close()
         self._tmp.cleanup()
 
     def __enter__(self) -> Self:
@@ -182,6 +192,7 @@ class Simulator:
         """The KLING_COMPOSE_<PROVIDER>_URL variables (and API keys) pointing a client here."""
         env = {URL_ENV[p]: self.url(p) for p in URL_ENV}
         env |= {KEY_ENV[p]: self.keys.get(p, "simulator") for p in KEY_ENV}
+        env |= kling_key_env(self.keys.get("kling"))  # KLING_ACCESS_KEY, KLING_SECRET_KEY
         return env
 
     def requests(
@@ -203,6 +214,25 @@ class Simulator:
         """USD billed for `provider`'s finished, successful generations (None-priced ones add 0)."""
         return self.backend.billed(provider)
 
+    def stats(self) -> dict[str, Any]:
+        """What the simulator was asked and billed: per provider, requests by kind,
+        generations started and USD billed (providers with no request left out; "files":
+        downloads of files no provider made), and the clips it rendered."""
+        with self._lock:
+            records = list(self._records)
+        providers: dict[str, Any] = {}
+        for record in records:
+            requests = providers.setdefault(record.provider, {"requests": {}})["requests"]
+            requests[record.kind] = requests.get(record.kind, 0) + 1
+        for name, entry in providers.items():
+            entry["requests"] = dict(sorted(entry["requests"].items()))
+            entry["total"] = sum(entry["requests"].values())
+            if name in self._apps:
+                entry["generations"] = len(self.generations(name))
+                entry["billed_usd"] = str(self.billed(name))
+        return {"providers": dict(sorted(providers.items())), "requests": len(records),
+                "renders": self.backend.renders, "render_s": round(self.backend.render_s, 3)}
+
     # dispatch ----------------------------------------------------------------------------
 
     def track(self, connection: socket.socket, open_: bool) -> None:
@@ -216,6 +246,8 @@ class Simulator:
     def dispatch(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Any:
         """The Response for one request, or _RESET to drop the connection."""
         parts = urlsplit(target)
+        if parts.path == "/_sim/stats":  # the simulator's own page: never recorded
+            return json_response(200, self.stats())
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         provider, host, app, path = self._owner(parts.path)
         request = Request(method, path, query, headers, body, host or "api")
@@ -389,20 +421,45 @@ def serve(
     keys: Mapping[str, str] | None = None,
     faults: Faults | None = None,
     *,
-    echo: Callable[[str], Any] = print,
+    echo: Callable[[str], Any] = functools.partial(print, flush=True),
     stop: threading.Event | None = None,
 ) -> None:
-    """Run a simulator until Ctrl-C (or `stop` is set), after printing the env lines to use."""
+    """Run a simulator until Ctrl-C, SIGTERM (or `stop` is set), after printing the env lines
+    to use; on the way out, print what it was asked and billed (`Simulator.stats`)."""
     stop = stop or threading.Event()
-    with Simulator(keys, faults, host=host, port=port) as sim:
-        echo(f"kling-compose provider simulator at {sim.base_url}")
-        for provider in _PATHS:
-            echo(f"  {provider:<14} {sim.url(provider)}")
-        echo("Point kling-compose at it with:")
-        for name, value in sim.env().items():
-            echo(f"{name}={value}")
-        try:
-            while not stop.wait(0.2):
+    terminate = None
+    if threading.current_thread() is threading.main_thread():
+        terminate = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with Simulator(keys, faults, host=host, port=port) as sim:
+            echo(f"kling-compose provider simulator at {sim.base_url}")
+            for provider in _PATHS:
+                echo(f"  {provider:<14} {sim.url(provider)}")
+            echo(f"  {'counts':<14} {sim.base_url}/_sim/stats")
+            echo("Point kling-compose at it with:")
+            for name, value in sim.env().items():
+                echo(f"{name}={value}")
+            try:
+                while not stop.wait(0.2):
+                    pass
+            except KeyboardInterrupt:
                 pass
-        except KeyboardInterrupt:
             echo("simulator stopped")
+            for line in stats_lines(sim.stats()):
+                echo(line)
+    finally:
+        if terminate is not None:
+            signal.signal(signal.SIGTERM, terminate)
+
+
+def stats_lines(stats: Mapping[str, Any]) -> list[str]:
+    """`Simulator.stats()` as lines for a person: one per provider, then the renders."""
+    lines = [f"requests: {stats['requests']}"]
+    for name, entry in stats["providers"].items():
+        kinds = ", ".join(f"{kind} {count}" for kind, count in entry["requests"].items())
+        line = f"  {name:<14} {entry['total']:>6} ({kinds})"
+        if "generations" in entry:
+            line += f"; generations {entry['generations']}, billed ${entry['billed_usd']}"
+        lines.append(line)
+    lines.append(f"clips rendered: {stats['renders']} ({stats['render_s']:.1f} s)")
+    return lines

@@ -1,8 +1,11 @@
 """What the simulated providers share: served files, decoded image inputs, generations, billing.
 
-A `Backend` belongs to one simulator. Generations take `faults.task_seconds` of clock time; the
-clip is rendered (with `media.animatic`) the first time a poll finds the generation due, then
-kept and served under `{base}/files/<name>`.
+A `Backend` belongs to one simulator. Generations take `faults.task_seconds` of clock time. The
+clip is rendered (with `media.animatic`) in the background while the generation "runs", as a
+provider's is ready when it says done (a poll that finds it due before then renders it at
+once), and served under `{base}/files/<name>` from the first poll that finds it due. Rendered
+clips are cached by what they show: identical requests (same size, duration, audio, frame
+images, and the title card's text when there is no first image) reuse one file.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -87,7 +91,8 @@ class Generation:
     output_ids: tuple[str, ...]
     cost_usd: Decimal | None = None  # per result
     request: object = None
-    outputs: list[StoredFile] = field(default_factory=list)
+    outputs: list[StoredFile] = field(default_factory=list)  # served once it is done
+    clips: list[Path] = field(default_factory=list)  # rendered (ahead of time), one per result
     created_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     finished_ms: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -125,6 +130,15 @@ class Backend:
         self._generations: dict[tuple[str, str], Generation] = {}
         self._billed: dict[str, Decimal] = {}
         self._lock = threading.Lock()
+        # rendered clips by what they show (AnimaticSpec), one lock per spec being rendered
+        self._clips: dict[AnimaticSpec, Path] = {}
+        self._clip_locks: dict[AnimaticSpec, threading.Lock] = {}
+        self.renders = 0  # clips rendered (cache misses)
+        self.render_s = 0.0  # seconds spent rendering them
+        # one background renderer: the clip is ready by the time the generation is due,
+        # without taking more than a core from the client it stands next to
+        self._renderer: ThreadPoolExecutor | None = None
+        self._closed = False
 
     # files -------------------------------------------------------------------------------
 
@@ -245,7 +259,19 @@ class Backend:
             if (provider, gen_id) in self._generations:
                 return None
             self._generations[(provider, gen_id)] = generation
+            if generation.failure is None and not self._closed:
+                if self._renderer is None:
+                    self._renderer = ThreadPoolExecutor(1, thread_name_prefix="sim-render")
+                self._renderer.submit(self._prepare, generation)
         return generation
+
+    def close(self) -> None:
+        """Stop rendering ahead (a clip being rendered is finished first)."""
+        with self._lock:
+            self._closed = True
+            renderer, self._renderer = self._renderer, None
+        if renderer is not None:
+            renderer.shutdown(wait=True, cancel_futures=True)
 
     def generation(self, provider: str, gen_id: str) -> Generation | None:
         """The generation `gen_id` of `provider`, or None."""
@@ -258,23 +284,33 @@ class Backend:
             return [g for (p, _), g in self._generations.items() if provider in (None, p)]
 
     def finish(self, generation: Generation) -> bool:
-        """If due, render the outputs once (and bill them); True when the generation is over."""
+        """If due, publish the outputs once (rendering them now if the background renderer
+        has not) and bill them; True when the generation is over."""
         if not generation.due(self.clock()):
             return False
+        if generation.failure is None:
+            self._prepare(generation)
         with generation.lock:
             if generation.finished_ms is None:
                 if generation.failure is None:
                     generation.outputs = [
-                        self._render(generation, i) for i in range(generation.results)
+                        self._register(f"{output_id}.mp4", path, "video/mp4", generation.provider)
+                        for output_id, path in zip(generation.output_ids, generation.clips)
                     ]
                     self._bill(generation)
                 generation.finished_ms = int(time.time() * 1000)
         return True
 
-    def _render(self, generation: Generation, index: int) -> StoredFile:
+    def _prepare(self, generation: Generation) -> None:
+        """Render the generation's clips, once (the background renderer or a due poll)."""
+        with generation.lock:
+            if not generation.clips:
+                generation.clips = [self._render(generation, i) for i in range(generation.results)]
+
+    def _render(self, generation: Generation, index: int) -> Path:
+        """The clip of output `index`: from the cache when one showing the same was rendered."""
         plan = generation.plan
         width, height = self.render_size(plan)
-        name = f"{generation.output_ids[index]}.mp4"
         spec = AnimaticSpec(
             duration_s=plan.duration_s,
             width=width,
@@ -287,8 +323,31 @@ class Backend:
             audio=plan.audio,
             tone_hz=330.0 + 110.0 * index,
         )
-        path = render_animatic(spec, self.root / name)
-        return self._register(name, path, "video/mp4", generation.provider)
+        # what the clip does not show is not part of the key: the text is on the title card
+        # only (no first image), the tone only with audio; image files are named by content
+        if spec.first_image is not None:
+            spec = replace(spec, title="", caption="")
+        if not spec.audio:
+            spec = replace(spec, tone_hz=0.0)
+        with self._lock:
+            lock = self._clip_locks.setdefault(spec, threading.Lock())
+        with lock:
+            with self._lock:
+                cached = self._clips.get(spec)
+            if cached is not None:
+                return cached
+            path = self._render_clip(spec, self.root / f"clip-{uuid.uuid4()}.mp4")
+            with self._lock:
+                self._clips[spec] = path
+            return path
+
+    def _render_clip(self, spec: AnimaticSpec, path: Path) -> Path:
+        started = time.perf_counter()
+        render_animatic(spec, path)
+        with self._lock:
+            self.renders += 1
+            self.render_s += time.perf_counter() - started
+        return path
 
     def render_size(self, plan: ClipPlan) -> tuple[int, int]:
         """The small size a clip renders at: the first image's aspect, else the nominal size's."""

@@ -9,7 +9,7 @@ from kling_compose.rules import CHECKED_FIELDS
 
 
 def test_provider_names():
-    assert sorted(PROVIDERS) == ["fal", "kie", "kling-v3-task", "preview", "runware"]
+    assert sorted(PROVIDERS) == ["fal", "kie", "kling", "kling-v3-task", "preview", "runware"]
     assert all(p.name == name for name, p in PROVIDERS.items())
 
 
@@ -29,4 +29,6 @@ def test_every_alias_is_kling_3_pro_or_o3_pro():
     assert aliases == {("runware", "kling-3-pro"), ("runware", "kling-o3-pro"),
                        ("fal", "kling-3-pro"), ("kling-v3-task", "kling-3-pro"),
                        ("kie", "kling-3-std"), ("kie", "kling-3-pro"),
-                       ("kie", "kling-3-4k")}  # fmt: skip
+                       ("kie", "kling-3-4k"), ("kling", "kling-3-std"),
+                       ("kling", "kling-3-pro"), ("kling", "kling-o3-std"),
+                       ("kling", "kling-o3-pro")}  # fmt: skip

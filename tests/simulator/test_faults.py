@@ -205,7 +205,7 @@ def test_fault_specs_parse_from_text(sim, client):
     with pytest.raises(ValueError, match="unknown fault option"):
         Faults.parse(["429,colour=red"])
     with pytest.raises(ValueError, match="unknown provider"):
-        Faults().error(provider="kling")
+        Faults().error(provider="klingai")
 
 
 def test_an_unused_task_uuid_is_still_new_after_faults(sim, client, faults):

@@ -19,8 +19,9 @@ def test_url_layout(sim):
     assert sim.url("fal") == sim.base_url + "/fal"
     assert sim.url("fal-rest") == sim.base_url + "/fal-rest"
     assert sim.url("kling-v3-task") == sim.base_url + "/kling-v3-task"
+    assert sim.url("kling") == sim.base_url + "/kling"
     with pytest.raises(KeyError):
-        sim.url("kling")
+        sim.url("klingai")
 
 
 def test_env_points_a_client_at_the_simulator(sim):

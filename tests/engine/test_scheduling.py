@@ -1,0 +1,222 @@
+"""Who gets a contended slot (engine/slots.py), and when the first poll of a generation comes
+(engine/remote.py: the project's history, else the prior)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
+
+from _e2e import make_project  # noqa: E402
+
+from kling_compose import RunOptions, build_plan, load_storyboard, run_plan  # noqa: E402
+from kling_compose.engine.remote import (  # noqa: E402
+    Expected, expected_time, poll_delays, prior_s)
+from kling_compose.engine.slots import Slots, heir, rank_tasks, remaining_path_s  # noqa: E402
+from kling_compose.engine.state import State  # noqa: E402
+from kling_compose.media.animatic import AnimaticSpec, render_animatic  # noqa: E402
+from kling_compose.settings import Secret, Settings  # noqa: E402
+
+
+def mixed_storyboard() -> str:
+    """Three independent shots written first, then a chain of three (c2, c3 from c1)."""
+    lines = ["version: 1", "name: mixed", "defaults:", "  duration: 3", "  aspect: '16:9'",
+             "scenes:", "  - id: main", "    shots:"]
+    for n in (1, 2, 3):
+        lines += [f"      - id: i{n}", f"        prompt: independent shot {n}"]
+    for n in (1, 2, 3):
+        lines += [f"      - id: c{n}", f"        prompt: chained shot {n}"]
+        if n > 1:
+            lines.append("        first_frame: { from: previous }")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    root = make_project(tmp_path, mixed_storyboard())
+    return build_plan(load_storyboard(root / "storyboard.yaml"), "preview", 90)
+
+
+# -- slots ------------------------------------------------------------------------------------
+
+async def _serve_in_order(slots: Slots, waiters: list[tuple[str, int]]) -> list[str]:
+    """One holder; `waiters` (name, rank) queue in this order; the order they are served."""
+    served: list[str] = []
+    await slots.acquire("holder", 0)
+
+    async def wait(name: str, rank: int) -> None:
+        await slots.acquire(name, rank)
+        served.append(name)
+        slots.release()
+
+    jobs = [asyncio.create_task(wait(name, rank)) for name, rank in waiters]
+    await asyncio.sleep(0)  # every waiter queued
+    slots.release()
+    await asyncio.gather(*jobs)
+    return served
+
+
+def test_a_contended_slot_goes_to_the_best_rank_not_the_first_to_ask():
+    served = asyncio.run(_serve_in_order(Slots(1), [("late", 3), ("first", 1), ("second", 2)]))
+    assert served == ["first", "second", "late"]
+
+
+def test_a_cancelled_waiter_never_keeps_a_slot():
+    async def scenario() -> int:
+        slots = Slots(1)
+        await slots.acquire("holder", 0)
+        waiting = asyncio.create_task(slots.acquire("cancelled", 1))
+        handed = asyncio.create_task(slots.acquire("handed", 2))
+        await asyncio.sleep(0)
+        waiting.cancel()  # cancelled while it waits
+        await asyncio.sleep(0)
+        slots.release()  # goes to "handed", which is cancelled before it runs again
+        handed.cancel()
+        for job in (waiting, handed):
+            with pytest.raises(asyncio.CancelledError):
+                await job
+        return slots.free
+
+    assert asyncio.run(scenario()) == 1  # the slot came back
+
+
+def test_a_slot_kept_for_an_heir_is_its_at_once_or_freed_if_it_will_not_run():
+    async def scenario() -> tuple[list[str], int]:
+        slots = Slots(1)
+        await slots.acquire("link-1", 0)
+        other = asyncio.create_task(slots.acquire("independent", 5))
+        await asyncio.sleep(0)
+        slots.release("link-2", 1)  # the heir outranks the waiter: kept for it
+        await asyncio.sleep(0)
+        assert not other.done()
+        await slots.acquire("link-2", 1)  # not queued behind anyone
+        order = ["link-2"]
+        slots.release("link-3", 9)  # outranked by the waiter: it goes to the waiter
+        await other
+        order.append("independent")
+        slots.release("never-runs", 0)
+        slots.forfeit("never-runs")  # skipped: the kept slot comes back
+        return order, slots.free
+
+    assert asyncio.run(scenario()) == (["link-2", "independent"], 1)
+
+
+# -- ranks ------------------------------------------------------------------------------------
+
+def test_the_chain_head_has_the_longest_remaining_path(mixed):
+    remaining = remaining_path_s(mixed)
+    weight = {t: mixed.tasks[t].weight_s for t in mixed.tasks}
+    film = next(t for t in mixed.tasks if t.startswith("assemble:"))
+    assert remaining["generate:i1"] == weight["generate:i1"] + weight[film]
+    assert remaining["generate:c1"] == pytest.approx(
+        sum(weight[f"generate:c{n}"] for n in (1, 2, 3))
+        + weight["frame:c1:last"] + weight["frame:c2:last"] + weight[film])
+    ranks = rank_tasks(mixed)
+    assert min(ranks, key=ranks.__getitem__) == "generate:c1"
+    assert ranks["generate:i1"] < ranks["generate:i2"]  # equal paths: the plan's order
+
+
+def test_the_heir_of_a_chain_link_is_the_next_link_a_frame_extraction_away(mixed):
+    ranks, runs = rank_tasks(mixed), set(mixed.tasks)
+    assert heir(mixed, "generate:c1", ranks, runs, lambda t: False) == "generate:c2"
+    assert heir(mixed, "generate:c3", ranks, runs, lambda t: False) is None
+    assert heir(mixed, "generate:i1", ranks, runs, lambda t: False) is None
+    assert heir(mixed, "generate:c1", ranks, runs - {"generate:c2"}, lambda t: False) is None
+
+
+class Starts:
+    def __init__(self) -> None:
+        self.order: list[str] = []
+
+    def started(self, task) -> None:
+        self.order.append(task.id)
+
+    def finished(self, outcome) -> None:
+        pass
+
+
+def test_at_concurrency_one_the_chain_goes_first_and_keeps_its_slot(mixed):
+    # First come, first served would start i1, i2, i3, c1, c2, c3 (the plan's order). The
+    # rank alone would start c1, i1, c2, ...: while c1's last frame is extracted, c2 is not
+    # waiting yet and i1 would take the slot. c1 keeps it for c2 instead. c3's remaining path
+    # is no longer than an independent shot's (one generation, then the film): the plan's
+    # order decides, and the independent shots written first go first.
+    starts = Starts()
+    result = run_plan(mixed, RunOptions(concurrency=1), starts)
+    assert result.ok
+    generations = [t for t in starts.order if t.startswith("generate:")]
+    assert generations == ["generate:c1", "generate:c2", "generate:i1", "generate:i2",
+                           "generate:i3", "generate:c3"]
+
+
+# -- the first poll ----------------------------------------------------------------------------
+
+def test_without_history_the_first_poll_comes_at_half_the_prior_then_densely():
+    settings = Settings()
+    prior = Expected(prior_s("runware", "kling-3-pro", 5), measured=False)
+    assert prior.seconds == 120  # the documented assumption: 60 s + 12 s per clip second
+    delays = poll_delays(settings, prior)
+    assert [next(delays) for _ in range(4)] == [60.0, 5.0, 5.0, 5.0]
+    measured = poll_delays(settings, Expected(20.0, measured=True))
+    assert [next(measured) for _ in range(3)] == [18.0, 1.0, 1.0]
+    assert next(poll_delays(Settings(poll_interval_s=0.05), prior)) == 0.05
+
+
+def test_history_is_matched_by_clip_duration_else_scaled_to_it(tmp_path):
+    state = State(tmp_path / "state.db")
+    cold = expected_time(state, "fal", "kling-3-pro", 10)
+    assert cold == Expected(prior_s("fal", "kling-3-pro", 10), measured=False)
+    for seconds in (40.0, 44.0, 42.0):
+        state.record_timing("fal", "kling-3-pro", seconds, 5)
+    assert expected_time(state, "fal", "kling-3-pro", 5) == Expected(42.0, measured=True)
+    scaled = expected_time(state, "fal", "kling-3-pro", 10)  # no 10 s sample: 42 x 180/120
+    assert scaled.measured and scaled.seconds == pytest.approx(63.0)
+    state.record_timing("fal", "kling-3-pro", 90.0, 10)
+    assert expected_time(state, "fal", "kling-3-pro", 10).seconds == 90.0
+    assert expected_time(state, "fal", "other-model", 5).measured is False
+    state.close()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    render_animatic(AnimaticSpec(duration_s=3, width=160, height=90, audio=False), path)
+    return path.read_bytes()
+
+
+def test_a_cold_project_polls_first_at_half_the_prior(tmp_path, clip):
+    """Through the engine: one Runware shot, virtual time; the only wait before the first
+    poll is half the prior of a 3 s clip."""
+    root = make_project(tmp_path, mixed_storyboard().split("      - id: i2")[0])
+    polls: list[int] = []
+
+    def runware(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, content=clip)
+        (task,) = json.loads(request.content)
+        if task["taskType"] == "getResponse":
+            polls.append(len(sleeps))
+            return httpx.Response(200, json={"data": [{
+                "taskType": "videoInference", "taskUUID": task["taskUUID"],
+                "status": "success", "videoUUID": "v", "seed": 1,
+                "videoURL": f"https://vm.runware.test/{task['taskUUID']}.mp4"}]})
+        return httpx.Response(200, json={"data": [{"taskType": "videoInference",
+                                                   "taskUUID": task["taskUUID"]}]})
+
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    plan = build_plan(load_storyboard(root / "storyboard.yaml"), "runware")
+    settings = Settings(keys={"runware": Secret("rw-key")}, urls={"runware": "https://rw.test/v1"})
+    result = run_plan(plan, RunOptions(), None, settings, httpx.MockTransport(runware), sleep)
+    assert result.ok and polls == [1]  # one poll, after one wait
+    model = plan.tasks["generate:i1"].model
+    assert sleeps[0] == pytest.approx(0.5 * prior_s("runware", model, 3))

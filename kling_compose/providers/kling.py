@@ -177,8 +177,8 @@ NOT_BEFORE_S = 5  # API authentication example: "nbf": now - 5
 # Every answer is `{code, message, request_id, data}` and the body's code decides, not the
 # HTTP status (1100-1102 arrive as HTTP 429 but are not temporary). API docs, "Error Code".
 _RETRY_CODES = frozenset({1302, 1303, 5000, 5001, 5002})  # rate, concurrency, server
-_AUTH_CODES = frozenset({1000, 1001, 1002, 1003, 1004})
-_ACCOUNT_CODES = frozenset({1100, 1101, 1102, 1103})
+# every other code is final: authentication 1000-1004, account 1100-1103, parameters
+# 1200-1203, platform and content policy 1300/1301 (with the shot's file:line), IP list 1304
 _POLICY_CODES = frozenset({1300, 1301})
 _PARAMETER_CODES = frozenset({1200, 1201, 1202, 1203})
 _UNKNOWN_TASK_CODE = 1203  # "The requested resource does not exist"

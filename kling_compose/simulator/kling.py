@@ -701,7 +701,9 @@ class _VideoCheck:
             self.problems.append('sound must be "off" when video_list is given')
         frames = self._typed_frames(images)
         editing = any(v.get("refer_type", "base") == "base" for v in videos)
-        if frames.get("first") is None and not editing and "aspect_ratio" not in self.body:
+        # a first frame given (even one this simulator cannot fetch) sets the aspect
+        has_first = any(image.get("type") == "first_frame" for image in images)
+        if not has_first and not editing and "aspect_ratio" not in self.body:
             self.problems.append("aspect_ratio is required without a first_frame image or a "
                                  "video to edit")  # fmt: skip
         self._counted(texts, "image", len(images))

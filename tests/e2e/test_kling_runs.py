@@ -128,3 +128,69 @@ def test_neither_key_nor_token_is_written_anywhere(tmp_path, sim):
             assert token_head not in data, path
     text = json.dumps(summary)
     assert ACCESS not in text and SECRET not in text and token_head.decode() not in text
+
+
+def test_an_element_two_shots_use_is_created_once(tmp_path, sim):
+    root = write_project(tmp_path / "film")
+    assert run(root, sim)["failed"] == 0
+    creations = [r for r in sim.requests("kling", "element") if r.method == "POST"]
+    assert len(creations) == 1  # `arrive` and `storm` both name @keeper
+    bodies = [r.body for r in sim.requests("kling", "submit")]
+    ids = {json.dumps(b.get("element_list")) for b in bodies if b.get("element_list")}
+    assert len(ids) == 1  # both shots reference the one element id
+
+
+def test_a_first_and_last_frame_chain(tmp_path, sim):
+    root = write_project(tmp_path / "frames", """\
+version: 1
+name: frames
+defaults: {provider: kling, model: kling-3-pro, duration: 3}
+scenes:
+  - id: main
+    shots:
+      - id: a
+        prompt: The pier at dawn
+        first_frame: assets/start.png
+      - id: c
+        prompt: The pier at noon
+        first_frame: assets/keeper.png
+      - id: b
+        prompt: The light changes from dawn to noon
+        first_frame: {from: a}
+        last_frame: {from: c, frame: first}
+""")
+    summary = run(root, sim)
+    assert summary["failed"] == 0, summary
+    body = next(r.body for r in sim.requests("kling", "submit")
+                if r.body.get("prompt", "").startswith("The light"))
+    assert body["image"] and body["image_tail"] and "aspect_ratio" not in body
+    assert not body["image"].startswith("data:") and not body["image_tail"].startswith("data:")
+
+
+def test_a_long_run_signs_a_new_token_before_the_old_one_expires(tmp_path, sim, monkeypatch):
+    """Tokens live 2 s here (30 min in life) and each generation 4 s: a run that kept its
+    first token would be refused by the simulator (code 1004) while polling."""
+    from kling_compose.providers import kling
+
+    monkeypatch.setattr(kling, "TOKEN_LIFETIME_S", 2)
+    sim.faults.task_seconds = 4.0
+    root = write_project(tmp_path / "long", STORYBOARD.split("      - id: storm")[0])
+    summary = run(root, sim)
+    assert summary["failed"] == 0, summary
+    polls = sim.requests("kling", "poll")
+    assert polls and polls[-1].time_s - sim.requests("kling", "submit")[0].time_s > 2
+
+
+def test_a_lost_submit_answer_is_found_by_external_task_id_and_not_paid_twice(tmp_path, sim):
+    """The simulator accepts the submission, then resets the connection before answering: the
+    client asks for its own external_task_id, finds the task, and polls it."""
+    sim.faults.reset(1, after_processing=True, provider="kling", kind="submit")
+    root = write_project(tmp_path / "lost", STORYBOARD.split("      - id: storm")[0])
+    first = run(root, sim)
+    billed = len(sim.generations("kling"))
+    summary = first if first["failed"] == 0 else run(root, sim)  # found now, or next run
+    assert summary["failed"] == 0, (first, summary)
+    assert len(sim.generations("kling")) == billed == 1
+    lookups = [r for r in sim.requests("kling", "poll")
+               if not r.path.rstrip("/").split("/")[-1].isdigit()]
+    assert lookups, "no query by external_task_id"

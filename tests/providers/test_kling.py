@@ -23,7 +23,7 @@ from kling_compose.providers.base import Handle, LostAnswer, ProviderError, Tran
 from kling_compose.providers.kling import KlingProvider, sign_token
 from kling_compose.settings import KeyPair, Secret, Settings
 
-from .factory import element, loc, make_shot, resolved_from_yaml
+from .factory import element, make_shot, resolved_from_yaml
 
 AK = "kling-access-AK7f3e"
 SK = "kling-secret-SK9b21-do-not-print"
@@ -429,6 +429,27 @@ def test_a_run_creates_the_element_once_and_names_it_by_number_in_every_shot(tmp
     again = run(root, fake)
     assert again.ok and len(fake.submits) == 3  # the element and both clips are reused
     assert again.count("cached", "element") == 1
+
+
+def test_a_run_longer_than_a_token_sends_only_valid_tokens(tmp_path, clip, monkeypatch):
+    """Every request is signed when it is built: with the provider's clock running 20 minutes
+    per request the run spans hours, and no token is used for a second request."""
+    now = [1_700_000_000.0]
+
+    def clock() -> float:
+        now[0] += 1200
+        return now[0]
+
+    monkeypatch.setattr(KLING, "clock", clock)
+    root = project(tmp_path)
+    fake = FakeKling(clip)
+    assert run(root, fake).ok
+    claims = [jwt.decode(t, SK, algorithms=["HS256"], options={"verify_exp": False,
+                                                                "verify_nbf": False})
+              for t in fake.tokens]
+    assert len(claims) > 3 and claims[-1]["nbf"] - claims[0]["nbf"] > 1800
+    assert all(c["exp"] - c["nbf"] == 1805 for c in claims)
+    assert len({c["exp"] for c in claims}) == len(claims)  # signed anew every time
 
 
 def test_a_changed_element_image_creates_a_new_element(tmp_path, clip):

@@ -332,6 +332,16 @@ def test_omni_video_with_a_first_frame_bills_pro_units(sim, client):
     assert last["task_status"] == "succeed" and last["final_unit_deduction"] == "2.4"
 
 
+def test_omni_takes_a_first_frame_it_cannot_fetch_as_setting_the_aspect(sim, client):
+    """A first frame by URL on another host (the seed's flooded-opera example): the API reads
+    the aspect from it; the simulator cannot fetch it but must not ask for aspect_ratio."""
+    body = {k: v for k, v in OMNI.items() if k != "aspect_ratio"} | {"image_list": [
+        {"image_url": "https://assets.example.com/first.jpg", "type": "first_frame"},
+        {"image_url": "https://assets.example.com/end.jpg", "type": "end_frame"}]}
+    answer = submit(client, sim, body, "omni-video")
+    assert answer.json()["code"] == 0, answer.text
+
+
 @pytest.mark.parametrize(
     ("change", "code", "words"),
     [

@@ -256,7 +256,7 @@ def print_plan_summary(plan, statuses: dict, reasons: dict, changes: dict,
     lines = [f"plan: {plan.resolved.storyboard.name}: {len(plan.order)} tasks "
              f"(a summary; `plan --full` prints every task, `plan --json` all details)"]
     by_kind = Counter((plan.tasks[t].kind, statuses.get(t, "new")) for t in plan.order)
-    for kind in ("generate", "extract_frame", "upload", "assemble"):
+    for kind in ("generate", "extract_frame", "upload", "element", "assemble"):
         counts = {st: n for (k, st), n in sorted(by_kind.items()) if k == kind}
         if counts:
             lines.append(f"  {kind:<14}" + ", ".join(f"{n} {st}" for st, n in counts.items()))

@@ -130,6 +130,19 @@ def measure(command: list[str], runs: int) -> tuple[float, float]:
     return statistics.median(times), max(peaks) / 1024
 
 
+def calibration_s() -> float:
+    """Seconds for a fixed pure-Python loop (10M additions), best of 3: this machine's speed
+    at the time, so that figures from different batches can be compared (the 2-core VM has
+    been seen to run it in 0.6 s and in 3.2 s on the same day)."""
+    best = float("inf")
+    for _ in range(3):
+        start, total = time.perf_counter(), 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1k and 10k shots, 3 runs")
@@ -143,7 +156,7 @@ def main() -> None:
     runs = args.runs or (3 if args.quick else 5)
     writers = {"plain": write_plain, "templated": write_templated}
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, median of {runs} runs "
-          "(peak MiB: the largest child so far)")
+          f"(peak MiB: the largest child so far); calibration loop {calibration_s():.2f} s")
     print(f"{'kind':<10}{'command':<13}{'shots':>7}{'median s':>10}{'s/1k shots':>12}"
           f"{'peak MiB':>10}{'exponent':>10}  target")
     for kind in args.kinds:

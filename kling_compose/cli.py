@@ -571,7 +571,10 @@ def report(path, var_items, vars_files, provider, preview_resolution) -> None:
 @main.command(hidden=True, context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def simulate(args) -> None:
-    """Run the local provider simulator (for rehearsals and tests): see docs/simulator.md."""
+    """Run the local provider simulator (for rehearsals and tests): see docs/simulator.md.
+
+    GET /_sim/stats answers its counts (requests by provider and kind, generations, USD
+    billed); they are printed when it stops (Ctrl-C, SIGTERM)."""
     from .simulator.__main__ import main as simulator_main
 
     simulator_main(list(args))

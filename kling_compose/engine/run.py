@@ -384,6 +384,9 @@ class _Runner:
             if outcome.status in ("done", "cached", "restored"):
                 kept_for = heir(self.plan, task.id, self.ranks, self.futures,
                                 lambda d: d in self.futures and self.futures[d].done())
+            twin = self.key_locks.get(self.plan.tasks[kept_for].cache_key) if kept_for else None
+            if twin is not None and twin.locked():  # it would wait for its twin, slot held
+                kept_for = None
         finally:
             slots.release(kept_for, self.ranks.get(kept_for))
         return outcome

@@ -48,6 +48,14 @@ def is_set(shot: ResolvedShot, name: str) -> bool:
     return value is not None and value != () and value != {}
 
 
+def elements_where(shot: ResolvedShot):
+    """Where a shot's elements come from: its `elements:` list, else its prompt."""
+    for name in ("elements", "prompt", "multi_prompt"):
+        if name in shot.locations:
+            return shot.where(name)
+    return shot.location
+
+
 def label(provider: str, spec: ModelSpec) -> str:
     """How messages name a model: `runware model 'kling-3-pro'`."""
     return f"{provider} model '{spec.alias}'"

@@ -393,7 +393,7 @@ def _check_frames(shot: ResolvedShot) -> list[Diagnostic]:
         names = ", ".join("@" + e.name for e in shot.elements)
         diags.append(Diagnostic(
             f"elements ({names}) need a first_frame on kie",
-            _elements_where(shot),
+            rules.elements_where(shot),
             "docs.kie.ai Kling 3.0: image_urls is required when elements are referenced in "
             "the prompt; add a first_frame",
         ))  # fmt: skip
@@ -406,14 +406,6 @@ def _check_frames(shot: ResolvedShot) -> list[Diagnostic]:
             severity="warning",
         ))  # fmt: skip
     return diags
-
-
-def _elements_where(shot: ResolvedShot):
-    """Where a shot's elements come from: its `elements:` list, else its prompt."""
-    for name in ("elements", "prompt", "multi_prompt"):
-        if name in shot.locations:
-            return shot.where(name)
-    return shot.location
 
 
 def _check_segments(shot: ResolvedShot, prompt_text) -> list[Diagnostic]:

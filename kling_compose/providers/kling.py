@@ -665,18 +665,12 @@ def _check_frames(shot: ResolvedShot, omni: bool) -> list[Diagnostic]:
         names = ", ".join("@" + e.name for e in shot.elements)
         diags.append(Diagnostic(
             f"elements ({names}) need a first_frame on kling model '{shot.model}'",
-            _elements_where(shot),
+            rules.elements_where(shot),
             "kling-v3 takes element_list only on image-to-video: add a first_frame, or use "
             "model kling-o3-pro (the omni endpoint takes elements without a frame)",
         ))  # fmt: skip
     return diags
 
-
-def _elements_where(shot: ResolvedShot):
-    for name in ("elements", "prompt", "multi_prompt"):
-        if name in shot.locations:
-            return shot.where(name)
-    return shot.location
 
 
 def _check_segments(shot: ResolvedShot, prompt_text) -> list[Diagnostic]:
@@ -904,7 +898,8 @@ def _check_omni(shot: ResolvedShot) -> list[Diagnostic]:
         diags.append(Diagnostic(
             f"{images} image(s) and {len(shot.elements)} element(s); kling's omni endpoint "
             f"takes at most {limit} together" + (" with a video input" if has_video else ""),
-            shot.where("reference_images") if shot.reference_images else _elements_where(shot),
+            shot.where("reference_images") if shot.reference_images
+            else rules.elements_where(shot),
             "Kling API, omni-video: reference images plus elements \"shall not exceed 7\", "
             "4 when there is a reference video",
         ))  # fmt: skip
@@ -918,7 +913,7 @@ def _check_omni(shot: ResolvedShot) -> list[Diagnostic]:
     if has_video and any(e.videos for e in shot.elements if e.id is None):
         diags.append(Diagnostic(
             "video elements cannot be combined with a video input on kling's omni endpoint",
-            _elements_where(shot),
+            rules.elements_where(shot),
             "Kling API, omni-video: with a reference video \"the use of video subjects is not "
             "supported\"",
         ))  # fmt: skip

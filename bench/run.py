@@ -413,8 +413,9 @@ class Timed:
     started: float
     ended: float
     summary: dict
-    maxrss_mib: float  # the run's largest process (wait4), ffmpeg children included
-    python_hwm_mib: float  # the Python process alone (its /proc VmHWM, sampled)
+    # peak RSS of the process (its /proc VmHWM, read every 50 ms until it exits; wait4's
+    # ru_maxrss would count the pages of this big benchmark process it was forked from)
+    peak_mib: float
 
 
 def timed_run(command: list[str], env: dict) -> Timed:
@@ -433,13 +434,12 @@ def timed_run(command: list[str], env: dict) -> Timed:
                     hwm[0] = max(hwm[0], int(line.split()[1]))
                 except (OSError, StopIteration):
                     return
-                time.sleep(0.1)
+                time.sleep(0.05)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
         ended = time.time()
-        proc.returncode = os.waitstatus_to_exitcode(status)
         sampler.join()
         out.seek(0)
         err.seek(0)
@@ -447,8 +447,7 @@ def timed_run(command: list[str], env: dict) -> Timed:
     if proc.returncode not in (0, 1):
         sys.exit(f"{' '.join(command[-8:])}: exited {proc.returncode}\n{stderr[-3000:]}")
     summary = json.loads(stdout) if stdout.strip().startswith("{") else {}
-    return Timed(ended - started, started, ended, summary, usage.ru_maxrss / 1024,
-                 hwm[0] / 1024)
+    return Timed(ended - started, started, ended, summary, hwm[0] / 1024)
 
 
 def run_command(root: Path, concurrency: int, fifo: bool = False) -> list[str]:
@@ -521,17 +520,15 @@ def run_mix(mix: Mix, over: Overheads | None) -> Overheads:
         print(f"{mix.label:<15}{mix.shots:>6}{mix.concurrency:>5}{mix.seconds:>5.1f}"
               f"{run.wall_s:>9.1f}{pre:>5.1f}{critical:>6.1f}{spread:>7.1f}{rounds:>7.1f}"
               f"{assemble_s:>5.1f}{post:>5.1f}{bound:>7.1f}{ratio:>7.3f}{rounded:>8.3f}"
-              f"{len(records) / mix.shots:>9.2f}{run.maxrss_mib:>6.0f}  {verdict}", flush=True)
+              f"{len(records) / mix.shots:>9.2f}{run.peak_mib:>6.0f}  {verdict}", flush=True)
         if mix.footprint:
-            print(f"#   peak RSS: {run.maxrss_mib:.0f} MiB (largest process of the run), "
-                  f"{run.python_hwm_mib:.0f} MiB (the Python process)", flush=True)
             again = [timed_run(run_command(root, mix.concurrency), env) for _ in range(3)]
             if any(a.summary.get("generated") or a.summary.get("failed") for a in again):
                 sys.exit(f"{mix.label}: a re-run did something: {again[0].summary}")
             walls = sorted(a.wall_s for a in again)
             print(f"#   re-run with nothing to do: {walls[1]:.2f} s median of 3 "
                   f"({walls[0]:.2f}-{walls[2]:.2f}), peak RSS "
-                  f"{max(a.maxrss_mib for a in again):.0f} MiB", flush=True)
+                  f"{max(a.peak_mib for a in again):.0f} MiB", flush=True)
         if mix.sequential:
             script = [sys.executable, str(Path(__file__).with_name("sequential.py")), str(root),
                       "--url", sim.url("runware"), "--key", KEYS["runware"],

@@ -231,26 +231,28 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
     the_plan = _plan(path, var_items, vars_files, provider, preview_resolution)
     reasons: dict[str, str] = {}
     statuses = plan_statuses(the_plan, reasons)
-    if out:
-        from .engine.saved import save_plan
-        from .pipeline import read_variables
-
-        reviewed = console.plan_json(the_plan, statuses, reasons,
-                                     explain_plan(the_plan, statuses), orphaned(the_plan))
-        save_plan(Path(out), the_plan, read_variables(var_items, vars_files), reviewed, statuses)
-        click.echo(f"saved the plan to {out}: `kling-compose run --plan {out}` runs exactly "
-                   "it", err=True)
     if requests:
         click.echo(json.dumps(console.plan_requests(the_plan), indent=2, ensure_ascii=False))
     elif diff:
         click.echo(request_diffs(the_plan, statuses) or "no request changed\n", nl=False)
-    elif as_json:
-        click.echo(console.json_lines(console.plan_json(
-            the_plan, statuses, reasons, explain_plan(the_plan, statuses), orphaned(the_plan)),
-            "tasks"))
+    # why each task changes and what the lock has beyond the plan: read once, shown and saved
+    changes = explain_plan(the_plan, statuses) if (out or not (requests or diff)) else {}
+    orphans = orphaned(the_plan) if (out or not (requests or diff)) else []
+    if out:
+        from .engine.saved import save_plan
+        from .pipeline import read_variables
+
+        reviewed = console.plan_json(the_plan, statuses, reasons, changes, orphans)
+        save_plan(Path(out), the_plan, read_variables(var_items, vars_files), reviewed, statuses)
+        click.echo(f"saved the plan to {out}: `kling-compose run --plan {out}` runs exactly "
+                   "it", err=True)
+    if requests or diff:
+        return
+    if as_json:
+        click.echo(console.json_lines(console.plan_json(the_plan, statuses, reasons, changes,
+                                                        orphans), "tasks"))
     else:
-        console.print_plan(the_plan, statuses, reasons, explain_plan(the_plan, statuses),
-                           orphaned(the_plan), full=full)
+        console.print_plan(the_plan, statuses, reasons, changes, orphans, full=full)
 
 
 @main.command(epilog=_epilog([

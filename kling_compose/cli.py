@@ -18,12 +18,16 @@ from .errors import UserError
 
 
 def _user_errors(command):
-    """Print a UserError's diagnostics to stderr and exit 1 instead of showing a traceback."""
+    """Print a UserError's diagnostics to stderr and exit 1 instead of showing a traceback.
+    The command runs with the cyclic garbage collector paused (collector.py)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from .collector import paused
+
         try:
-            return command(*args, **kwargs)
+            with paused():
+                return command(*args, **kwargs)
         except UserError as exc:
             from .console import print_diagnostics
 

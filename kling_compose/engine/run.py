@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 import httpx
 
+from ..collector import running
 from ..errors import UserError
 from ..media.ffmpeg import MediaError
 from ..plan import LOCAL_PROVIDERS, Plan, Task, substitute
@@ -105,7 +106,8 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
             runner = _Runner(plan, options, state, Store(root / ".kling-compose"),
                              reporter or _Quiet(), settings, transport, sleep)
             runner.shared = shared
-            result = asyncio.run(runner.run())
+            with running():  # a long run churns cyclic objects (tasks, futures, tracebacks)
+                result = asyncio.run(runner.run())
             runner.export_shots(result)
             write_lockfile(plan, state)
             if shared is not None:

@@ -546,7 +546,11 @@ GENERATION_PRIOR_S: dict[tuple[str, str] | None, tuple[float, float]] = {
 }
 PRIOR_FIRST_POLL = 0.5  # of the prior: a provider twice as fast costs latency, not requests
 HISTORY_FIRST_POLL = 0.9  # of the measured median: polls cluster around the expected end
-DENSE_STEP = 0.05  # of the expected time, between 1 s and poll_max_s
+DENSE_STEP = 0.05  # of the expected time, between DENSE_MIN_S and poll_max_s
+# A done clip is seen on average half a step late: 2.5 % of any generation, down to a
+# generation of 5 s (a 1 s floor cost 8-10 % of the 6 s generations of bench/run.py); the
+# requests per clip stay the same at every scale (about two dense polls per generation).
+DENSE_MIN_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,7 +586,7 @@ def expected_time(state: State, provider: str, model: str | None,
 
 def poll_delays(settings: Settings, expected: Expected | None) -> Iterator[float]:
     """Seconds between polls: a fixed cadence if set; else, knowing how long this model took
-    here, nothing until 90 % of it, then densely (5 % of it, 1-5 s); with only the prior,
+    here, nothing until 90 % of it, then densely (5 % of it, 0.25-5 s); with only the prior,
     nothing until half of it, then densely; else (another run's generation, joined late)
     from 1 s, growing x1.5 up to poll_max_s."""
     if settings.poll_interval_s is not None:
@@ -590,7 +594,7 @@ def poll_delays(settings: Settings, expected: Expected | None) -> Iterator[float
             yield settings.poll_interval_s
     if expected is not None and expected.seconds > 0:
         seconds = expected.seconds
-        dense = min(settings.poll_max_s, max(1.0, DENSE_STEP * seconds))
+        dense = min(settings.poll_max_s, max(DENSE_MIN_S, DENSE_STEP * seconds))
         if not expected.measured:
             yield max(settings.poll_first_s, PRIOR_FIRST_POLL * seconds)
             while True:  # the prior may be far off either way: dense until it ends

@@ -165,6 +165,10 @@ def test_without_history_the_first_poll_comes_at_half_the_prior_then_densely():
     assert [next(delays) for _ in range(4)] == [60.0, 5.0, 5.0, 5.0]
     measured = poll_delays(settings, Expected(20.0, measured=True))
     assert [next(measured) for _ in range(3)] == [18.0, 1.0, 1.0]
+    short = poll_delays(settings, Expected(6.0, measured=True))  # 5 % of it: seen ~0.15 s late
+    assert [round(next(short), 3) for _ in range(3)] == [5.4, 0.3, 0.3]
+    tiny = poll_delays(settings, Expected(2.0, measured=True))  # never under 0.25 s apart
+    assert [round(next(tiny), 3) for _ in range(3)] == [1.8, 0.25, 0.25]
     assert next(poll_delays(Settings(poll_interval_s=0.05), prior)) == 0.05
 
 

@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/compile.py
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --scheduling
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -294,10 +294,32 @@ class _Builder:
         return self.digests[path]
 
 
+# Seconds a hosted generation is assumed to take before this project has timed one of its
+# provider and model: (base, per second of clip), as base + per_second x clip seconds. These
+# are ASSUMPTIONS, not measurements: no provider page or seed publishes generation times
+# (the provider reference's fal notes speak of "1-5 minute video jobs", itself inferred),
+# and no real run has been timed from here. The plan weighs the critical path with them
+# (_generate_weight) and the run's first poll of a generation comes at half of them
+# (engine/remote.py). Add a row per (provider, model) once measured; after
+# one generation the project's own history decides.
+GENERATION_PRIOR_S: dict[tuple[str, str] | None, tuple[float, float]] = {
+    None: (60.0, 12.0),  # every hosted provider and model: 5 s -> 120 s, 10 s -> 180 s
+}
+
+
+def prior_s(provider: str, model: str | None, clip_s: float | None) -> float:
+    """GENERATION_PRIOR_S's assumed seconds for a `clip_s`-second clip (5 s when unknown)."""
+    base, per_second = GENERATION_PRIOR_S.get((provider, model), GENERATION_PRIOR_S[None])
+    return base + per_second * (clip_s if clip_s is not None else 5.0)
+
+
 def _generate_weight(job: Job) -> float:
-    """Rough wall-clock seconds: remote Kling jobs take minutes, previews a fraction of the clip."""
+    """Rough wall-clock seconds: remote Kling jobs take minutes (the prior), previews a fraction
+    of the clip."""
     seconds = job.shot.duration or 5
-    return seconds / 10 if job.provider in LOCAL_PROVIDERS else 60 + 12 * seconds
+    if job.provider in LOCAL_PROVIDERS:
+        return seconds / 10
+    return prior_s(job.provider, job.model.alias, seconds)
 
 
 def substitute(request: Any, refs: Mapping[str, str]) -> Any:

@@ -17,7 +17,7 @@ with retries for transient faults, and keeps the ledger's promises:
 Polling goes through one `PollGroup` per provider: Runware takes many `getResponse` tasks in one
 request, so all of a run's Runware tasks are polled together; the cadence starts near the time
 this project's earlier generations of the same model took (`expected_time`), or, in a project
-that has none yet, at half of an assumed time (`GENERATION_PRIOR_S`).
+that has none yet, at half of an assumed time (`plan.GENERATION_PRIOR_S`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Awaitable, Callable, Iterator
 
 import httpx
 
+from ..plan import prior_s
 from ..providers import PROVIDERS
 from ..providers.base import Handle, LostAnswer, ProviderError, Status, TransientError
 from ..settings import PROVIDER_ENDPOINTS, Settings
@@ -534,16 +535,6 @@ class PollGroup:
                 self.remote.tell(m.task, status.detail or "processing")
 
 
-# Seconds a hosted generation is assumed to take before this project has timed one of its
-# provider and model: (base, per second of clip), as base + per_second x clip seconds. These
-# are ASSUMPTIONS, not measurements: no provider page or seed publishes generation times
-# (the provider reference's fal notes speak of "1-5 minute video jobs", itself inferred),
-# and no real run has been timed from here. They are the figures plan.py weighs the critical
-# path with (plan._generate_weight). Add a row per (provider, model) once measured; after
-# one generation the project's own history decides.
-GENERATION_PRIOR_S: dict[tuple[str, str] | None, tuple[float, float]] = {
-    None: (60.0, 12.0),  # every hosted provider and model: 5 s -> 120 s, 10 s -> 180 s
-}
 PRIOR_FIRST_POLL = 0.5  # of the prior: a provider twice as fast costs latency, not requests
 HISTORY_FIRST_POLL = 0.9  # of the measured median: polls cluster around the expected end
 DENSE_STEP = 0.05  # of the expected time, between DENSE_MIN_S and poll_max_s
@@ -560,12 +551,6 @@ class Expected:
 
     seconds: float
     measured: bool
-
-
-def prior_s(provider: str, model: str | None, clip_s: float | None) -> float:
-    """GENERATION_PRIOR_S's assumed seconds for a `clip_s`-second clip (5 s when unknown)."""
-    base, per_second = GENERATION_PRIOR_S.get((provider, model), GENERATION_PRIOR_S[None])
-    return base + per_second * (clip_s if clip_s is not None else 5.0)
 
 
 def expected_time(state: State, provider: str, model: str | None,

@@ -427,9 +427,12 @@ def serve(
     """Run a simulator until Ctrl-C, SIGTERM (or `stop` is set), after printing the env lines
     to use; on the way out, print what it was asked and billed (`Simulator.stats`)."""
     stop = stop or threading.Event()
-    terminate = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        terminate = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # SIGINT too: a shell starts a background job with SIGINT ignored, and Python then
+        # leaves it ignored, so `kill -INT` (or Ctrl-C after `fg`) would not stop it
+        for number in (signal.SIGTERM, signal.SIGINT):
+            previous[number] = signal.signal(number, lambda *_: stop.set())
     try:
         with Simulator(keys, faults, host=host, port=port) as sim:
             echo(f"kling-compose provider simulator at {sim.base_url}")
@@ -448,8 +451,8 @@ def serve(
             for line in stats_lines(sim.stats()):
                 echo(line)
     finally:
-        if terminate is not None:
-            signal.signal(signal.SIGTERM, terminate)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def stats_lines(stats: Mapping[str, Any]) -> list[str]:

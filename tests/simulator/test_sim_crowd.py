@@ -115,3 +115,21 @@ def test_stats_are_json_with_every_figure_a_string_or_number(sim, client):
     assert stats["renders"] == 1 and stats["render_s"] > 0
     assert set(stats["providers"]) == {"fal"}  # its clip's download counts as fal's
     assert stats["providers"]["fal"]["requests"]["download"] == 1
+
+
+def test_simulate_started_with_sigint_ignored_still_stops_on_sigint():
+    """A shell starts a background job (`kling-compose simulate &`) with SIGINT ignored, and
+    Python keeps it ignored: the simulator installs its own handler, so `kill -INT` stops it."""
+    command = [sys.executable, "-m", "kling_compose", "simulate", "--task-seconds", "0.05"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=os.environ | {"PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert " at http://127.0.0.1:" in proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "simulator stopped" in out

@@ -82,9 +82,18 @@ def plan_json(plan, statuses: dict | None = None, reasons: dict | None = None,
 
 
 def plan_requests(plan) -> list[dict]:
-    """Every generate task's exact request body (`plan --requests`)."""
-    return [{"task": t.id, "shot": t.shot, "provider": t.provider, "request": t.job.request}
-            for t in (plan.tasks[i] for i in plan.order) if t.kind == "generate"]
+    """Every request body the plan sends, in order (`plan --requests`): each generate task's,
+    and each element a provider creates before the generations that name it (kling), with
+    `shot` null and `element` its name."""
+    entries = []
+    for task in (plan.tasks[i] for i in plan.order):
+        if task.kind == "generate":
+            entries.append({"task": task.id, "shot": task.shot, "provider": task.provider,
+                            "request": task.job.request})
+        elif task.kind == "element":
+            entries.append({"task": task.id, "shot": None, "element": task.params["name"],
+                            "provider": task.provider, "request": task.params["request"]})
+    return entries
 
 
 def _console(stderr: bool = False, **options):

@@ -194,3 +194,20 @@ def test_a_lost_submit_answer_is_found_by_external_task_id_and_not_paid_twice(tm
     lookups = [r for r in sim.requests("kling", "poll")
                if not r.path.rstrip("/").split("/")[-1].isdigit()]
     assert lookups, "no query by external_task_id"
+
+
+def test_plan_requests_lists_the_element_creation_before_the_shots_that_use_it(tmp_path, sim):
+    root = write_project(tmp_path / "film")
+    entries = json.loads(cli("plan", root, "--requests").stdout)
+    element = next(e for e in entries if e["task"] == "element:kling:keeper")
+    assert element["shot"] is None and element["element"] == "keeper"
+    order = [e["task"] for e in entries]
+    assert order.index("element:kling:keeper") < order.index("generate:arrive")
+    run(root, sim)  # what the run sends is what the plan printed, placeholders filled in
+    sent = [r for r in sim.requests("kling", "element") if r.method == "POST"]
+    assert len(sent) == 1
+    body = sent[0].body
+    assert body.pop("external_task_id")  # added when sent, as for a generation
+    assert body.keys() == element["request"].keys()
+    assert {k: v for k, v in body.items() if "image" not in k} == {
+        k: v for k, v in element["request"].items() if "image" not in k}

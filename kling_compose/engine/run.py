@@ -398,6 +398,8 @@ class _Runner:
         forced = task.kind == "generate" and task.shot in self.options.force
         if (not forced and is_reusable(task, record, self.records) and self._present(record)
                 and not _expired(task, record)):
+            if task.kind == "generate":
+                record = await self._rescored(task, record)
             self.records[task.id] = record
             if task.kind == "assemble":
                 self.export(task, record)
@@ -451,6 +453,17 @@ class _Runner:
             await self._publish(task, record)
         return Outcome(task, "done", record, cost or Decimal(0),
                        elapsed_s=time.monotonic() - started)
+
+    async def _rescored(self, task: Task, record: Record) -> Record:
+        """A finished shot whose continuity was never scored (a run stopped between its finish
+        and its score, or a lock written before scores existed) is scored now, once."""
+        if "continuity" in (record.result or {}):
+            return record
+        scored = await self._with_continuity(task, record.artifacts, record.result)
+        if scored is record.result:
+            return record  # not chained, or nothing to score against
+        self.state.set_result(task.cache_key, scored)
+        return self.state.get(task.cache_key)
 
     async def _with_continuity(self, task: Task, artifacts, result: dict | None) -> dict | None:
         """A chained shot's result with its continuity: how closely each take's first frame

@@ -64,3 +64,26 @@ def test_ssim_orders_same_similar_and_unrelated_images(tmp_path):
     assert ssim(base, base) == 1.0
     assert ssim(base, shifted) < THRESHOLD < ssim(base, base.resize((160, 90)))
     assert ssim(base, other) < 0.2
+
+
+def test_a_shot_finished_but_never_scored_is_scored_by_the_next_run(project):
+    """A run stopped between a shot's finish and its score (the score is written after the
+    result is safe) leaves it without one: the next run scores it, generating nothing."""
+    import sqlite3
+
+    root = project(chain_storyboard(3))
+    scored = continuity(run_json(root))
+    db = sqlite3.connect(root / ".kling-compose" / "state.db")
+    with db:
+        db.execute("UPDATE tasks SET result='{}' WHERE task_id='generate:s2'")
+    db.close()
+    assert status_continuity(root)["s2"] is None
+    again = run_json(root)
+    assert again["generated"] == 0
+    assert scored["s2"]["score"] >= THRESHOLD
+    assert continuity(again)["s2"] == scored["s2"] == status_continuity(root)["s2"]
+
+
+def status_continuity(root) -> dict:
+    tasks = json.loads(cli("status", root, "--json").stdout)["tasks"]
+    return {t["shot"]: t.get("continuity") for t in tasks if t["kind"] == "generate"}

@@ -442,10 +442,7 @@ def serve(
             echo("Point kling-compose at it with:")
             for name, value in sim.env().items():
                 echo(f"{name}={value}")
-            try:
-                while not stop.wait(0.2):
-                    pass
-            except KeyboardInterrupt:
+            while not stop.wait(0.2):  # set by SIGINT, SIGTERM or the caller
                 pass
             echo("simulator stopped")
             for line in stats_lines(sim.stats()):

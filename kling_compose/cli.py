@@ -77,11 +77,14 @@ def storyboard_path(path: str | None) -> tuple[Path, str]:
     return Path(path), path
 
 
-def _load(path, var_items, vars_files):
+def _load(path, var_items, vars_files, variables=None):
+    """The resolved storyboard; `variables`: the template variables when already read."""
     from .pipeline import load_resolved, read_variables
 
     file, display = storyboard_path(path)
-    return load_resolved(file, read_variables(var_items, vars_files), display)
+    if variables is None:
+        variables = read_variables(var_items, vars_files)
+    return load_resolved(file, variables, display)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -166,12 +169,12 @@ def init(directory) -> None:
     click.echo(f"next: cd {directory} && kling-compose run")
 
 
-def _plan(path, var_items, vars_files, provider, preview_resolution=None):
+def _plan(path, var_items, vars_files, provider, preview_resolution=None, variables=None):
     """The plan, after printing the compiler's warnings (once each) to stderr."""
     from .console import print_diagnostics
     from .pipeline import build_storyboard_plan
 
-    plan = build_storyboard_plan(_load(path, var_items, vars_files), provider,
+    plan = build_storyboard_plan(_load(path, var_items, vars_files, variables), provider,
                                  preview_resolution)
     jobs = (t.job for t in plan.tasks.values() if t.job is not None)
     print_diagnostics(dict.fromkeys(w for job in jobs for w in job.warnings))
@@ -230,9 +233,10 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
 
     from . import console
     from .engine.why import explain_plan, orphaned, request_diffs
-    from .pipeline import plan_statuses
+    from .pipeline import plan_statuses, read_variables
 
-    the_plan = _plan(path, var_items, vars_files, provider, preview_resolution)
+    variables = read_variables(var_items, vars_files)  # once: compiled and saved alike
+    the_plan = _plan(path, var_items, vars_files, provider, preview_resolution, variables)
     reasons: dict[str, str] = {}
     statuses = plan_statuses(the_plan, reasons)
     if requests:
@@ -244,10 +248,9 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
     orphans = orphaned(the_plan) if (out or not (requests or diff)) else []
     if out:
         from .engine.saved import save_plan
-        from .pipeline import read_variables
 
         reviewed = console.plan_json(the_plan, statuses, reasons, changes, orphans)
-        save_plan(Path(out), the_plan, read_variables(var_items, vars_files), reviewed, statuses)
+        save_plan(Path(out), the_plan, variables, reviewed, statuses)
         click.echo(f"saved the plan to {out}: `kling-compose run --plan {out}` runs exactly "
                    "it", err=True)
     if requests or diff:

@@ -272,7 +272,8 @@ def print_plan_summary(plan, statuses: dict, reasons: dict, changes: dict,
     if orphans:
         lines.append(f"  orphaned      {len(orphans)} result(s) in storyboard.lock the "
                      "storyboard no longer has")
-    to_run = [plan.tasks[t] for t in plan.order if statuses.get(t, "new") not in NOTHING_TO_PAY]
+    to_run = [plan.tasks[t] for t in plan.order
+              if statuses.get(t, "new") not in (*NOTHING_TO_PAY, "unneeded")]
     to_pay = sum((t.cost_usd for t in to_run if t.kind == "generate" and t.cost_usd),
                  Decimal(0))
     unknown = plan.unknown_costs
@@ -383,8 +384,8 @@ def print_run_summary(result, plan) -> None:
     for column in ("task", "status", "estimate", "cost", "time", "note"):
         wrap = column in ("task", "note")  # ids and messages fold; the figures never do
         table.add_column(column, overflow="fold" if wrap else "ellipsis", no_wrap=not wrap)
-    colors = {"done": "green", "cached": "dim", "restored": "cyan", "failed": "red",
-              "skipped": "yellow"}
+    colors = {"done": "green", "cached": "dim", "restored": "cyan", "unneeded": "dim",
+              "failed": "red", "skipped": "yellow"}
     for o in result.outcomes:
         generate = o.task.kind == "generate"
         chain = continuity_of(o.task, o.record)
@@ -458,5 +459,7 @@ def print_status(report) -> None:
     console.print(table)
     console.print(f"done {report.count('done')}, failed {report.count('failed')}, running "
                   f"{report.count('running')}, interrupted {report.count('interrupted')}, "
-                  f"pending {report.count('pending')}; spent "
+                  f"pending {report.count('pending')}"
+                  + (f", unneeded {report.count('unneeded')}" if report.count('unneeded') else "")
+                  + "; spent "
                   f"{format_usd(report.spent_usd)}")

@@ -31,7 +31,8 @@ from ..providers.base import Handle
 from .remote import Budget, BudgetExceeded, Clock, Remote, RemoteError
 from .restore import lock_record, may_restore
 from .slots import Rank, Slots, heir, rank_tasks
-from .state import NOTHING_TO_PAY, Record, State, input_digests, is_reusable, state_path
+from .state import (NOTHING_TO_PAY, Record, State, input_digests, is_reusable, planned,
+                    state_path, unneeded_inputs)
 from .status import record_run
 from .store import Store, file_sha256
 
@@ -49,7 +50,9 @@ class RunOptions:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     task: Task
-    status: str  # done | cached | restored (from storyboard.lock) | failed | skipped
+    # done | cached | restored (from storyboard.lock) | unneeded (an upload or element only
+    # restored or cached shots use: not made, see _Runner.unneeded) | failed | skipped
+    status: str
     record: Record | None = None
     cost_usd: Decimal = Decimal(0)
     error: str | None = None
@@ -98,7 +101,7 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
     root = plan.resolved.storyboard.root
     settings = settings or Settings()
     shared = _pull_shared(plan, settings)  # the team's paid clips first: then nothing to pay
-    check_request(plan, options, settings)
+    statuses = check_request(plan, options, settings)
     with _project_lock(root):
         state = State(state_path(root))
         try:
@@ -106,6 +109,8 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
             runner = _Runner(plan, options, state, Store(root / ".kling-compose"),
                              reporter or _Quiet(), settings, transport, sleep)
             runner.shared = shared
+            runner.unneeded = unneeded_inputs(plan, statuses, selected_tasks(plan, options),
+                                              options.force)
             with running():  # a long run churns cyclic objects (tasks, futures, tracebacks)
                 result = asyncio.run(runner.run())
             runner.export_shots(result)
@@ -206,9 +211,10 @@ class _project_lock:
         self.file.close()
 
 
-def check_request(plan: Plan, options: RunOptions, settings: Settings) -> None:
+def check_request(plan: Plan, options: RunOptions, settings: Settings) -> dict[str, str]:
     """Refuse bad --force/--only names, a missing API key, and an estimate of what would be
-    paid above --max-cost, before anything (even the state file) is touched."""
+    paid above --max-cost, before anything (even the state file) is touched. Returns the
+    plan's statuses (state.read_statuses)."""
     from .lockfile import check_lockfile
 
     check_lockfile(plan.resolved.storyboard.root)
@@ -227,7 +233,7 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> None:
         settings.check_provider(provider)  # its key and every host it needs
     limit = options.max_cost_usd
     if limit is None:
-        return
+        return statuses
     unknown = [t.id for t in to_pay if t.cost_usd is None]
     total = sum((t.cost_usd for t in to_pay if t.cost_usd is not None), Decimal(0))
     if unknown:
@@ -237,6 +243,7 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> None:
         raise UserError.single(
             f"--max-cost: this run would cost an estimated ${total:.3f}, more than the "
             f"${limit:.3f} allowed", hint="raise --max-cost, or run fewer shots with --only")
+    return statuses
 
 
 def check_write_paths(plan: Plan) -> None:
@@ -320,6 +327,8 @@ class _Runner:
     shared: Any = None  # the project's shared artifact store, if it names one (claims.py)
     claims: dict[str, dict] = field(default_factory=dict)  # task id -> the claim held there
     ranks: dict[str, Rank] = field(default_factory=dict)  # task id -> its place for slots
+    unneeded: set[str] = field(default_factory=set)  # unneeded_inputs: made only on demand
+    made_late: dict[str, Outcome] = field(default_factory=dict)  # unneeded, then made after all
 
     async def run(self) -> RunResult:
         self.lock = read_lockfile(self.plan.resolved.storyboard.root).get("shots", {})
@@ -349,7 +358,7 @@ class _Runner:
             if self.shared is not None:
                 self.remote.on_submitted = self._announce
             jobs = [asyncio.create_task(self.task(self.plan.tasks[t], limits)) for t in selected]
-            outcomes = await asyncio.gather(*jobs)
+            outcomes = [self.made_late.get(o.task.id, o) for o in await asyncio.gather(*jobs)]
         films = tuple(Path(o.task.params["path"]) for o in outcomes
                       if o.task.kind == "assemble" and o.status in ("done", "cached"))
         return RunResult(tuple(outcomes), films)
@@ -383,7 +392,7 @@ class _Runner:
         kept_for = None
         try:
             outcome = await self.execute(task)
-            if outcome.status in ("done", "cached", "restored"):
+            if outcome.status in ("done", "cached", "restored", "unneeded"):
                 kept_for = heir(self.plan, task.id, self.ranks, self.futures,
                                 lambda d: d in self.futures and self.futures[d].done())
             twin = self.key_locks.get(self.plan.tasks[kept_for].cache_key) if kept_for else None
@@ -414,13 +423,25 @@ class _Runner:
                 self.state.restore(restored)
                 self.records[task.id] = restored
                 return Outcome(task, "restored", restored)
+        if task.id in self.unneeded and not _in_flight(record):
+            # its identity is known from its inputs, which is all a restore or a cache hit
+            # downstream compares; the provider's copy is made only if a generation sends it
+            self.records[task.id] = planned(task, self.records)
+            return Outcome(task, "unneeded", self.records[task.id])
         if (self.shared is not None and not forced and task.kind == "generate"
                 and task.provider not in LOCAL_PROVIDERS):
             outcome = await self._claim_or_wait(task, record)
             if outcome is not None:
                 return outcome
+        return await self._perform(task, record)
+
+    async def _perform(self, task: Task, record: Record | None, report: bool = True) -> Outcome:
+        """Make the task's result now (generate, extract, upload, create, assemble), record
+        it, and say how it went. report=False: the progress display already counted the task
+        (as unneeded), and its outcome shows in the summary only."""
         self.previous[task.id] = record
-        self.reporter.started(task)
+        if report:
+            self.reporter.started(task)
         started = time.monotonic()
         self.state.start(task.cache_key, task.id, task.kind, shot=task.shot,
                          provider=task.provider, model=task.model, made_from=task.made_from)
@@ -453,6 +474,23 @@ class _Runner:
             await self._publish(task, record)
         return Outcome(task, "done", record, cost or Decimal(0),
                        elapsed_s=time.monotonic() - started)
+
+    async def inputs_made(self, task: Task) -> None:
+        """Make the uploads and elements this task sends that were left unneeded (a generation
+        whose restore failed after all, an element whose images were not uploaded): once each,
+        before its request is built; a failure fails this task."""
+        for dep in task.params.get("inputs", {}).values():
+            if self.records[dep].status != "planned":
+                continue
+            async with self.key_locks.setdefault("made:" + dep, asyncio.Lock()):
+                if self.records[dep].status != "planned":
+                    continue  # another task made it meanwhile
+                needed = self.plan.tasks[dep]
+                outcome = await self._perform(needed, self.state.get(needed.cache_key),
+                                              report=False)
+                if outcome.status != "done":
+                    raise RemoteError(f"{dep}: {outcome.error}")
+                self.made_late[dep] = outcome
 
     async def _rescored(self, task: Task, record: Record) -> Record:
         """A finished shot whose continuity was never scored (a run stopped between its finish
@@ -682,6 +720,7 @@ class _Runner:
     async def generate(self, task: Task):
         if task.provider in LOCAL_PROVIDERS:
             return await self.generate_preview(task)
+        await self.inputs_made(task)
         refs = {p: self.remote.reference(task, self.records[dep].reference)
                 for p, dep in task.params.get("inputs", {}).items()}
         request = substitute(task.job.request, refs)
@@ -758,6 +797,7 @@ class _Runner:
 
     async def element(self, task: Task):
         """Create an element at its provider; its id is handed on to the generations."""
+        await self.inputs_made(task)
         refs = {p: self.remote.reference(task, self.records[dep].reference)
                 for p, dep in task.params.get("inputs", {}).items()}
         request = substitute(task.params["request"], refs)

@@ -334,6 +334,30 @@ def planned(task, upstream: dict[str, Record]) -> Record:
                   inputs=input_digests(task, upstream))
 
 
+REMOTE_INPUTS = ("upload", "element")  # made at a provider, only for the generations using them
+
+
+def unneeded_inputs(plan, statuses: dict[str, str], selected: list[str],
+                    force: tuple[str, ...] = ()) -> set[str]:
+    """Uploads and elements not yet made that no generation of this run will send: every
+    selected generation they feed (directly, or through an element) is cached or restorable
+    and not forced. Making them would need the provider's key and pays nothing back, so a
+    teammate's keyless clone restoring the paid clips skips them; a generation that turns out
+    to need one after all (its restore failed) makes it first (run.py, _Runner.inputs_made)."""
+    chosen = set(selected)
+    needed: dict[str, bool] = {}
+    for task_id in reversed(plan.order):  # a task's dependents before the task
+        task = plan.tasks[task_id]
+        if task.kind not in REMOTE_INPUTS:
+            continue
+        users = [plan.tasks[d] for d in plan.graph.successors(task_id) if d in chosen]
+        needed[task_id] = any(
+            needed.get(u.id, True) if u.kind in REMOTE_INPUTS else
+            u.kind != "generate" or statuses.get(u.id) not in NOTHING_TO_PAY or u.shot in force
+            for u in users)
+    return {t for t, need in needed.items() if not need and statuses.get(t) != "cached"}
+
+
 def _locked_differently(task, shots: dict, outputs: dict) -> bool:
     """storyboard.lock names a result of this shot or output made from something else."""
     entry = shots.get(task.shot) if task.kind == "generate" else \
@@ -392,6 +416,8 @@ def read_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]
                     reasons[task_id] = why
             elif known and task.kind in DERIVED:
                 records[task_id] = planned(task, records)
+        for task_id in unneeded_inputs(plan, statuses, plan.order):
+            statuses[task_id] = "unneeded"
         return statuses
     except sqlite3.DatabaseError as exc:
         raise (unwritable if _cannot_write(exc) else damaged)(path, exc) from None

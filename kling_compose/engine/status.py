@@ -16,7 +16,7 @@ class TaskStatus:
     # done | restorable (storyboard.lock names it, its clip is in the store: the next run
     # rebuilds it without paying) | failed | running (a live run works on it) | interrupted
     # (a run ended while it ran: the next run finishes it, polling what was submitted) |
-    # pending
+    # unneeded (an upload or element only restorable or done shots use) | pending
     status: str
     cost_usd: Decimal | None
     error: str | None = None
@@ -57,8 +57,8 @@ def project_status(plan) -> StatusReport:
         elif record is not None and record.status in ("failed", "running", "submitted"):
             status = "failed" if record.status == "failed" else \
                 "running" if live else "interrupted"
-        elif statuses.get(task_id) == "restorable":
-            status = "restorable"
+        elif statuses.get(task_id) in ("restorable", "unneeded"):
+            status = statuses[task_id]
         else:
             status = "pending"
         chain = None

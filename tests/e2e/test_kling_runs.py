@@ -211,3 +211,26 @@ def test_plan_requests_lists_the_element_creation_before_the_shots_that_use_it(t
     assert body.keys() == element["request"].keys()
     assert {k: v for k, v in body.items() if "image" not in k} == {
         k: v for k, v in element["request"].items() if "image" not in k}
+
+
+def test_a_keyless_clone_restores_shots_that_use_a_run_created_element(tmp_path, sim):
+    """The element was created by the first run (no `id:` in the storyboard): a clone without
+    Kling keys restores every shot from the lock, and creates no element (it would need the
+    keys, and no generation of this run sends it)."""
+    from _e2e import clone_project
+
+    root = write_project(tmp_path / "film")
+    assert run(root, sim)["failed"] == 0
+    billed = len(sim.generations("kling"))
+    created = len(sim.requests("kling", "element"))
+    clone = clone_project(root, tmp_path / "teammate")
+    env = dict(sim.env()) | {"KLING_ACCESS_KEY": "", "KLING_SECRET_KEY": ""}
+    result = cli("run", clone, "--json", env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["restored"] == 3 and summary["generated"] == 0, summary
+    assert statuses(summary)["element:kling:keeper"] == "unneeded"
+    assert len(sim.generations("kling")) == billed
+    assert len(sim.requests("kling", "element")) == created
+    assert (clone / "renders" / "harbour.mp4").read_bytes() == \
+        (root / "renders" / "harbour.mp4").read_bytes()

@@ -140,6 +140,68 @@ def test_a_fresh_clone_restores_every_paid_clip_from_the_lock_paying_nothing(
     assert (clone / "renders" / "chain.mp4").read_bytes() == film  # byte-identical
 
 
+def keyless(sim) -> dict:
+    """The simulator's hosts, and no provider key at all (a teammate without an account)."""
+    from test_money_runs import KEY_VARIABLES
+
+    return {k: v for k, v in environment(sim).items()} | {v: "" for v in KEY_VARIABLES.values()}
+
+
+@pytest.mark.parametrize("provider", ["runware", "fal", "kie"])
+def test_a_keyless_clone_restores_the_paid_clips_making_no_upload(project, sim, tmp_path,
+                                                                  provider):
+    """Uploads (a local file, chained frames) feed only restored shots: they are not made,
+    so a clone without the provider's key gets every paid clip and the film."""
+    root = project(chain_storyboard(3))
+    assert run(root, provider, sim)["generated"] == 3
+    billed, uploads = len(sim.generations(provider)), len(sim.requests(None, "upload"))
+    clone = clone_project(root, tmp_path / "teammate")
+    planned = plan_statuses(clone, provider, sim)
+    uploads_planned = [t for t in planned if t.startswith("upload:")]
+    assert all(planned[t] == "unneeded" for t in uploads_planned), planned
+    result = cli("run", clone, "--json", "--provider", provider, *PREVIEW, env=keyless(sim))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["restored"] == 3 and summary["generated"] == 0, summary
+    status = {t["id"]: t["status"] for t in summary["tasks"]}
+    made_remotely = [t for t in status if t.startswith("upload:")]
+    assert all(status[t] == "unneeded" for t in made_remotely), status
+    assert len(sim.generations(provider)) == billed
+    assert len(sim.requests(None, "upload")) == uploads
+    assert (clone / "renders" / "chain.mp4").read_bytes() == \
+        (root / "renders" / "chain.mp4").read_bytes()
+    again = cli("run", clone, "--json", "--provider", provider, *PREVIEW, env=keyless(sim))
+    assert again.exit_code == 0 and json.loads(again.stdout)["cached"] == 3
+    shown = json.loads(cli("status", clone, "--json", "--provider", provider, *PREVIEW,
+                           env=keyless(sim)).stdout)
+    assert shown["pending"] == 0 and shown["done"] == len(shown["tasks"]) - len(made_remotely)
+
+
+def test_a_restore_that_fails_makes_the_unneeded_upload_before_generating(project, sim,
+                                                                          tmp_path):
+    """s1's upload is unneeded while s1 is restorable, but the bytes its result URL serves are
+    not the lock's (only a download can tell): s1 is generated again during the run, and its
+    upload is made first, once."""
+    root = project(chain_storyboard(2))
+    assert run(root, "fal", sim)["generated"] == 2
+    billed = len(sim.generations("fal"))
+    clone = clone_project(root, tmp_path / "teammate")
+    lock = json.loads((clone / "storyboard.lock").read_text())
+    lock["shots"]["s1"]["sha256"] = ["f" * 64]
+    (clone / "storyboard.lock").write_text(json.dumps(lock))
+    assert plan_statuses(clone, "fal", sim)["generate:s1"] == "restorable"
+    uploads = len(sim.requests("fal", "upload"))
+    summary = run(clone, "fal", sim)
+    status = {t["id"]: t["status"] for t in summary["tasks"]}
+    upload = "upload:fal:assets/start.png"
+    assert status["generate:s1"] == "done" and status[upload] == "done", status
+    assert summary["failed"] == 0 and len(sim.generations("fal")) == billed + 1
+    sent = [r for r in sim.requests("fal", "upload")[uploads:] if "token" not in r.path]
+    assert len(sent) == 2  # start.png (made late, for s1) and s1's last frame (s2 is new)
+    assert sim.generations("fal")[billed].request["input"]["start_image_url"].startswith("http")
+    assert (clone / "renders" / "chain.mp4").is_file()
+
+
 def test_an_expired_result_url_is_named_by_the_plan_and_counted(project, sim, tmp_path):
     root = project(chain_storyboard(3))
     assert run(root, "fal", sim)["generated"] == 3

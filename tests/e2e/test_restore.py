@@ -252,3 +252,31 @@ def test_a_clone_interrupted_while_restoring_resumes_and_still_pays_nothing(
     assert len(sim.generations("fal")) == billed
     assert (clone / "renders" / "chain.mp4").read_bytes() == \
         (root / "renders" / "chain.mp4").read_bytes()
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_interrupted_while_making_an_unneeded_upload_resumes_paying_once(project, sim,
+                                                                         tmp_path, how):
+    """As above, stopped while the late upload is being made: the next run makes it again
+    (or finds it made) and generates s1 once."""
+    root = project(chain_storyboard(2))
+    assert run(root, "fal", sim)["generated"] == 2
+    billed = len(sim.generations("fal"))
+    clone = clone_project(root, tmp_path / "teammate")
+    lock = json.loads((clone / "storyboard.lock").read_text())
+    lock["shots"]["s1"]["sha256"] = ["f" * 64]
+    (clone / "storyboard.lock").write_text(json.dumps(lock))
+    uploads = len(sim.requests("fal", "upload"))
+    command = [sys.executable, "-m", "kling_compose", "run", str(clone), "--provider", "fal"]
+    proc = subprocess.Popen(command, env=os.environ | environment(sim),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(sim.requests("fal", "upload")) == uploads:
+        time.sleep(0.005)
+    proc.send_signal(how)
+    proc.wait(timeout=30)
+    assert len(sim.generations("fal")) <= billed + 1
+    summary = run(clone, "fal", sim)
+    assert summary["failed"] == 0, summary
+    assert len(sim.generations("fal")) == billed + 1  # s1, once, whichever await was hit
+    assert (clone / "renders" / "chain.mp4").is_file()

@@ -18,24 +18,20 @@ from typing import Iterator
 
 
 @contextmanager
-def paused() -> Iterator[None]:
+def _switched(on: bool) -> Iterator[None]:
+    was = gc.isenabled()
+    (gc.enable if on else gc.disable)()
+    try:
+        yield
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def paused():
     """The collector off for a batch command."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
+    return _switched(False)
 
 
-@contextmanager
-def running() -> Iterator[None]:
+def running():
     """The collector on for a long-running phase inside a paused command."""
-    was = gc.isenabled()
-    gc.enable()
-    try:
-        yield
-    finally:
-        if not was:
-            gc.disable()
+    return _switched(True)

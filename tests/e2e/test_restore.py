@@ -14,7 +14,8 @@ import time
 
 import pytest
 from _e2e import PREVIEW, chain_storyboard, cli, clone_project, run_json
-from test_money_runs import environment, interrupt_at, lock_of, run, sim  # noqa: F401
+from test_money_runs import (KEY_VARIABLES, environment, interrupt_at, lock_of, run,  # noqa: F401
+                             sim)
 
 
 def plan_statuses(root, provider, sim) -> dict:
@@ -142,9 +143,20 @@ def test_a_fresh_clone_restores_every_paid_clip_from_the_lock_paying_nothing(
 
 def keyless(sim) -> dict:
     """The simulator's hosts, and no provider key at all (a teammate without an account)."""
-    from test_money_runs import KEY_VARIABLES
+    return environment(sim) | {v: "" for v in KEY_VARIABLES.values()}
 
-    return {k: v for k, v in environment(sim).items()} | {v: "" for v in KEY_VARIABLES.values()}
+
+def clone_with_other_bytes_for_s1(project, sim, tmp_path):
+    """A fal chain of 2 paid for, and a clone whose lock names other bytes for s1 than its
+    result URL serves: s1 is restorable in the plan, and only the run's download finds it
+    cannot be restored. (the clone, the generations billed so far)"""
+    root = project(chain_storyboard(2))
+    assert run(root, "fal", sim)["generated"] == 2
+    clone = clone_project(root, tmp_path / "teammate")
+    lock = json.loads((clone / "storyboard.lock").read_text())
+    lock["shots"]["s1"]["sha256"] = ["f" * 64]
+    (clone / "storyboard.lock").write_text(json.dumps(lock))
+    return clone, len(sim.generations("fal"))
 
 
 @pytest.mark.parametrize("provider", ["runware", "fal", "kie"])
@@ -182,13 +194,7 @@ def test_a_restore_that_fails_makes_the_unneeded_upload_before_generating(projec
     """s1's upload is unneeded while s1 is restorable, but the bytes its result URL serves are
     not the lock's (only a download can tell): s1 is generated again during the run, and its
     upload is made first, once."""
-    root = project(chain_storyboard(2))
-    assert run(root, "fal", sim)["generated"] == 2
-    billed = len(sim.generations("fal"))
-    clone = clone_project(root, tmp_path / "teammate")
-    lock = json.loads((clone / "storyboard.lock").read_text())
-    lock["shots"]["s1"]["sha256"] = ["f" * 64]
-    (clone / "storyboard.lock").write_text(json.dumps(lock))
+    clone, billed = clone_with_other_bytes_for_s1(project, sim, tmp_path)
     assert plan_statuses(clone, "fal", sim)["generate:s1"] == "restorable"
     uploads = len(sim.requests("fal", "upload"))
     summary = run(clone, "fal", sim)
@@ -259,13 +265,7 @@ def test_interrupted_while_making_an_unneeded_upload_resumes_paying_once(project
                                                                          tmp_path, how):
     """As above, stopped while the late upload is being made: the next run makes it again
     (or finds it made) and generates s1 once."""
-    root = project(chain_storyboard(2))
-    assert run(root, "fal", sim)["generated"] == 2
-    billed = len(sim.generations("fal"))
-    clone = clone_project(root, tmp_path / "teammate")
-    lock = json.loads((clone / "storyboard.lock").read_text())
-    lock["shots"]["s1"]["sha256"] = ["f" * 64]
-    (clone / "storyboard.lock").write_text(json.dumps(lock))
+    clone, billed = clone_with_other_bytes_for_s1(project, sim, tmp_path)
     uploads = len(sim.requests("fal", "upload"))
     command = [sys.executable, "-m", "kling_compose", "run", str(clone), "--provider", "fal"]
     proc = subprocess.Popen(command, env=os.environ | environment(sim),

@@ -55,13 +55,15 @@ def run(root, provider, sim, *args, **env):
 
 
 def interrupt_at(root, provider, sim, kind: str, how=signal.SIGKILL, after_s: float = 0.0):
-    """Start `run` as a process and send it `how` once the simulator saw a `kind` request."""
+    """Start `run` as a process and send it `how` once the simulator saw a new `kind`
+    request (one more than before the start)."""
+    seen = len(sim.requests(provider, kind))
     command = [sys.executable, "-m", "kling_compose", "run", str(root), "--provider", provider]
     proc = subprocess.Popen(command, env=os.environ | environment(sim),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not sim.requests(provider, kind):
-        time.sleep(0.02)
+    while time.monotonic() < deadline and len(sim.requests(provider, kind)) == seen:
+        time.sleep(0.005)
     time.sleep(after_s)
     proc.send_signal(how)
     proc.wait(timeout=30)

@@ -241,17 +241,8 @@ def test_a_clone_interrupted_while_restoring_resumes_and_still_pays_nothing(
     assert run(root, "fal", sim)["generated"] == 2
     billed = len(sim.generations("fal"))
     clone = clone_project(root, tmp_path / "teammate")
-    downloads = len(sim.requests("fal", "download"))
     sim.faults.drip(1, 0.2, provider="fal")  # the first restoring download hangs: stop it there
-    command = [sys.executable, "-m", "kling_compose", "run", str(clone), "--provider", "fal"]
-    proc = subprocess.Popen(command, env=os.environ | environment(sim),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(sim.requests("fal", "download")) == downloads:
-        time.sleep(0.02)
-    time.sleep(0.3)
-    proc.send_signal(how)
-    proc.wait(timeout=30)
+    interrupt_at(clone, "fal", sim, "download", how, after_s=0.3)
     summary = run(clone, "fal", sim)
     # a take restored before the signal landed is cached now: either way, nothing is paid
     assert summary["restored"] + summary["cached"] == 2 and summary["generated"] == 0, summary
@@ -266,15 +257,7 @@ def test_interrupted_while_making_an_unneeded_upload_resumes_paying_once(project
     """As above, stopped while the late upload is being made: the next run makes it again
     (or finds it made) and generates s1 once."""
     clone, billed = clone_with_other_bytes_for_s1(project, sim, tmp_path)
-    uploads = len(sim.requests("fal", "upload"))
-    command = [sys.executable, "-m", "kling_compose", "run", str(clone), "--provider", "fal"]
-    proc = subprocess.Popen(command, env=os.environ | environment(sim),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(sim.requests("fal", "upload")) == uploads:
-        time.sleep(0.005)
-    proc.send_signal(how)
-    proc.wait(timeout=30)
+    interrupt_at(clone, "fal", sim, "upload", how)
     assert len(sim.generations("fal")) <= billed + 1
     summary = run(clone, "fal", sim)
     assert summary["failed"] == 0, summary

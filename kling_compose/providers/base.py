@@ -106,6 +106,11 @@ class Provider(Protocol):
 
 
 # -- the run-time half: requests a provider builds and the answers it reads ---------------------
+#
+# Optional run-time attributes a provider class may set (read with getattr; issue 23 declares
+# them all): `unconfirmed_grace_s` (seconds an `unconfirmed` status is polled as processing
+# before the user is asked; 0 by default), `result_ttl_s` (how long the provider keeps a
+# finished result's URL, for the message when a download finds it gone).
 
 
 class ProviderError(Exception):
@@ -160,12 +165,19 @@ class Result:
     url: str
     seed: int | None = None
     cost_usd: Decimal | None = None
+    # set when the provider reported a cost that is not a finite non-negative number: the
+    # engine counts the estimate instead and warns with this text
+    cost_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    # processing | ready (fetch the result) | done | failed | unknown (the provider does not
-    # know the task: it was never accepted, or is forgotten)
+    # processing | ready (fetch the result) | done | failed (the provider says the generation
+    # failed) | unknown (the provider says it does not know the task) | unconfirmed (the provider
+    # does not show the task *yet*, as kie's `recordInfo is null` right after createTask: it is
+    # polled as processing for the provider's `unconfirmed_grace_s`, then the user is asked) |
+    # invalid (the answer about the task is malformed, `message` says which field: the task
+    # stays submitted, it may be paid for, and is never sent again by itself)
     state: str
     results: tuple[Result, ...] = ()
     message: str | None = None
@@ -187,6 +199,30 @@ class Account:
 
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def read_cost(value: Any, provider: str) -> tuple[Decimal | None, str | None]:
+    """A cost the provider reported: (the amount, None) when it is a finite non-negative number;
+    (None, why) when it is present but unusable (NaN, Infinity, negative, "12abc", a bool), so
+    the engine counts the estimate instead and says so; (None, None) when there is none."""
+    if value is None:
+        return None, None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None, f"{provider} reported a cost that is not a number ({value!r:.40})"
+    try:
+        amount = Decimal(str(value).strip())
+    except ArithmeticError:
+        return None, f"{provider} reported a cost that is not a number ({value!r:.40})"
+    if not amount.is_finite() or amount < 0:
+        return None, f"{provider} reported a cost of {value!r:.40}"
+    return amount, None
+
+
+def answer_url(value: Any) -> str | None:
+    """A result URL from an answer, or None when it is not an http(s) URL string."""
+    if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) < 8192:
+        return value
+    return None
 
 
 def json_answer(response, provider: str):

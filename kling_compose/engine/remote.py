@@ -35,7 +35,14 @@ import httpx
 
 from ..plan import prior_s
 from ..providers import PROVIDERS
-from ..providers.base import Handle, LostAnswer, ProviderError, Status, TransientError
+from ..providers.base import (
+    Handle,
+    LostAnswer,
+    ProviderError,
+    Status,
+    TransientError,
+    sent_digest,
+)
 from ..settings import PROVIDER_ENDPOINTS, Settings
 from .retry import with_retries
 from .state import Record, State
@@ -49,6 +56,16 @@ CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorizati
 # transport errors raised before a byte of the request left: sending again cannot pay twice
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
             httpx.UnsupportedProtocol)
+
+
+# statuses that leave open whether a generation exists and was paid for: the task stays
+# submitted (the next run asks again) and is never sent again by itself
+UNRESOLVED = frozenset({"unknown", "unconfirmed", "invalid"})
+
+
+def usable_cost(amount) -> bool:
+    """A cost that can be added up: a finite, non-negative Decimal."""
+    return isinstance(amount, Decimal) and amount.is_finite() and amount >= 0
 
 
 class RemoteError(Exception):
@@ -99,9 +116,10 @@ class Budget:
         self.in_flight[task_id] = amount
 
     def settle(self, task_id: str, actual: Decimal | None) -> None:
-        """The generation ended: what it cost (None: its estimate) moves to spent."""
+        """The generation ended: what it cost (None, or not a finite non-negative amount: its
+        estimate) moves to spent."""
         estimate = self.in_flight.pop(task_id, Decimal(0))
-        self.spent += actual if actual is not None else estimate
+        self.spent += actual if usable_cost(actual) else estimate
 
     def release(self, task_id: str) -> None:
         """A submission refused or failed before it cost anything."""
@@ -200,6 +218,9 @@ class Remote:
         except RemoteError:
             self.budget.settle(task.id, None)  # it may still run, and be billed: count it
             raise
+        if status.state in UNRESOLVED:  # it may exist and be paid for: kept, the user decides
+            self.budget.settle(task.id, None)
+            raise RemoteError(_unresolved(task, handle, status))
         if status.state != "done":
             self.budget.release(task.id)
             self.state.rejected(task.cache_key, status.message or "generation failed")
@@ -220,6 +241,9 @@ class Remote:
         except RemoteError:
             self.budget.settle(task.id, None)
             raise
+        if status.state in UNRESOLVED:
+            self.budget.settle(task.id, None)
+            raise RemoteError(_unresolved(task, handle, status))
         if status.state != "done" or not status.results:
             self.budget.release(task.id)
             self.state.rejected(task.cache_key, status.message or "element creation failed")
@@ -236,22 +260,33 @@ class Remote:
         provider = PROVIDERS[task.provider]
         key = self.settings.key(task.provider)
         base = self.settings.url(PROVIDER_ENDPOINTS[task.provider][0])
-        return await self.wait(task, provider, Handle(task_id, extra), key, base,
-                               task.job.shot.takes, timed=False)
+        status = await self.wait(task, provider, Handle(task_id, extra), key, base,
+                                 task.job.shot.takes, timed=False)
+        if status.state in UNRESOLVED:  # not this run's to decide: the store is watched
+            raise RemoteError(_unresolved(task, Handle(task_id, extra), status))
+        return status
 
     async def collect(self, task, handle: Handle, status: Status):
         """Download a finished generation's takes: (artifacts, result, cost)."""
         suffix = "." + (task.job.shot.output_format or "mp4")
         expected = _expected_duration(task)
         self.tell(task, "downloading")
-        artifacts = [(await self.download(r.url, suffix, expected), suffix)
+        gone = _gone_hint(task, handle)
+        artifacts = [(await self.download(r.url, suffix, expected, gone), suffix)
                      for r in status.results]
         costs = [r.cost_usd for r in status.results]
-        cost = sum(costs, Decimal(0)) if all(c is not None for c in costs) else task.job.cost_usd
+        notes = [r.cost_note for r in status.results if r.cost_note]
+        cost = (sum(costs, Decimal(0)) if costs and all(usable_cost(c) for c in costs)
+                else task.job.cost_usd)
         result = {"task_id": handle.task_id, "urls": [r.url for r in status.results],
                   "seeds": [r.seed for r in status.results]}
         if task.job.cost_usd is not None:
             result["estimate_usd"] = str(task.job.cost_usd)
+        if notes:
+            estimate = (f"the estimate ${task.job.cost_usd:.3f}" if task.job.cost_usd is not None
+                        else "no cost")
+            result["cost_warning"] = f"{notes[0]}: {estimate} is counted instead"
+            self.tell(task, f"warning: {result['cost_warning']}")
         return artifacts, result, cost
 
     async def submit(self, task, provider, request, key, base, previous: Record | None) -> Handle:
@@ -260,35 +295,45 @@ class Remote:
             handle = Handle(previous.provider_task_id, previous.handle or {})  # resume: poll it
             await self.announce(task, handle)
             return handle
+        client_id = getattr(provider, "client_task_id", False)
         task_id = str(uuid.uuid4())
         if previous is not None and previous.phase == "submitting" and previous.provider_task_id:
             # the answer to an earlier submission was lost: was it accepted?
-            found = await self.find_lost(task, provider, previous.provider_task_id, key, base)
+            found = await self.find_lost(task, provider, previous, key, base)
             if found is not None:
                 self.budget.reserve(task.id, task.cost_usd, force=True)
                 self.state.submitted(task.cache_key, found.task_id, dict(found.extra))
                 await self.announce(task, found)
                 return found
-            if provider.client_task_id or hasattr(provider, "lookup_request"):
-                task_id = previous.provider_task_id  # proven unknown: the same id again
+            task_id = previous.provider_task_id  # proven unknown (Runware): the same id again
         self.budget.reserve(task.id, task.cost_usd)
-        self.state.submitting(task.cache_key, task_id)
+        self.state.submitting(task.cache_key, task_id, sent=sent_digest(request))
+        may_have_arrived = False
 
         async def send():
+            nonlocal may_have_arrived
+            if may_have_arrived:  # never the same taskUUID again before asking for it
+                if await self.accepted(task, provider, task_id, key, base):
+                    return Handle(task_id)
             request_ = provider.submit_request(task.job, request, task_id, base, key)
             try:
                 response = await self.send(request_)
             except NOT_SENT:
                 raise  # it never left: retried, and never paid for
             except (httpx.TransportError, TransientError) as exc:
-                if provider.client_task_id:
-                    raise  # the same id again is answered as a duplicate, never paid twice
+                if client_id:  # asked for by the same id before it is sent again
+                    may_have_arrived = True
+                    raise
                 raise _Ambiguous(f"the answer of {task.provider} to the submission was lost "
                                  f"({_describe(exc)})") from None
+            may_have_arrived = client_id
             try:
                 return provider.read_submit(response, task_id)
             except LostAnswer as exc:
                 raise _Ambiguous(str(exc)) from None
+            except ProviderError:
+                may_have_arrived = False  # refused: nothing runs, nothing is paid
+                raise
 
         try:
             handle = await self.call(send, task, reject=True)
@@ -297,6 +342,9 @@ class Remote:
             raise RemoteError(f"{exc}; `run` again to find out whether it was accepted") \
                 from None
         except RemoteError:
+            if may_have_arrived:  # retries ran out with the task's fate unknown: it stays
+                self.budget.settle(task.id, None)  # 'submitting' and the next run asks first
+                raise
             self.budget.release(task.id)
             raise
         self.state.submitted(task.cache_key, handle.task_id, dict(handle.extra))
@@ -304,36 +352,59 @@ class Remote:
         await self.announce(task, handle)
         return handle
 
-    async def find_lost(self, task, provider, task_id: str, key, base) -> Handle | None:
-        """After a lost answer: the task's handle if the provider has it, None if it proves it
-        does not; otherwise a RemoteError asks the user (sending again could pay twice)."""
-        if provider.client_task_id:  # Runware: ask getResponse for the very taskUUID
+    async def accepted(self, task, provider, task_id: str, key, base) -> bool:
+        """Whether a provider that takes our id (Runware's taskUUID) knows the task: asked
+        with `getResponse` before the same id is ever sent again. A lookup that cannot be
+        answered is _Ambiguous: the submission is not repeated on a guess."""
+        try:
             status = await self.poll_once(task, provider, Handle(task_id), key, base, 1)
-            return None if status.state == "unknown" else Handle(task_id)
-        if hasattr(provider, "lookup_request"):  # Kling: a query by the id we sent along
+        except RemoteError as exc:
+            raise _Ambiguous(f"the answer of {task.provider} to the submission was lost, and "
+                             f"asking for task {task_id} failed too ({exc})") from None
+        return status.state != "unknown"
+
+    async def find_lost(self, task, provider, previous: Record, key, base) -> Handle | None:
+        """After a lost answer: the task's handle if the provider has it, None only when the
+        provider proves it does not and takes our id again (Runware); otherwise a RemoteError
+        asks the user (sending again could pay twice)."""
+        task_id = previous.provider_task_id
+        if getattr(provider, "client_task_id", False):  # Runware: getResponse for the taskUUID
+            if await self.accepted(task, provider, task_id, key, base):
+                return Handle(task_id)
+            return None
+        lookups = getattr(provider, "lookup_requests", None)
+        if lookups is not None:  # Kling: queries by the id we sent along, each documented form
             request = task.job.request if task.job is not None else task.params["request"]
+            for lookup in lookups(task.job, request, task_id, base, key):
+                async def ask(lookup=lookup):
+                    return provider.read_lookup(await self.send(lookup), task_id)
 
-            async def ask():
-                response = await self.send(provider.lookup_request(task.job, request, task_id,
-                                                                   base, key))
-                return provider.read_lookup(response, task_id)
-
-            return await self.call(ask, None)  # None: proven unknown, sent again (same id)
+                try:
+                    found = await self.call(ask, None)
+                except RemoteError:
+                    continue  # this form did not answer: the next one may
+                if found is not None:
+                    return found
+            raise RemoteError(_lost_message(task, task_id, (
+                f"{task.provider} did not find it under our id {task_id} (external_task_id) by "
+                "either documented query; it may still appear")))
         lookup = getattr(provider, "find_submission", None)
-        if lookup is not None:
-            since = self.state.get(task.cache_key).submitted_at
+        if lookup is not None:  # fal: the endpoint's request list, matched by what was sent
+            sent = (previous.handle or {}).get("sent_sha256")
 
             async def attempt():
-                return await lookup(self.send, task.job, self.settings.url, key, since)
+                return await lookup(self.send, task.job, self.settings.url, key,
+                                    previous.submitted_at, sent=sent)
 
             found = await self.call(attempt, None)
             if found is not None:
                 return found
-        raise RemoteError(
-            f"an earlier submission of shot '{task.shot}' to {task.provider} may have been "
-            f"accepted, but its answer was lost, and {task.provider} offers no way to look it up "
-            f"by our id; check the recent requests in your {task.provider} account: if it is "
-            f"not there, `run --force {task.shot}` submits it again (if it is, that pays twice)")
+            raise RemoteError(_lost_message(task, task_id, (
+                f"{task.provider}'s request list shows no request with exactly this input; it "
+                "lists requests by their end time and may hold no input when payload storage is "
+                "off, so wait until the request list of your fal dashboard shows it finished")))
+        raise RemoteError(_lost_message(task, task_id, (
+            f"{task.provider} offers no way to look it up by our id")))
 
     async def wait(self, task, provider, handle, key, base, takes, timed: bool = True) -> Status:
         """Until done or failed (or the run's patience ends), through the provider's group."""
@@ -358,8 +429,10 @@ class Remote:
             status = await self.call(fetch, task)
         return status
 
-    async def download(self, url: str, suffix: str, expected_s: float | None = None) -> str:
-        """Stream a result into the store, verified; returns its sha256."""
+    async def download(self, url: str, suffix: str, expected_s: float | None = None,
+                       gone: str | None = None) -> str:
+        """Stream a result into the store, verified; returns its sha256. `gone` explains a
+        result URL that answers 403/404/410 (a provider that keeps results for a while)."""
         async def fetch():
             temp = self.store.temp_path(suffix)
             try:
@@ -367,7 +440,7 @@ class Remote:
                                            deadline_s=self.settings.download_timeout_s)
                 try:
                     async with asyncio.timeout(self.settings.download_timeout_s):
-                        await _receive(response, url, temp)
+                        await _receive(response, url, temp, gone)
                 finally:
                     await response.aclose()
             except TimeoutError:
@@ -518,7 +591,10 @@ class PollGroup:
             status = statuses.get(m.handle.task_id, Status("processing"))
             if m.future.done():
                 continue
-            if status.state in ("done", "failed", "unknown"):
+            grace = getattr(self.provider, "unconfirmed_grace_s", 0)
+            if status.state == "unconfirmed" and now - m.waiting_since < grace:
+                status = Status("processing", detail=f"not yet shown by {self.name}")
+            if status.state in ("done", "failed") or status.state in UNRESOLVED:
                 if status.state == "done" and m.timed:  # it ended between the last two polls:
                     seconds = (m.processing_at + now) / 2 - m.waiting_since
                     self.remote.state.record_timing(self.name, m.task.model, seconds,
@@ -605,17 +681,28 @@ def _slack(member: _Member) -> float:
     return max(1.0, 0.5 * member.interval)
 
 
-async def _receive(response: httpx.Response, url: str, temp: Path) -> None:
+async def _receive(response: httpx.Response, url: str, temp: Path,
+                   gone: str | None = None) -> None:
     if response.status_code >= 500 or response.status_code in (408, 429):
         raise TransientError(f"download answered HTTP {response.status_code}")
     if response.status_code >= 400:
-        raise ProviderError(f"download of {url} answered HTTP {response.status_code}")
+        raise ProviderError(f"download of {url} answered HTTP {response.status_code}"
+                            + (f": {gone}" if gone and response.status_code in (403, 404, 410)
+                               else ""))
     expected = response.headers.get("content-length")
+    received = 0
     with open(temp, "wb") as f:
-        async for chunk in response.aiter_bytes(1 << 20):
-            f.write(chunk)
-    if expected is not None and temp.stat().st_size != int(expected):
-        raise TransientError(f"download of {url} was cut short")
+        try:
+            async for chunk in response.aiter_bytes(1 << 20):
+                f.write(chunk)
+                received += len(chunk)
+        except httpx.TransportError as exc:  # the server stopped sending: not unreachable
+            of = f" of {expected}" if expected and expected.isdigit() else ""
+            raise TransientError(f"the download of {url} was cut after {received}{of} bytes "
+                                 f"({type(exc).__name__})") from None
+    if expected is not None and expected.isdigit() and received != int(expected):
+        raise TransientError(f"the download of {url} was cut after {received} of {expected} "
+                             "bytes")
 
 
 def _redirected(request: httpx.Request, response: httpx.Response) -> httpx.Request:
@@ -647,10 +734,50 @@ def _expected_duration(task) -> float | None:
 
 
 def _failure(task, status: Status) -> str:
-    if status.state == "unknown":
-        return (f"{task.provider} does not know task {status.message or ''}: the generation, "
-                "if it ran, can no longer be fetched; `run` again to generate it anew")
     return f"{task.provider} reports the generation failed: {status.message}"
+
+
+def _unresolved(task, handle: Handle, status: Status) -> str:
+    """Why a submitted generation is neither done nor failed, and what the user can do: it
+    stays submitted (the next run asks again); it is never sent again by itself."""
+    provider = PROVIDERS[task.provider]
+    shot = getattr(task, "shot", None) or task.id
+    if status.state == "unconfirmed":
+        grace = getattr(provider, "unconfirmed_grace_s", 0)
+        why = (f"{task.provider} accepted task {handle.task_id} but has not shown it for "
+               f"{grace:.0f} s ({status.message or 'no record yet'})")
+    elif status.state == "invalid":
+        why = (f"{task.provider} answered task {handle.task_id} with a malformed result "
+               f"({status.message}); the generation may be finished and paid for")
+    else:
+        why = (f"{task.provider} says it does not know task {handle.task_id}"
+               + (f" ({status.message})" if status.message and status.message != handle.task_id
+                  else ""))
+    return (f"{why}: it is kept, never submitted again by itself; `run` again later asks "
+            f"again; if your {task.provider} dashboard shows the clip, `kling-compose adopt "
+            f"{shot} {handle.task_id}` takes it; if it shows no such task, `run --force {shot}` "
+            "submits it anew (that pays again)")
+
+
+def _gone_hint(task, handle: Handle) -> str | None:
+    """What a dead result URL means at a provider that keeps results for a limited time."""
+    ttl = getattr(PROVIDERS[task.provider], "result_ttl_s", None)
+    if not ttl:
+        return None
+    shot = getattr(task, "shot", None) or task.id
+    return (f"{task.provider} keeps a finished result for about {ttl / 3600:g} h, and task "
+            f"{handle.task_id}'s is gone; the clip cannot be fetched any more. The shot stays "
+            f"submitted (nothing is paid again by itself): `run --force {shot}` generates it "
+            "anew, which pays again")
+
+
+def _lost_message(task, task_id: str, why: str) -> str:
+    shot = getattr(task, "shot", None) or task.id
+    return (f"an earlier submission of shot '{shot}' to {task.provider} may have been accepted, "
+            f"but its answer was lost, and {why}. Nothing is sent again by itself: if your "
+            f"{task.provider} dashboard shows the task, `kling-compose adopt {shot} TASK_ID` "
+            f"takes its clip; if it shows none, `run --force {shot}` submits it anew (if it "
+            "was accepted after all, that pays twice)")
 
 
 def _unreachable(exc: httpx.TransportError, settings: Settings) -> str:

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     started_at REAL,
     finished_at REAL,
     submitted_at REAL,             -- remote: when the submission was committed (epoch s)
-    made_from TEXT                 -- JSON: request, provider, model, input identities (why.py)
+    made_from TEXT,                -- JSON: request, provider, model, input identities (why.py)
+    used_at REAL                   -- when a run last made, reused or restored it (why.py)
 );
 CREATE INDEX IF NOT EXISTS tasks_by_task_id ON tasks (task_id);
 -- how long generations took here, so that polling starts near the expected time
@@ -113,7 +114,7 @@ class State:
         """Add columns a ledger written by an earlier version lacks."""
         have = {row[1] for row in self.db.execute("PRAGMA table_info(tasks)")}
         for column, kind in (("phase", "TEXT"), ("handle", "TEXT"), ("submitted_at", "REAL"),
-                             ("made_from", "TEXT")):
+                             ("made_from", "TEXT"), ("used_at", "REAL")):
             if column not in have:
                 self.db.execute(f"ALTER TABLE tasks ADD COLUMN {column} {kind}")
         if "clip_s" not in {row[1] for row in self.db.execute("PRAGMA table_info(timings)")}:
@@ -126,12 +127,30 @@ class State:
         row = self.db.execute("SELECT * FROM tasks WHERE cache_key = ?", (cache_key,)).fetchone()
         return _record(row) if row else None
 
-    def latest_for(self, task_id: str) -> Record | None:
-        """The most recent finished record of a task id (any cache key)."""
+    def latest_for(self, task_id: str, provider: str | None = None) -> Record | None:
+        """The finished record of a task id (any cache key) a run last made, reused or
+        restored; with `provider`, the last one of that provider only. A result reused from
+        the cache counts as its latest: after runware, back to a cached fal result, fal's is
+        the last result (issue 21, item 16), though runware's finished later."""
+        last = self._last_use()
+        where = "task_id = ? AND status = 'done'" + (" AND provider = ?" if provider else "")
         row = self.db.execute(
-            "SELECT * FROM tasks WHERE task_id = ? AND status = 'done' "
-            "ORDER BY finished_at DESC LIMIT 1", (task_id,)).fetchone()
+            f"SELECT * FROM tasks WHERE {where} ORDER BY {last} DESC, finished_at DESC LIMIT 1",
+            (task_id, provider) if provider else (task_id,)).fetchone()
         return _record(row) if row else None
+
+    def _last_use(self) -> str:
+        """The SQL for when a record was last used (a read-only ledger of an earlier version
+        has no used_at column)."""
+        if not hasattr(self, "_last_use_sql"):
+            have = {row[1] for row in self.db.execute("PRAGMA table_info(tasks)")}
+            self._last_use_sql = "COALESCE(used_at, finished_at)" if "used_at" in have \
+                else "finished_at"
+        return self._last_use_sql
+
+    def used(self, key: str) -> None:
+        """A run reused this finished result (a cache hit): it is the task's latest again."""
+        self.db.execute("UPDATE tasks SET used_at=? WHERE cache_key=?", (time.time(), key))
 
     def all(self) -> list[Record]:
         return [_record(r) for r in self.db.execute("SELECT * FROM tasks ORDER BY task_id")]
@@ -154,12 +173,13 @@ class State:
 
     def finish(self, key: str, *, artifacts=(), reference=None, inputs=None, result=None,
                cost_usd: Decimal | None = None) -> None:
+        now = time.time()
         self.db.execute(
             "UPDATE tasks SET status='done', artifacts=?, reference=?, inputs=?, result=?, "
-            "cost_usd=?, error=NULL, finished_at=? WHERE cache_key=?",
+            "cost_usd=?, error=NULL, finished_at=?, used_at=? WHERE cache_key=?",
             (json.dumps([list(a) for a in artifacts]), reference, json.dumps(inputs or {},
              sort_keys=True), json.dumps(result or {}, sort_keys=True),
-             None if cost_usd is None else str(cost_usd), time.time(), key))
+             None if cost_usd is None else str(cost_usd), now, now, key))
 
     def set_result(self, key: str, result: dict | None) -> None:
         """Replace a finished task's result (the continuity scores, added after it is safe)."""
@@ -171,19 +191,23 @@ class State:
         self.db.execute(
             "INSERT OR REPLACE INTO tasks (cache_key, task_id, kind, shot, provider, model, "
             "status, attempts, provider_task_id, artifacts, inputs, result, cost_usd, "
-            "finished_at, made_from) VALUES (?, ?, ?, ?, ?, ?, 'done', 0, ?, ?, ?, ?, ?, ?, ?)",
+            "finished_at, made_from, used_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'done', 0, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record.cache_key, record.task_id, record.kind, record.shot, record.provider,
              record.model, record.provider_task_id,
              json.dumps([list(a) for a in record.artifacts]),
              json.dumps(record.inputs or {}, sort_keys=True),
              json.dumps(record.result or {}, sort_keys=True),
              None if record.cost_usd is None else str(record.cost_usd), record.finished_at,
-             _made_from(record.made_from)))
+             _made_from(record.made_from), time.time()))
 
-    def submitting(self, key: str, provider_task_id: str) -> None:
-        """Commit the id a submission will carry, before it is sent (exactly-once spending)."""
-        self.db.execute("UPDATE tasks SET provider_task_id=?, phase='submitting', handle=NULL, "
-                        "submitted_at=? WHERE cache_key=?", (provider_task_id, time.time(), key))
+    def submitting(self, key: str, provider_task_id: str, sent: str | None = None) -> None:
+        """Commit the id a submission will carry, before it is sent (exactly-once spending),
+        and the digest of the body sent (`sent_sha256`): a lost answer is matched by it."""
+        handle = json.dumps({"sent_sha256": sent}) if sent is not None else None
+        self.db.execute("UPDATE tasks SET provider_task_id=?, phase='submitting', handle=?, "
+                        "submitted_at=? WHERE cache_key=?",
+                        (provider_task_id, handle, time.time(), key))
 
     def submitted(self, key: str, provider_task_id: str, handle: dict) -> None:
         """The provider accepted the task under its id (the server's own where it assigns

@@ -218,6 +218,26 @@ def read_cost(value: Any, provider: str) -> tuple[Decimal | None, str | None]:
     return amount, None
 
 
+def sent_digest(request) -> str:
+    """sha256 of a request body in a canonical JSON form (sorted keys, whole floats as ints),
+    so the body a provider lists back (fal's `json_input`) can be matched with what was sent."""
+    def canonical(value):
+        if isinstance(value, dict):
+            return {str(k): canonical(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [canonical(v) for v in value]
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+    import hashlib
+    import json
+
+    text = json.dumps(canonical(request), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def answer_url(value: Any) -> str | None:
     """A result URL from an answer, or None when it is not an http(s) URL string."""
     if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) < 8192:

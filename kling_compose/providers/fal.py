@@ -120,16 +120,21 @@ class FalQueue:
         return Handle(data["request_id"], {"status_url": data["status_url"],
                                            "response_url": data["response_url"]})
 
-    async def find_submission(self, send, job, url, key, since: float | None = None):
-        """A request of this endpoint with exactly this input, sent since `since` (epoch s):
+    async def find_submission(self, send, job, url, key, since: float | None = None,
+                              sent: str | None = None):
+        """A request of this endpoint with exactly the input sent, since `since` (epoch s):
         fal's platform API lists an endpoint's requests (fal.ai/docs/platform-apis/v1/models/
-        requests/by-endpoint, `expand=payloads`). The handle is rebuilt as fal-client's
-        `from_request_id` does: owner/app only."""
+        requests/by-endpoint, `expand=payloads`). `sent` is the digest of the body as sent
+        (uploads substituted; `base.sent_digest`), recorded before sending: the
+        job's own request still holds `kc-input:` placeholders, so it matches only a shot
+        without inputs (the comparison made when no digest was recorded). The handle is
+        rebuilt as fal-client's `from_request_id` does: owner/app only."""
+
         import datetime as dt
 
         import httpx
 
-        from .base import Handle, json_answer, raise_for_status
+        from .base import Handle, json_answer, raise_for_status, sent_digest
 
         endpoint = endpoint_id(job.model, job.request)
         params = {"endpoint_id": endpoint, "expand": "payloads", "limit": "100"}
@@ -141,8 +146,14 @@ class FalQueue:
         data = json_answer(answer, "fal")
         raise_for_status(answer, "fal", _detail(data))
         wanted = dict(job.request)
-        for item in data.get("items") or []:
-            if isinstance(item, dict) and item.get("json_input") == wanted:
+        items = data.get("items") if isinstance(data, dict) else None
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict) or not isinstance(item.get("request_id"), str):
+                continue
+            given = item.get("json_input")
+            if given is None:
+                continue  # payload storage off: nothing to match by
+            if (sent_digest(given) == sent) if sent is not None else (given == wanted):
                 owner_app = "/".join(endpoint.split("/")[:2])
                 base = f"{url('fal')}/{owner_app}/requests/{item['request_id']}"
                 return Handle(item["request_id"], {"status_url": f"{base}/status",

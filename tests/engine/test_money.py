@@ -101,21 +101,58 @@ def test_a_poll_error_entry_is_final_and_the_next_run_submits_anew(tmp_path, cli
 def test_task_not_found_after_a_lost_submission_sends_the_same_uuid_again(tmp_path, clip):
     root = make_project(tmp_path, chain_storyboard(1))
     fake = BatchRunware(clip)
+    log: list[tuple[str, str]] = []
 
     def lose(request):  # the request never reached the provider, the client cannot tell
-        if json.loads(request.content)[0]["taskType"] == "videoInference":
+        (task,) = json.loads(request.content)
+        log.append((task["taskType"], task["taskUUID"]))
+        if task["taskType"] == "videoInference":
             raise httpx.ReadTimeout("answer lost", request=request)
         return None
 
-    fake.faults = [lose] * 5
+    fake.faults = [lose] * 9  # every attempt of the first run (5 sends, 4 questions between)
     result, _ = run(root, fake)
     assert statuses(result)["generate:s1"] == "failed" and fake.tasks == {}
+    (task_uuid,) = {uuid_ for _, uuid_ in log}
+    # issue 21 item 11: the same taskUUID is never sent again before getResponse proves that
+    # Runware does not know it (a provider that bills a repeated UUID would bill each send)
+    kinds = [kind for kind, _ in log]
+    sends = kinds.count("videoInference")
+    assert sends >= 2 and kinds == ["videoInference", "getResponse"] * (sends - 1) + [
+        "videoInference"]
     fake.poll_requests.clear()
     result, _ = run(root, fake)
     assert result.ok and len(fake.tasks) == 1
-    (task_uuid,) = fake.tasks
     assert fake.poll_requests[0] == [task_uuid]  # asked first ...
     assert [s["taskUUID"] for s in fake.submits] == [task_uuid]  # ... then the same UUID
+
+
+def test_a_repeated_task_uuid_is_never_billed_twice_when_acknowledgements_are_lost(tmp_path,
+                                                                                  clip):
+    """Issue 21 item 11: a server that bills every POST of a taskUUID (its REST API does not
+    document `conflictTaskUUID`) and loses the first acknowledgements bills each shot once."""
+    root = make_project(tmp_path, independent_storyboard(6))
+    fake = BatchRunware(clip)
+    billed: list[str] = []
+    lost = {"left": 4}
+
+    def bill_then_lose(request):
+        if request.method != "POST":
+            return None
+        (task, *_) = json.loads(request.content)
+        if task["taskType"] != "videoInference":
+            return None
+        billed.append(task["taskUUID"])  # billed whether or not the answer arrives
+        answer = fake.handle(request)
+        if lost["left"] > 0:
+            lost["left"] -= 1
+            raise httpx.RemoteProtocolError("connection closed", request=request)
+        return answer
+
+    fake.faults = [bill_then_lose] * 200
+    result, _ = run(root, fake)
+    assert result.ok
+    assert len(billed) == 6 and len(set(billed)) == 6  # one bill per shot
 
 
 def test_a_lost_submission_that_was_accepted_is_polled_not_sent_again(tmp_path, clip):
@@ -123,7 +160,8 @@ def test_a_lost_submission_that_was_accepted_is_polled_not_sent_again(tmp_path, 
     fake = BatchRunware(clip)
 
     def accept_then_lose(request):
-        if json.loads(request.content)[0]["taskType"] == "videoInference":
+        if request.method == "POST" and json.loads(request.content)[0]["taskType"] == \
+                "videoInference":
             fake.handle(request)
             raise httpx.RemoteProtocolError("connection closed", request=request)
         return None

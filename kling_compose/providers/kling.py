@@ -302,8 +302,8 @@ class KlingTasks:
     query it until succeed or failed. Tokens are signed per request: none outlives 30 min."""
 
     # Kling assigns task_id. Ours, committed to the ledger before the submission, is sent as
-    # external_task_id; after a lost answer the next run asks for it (`lookup_request`), and
-    # sends it again (same id) only when Kling answers that no such task exists.
+    # external_task_id; after a lost answer the next run asks for it (`lookup_requests`, each
+    # documented form of the query) and, when none finds it, asks the user: never re-sent.
     client_task_id = False
     batch_poll = False  # a query takes one task
     upload_ttl_s = None  # nothing is uploaded: local images travel inline (raw base64)
@@ -351,26 +351,57 @@ class KlingTasks:
         return Handle(str(found), {"endpoint": _endpoint_of(response), "external_task_id":
                                    task_id, **_where_extra(response)})
 
-    def lookup_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
-        """After a lost answer: the query by our own id ("When creating a task, you can
-        choose to query by external_task_id or task_id", the id in the request path)."""
-        return self._request("GET", f"{base_url}{PATHS[endpoint(request)]}/{task_id}", key,
-                             where=_shot_where(job))
+    def lookup_requests(self, job, request: Mapping[str, Any], task_id: str, base_url: str,
+                        key) -> list:
+        """After a lost answer: the queries by our own id, in the order to try. Kling's query
+        pages say "you can choose to query by external_task_id or task_id" and list both as
+        request path parameters (`GET {endpoint}/{id}`); copies of the pages and clients also
+        send it as a query parameter on the endpoint (`GET {endpoint}?external_task_id={id}`).
+        Both are queries: they cost nothing and never create a task."""
+        path = f"{base_url}{PATHS[endpoint(request)]}"
+        where = _shot_where(job)
+        return [self._request("GET", path, key, params={"external_task_id": task_id},
+                              where=where),
+                self._request("GET", f"{path}/{task_id}", key, where=where)]
 
     def read_lookup(self, response, task_id: str):
-        """The handle of the task sent under `task_id`; None when Kling has none."""
-        from .base import Handle
+        """The handle of the task sent under `task_id`; None when this query did not find it
+        (code 1203, an HTTP 404 without a code, `data` null or a list without it, or a task
+        under another external_task_id). `data` is one task (the path form; the query form
+        in the relay copies) or a list of tasks (the query form on the list endpoint): the
+        task must carry our id in `task_info.external_task_id` when it says one. ProviderError
+        for an answer that cannot be used (several tasks with our id, a task without id)."""
+        from .base import Handle, ProviderError
 
         body = _body(response)
-        if _code(body) == _UNKNOWN_TASK_CODE or (body is None and response.status_code == 404):
+        code = _code(body)
+        if code == _UNKNOWN_TASK_CODE or (body is None and response.status_code == 404):
             return None
+        if code in _PARAMETER_CODES:
+            return None  # this form is not taken here (the other one may be)
         _judge(response, body, "query")
-        data = _data(body, "query")
-        found = data.get("task_id")
-        if not isinstance(found, (str, int)) or isinstance(found, bool) or found == "":
+        data = body.get("data")
+        if data is None:
             return None
-        return Handle(str(found), {"endpoint": _endpoint_of(response), "external_task_id":
-                                   task_id, **_where_extra(response)})
+        if isinstance(data, dict):
+            found = [data] if _external_id(data) in (None, task_id) else []
+        elif isinstance(data, list):
+            found = [t for t in data if isinstance(t, dict) and _external_id(t) == task_id]
+        else:
+            raise ProviderError("kling answered the query by external_task_id with data that "
+                                "is neither a task nor a list of tasks")
+        if not found:
+            return None
+        if len(found) > 1:
+            raise ProviderError(f"kling lists {len(found)} tasks under external_task_id "
+                                f"{task_id}, which it documents as unique: check them in your "
+                                "Kling account")
+        kling_id = found[0].get("task_id")
+        if isinstance(kling_id, bool) or not isinstance(kling_id, (str, int)) or kling_id == "":
+            raise ProviderError(f"kling found external_task_id {task_id} but its answer has no "
+                                "task_id")
+        return Handle(str(kling_id), {"endpoint": _endpoint_of(response), "external_task_id":
+                                      task_id, **_where_extra(response)})
 
     def poll_request(self, handle, base_url: str, key):
         kind = handle.extra.get("endpoint", "text2video")
@@ -380,26 +411,25 @@ class KlingTasks:
     def read_status(self, response, handle, takes: int):
         """submitted / processing wait; succeed gives task_result.videos[].url (an element:
         task_result.elements[0].element_id) and what it cost: final_unit_deduction x $0.14;
-        failed gives task_status_msg."""
-        from .base import Result, Status
+        failed gives task_status_msg. A malformed answer about the task is `invalid`, naming
+        the field (it may be paid for: never recorded as failed, never sent again by itself)."""
+        from .base import Status
 
         body = _body(response)
         if _code(body) == _UNKNOWN_TASK_CODE or (body is None and response.status_code == 404):
             return Status("unknown", message=handle.task_id)
         _judge(response, body, "query")
-        data = _data(body, "query")
+        data = body.get("data")
+        if not isinstance(data, dict):
+            return Status("invalid", message="kling answered the query without a data object")
         state = data.get("task_status")
+        if not isinstance(state, str):
+            return Status("invalid", message=f"kling answered data.task_status {state!r:.40}")
         if state == "succeed":
-            cost = _units_usd(data.get("final_unit_deduction"))
+            cost, note = _units_usd(data.get("final_unit_deduction"))
             if handle.extra.get("endpoint") == "element":
-                return _element_done(data, cost)
-            videos = (data.get("task_result") or {}).get("videos") or []
-            urls = [v["url"] for v in videos if isinstance(v, dict) and
-                    isinstance(v.get("url"), str) and v["url"]]
-            if not urls:
-                return Status("failed", message="kling reported succeed without a video URL")
-            return Status("done", tuple(Result(url, cost_usd=cost if n == 0 else None)
-                                        for n, url in enumerate(urls[: max(1, takes)])))
+                return _element_done(data, cost, note)
+            return _videos_done(data, cost, note, takes)
         if state == "failed":
             where = handle.extra.get("where")
             reason = data.get("task_status_msg") or "generation failed"
@@ -444,29 +474,56 @@ def _shot_where(job) -> str | None:
     return str(location) if location is not None else None
 
 
-def _units_usd(units) -> Decimal | None:
+def _external_id(task: dict):
+    """The `task_info.external_task_id` a task answer carries (None when it says none)."""
+    info = task.get("task_info")
+    value = info.get("external_task_id") if isinstance(info, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _units_usd(units) -> tuple[Decimal | None, str | None]:
     """What a task cost at the unit's list price, from its `final_unit_deduction` (a string
-    of units)."""
-    from decimal import InvalidOperation
+    of units), read by `read_cost`: (USD, None), (None, why it cannot be used) or (None,
+    None) when the answer has none."""
+    from .base import read_cost
 
-    if units is None or isinstance(units, bool):
-        return None
-    try:
-        value = Decimal(str(units))
-    except InvalidOperation:
-        return None
-    return value * UNIT_USD if value.is_finite() and value >= 0 else None
+    amount, note = read_cost(units, NAME)
+    return (amount * UNIT_USD if amount is not None else None), note
 
 
-def _element_done(data: dict, cost: Decimal | None):
+def _videos_done(data: dict, cost: Decimal | None, note: str | None, takes: int):
+    """The finished clips of `task_result.videos[].url`, or `invalid` naming the bad field."""
+    from .base import Result, Status, answer_url
+
+    result = data.get("task_result")
+    videos = result.get("videos") if isinstance(result, dict) else None
+    if not isinstance(videos, list) or not videos:
+        return Status("invalid", message="kling reported succeed without task_result.videos")
+    results = []
+    for n, video in enumerate(videos[: max(1, takes)]):
+        url = answer_url(video.get("url")) if isinstance(video, dict) else None
+        if url is None:
+            shown = video.get("url") if isinstance(video, dict) else video
+            return Status("invalid", message=f"kling reported succeed, but "
+                          f"task_result.videos[{n}].url is not an http(s) URL ({shown!r:.60})")
+        results.append(Result(url, cost_usd=cost if n == 0 else None,
+                              cost_note=note if n == 0 else None))
+    return Status("done", tuple(results))
+
+
+def _element_done(data: dict, cost: Decimal | None, note: str | None = None):
     """An element's "result" is its id (handed on to the generations that name it)."""
     from .base import Result, Status
 
-    elements = (data.get("task_result") or {}).get("elements") or []
-    found = elements[0].get("element_id") if elements and isinstance(elements[0], dict) else None
-    if isinstance(found, bool) or not isinstance(found, (int, str)) or str(found) == "":
-        return Status("failed", message="kling reported the element made but sent no element_id")
-    return Status("done", (Result(str(found), cost_usd=cost),))
+    result = data.get("task_result")
+    elements = result.get("elements") if isinstance(result, dict) else None
+    first = elements[0] if isinstance(elements, list) and elements else None
+    found = first.get("element_id") if isinstance(first, dict) else None
+    if isinstance(found, bool) or not isinstance(found, (int, str)) or str(found) == "" \
+            or not str(found).isdigit():
+        return Status("invalid", message="kling reported the element made, but "
+                      f"task_result.elements[0].element_id is {found!r:.40}")
+    return Status("done", (Result(str(found), cost_usd=cost, cost_note=note),))
 
 
 # -- compile time -----------------------------------------------------------------------------

@@ -285,6 +285,119 @@ def test_statuses_results_and_final_unit_deduction():
     assert status(None, code=1203, http=404).state == "unknown"
 
 
+def test_the_lookup_tries_the_query_form_then_the_path_form():
+    job = type("Job", (), {"shot": kling_shot()})()
+    body = {"model_name": "kling-v3", "image": IMG, "prompt": "p"}
+    forms = KLING.lookup_requests(job, body, "our-id", BASE, KEY)
+    assert [(r.method, str(r.url)) for r in forms] == [
+        ("GET", f"{BASE}/v1/videos/image2video?external_task_id=our-id"),
+        ("GET", f"{BASE}/v1/videos/image2video/our-id")]
+    assert all(r.headers["authorization"].startswith("Bearer ") for r in forms)
+    element = KLING.lookup_requests(job, {"element_name": "hero"}, "e-id", BASE, KEY)
+    assert str(element[0].url) == f"{BASE}/v1/general/advanced-custom-elements?external_task_id=e-id"
+
+
+def _lookup(body, http=200, form=0):
+    job = type("Job", (), {"shot": kling_shot()})()
+    request = KLING.lookup_requests(job, {"model_name": "kling-v3", "prompt": "p"}, "our-id",
+                                    BASE, KEY)[form]
+    answer = httpx.Response(http, json=body, request=request) if body is not None else \
+        httpx.Response(http, text="<html>not found</html>", request=request)
+    return KLING.read_lookup(answer, "our-id")
+
+
+def test_the_lookup_reads_a_single_task_and_a_list():
+    task = {"task_id": "8001", "task_status": "processing",
+            "task_info": {"external_task_id": "our-id"}}
+    other = {"task_id": "8002", "task_status": "succeed",
+             "task_info": {"external_task_id": "someone-else"}}
+    found = _lookup({"code": 0, "message": "SUCCEED", "data": task}, form=1)
+    assert found == Handle("8001", {"endpoint": "text2video", "external_task_id": "our-id",
+                                    "where": "storyboard.yaml:9:7"})
+    listed = _lookup({"code": 0, "message": "SUCCEED", "data": [other, task]})
+    assert listed is not None and listed.task_id == "8001"
+    assert _lookup({"code": 0, "data": {**task, "task_id": 8001}}).task_id == "8001"  # a number
+    # not found by this form: an empty list, a list of other tasks (the parameter ignored and
+    # the whole page listed), another task's id, null data, 1203, a 404 page, a parameter code
+    assert _lookup({"code": 0, "data": []}) is None
+    assert _lookup({"code": 0, "data": [other]}) is None
+    assert _lookup({"code": 0, "data": other}, form=1) is None
+    assert _lookup({"code": 0, "data": None}) is None
+    assert _lookup({"code": 1203, "message": "not found"}, http=404) is None
+    assert _lookup(None, http=404) is None
+    assert _lookup({"code": 1201, "message": "pageNum invalid"}, http=400) is None
+
+
+@pytest.mark.parametrize("body, http, error", [
+    ({"code": 0, "data": [{"task_info": {"external_task_id": "our-id"}}]}, 200, ProviderError),
+    ({"code": 0, "data": [{"task_id": "1", "task_info": {"external_task_id": "our-id"}},
+                          {"task_id": "2", "task_info": {"external_task_id": "our-id"}}]},
+     200, ProviderError),
+    ({"code": 0, "data": "our-id"}, 200, ProviderError),
+    ({"code": 1004, "message": "expired"}, 401, ProviderError),
+    ({"code": 5001, "message": "maintenance"}, 503, TransientError),
+])
+def test_an_unusable_lookup_answer_is_an_error_not_a_not_found(body, http, error):
+    with pytest.raises(error):
+        _lookup(body, http)
+
+
+def _poll(data, endpoint="image2video", takes=1):
+    handle = Handle("t1", {"endpoint": endpoint})
+    request = KLING.poll_request(handle, BASE, KEY)
+    return KLING.read_status(httpx.Response(200, json={"code": 0, "message": "SUCCEED",
+                                                       "data": data}, request=request),
+                             handle, takes)
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"task_status": "succeed"}, "task_result.videos"),
+    ({"task_status": "succeed", "task_result": None}, "task_result.videos"),
+    ({"task_status": "succeed", "task_result": {"videos": "v.mp4"}}, "task_result.videos"),
+    ({"task_status": "succeed", "task_result": {"videos": []}}, "task_result.videos"),
+    ({"task_status": "succeed", "task_result": {"videos": [{"url": 42}]}},
+     "task_result.videos[0].url"),
+    ({"task_status": "succeed", "task_result": {"videos": [{"url": "ftp://x/v.mp4"}]}},
+     "task_result.videos[0].url"),
+    ({"task_status": "succeed", "task_result": {"videos": ["https://x/v.mp4"]}},
+     "task_result.videos[0].url"),
+    ({"task_status": 3}, "task_status"),
+    (["not", "an", "object"], "data"),
+    (None, "data"),
+])
+def test_a_malformed_success_answer_is_invalid_never_failed(data, field):
+    """A paid generation is never recorded rejected for a malformed field (the next run would
+    pay again): the answer is `invalid`, naming the field."""
+    status = _poll(data)
+    assert status.state == "invalid", status
+    assert field in status.message
+
+
+def test_a_malformed_element_answer_is_invalid():
+    for result in (None, {"elements": []}, {"elements": [{"element_id": True}]},
+                   {"elements": [{"element_id": "abc"}]}, {"elements": ["7001"]}):
+        status = _poll({"task_status": "succeed", "task_result": result}, "element")
+        assert status.state == "invalid" and "element_id" in status.message, (result, status)
+    made = _poll({"task_status": "succeed", "task_result": {"elements": [{"element_id": 7001}]}},
+                 "element")
+    assert made.state == "done" and made.results[0].url == "7001"
+
+
+@pytest.mark.parametrize("units, cost, noted", [
+    ("6.4", Decimal("0.896"), False), (6.4, Decimal("0.896"), False), (None, None, False),
+    ("NaN", None, True), ("Infinity", None, True), ("-1000", None, True), ("12abc", None, True),
+    (True, None, True), ({"units": 1}, None, True),
+])
+def test_a_reported_cost_goes_through_read_cost(units, cost, noted):
+    data = {"task_status": "succeed", "task_result": {"videos": [{"url": "https://x/v.mp4"}]}}
+    if units is not None:
+        data["final_unit_deduction"] = units
+    status = _poll(data)
+    assert status.state == "done"  # the clip is collected whatever the cost field says
+    assert status.results[0].cost_usd == cost
+    assert (status.results[0].cost_note is not None) == noted
+
+
 # --- run time, through the engine ------------------------------------------------------------------
 
 
@@ -308,6 +421,8 @@ class FakeKling:
         self.requests: list[httpx.Request] = []
         self.faults: list = []  # callables(request) -> Response | None, taken in order
         self.units = "2.4"
+        self.query_form = True  # `GET {endpoint}?external_task_id=` answers (a list)
+        self.path_form_finds_external = True  # `GET {endpoint}/{external_task_id}` finds it
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -326,7 +441,21 @@ class FakeKling:
         kind = path.split("/")[3] if path.startswith("/v1/videos/") else "element"
         if request.method == "POST":
             return self.create(kind, json.loads(request.content))
+        if "external_task_id" in request.url.params:  # the query form, on the list endpoint
+            return self.listed(kind, request.url.params["external_task_id"])
+        if not self.path_form_finds_external and path.rsplit("/", 1)[1] in self.external:
+            return httpx.Response(404, json={"code": 1203, "message": "task not found"})
         return self.query(kind, path.rsplit("/", 1)[1])
+
+    def listed(self, kind: str, external: str) -> httpx.Response:
+        if not self.query_form:
+            return httpx.Response(400, json={"code": 1201, "message": "invalid pageNum"})
+        task_id = self.external.get(external)
+        if task_id is None or self.tasks[task_id]["kind"] != kind:
+            return httpx.Response(200, json={"code": 0, "message": "SUCCEED", "data": []})
+        return httpx.Response(200, json={"code": 0, "message": "SUCCEED", "data": [
+            {"task_id": task_id, "task_status": "submitted",
+             "task_info": {"external_task_id": external}}]})
 
     def create(self, kind: str, body: dict) -> httpx.Response:
         self.submits.append((kind, body))
@@ -475,10 +604,7 @@ def test_final_unit_deduction_is_recorded_as_spent(tmp_path, clip):
     assert lock["shots"]["s1"]["task_id"] in fake.tasks
 
 
-def test_a_lost_submit_answer_is_found_again_by_its_external_task_id(tmp_path, clip):
-    root = project(tmp_path, STORYBOARD.replace("@hero ", ""))
-    fake = FakeKling(clip)
-
+def _lost_then_rerun(root, fake):
     def accepted_then_lost(request):
         if request.method == "POST":
             fake.create("image2video", json.loads(request.content))
@@ -488,14 +614,28 @@ def test_a_lost_submit_answer_is_found_again_by_its_external_task_id(tmp_path, c
     first = run(root, fake, only=frozenset({"s1"}))
     assert outcomes(first)["generate:s1"][0] == "failed"
     assert "run` again to find out" in outcomes(first)["generate:s1"][1]
-    second = run(root, fake, only=frozenset({"s1"}))
+    return run(root, fake, only=frozenset({"s1"}))
+
+
+@pytest.mark.parametrize("query_form, path_form", [(True, True), (True, False), (False, True)])
+def test_a_lost_submit_answer_is_found_again_by_either_documented_query(tmp_path, clip,
+                                                                          query_form, path_form):
+    """Kling's pages: "you can choose to query by external_task_id or task_id"; relay copies
+    and clients send it as `?external_task_id=` (answered with a list here) or in the path.
+    Whichever form the account answers, the task is found and never sent again."""
+    root = project(tmp_path, STORYBOARD.replace("@hero ", ""))
+    fake = FakeKling(clip)
+    fake.query_form, fake.path_form_finds_external = query_form, path_form
+    second = _lost_then_rerun(root, fake)
     assert second.ok, outcomes(second)
     assert len(fake.submits) == 1  # found by the id it was sent with: never sent again
     external = fake.submits[0][1]["external_task_id"]
-    assert any(r.url.path == f"/v1/videos/image2video/{external}" for r in fake.requests)
+    asked = [r for r in fake.requests if r.method == "GET" and external in str(r.url)]
+    assert str(asked[0].url) == f"{BASE}/v1/videos/image2video?external_task_id={external}"
+    assert len(asked) == (1 if query_form else 2)  # the first form that finds it ends the search
 
 
-def test_a_submission_that_never_arrived_is_sent_again_under_the_same_id(tmp_path, clip):
+def test_a_lost_answer_no_query_finds_stops_and_asks_the_user_never_sends_again(tmp_path, clip):
     root = project(tmp_path, STORYBOARD.replace("@hero ", ""))
     fake = FakeKling(clip)
     seen = []
@@ -507,8 +647,14 @@ def test_a_submission_that_never_arrived_is_sent_again_under_the_same_id(tmp_pat
 
     fake.faults.append(dropped)
     assert not run(root, fake, only=frozenset({"s1"})).ok
-    assert run(root, fake, only=frozenset({"s1"})).ok
-    assert [b["external_task_id"] for _, b in fake.submits] == seen
+    second = run(root, fake, only=frozenset({"s1"}))
+    status, error = outcomes(second)["generate:s1"]
+    assert status == "failed" and "Traceback" not in error
+    assert seen[0] in error  # names our id, for the user to look up
+    assert fake.submits == []  # never sent again: the user decides
+    paths = [(r.url.path, r.url.query) for r in fake.requests if r.method == "GET"]
+    assert (b"external_task_id=" + seen[0].encode()) in [q for _, q in paths]
+    assert f"/v1/videos/image2video/{seen[0]}" in [p for p, _ in paths]
 
 
 def test_concurrency_limits_are_retried_and_an_empty_resource_pack_is_not(tmp_path, clip):

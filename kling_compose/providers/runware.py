@@ -2,13 +2,17 @@
 
 Sources: seed 000 (runware.ai/docs/models/klingai-video-3-0-pro), seed 003
 (runware.ai/docs/models/klingai-video-3-0-omni-pro), seed 004
-(runware.ai/docs/models/klingai-video-o3-pro), and the prices of the project's provider reference.
+(runware.ai/docs/models/klingai-video-o3-pro), the prices of the project's provider reference,
+and (issue 21) the current 3.0 Pro page (`klingai-video-3-0-pro.md`: audio price, dimension
+table), runware-sdk 1.8.0's generated `runware/types/task_map.py` and Runware's sdk-python
+`runware/types.py` (`IKlingAIProviderSettings.sound: Optional[bool]`, `IElements.voice`).
 The request bodies reproduce the seed examples field for field and in key order; the engine adds
 `taskUUID` (right after `taskType`), `deliveryMethod: "async"` and `includeCost: true`.
 """
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -24,7 +28,9 @@ from .base import (
     Result,
     Status,
     TransientError,
+    answer_url,
     json_answer,
+    read_cost,
     retry_after_s,
 )
 
@@ -63,7 +69,8 @@ MODELS: Mapping[str, ModelSpec] = {
         source=_SOURCE_3_PRO,
         durations_s=(3, 15),  # seed 000: duration min 3 max 15
         prompt_chars=(2, 2500),  # seed 000: positivePrompt / negativePrompt min 2 max 2500
-        sizes=None,  # seed 000 lists no dimension table
+        # the current 3.0 Pro page's dimension table (seed 000 had none): 1080p 16:9, 1:1, 9:16
+        sizes=((1920, 1080), (1440, 1440), (1080, 1920)),
         aspects=tuple(ASPECT_SIZES),  # the Kling 3.0 aspects (seeds 001, 003, 004)
         frame_images=(1, 2),  # seed 000: frameImages min items 1, max items 2
         max_elements=3,  # seed 000: inputs.elements max items 3
@@ -71,10 +78,13 @@ MODELS: Mapping[str, ModelSpec] = {
         takes=(1, 20),  # seed 000: numberResults min 1 max 20
         quality=(20, 99),  # seed 000: outputQuality min 20 max 99
         cfg_scale=None,  # seed 000 documents no CFGScale field
-        # seed 000 documents neither multiPrompt, inputs.video nor an audio switch
-        supports=_COMMON_FIELDS | {"negative_prompt"},
-        # provider reference: 3.0 Pro 0.112/s silent, 0.168/s audio; seed 000 costs 1.12 (10 s)
-        # and 0.896 (8 s) = 0.112/s
+        # seed 000 documents neither multiPrompt nor inputs.video. Audio: the current 3.0 Pro
+        # page prices it ("$0.112/s without audio & $0.168/s with audio"); the switch is
+        # providerSettings.klingai.sound, a boolean (sdk-python IKlingAIProviderSettings.sound;
+        # integrations send it to klingai:kling-video@3-pro), as on O3 (seed 004)
+        supports=_COMMON_FIELDS | {"negative_prompt", "audio"},
+        # the current 3.0 Pro page and the provider reference: 0.112/s silent, 0.168/s audio;
+        # seed 000 costs 1.12 (10 s) and 0.896 (8 s) = 0.112/s
         prices={"silent": Decimal("0.112"), "audio": Decimal("0.168")},
     ),
     "kling-o3-pro": ModelSpec(
@@ -133,6 +143,11 @@ REQUIRES: Mapping[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
          "KlingAI Video 3.0 Pro page)"),
     ),  # fmt: skip
 }
+
+# Models whose page says "When inputs.video or inputs.referenceVideos is provided,
+# providerSettings cannot be used" (O3 Pro, 3.0 Omni Pro). The 3.0 Pro page has no such rule
+# (it even asks for providerSettings with referenceVideos), so 3.0 Pro sends `sound` with them.
+NO_SETTINGS_WITH_VIDEO = frozenset({"kling-o3-pro"})
 
 # seeds 003/004: "When inputs.video or inputs.referenceVideos is provided,
 # inputs.referenceImages is limited to 4 items."
@@ -210,9 +225,10 @@ class RunwareProvider:
 
     def _settings(self, shot: ResolvedShot, spec: ModelSpec) -> dict[str, Any]:
         settings: dict[str, Any] = {}
-        video_input = shot.video is not None or bool(shot.reference_videos)
-        if shot.audio is True and "audio" in spec.supports and not video_input:
-            settings["sound"] = True  # seed 004 examples; sound defaults to false
+        if shot.audio is True and "audio" in spec.supports and not _no_settings(shot, spec):
+            # seed 004 examples, sdk-python IKlingAIProviderSettings.sound: Optional[bool];
+            # sound defaults to false
+            settings["sound"] = True
         if shot.multi_prompt:
             settings["multiPrompt"] = [
                 {"prompt": self.prompt_text(shot, seg.prompt), "duration": seg.duration_s}
@@ -360,15 +376,38 @@ class RunwareProvider:
 
 
 def _progress(items: list[dict], takes: int) -> Status:
-    """processing until `takes` distinct results succeeded."""
-    done = {}
+    """processing until `takes` distinct results succeeded; `invalid` (naming the field) when a
+    success item of this task has no usable `videoURL`: the generation is paid, so it is
+    reported and kept, never polled until the timeout nor abandoned for a traceback.
+
+    A reported `cost` goes through `read_cost`: NaN, Infinity, a negative number or "12abc"
+    give no cost and a `cost_note`, so the engine counts the estimate and says why."""
+    done: dict[str, dict] = {}
     for item in items:
-        if item.get("status", "success") == "success" and item.get("videoURL"):
-            done.setdefault(item.get("videoUUID") or item["videoURL"], item)
+        if item.get("status", "success") != "success":
+            continue
+        url = answer_url(item.get("videoURL"))
+        if url is None:
+            return Status("invalid", message=_bad_url(item.get("videoURL")))
+        video_uuid = item.get("videoUUID")
+        done.setdefault(video_uuid if isinstance(video_uuid, str) and video_uuid else url, item)
     if len(done) < takes:
         return Status("processing")
-    return Status("done", tuple(Result(i["videoURL"], i.get("seed"), _decimal(i.get("cost")))
-                                for i in list(done.values())[:takes]))
+    return Status("done", tuple(_result(i) for i in list(done.values())[:takes]))
+
+
+def _bad_url(value: Any) -> str:
+    """Which field of a success answer is wrong, and how."""
+    if value is None:
+        return "videoURL: missing from a success result"
+    return f"videoURL: not an http(s) URL ({value!r:.60})"
+
+
+def _result(item: dict) -> Result:
+    cost, note = read_cost(item.get("cost"), "runware")
+    seed = item.get("seed")
+    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    return Result(item["videoURL"], seed, cost, cost_note=note)
 
 
 def _not_found(error: dict) -> bool:
@@ -381,13 +420,16 @@ def _auth(key) -> dict[str, str]:
 
 
 def _answer(response) -> dict:
-    """The JSON envelope, in the shapes the SDKs accept."""
+    """The JSON envelope, in the shapes the SDKs accept; `data` and `errors` always lists."""
     data = json_answer(response, "runware")
     if isinstance(data, list):  # a bare list of results (SDK error parser accepts it too)
-        return {"data": data}
+        data = {"data": data}
     if isinstance(data, dict) and "error" in data and "errors" not in data:
-        return {**data, "errors": [data["error"]]}
-    return data if isinstance(data, dict) else {}
+        data = {**data, "errors": [data["error"]]}
+    if not isinstance(data, dict):
+        return {}
+    return {**data, **{k: data[k] if isinstance(data.get(k), list) else []
+                       for k in ("data", "errors")}}
 
 
 def _errors(data: dict) -> list[dict]:
@@ -412,14 +454,55 @@ def _raise_for(response, errors: list[dict], final_ok: bool = False,
         raise ProviderError(f"runware refused the task: {detail}")
 
 
-def _message(error: dict) -> str:
+def _message(error: Any) -> str:
+    if not isinstance(error, dict):  # e.g. `"error": "text"` in a failed item
+        return str(error)[:500]
     code, text = error.get("code"), error.get("message") or "no message"
     parameter = error.get("parameter")
-    return f"{code}: {text}" + (f" (parameter {parameter})" if parameter else "") if code else text
+    message = f"{code}: {text}" + (f" (parameter {parameter})" if parameter else "") \
+        if code else str(text)
+    if _about_voices(error):
+        message += VOICES_HINT
+    return message
+
+
+# Item 10 of issue 21: the element key for voice audio. Seed 000 (Runware's 3.0 Pro page) names
+# it `voices`, which kling-compose sends; Runware's official Python SDK names it `voice`
+# (sdk-python runware/types.py, `IElements.voice: Optional[List[str]]`). Until a real run
+# settles it, a refusal of that field says so.
+VOICES_HINT = (
+    "\n  hint: Runware's KlingAI Video 3.0 Pro page (seed 000) names the element key `voices`, "
+    "which kling-compose sends; Runware's official Python SDK (sdk-python runware/types.py, "
+    "IElements) names it `voice`. To send `voice`, remove `voices:` from the element and write "
+    "the shot's whole element list in provider_options: {inputs: {elements: [{id: ..., "
+    "frontalImage: <URL or UUID>, voice: [<URL or UUID>]}]}} (provider_options replaces the "
+    "list; its inputs are sent as written); please report which key Runware accepted"
+)
+
+
+def _about_voices(error: dict) -> bool:
+    """True when a refusal is about the elements' voice field (`voices` / `voice`): its
+    parameter names it (`inputs.elements[0].voices`), or, without a parameter, its code or
+    message names a voice field of an element (`invalidVoices`, "... voices ... elements")."""
+    parameter = error.get("parameter")
+    if isinstance(parameter, str) and parameter:
+        return re.search(r"(^|[.\]])voices?$", parameter, re.IGNORECASE) is not None
+    code = str(error.get("code") or "")
+    text = str(error.get("message") or "").lower()
+    return code.lower() in ("invalidvoice", "invalidvoices") or (
+        re.search(r"\bvoices?\b", text) is not None and "element" in text)
 
 
 def _decimal(value) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
+    """A finite number as a Decimal; None for anything else (NaN, Infinity, None)."""
+    amount = None if value is None else Decimal(str(value))
+    return amount if amount is not None and amount.is_finite() else None
+
+
+def _no_settings(shot: ResolvedShot, spec: ModelSpec) -> bool:
+    """True when the shot's video inputs forbid providerSettings on this model."""
+    video_input = shot.video is not None or bool(shot.reference_videos)
+    return video_input and spec.alias in NO_SETTINGS_WITH_VIDEO
 
 
 def output_size(shot: ResolvedShot) -> tuple[int, int] | None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
+import httpx
 import pytest
 
-from kling_compose.providers.runware import MODELS, probe_duration_s
+from kling_compose.providers.base import Handle, ProviderError
+from kling_compose.providers.runware import MODELS, RunwareProvider, probe_duration_s
+from kling_compose.settings import Secret
 
 from .factory import diagnostics, element, make_shot
 
@@ -111,14 +115,24 @@ def test_provider_options_are_merged_last(compile_one):
 # --- audio ----------------------------------------------------------------------------------
 
 
-def test_audio_on_3_pro_is_not_sent_and_priced_silent(compile_one):
+def test_audio_on_3_pro_sends_sound_and_is_priced_with_audio(compile_one):
+    # issue 21 item 2: Runware's current 3.0 Pro page prices audio ($0.112/s silent, $0.168/s
+    # with audio); the switch is providerSettings.klingai.sound, a boolean (sdk-python
+    # IKlingAIProviderSettings.sound). It was dropped with a warning and priced silent.
     job = compile_one(make_shot(audio=True, duration=10))
-    assert "providerSettings" not in job.request
-    assert job.cost_usd == Decimal("1.12")
-    assert [str(w) for w in job.warnings] == [
-        "storyboard.yaml:16:5: warning: audio is not sent: runware model 'kling-3-pro' has no "
-        "such setting\n  hint: it is ignored for this shot; remove it or choose a model that has it"
-    ]
+    assert job.request["providerSettings"] == {"klingai": {"sound": True}}
+    assert job.cost_usd == Decimal("1.680")  # 0.168 x 10 s
+    assert job.warnings == ()
+    assert list(job.request) == ["taskType", "model", "positivePrompt", "width", "height",
+                                 "duration", "providerSettings"]  # the seed key order
+
+
+def test_audio_on_3_pro_with_reference_videos_is_sent(compile_one):
+    # the O3 rule "with inputs.referenceVideos providerSettings cannot be used" is not on the
+    # 3.0 Pro page, which asks for providerSettings with referenceVideos
+    job = compile_one(make_shot(audio=True, reference_videos=[VID]))
+    assert job.request["providerSettings"] == {"klingai": {"sound": True}}
+    assert job.cost_usd is None  # no published video-input price for 3.0 Pro
 
 
 def test_audio_forced_through_provider_options_is_priced_with_audio(compile_one):
@@ -139,6 +153,25 @@ def test_audio_with_a_video_input_warns():
         "provided, providerSettings cannot be used (Runware's O3 Pro and 3.0 Omni Pro pages); set audio: false to "
         "silence this warning"
     ]
+
+
+# --- sizes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["kling-3-pro", "kling-o3-pro"])
+def test_a_size_outside_the_dimension_table_is_refused_where_written(model):
+    # issue 21 item 3: the current 3.0 Pro page (like the O3 Pro page) supports only
+    # 1920x1080, 1440x1440 and 1080x1920; 1280x720 passed validate and was sent
+    assert diagnostics(make_shot(model=model, size=(1280, 720))) == [
+        f"storyboard.yaml:14:5: error: size 1280x720 is not available on runware model "
+        f"'{model}'\n  hint: use one of 1920x1080, 1440x1440, 1080x1920"
+    ]
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1440, 1440), (1080, 1920)])
+def test_the_3_pro_table_sizes_are_sent(compile_one, size):
+    request = compile_one(make_shot(size=size)).request
+    assert (request["width"], request["height"]) == size
 
 
 # --- Runware-only limits ------------------------------------------------------------------
@@ -254,3 +287,118 @@ def test_edit_of_a_local_clip_is_priced_by_its_probed_duration(compile_one, tmp_
 def test_probe_of_an_unreadable_file(tmp_path):
     (tmp_path / "x.mp4").write_text("nope")
     assert probe_duration_s(tmp_path / "x.mp4") is None
+
+
+# --- run time: answers read (issue 21 items 10 and 12) -----------------------------------------
+
+TASK_A = "6f0c1b7e-2a43-4d8e-9b1a-0c5e7d3f2a11"
+TASK_B = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+GOOD_URL = "https://vm.runware.ai/video/os/a.mp4"
+
+
+def _answer(body, status=200) -> httpx.Response:
+    """`body` as Runware's answer to a getResponse batch, through httpx.MockTransport."""
+    provider = RunwareProvider()
+    request = provider.poll_request([Handle(TASK_A), Handle(TASK_B)],
+                                    "https://api.runware.ai/v1", Secret("k"))
+    content = json.dumps(body)  # allows NaN and Infinity, as a hostile proxy may send them
+    transport = httpx.MockTransport(lambda r: httpx.Response(
+        status, content=content, headers={"content-type": "application/json"}))
+    with httpx.Client(transport=transport) as client:
+        return client.send(request)
+
+
+def _statuses(items, takes=1):
+    provider = RunwareProvider()
+    answer = _answer({"data": items})
+    return provider.read_statuses(answer, [Handle(TASK_A), Handle(TASK_B)],
+                                  {TASK_A: takes, TASK_B: takes})
+
+
+def _success(task, **fields):
+    item = {"taskType": "videoInference", "taskUUID": task, "status": "success",
+            "videoUUID": f"v-{task[:4]}", "videoURL": GOOD_URL, "seed": 7, "cost": 0.56}
+    item.update(fields)
+    return {k: v for k, v in item.items() if v is not ...}
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"videoURL": ...}, "videoURL: missing from a success result"),
+    ({"videoURL": 42}, "videoURL: not an http(s) URL (42)"),
+    ({"videoURL": ["https://x/a.mp4"]}, "videoURL: not an http(s) URL (['https://x/a.mp4'])"),
+    ({"videoURL": "ftp://x/a.mp4"}, "videoURL: not an http(s) URL ('ftp://x/a.mp4')"),
+    ({"videoURL": ""}, "videoURL: not an http(s) URL ('')"),
+])  # fmt: skip
+def test_a_success_item_without_a_usable_video_url_is_invalid_for_that_task_only(
+    fields, message
+):
+    # a success item without videoURL was polled until the timeout; a non-string one was a
+    # TypeError traceback. Task B's good answer in the same batch is read as usual.
+    statuses = _statuses([_success(TASK_A, **fields), _success(TASK_B)])
+    assert statuses[TASK_A].state == "invalid"
+    assert statuses[TASK_A].message == message
+    assert statuses[TASK_B].state == "done"
+    assert statuses[TASK_B].results[0].url == GOOD_URL
+
+
+@pytest.mark.parametrize("cost, note", [
+    ("NaN", "runware reported a cost of 'NaN'"),
+    (float("inf"), "runware reported a cost of inf"),
+    (-1000, "runware reported a cost of -1000"),
+    ("12abc", "runware reported a cost that is not a number ('12abc')"),
+    (True, "runware reported a cost that is not a number (True)"),
+    ({"usd": 1}, "runware reported a cost that is not a number ({'usd': 1})"),
+])  # fmt: skip
+def test_an_unusable_reported_cost_gives_no_cost_and_a_note(cost, note):
+    statuses = _statuses([_success(TASK_A, cost=cost), _success(TASK_B)])
+    [result] = statuses[TASK_A].results
+    assert statuses[TASK_A].state == "done" and result.url == GOOD_URL
+    assert (result.cost_usd, result.cost_note) == (None, note)
+    assert statuses[TASK_B].results[0].cost_usd == Decimal("0.56")
+    assert statuses[TASK_B].results[0].cost_note is None
+
+
+def test_an_answer_sent_as_raw_text_nan_is_read_through_read_cost():
+    # Python's json module reads a bare NaN / Infinity (what a hostile proxy can send)
+    provider = RunwareProvider()
+    raw = ('{"data": [{"taskType": "videoInference", "taskUUID": "%s", "status": "success",'
+           ' "videoUUID": "v1", "videoURL": "%s", "cost": NaN, "seed": "x"}]}' % (TASK_A, GOOD_URL))
+    request = provider.poll_request([Handle(TASK_A)], "https://api.runware.ai/v1", Secret("k"))
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, text=raw))
+    with httpx.Client(transport=transport) as client:
+        status = provider.read_status(client.send(request), Handle(TASK_A), 1)
+    [result] = status.results
+    assert (result.cost_usd, result.seed) == (None, None)
+    assert result.cost_note == "runware reported a cost of nan"
+
+
+def test_odd_envelopes_are_not_tracebacks():
+    provider = RunwareProvider()
+    handles, takes = [Handle(TASK_A)], {TASK_A: 1}
+    for body in ({"data": 5}, {"data": {"a": 1}, "errors": 3}, {"data": ["x", None]}):
+        assert provider.read_statuses(_answer(body), handles, takes)[TASK_A].state == "processing"
+    failed = {"data": [{"taskUUID": TASK_A, "status": "error", "error": "boom"}]}
+    status = provider.read_statuses(_answer(failed), handles, takes)[TASK_A]
+    assert (status.state, status.message) == ("failed", "boom")
+
+
+def test_a_refused_voices_field_names_both_sources_and_the_workaround():
+    # issue 21 item 10: seed 000 names the element key `voices`, Runware's official Python SDK
+    # `voice`; if Runware refuses ours, the first real run must say exactly that
+    provider = RunwareProvider()
+    refusal = {"errors": [{"code": "unknownParameter", "parameter": "inputs.elements[0].voices",
+                           "message": "Unknown parameter", "taskType": "videoInference",
+                           "taskUUID": TASK_A}]}  # fmt: skip
+    with pytest.raises(ProviderError) as error:
+        provider.read_submit(_answer(refusal, 400), TASK_A)
+    text = str(error.value)
+    assert text.startswith("runware refused the task: unknownParameter: Unknown parameter "
+                           "(parameter inputs.elements[0].voices)\n  hint: ")
+    for part in ("(seed 000) names the element key `voices`", "sdk-python runware/types.py",
+                 "names it `voice`", "provider_options: {inputs: {elements: [{"):
+        assert part in text, part
+    other = {"errors": [{"code": "invalidDuration", "parameter": "duration", "message": "bad",
+                         "taskUUID": TASK_A}]}  # fmt: skip
+    with pytest.raises(ProviderError) as error:
+        provider.read_submit(_answer(other, 400), TASK_A)
+    assert "hint" not in str(error.value)

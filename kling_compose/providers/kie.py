@@ -10,7 +10,13 @@ neither version states is marked [inferred].
 
 Fields that do not apply are left out as the docs' own usage examples do: a single-shot body has
 no `multi_prompt`, a multi-shot body no `prompt` (both are in the schema's `required` list, which
-the examples do not follow) [inferred].
+the examples do not follow) [inferred]. `aspect_ratio` is always sent (required in the schema,
+sent by every example, with or without `image_urls`).
+
+Prices: kie's pricing page (https://kie.ai/pricing, read 2026-06-30 from the copy
+henjicc/Henji-AI@fa7c35ab docs/api/KIE/kie-ai-pricing-20260630-023103.md), USD per second of
+"Kling 3.0, video": 720P $0.07 without audio / $0.10 with audio, 1080P $0.09 / $0.135, 4K
+$0.335 either way. recordInfo reports no cost (its `costTime` is the processing time in ms).
 """
 
 from __future__ import annotations
@@ -40,6 +46,19 @@ RESOLUTIONS: Mapping[str, Mapping[str, tuple[int, int]]] = {
 }
 
 
+ASPECTS = ("16:9", "9:16", "1:1")  # `aspect_ratio` enum
+
+# USD per second of output by mode (its resolution) and sound: kie's pricing page, "Kling 3.0,
+# video, with/without audio-720P/1080P/4K", read 2026-06-30 (copy: henjicc/Henji-AI@fa7c35ab,
+# docs/api/KIE/kie-ai-pricing-20260630-023103.md). std makes 720p, pro 1080p (RESOLUTIONS).
+PRICES_DATE = "2026-06-30"
+PRICES: Mapping[str, Mapping[str, Decimal]] = {
+    "std": {"silent": Decimal("0.07"), "audio": Decimal("0.10")},
+    "pro": {"silent": Decimal("0.09"), "audio": Decimal("0.135")},
+    "4K": {"silent": Decimal("0.335"), "audio": Decimal("0.335")},
+}
+
+
 def _spec(alias: str) -> ModelSpec:
     return ModelSpec(
         alias=alias,
@@ -48,7 +67,7 @@ def _spec(alias: str) -> ModelSpec:
         durations_s=(3, 15),  # `duration` enum "3".."15"
         prompt_chars=(2, 2500),  # product brief: the spec gives no bound for `prompt`
         sizes=None,  # the API takes an aspect ratio; the mode sets the resolution
-        aspects=("16:9", "9:16", "1:1"),  # `aspect_ratio` enum
+        aspects=ASPECTS,  # `aspect_ratio` enum
         frame_images=(1, 2),  # `image_urls`: 1 = first frame, 2 = first + last
         max_elements=3,  # `kling_elements` maxItems 3
         max_element_images=3,  # "2-4 URLs required" = frontal + at most 3
@@ -61,7 +80,7 @@ def _spec(alias: str) -> ModelSpec:
             {"multi_prompt", "duration", "size", "aspect", "audio", "first_frame",
              "last_frame", "elements"}
         ),  # fmt: skip
-        prices={},  # kie.ai bills credits and publishes no USD price in its API docs
+        prices=PRICES[MODES[alias]],
     )
 
 
@@ -103,7 +122,11 @@ _RETRY_CODES = frozenset({429, 455, 500})
 # pay twice (429 and 455 say the request was not taken, a gateway's 503 that it never arrived)
 _SUBMIT_LOST_CODES = frozenset({500})
 _SUBMIT_LOST_STATUS = frozenset({500, 502, 504})
-_UNKNOWN_TASK_CODES = frozenset({404, 422})  # recordInfo: "Task not found", "recordInfo is null"
+# recordInfo: 404 "Task not found" says kie does not know the task; 422 "recordInfo is null" is
+# what kie answers right after createTask, before the task's record exists (K3 lists it apart
+# from 404; public clients poll on through it): the task is not shown *yet*, never "unknown"
+_UNKNOWN_TASK_CODE = 404
+_UNCONFIRMED_CODE = 422
 _HINTS = {
     401: "check KIE_API_KEY",
     402: "insufficient credits: add credits to the kie.ai account",
@@ -152,14 +175,15 @@ def _judge(response, body: Any, label: str, what: str) -> int | None:
 def _envelope(response, what: str, unknown_ok: bool = False) -> dict:
     """The `{code, msg, data}` answer of createTask or recordInfo, judged by `_judge`.
 
-    With `unknown_ok`, an answer saying the task does not exist is returned for the caller.
+    With `unknown_ok`, an answer saying the task does not exist (404) or is not shown yet (422)
+    is returned for the caller.
     """
     from .base import ProviderError, json_answer
 
     body = json_answer(response, NAME)
     if not isinstance(body, dict):
         raise ProviderError(f"kie answered the {what} with JSON that is not an object")
-    if unknown_ok and _code(body) in _UNKNOWN_TASK_CODES:
+    if unknown_ok and _code(body) in (_UNKNOWN_TASK_CODE, _UNCONFIRMED_CODE):
         return body
     _judge(response, body, NAME, what)
     return body
@@ -171,6 +195,14 @@ class KieTasks:
     client_task_id = False  # the server assigns taskId: a lost answer cannot be re-sent safely
     batch_poll = False  # recordInfo takes one taskId
     upload_ttl_s = 20 * 3600  # uploads are kept 24 h (pages say 24 h or 3 days): margin 4 h
+    # `recordInfo is null` (code 422) is polled as processing this long before the user is asked
+    # (never re-submitted). Public clients meet it in the first seconds after createTask and poll
+    # on; kie documents no bound for it, and tells to stop polling a whole task after 10-15 min
+    # (get-task-detail, "Polling best practices"): 5 min is far past a record's delay, and a
+    # third of that bound, so a task kie never made reaches the user within minutes.
+    unconfirmed_grace_s = 5 * 60
+    # "generated content URLs typically expire after 24 hours" (get-task-detail)
+    result_ttl_s = 24 * 3600
 
     def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
         import httpx
@@ -204,26 +236,43 @@ class KieTasks:
                              headers={"Authorization": f"Bearer {key.reveal()}"})
 
     def read_status(self, response, handle, takes: int):
-        from .base import ProviderError, Result, Status
+        """The task's state. Every field kie's answer is read from is checked: a malformed one
+        is `invalid` (naming it), never a traceback, never polled forever, never a rejection;
+        404 is `unknown`, 422 "recordInfo is null" `unconfirmed` (not shown yet)."""
+        from .base import Result, Status, json_answer
 
-        body = _envelope(response, "task query", unknown_ok=True)
-        if _code(body) in _UNKNOWN_TASK_CODES:
+        body = json_answer(response, NAME)
+        if not isinstance(body, dict):
+            return Status("invalid", message="the task query's answer is not a JSON object")
+        code = _code(body)
+        if code == _UNKNOWN_TASK_CODE:
             return Status("unknown", message=handle.task_id)  # kie does not know the task
+        if code == _UNCONFIRMED_CODE:
+            return Status("unconfirmed", message=(
+                f"kie does not show task {handle.task_id} yet (code 422: "
+                f"{_message(body) or 'recordInfo is null'})"))  # fmt: skip
+        _judge(response, body, NAME, "task query")  # anything but code 200 raises, as before
         data = body.get("data")
         if not isinstance(data, dict):
-            raise ProviderError("kie answered the task query without data")
+            return Status("invalid", message="data: not an object")
+        found = data.get("taskId")
+        if found is not None and found != handle.task_id:
+            return Status("invalid", message=f"data.taskId: {found!r:.60} is not "
+                                             f"{handle.task_id}")  # fmt: skip
         state = data.get("state")
+        if not isinstance(state, str) or not state:
+            return Status("invalid", message=f"data.state: {state!r:.40}")
         if state == "success":
-            urls = _result_urls(data.get("resultJson"))
-            if not urls:
-                return Status("failed", message="kie reported success without a result URL")
+            urls, problem = _result_urls(data.get("resultJson"))
+            if problem is not None:
+                return Status("invalid", message=problem)
             return Status("done", tuple(Result(u) for u in urls[: max(1, takes)]))
         if state == "fail":
             code, message = data.get("failCode"), data.get("failMsg") or "generation failed"
-            return Status("failed", message=f"{code}: {message}" if code else message)
-        # waiting | queuing | generating (an unknown state waits)
-        return Status("processing", detail="generating" if state == "generating" else "queued"
-                      if state in ("waiting", "queuing") else None)
+            return Status("failed", message=f"{code}: {message}" if code else str(message))
+        # waiting | queuing | generating; an undocumented state waits (the poll timeout ends it)
+        detail = {"generating": "generating", "waiting": "queued", "queuing": "queued"}
+        return Status("processing", detail=detail.get(state, f"state {state[:40]}"))
 
     # doctor: "Get Remaining Credits", `GET /api/v1/chat/credit` answering `{"code": 200,
     # "msg": "success", "data": 100}` (docs.kie.ai/common-api/get-account-credits)
@@ -272,24 +321,36 @@ class KieTasks:
         return link
 
 
-def _result_urls(result: Any) -> list[str]:
-    """`resultJson` is a JSON string holding `{"resultUrls": [...]}` (an object is read too)."""
+def _result_urls(result: Any) -> tuple[list[str], str | None]:
+    """(URLs, None) from `resultJson`, a JSON string holding `{"resultUrls": [...]}` (an object
+    is read too); ([], which field is wrong) when any part is missing or malformed."""
     import json
 
+    from .base import answer_url
+
     if isinstance(result, str):
+        if not result.strip():
+            return [], "data.resultJson: empty on success"
         try:
-            result = json.loads(result or "{}")
+            result = json.loads(result)
         except ValueError:
-            return []
-    urls = result.get("resultUrls") if isinstance(result, dict) else None
-    return [u for u in urls if isinstance(u, str) and u] if isinstance(urls, list) else []
+            return [], "data.resultJson: not JSON"
+    if not isinstance(result, dict):
+        return [], "data.resultJson: not a JSON object"
+    urls = result.get("resultUrls")
+    if not isinstance(urls, list) or not urls:
+        return [], "data.resultJson.resultUrls: missing or empty"
+    for n, url in enumerate(urls):
+        if answer_url(url) is None:
+            return [], f"data.resultJson.resultUrls[{n}]: not an http(s) URL ({url!r:.60})"
+    return list(urls), None
 
 
 # -- compile time -----------------------------------------------------------------------------
 
 
 class KieProvider(KieTasks):
-    """Builds kie.ai `createTask` bodies for Kling 3.0; the price is unknown (credits)."""
+    """Builds kie.ai `createTask` bodies for Kling 3.0, priced per second (kie's USD prices)."""
 
     name = NAME
     models = MODELS
@@ -322,9 +383,7 @@ class KieProvider(KieTasks):
         # says "must be true", so true is sent (audio: false is a warning)
         fields["sound"] = True if multi else bool(shot.audio)
         fields["duration"] = str(rules.effective_duration(shot) or DEFAULT_DURATION)
-        aspect = _aspect_ratio(shot)
-        if aspect is not None:
-            fields["aspect_ratio"] = aspect
+        fields["aspect_ratio"] = _aspect_ratio(shot)  # required, with or without images
         fields["mode"] = MODES[spec.alias]
         fields["multi_shots"] = multi  # sent on every request (required)
         if multi:
@@ -339,12 +398,26 @@ class KieProvider(KieTasks):
     def cost(
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> Decimal | None:
-        return None
+        """The sent mode's per-second price, with or without sound, times `duration`, all as
+        sent (provider_options may change them)."""
+        fields = payload.get("input")
+        fields = fields if isinstance(fields, Mapping) else {}
+        mode = fields.get("mode", MODES[spec.alias])
+        rates = PRICES.get(mode) if isinstance(mode, str) else None
+        try:
+            seconds = int(str(fields.get("duration", DEFAULT_DURATION)))
+        except ValueError:
+            return None
+        if rates is None:
+            return None
+        return rates["audio" if fields.get("sound", False) is True else "silent"] * seconds
 
     def cost_note(
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> str | None:
-        return "kie.ai bills credits and publishes no USD price in its API docs"
+        if self.cost(shot, spec, payload) is None:
+            return "kie publishes no price for this request's mode or duration"
+        return None
 
 
 def element_body(element: Element, ref: Ref) -> dict[str, Any]:
@@ -362,12 +435,40 @@ def element_body(element: Element, ref: Ref) -> dict[str, Any]:
     return body
 
 
-def _aspect_ratio(shot: ResolvedShot) -> str | None:
-    if shot.first_frame is not None or shot.last_frame is not None:
-        return None  # "When image_urls is provided, this parameter is optional": follows it
-    if shot.size is not None:
-        return rules.aspect_of(shot.size)
-    return shot.aspect or DEFAULT_ASPECT
+def _aspect_ratio(shot: ResolvedShot) -> str:
+    """`aspect_ratio`, always sent (K1 and every kie example send it, images or not): the
+    shot's size (reduced) or aspect; with frame images and neither one of kie's three, the
+    one nearest the first frame's (a local file), else the default. Without images any other
+    aspect is a located error of rules.check_size."""
+    wanted = rules.aspect_of(shot.size) if shot.size is not None else shot.aspect
+    if wanted in ASPECTS or (wanted is not None and shot.first_frame is None
+                             and shot.last_frame is None):  # fmt: skip
+        return wanted
+    frame = shot.first_frame or shot.last_frame
+    size = _image_size(frame) if frame is not None else None
+    if size is None:
+        return DEFAULT_ASPECT
+    ratio = size[0] / size[1]
+    return min(ASPECTS, key=lambda a: abs(_ratio(a) - ratio))
+
+
+def _ratio(aspect: str) -> float:
+    width, height = aspect.split(":")
+    return int(width) / int(height)
+
+
+def _image_size(source: FrameSource) -> tuple[int, int] | None:
+    """A local image's width and height (its header only), None when unknown or unreadable."""
+    if source.kind != "path" or source.path is None:
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(source.path) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - not an image PIL reads (the file check reports it)
+        return None
+    return (width, height) if width > 0 and height > 0 else None
 
 
 # -- kie's own rules ----------------------------------------------------------------------------

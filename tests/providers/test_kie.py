@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -23,7 +24,6 @@ from .factory import diagnostics, element, loc, make_shot
 
 IMG = "https://example.com/a.png"
 IMG2 = "https://example.com/b.jpg"
-NOTE = "kie.ai bills credits and publishes no USD price in its API docs"
 KIE = PROVIDERS["kie"]
 KEY = Secret("kie-secret-key")
 
@@ -56,7 +56,7 @@ def test_text_only_sends_every_applicable_field(compile_one):
     assert list(job.request["input"]) == ["prompt", "sound", "duration", "aspect_ratio", "mode",
                                           "multi_shots"]  # fmt: skip
     assert job.inputs == ()
-    assert job.cost_usd is None and job.cost_note == NOTE
+    assert (job.cost_usd, job.cost_note) == (Decimal("0.45"), None)  # pro, silent: 5 s x $0.09
     assert job.warnings == ()
 
 
@@ -73,7 +73,8 @@ def test_each_alias_is_a_mode(compile_one, model, mode):
         "mode": mode,
         "multi_shots": False,
     }
-    assert job.cost_usd is None and job.cost_note == NOTE
+    assert job.cost_usd == {"std": Decimal("1.00"), "pro": Decimal("1.35"),
+                            "4K": Decimal("3.35")}[mode]  # 10 s with audio # fmt: skip
 
 
 def test_a_size_is_sent_as_its_aspect(compile_one):
@@ -91,10 +92,11 @@ def test_first_and_last_frame_urls(compile_one):
             "image_urls": [IMG, IMG2],
             "sound": False,
             "duration": "8",
+            "aspect_ratio": "9:16",
             "mode": "pro",
             "multi_shots": False,
         },
-    }  # no aspect_ratio: "optional" with image_urls, the video follows the image
+    }  # aspect_ratio with image_urls too: required in the schema, sent by every example
 
 
 def test_a_local_file_and_a_chained_frame_are_uploaded_inputs(compile_one):
@@ -117,6 +119,7 @@ def test_multi_shot(compile_one):
             "image_urls": [IMG],
             "sound": True,
             "duration": "5",
+            "aspect_ratio": "16:9",
             "mode": "pro",
             "multi_shots": True,
             "multi_prompt": [
@@ -154,6 +157,7 @@ def test_elements_keep_their_names_and_send_voices(compile_one):
         "image_urls": [IMG],
         "sound": False,
         "duration": "5",
+        "aspect_ratio": "16:9",
         "mode": "pro",
         "multi_shots": False,
         "kling_elements": [
@@ -466,9 +470,9 @@ def test_success_reads_the_result_urls_from_the_json_string():
     status = KIE.read_status(info("success", resultJson=result), Handle("t1"), 1)
     assert status.state == "done"
     assert [r.url for r in status.results] == ["https://tempfile.aiquickdraw.com/v.mp4"]
-    empty = KIE.read_status(info("success", resultJson=""), Handle("t1"), 1)
-    assert (empty.state, empty.message) == ("failed",
-                                            "kie reported success without a result URL")
+    assert status.results[0].cost_usd is None  # recordInfo reports no cost: the estimate counts
+    assert KIE.read_status(info("success", resultJson={"resultUrls": [
+        "https://a.test/v.mp4"]}), Handle("t1"), 1).state == "done"  # an object is read too
 
 
 def test_fail_carries_code_and_message():
@@ -479,15 +483,27 @@ def test_fail_carries_code_and_message():
     assert bare.message == "boom"
 
 
-@pytest.mark.parametrize(("http", "body"), [
-    (404, {"code": 404, "msg": "Task not found"}),
-    (200, {"code": 404, "msg": "Task not found"}),
-    (422, {"code": 422, "msg": "recordInfo is null", "data": None}),
-    (200, {"code": 422, "msg": "recordInfo is null", "data": None}),
-])  # fmt: skip
-def test_a_task_kie_does_not_know_is_unknown(http, body):
-    status = KIE.read_status(answer(http, body), Handle("task_9"), 1)
+@pytest.mark.parametrize("http", [404, 200])
+def test_a_task_kie_does_not_know_is_unknown(http):
+    status = KIE.read_status(answer(http, {"code": 404, "msg": "Task not found"}),
+                             Handle("task_9"), 1)  # fmt: skip
     assert (status.state, status.message) == ("unknown", "task_9")
+
+
+@pytest.mark.parametrize("http", [200, 422])
+def test_recordinfo_is_null_is_unconfirmed_not_unknown(http):
+    """Issue 21, item 1: kie answers `{code: 422, msg: "recordInfo is null"}` right after
+    createTask (K3 lists it apart from 404 "Task not found"); read as "unknown", the task was
+    recorded rejected and the next run paid for it again."""
+    body = {"code": 422, "msg": "recordInfo is null", "data": None}
+    status = KIE.read_status(answer(http, body), Handle("task_9"), 1)
+    assert status.state == "unconfirmed"
+    assert status.message == "kie does not show task task_9 yet (code 422: recordInfo is null)"
+
+
+def test_the_grace_for_an_unconfirmed_task_and_the_result_lifetime():
+    assert KIE.unconfirmed_grace_s == 300  # a few minutes, never a re-submission
+    assert KIE.result_ttl_s == 24 * 3600  # get-task-detail: result URLs expire after ~24 h
 
 
 def test_poll_faults():
@@ -499,6 +515,113 @@ def test_poll_faults():
         KIE.read_status(answer(401, {"code": 401, "msg": "Unauthorized"}), Handle("t"), 1)
     with pytest.raises(ProviderError, match="HTTP 404"):  # no kie body: a wrong base URL
         KIE.read_status(answer(404, {"detail": "no route"}), Handle("t"), 1)
+
+
+# --- malformed answers and lost answers, through httpx.MockTransport ----------------------------
+
+
+def through(handler, request: httpx.Request) -> httpx.Response:
+    """Send `request` to a scripted kie (`handler`) as the engine would, over httpx."""
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        return client.send(request)
+
+
+def polled(data=None, *, raw: bytes | None = None, code=200):
+    """The status read from recordInfo answering `data` (or the bytes `raw`)."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v1/jobs/recordInfo"
+        if raw is not None:
+            return httpx.Response(200, content=raw, headers={"content-type": "application/json"})
+        return httpx.Response(200, json={"code": code, "msg": "success", "data": data})
+
+    handle = Handle("t1")
+    return KIE.read_status(through(handler, KIE.poll_request(handle, "https://kie.test", KEY)),
+                           handle, 1)  # fmt: skip
+
+
+GOOD = json.dumps({"resultUrls": ["https://tempfile.aiquickdraw.com/v.mp4"]})
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"taskId": "t1", "state": "success"}, "data.resultJson: not a JSON object"),
+    ({"taskId": "t1", "state": "success", "resultJson": ""}, "data.resultJson: empty"),
+    ({"taskId": "t1", "state": "success", "resultJson": "{resultUrls: ["},
+     "data.resultJson: not JSON"),
+    ({"taskId": "t1", "state": "success", "resultJson": "[1, 2]"},
+     "data.resultJson: not a JSON object"),
+    ({"taskId": "t1", "state": "success", "resultJson": "{}"},
+     "data.resultJson.resultUrls: missing"),
+    ({"taskId": "t1", "state": "success", "resultJson": '{"resultUrls": "https://a.test/v.mp4"}'},
+     "data.resultJson.resultUrls: missing"),
+    ({"taskId": "t1", "state": "success", "resultJson": '{"resultUrls": []}'},
+     "data.resultJson.resultUrls: missing or empty"),
+    ({"taskId": "t1", "state": "success", "resultJson": '{"resultUrls": [42]}'},
+     "data.resultJson.resultUrls[0]: not an http(s) URL"),
+    ({"taskId": "t1", "state": "success", "resultJson": '{"resultUrls": [null]}'},
+     "data.resultJson.resultUrls[0]: not an http(s) URL"),
+    ({"taskId": "t1", "state": "success",
+      "resultJson": '{"resultUrls": ["https://a.test/v.mp4", "file:///etc/passwd"]}'},
+     "data.resultJson.resultUrls[1]: not an http(s) URL"),
+    ({"taskId": "t1", "state": "success", "resultJson": '{"resultUrls": ["/v.mp4"]}'},
+     "data.resultJson.resultUrls[0]: not an http(s) URL"),
+    ({"taskId": "t1"}, "data.state"),
+    ({"taskId": "t1", "state": 3}, "data.state"),
+    ({"taskId": "other", "state": "success", "resultJson": GOOD}, "data.taskId"),
+    (None, "data: not an object"),
+    ([], "data: not an object"),
+    ("success", "data: not an object"),
+])  # fmt: skip
+def test_a_malformed_record_is_invalid_naming_the_field(data, field):
+    """Issue 21, item 12: a paid task whose answer is malformed is `invalid` (kept, the user
+    decides), never a traceback, never polled until the timeout, never a rejection."""
+    status = polled(data)
+    assert status.state == "invalid"
+    assert status.message.startswith(field)
+    assert status.results == ()
+
+
+@pytest.mark.parametrize("raw", [b"[]", b'"success"', b"null", b"42"])
+def test_an_answer_that_is_not_an_object_is_invalid(raw):
+    status = polled(raw=raw)
+    assert (status.state, status.message) == ("invalid",
+                                              "the task query's answer is not a JSON object")
+
+
+def test_an_undocumented_state_waits_and_says_which():
+    status = polled({"taskId": "t1", "state": "pending"})
+    assert (status.state, status.detail) == ("processing", "state pending")
+
+
+class LosingKie:
+    """createTask makes the task and is then answered by `reply` (its own answer is lost)."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.made: list[dict] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v1/jobs/createTask"
+        self.made.append(json.loads(request.content))  # kie made (and bills) the task ...
+        return self.reply  # ... and the answer says nothing of it
+
+
+@pytest.mark.parametrize(("reply", "shown"), [
+    (httpx.Response(200, json={"code": 500, "msg": "Server Error", "data": None}), "code 500"),
+    (httpx.Response(500, json={"code": 500, "msg": "Server Error", "data": None}), "code 500"),
+    (httpx.Response(500, content=b"Internal Server Error"), "HTTP 500"),
+    (httpx.Response(502, content=b"<html>Bad Gateway</html>"), "HTTP 502"),
+    (httpx.Response(504, content=b"<html>Gateway Time-out</html>"), "HTTP 504"),
+    (httpx.Response(502, json={"error": "upstream"}), "HTTP 502"),
+])  # fmt: skip
+def test_a_lost_create_task_answer_is_a_lost_answer(reply, shown):
+    """Issue 21, item 14: a createTask answered by a server error may have made the task
+    (kie assigns the id, there is no lookup): LostAnswer, so the engine never sends it again."""
+    kie = LosingKie(reply)
+    request = KIE.submit_request(None, {"model": "kling-3.0/video", "input": {}}, "ours",
+                                 "https://kie.test", KEY)  # fmt: skip
+    with pytest.raises(LostAnswer, match=f"kie answered {shown} to the submission"):
+        KIE.read_submit(through(kie, request), "ours")
+    assert len(kie.made) == 1
 
 
 # --- run time: upload ---------------------------------------------------------------------------

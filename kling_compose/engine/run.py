@@ -403,12 +403,21 @@ class _Runner:
         return outcome
 
     async def execute(self, task: Task) -> Outcome:
+        outcome = await self._execute(task)
+        if task.kind == "generate" and outcome.status in ("done", "cached", "restored"):
+            problem = missing_pick(task, outcome.record)
+            if problem is not None:  # the clip is kept; what needs the take cannot run
+                return replace(outcome, status="failed", error=problem)
+        return outcome
+
+    async def _execute(self, task: Task) -> Outcome:
         record = self.state.get(task.cache_key)
         forced = task.kind == "generate" and task.shot in self.options.force
         if (not forced and is_reusable(task, record, self.records) and self._present(record)
                 and not _expired(task, record)):
             if task.kind == "generate":
                 record = await self._rescored(task, record)
+            self.state.used(task.cache_key)  # the task's latest result again (why.py)
             self.records[task.id] = record
             if task.kind == "assemble":
                 self.export(task, record)
@@ -707,7 +716,11 @@ class _Runner:
 
     def artifact(self, dep: str, pick: int = 1) -> Path:
         record = self.records[dep]
-        digest, suffix = record.artifacts[pick - 1 if record.kind == "generate" else 0]
+        index = pick - 1 if record.kind == "generate" else 0
+        if not 0 <= index < len(record.artifacts):  # execute() fails such a shot first
+            raise MediaError(f"{dep} has {len(record.artifacts)} take(s) recorded, not take "
+                             f"{pick}")
+        digest, suffix = record.artifacts[index]
         return self.store.path(digest, suffix)
 
     def export(self, task: Task, record: Record) -> None:
@@ -752,13 +765,14 @@ class _Runner:
         width, height = preview_size(request["width"], request["height"],
                                      task.params["short_side"])
         artifacts = []
-        for take in range(task.job.shot.takes):
+        takes = request.get("takes", 1)
+        for take in range(takes):
             spec = AnimaticSpec(
                 duration_s=request["duration"], width=width, height=height,
                 first_image=_path(request.get("first_image")),
                 last_image=_path(request.get("last_image")), title=request["title"],
                 caption=request["prompt"], audio=request["audio"], tone_hz=_tone(task, take),
-                band=True, take=take + 1, takes=task.job.shot.takes)
+                band=True, take=take + 1, takes=takes)
             out = self.store.temp_path(".mp4")
             await asyncio.to_thread(render_animatic, spec, out)
             artifacts.append((self.store.adopt(out), ".mp4"))
@@ -813,6 +827,21 @@ HANDLERS: dict[str, Callable[[_Runner, Task], Awaitable[Any]]] = {
     "upload": _Runner.upload,
     "element": _Runner.element,
 }
+
+
+def missing_pick(task: Task, record: Record | None) -> str | None:
+    """A shot whose result has fewer takes than its `pick` (a provider that returned fewer
+    clips than asked, a result recorded before its `takes` counted): the located error, with
+    the way on; None when the picked take exists."""
+    shot = task.job.shot
+    have = len(record.artifacts) if record is not None else 0
+    if 1 <= shot.pick <= have:
+        return None
+    where = shot.where("pick")
+    return (f"{str(where) + ': error: ' if where else ''}pick is {shot.pick} but the result of shot '{shot.id}' has "
+            f"{have} take(s)\n  hint: pick a take between 1 and {max(have, 1)} (`kling-compose "
+            f"pick {shot.id} {max(have, 1)}`), or make its {shot.takes} takes again with "
+            f"`kling-compose run --force {shot.id}`")
 
 
 def _remove_stale_temp_files(plan: Plan) -> None:

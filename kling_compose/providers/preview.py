@@ -73,6 +73,10 @@ class PreviewProvider:
             "audio": shot.audio is True,
             # the source clip of an edit, so a rehearsal chains like a real run
             "video": ref(shot.video, "video") if shot.video else None,
+            # more takes are another result (issue 21, item 15: a cached one-take clip was
+            # reused for `takes: 2`, and `pick: 2` found no second take); one take leaves the
+            # key of every existing single-take rehearsal as it was
+            **({"takes": shot.takes} if shot.takes > 1 else {}),
         }
 
     def cost(

@@ -180,10 +180,13 @@ def orphaned(plan) -> list[dict]:
 
 
 def _previous(task, state: State | None, lock: dict) -> dict | None:
-    """What the task's last result was made from: the ledger's latest finished record of this
-    task, else storyboard.lock's entry (a clone); None when neither says."""
+    """What the task's last result was made from: the ledger's record of this task a run last
+    made or reused, of the same provider when it has one (a shot back on fal after a run on
+    runware is compared with its fal result, not runware's: issue 21, item 16), else
+    storyboard.lock's entry (a clone); None when neither says."""
     if state is not None:
-        record = state.latest_for(task.id)
+        record = (task.provider and state.latest_for(task.id, task.provider)) or \
+            state.latest_for(task.id)
         if record is not None and record.cache_key != task.cache_key and record.made_from:
             return record.made_from
     entry = None
@@ -224,7 +227,10 @@ def _sequence_changes(before: list, now: list) -> list[Change]:
 
 def _scalar(path: str, before: Any, after: Any) -> Change:
     if _short(before) and _short(after):
-        return Change(path, f"{path}: {_show(before)} -> {_show(after)}", before, after)
+        shown = _show(before), _show(after)
+        if shown[0] == shown[1]:  # 6 and "6" (another provider's type): show the types
+            shown = json.dumps(before), json.dumps(after)
+        return Change(path, f"{path}: {shown[0]} -> {shown[1]}", before, after)
     return Change(path, f"{path} changed", before, after)
 
 

@@ -99,6 +99,48 @@ def test_first_and_last_frame_urls(compile_one):
     }  # aspect_ratio with image_urls too: required in the schema, sent by every example
 
 
+@pytest.mark.parametrize(("size", "sent"), [((180, 320), "9:16"), ((300, 290), "1:1"),
+                                             ((640, 360), "16:9"), ((500, 300), "16:9")])
+def test_aspect_ratio_with_a_local_first_frame_is_the_nearest_to_the_image(compile_one, tmp_path,
+                                                                           size, sent):
+    """Issue 21, item 9: kie's schema requires aspect_ratio and every example sends it with
+    image_urls; with no aspect of the shot's own, the first frame's nearest is sent."""
+    from PIL import Image
+
+    image = tmp_path / "frame.png"
+    Image.new("RGB", size).save(image)
+    job = compile_one(kie_shot(first_frame=str(image)))
+    assert job.request["input"]["aspect_ratio"] == sent
+
+
+def test_aspect_ratio_with_frames_is_the_shots_or_the_default(compile_one):
+    url_only = compile_one(kie_shot(first_frame=IMG)).request["input"]
+    assert url_only["aspect_ratio"] == "16:9"  # a URL's size is unknown: the default frame
+    sized = compile_one(kie_shot(first_frame=IMG, size=(1080, 1920))).request["input"]
+    assert sized["aspect_ratio"] == "9:16"
+    chained = compile_one(kie_shot(first_frame="from:s0", aspect="1:1")).request["input"]
+    assert chained["aspect_ratio"] == "1:1"
+    odd = compile_one(kie_shot(first_frame=IMG, aspect="4:3")).request["input"]
+    assert odd["aspect_ratio"] == "16:9"  # not kie's: never sent (refused after others paid)
+
+
+def test_prices_follow_the_mode_sound_and_duration_as_sent(compile_one):
+    """Issue 21, item 7: kie's pricing page (2026-06-30), USD per second."""
+    multi = compile_one(kie_shot(multi_prompt=[("one", 3), ("two", 4)], model="kling-3-std"))
+    assert multi.cost_usd == Decimal("0.70")  # multi-shot sends sound: 7 s x $0.10
+    options = {"input": {"mode": "std", "sound": True, "duration": "3"}}
+    changed = compile_one(kie_shot(provider_options=options))  # a pro shot sent as std
+    assert changed.cost_usd == Decimal("0.30")
+    unknown = compile_one(kie_shot(provider_options={"input": {"mode": "8K"}}))
+    assert unknown.cost_usd is None
+    assert unknown.cost_note == "kie publishes no price for this request's mode or duration"
+    assert {a: dict(m.prices) for a, m in KIE.models.items()} == {
+        "kling-3-std": {"silent": Decimal("0.07"), "audio": Decimal("0.10")},
+        "kling-3-pro": {"silent": Decimal("0.09"), "audio": Decimal("0.135")},
+        "kling-3-4k": {"silent": Decimal("0.335"), "audio": Decimal("0.335")},
+    }
+
+
 def test_a_local_file_and_a_chained_frame_are_uploaded_inputs(compile_one):
     job = compile_one(kie_shot(first_frame="assets/a.png", last_frame="from:s0"))
     assert job.request["input"]["image_urls"] == ["kc-input:file:assets/a.png",

@@ -698,7 +698,8 @@ async def _receive(response: httpx.Response, url: str, temp: Path,
                 received += len(chunk)
         except httpx.TransportError as exc:  # the server stopped sending: not unreachable
             of = f" of {expected}" if expected and expected.isdigit() else ""
-            raise TransientError(f"the download of {url} was cut after {received}{of} bytes "
+            got = max(received, response.num_bytes_downloaded)
+            raise TransientError(f"the download of {url} was cut after {got}{of} bytes "
                                  f"({type(exc).__name__})") from None
     if expected is not None and expected.isdigit() and received != int(expected):
         raise TransientError(f"the download of {url} was cut after {received} of {expected} "

@@ -154,3 +154,60 @@ def test_quality_is_dropped_with_a_warning(compile_one):
         "storyboard.yaml:29:5: warning: quality is not sent: fal model 'kling-3-pro' has no "
         "such setting\n  hint: it is ignored for this shot; remove it or choose a model that has it"
     ]
+
+
+# -- issue 21 item 5: a lost submission is matched by what was sent ------------------------
+
+
+def _request_list(items):
+    import httpx
+
+    async def send(request):
+        assert request.url.path == "/v1/models/requests/by-endpoint"
+        return httpx.Response(200, json={"items": items}, request=request)
+
+    return send
+
+
+def _lookup(job, items, sent):
+    import asyncio
+
+    from kling_compose.providers import PROVIDERS
+    from kling_compose.settings import Secret
+
+    urls = {"fal": "https://queue.fal.test", "fal-api": "https://api.fal.test"}
+    return asyncio.run(PROVIDERS["fal"].find_submission(
+        _request_list(items), job, urls.__getitem__, Secret("k"), None, sent=sent))
+
+
+def test_a_lost_submission_with_uploaded_inputs_is_found_by_the_body_sent(compile_one):
+    from kling_compose.plan import substitute
+    from kling_compose.providers.base import sent_digest
+
+    job = compile_one(fal_shot(first_frame="assets/start.png"))
+    assert "kc-input:" in str(job.request)  # the job still holds the placeholder
+    sent = substitute(job.request, {"kc-input:file:assets/start.png":
+                                    "https://v3.fal.media/files/a/start.png"})
+    listed = dict(reversed(list(sent.items())))  # fal lists it back in its own key order
+    items = [{"request_id": "other", "json_input": dict(job.request)},  # the placeholder body
+             {"request_id": "req-1", "json_input": listed}]
+    found = _lookup(job, items, sent_digest(sent))
+    assert found is not None and found.task_id == "req-1"
+    assert found.extra["status_url"].endswith("/requests/req-1/status")
+
+
+def test_a_request_list_without_payloads_matches_nothing(compile_one):
+    from kling_compose.providers.base import sent_digest
+
+    job = compile_one(fal_shot())
+    items = [{"request_id": "req-1"}, {"request_id": "req-2", "json_input": None}, "junk",
+             {"request_id": 7, "json_input": dict(job.request)}]
+    assert _lookup(job, items, sent_digest(job.request)) is None
+
+
+def test_the_digest_of_a_body_does_not_depend_on_key_order_or_whole_floats():
+    from kling_compose.providers.base import sent_digest
+
+    assert sent_digest({"a": 5.0, "b": [1, {"c": "x"}]}) == sent_digest({"b": [1, {"c": "x"}],
+                                                                          "a": 5})
+    assert sent_digest({"a": 5.5}) != sent_digest({"a": 5})

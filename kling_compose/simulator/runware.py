@@ -9,14 +9,25 @@ account-management) and `authentication`.
 
 Every validation failure is an `errors[]` entry `{code, message, parameter, taskType,
 taskUUID}` with HTTP 400; codes are `invalid<Parameter>` (for example `invalidDuration`),
-`unknownParameter` for a field the model pages do not list, and `conflictTaskUUID` for a
-taskUUID already used.
+`unknownParameter` for a field the model pages do not list, and `unsupportedDimensions` for a
+width x height outside the model's dimension table.
+
+Stricter readings (issue 21; docs/simulator.md "Runware: stricter readings"):
+
+- A repeated `taskUUID` is not refused: Runware's REST API documents no `conflictTaskUUID`, so
+  the stricter reading is that a second `videoInference` with the same taskUUID is accepted
+  and billed as a new generation. It is a Generation of its own (id `<taskUUID>#2`, `#3`...),
+  counted in `generations("runware")` and `/_sim/stats`, due when the first one is due (or at
+  once if that one is over), billed when it finishes; getResponse for the taskUUID reports the
+  results of every generation made under it.
+- 3.0 Pro takes only its dimension table (1920x1080, 1440x1440, 1080x1920), like O3 Pro.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +40,7 @@ from .faults import TransportFault
 from .store import (
     Backend,
     ClipPlan,
+    Generation,
     ImageInput,
     InputError,
     StoredFile,
@@ -86,12 +98,15 @@ MODELS: Mapping[str, ModelRules] = {
         omni=False,
         keys=_COMMON_KEYS | {"negativePrompt"},  # seed 000: negativePrompt min 2 max 2500
         input_keys=frozenset({"referenceImages", "frameImages", "referenceVideos", "elements"}),
-        # seed 000 lists characterOrientation and keepOriginalSound; `sound` is how O3 switches
-        # audio on (seed 004) and the 3.0 Pro price has an audio tier: accepted [inferred].
+        # seed 000 lists characterOrientation and keepOriginalSound; `sound` (a boolean,
+        # sdk-python IKlingAIProviderSettings.sound) switches audio on, which the current 3.0
+        # Pro page prices ($0.112/s without audio, $0.168/s with audio)
         settings_keys=frozenset({"characterOrientation", "keepOriginalSound", "sound"}),
-        sizes=None,  # seed 000 has no dimension table
+        # the current 3.0 Pro page's dimension table (seed 000 had none)
+        sizes=frozenset({(1920, 1080), (1440, 1440), (1080, 1920)}),
         number_results=(1, 20),  # seed 000: numberResults min 1 max 20
-        prices={"silent": Decimal("0.112"), "audio": Decimal("0.168")},  # provider reference
+        # the current 3.0 Pro page and the provider reference: 0.112/s silent, 0.168/s audio
+        prices={"silent": Decimal("0.112"), "audio": Decimal("0.168")},
     ),
     "klingai:kling-video@o3-pro": ModelRules(
         omni=True,
@@ -159,6 +174,8 @@ class Runware:
         self.key = key
         self.routes = (Route("POST", "/v1", self.post, request_kind),)
         self._uploads: dict[str, StoredFile] = {}
+        self._repeats: dict[str, list[Generation]] = {}  # taskUUID -> its repeats, in order
+        self._lock = threading.Lock()
         self.balance = Decimal("100")  # what getDetails reports; tests may set it
         self._handlers: dict[str, Callable[[Mapping[str, Any]], tuple[list, list]]] = {
             "videoInference": self.video_inference,
@@ -241,40 +258,54 @@ class Runware:
     # videoInference ----------------------------------------------------------------------
 
     def video_inference(self, task: Mapping[str, Any]) -> tuple[list, list]:
-        """Validate and queue a generation; ACK `{taskType, taskUUID}` or the errors."""
+        """Validate and queue a generation; ACK `{taskType, taskUUID}` or the errors.
+
+        A taskUUID already used starts (and bills) another generation: the stricter reading
+        of an API that documents no `conflictTaskUUID` (see the module docstring)."""
         errors = _Errors(task)
         task_uuid = task.get("taskUUID")
-        if isinstance(task_uuid, str) and self.backend.generation(NAME, task_uuid) is not None:
-            return [], [_conflict(task)]
         try:
             plan, prompt, cost = _VideoCheck(self, task, errors).run()
         except _Invalid:
             return [], errors.items
         if errors.items:
             return [], errors.items
-        generation = self.backend.start(
-            NAME,
-            task_uuid,
-            plan,
-            results=task.get("numberResults", 1),
-            prompt=prompt,
-            cost_usd=cost,
-            request=dict(task),
-            seed=task.get("seed"),
-        )
-        if generation is None:  # the same taskUUID won a race with this request
-            return [], [_conflict(task)]
+        options = {"results": task.get("numberResults", 1), "prompt": prompt, "cost_usd": cost,
+                   "request": dict(task), "seed": task.get("seed")}
+        with self._lock:
+            repeat = None
+            if self.backend.start(NAME, task_uuid, plan, **options) is None:
+                repeat = self._repeat(task_uuid, plan, options)  # used before: billed again
+        if repeat is not None:
+            self.backend.finish(repeat)  # bills it now when it is already due
         return [{"taskType": "videoInference", "taskUUID": task_uuid}], []
+
+    def _repeat(self, task_uuid: str, plan: ClipPlan, options: dict) -> Generation:
+        """Another generation under a used taskUUID (called with the lock held), due when the
+        first one is (at once when that one is over)."""
+        first = self.backend.generation(NAME, task_uuid)
+        repeats = self._repeats.setdefault(task_uuid, [])
+        generation = self.backend.start(NAME, f"{task_uuid}#{len(repeats) + 2}", plan, **options)
+        assert generation is not None and first is not None
+        generation.task_s = max(0.0, first.started_s + first.task_s - generation.started_s)
+        repeats.append(generation)
+        return generation
+
+    def under(self, task_uuid: str) -> list[Generation]:
+        """Every generation made under `task_uuid`: the first, then its repeats."""
+        first = self.backend.generation(NAME, task_uuid)
+        with self._lock:
+            repeats = list(self._repeats.get(task_uuid, ()))
+        return ([first] if first is not None else []) + repeats
 
     # getResponse -------------------------------------------------------------------------
 
     def get_response(self, task: Mapping[str, Any]) -> tuple[list, list]:
-        """One item per result: processing, then success items (or an error item)."""
+        """One item per result: processing, then success items (or an error item), for every
+        generation made under the taskUUID (a repeated taskUUID made more than one)."""
         task_uuid = task.get("taskUUID")
-        generation = (
-            self.backend.generation(NAME, task_uuid) if isinstance(task_uuid, str) else None
-        )
-        if generation is None:
+        generations = self.under(task_uuid) if isinstance(task_uuid, str) else []
+        if not generations:
             return [], [
                 error_item(
                     "taskNotFound",
@@ -284,6 +315,16 @@ class Runware:
                 )
                 | {"taskType": "getResponse"}
             ]
+        data: list = []
+        errors: list = []
+        for generation in generations:
+            items, failed = self._state(task_uuid, generation)
+            data += items
+            errors += failed
+        return data, errors
+
+    def _state(self, task_uuid: str, generation: Generation) -> tuple[list, list]:
+        """The getResponse items of one generation."""
         base = {"taskType": "videoInference", "taskUUID": task_uuid}
         if not self.backend.finish(generation):
             progress = int(100 * generation.progress(self.backend.clock()))
@@ -640,8 +681,11 @@ class _VideoCheck:
         if not (_is_int(width) and _is_int(height)) or width <= 0 or height <= 0:
             add("width", f"width and height must be positive integers, got {width!r}x{height!r}")
         elif self.rules.sizes is not None and (width, height) not in self.rules.sizes:
-            allowed = ", ".join(f"{w}x{h}" for w, h in sorted(self.rules.sizes))
-            add("width", f"{width}x{height} is not a supported size; supported: {allowed}")
+            # the models' dimension tables; a third-party client reports Runware's
+            # `unsupportedDimensions` for any other size, with the supported ones listed
+            allowed = ", ".join(f"'{w}x{h}'" for w, h in sorted(self.rules.sizes))
+            add("width", f"The dimensions {width}x{height} are not supported. Supported "
+                f"dimensions are: {allowed}.", "unsupportedDimensions")
 
     def _strings(self, key: str, *, image: bool) -> list:
         values = self.inputs.get(key)
@@ -862,15 +906,6 @@ def data_uri(data: bytes) -> str:
     import base64
 
     return "data:application/octet-stream;base64," + base64.b64encode(data).decode("ascii")
-
-
-def _conflict(task: Mapping[str, Any]) -> dict:
-    return error_item(
-        "conflictTaskUUID",
-        f"taskUUID {task.get('taskUUID')} is already in use by another task",
-        "taskUUID",
-        task,
-    )
 
 
 def _check_task_uuid(task: Mapping[str, Any], errors: _Errors) -> None:

@@ -157,7 +157,14 @@ VALIDATION = [
         "invalidWidth",
         "width",
     ),
-    ("o3-size", O3, _all(_set("width", 1280), _set("height", 720)), "invalidWidth", "width"),
+    # the models' dimension tables (O3 Pro page; the current 3.0 Pro page): Runware's
+    # `unsupportedDimensions`, as a third-party client reports it
+    ("o3-size", O3, _all(_set("width", 1280), _set("height", 720)), "unsupportedDimensions",
+     "width"),
+    ("pro-size", PRO, _all(_set("width", 1280), _set("height", 720)), "unsupportedDimensions",
+     "width"),
+    ("pro-size-4k", PRO, _all(_set("width", 3840), _set("height", 2160)),
+     "unsupportedDimensions", "width"),
     (
         "frames-three",
         PRO,
@@ -586,27 +593,46 @@ def test_without_include_cost_no_cost_is_reported(sim, client):
     assert sim.billed("runware") == Decimal("0.336")
 
 
-def test_a_repeated_task_uuid_is_a_conflict_and_neither_generates_nor_bills_twice(sim, client):
+def test_a_repeated_task_uuid_is_accepted_and_billed_as_another_generation(sim, client):
+    # Runware's REST API documents no conflictTaskUUID: the stricter reading is that the same
+    # taskUUID sent twice makes (and bills) two generations. Both are counted in
+    # sim.generations("runware") and /_sim/stats; getResponse shows the results of both.
     task = video_task(includeCost=True)
-    assert runware(client, sim, [task]).status_code == 200
+    first = runware(client, sim, [task])
     again = runware(client, sim, [task])
-    assert again.status_code == 400
-    assert again.json() == {
-        "errors": [
-            {
-                "code": "conflictTaskUUID",
-                "message": f"taskUUID {task['taskUUID']} is already in use by another task",
-                "parameter": "taskUUID",
-                "taskType": "videoInference",
-                "taskUUID": task["taskUUID"],
-            }
-        ]
-    }
+    ack = {"data": [{"taskType": "videoInference", "taskUUID": task["taskUUID"]}]}
+    assert (first.status_code, first.json()) == (200, ack)
+    assert (again.status_code, again.json()) == (200, ack)
+    assert [g.id for g in sim.generations("runware")] == [task["taskUUID"],
+                                                          task["taskUUID"] + "#2"]
     body = poll_runware(client, sim, task["taskUUID"])
-    assert len(body["data"]) == 1
-    runware(client, sim, [task])  # after completion too
-    assert len(sim.generations("runware")) == 1
+    assert [i["status"] for i in body["data"]] == ["success", "success"]
+    assert {i["taskUUID"] for i in body["data"]} == {task["taskUUID"]}
+    assert len({i["videoUUID"] for i in body["data"]}) == 2
+    assert sim.billed("runware") == Decimal("0.672")  # 2 x 0.112 x 3 s
+    stats = client.get(sim.base_url + "/_sim/stats").json()["providers"]["runware"]
+    assert (stats["generations"], stats["billed_usd"]) == (2, "0.672")
+
+
+def test_a_task_uuid_repeated_after_its_generation_finished_is_billed_at_once(sim, client):
+    task = video_task()
+    runware(client, sim, [task])
+    poll_runware(client, sim, task["taskUUID"])
     assert sim.billed("runware") == Decimal("0.336")
+    assert runware(client, sim, [task]).status_code == 200  # e.g. a re-send after a lost ACK
+    assert len(sim.generations("runware")) == 2
+    assert sim.billed("runware") == Decimal("0.672")  # without another poll
+
+
+def test_a_repeat_is_due_when_the_first_generation_is(sim, client, faults):
+    faults.task_seconds = 0.4
+    task = video_task()
+    runware(client, sim, [task])
+    runware(client, sim, [task])
+    first, repeat = sim.generations("runware")
+    assert repeat.started_s + repeat.task_s == pytest.approx(first.started_s + first.task_s)
+    poll_runware(client, sim, task["taskUUID"])
+    assert sim.billed("runware") == Decimal("0.672")
 
 
 def test_a_task_refused_by_validation_keeps_its_uuid_free(sim, client):
@@ -682,6 +708,17 @@ def test_o3_prices_sound_and_multi_prompt_per_second(sim, client):
     silent = video_task(O3, duration=5)
     runware(client, sim, [silent])
     assert sim.generations()[1].cost_usd == Decimal("0.560")
+
+
+def test_3_pro_accepts_sound_and_bills_the_audio_price(sim, client):
+    # the current 3.0 Pro page: $0.112/s without audio, $0.168/s with audio; the switch is
+    # providerSettings.klingai.sound (sdk-python IKlingAIProviderSettings.sound: bool)
+    task = video_task(PRO, duration=10, providerSettings={"klingai": {"sound": True}})
+    assert runware(client, sim, [task]).status_code == 200
+    assert sim.generations("runware")[0].cost_usd == Decimal("1.680")
+    assert sim.generations("runware")[0].plan.audio is True
+    refused = runware(client, sim, [video_task(PRO, providerSettings={"klingai": {"sound": 1}})])
+    assert refused.json()["errors"][0]["parameter"] == "providerSettings.klingai.sound"
 
 
 def test_an_o3_edit_bills_the_source_video_duration_and_starts_from_its_frame(sim, client, png):

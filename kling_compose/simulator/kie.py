@@ -24,6 +24,13 @@ with HTTP 200 (its spec documents a single 200 response whose `code` says what h
 responses). An unknown taskId is `422 "recordInfo is null"` (set `unknown_task_code = 404` for
 the other documented answer, `404 "Task not found"`). `callBackUrl` is checked, never called.
 
+Right after createTask, recordInfo does not show the task yet: for `null_window_s` (default:
+a tenth of the generation time, at most 1 s; within the `waiting` stretch) it answers HTTP 200 `{"code": 422, "msg": "recordInfo
+is null", "data": null}`, the answer kie's get-task-detail OpenAPI gives for 422 and public
+clients meet in the first seconds of a task (the stricter reading: a client must not take it
+for "unknown"). `aspect_ratio` is required on every createTask, images or not (the schema's
+`required` list; every example sends it).
+
 Where the two spec versions differ, the simulator takes the newer one (`mode` 4K,
 `element_input_audio_urls`, video elements through `element_input_urls` with `start_time` and
 `end_time`) and also accepts the older `element_input_video_urls`; the schema's `required` list
@@ -105,6 +112,9 @@ class Kie:
         self.backend = backend
         self.key = key
         self.unknown_task_code = 422  # or 404: both are documented for an unknown taskId
+        # seconds after createTask during which recordInfo answers "recordInfo is null" (HTTP
+        # 200, code 422); None: a tenth of the generation's time, at most 1 s
+        self.null_window_s: float | None = None
         self.uploads: list[dict[str, Any]] = []  # the `data` of each accepted upload
         self.credits = 1000  # what the credit query reports; tests may set it
         self.routes = (
@@ -166,8 +176,16 @@ class Kie:
             if self.unknown_task_code == 404:
                 return error(404, "Task not found", plain=True)
             return error(422, "recordInfo is null", plain=True)
+        if self.backend.clock() - generation.started_s < self.null_window(generation):
+            return error(422, "recordInfo is null", http_status=200, plain=True)
         data = self.task_data(generation)
         return json_response(200, {"code": 200, "msg": "success", "data": data})
+
+    def null_window(self, generation: Generation) -> float:
+        """Seconds after createTask during which the task's record does not exist yet."""
+        if self.null_window_s is not None:
+            return self.null_window_s
+        return min(1.0, generation.task_s / 10)
 
     def task_data(self, generation: Generation) -> dict[str, Any]:
         """recordInfo's `data` object."""
@@ -247,8 +265,8 @@ def _check(backend: Backend, body: Mapping[str, Any]) -> tuple[list[str], ClipPl
     The schema lists prompt, sound, duration, aspect_ratio, mode, multi_shots and multi_prompt
     as required, but the docs' own examples send no multi_prompt in single-shot mode and no
     prompt or sound in multi-shot mode; so `prompt` is required when multi_shots is false,
-    `multi_prompt` when it is true, `aspect_ratio` when there are no image_urls ("optional"
-    with them), and `sound` falls back to its documented default.
+    `multi_prompt` when it is true, `aspect_ratio` always (every example sends it, with
+    image_urls too), and `sound` falls back to its documented default.
     """
     problems: list[str] = []
     unknown_top = sorted(set(body) - {"model", "callBackUrl", "input"})
@@ -280,9 +298,9 @@ def _check(backend: Backend, body: Mapping[str, Any]) -> tuple[list[str], ClipPl
         problems.append("sound must be a boolean")
     images = _image_urls(backend, fields.get("image_urls"), multi, problems)
     aspect = fields.get("aspect_ratio")
-    if aspect is None and "image_urls" not in fields:
-        problems.append("aspect_ratio is required when image_urls is not given")
-    elif aspect is not None and not (isinstance(aspect, str) and aspect in ASPECTS):
+    if aspect is None:  # required in the schema; every example sends it, with images too
+        problems.append("aspect_ratio is required")
+    elif not (isinstance(aspect, str) and aspect in ASPECTS):
         problems.append(f"aspect_ratio must be one of {list(ASPECTS)}, got {aspect!r}")
     names = _elements(backend, fields.get("kling_elements"), problems)
     texts = _prompts(fields, multi, names, problems)

@@ -33,6 +33,7 @@ MULTI = {
     "multi_shots": True,
     "image_urls": [U],
     "duration": "5",
+    "aspect_ratio": "16:9",
     "mode": "pro",
     "multi_prompt": [{"prompt": "one", "duration": 2}, {"prompt": "two", "duration": 3}],
 }
@@ -56,10 +57,15 @@ def info(client, sim, task_id, headers=AUTH):
 
 
 def wait(client, sim, task_id, timeout_s=10.0):
-    """Every recordInfo `data` until success or fail (the last one)."""
+    """Every recordInfo `data` until success or fail (the last one); the "recordInfo is null"
+    answers of the first moments are left out."""
     seen, deadline = [], time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        data = info(client, sim, task_id).json()["data"]
+        body = info(client, sim, task_id).json()
+        if body["code"] == 422 and not seen:
+            time.sleep(0.01)
+            continue
+        data = body["data"]
         seen.append(data)
         if data["state"] in ("success", "fail"):
             return seen
@@ -152,7 +158,7 @@ def test_create_then_poll_walks_the_states_to_success(sim, client, faults):
 def test_first_and_last_frames_come_from_uploads(sim, client, png, png_last):
     first = uploaded_url(client, sim, png, "first.png")
     last = uploaded_url(client, sim, png_last, "last.png")
-    fields = {k: v for k, v in SINGLE.items() if k != "aspect_ratio"}
+    fields = dict(SINGLE)
     fields["image_urls"] = [first, last]
     task_id = create(client, sim, fields).json()["data"]["taskId"]
     final = wait(client, sim, task_id)[-1]
@@ -190,6 +196,45 @@ def test_a_failed_generation_is_state_fail(sim, client, faults):
     assert (final["state"], final["failCode"], final["failMsg"]) == ("fail", "501",
                                                                      "content flagged")
     assert final["resultJson"] == ""
+
+
+def test_right_after_create_task_the_record_is_null_for_a_while(sim, client, faults):
+    """Issue 21, item 1: kie answers HTTP 200 `{code: 422, msg: "recordInfo is null", data:
+    null}` for a task it has just made (its get-task-detail OpenAPI's 422 example); the
+    simulator takes that stricter reading, then shows the task as usual."""
+    faults.task_seconds = 0.3
+    sim.kie.null_window_s = 0.15
+    task_id = create(client, sim, SINGLE).json()["data"]["taskId"]
+    answer = info(client, sim, task_id)
+    assert answer.status_code == 200
+    assert answer.json() == {"code": 422, "msg": "recordInfo is null", "data": None}
+    time.sleep(0.2)
+    answer = info(client, sim, task_id)
+    assert answer.status_code == 200 and answer.json()["code"] == 200
+    assert answer.json()["data"]["taskId"] == task_id
+    assert len(sim.generations("kie")) == 1  # made and billed from the start
+
+
+def test_the_default_null_window_is_a_tenth_of_the_task_at_most_1_s(sim, client, faults):
+    faults.task_seconds = 30.0
+    task_id = create(client, sim, SINGLE).json()["data"]["taskId"]
+    (generation,) = sim.generations("kie")
+    assert sim.kie.null_window(generation) == 1.0
+    assert info(client, sim, task_id).json()["code"] == 422
+    faults.task_seconds = 0.5
+    create(client, sim, SINGLE)
+    assert sim.kie.null_window(sim.generations("kie")[1]) == pytest.approx(0.05)
+
+
+def test_the_provider_reads_the_null_record_as_unconfirmed(sim, client):
+    kie, key = PROVIDERS["kie"], Secret(KEY)
+    sim.kie.null_window_s = 5.0
+    body = {"model": MODEL, "input": SINGLE}
+    handle = kie.read_submit(client.send(kie.submit_request(None, body, "ours", sim.url("kie"),
+                                                            key)), "ours")  # fmt: skip
+    status = kie.read_status(client.send(kie.poll_request(handle, sim.url("kie"), key)),
+                             handle, 1)  # fmt: skip
+    assert status.state == "unconfirmed" and handle.task_id in status.message
 
 
 def test_an_unknown_task_is_recordinfo_is_null_or_not_found(sim, client):
@@ -296,8 +341,9 @@ VALIDATION = [
     ("mode-case", SINGLE | {"mode": "4k"}, "mode is required: one of"),
     ("sound-type", SINGLE | {"sound": "yes"}, "sound must be a boolean"),
     ("aspect", SINGLE | {"aspect_ratio": "4:3"}, "aspect_ratio must be one of"),
-    ("aspect-missing", SINGLE | {"aspect_ratio": None},
-     "aspect_ratio is required when image_urls is not given"),
+    ("aspect-missing", SINGLE | {"aspect_ratio": None}, "aspect_ratio is required"),
+    ("aspect-missing-with-images", {k: v for k, v in SINGLE.items() if k != "aspect_ratio"}
+     | {"image_urls": [U]}, "aspect_ratio is required"),
     ("prompt-missing", SINGLE | {"prompt": None}, "prompt is required when multi_shots is false"),
     ("prompt-empty", SINGLE | {"prompt": ""}, "prompt is required when multi_shots is false"),
     ("prompt-type", SINGLE | {"prompt": ["a"]}, "prompt must be a string"),
@@ -397,7 +443,7 @@ def test_elements_need_not_be_referenced_to_be_sent(sim, client):
 def test_images_are_jpg_or_png_only(sim, client, fmt):
     suffix = fmt.lower()
     url = uploaded_url(client, sim, image_bytes(fmt), f"frame.{suffix}", f"image/{suffix}")
-    fields = {k: v for k, v in SINGLE.items() if k != "aspect_ratio"} | {"image_urls": [url]}
+    fields = dict(SINGLE) | {"image_urls": [url]}
     answer = create(client, sim, fields).json()
     assert answer["code"] == 422
     assert f"image_urls[0]: only JPG, JPEG, PNG images are supported, got {fmt}" in answer["msg"]
@@ -407,7 +453,7 @@ def test_images_are_jpg_or_png_only(sim, client, fmt):
 
 def test_a_broken_image_url_of_the_simulator_is_refused(sim, client):
     url = uploaded_url(client, sim, b"not an image", "frame.png")
-    fields = {k: v for k, v in SINGLE.items() if k != "aspect_ratio"} | {"image_urls": [url]}
+    fields = dict(SINGLE) | {"image_urls": [url]}
     answer = create(client, sim, fields).json()
     assert answer["code"] == 422 and "image_urls[0] is not a readable image" in answer["msg"]
 
@@ -504,7 +550,8 @@ def test_the_provider_uploads_submits_polls_and_downloads(sim, client, png, png_
 
     first, side = asyncio.run(session())
     request = {"model": MODEL, "input": {
-        "image_urls": [first], "sound": True, "duration": "5", "mode": "std",
+        "image_urls": [first], "sound": True, "duration": "5", "aspect_ratio": "16:9",
+        "mode": "std",
         "multi_shots": True,
         "multi_prompt": [{"prompt": "@boat drifts", "duration": 2},
                          {"prompt": "fireworks", "duration": 3}],
@@ -516,7 +563,7 @@ def test_the_provider_uploads_submits_polls_and_downloads(sim, client, png, png_
     while True:
         response = client.send(kie.poll_request(handle, sim.url("kie"), key))
         status = kie.read_status(response, handle, 1)
-        if status.state != "processing" or time.monotonic() > deadline:
+        if status.state not in ("processing", "unconfirmed") or time.monotonic() > deadline:
             break
         time.sleep(0.01)
     assert status.state == "done"

@@ -315,3 +315,44 @@ def test_aspect_of():
     assert [rules.aspect_of(s) for s in [(1920, 1080), (1440, 1440), (1080, 1920)]] == [
         "16:9", "1:1", "9:16"
     ]
+
+
+# --- multi_prompt with a last_frame: refused on every provider (issue 21, item 4) ----------
+
+MULTI_LAST = (
+    "storyboard.yaml:18:5: error: last_frame cannot be combined with multi_prompt: Kling 3.0 "
+    "makes a multi-shot clip from a first frame only\n  hint: remove the last_frame (keep the "
+    "first_frame), or write the shot as one prompt to end on that frame (Kling 3.0: the end "
+    "frame \"cannot be used together with multi_prompt\")"
+)
+
+
+@pytest.mark.parametrize("provider, model", [
+    ("fal", "kling-3-pro"), ("runware", "kling-o3-pro"), ("kling", "kling-3-pro"),
+    ("kling", "kling-3-std"), ("kling-v3-task", "kling-3-pro"), ("preview", "kling-3-pro"),
+    ("preview", "preview"),
+])  # fmt: skip
+def test_a_multi_prompt_shot_takes_no_last_frame_on_any_provider(provider, model):
+    """Sent, the end frame was refused mid-run or silently ignored in a paid clip; the free
+    preview refuses it too, so a rehearsal fails where a paid run would. One message."""
+    shot = make_shot(provider=provider, model=model, first_frame=IMG,
+                     last_frame="https://example.com/end.png",
+                     multi_prompt=[("the keeper climbs", 3), ("the lamp turns on", 3)])
+    assert diagnostics(shot) == [MULTI_LAST]
+
+
+def test_kie_says_it_once_through_its_own_check():
+    shot = make_shot(provider="kie", model="kling-3-pro", first_frame=IMG,
+                     last_frame="https://example.com/end.png",
+                     multi_prompt=[("the keeper climbs", 3), ("the lamp turns on", 3)])
+    (only,) = diagnostics(shot)
+    assert only.startswith("storyboard.yaml:18:5: error: a multi-shot generation on kie takes "
+                           "a first_frame only")
+
+
+def test_a_single_shot_keeps_its_last_frame_and_a_model_without_one_says_so_once():
+    assert diagnostics(make_shot(provider="fal", first_frame=IMG, last_frame=IMG)) == []
+    # Runware 3.0 Pro has no multi_prompt: that is the one error, not this rule
+    shot = make_shot(first_frame=IMG, last_frame=IMG, multi_prompt=[("one", 3), ("two", 3)])
+    assert [d.split("\n")[0] for d in diagnostics(shot)] == [
+        "storyboard.yaml:11:5: error: runware model 'kling-3-pro' does not support multi_prompt"]

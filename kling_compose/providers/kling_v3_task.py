@@ -81,9 +81,11 @@ def _answer(response) -> dict:
 
 
 class TaskQueue:
-    """createTask, then recordInfo until the state is success or fail."""
+    """createTask (the server assigns taskId), then recordInfo until the state is success or
+    fail."""
 
-    idempotent_submit = False  # the server assigns taskId
+    client_task_id = False  # the server assigns taskId: a lost answer cannot be re-sent safely
+    batch_poll = False  # recordInfo takes one taskId
 
     def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
         import httpx
@@ -92,9 +94,25 @@ class TaskQueue:
                              headers={"x-api-key": key.reveal()})
 
     def read_submit(self, response, task_id: str):
-        from .base import Handle
+        """The taskId; LostAnswer when a server error leaves open whether the task was made
+        (seed 002's code 500 "Server Error", or a gateway's 500/502/504 without a code)."""
+        from .base import Handle, LostAnswer, ProviderError
 
-        return Handle(str(_answer(response)["data"]["taskId"]))
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        code = body.get("code") if isinstance(body, dict) else None
+        status = response.status_code
+        if code in _SUBMIT_LOST_CODES or (code is None and status in _SUBMIT_LOST_STATUS):
+            shown = f"code {code}" if code is not None else f"HTTP {status}"
+            raise LostAnswer(f"kling-v3-task answered {shown} to the submission")
+        data = _answer(response).get("data")
+        found = data.get("taskId") if isinstance(data, dict) else None
+        if isinstance(found, bool) or not isinstance(found, (str, int)) or str(found) == "":
+            raise ProviderError("kling-v3-task accepted the task but its answer has no "
+                                "data.taskId")
+        return Handle(str(found))
 
     def poll_request(self, handle, base_url: str, key):
         import httpx
@@ -103,20 +121,57 @@ class TaskQueue:
                              params={"taskId": handle.task_id}, headers={"x-api-key": key.reveal()})
 
     def read_status(self, response, handle, takes: int):
-        import json
-
+        """waiting / queuing / generating wait; success gives resultJson's resultUrls; fail
+        gives failCode and failMsg. A malformed answer about the task is `invalid` (it may be
+        paid for: never recorded as failed, never sent again by itself)."""
         from .base import Result, Status
 
-        data = _answer(response)["data"]
+        data = _answer(response).get("data")
+        if not isinstance(data, dict):
+            return Status("invalid", message="kling-v3-task answered the task query without "
+                                             "a data object")
         state = data.get("state")
+        if not isinstance(state, str):
+            return Status("invalid", message=f"kling-v3-task answered data.state {state!r:.40}")
         if state == "success":
-            urls = json.loads(data.get("resultJson") or "{}").get("resultUrls") or []
-            if not urls:
-                return Status("failed", message="success without a result URL")
-            return Status("done", tuple(Result(u) for u in urls[:max(1, takes)]))
+            urls, problem = _result_urls(data.get("resultJson"), takes)
+            if problem:
+                return Status("invalid", message=f"kling-v3-task reported success, but {problem}")
+            return Status("done", tuple(Result(u) for u in urls))
         if state == "fail":
-            return Status("failed", message=f"{data.get('failCode')}: {data.get('failMsg')}")
-        return Status("processing")  # waiting | queuing | generating
+            code, message = data.get("failCode"), data.get("failMsg") or "generation failed"
+            return Status("failed", message=f"{code}: {message}" if code else str(message))
+        # waiting | queuing | generating (an unknown state waits)
+        return Status("processing", detail="generating" if state == "generating" else "queued"
+                      if state in ("waiting", "queuing") else None)
+
+
+_SUBMIT_LOST_CODES = frozenset({500})  # seed 002: "Server Error"
+_SUBMIT_LOST_STATUS = frozenset({500, 502, 504})  # a gateway's error page, no code
+
+
+def _result_urls(result: Any, takes: int) -> tuple[list[str], str | None]:
+    """The first `takes` result URLs of `resultJson` (a JSON string holding `{"resultUrls":
+    [...]}`; an object is read too), or the field that is malformed."""
+    import json
+
+    from .base import answer_url
+
+    if isinstance(result, str):
+        try:
+            result = json.loads(result) if result.strip() else None
+        except ValueError:
+            return [], "data.resultJson is not JSON"
+    if result is None:
+        return [], "data.resultJson is empty"
+    urls = result.get("resultUrls") if isinstance(result, dict) else None
+    if not isinstance(urls, list) or not urls:
+        return [], "data.resultJson has no resultUrls list"
+    taken = urls[: max(1, takes)]
+    for n, url in enumerate(taken):
+        if answer_url(url) is None:
+            return [], f"data.resultJson.resultUrls[{n}] is not an http(s) URL ({url!r:.60})"
+    return list(taken), None
 
 
 class KlingV3TaskProvider(TaskQueue):
@@ -219,10 +274,12 @@ def _check_shot_mode(shot: ResolvedShot) -> list[Diagnostic]:
             "multi_prompt "
             "should not be provided",
         ))  # fmt: skip
-    if shot.first_frame is None or shot.last_frame is not None:
+    # a last_frame with a multi_prompt is rules.check_multi_prompt_frames' error (one message)
+    lone_last = shot.last_frame is not None and not shot.multi_prompt
+    if shot.first_frame is None or lone_last:
         diags.append(Diagnostic(
             "a multi-shot generation needs exactly one image: a first_frame and no last_frame",
-            shot.where("last_frame") if shot.last_frame is not None else where,
+            shot.where("last_frame") if lone_last else where,
             "the kling/v3 task API: when multi_shots is true, img_urls must contain exactly "
             "1 image",
         ))  # fmt: skip

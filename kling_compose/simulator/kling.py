@@ -58,6 +58,16 @@ comment beside it says so. Sources:
   both; pro 0.8 / 1.0 / 1.2 / 1.4), a unit being $0.14: only in a third-party compilation of the
   official price list ("Kling AI 3.0 API Reference, compiled from official Kling AI
   documentation, Feb 2026"); $0.084/s std and $0.112/s pro match fal's published rates.
+- [QUERY] The query by external_task_id. Kling's query pages (copies as above): "When
+  creating a task, you can choose to query by external_task_id or task_id", both listed as
+  request path parameters: `GET {endpoint}/{external_task_id}` (served by `query_video`). A
+  relay copy of the image-to-video page (betasecond/KlingDemo `APIDoc.md`) and clients of
+  other endpoints (Kotlin SDKs: `GET /v1/videos/avatar/image2video?external_task_id=`) send it
+  as a query parameter on the endpoint, the list's path: `GET {endpoint}?external_task_id=ID`.
+  That copy says its answer is the single query's (one task in `data`); the list endpoint
+  answers a list. The stricter reading, served here: the list shape, `data: [task]`, and an
+  empty list (not 1203) when no task has that id, so a client must find its own id in the
+  list and may not take "no error" for "found".
 - [SEEN] Live answers quoted by third parties: `"message": "SUCCEED"` and an 18-digit numeric
   `task_id` on success; a failed task as `{code: 0, message: "SUCCEED", data: {task_status:
   "failed", task_status_msg: "Image pixel is invalid", task_result: {}, task_info: {}}}`
@@ -259,6 +269,8 @@ class Kling:
                   "element"),
             Route("GET", r"/v1/general/advanced-custom-elements/(?P<task>[^/]+)",
                   self.query_element, "element"),
+            Route("GET", r"/v1/general/advanced-custom-elements", self.list_elements,
+                  "element"),
         )  # fmt: skip
 
     # auth and faults ---------------------------------------------------------------------
@@ -345,7 +357,11 @@ class Kling:
         return ok(self.task_data(generation, record))
 
     def list_videos(self, request: Request, endpoint: str) -> Response:
-        """`pageNum` [1, 1000] / `pageSize` [1, 500] of this endpoint's tasks, newest first."""
+        """`pageNum` [1, 1000] / `pageSize` [1, 500] of this endpoint's tasks, newest first;
+        with `external_task_id`, the query by our id [QUERY]: a list holding that task, or an
+        empty list."""
+        if "external_task_id" in request.query:
+            return self._by_external(request.query["external_task_id"], endpoint)
         page, size = request.query.get("pageNum", "1"), request.query.get("pageSize", "30")
         if not (page.isdigit() and 1 <= int(page) <= 1000 and size.isdigit()
                 and 1 <= int(size) <= 500):  # fmt: skip
@@ -356,6 +372,22 @@ class Kling:
         found = [(self.backend.generation(NAME, i), self.tasks[i])
                  for i in ids[start : start + int(size)]]  # fmt: skip
         return ok([self.task_data(g, t) for g, t in found if g is not None])
+
+    def _by_external(self, external: str, endpoint: str) -> Response:
+        """The query form of a lookup by external_task_id: the list endpoint's shape (`data`, a
+        list), filtered to the task created under that id on this endpoint [QUERY]."""
+        if not external:
+            return error(1201, "external_task_id must not be empty")
+        with self._lock:
+            task_id = self._external.get(external, "")
+            record = self.tasks.get(task_id)
+            element = self.element_tasks.get(task_id)
+        if endpoint == "element":
+            return ok([self._element_data(element)] if element is not None else [])
+        generation = self.backend.generation(NAME, task_id) if record else None
+        if record is None or record.endpoint != endpoint or generation is None:
+            return ok([])
+        return ok([self.task_data(generation, record)])
 
     def task_data(self, generation: Generation, record: _Task) -> dict[str, Any]:
         """The query's `data` object."""
@@ -419,6 +451,23 @@ class Kling:
             )
         if found is None:
             return error(1203, f"no element task with task_id or external_task_id {task!r}")
+        return ok(self._element_data(found))
+
+    def list_elements(self, request: Request) -> Response:
+        """`GET /v1/general/advanced-custom-elements?external_task_id=` [QUERY]; without it,
+        `pageNum`/`pageSize` of the creation tasks, newest first."""
+        if "external_task_id" in request.query:
+            return self._by_external(request.query["external_task_id"], "element")
+        page, size = request.query.get("pageNum", "1"), request.query.get("pageSize", "30")
+        if not (page.isdigit() and 1 <= int(page) <= 1000 and size.isdigit()
+                and 1 <= int(size) <= 500):  # fmt: skip
+            return error(1201, "pageNum must be 1-1000 and pageSize 1-500")
+        with self._lock:
+            tasks = list(self.element_tasks.values())[::-1]
+        start = (int(page) - 1) * int(size)
+        return ok([self._element_data(t) for t in tasks[start : start + int(size)]])
+
+    def _element_data(self, found: _ElementTask) -> dict[str, Any]:
         status = self._element_status(found)
         data = {"task_id": found.task_id, "task_status": status,
                 "task_status_msg": found.failure if status == "failed" else "",
@@ -427,7 +476,7 @@ class Kling:
         if status == "succeed":
             data["task_result"] = {"elements": [{**found.element, "owned_by": "creator",
                                                  "status": "succeed"}]}  # fmt: skip
-        return ok(data)
+        return data
 
     def _element_status(self, task: _ElementTask) -> str:
         if self.backend.clock() - task.started_s < self.backend.faults.task_seconds:

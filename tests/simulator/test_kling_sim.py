@@ -405,3 +405,44 @@ def test_a_lost_answer_is_found_by_external_task_id_and_a_resend_is_refused(sim,
     assert "already exists" in refused(submit(client, sim, T2V | {"external_task_id": "shot-9"}),
                                        1201)  # fmt: skip
     assert len(sim.generations("kling")) == 1
+
+
+def by_external(client, sim, external, endpoint="text2video"):
+    return client.get(f"{sim.url('kling')}/v1/videos/{endpoint}",
+                      params={"external_task_id": external}, headers=auth())
+
+
+def test_a_task_is_found_by_both_documented_query_forms(sim, client):
+    """Kling's pages: query "by external_task_id or task_id", a path parameter; copies and
+    clients also send `?external_task_id=` on the endpoint. The query form answers the list
+    endpoint's shape (the stricter reading): a list holding the task, empty when none."""
+    task_id = submit(client, sim, T2V | {"external_task_id": "shot-q"}).json()["data"]["task_id"]
+    in_path = query(client, sim, "shot-q").json()["data"]
+    assert in_path["task_id"] == task_id
+    answer = by_external(client, sim, "shot-q")
+    assert answer.status_code == 200 and answer.json()["code"] == 0
+    (listed,) = answer.json()["data"]
+    assert listed["task_id"] == task_id
+    assert listed["task_info"] == {"external_task_id": "shot-q"}
+    # not found: an empty list, not 1203 ("no error" is not "found")
+    assert by_external(client, sim, "shot-none").json()["data"] == []
+    assert by_external(client, sim, "shot-q", "image2video").json()["data"] == []
+    assert by_external(client, sim, "").json()["code"] == 1201
+
+
+def test_an_element_task_is_found_by_both_query_forms(sim, client):
+    body = {"element_name": "keeper", "element_description": "a keeper",
+            "reference_type": "image_refer",
+            "element_image_list": {"frontal_image": B64, "refer_images": [{"image_url": B64}]},
+            "external_task_id": "element-q"}
+    url = f"{sim.url('kling')}/v1/general/advanced-custom-elements"
+    created = client.post(url, json=body, headers=auth()).json()
+    assert created["code"] == 0, created
+    task_id = created["data"]["task_id"]
+    assert client.get(f"{url}/element-q", headers=auth()).json()["data"]["task_id"] == task_id
+    (listed,) = client.get(url, params={"external_task_id": "element-q"},
+                           headers=auth()).json()["data"]
+    assert listed["task_id"] == task_id
+    assert client.get(url, params={"external_task_id": "nope"}, headers=auth()).json()[
+        "data"] == []
+    assert [t["task_id"] for t in client.get(url, headers=auth()).json()["data"]] == [task_id]

@@ -829,8 +829,15 @@ class _VideoCheck:
             title=f"runware {task.get('taskUUID', '')[:8]}",
             caption=prompt,
         )
-        key = "video" if source is not None else ("audio" if audio else "silent")
-        rate = self.rules.prices.get(key, self.rules.prices["silent"])
+        # "video input" is inputs.video, inputs.referenceVideos or an element's videos (the O3
+        # pages' price tiers, as docs/providers.md reads them); a tier a model does not price
+        # falls back to the dearest one that applies (the stricter reading of a bill)
+        elements = self.inputs.get("elements")
+        elements = elements if isinstance(elements, list) else []
+        video_input = source is not None or bool(self.inputs.get("referenceVideos")) or any(
+            isinstance(e, dict) and e.get("videos") for e in elements)
+        tiers = ["silent"] + ["audio"] * audio + ["video"] * video_input
+        rate = max(self.rules.prices[t] for t in tiers if t in self.rules.prices)
         cost = (rate * round(seconds)).quantize(Decimal("0.001"))
         return plan, prompt, cost
 

@@ -721,6 +721,13 @@ def test_3_pro_accepts_sound_and_bills_the_audio_price(sim, client):
     assert refused.json()["errors"][0]["parameter"] == "providerSettings.klingai.sound"
 
 
+def test_reference_videos_are_billed_at_the_video_input_price(sim, client):
+    # the O3 pages' "video input" tier; the provider's estimate counts referenceVideos in it
+    task = video_task(O3, duration=5, inputs={"referenceVideos": ["https://x.test/r.mp4"]})
+    assert runware(client, sim, [task]).status_code == 200
+    assert sim.generations("runware")[0].cost_usd == Decimal("0.840")  # 0.168 x 5 s
+
+
 def test_an_o3_edit_bills_the_source_video_duration_and_starts_from_its_frame(sim, client, png):
     source = video_task(
         width=None, height=None, duration=6, inputs={"frameImages": [{"image": data_uri(png)}]}

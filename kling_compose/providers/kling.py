@@ -540,6 +540,7 @@ class KlingProvider(KlingTasks):
         omni = spec.model_id == OMNI_MODEL
         diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)
         diags += _check_frames(shot, omni)
+        diags += _check_multi_shot_frames(shot, omni)
         diags += _check_segments(shot, self.prompt_text)
         diags += _check_elements(shot)
         diags += _check_options(shot, omni)
@@ -940,6 +941,31 @@ def _check_videos(shot: ResolvedShot) -> list[Diagnostic]:
                 f"{name}: kling takes .mp4 or .mov videos, not {suffix}",
                 source.location or where, "convert the video to MP4",
             ))  # fmt: skip
+    return diags
+
+
+def _check_multi_shot_frames(shot: ResolvedShot, omni: bool) -> list[Diagnostic]:
+    """Frames in a multi-shot generation: omni takes none ("When true: ... it does not
+    support setting the start & end frames"); image2video no end frame. A last_frame with a
+    multi_prompt is rules.check_multi_prompt_frames' error: here only what it leaves."""
+    multi = bool(shot.provider_options.get("multi_shot", bool(shot.multi_prompt)))
+    diags = []
+    if multi and omni and shot.first_frame is not None:
+        diags.append(Diagnostic(
+            "kling's omni endpoint takes no first_frame in a multi-shot generation",
+            shot.first_frame.location or shot.where("first_frame"),
+            "remove the first_frame (a reference image can keep the look), or use model "
+            "kling-3-pro: its image-to-video endpoint starts a multi-shot clip from a first "
+            "frame (Kling API, omni-video multi_shot: \"When true: ... it does not support "
+            "setting the start & end frames\")",
+        ))  # fmt: skip
+    if multi and not shot.multi_prompt and shot.last_frame is not None:
+        diags.append(Diagnostic(
+            "a multi-shot generation on kling takes no last_frame",
+            shot.last_frame.location or shot.where("last_frame"),
+            "remove the last_frame, or the multi_shot of provider_options (Kling 3.0: the end "
+            "frame \"cannot be used together with multi_prompt\")",
+        ))  # fmt: skip
     return diags
 
 

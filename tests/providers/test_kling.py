@@ -23,7 +23,7 @@ from kling_compose.providers.base import Handle, LostAnswer, ProviderError, Tran
 from kling_compose.providers.kling import KlingProvider, sign_token
 from kling_compose.settings import KeyPair, Secret, Settings
 
-from .factory import element, make_shot, resolved_from_yaml
+from .factory import diagnostics, element, make_shot, resolved_from_yaml
 
 AK = "kling-access-AK7f3e"
 SK = "kling-secret-SK9b21-do-not-print"
@@ -782,3 +782,29 @@ def test_doctor_names_a_refused_key_pair():
     assert not check.ok and "code 1002" in check.message
     assert clock.message == "kling: clock not compared (the answer has no Date header)"
     assert "KLING_ACCESS_KEY" in check.hint and "KLING_SECRET_KEY" in check.hint
+
+
+# --- frames in a multi-shot generation (issue 21, item 4) ---------------------------------------
+
+SEGMENTS = [("the keeper climbs", 3), ("the lamp turns on", 3)]
+
+
+def test_a_multi_shot_clip_on_the_omni_endpoint_takes_no_first_frame():
+    shot = kling_shot(model="kling-o3-pro", first_frame=IMG, multi_prompt=SEGMENTS)
+    (only,) = diagnostics(shot)
+    assert only.startswith("storyboard.yaml:17:5: error: kling's omni endpoint takes no "
+                           "first_frame in a multi-shot generation\n  hint: remove the "
+                           "first_frame")
+    assert diagnostics(kling_shot(first_frame=IMG, multi_prompt=SEGMENTS)) == []  # image2video
+
+
+def test_a_multi_shot_clip_with_a_last_frame_gets_one_message():
+    shot = kling_shot(first_frame=IMG, last_frame=IMG2, multi_prompt=SEGMENTS)
+    (only,) = diagnostics(shot)
+    assert only.startswith("storyboard.yaml:18:5: error: last_frame cannot be combined with "
+                           "multi_prompt")
+    options = {"multi_shot": True, "shot_type": "intelligence"}
+    shot = kling_shot(first_frame=IMG, last_frame=IMG2, provider_options=options)
+    (only,) = diagnostics(shot)
+    assert only.startswith("storyboard.yaml:18:5: error: a multi-shot generation on kling takes "
+                           "no last_frame")

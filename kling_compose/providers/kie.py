@@ -196,7 +196,7 @@ class KieTasks:
     batch_poll = False  # recordInfo takes one taskId
     upload_ttl_s = 20 * 3600  # uploads are kept 24 h (pages say 24 h or 3 days): margin 4 h
     # `recordInfo is null` (code 422) is polled as processing this long before the user is asked
-    # (never re-submitted). Public clients meet it in the first seconds after createTask and poll
+    # (never re-submitted). Public clients meet it right after createTask and poll
     # on; kie documents no bound for it, and tells to stop polling a whole task after 10-15 min
     # (get-task-detail, "Polling best practices"): 5 min is far past a record's delay, and a
     # third of that bound, so a task kie never made reaches the user within minutes.

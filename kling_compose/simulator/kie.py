@@ -25,10 +25,10 @@ responses). An unknown taskId is `422 "recordInfo is null"` (set `unknown_task_c
 the other documented answer, `404 "Task not found"`). `callBackUrl` is checked, never called.
 
 Right after createTask, recordInfo does not show the task yet: for `null_window_s` (default:
-a tenth of the generation time, at most 1 s; within the `waiting` stretch) it answers HTTP 200 `{"code": 422, "msg": "recordInfo
-is null", "data": null}`, the answer kie's get-task-detail OpenAPI gives for 422 and public
-clients meet in the first seconds of a task (the stricter reading: a client must not take it
-for "unknown"). `aspect_ratio` is required on every createTask, images or not (the schema's
+a tenth of the generation time, at most 1 s; within the `waiting` stretch) it answers HTTP
+200 `{"code": 422, "msg": "recordInfo is null", "data": null}`, the answer kie's
+get-task-detail OpenAPI gives for 422 and public clients meet right after createTask (the
+stricter reading: a client must not take it for "unknown"). `aspect_ratio` is required on every createTask, images or not (the schema's
 `required` list; every example sends it).
 
 Where the two spec versions differ, the simulator takes the newer one (`mode` 4K,

@@ -344,7 +344,8 @@ class RunwareProvider:
         answer = _answer(response)
         _raise_for(response, _errors(answer))
         for item in answer.get("data") or []:
-            if isinstance(item, dict) and item.get("mediaUUID"):
+            if isinstance(item, dict) and isinstance(item.get("mediaUUID"), str) \
+                    and item["mediaUUID"]:
                 return item["mediaUUID"]
         raise ProviderError("runware answered the upload without a mediaUUID")
 

@@ -402,3 +402,17 @@ def test_a_refused_voices_field_names_both_sources_and_the_workaround():
     with pytest.raises(ProviderError) as error:
         provider.read_submit(_answer(other, 400), TASK_A)
     assert "hint" not in str(error.value)
+
+
+def test_an_upload_answer_whose_media_uuid_is_not_a_string_is_refused():
+    import asyncio
+
+    provider = RunwareProvider()
+
+    async def send(request):
+        body = {"data": [{"taskType": "mediaStorage", "mediaUUID": {"id": 1}}]}
+        return httpx.Response(200, json=body, request=request)
+
+    with pytest.raises(ProviderError, match="without a mediaUUID"):
+        asyncio.run(provider.upload(send, b"x", "audio/mpeg", "v.mp3",
+                                    lambda name: "https://api.runware.ai/v1", Secret("k")))

@@ -172,19 +172,14 @@ def _judge(response, body: Any, label: str, what: str) -> int | None:
     return code
 
 
-def _envelope(response, what: str, unknown_ok: bool = False) -> dict:
-    """The `{code, msg, data}` answer of createTask or recordInfo, judged by `_judge`.
-
-    With `unknown_ok`, an answer saying the task does not exist (404) or is not shown yet (422)
-    is returned for the caller.
-    """
+def _envelope(response, what: str) -> dict:
+    """The `{code, msg, data}` answer of createTask or the credit query, judged by `_judge`
+    (recordInfo's is read field by field in `read_status`)."""
     from .base import ProviderError, json_answer
 
     body = json_answer(response, NAME)
     if not isinstance(body, dict):
         raise ProviderError(f"kie answered the {what} with JSON that is not an object")
-    if unknown_ok and _code(body) in (_UNKNOWN_TASK_CODE, _UNCONFIRMED_CODE):
-        return body
     _judge(response, body, NAME, what)
     return body
 

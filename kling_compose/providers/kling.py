@@ -336,7 +336,7 @@ class KlingTasks:
     def read_submit(self, response, task_id: str):
         """The handle (Kling's task_id, the endpoint, our id); LostAnswer when the answer
         leaves open whether the task was made."""
-        from .base import Handle, LostAnswer, ProviderError
+        from .base import Handle, LostAnswer
 
         body = _body(response)
         if body is None and response.status_code in (500, 502, 504):
@@ -345,9 +345,13 @@ class KlingTasks:
             raise LostAnswer(f"kling refused external_task_id {task_id} as already used: an "
                              "earlier submission of it was accepted")
         _judge(response, body, _what(response))
-        found = _data(body, "submission").get("task_id")
+        data = body.get("data")
+        found = data.get("task_id") if isinstance(data, dict) else None
         if not isinstance(found, (str, int)) or isinstance(found, bool) or found == "":
-            raise ProviderError("kling accepted the task but its answer has no data.task_id")
+            # code 0: the task was made (and may be billed); refused, the next run would send
+            # it again. Lost instead: the next run finds it by our external_task_id.
+            raise LostAnswer(f"kling accepted the {_what(response)} but its answer has no "
+                             "data.task_id")
         return Handle(str(found), {"endpoint": _endpoint_of(response), "external_task_id":
                                    task_id, **_where_extra(response)})
 

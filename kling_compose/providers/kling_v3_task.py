@@ -96,7 +96,7 @@ class TaskQueue:
     def read_submit(self, response, task_id: str):
         """The taskId; LostAnswer when a server error leaves open whether the task was made
         (seed 002's code 500 "Server Error", or a gateway's 500/502/504 without a code)."""
-        from .base import Handle, LostAnswer, ProviderError
+        from .base import Handle, LostAnswer
 
         try:
             body = response.json()
@@ -110,8 +110,10 @@ class TaskQueue:
         data = _answer(response).get("data")
         found = data.get("taskId") if isinstance(data, dict) else None
         if isinstance(found, bool) or not isinstance(found, (str, int)) or str(found) == "":
-            raise ProviderError("kling-v3-task accepted the task but its answer has no "
-                                "data.taskId")
+            # code 200: the task was made (and may be billed); refused, the next run would
+            # send it again
+            raise LostAnswer("kling-v3-task accepted the task but its answer has no "
+                             "data.taskId")
         return Handle(str(found))
 
     def poll_request(self, handle, base_url: str, key):

@@ -257,6 +257,15 @@ def test_an_http_429_without_a_code_is_retried_and_a_gateway_500_may_have_been_a
                                          request=submitted(200, {}).request), "our-id")
 
 
+@pytest.mark.parametrize("data", [None, {}, {"task_id": ""}, {"task_id": False}, ["1"]])
+def test_an_accepted_submission_without_a_task_id_is_a_lost_answer(data):
+    # code 0: the task was made; recorded refused, the next run would pay for it again (lost,
+    # the next run finds it by our external_task_id)
+    with pytest.raises(LostAnswer):
+        KLING.read_submit(submitted(200, {"code": 0, "message": "SUCCEED", "data": data}),
+                          "our-id")
+
+
 def test_a_refused_external_task_id_means_an_earlier_submission_was_accepted():
     with pytest.raises(LostAnswer):
         KLING.read_submit(submitted(400, {"code": 1201, "message":

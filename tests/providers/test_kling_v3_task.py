@@ -199,12 +199,17 @@ def test_a_server_error_to_a_submission_is_a_lost_answer_not_a_retry(status, bod
     (503, {"code": 455, "msg": "maintenance"}, TransientError),
     (401, {"code": 401, "msg": "Unauthorized"}, ProviderError),
     (422, {"code": 422, "msg": "Validation Error"}, ProviderError),
-    (200, {"code": 200, "msg": "success", "data": {}}, ProviderError),
-    (200, {"code": 200, "msg": "success", "data": None}, ProviderError),
 ])
 def test_refusals_before_a_task_is_made(status, body, error):
     with pytest.raises(error):
         TASK.read_submit(_submitted(status, body), "our-id")
+
+
+@pytest.mark.parametrize("data", [{}, None, {"taskId": ""}, {"taskId": True}, "task-7"])
+def test_an_accepted_submission_without_a_task_id_is_a_lost_answer(data):
+    # code 200: the task was made; recorded refused, the next run would pay for it again
+    with pytest.raises(LostAnswer):
+        TASK.read_submit(_submitted(200, {"code": 200, "msg": "success", "data": data}), "our-id")
 
 
 def test_an_accepted_submission_gives_the_task_id():

@@ -17,7 +17,7 @@ with retries for transient faults, and keeps the ledger's promises:
 Polling goes through one `PollGroup` per provider: Runware takes many `getResponse` tasks in one
 request, so all of a run's Runware tasks are polled together; the cadence starts near the time
 this project's earlier generations of the same model took (`expected_time`), or, in a project
-that has none yet, at half of an assumed time (`plan.GENERATION_PRIOR_S`).
+that has none yet, early and growing geometrically (`poll_delays`).
 """
 
 from __future__ import annotations
@@ -514,7 +514,7 @@ class PollGroup:
     async def wait(self, task, handle: Handle, takes: int, expected: Expected | None,
                    timed: bool = True) -> Status:
         clock, settings = self.remote.clock, self.remote.settings
-        delays = poll_delays(settings, expected)
+        delays = poll_delays(settings, expected, getattr(self.provider, "batch_poll", False))
         now, first = clock.now(), next(delays)
         member = _Member(task, handle, takes, asyncio.get_running_loop().create_future(),
                          delays, now + first, now + settings.poll_timeout_s, first, now, now,
@@ -611,7 +611,14 @@ class PollGroup:
                 self.remote.tell(m.task, status.detail or "processing")
 
 
-PRIOR_FIRST_POLL = 0.5  # of the prior: a provider twice as fast costs latency, not requests
+# Without a measured time (a new project, a fresh clone, a new model) nothing is known of how
+# long a generation takes: the prior is an assumption, and waiting for half of it made a 3 s
+# generation wait 48 s. Polls grow geometrically from poll_first_s by poll_factor instead, so a
+# done clip is seen about (factor - 1) = 50 % of its generation late at worst (a second or two
+# in the first seconds), and at most COLD_CAP of the prior late (a 120 s prior: 30 s): 3 polls
+# for a 3 s generation, 11 for a 120 s one (the prior's old schedule: 13). Where one request polls every task (Runware), a poll
+# costs nothing per clip, so the cap is poll_max_s: early and often.
+COLD_CAP = 0.25  # of the prior, the longest step between two polls of a cold generation
 HISTORY_FIRST_POLL = 0.9  # of the measured median: polls cluster around the expected end
 DENSE_STEP = 0.05  # of the expected time, between DENSE_MIN_S and poll_max_s
 # A done clip is seen on average half a step late: 2.5 % of any generation, down to a
@@ -645,28 +652,30 @@ def expected_time(state: State, provider: str, model: str | None,
     return Expected(sorted(same)[len(same) // 2], measured=True)
 
 
-def poll_delays(settings: Settings, expected: Expected | None) -> Iterator[float]:
+def poll_delays(settings: Settings, expected: Expected | None,
+                batch: bool = False) -> Iterator[float]:
     """Seconds between polls: a fixed cadence if set; else, knowing how long this model took
-    here, nothing until 90 % of it, then densely (5 % of it, 0.25-5 s); with only the prior,
-    nothing until half of it, then densely; else (another run's generation, joined late)
-    from 1 s, growing x1.5 up to poll_max_s."""
+    here, nothing until 90 % of it, then densely (5 % of it, 0.25-5 s), then growing; with only
+    the prior (a cold project), from poll_first_s growing by poll_factor up to COLD_CAP of the
+    prior (`batch`: up to poll_max_s); else (another run's generation, joined late) from 1 s,
+    growing x1.5 up to poll_max_s."""
     if settings.poll_interval_s is not None:
         while True:
             yield settings.poll_interval_s
+    cap = settings.poll_max_s
     if expected is not None and expected.seconds > 0:
         seconds = expected.seconds
-        dense = min(settings.poll_max_s, max(DENSE_MIN_S, DENSE_STEP * seconds))
         if not expected.measured:
-            yield max(settings.poll_first_s, PRIOR_FIRST_POLL * seconds)
-            while True:  # the prior may be far off either way: dense until it ends
+            cap = settings.poll_max_s if batch else max(settings.poll_max_s, COLD_CAP * seconds)
+        else:
+            dense = min(settings.poll_max_s, max(DENSE_MIN_S, DENSE_STEP * seconds))
+            yield max(settings.poll_first_s, HISTORY_FIRST_POLL * seconds)
+            for _ in range(max(1, int(0.5 * seconds / dense))):
                 yield dense
-        yield max(settings.poll_first_s, HISTORY_FIRST_POLL * seconds)
-        for _ in range(max(1, int(0.5 * seconds / dense))):
-            yield dense
     delay = settings.poll_first_s
     while True:
         yield delay
-        delay = min(settings.poll_max_s, delay * settings.poll_factor)
+        delay = min(cap, delay * settings.poll_factor)
 
 
 def _clip_s(task) -> float | None:

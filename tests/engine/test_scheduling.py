@@ -157,12 +157,32 @@ def test_at_concurrency_one_the_chain_goes_first_and_keeps_its_slot(mixed):
 
 # -- the first poll ----------------------------------------------------------------------------
 
-def test_without_history_the_first_poll_comes_at_half_the_prior_then_densely():
+def test_without_history_polls_grow_geometrically_from_a_second():
+    """Issue 21 item 17: a cold project waited half the prior (60 s for a 5 s clip) before its
+    first poll, so a 3 s generation took a minute. Now: 1 s, x1.5, capped at a quarter of the
+    prior (a batched provider: at poll_max_s), so a done clip is seen at most 50 % late."""
     settings = Settings()
     prior = Expected(prior_s("runware", "kling-3-pro", 5), measured=False)
     assert prior.seconds == 120  # the documented assumption: 60 s + 12 s per clip second
     delays = poll_delays(settings, prior)
-    assert [next(delays) for _ in range(4)] == [60.0, 5.0, 5.0, 5.0]
+    steps = [next(delays) for _ in range(12)]
+    assert steps[:4] == [1.0, 1.5, 2.25, 3.375]
+    assert max(steps) == 30.0  # COLD_CAP of the prior
+    assert all(b <= a * 1.5 + 1e-9 for a, b in zip(steps, steps[1:]))
+
+    def polls_until(seconds, delays):
+        at, count = 0.0, 0
+        while at < seconds:
+            at += next(delays)
+            count += 1
+        return count, at - seconds
+
+    count, late = polls_until(3.0, poll_delays(settings, prior))
+    assert count == 3 and late < 2  # a 3 s generation: seen by 4.75 s (48 s before)
+    count, late = polls_until(120.0, poll_delays(settings, prior))
+    assert count <= 12 and late <= 30.0  # a generation as long as the prior: a few polls
+    batched = poll_delays(settings, prior, batch=True)  # one request polls every task
+    assert max(next(batched) for _ in range(20)) == settings.poll_max_s
     measured = poll_delays(settings, Expected(20.0, measured=True))
     assert [next(measured) for _ in range(3)] == [18.0, 1.0, 1.0]
     short = poll_delays(settings, Expected(6.0, measured=True))  # 5 % of it: seen ~0.15 s late
@@ -194,9 +214,9 @@ def clip(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
-def test_a_cold_project_polls_first_at_half_the_prior(tmp_path, clip):
+def test_a_cold_project_polls_first_after_a_second(tmp_path, clip):
     """Through the engine: one Runware shot, virtual time; the only wait before the first
-    poll is half the prior of a 3 s clip."""
+    poll is poll_first_s, not half of the prior (48 s for a 3 s clip)."""
     root = make_project(tmp_path, mixed_storyboard().split("      - id: i2")[0])
     polls: list[int] = []
 
@@ -223,4 +243,5 @@ def test_a_cold_project_polls_first_at_half_the_prior(tmp_path, clip):
     result = run_plan(plan, RunOptions(), None, settings, httpx.MockTransport(runware), sleep)
     assert result.ok and polls == [1]  # one poll, after one wait
     model = plan.tasks["generate:i1"].model
-    assert sleeps[0] == pytest.approx(0.5 * prior_s("runware", model, 3))
+    assert sleeps[0] == pytest.approx(settings.poll_first_s)
+    assert sleeps[0] < prior_s("runware", model, 3) / 10

@@ -117,8 +117,9 @@ def _origin(document, location: Location, path: tuple) -> tuple[tuple[Path, int]
         raise _templated(location, "the template's lines cannot be mapped to the rendered "
                                    "storyboard")
     source, source_line = origin
-    out_text = rendered.text.split("\n")[line - 1]
-    src_text = source.text.split("\n")[source_line - 1]
+    # Jinja renders every line ending as \n: a CRLF template's line keeps its \r
+    out_text = rendered.text.split("\n")[line - 1].rstrip("\r")
+    src_text = source.text.split("\n")[source_line - 1].rstrip("\r")
     if out_text != src_text:
         raise _templated(location, "that line is written with a Jinja expression")
     count = sum(1 for i in range(1, rendered.text.count("\n") + 2)
@@ -141,7 +142,7 @@ def _mark(document, path: tuple) -> int:
 
 def _templated(location: Location, why: str) -> UserError:
     return UserError.single(
-        f"cannot set the pick at {location}: {why}",
+        f"cannot set the pick here: {why}",
         location, hint="edit `pick:` in the template by hand there, or give the shot a pick "
                        "from a variable (`--var`)")
 

@@ -429,6 +429,34 @@ def pick(shot, take, path, var_items, vars_files) -> None:
                f"'{shot}' itself), `kling-compose run` makes it")
 
 
+@main.command(epilog=_epilog(["kling-compose adopt opening 3f2a9c1e-...",
+                              "kling-compose adopt harbour 8d41b2 --provider kie"], _RUN_ENV))
+@click.argument("shot")
+@click.argument("task_id", metavar="TASK_ID")
+@storyboard_options
+@provider_option
+@_user_errors
+def adopt(shot, task_id, path, var_items, vars_files, provider) -> None:
+    """Take the provider's task TASK_ID (from its dashboard) as SHOT's generation: polled,
+    downloaded and verified now, collected by the next `run` without paying again. For a
+    submission whose answer was lost; nothing is ever submitted here."""
+    from .engine.adopt import adopt as adopt_task
+    from .settings import Settings
+
+    the_plan = _plan(path, var_items, vars_files, provider)
+    adopted = adopt_task(the_plan, shot, task_id, Settings.from_environment(
+        project_root=storyboard_path(path)[0].parent))
+    if adopted.replaced:
+        click.echo(f"note: the ledger was waiting for task {adopted.replaced}; it now follows "
+                   f"{adopted.task_id}", err=True)
+    if adopted.state == "done":
+        click.echo(f"adopted task {adopted.task_id} as shot '{shot}': {adopted.takes} take(s) "
+                   "downloaded and verified")
+    else:
+        click.echo(f"adopted task {adopted.task_id} as shot '{shot}': still processing")
+    click.echo("next: `kling-compose run` collects it (nothing is submitted for it again)")
+
+
 @main.command(epilog=_epilog(["kling-compose gc --dry-run", "kling-compose gc"]))
 @storyboard_options
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")

@@ -272,8 +272,9 @@ class Remote:
         expected = _expected_duration(task)
         self.tell(task, "downloading")
         gone = _gone_hint(task, handle)
-        artifacts = [(await self.download(r.url, suffix, expected, gone), suffix)
-                     for r in status.results]
+        kept = _fetched(handle, status, self.store)
+        artifacts = kept if kept is not None else \
+            [(await self.download(r.url, suffix, expected, gone), suffix) for r in status.results]
         costs = [r.cost_usd for r in status.results]
         notes = [r.cost_note for r in status.results if r.cost_note]
         cost = (sum(costs, Decimal(0)) if costs and all(usable_cost(c) for c in costs)
@@ -339,8 +340,11 @@ class Remote:
             handle = await self.call(send, task, reject=True)
         except _Ambiguous as exc:
             self.budget.settle(task.id, None)  # it may be running: count it as spent
-            raise RemoteError(f"{exc}; `run` again to find out whether it was accepted") \
-                from None
+            if _can_look_up(provider):
+                raise RemoteError(f"{exc}; `run` again to find out whether it was accepted") \
+                    from None
+            raise RemoteError(f"{exc}. " + _lost_message(task, task_id, (
+                f"{task.provider} offers no way to look it up by our id"))) from None
         except RemoteError:
             if may_have_arrived:  # retries ran out with the task's fate unknown: it stays
                 self.budget.settle(task.id, None)  # 'submitting' and the next run asks first
@@ -769,6 +773,16 @@ def _unresolved(task, handle: Handle, status: Status) -> str:
             "submits it anew (that pays again)")
 
 
+def _fetched(handle: Handle, status: Status, store: Store) -> list | None:
+    """The takes `kling-compose adopt` already downloaded and verified for this task (still in
+    the store, one per result): not fetched again, which also outlives an expired result URL."""
+    fetched = handle.extra.get("fetched")
+    if not isinstance(fetched, list) or len(fetched) != len(status.results):
+        return None
+    takes = [(str(d), str(s)) for d, s in fetched]
+    return takes if all(store.path(d, s).is_file() for d, s in takes) else None
+
+
 def _gone_hint(task, handle: Handle) -> str | None:
     """What a dead result URL means at a provider that keeps results for a limited time."""
     ttl = getattr(PROVIDERS[task.provider], "result_ttl_s", None)
@@ -779,6 +793,12 @@ def _gone_hint(task, handle: Handle) -> str | None:
             f"{handle.task_id}'s is gone; the clip cannot be fetched any more. The shot stays "
             f"submitted (nothing is paid again by itself): `run --force {shot}` generates it "
             "anew, which pays again")
+
+
+def _can_look_up(provider) -> bool:
+    """Whether a lost submission can be looked up at the provider by the next run."""
+    return bool(getattr(provider, "client_task_id", False)) or any(
+        hasattr(provider, name) for name in ("lookup_requests", "find_submission"))
 
 
 def _lost_message(task, task_id: str, why: str) -> str:

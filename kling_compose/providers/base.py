@@ -182,6 +182,9 @@ class Status:
     results: tuple[Result, ...] = ()
     message: str | None = None
     detail: str | None = None  # for people, while processing: "queued (position 3)"...
+    # the request body the provider says the task was made from, where its answer carries it
+    # (kie's `param`): `kling-compose adopt` refuses a task that does not match the shot
+    request: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

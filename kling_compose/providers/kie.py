@@ -257,17 +257,20 @@ class KieTasks:
         state = data.get("state")
         if not isinstance(state, str) or not state:
             return Status("invalid", message=f"data.state: {state!r:.40}")
+        made_from = _param(data.get("param"))
         if state == "success":
             urls, problem = _result_urls(data.get("resultJson"))
             if problem is not None:
                 return Status("invalid", message=problem)
-            return Status("done", tuple(Result(u) for u in urls[: max(1, takes)]))
+            return Status("done", tuple(Result(u) for u in urls[: max(1, takes)]),
+                          request=made_from)
         if state == "fail":
             code, message = data.get("failCode"), data.get("failMsg") or "generation failed"
             return Status("failed", message=f"{code}: {message}" if code else str(message))
         # waiting | queuing | generating; an undocumented state waits (the poll timeout ends it)
         detail = {"generating": "generating", "waiting": "queued", "queuing": "queued"}
-        return Status("processing", detail=detail.get(state, f"state {state[:40]}"))
+        return Status("processing", detail=detail.get(state, f"state {state[:40]}"),
+                      request=made_from)
 
     # doctor: "Get Remaining Credits", `GET /api/v1/chat/credit` answering `{"code": 200,
     # "msg": "success", "data": 100}` (docs.kie.ai/common-api/get-account-credits)
@@ -314,6 +317,18 @@ class KieTasks:
         if not isinstance(link, str) or not link.startswith(("http://", "https://")):
             raise ProviderError("kie accepted the upload but its answer has no data.downloadUrl")
         return link
+
+
+def _param(value: Any) -> dict | None:
+    """The createTask body recordInfo echoes as `data.param` (a JSON string), if readable."""
+    import json
+
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
 
 
 def _result_urls(result: Any) -> tuple[list[str], str | None]:

@@ -140,6 +140,7 @@ class Remote:
     notify: Callable[[object, str], None] | None = None
     # told each acknowledged submission (task, handle): the shared store's claims record it
     on_submitted: Callable[[object, Handle], Awaitable[None]] | None = None
+    warnings: list[str] = field(default_factory=list)  # for the run's summary (RunResult)
 
     def tell(self, task, state: str) -> None:
         if self.notify is not None and task is not None:
@@ -287,7 +288,8 @@ class Remote:
             estimate = (f"the estimate ${task.job.cost_usd:.3f}" if task.job.cost_usd is not None
                         else "no cost")
             result["cost_warning"] = f"{notes[0]}: {estimate} is counted instead"
-            self.tell(task, f"warning: {result['cost_warning']}")
+            shot = getattr(task, "shot", None) or task.id
+            self.warnings.append(f"shot '{shot}': {result['cost_warning']}")
         return artifacts, result, cost
 
     async def submit(self, task, provider, request, key, base, previous: Record | None) -> Handle:

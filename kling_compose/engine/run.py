@@ -361,7 +361,7 @@ class _Runner:
             outcomes = [self.made_late.get(o.task.id, o) for o in await asyncio.gather(*jobs)]
         films = tuple(Path(o.task.params["path"]) for o in outcomes
                       if o.task.kind == "assemble" and o.status in ("done", "cached"))
-        return RunResult(tuple(outcomes), films)
+        return RunResult(tuple(outcomes), films, tuple(self.remote.warnings))
 
     async def task(self, task: Task, limits: dict[str | None, Slots]) -> Outcome:
         slots = limits[task.provider]

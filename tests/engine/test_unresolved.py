@@ -98,6 +98,8 @@ def test_a_reported_cost_that_is_not_a_number_is_replaced_by_the_estimate(tmp_pa
     entry = lock["shots"]["s1"]
     assert entry["cost_usd"] == entry.get("estimate_usd", entry["cost_usd"])
     assert Decimal(entry["cost_usd"]) > 0
+    (warning,) = result.warnings  # said once, in the run's summary
+    assert "shot 's1': runware reported a cost of 'NaN'" in warning and "counted instead" in warning
 
 
 @pytest.mark.parametrize("actual", [Decimal("NaN"), Decimal("-1000"), Decimal("Infinity")])

@@ -346,7 +346,8 @@ class Remote:
                 raise RemoteError(f"{exc}; `run` again to find out whether it was accepted") \
                     from None
             raise RemoteError(f"{exc}. " + _lost_message(task, task_id, (
-                f"{task.provider} offers no way to look it up by our id"))) from None
+                f"{task.provider} offers no way to look it up by our id"), earlier=False)) \
+                from None
         except RemoteError:
             if may_have_arrived:  # retries ran out with the task's fate unknown: it stays
                 self.budget.settle(task.id, None)  # 'submitting' and the next run asks first
@@ -618,13 +619,15 @@ class PollGroup:
 
 
 # Without a measured time (a new project, a fresh clone, a new model) nothing is known of how
-# long a generation takes: the prior is an assumption, and waiting for half of it made a 3 s
-# generation wait 48 s. Polls grow geometrically from poll_first_s by poll_factor instead, so a
-# done clip is seen about (factor - 1) = 50 % of its generation late at worst (a second or two
-# in the first seconds), and at most COLD_CAP of the prior late (a 120 s prior: 30 s): 3 polls
-# for a 3 s generation, 11 for a 120 s one (the prior's old schedule: 13). Where one request polls every task (Runware), a poll
-# costs nothing per clip, so the cap is poll_max_s: early and often.
-COLD_CAP = 0.25  # of the prior, the longest step between two polls of a cold generation
+# long a generation takes: the prior is an assumption, and waiting for half of it before the
+# first poll made a 3 s generation wait 48 s and a 30 s one 60 s (issue 21). A cold generation
+# is now polled from poll_first_s with the wait doubling (COLD_FACTOR) until half the prior: a
+# provider far faster than the prior is seen at most about its own generation time late, for
+# about log2(prior / 2) = 6 more requests per clip; from half the prior on, densely as before
+# until the prior ends, then growing x1.5 up to COLD_CAP of the prior. Where one request polls
+# every task (Runware), a poll costs nothing per clip: from poll_first_s, x1.5, up to poll_max_s.
+COLD_FACTOR = 2.0
+COLD_CAP = 0.25  # of the prior, the longest wait between two polls once the prior has passed
 HISTORY_FIRST_POLL = 0.9  # of the measured median: polls cluster around the expected end
 DENSE_STEP = 0.05  # of the expected time, between DENSE_MIN_S and poll_max_s
 # A done clip is seen on average half a step late: 2.5 % of any generation, down to a
@@ -662,26 +665,48 @@ def poll_delays(settings: Settings, expected: Expected | None,
                 batch: bool = False) -> Iterator[float]:
     """Seconds between polls: a fixed cadence if set; else, knowing how long this model took
     here, nothing until 90 % of it, then densely (5 % of it, 0.25-5 s), then growing; with only
-    the prior (a cold project), from poll_first_s growing by poll_factor up to COLD_CAP of the
-    prior (`batch`: up to poll_max_s); else (another run's generation, joined late) from 1 s,
-    growing x1.5 up to poll_max_s."""
+    the prior (a cold project), doubling from poll_first_s until half the prior, then densely
+    until the prior, then growing (`batch`: from poll_first_s, x1.5, up to poll_max_s); else
+    (another run's generation, joined late) from 1 s, growing x1.5 up to poll_max_s."""
     if settings.poll_interval_s is not None:
         while True:
             yield settings.poll_interval_s
     cap = settings.poll_max_s
-    if expected is not None and expected.seconds > 0:
+    delay = settings.poll_first_s
+    if expected is not None and expected.seconds > 0 and not batch:
         seconds = expected.seconds
+        dense = min(settings.poll_max_s, max(DENSE_MIN_S, DENSE_STEP * seconds))
         if not expected.measured:
-            cap = settings.poll_max_s if batch else max(settings.poll_max_s, COLD_CAP * seconds)
+            yield from _cold_ramp(settings.poll_first_s, 0.5 * seconds, dense)
+            for _ in range(max(1, round(0.5 * seconds / dense))):
+                yield dense
+            cap, delay = max(cap, COLD_CAP * seconds), dense * settings.poll_factor
         else:
-            dense = min(settings.poll_max_s, max(DENSE_MIN_S, DENSE_STEP * seconds))
             yield max(settings.poll_first_s, HISTORY_FIRST_POLL * seconds)
             for _ in range(max(1, int(0.5 * seconds / dense))):
                 yield dense
-    delay = settings.poll_first_s
+    elif expected is not None and expected.seconds > 0 and expected.measured:  # batched
+        seconds = expected.seconds
+        dense = min(settings.poll_max_s, max(DENSE_MIN_S, DENSE_STEP * seconds))
+        yield max(settings.poll_first_s, HISTORY_FIRST_POLL * seconds)
+        for _ in range(max(1, int(0.5 * seconds / dense))):
+            yield dense
     while True:
         yield delay
         delay = min(cap, delay * settings.poll_factor)
+
+
+def _cold_ramp(first: float, until: float, dense: float) -> Iterator[float]:
+    """Waits doubling from `first` whose sum reaches `until` exactly (a last remainder shorter
+    than `dense` joins the wait before it)."""
+    elapsed, delay = 0.0, first
+    while elapsed + delay < until:
+        step = delay if until - (elapsed + delay) >= dense else until - elapsed
+        yield step
+        elapsed += step
+        delay *= COLD_FACTOR
+    if until - elapsed > 1e-9:
+        yield until - elapsed
 
 
 def _clip_s(task) -> float | None:
@@ -803,9 +828,10 @@ def _can_look_up(provider) -> bool:
         hasattr(provider, name) for name in ("lookup_requests", "find_submission"))
 
 
-def _lost_message(task, task_id: str, why: str) -> str:
+def _lost_message(task, task_id: str, why: str, earlier: bool = True) -> str:
     shot = getattr(task, "shot", None) or task.id
-    return (f"an earlier submission of shot '{shot}' to {task.provider} may have been accepted, "
+    which = "an earlier submission" if earlier else "the submission"
+    return (f"{which} of shot '{shot}' to {task.provider} may have been accepted, "
             f"but its answer was lost, and {why}. Nothing is sent again by itself: if your "
             f"{task.provider} dashboard shows the task, `kling-compose adopt {shot} TASK_ID` "
             f"takes its clip; if it shows none, `run --force {shot}` submits it anew (if it "

@@ -78,7 +78,7 @@ def test_a_kling_v3_task_server_error_to_a_submission_is_not_sent_again(tmp_path
     (root / "storyboard.yaml").write_text(STORYBOARD, encoding="utf-8")
     first = task(run(root, sim), "generate:dock")
     assert first["status"] == "failed", first
-    assert "code 500" in first["error"] and "run` again" in first["error"]
+    assert "code 500" in first["error"] and "kling-compose adopt dock" in first["error"]
     assert len(sim.requests("kling-v3-task", "submit")) == 1
     second = task(run(root, sim), "generate:dock")
     assert second["status"] == "failed" and "may have been accepted" in second["error"]

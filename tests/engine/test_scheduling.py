@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import asyncio
 import json
 import sys
@@ -159,30 +161,33 @@ def test_at_concurrency_one_the_chain_goes_first_and_keeps_its_slot(mixed):
 
 def test_without_history_polls_grow_geometrically_from_a_second():
     """Issue 21 item 17: a cold project waited half the prior (60 s for a 5 s clip) before its
-    first poll, so a 3 s generation took a minute. Now: 1 s, x1.5, capped at a quarter of the
-    prior (a batched provider: at poll_max_s), so a done clip is seen at most 50 % late."""
+    first poll, so a 3 s generation took a minute. Now the wait doubles from 1 s up to half the
+    prior, then polls come densely until the prior, then grow up to a quarter of it; a
+    batched provider (one request polls every task) polls from 1 s, x1.5, up to 5 s."""
     settings = Settings()
     prior = Expected(prior_s("runware", "kling-3-pro", 5), measured=False)
     assert prior.seconds == 120  # the documented assumption: 60 s + 12 s per clip second
-    delays = poll_delays(settings, prior)
-    steps = [next(delays) for _ in range(12)]
-    assert steps[:4] == [1.0, 1.5, 2.25, 3.375]
-    assert max(steps) == 30.0  # COLD_CAP of the prior
-    assert all(b <= a * 1.5 + 1e-9 for a, b in zip(steps, steps[1:]))
 
-    def polls_until(seconds, delays):
+    def seen(seconds, delays):
+        """(polls until a generation of `seconds` is seen done, how late)."""
         at, count = 0.0, 0
         while at < seconds:
             at += next(delays)
             count += 1
         return count, at - seconds
 
-    count, late = polls_until(3.0, poll_delays(settings, prior))
-    assert count == 3 and late < 2  # a 3 s generation: seen by 4.75 s (48 s before)
-    count, late = polls_until(120.0, poll_delays(settings, prior))
-    assert count <= 12 and late <= 30.0  # a generation as long as the prior: a few polls
-    batched = poll_delays(settings, prior, batch=True)  # one request polls every task
-    assert max(next(batched) for _ in range(20)) == settings.poll_max_s
+    steps = list(itertools.islice(poll_delays(settings, prior), 30))
+    assert steps[:5] == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert sum(steps[:6]) == 60.0  # half the prior, reached exactly
+    assert steps[6:18] == [5.0] * 12  # densely until the prior
+    assert max(steps) == 30.0  # then growing up to a quarter of it
+    assert seen(4.0, poll_delays(settings, prior)) == (3, 3.0)  # seen at 7 s, not 60 s
+    count, late = seen(30.0, poll_delays(settings, prior))
+    assert count == 5 and late == 1.0
+    count, late = seen(110.0, poll_delays(settings, prior))  # near the prior: the old latency
+    assert count == 16 and late < 5.0
+    batched = list(itertools.islice(poll_delays(settings, prior, batch=True), 20))
+    assert batched[:3] == [1.0, 1.5, 2.25] and max(batched) == settings.poll_max_s
     measured = poll_delays(settings, Expected(20.0, measured=True))
     assert [next(measured) for _ in range(3)] == [18.0, 1.0, 1.0]
     short = poll_delays(settings, Expected(6.0, measured=True))  # 5 % of it: seen ~0.15 s late

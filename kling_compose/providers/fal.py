@@ -369,6 +369,15 @@ def _check_elements(shot: ResolvedShot) -> list[Diagnostic]:
     diags = []
     for e in shot.elements:
         where = e.location or shot.where("elements")
+        if e.frontal_image is None and not e.images and not e.videos:
+            diags.append(Diagnostic(
+                f"element '{e.name}' has no images and no video; a fal element is an image set "
+                "(frontal + reference images) or one video (fal-js KlingV3ComboElementInput)",
+                where,
+                "add frontal_image (and images) or one video; fal has no library of elements "
+                "to name by id",
+            ))  # fmt: skip
+            continue
         if e.voices:
             diags.append(Diagnostic(
                 f"element '{e.name}' has voices; fal elements take images or one video",

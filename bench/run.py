@@ -6,8 +6,9 @@ runs `python -m kling_compose run PROJECT --provider P --concurrency C --json` a
 process pointed at the simulator, with the adaptive polling of a real run
 (KLING_COMPOSE_POLL_SECONDS is not set). Every generation takes `--seconds` of simulated time.
 
-Each provider runs cold (a fresh project: no timing history, so the first poll comes at half
-the prior, plan.GENERATION_PRIOR_S: 48 s for a 3 s clip, then every 4.8 s) and, where
+Each provider runs cold (a fresh project: no timing history, so polls come 1, 2, 4, 8, 16 s
+after submit up to half the prior, plan.GENERATION_PRIOR_S: 48 s for a 3 s clip, then every
+4.8 s; Runware, batched: 1 s growing x1.5 up to 5 s) and, where
 asked, warm (the same project again with every prompt changed, so every shot is generated anew
 while state.db holds the cold run's timings: polls wait until 90 % of the expected time, then
 come densely).

@@ -159,14 +159,23 @@ def schema() -> None:
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--provider", default="preview", show_default=True, metavar="P",
+              help="The provider the storyboard names: preview (free, local), runware, fal, "
+                   "kie, kling or kling-v3-task; the project validates on it at once.")
 @_user_errors
-def init(directory) -> None:
+def init(directory, provider) -> None:
     """Create a new project in DIRECTORY that validates at once."""
     from .scaffold import create_project
 
-    created = create_project(Path(directory))
+    context = click.get_current_context()
+    option = next(p for p in context.command.params if p.name == "provider")
+    provider = _Provider().convert(provider, option, context)
+    created = create_project(Path(directory), provider)
     click.echo(f"created {directory}/ with {', '.join(created)}")
-    click.echo(f"next: cd {directory} && kling-compose run")
+    if provider == "preview":
+        click.echo(f"next: cd {directory} && kling-compose run")
+    else:
+        click.echo(f"next: cd {directory} && kling-compose doctor && kling-compose plan")
 
 
 def _plan(path, var_items, vars_files, provider, preview_resolution=None, variables=None):
@@ -605,13 +614,8 @@ def report(path, var_items, vars_files, provider, preview_resolution) -> None:
     click.echo(f"report: {page}")
 
 
-@main.command(hidden=True, context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def simulate(args) -> None:
-    """Run the local provider simulator (for rehearsals and tests): see docs/simulator.md.
+# `kling-compose simulate`: the one click command `python -m kling_compose.simulator` runs too,
+# so both list the same options (it imports the server only when it runs)
+from .simulator.__main__ import command as _simulate  # noqa: E402
 
-    GET /_sim/stats answers its counts (requests by provider and kind, generations, USD
-    billed); they are printed when it stops (Ctrl-C, SIGTERM)."""
-    from .simulator.__main__ import main as simulator_main
-
-    simulator_main(list(args))
+main.add_command(_simulate, "simulate")

@@ -7,26 +7,51 @@ from pathlib import Path
 from .errors import UserError
 from .validate import schema_text
 
-STORYBOARD = """\
+# The storyboard `init` writes: it validates on every provider (issue 21, item 18: on kie and
+# kling its one-image element was refused, on kling-v3-task its local files and chains). The
+# element has two images (kie needs 2-4, kling a frontal image and 1-3 more); kling-v3-task
+# takes only http(s) URLs, so its storyboard (`init --provider kling-v3-task`) has no element
+# images and no chains (tests/e2e/test_first_day_init.py runs each).
+HEADER = """\
 # yaml-language-server: $schema=storyboard.schema.json
-# A kling-compose storyboard. `kling-compose run` renders it with the free local preview
-# provider; set `provider: runware` (or fal, kling-v3-task) under defaults for the real thing.
+# A kling-compose storyboard. {about}
 version: 1
 name: {name}
 
 defaults:
-  provider: preview
+  provider: {provider}
   model: kling-3-pro
   aspect: "16:9"
   duration: 5
   audio: true
-  negative_prompt: text, watermark, flicker
+{negative}"""
 
+NEGATIVE = "  negative_prompt: text, watermark, flicker\n"
+
+ABOUT_PREVIEW = """\
+`kling-compose run` renders it with the free local
+# preview provider. For the real thing set `provider:` under defaults to runware, fal, kie or
+# kling (this storyboard is valid on each; `kling-compose doctor --provider fal` checks the
+# key), or run `kling-compose run --provider fal`. kling-v3-task takes http(s) URLs only (no
+# local files, no chained frames): `kling-compose init DIR --provider kling-v3-task` writes a
+# storyboard it accepts."""
+
+ABOUT_PAID = """\
+`kling-compose run` generates it at {provider} (paid:
+# `kling-compose doctor` checks the key first, `kling-compose run --provider preview` rehearses
+# it for free, `kling-compose plan` shows the estimate)."""
+
+ABOUT_URLS = ABOUT_PAID + """
+# kling-v3-task takes images only as http(s) URLs (no local files, no chained frames): give
+# an element `frontal_image: https://...` and a shot `first_frame: https://...` to use them."""
+
+BODY = """
 elements:
   lantern:
     description: A paper lantern glowing amber
     frontal_image: assets/lantern.png
-    tags: [Object]
+    images: [assets/lantern-side.png]   # more angles (kie needs 2 images, kling 1-3 more)
+    tags: [Item]
 
 scenes:
   - id: opening
@@ -36,6 +61,8 @@ scenes:
       - id: lantern-rises
         prompt: "@lantern drifts up from the water and glows brighter"
         first_frame: {{ from: previous }}   # continue from the last frame of the shot before
+        # takes: 2   # several to choose from, then `kling-compose pick lantern-rises 2`
+        #            # (preview and runware make several per request; fal, kie, kling one)
       - id: sky
         prompt: The lantern joins hundreds of others in the night sky
         first_frame: {{ from: lantern-rises }}
@@ -44,6 +71,46 @@ scenes:
 outputs:
   - path: renders/{name}.mp4
 """
+
+BODY_URLS = """
+scenes:
+  - id: opening
+    shots:
+      - id: establishing
+        prompt: Wide shot of a quiet harbour at dusk, boats rocking gently
+      - id: lantern-rises
+        prompt: A paper lantern glowing amber drifts up from the water and glows brighter
+      - id: sky
+        prompt: The lantern joins hundreds of others in the night sky
+        duration: 4
+
+outputs:
+  - path: renders/{name}.mp4
+"""
+
+URL_ONLY = frozenset({"kling-v3-task"})  # providers that take no local file and no chain
+
+
+def storyboard_text(name: str, provider: str = "preview") -> str:
+    """The storyboard `init` writes for `provider`."""
+    if provider == "preview":
+        about = ABOUT_PREVIEW
+    else:
+        about = (ABOUT_URLS if provider in URL_ONLY else ABOUT_PAID).format(provider=provider)
+    body = BODY_URLS if provider in URL_ONLY else BODY
+    negative = NEGATIVE if _has_negative_prompt(provider) else ""
+    return HEADER.format(about=about, name=name, provider=provider, negative=negative) + \
+        body.format(name=name)
+
+
+def _has_negative_prompt(provider: str) -> bool:
+    """The template's model sends a negative prompt at `provider` (kie and kling-v3-task
+    would warn that it is not sent)."""
+    from .providers import PROVIDERS
+
+    spec = PROVIDERS[provider].models.get("kling-3-pro")
+    return provider == "preview" or (spec is not None and "negative_prompt" in spec.supports)
+
 
 GITIGNORE = """\
 # kling-compose: local state and downloaded artifacts, and the assembled renders
@@ -58,15 +125,16 @@ renders/
 """
 
 
-def create_project(directory: Path) -> list[str]:
-    """Write storyboard.yaml, its schema, assets/ and .gitignore; returns what was created."""
+def create_project(directory: Path, provider: str = "preview") -> list[str]:
+    """Write storyboard.yaml (for `provider`), its schema, assets/ and .gitignore; returns
+    what was created."""
     target = directory / "storyboard.yaml"
     if target.exists():
         raise UserError.single(f"'{target}' already exists", hint="init only creates new projects")
     name = "".join(c if c.isalnum() or c in "-_" else "-" for c in directory.resolve().name.lower())
     (directory / "assets").mkdir(parents=True, exist_ok=True)
     files = {
-        "storyboard.yaml": STORYBOARD.format(name=name.strip("-") or "film"),
+        "storyboard.yaml": storyboard_text(name.strip("-") or "film", provider),
         "storyboard.schema.json": schema_text(),
         ".gitignore": GITIGNORE,
     }
@@ -75,18 +143,22 @@ def create_project(directory: Path) -> list[str]:
         if not (directory / relative).exists():
             (directory / relative).write_text(text, encoding="utf-8")
             created.append(relative)
-    if not (directory / "assets" / "lantern.png").exists():
-        _lantern_image(directory / "assets" / "lantern.png")
-        created.append("assets/lantern.png")
+    if provider not in URL_ONLY:
+        for picture, side in (("lantern.png", False), ("lantern-side.png", True)):
+            if not (directory / "assets" / picture).exists():
+                _lantern_image(directory / "assets" / picture, side)
+                created.append(f"assets/{picture}")
     return created
 
 
-def _lantern_image(path: Path) -> None:
-    """A small placeholder picture, so the example element has a real image."""
+def _lantern_image(path: Path, side: bool = False) -> None:
+    """A small placeholder picture (front, or a narrower side view), so the example element
+    has real images: 512 px, above every provider's minimum (kling: 300 px a side)."""
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (512, 512), (18, 24, 48))
     draw = ImageDraw.Draw(image)
-    draw.ellipse((176, 140, 336, 360), fill=(240, 160, 60), outline=(255, 220, 150), width=6)
+    body = (206, 140, 306, 360) if side else (176, 140, 336, 360)
+    draw.ellipse(body, fill=(240, 160, 60), outline=(255, 220, 150), width=6)
     draw.rectangle((226, 360, 286, 392), fill=(90, 60, 30))
     image.save(path, optimize=True)

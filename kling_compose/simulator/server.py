@@ -23,6 +23,7 @@ Every request is recorded (auth values masked) before faults apply, so a test se
 from __future__ import annotations
 
 import functools
+import shlex
 import signal
 import socket
 import struct
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
+from . import SERVE_SHORT_SIDE
 from .fal import Fal
 from .faults import Faults
 from .kie import Kie
@@ -423,9 +425,13 @@ def serve(
     *,
     echo: Callable[[str], Any] = functools.partial(print, flush=True),
     stop: threading.Event | None = None,
+    short_side: int = SERVE_SHORT_SIDE,
 ) -> None:
-    """Run a simulator until Ctrl-C, SIGTERM (or `stop` is set), after printing the env lines
-    to use; on the way out, print what it was asked and billed (`Simulator.stats`)."""
+    """Run a simulator until Ctrl-C, SIGTERM (or `stop` is set), after printing the `export`
+    lines to paste into a shell (plain `NAME=value` lines would set shell variables that
+    kling-compose, a child process, never sees); on the way out, print what it was asked and
+    billed (`Simulator.stats`). Clips render with a `short_side` of 360 px: a frame taken from
+    one passes every provider's input minimum (Kling: 300 px a side)."""
     stop = stop or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -434,14 +440,14 @@ def serve(
         for number in (signal.SIGTERM, signal.SIGINT):
             previous[number] = signal.signal(number, lambda *_: stop.set())
     try:
-        with Simulator(keys, faults, host=host, port=port) as sim:
+        with Simulator(keys, faults, host=host, port=port, short_side=short_side) as sim:
             echo(f"kling-compose provider simulator at {sim.base_url}")
             for provider in _PATHS:
                 echo(f"  {provider:<14} {sim.url(provider)}")
             echo(f"  {'counts':<14} {sim.base_url}/_sim/stats")
-            echo("Point kling-compose at it with:")
+            echo("Point kling-compose at it: paste these lines into the shell that runs it")
             for name, value in sim.env().items():
-                echo(f"{name}={value}")
+                echo(f"export {name}={shlex.quote(value)}")
             while not stop.wait(0.2):  # set by SIGINT, SIGTERM or the caller
                 pass
             echo("simulator stopped")

@@ -86,16 +86,19 @@ def test_serve_prints_the_urls_and_env_lines_and_stops():
     thread.start()
     try:
         for _ in range(100):
-            if any(line.startswith("KLING_COMPOSE_KLING_V3_TASK_URL=") for line in lines):
+            if any(line.startswith("export KLING_COMPOSE_KLING_V3_TASK_URL=") for line in lines):
                 break
             threading.Event().wait(0.02)
         url = next(
-            line.split("=", 1)[1] for line in lines if line.startswith("KLING_COMPOSE_RUNWARE_URL=")
+            line.split("=", 1)[1]
+            for line in lines
+            if line.startswith("export KLING_COMPOSE_RUNWARE_URL=")
         )
         answer = httpx.post(url, json=[video_task()], headers=RUNWARE_AUTH)
         assert answer.status_code == 200
     finally:
         stop.set()
         thread.join(5)
-    assert any(line.startswith("KLING_COMPOSE_FAL_URL=http://127.0.0.1:") for line in lines)
-    assert f"RUNWARE_API_KEY={KEYS['runware']}" in lines
+    # `export` lines: pasted into a shell, they reach kling-compose, a child process
+    assert any(line.startswith("export KLING_COMPOSE_FAL_URL=http://127.0.0.1:") for line in lines)
+    assert f"export RUNWARE_API_KEY={KEYS['runware']}" in lines

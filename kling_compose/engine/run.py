@@ -838,10 +838,12 @@ def missing_pick(task: Task, record: Record | None) -> str | None:
     if 1 <= shot.pick <= have:
         return None
     where = shot.where("pick")
-    return (f"{str(where) + ': error: ' if where else ''}pick is {shot.pick} but the result of shot '{shot.id}' has "
-            f"{have} take(s)\n  hint: pick a take between 1 and {max(have, 1)} (`kling-compose "
-            f"pick {shot.id} {max(have, 1)}`), or make its {shot.takes} takes again with "
-            f"`kling-compose run --force {shot.id}`")
+    last = max(have, 1)
+    choose = "use take 1" if last == 1 else f"pick a take between 1 and {last}"
+    return (f"{str(where) + ': error: ' if where else ''}pick is {shot.pick} but the result of "
+            f"shot '{shot.id}' has {have} take(s)\n  hint: {choose} (`kling-compose pick "
+            f"{shot.id} {last}`), or make its {shot.takes} takes again with `kling-compose run "
+            f"--force {shot.id}`")
 
 
 def _remove_stale_temp_files(plan: Plan) -> None:

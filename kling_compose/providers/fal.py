@@ -134,7 +134,7 @@ class FalQueue:
 
         import httpx
 
-        from .base import Handle, json_answer, raise_for_status, sent_digest
+        from .base import json_answer, raise_for_status, sent_digest
 
         endpoint = endpoint_id(job.model, job.request)
         params = {"endpoint_id": endpoint, "expand": "payloads", "limit": "100"}
@@ -154,11 +154,13 @@ class FalQueue:
             if given is None:
                 continue  # payload storage off: nothing to match by
             if (sent_digest(given) == sent) if sent is not None else (given == wanted):
-                owner_app = "/".join(endpoint.split("/")[:2])
-                base = f"{url('fal')}/{owner_app}/requests/{item['request_id']}"
-                return Handle(item["request_id"], {"status_url": f"{base}/status",
-                                                   "response_url": base})
+                return _queue_handle(url, endpoint, item["request_id"])
         return None
+
+    def adopt_handle(self, job, request: Mapping[str, Any], task_id: str, url):
+        """What polls a request id from the user's dashboard (`kling-compose adopt`): the queue
+        URLs fal-client's `from_request_id` builds (owner/app only)."""
+        return _queue_handle(url, endpoint_id(job.model, request), task_id)
 
     # doctor: fal documents an account call (`GET /v1/account/billing`, fal.ai/docs/
     # platform-apis/v1/account/billing) for Admin-scope keys only, so the ordinary key a run
@@ -325,6 +327,16 @@ def endpoint_id(spec: ModelSpec, request: Mapping[str, Any]) -> str:
     """The fal endpoint that takes `request`: image-to-video when it sends a start image."""
     kind = "image-to-video" if "start_image_url" in request else "text-to-video"
     return f"{spec.model_id}/{kind}"
+
+
+def _queue_handle(url, endpoint: str, request_id: str):
+    """The handle of a request known by its id alone, as fal-client's `from_request_id`
+    rebuilds it: the queue URLs under the endpoint's owner/app."""
+    from .base import Handle
+
+    owner_app = "/".join(endpoint.split("/")[:2])
+    base = f"{url('fal')}/{owner_app}/requests/{request_id}"
+    return Handle(request_id, {"status_url": f"{base}/status", "response_url": base})
 
 
 def element_body(element: Element, ref: Ref) -> dict[str, Any]:

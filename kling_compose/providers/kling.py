@@ -407,6 +407,15 @@ class KlingTasks:
         return Handle(str(kling_id), {"endpoint": _endpoint_of(response), "external_task_id":
                                       task_id, **_where_extra(response)})
 
+    def adopt_handle(self, job, request: Mapping[str, Any], task_id: str, url):
+        """What polls a task id from the user's dashboard (`kling-compose adopt`): the
+        endpoint the shot's request goes to."""
+        from .base import Handle
+
+        where = _shot_where(job)
+        return Handle(task_id, {"endpoint": endpoint(request), **({"where": where} if where
+                                                                  else {})})
+
     def poll_request(self, handle, base_url: str, key):
         kind = handle.extra.get("endpoint", "text2video")
         return self._request("GET", f"{base_url}{PATHS[kind]}/{handle.task_id}", key,

@@ -62,3 +62,30 @@ def test_adopt_refuses_what_it_cannot_take_with_one_message(project, sim, args, 
     assert refused.exit_code == 1 and message in refused.output, refused.output
     assert "Traceback" not in refused.output
     assert sim.generations("kie") == []
+
+
+@pytest.mark.parametrize("provider", ["runware", "fal", "kling", "kling-v3-task"])
+def test_every_hosted_provider_adopts_a_task_by_its_id_alone(project, sim, provider):
+    """The id is all the dashboard gives: each provider rebuilds what its poll needs from it
+    (fal: the queue URLs; kling: the endpoint), and the next run pays nothing."""
+    from test_money_runs import environment as env_of
+
+    root = project(ONE_SHOT)
+    made = run(root, provider, sim)  # a first project makes the task the dashboard shows
+    assert made["failed"] == 0, made
+    (generation,) = sim.generations(provider)
+    clone = root.parent / "clone"  # a second project, same storyboard, knows nothing of it
+    clone.mkdir()
+    (clone / "storyboard.yaml").write_text((root / "storyboard.yaml").read_text())
+    adopted = cli("adopt", "s1", _task_id(sim, provider, generation), clone, "--provider",
+                  provider, env=env_of(sim))
+    assert adopted.exit_code == 0, adopted.output
+    summary = run(clone, provider, sim)
+    assert summary["failed"] == 0 and len(sim.generations(provider)) == 1, summary
+    assert json.loads((clone / "storyboard.lock").read_text())["shots"]["s1"]["task_id"] == \
+        _task_id(sim, provider, generation) or provider == "kling"
+
+
+def _task_id(sim, provider, generation) -> str:
+    """The id the provider's dashboard shows for a generation (kling: its task_id)."""
+    return generation.id.split("#")[0]

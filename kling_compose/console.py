@@ -238,7 +238,8 @@ def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None,
     unknown = plan.unknown_costs
     console.print(f"total estimate: {format_usd(plan.total_cost_usd)}"
                   + (f" (+ unknown price for {', '.join(unknown)})" if unknown else "")
-                  + f"; to pay on the next run: {format_usd(to_pay)}")
+                  + f"; to pay on the next run: {format_usd(to_pay)}"
+                  + _unknown_to_pay(unknown, statuses))
     console.print("critical path: " + " -> ".join(plan.critical_path()))
     for task_id, why in (reasons or {}).items():
         if statuses.get(task_id) not in NOTHING_TO_PAY:
@@ -254,6 +255,12 @@ def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None,
         console.print(f"orphaned: {len(orphans)} result(s) in storyboard.lock the storyboard "
                       "no longer has (dropped from the lock by the next run; `kling-compose gc` "
                       "frees their clips)")
+
+
+def _unknown_to_pay(unknown, statuses: dict) -> str:
+    """What the next run pays at an unknown price: "$0.000" alone would say it pays nothing."""
+    paid = [t for t in unknown if statuses.get(t, "new") not in (*NOTHING_TO_PAY, "unneeded")]
+    return f" + {len(paid)} task(s) at an unknown price" if paid else ""
 
 
 def print_plan_summary(plan, statuses: dict, reasons: dict, changes: dict,
@@ -279,7 +286,8 @@ def print_plan_summary(plan, statuses: dict, reasons: dict, changes: dict,
     unknown = plan.unknown_costs
     lines.append(f"total estimate: {format_usd(plan.total_cost_usd)}"
                  + (f" (+ unknown price for {len(unknown)} task(s))" if unknown else "")
-                 + f"; to pay on the next run: {format_usd(to_pay)}")
+                 + f"; to pay on the next run: {format_usd(to_pay)}"
+                 + _unknown_to_pay(unknown, statuses))
     path = plan.critical_path()
     lines.append(f"critical path: {len(path)} tasks, {path[0]} ... {path[-1]}" if len(path) > 6
                  else "critical path: " + " -> ".join(path))

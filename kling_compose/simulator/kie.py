@@ -46,6 +46,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -159,7 +160,8 @@ class Kie:
         if problems:
             return error(422, "; ".join(problems), http_status=200)
         task_id = f"task_kling-3.0_{int(time.time() * 1000)}{uuid.uuid4().hex[:8]}"
-        self.backend.start(NAME, task_id, plan, prompt=plan.caption, request=body)
+        self.backend.start(NAME, task_id, plan, prompt=plan.caption, request=body,
+                           cost_usd=_billed(body))
         return json_response(200, {"code": 200, "msg": "success", "data": {"taskId": task_id}})
 
     def credit(self, request: Request) -> Response:
@@ -553,3 +555,22 @@ def parse_multipart(body: bytes, boundary: str) -> dict[str, Part]:
 
 def _text(part: Part | None) -> str:
     return part.data.decode("utf-8", "replace") if part is not None else ""
+
+
+# USD per second by mode, silent / with sound: kie's pricing page of 2026-06-30 (Kling 3.0:
+# 720p $0.07/$0.10, 1080p $0.09/$0.135, 4K $0.335), kept here apart from the provider's table
+# so that a misreading there shows as a difference between the estimate and the bill
+_RATES = {"std": ("0.07", "0.10"), "pro": ("0.09", "0.135"), "4K": ("0.335", "0.335")}
+
+
+def _billed(body: dict) -> Decimal | None:
+    """What kie bills for a createTask body: the mode's rate times the seconds asked for."""
+    fields = body.get("input") if isinstance(body.get("input"), dict) else {}
+    rates = _RATES.get(fields.get("mode", "pro"))
+    try:
+        seconds = int(str(fields.get("duration", "5")))
+    except ValueError:
+        return None
+    if rates is None:
+        return None
+    return Decimal(rates[1] if fields.get("sound") else rates[0]) * seconds

@@ -71,6 +71,9 @@ def test_a_record_not_shown_yet_is_waited_for_not_paid_again(project, sim):
     assert created(sim) == 3, second
     assert second["failed"] == 0 and second["generated"] == 0, second
     assert len(sim.requests("kie", "submit")) == 3
+    # the simulator bills kie's published prices from its own table: the estimate agrees
+    estimated = sum(float(lock["shots"][s]["cost_usd"]) for s in ("s1", "s2", "s3"))
+    assert float(sim.billed("kie")) == pytest.approx(estimated) and estimated > 0
 
 
 def test_a_lost_create_task_answer_is_never_sent_again(project, sim):

@@ -439,30 +439,35 @@ class Remote:
     async def download(self, url: str, suffix: str, expected_s: float | None = None,
                        gone: str | None = None) -> str:
         """Stream a result into the store, verified; returns its sha256. `gone` explains a
-        result URL that answers 403/404/410 (a provider that keeps results for a while)."""
+        result URL that answers 403/404/410 (a provider that keeps results for a while). At
+        most `download_cap(expected_s)` bytes are taken; a partial file never stays behind."""
+        limit = download_cap(expected_s)
+
         async def fetch():
             temp = self.store.temp_path(suffix)
             try:
-                response = await self.send(httpx.Request("GET", url), stream=True,
-                                           deadline_s=self.settings.download_timeout_s)
                 try:
-                    async with asyncio.timeout(self.settings.download_timeout_s):
-                        await _receive(response, url, temp, gone)
-                finally:
-                    await response.aclose()
-            except TimeoutError:
-                raise TransientError(f"download of {url} took longer than "
-                                     f"{self.settings.download_timeout_s:g} s") from None
-            if self.verify is not None:
-                from ..media.ffmpeg import MediaError
+                    response = await self.send(httpx.Request("GET", url), stream=True,
+                                               deadline_s=self.settings.download_timeout_s)
+                    try:
+                        async with asyncio.timeout(self.settings.download_timeout_s):
+                            await _receive(response, url, temp, gone, limit)
+                    finally:
+                        await response.aclose()
+                except TimeoutError:
+                    raise TransientError(f"download of {url} took longer than "
+                                         f"{self.settings.download_timeout_s:g} s") from None
+                if self.verify is not None:
+                    from ..media.ffmpeg import MediaError
 
-                try:
-                    await asyncio.to_thread(self.verify, temp, expected_s)
-                except MediaError as exc:
-                    temp.unlink(missing_ok=True)
-                    raise TransientError(f"download of {url} is not a whole clip: {exc}") \
-                        from None
-            return self.store.adopt(temp)
+                    try:
+                        await asyncio.to_thread(self.verify, temp, expected_s)
+                    except MediaError as exc:
+                        raise TransientError(f"download of {url} is not a whole clip: {exc}") \
+                            from None
+                return self.store.adopt(temp)
+            finally:  # adopted (moved into the store) or failed: nothing left in tmp/
+                temp.unlink(missing_ok=True)
 
         return await self.call(fetch, None)
 
@@ -721,8 +726,25 @@ def _slack(member: _Member) -> float:
     return max(1.0, 0.5 * member.interval)
 
 
+# The largest download taken for a result: a clip of S seconds is expected to be at most
+# S x DOWNLOAD_BYTES_PER_S (20 MB/s = 160 Mbit/s, eight times a 4K clip's 20 Mbit/s), and never
+# more than DOWNLOAD_MAX_BYTES; a result URL that streams on past it (a broken or hostile
+# server: 9.7 GB in one run before this bound) is refused, not retried.
+DOWNLOAD_BYTES_PER_S = 20 * 1024 * 1024
+DOWNLOAD_MIN_BYTES = 256 * 1024 * 1024  # a clip whose length the source decides (an edit)
+DOWNLOAD_MAX_BYTES = 2 * 1024 * 1024 * 1024
+
+
+def download_cap(expected_s: float | None) -> int:
+    """Bytes a download may take: S x DOWNLOAD_BYTES_PER_S, at least DOWNLOAD_MIN_BYTES, at
+    most DOWNLOAD_MAX_BYTES."""
+    if expected_s is None or expected_s <= 0:
+        return DOWNLOAD_MIN_BYTES
+    return int(min(DOWNLOAD_MAX_BYTES, max(DOWNLOAD_MIN_BYTES, expected_s * DOWNLOAD_BYTES_PER_S)))
+
+
 async def _receive(response: httpx.Response, url: str, temp: Path,
-                   gone: str | None = None) -> None:
+                   gone: str | None = None, limit: int = DOWNLOAD_MAX_BYTES) -> None:
     if response.status_code >= 500 or response.status_code in (408, 429):
         raise TransientError(f"download answered HTTP {response.status_code}")
     if response.status_code >= 400:
@@ -730,12 +752,19 @@ async def _receive(response: httpx.Response, url: str, temp: Path,
                             + (f": {gone}" if gone and response.status_code in (403, 404, 410)
                                else ""))
     expected = response.headers.get("content-length")
+    too_big = ProviderError(f"the result at {url} is larger than {limit >> 20} MiB, more than "
+                            "any clip it should hold: not downloaded (the generation is kept; "
+                            "`run` again asks the provider for it again)")
+    if expected is not None and expected.isdigit() and int(expected) > limit:
+        raise too_big
     received = 0
     with open(temp, "wb") as f:
         try:
             async for chunk in response.aiter_bytes(1 << 20):
-                f.write(chunk)
                 received += len(chunk)
+                if received > limit:
+                    raise too_big
+                f.write(chunk)
         except httpx.TransportError as exc:  # the server stopped sending: not unreachable
             of = f" of {expected}" if expected and expected.isdigit() else ""
             got = max(received, response.num_bytes_downloaded)

@@ -152,3 +152,49 @@ class _CutStream(httpx.AsyncByteStream):
     async def __aiter__(self):
         yield self.head
         raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+
+def test_an_endless_download_is_refused_at_its_cap_and_leaves_nothing_in_tmp(tmp_path, clip,
+                                                                             monkeypatch):
+    """Issue 22: a result URL that streams without end filled 9.7 GB of .kling-compose/tmp in
+    one run. A download stops at its cap (a multiple of what a clip of that length can hold),
+    is not retried, removes its partial file, and keeps the paid generation submitted."""
+    from kling_compose.engine import remote
+
+    monkeypatch.setattr(remote, "DOWNLOAD_MIN_BYTES", 1 << 20)
+    monkeypatch.setattr(remote, "DOWNLOAD_BYTES_PER_S", 1 << 18)  # a 3 s clip: at most 1 MiB
+    root = make_project(tmp_path, chain_storyboard(1))
+    sent: list[int] = []
+
+    class Endless(httpx.AsyncByteStream):
+        async def __aiter__(self):
+            while True:
+                sent.append(1)
+                yield b"\0" * 65536
+
+    class Flood(FakeRunware):
+        def handle(self, request):
+            if request.method == "GET":
+                return httpx.Response(200, stream=Endless())
+            return super().handle(request)
+
+    result, _ = run(root, Flood(clip))
+    error = result.outcomes[1].error
+    assert "is larger than 1 MiB" in error and _phase(root)[0] == "submitted"
+    assert len(sent) <= 2 * 16 + 1  # one attempt, stopped within a read past the cap
+    tmp = root / ".kling-compose" / "tmp"
+    assert not tmp.exists() or list(tmp.iterdir()) == []
+
+
+def test_a_download_announcing_more_than_its_cap_is_not_started(tmp_path, clip):
+    root = make_project(tmp_path, chain_storyboard(1))
+
+    class Huge(FakeRunware):
+        def handle(self, request):
+            if request.method == "GET":
+                return httpx.Response(200, headers={"content-length": str(50 << 30)},
+                                      content=b"")
+            return super().handle(request)
+
+    result, _ = run(root, Huge(clip))
+    assert "is larger than 256 MiB" in result.outcomes[1].error

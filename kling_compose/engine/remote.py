@@ -157,6 +157,7 @@ class Remote:
         """Send, following redirects by hand: a credential header never reaches another origin
         (httpx strips only Authorization, and keeps it on an https -> http downgrade)."""
         deadline_s = deadline_s or self.settings.request_timeout_s
+        self.check_origin(request)
         try:
             async with asyncio.timeout(deadline_s):
                 for _ in range(MAX_REDIRECTS + 1):
@@ -172,6 +173,22 @@ class Remote:
             raise httpx.ReadTimeout(f"no complete answer within {deadline_s:g} s",
                                     request=request) from None
         raise TransientError(f"more than {MAX_REDIRECTS} redirects from {request.url.host}")
+
+    def check_origin(self, request: httpx.Request) -> None:
+        """A request carrying a credential goes only to a configured provider host (scheme,
+        host, port of a base URL in the settings): a URL read from a lock, a ledger or a
+        teammate's store record (fal's status_url) can never choose where a key is sent."""
+        if not any(name in CREDENTIAL_HEADERS for name in
+                   (k.lower() for k in request.headers.keys())):
+            return
+        origin = _origin(request.url)
+        allowed = {_origin(httpx.URL(base)) for base in self.settings.urls.values() if base}
+        if origin not in allowed:
+            raise ProviderError(
+                f"refused to send a provider key to {origin[0]}://{origin[1]}:{origin[2]}, "
+                "which is not one of the configured provider hosts: the address came from "
+                "a saved record (the ledger, storyboard.lock or the shared store), not from "
+                "the provider's settings; nothing was sent")
 
     # -- upload ------------------------------------------------------------------------------
 
@@ -773,6 +790,12 @@ async def _receive(response: httpx.Response, url: str, temp: Path,
     if expected is not None and expected.isdigit() and received != int(expected):
         raise TransientError(f"the download of {url} was cut after {received} of {expected} "
                              "bytes")
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port made explicit."""
+    port = url.port or {"https": 443, "http": 80}.get(url.scheme)
+    return url.scheme, url.host, port
 
 
 def _redirected(request: httpx.Request, response: httpx.Response) -> httpx.Request:

@@ -21,6 +21,7 @@ from kling_compose.engine.state import State, read_statuses, state_path
 from kling_compose.engine.store import Store
 from kling_compose.errors import UserError
 from kling_compose.providers import PROVIDERS
+from kling_compose.providers.base import ProviderError
 from kling_compose.settings import Secret, Settings
 
 
@@ -253,6 +254,29 @@ def test_no_credential_header_follows_a_redirect_to_another_origin(tmp_path, pro
     assert header not in landed
 
 
+@pytest.mark.parametrize("url", ["https://attacker.test/status", "http://api.example.test/s",
+                                 "https://api.example.test:8443/s"])
+def test_a_credential_goes_only_to_a_configured_provider_host(tmp_path, url):
+    """Issue 22: a fal status_url planted in the shared store sent `Authorization: Key
+    <FAL_KEY>` to the planter's server on every poll. A request carrying a key to an origin no
+    setting names is refused before anything is sent; without a key it may go anywhere (a
+    result URL on a provider's CDN)."""
+    seen = []
+
+    def transport(request):
+        seen.append(request.url)
+        return httpx.Response(200, json={})
+
+    remote = _remote(tmp_path, transport)
+    keyed = httpx.Request("GET", url, headers={"Authorization": "Key fal-secret"})
+    with pytest.raises(ProviderError, match="refused to send a provider key to"):
+        asyncio.run(_send(remote, keyed))
+    assert seen == []
+    remote = _remote(tmp_path, transport)
+    asyncio.run(_send(remote, httpx.Request("GET", url)))  # no credential: a download
+    assert len(seen) == 1
+
+
 def test_a_same_origin_redirect_keeps_the_credential(tmp_path):
     seen = {}
 
@@ -407,6 +431,7 @@ def _remote(tmp_path: Path, handler, verify=None, **settings) -> Remote:
     async def instant(seconds):
         pass
 
+    settings = {"urls": {"runware": "https://api.example.test"}} | settings  # the host it may key
     return Remote(client, Settings(**settings), state, Store(tmp_path / "store"),
                   Clock(instant), verify=verify)
 

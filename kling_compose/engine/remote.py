@@ -68,6 +68,9 @@ def usable_cost(amount) -> bool:
     return isinstance(amount, Decimal) and amount.is_finite() and amount >= 0
 
 
+KEY_REFUSED = "refused to send a provider key to"
+
+
 class RemoteError(Exception):
     """A task failed at a provider (recorded on the task, never a traceback)."""
 
@@ -185,7 +188,7 @@ class Remote:
         allowed = {_origin(httpx.URL(base)) for base in self.settings.urls.values() if base}
         if origin not in allowed:
             raise ProviderError(
-                f"refused to send a provider key to {origin[0]}://{origin[1]}:{origin[2]}, "
+                f"{KEY_REFUSED} {origin[0]}://{origin[1]}:{origin[2]}, "
                 "which is not one of the configured provider hosts: the address came from "
                 "a saved record (the ledger, storyboard.lock or the shared store), not from "
                 "the provider's settings; nothing was sent")

@@ -141,13 +141,42 @@ def publish(remote: ArtifactStore, store: Store, cache_key: str, record) -> None
         "cost_usd": None if record.cost_usd is None else str(record.cost_usd)})
 
 
+class BadRecord(Exception):
+    """A record in the store that does not parse as this project writes it: named, ignored."""
+
+
+def _takes(value) -> list[tuple[str, str]] | None:
+    """A result record's artifacts as written by `publish`: [[sha256, ".suffix"], ...]."""
+    if not isinstance(value, list) or not value:
+        return None
+    takes = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str)
+                                                                    for x in item)):
+            return None
+        digest, suffix = item
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or \
+                not (suffix.startswith(".") and 1 < len(suffix) <= 8 and suffix[1:].isalnum()):
+            return None
+        takes.append((digest, suffix))
+    return takes
+
+
 def published(remote: ArtifactStore, store: Store, task) -> dict | None:
     """The result another run published for this task, with its takes pulled into the local
-    store and verified; None while there is none (or its bytes do not match)."""
-    data = _get_json(remote, result_name(task.cache_key))
-    if not data or not isinstance(data.get("artifacts"), list):
+    store and verified; None while there is none (or its bytes do not match); BadRecord
+    when the record there does not parse (it is never used)."""
+    name = result_name(task.cache_key)
+    data = _get_json(remote, name)
+    if not data:
         return None
-    for digest, suffix in data["artifacts"]:
+    takes = _takes(data.get("artifacts"))
+    if takes is None or not isinstance(data.get("inputs", {}), dict) or \
+            not isinstance(data.get("result") or {}, dict):
+        raise BadRecord(f"{name} in {getattr(remote, 'url', 'the store')} does not parse as "
+                        "a result record (artifacts [[sha256, suffix], ...]); it is ignored")
+    data = {**data, "artifacts": [list(t) for t in takes]}
+    for digest, suffix in takes:
         if store.find(digest) is not None:
             continue
         temp = store.temp_path(suffix)

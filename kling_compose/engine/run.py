@@ -193,22 +193,46 @@ class _project_lock:
     """One run per project at a time: a second concurrent run would race on the same files."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.path = root / ".kling-compose" / "run.lock"
+        self.file: int | None = None
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.path, "w")
+        from .store import refuse_links
+
+        refuse_links(self.path.parent, self.root)  # run.lock, state.db, objects/ab/, tmp/
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as exc:
+            # a read-only project: no run can be writing it either. Held read-only (flock
+            # needs no write access), or not at all when a run never made run.lock; what
+            # needs to write says what it cannot write (gc --dry-run only reads)
+            if not _read_only(exc):
+                raise UserError.single(_unwritable(exc, self.root), hint="free disk space or "
+                                       "fix the folder's permissions, then run again") from None
+            try:
+                self.file = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                return self
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.file.close()
+            os.close(self.file)
             raise UserError.single("another `kling-compose run` is working on this project",
                                    hint="wait for it to finish (or stop it) and run again") from None
         return self
 
     def __exit__(self, *exc) -> None:
-        fcntl.flock(self.file, fcntl.LOCK_UN)
-        self.file.close()
+        if self.file is not None:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            os.close(self.file)
+
+
+def _read_only(exc: OSError) -> bool:
+    import errno
+
+    return exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def check_request(plan: Plan, options: RunOptions, settings: Settings) -> dict[str, str]:
@@ -326,6 +350,7 @@ class _Runner:
     lock: dict[str, Any] = field(default_factory=dict)  # storyboard.lock's shots, at the start
     shared: Any = None  # the project's shared artifact store, if it names one (claims.py)
     claims: dict[str, dict] = field(default_factory=dict)  # task id -> the claim held there
+    store_failed: str | None = None  # the shared store failed mid-run: no more claims
     ranks: dict[str, Rank] = field(default_factory=dict)  # task id -> its place for slots
     unneeded: set[str] = field(default_factory=set)  # unneeded_inputs: made only on demand
     made_late: dict[str, Outcome] = field(default_factory=dict)  # unneeded, then made after all
@@ -539,15 +564,46 @@ class _Runner:
         """Before paying: another run's published result for this very task (pulled, verified)
         restores it; else claim it in the shared store (None: this run pays, or resumes its
         own submission, and publishes); else another clone holds the claim: follow its
-        generation (its recorded provider task) or wait for its result, never paying twice."""
-        from .claims import claim, published
+        generation (its recorded provider task) or wait for its result, never paying twice.
+
+        A store that fails (unreachable, refusing) stops claiming for the rest of the run: a
+        submission of this clone's own still in flight is resumed, and nothing new is
+        submitted without a claim (a teammate could pay for it too)."""
+        if self.store_failed is None:
+            try:
+                return await self._claim_or_wait_in_store(task, record)
+            except Exception as exc:  # the store's client library has its own exceptions
+                self.store_failed = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+        if _in_flight(record):
+            self.claims[task.id] = {}  # resume it; the next run publishes
+            return None
+        return Outcome(task, "failed", error=(
+            f"the shared store {self.shared.url} failed during this run ({self.store_failed}); "
+            f"shot '{task.shot}' is not submitted without a claim there (a teammate's run "
+            "could pay for it too). Finished work is kept and published by the next run: "
+            "`run` again once the store answers"))
+
+    async def _published(self, task: Task) -> dict | None:
+        """The result another run published for the task; a record that does not parse is
+        named once in the run's warnings and ignored."""
+        from .claims import BadRecord, published
+
+        try:
+            return await asyncio.to_thread(published, self.shared, self.store, task)
+        except BadRecord as exc:
+            if str(exc) not in self.remote.warnings:
+                self.remote.warnings.append(str(exc))
+            return None
+
+    async def _claim_or_wait_in_store(self, task: Task, record: Record | None) -> Outcome | None:
+        from .claims import claim
 
         if _in_flight(record):  # this clone submitted it: resume, and publish when done
             won, held = await asyncio.to_thread(claim, self.shared, self.store, task)
             self.claims[task.id] = held if won else {}  # {}: publish, never announce/release
             return None
         inputs = input_digests(task, self.records)
-        data = await asyncio.to_thread(published, self.shared, self.store, task)
+        data = await self._published(task)
         if data is not None and data.get("inputs", {}) == inputs:
             return self._adopt_published(task, data, inputs)
         won, holder = await asyncio.to_thread(claim, self.shared, self.store, task)
@@ -560,7 +616,7 @@ class _Runner:
         """Another clone holds the claim: adopt its published result; as soon as it has
         recorded its provider task, follow that generation here (this takes over a claim
         whose owner died, by resuming its task, never by submitting again)."""
-        from .claims import published, recorded_task
+        from .claims import recorded_task
 
         self.reporter_progress(task, "waiting for another run")
         clock = self.remote.clock
@@ -569,12 +625,22 @@ class _Runner:
         unfollowable = False
         while clock.now() < deadline:
             await clock.sleep(interval)
-            data = await asyncio.to_thread(published, self.shared, self.store, task)
+            try:
+                data = await self._published(task)
+                recorded = None if unfollowable or (
+                    data is not None and data.get("inputs", {}) == inputs) else \
+                    await asyncio.to_thread(recorded_task, self.shared, task, holder)
+            except Exception as exc:  # the store failed while another run holds the claim
+                self.store_failed = str(exc) or type(exc).__name__
+                return Outcome(task, "failed", error=(
+                    f"the shared store {self.shared.url} failed while waiting for shot "
+                    f"'{task.shot}', which another run ({holder.get('owner', 'unknown')}) "
+                    f"claimed ({self.store_failed}); nothing was paid here: `run` again once "
+                    "the store answers"))
             if data is not None and data.get("inputs", {}) == inputs:
                 return self._adopt_published(task, data, inputs)
             if unfollowable:
                 continue
-            recorded = await asyncio.to_thread(recorded_task, self.shared, task, holder)
             if recorded is not None:
                 outcome = await self._follow(task, holder, recorded, inputs)
                 if outcome is not None:

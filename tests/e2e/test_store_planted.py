@@ -57,3 +57,72 @@ def test_a_planted_task_record_never_sends_the_key_elsewhere(project, sim, tmp_p
     error = next(t["error"] for t in summary["tasks"] if t["id"] == "generate:s1")
     assert "points outside fal's hosts" in error and "mallory:1" in error
     assert f"claim-{key}.json" in error
+
+
+def test_a_result_record_that_does_not_parse_is_named_and_ignored(project, sim, tmp_path):
+    """`{"artifacts": [["x"]]}` in result-<key>.json crashed every clone needing the shot."""
+    shared = tmp_path / "drive"
+    root = project(chain_storyboard(1).replace("name: chain\n", f"name: chain\nstore: {shared}\n"))
+    key = _shot_key(root, sim)
+    shared.mkdir()
+    (shared / f"result-{key}.json").write_text(json.dumps({"artifacts": [["x"]]}))
+    summary = run(root, "fal", sim)
+    assert summary["failed"] == 0 and len(sim.generations("fal")) == 1, summary
+
+
+def test_a_store_killed_mid_run_stops_claiming_with_a_message_and_pays_once(project, sim,
+                                                                            tmp_path,
+                                                                            monkeypatch):
+    """Issue 22: the S3 server killed mid-run raised StoreError from the claim path and ended
+    the run with a traceback. Now the shot in flight finishes, the next one is not submitted
+    without a claim (one message), and a run with the store back pays for that one only."""
+    import os
+    import time
+    import uuid
+
+    from _s3 import REGION, S3Server
+
+    def serve(bucket: str) -> S3Server:
+        log = (tmp_path / f"moto-{uuid.uuid4().hex[:6]}.log").open("w")
+        server = S3Server(log)
+        for name in [n for n in os.environ if n.startswith("AWS_")]:
+            monkeypatch.delenv(name)
+        for name, value in {"AWS_ENDPOINT_URL": server.endpoint, "AWS_DEFAULT_REGION": REGION,
+                            "AWS_ACCESS_KEY_ID": "AKIATESTKEY", "AWS_SECRET_ACCESS_KEY": "s",
+                            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                            "AWS_EC2_METADATA_DISABLED": "true"}.items():
+            monkeypatch.setenv(name, value)
+        import boto3
+
+        boto3.session.Session().client("s3").create_bucket(Bucket=bucket)
+        return server
+
+    bucket = f"films-{uuid.uuid4().hex[:10]}"
+    server = serve(bucket)
+    root = project(chain_storyboard(2).replace("name: chain\n",
+                                               f"name: chain\nstore: s3://{bucket}/f\n"))
+    sim.faults.task_seconds = 1.5
+
+    def kill_at_first_submit():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not sim.requests("fal", "submit"):
+            time.sleep(0.01)
+        server.process.kill()
+
+    killer = threading.Thread(target=kill_at_first_submit, daemon=True)
+    killer.start()
+    first = run(root, "fal", sim)
+    killer.join(timeout=60)
+    server.process.wait(timeout=10)
+    assert len(sim.generations("fal")) == 1  # the shot in flight, once
+    errors = [t["error"] for t in first["tasks"] if t.get("error")]
+    assert first["failed"] >= 1 and any("failed during this run" in e and "is not submitted "
+                                        "without a claim" in e for e in errors), first
+    back = serve(bucket)  # the store answers again (empty: a new server)
+    try:
+        second = run(root, "fal", sim)
+    finally:
+        back.stop()
+    assert second["failed"] == 0, second
+    assert len(sim.generations("fal")) == 2  # s1 never paid again, s2 once

@@ -202,13 +202,17 @@ _WHERE = "kling_compose.where"  # httpx request extension: the shot's file:line,
 def sign_token(key, now: float) -> str:
     """The API token: a JWT (HS256) with `iss` the access key, valid from a few seconds
     before `now` for 30 minutes, signed with the secret key (API docs, "API Authentication")."""
+    import warnings
+
     import jwt
 
     issued = int(now)
     claims = {"iss": key.access.reveal(), "exp": issued + TOKEN_LIFETIME_S,
               "nbf": issued - NOT_BEFORE_S}
-    return jwt.encode(claims, key.secret.reveal(), algorithm="HS256",
-                      headers={"alg": "HS256", "typ": "JWT"})
+    with warnings.catch_warnings():  # the secret's length is Kling's choice, not the user's:
+        warnings.simplefilter("ignore")  # PyJWT's short-key warning reached stderr raw
+        return jwt.encode(claims, key.secret.reveal(), algorithm="HS256",
+                          headers={"alg": "HS256", "typ": "JWT"})
 
 
 def _code(body: Any) -> int | None:

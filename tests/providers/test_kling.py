@@ -817,3 +817,13 @@ def test_a_multi_shot_clip_with_a_last_frame_gets_one_message():
     (only,) = diagnostics(shot)
     assert only.startswith("storyboard.yaml:18:5: error: a multi-shot generation on kling takes "
                            "no last_frame")
+
+
+def test_a_short_secret_signs_without_pyjwts_warning_reaching_the_user():
+    """Issue 22: PyJWT's InsecureKeyLengthWarning for a short HMAC key reached stderr raw."""
+    import warnings
+
+    short = KeyPair(Secret("ak-1"), Secret("short"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sign_token(short, 1_700_000_000).count(".") == 2

@@ -69,9 +69,11 @@ def storyboard_options(command):
 def storyboard_path(path: str | None) -> tuple[Path, str]:
     """The storyboard file for PATH (default ./storyboard.yaml; a folder means its storyboard.yaml)
     and the name to show in messages."""
+    from .files import is_dir
+
     if path is None:
         return Path("storyboard.yaml"), "storyboard.yaml"
-    if Path(path).is_dir():
+    if is_dir(path):  # False for a path too long or a loop of links: reading it says why
         display = os.path.join(path, "storyboard.yaml")
         return Path(display), display
     return Path(path), path

@@ -12,9 +12,7 @@ must validate and give the shot the new pick), then written atomically.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -35,12 +33,14 @@ class Picked:
 
 def set_pick(path: Path, display: str, variables: Mapping[str, object], shot_id: str,
              take: int) -> Picked:
+    from .config import resolved_config
     from .parse import parse_document
-    from .render import read_source, render_source
+    from .pipeline import read_storyboard
+    from .render import render_source
     from .resolve import resolve_storyboard
     from .validate import validate_document
 
-    source = read_source(path.absolute(), display)
+    source = read_storyboard(path, display)
     document = parse_document(render_source(source, variables))
     resolved = resolve_storyboard(validate_document(document))
     shots = {s.id: s for s in resolved.shots}
@@ -58,8 +58,79 @@ def set_pick(path: Path, display: str, variables: Mapping[str, object], shot_id:
     if shot.pick == take:
         return Picked(shot_id, take, take, where, False)
     edit = _edit(document, _shot_path(document, shot_id), take)
-    _write_checked(edit, lambda: _reloaded_pick(path, display, variables, shot_id), take)
+    expected = _with_pick(resolved_config(resolved), shot_id, take)
+    if edit.file == source.path:  # checked before anything is written
+        _check(edit, shot_id, expected,
+               lambda: _resolved_text(source, edit.edited, variables))
+    _write_checked(edit, shot_id, expected,
+                   lambda: _reloaded(path, display, variables))
     return Picked(shot_id, shot.pick, take, edit.location, True)
+
+
+def _with_pick(config: dict, shot_id: str, take: int) -> dict:
+    """The resolved configuration `config` with shot `shot_id`'s pick set to `take`."""
+    import copy
+
+    config = copy.deepcopy(config)
+    for scene in config["scenes"]:
+        for shot in scene["shots"]:
+            if shot["id"] == shot_id:
+                shot["pick"] = take
+    return config
+
+
+def _changed_shots(got: dict, expected: dict) -> list[str]:
+    """The shots whose resolved configuration differs between `got` and `expected`."""
+    def by_id(config):
+        return {s["id"]: s for scene in config.get("scenes", ()) for s in scene["shots"]}
+
+    mine, theirs = by_id(got), by_id(expected)
+    return [i for i in dict.fromkeys([*theirs, *mine]) if mine.get(i) != theirs.get(i)]
+
+
+def _resolved_text(source, text: str, variables):
+    """The resolved configuration of the storyboard `source` with `text` as its content."""
+    from .config import resolved_config
+    from .parse import parse_document
+    from .render import Source, render_source
+    from .resolve import resolve_storyboard
+    from .validate import validate_document
+
+    edited = Source(source.path, source.display, text)
+    return resolved_config(resolve_storyboard(validate_document(parse_document(
+        render_source(edited, variables)))))
+
+
+def _reloaded(path: Path, display: str, variables) -> dict:
+    from .config import resolved_config
+    from .pipeline import load_resolved
+
+    return resolved_config(load_resolved(path, variables, display))
+
+
+def _check(edit, shot_id: str, expected: dict, load) -> None:
+    """Refuse the edit unless the storyboard it makes (`load()`: its resolved configuration)
+    is the one expected: the shot's new pick and nothing else changed."""
+    try:
+        got = load()
+    except UserError:
+        raise UserError.single(f"setting the pick at {edit.location} would break the "
+                               "storyboard; nothing was changed", edit.location,
+                               hint="edit `pick:` by hand there") from None
+    if got == expected:
+        return
+    changed = _changed_shots(got, expected)
+    others = [i for i in changed if i != shot_id]
+    if others:
+        names = ", ".join(f"'{i}'" for i in others)
+        raise UserError.single(
+            f"cannot set the pick here: shot(s) {names} share this mapping (a YAML anchor "
+            f"`&` and an alias `*` or merge key `<<`), so their pick would change too; "
+            "nothing was changed", edit.location,
+            hint=f"give each of those shots its own `pick:` by hand, then pick again")
+    raise UserError.single(f"the storyboard sets the pick of '{shot_id}' elsewhere than "
+                           f"{edit.location} (defaults or a template); nothing was changed",
+                           edit.location, hint="edit `pick:` by hand where it is set")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +153,19 @@ def _edit(document, path: tuple, take: int) -> _Edit:
     shot = document._get(path)
     has_pick = "pick" in shot
     location = document.locate(path + ("pick",) if has_pick else path + ("id",), key=not has_pick)
+    _plain_lines(document.rendered.source.text, document.rendered.source.display)
     origin, lines = _origin(document, location, path)
     file, line_no = origin
-    text = file.read_bytes().decode("utf-8")
+    display = location.file
+    text = _read_text(file, display)
+    _plain_lines(text, display)
     rows = text.split("\n")  # the line numbering of the parser's marks (CRLF keeps its \r)
+    if not 1 <= line_no <= len(rows):
+        raise _templated(location, "the located line is not in the file as it is now")
     row = rows[line_no - 1]
     col = location.col - 1
     if has_pick:
-        match = _INTEGER.match(row, col)
+        match = _INTEGER.match(row, col) if 0 <= col <= len(row) else None
         if match is None or int(match.group()) != shot["pick"]:
             raise _templated(location, "its `pick:` value is not a plain number there")
         rows[line_no - 1] = row[:col] + str(take) + row[match.end():]
@@ -118,8 +194,13 @@ def _origin(document, location: Location, path: tuple) -> tuple[tuple[Path, int]
                                    "storyboard")
     source, source_line = origin
     # Jinja renders every line ending as \n: a CRLF template's line keeps its \r
-    out_text = rendered.text.split("\n")[line - 1].rstrip("\r")
-    src_text = source.text.split("\n")[source_line - 1].rstrip("\r")
+    _plain_lines(source.text, source.display)
+    out_rows, src_rows = rendered.text.split("\n"), source.text.split("\n")
+    if not (1 <= line <= len(out_rows) and 1 <= source_line <= len(src_rows)):
+        raise _templated(location, "the template's lines cannot be mapped to the rendered "
+                                   "storyboard")
+    out_text = out_rows[line - 1].rstrip("\r")
+    src_text = src_rows[source_line - 1].rstrip("\r")
     if out_text != src_text:
         raise _templated(location, "that line is written with a Jinja expression")
     count = sum(1 for i in range(1, rendered.text.count("\n") + 2)
@@ -154,37 +235,48 @@ def _reloaded_pick(path: Path, display: str, variables, shot_id: str) -> int:
                 if s.id == shot_id)
 
 
-def _write_checked(edit: _Edit, reload, take: int) -> None:
+def _write_checked(edit: _Edit, shot_id: str, expected: dict, reload) -> None:
     """Write the edit, load the storyboard again, and put the original back unless it gives
-    the shot the new pick. Each write is atomic (temp file + rename, mode kept)."""
-    _atomic_write(edit.file, edit.edited)
+    the shot the new pick and changes nothing else. Each write is atomic (temp file + rename,
+    mode kept) and goes to the file a symbolic link points at: a link stays a link."""
+    _atomic_write(edit.file, edit.edited, edit.location)
     try:
-        got = reload()
-    except UserError:
-        _atomic_write(edit.file, edit.original)
-        raise UserError.single(f"setting the pick at {edit.location} would break the "
-                               "storyboard; nothing was changed", edit.location,
-                               hint="edit `pick:` by hand there") from None
+        _check(edit, shot_id, expected, reload)
     except BaseException:
-        _atomic_write(edit.file, edit.original)
+        _atomic_write(edit.file, edit.original, edit.location)
         raise
-    if got != take:
-        _atomic_write(edit.file, edit.original)
-        raise UserError.single(f"the storyboard sets the pick elsewhere than {edit.location} "
-                               "(defaults or a template); nothing was changed", edit.location,
-                               hint="edit `pick:` by hand where it is set")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o7777
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+_LINE_BREAKS = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
+
+
+def _plain_lines(text: str, display: str) -> None:
+    """Refuse a file whose lines do not all end in \\n or \\r\\n: YAML also breaks lines at a
+    lone \\r (old Mac files), U+0085, U+2028 and U+2029, so the parser's line numbers would
+    not be the lines an exact edit counts."""
+    found = _LINE_BREAKS.search(text)
+    if found is None:
+        return
+    before = text[:found.start()]
+    line = before.count("\n") + 1
+    col = found.start() - (before.rfind("\n") + 1) + 1
+    what = "a carriage return (\\r) without \\n after it" if found.group() == "\r" else \
+        f"the line separator U+{ord(found.group()):04X}"
+    raise UserError.single(
+        f"cannot set the pick in this file: it has {what}, which YAML reads as a line end; "
+        "an exact edit cannot be located", Location(display, line, col),
+        hint="convert the file's line endings to \\n (or \\r\\n), or set `pick:` by hand")
+
+
+def _read_text(file: Path, display: str) -> str:
+    from .files import read_bytes
+    from .render import decode_text
+
+    return decode_text(read_bytes(file, display, what="the storyboard"), display)
+
+
+def _atomic_write(path: Path, text: str, where: Location) -> None:
+    from .files import write_atomic
+
+    write_atomic(path, text.encode("utf-8"), where.file, what="the storyboard",
+                 hint="make the storyboard writable, or set `pick:` by hand")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 from typing import Mapping
 
@@ -17,11 +18,11 @@ def load_resolved(path: Path, variables: Mapping[str, object] | None = None,
                   display: str | None = None) -> Resolved:
     """Render, parse, validate and resolve the storyboard at `path`."""
     from .parse import parse_document
-    from .render import read_source, render_source
+    from .render import render_source
     from .resolve import resolve_storyboard
     from .validate import validate_document
 
-    source = read_source(path.absolute(), display or str(path))
+    source = read_storyboard(path, display or str(path))
     rendered = render_source(source, variables)
     return resolve_storyboard(validate_document(parse_document(rendered)))
 
@@ -36,9 +37,36 @@ def compile_storyboard(resolved: Resolved, provider: str | None = None):
 def render_text(path: Path, variables: Mapping[str, object] | None = None,
                 display: str | None = None) -> str:
     """The storyboard after Jinja rendering (what `kling-compose render` prints)."""
-    from .render import read_source, render_source
+    from .render import render_source
 
-    return render_source(read_source(path.absolute(), display or str(path)), variables).text
+    return render_source(read_storyboard(path, display or str(path)), variables).text
+
+
+def read_storyboard(path: Path, display: str):
+    """The storyboard file as a render.Source: a regular file of at most MAX_TEXT_BYTES of
+    UTF-8 text. A missing file, a folder, a named pipe, a device (a link to /dev/zero), a loop
+    of links or a path too long is a UserError, never a hang or a traceback."""
+    import os
+
+    from .errors import UserError
+    from .files import read_bytes, shown
+    from .render import Source, decode_text
+
+    try:
+        absolute = Path(os.path.abspath(path))
+        info = os.stat(absolute)
+    except FileNotFoundError:
+        raise UserError.single(
+            f"no storyboard at '{shown(display)}'",
+            hint="give the path of a storyboard.yaml, or create one with `kling-compose init DIR`",
+        ) from None
+    except (OSError, ValueError):
+        info = None  # read_bytes says why (a loop of links, a path too long)
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise UserError.single(f"'{shown(display)}' is a folder without storyboard.yaml")
+    data = read_bytes(absolute, display, what="the storyboard",
+                      hint="give the path of a storyboard.yaml file")
+    return Source(absolute, display, decode_text(data, display))
 
 
 def build_storyboard_plan(resolved: Resolved, provider: str | None = None,
@@ -67,20 +95,20 @@ def read_variables(assignments: tuple[str, ...] = (), files: tuple[str, ...] = (
 
     A --vars file goes through the storyboard's own YAML stage: safe, located, no duplicates.
     """
+    import os
+
     from .errors import Diagnostic, Location, UserError
+    from .files import read_bytes
     from .parse import parse_document
     from .render import Rendered, Source, decode_text
 
     variables: dict = {}
     problems: list = []
     for name in files:
-        path = Path(name).absolute()
+        path = Path(os.path.abspath(name))
         try:
-            text = decode_text(path.read_bytes(), name)
+            text = decode_text(read_bytes(path, name, what="--vars file"), name)
             data = parse_document(Rendered(Source(path, name, text), path.parent, text)).data
-        except OSError as exc:
-            problems.append(Diagnostic(f"cannot read --vars file: {exc.strerror}", Location(name)))
-            continue
         except UserError as exc:
             problems.extend(exc.diagnostics)
             continue

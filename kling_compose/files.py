@@ -1,0 +1,311 @@
+"""Reading and writing the user's files without trusting what the path leads to.
+
+A path the user gives (a storyboard, a `--vars` file, a saved plan, an output) may be a named
+pipe (reading blocks for ever), a link to /dev/zero (reading never ends), a device node (an
+atomic write would replace it with a regular file), a folder, a symbolic link loop, or longer
+than the file system takes. Every read here opens without blocking, refuses what is not a
+regular file and reads at most a bound; every write goes to a temp file beside the target and
+is renamed over it only when the target is a regular file (or nothing), never over a file the
+project reads. Each refusal is a UserError naming the path as the user wrote it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .errors import Location, UserError
+
+MAX_TEXT_BYTES = 16 << 20  # a storyboard, a --vars file, a saved plan: far more than any needs
+
+
+def kind_of(mode: int) -> str:
+    """What a file of st_mode `mode` is, as the messages name it."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def os_problem(exc: OSError) -> str:
+    """Why an OSError happened, in words that name no temp file and carry no errno."""
+    code = exc.errno
+    if code in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS) \
+            and exc.strerror:
+        return exc.strerror  # the words every tool prints: "No such file or directory"
+    if code == errno.ENAMETOOLONG:
+        return "the path is too long for the file system"
+    if code == errno.ELOOP:
+        return "it leads through a loop of symbolic links (or too many of them)"
+    if code == errno.ENOTDIR:
+        return "a part of the path is not a folder"
+    if code == errno.EISDIR:
+        return "it is a folder"
+    return exc.strerror or str(exc)
+
+
+LONG_PATH = 300  # characters: a longer path is shown cut in the middle
+
+
+def shown(display: str) -> str:
+    """A path as messages show it: one of thousands of characters is cut in the middle."""
+    if len(display) <= LONG_PATH:
+        return display
+    return f"{display[:120]}...{display[-120:]} ({len(display):,} characters)"
+
+
+def _where(display: str, location: Location | None) -> Location:
+    return location if location is not None else Location(shown(display))
+
+
+def read_bytes(path: Path | str, display: str | None = None, *, what: str = "file",
+               limit: int = MAX_TEXT_BYTES, location: Location | None = None,
+               hint: str | None = None) -> bytes:
+    """The bytes of the regular file at `path`, at most `limit` of them; anything else (a
+    pipe, a device, a folder, a loop of links, a path too long, a file too large) is a
+    UserError at `location` (else at the path as `display` names it)."""
+    display = str(path) if display is None else display
+    where = _where(display, location)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
+        | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise UserError.single(f"cannot read {what}: {os_problem(exc)}", where, hint) from None
+    except ValueError:  # a NUL byte
+        raise UserError.single(f"cannot read {what}: the path contains a NUL byte", where,
+                               hint) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError.single(f"{what} is {kind_of(info.st_mode)}, not a regular file",
+                                   where, hint or "give the path of a regular file")
+        if info.st_size > limit:
+            raise UserError.single(f"{what} has {info.st_size:,} bytes, more than the "
+                                   f"{limit:,} allowed", where, hint)
+        chunks, size = [], 0
+        while True:  # a file that grows while it is read is cut at the bound, and refused
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise UserError.single(f"{what} has more than the {limit:,} bytes allowed",
+                                       where, hint)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise UserError.single(f"cannot read {what}: {os_problem(exc)}", where, hint) from None
+    finally:
+        os.close(fd)
+
+
+def require_readable(path: Path | str, display: str | None = None, *, what: str = "file",
+                     limit: int = MAX_TEXT_BYTES, hint: str | None = None) -> None:
+    """Refuse, as read_bytes would, a path that is not a regular file of at most `limit`
+    bytes (for a file another module reads itself)."""
+    read_bytes(path, display, what=what, limit=limit, hint=hint)
+
+
+def is_dir(path: Path | str) -> bool:
+    """True for a folder (or a link to one); False for anything else and for a path that
+    cannot be looked at (too long, a loop of links)."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def real_path(path: Path | str) -> Path | None:
+    """The path with every symbolic link followed, or None when that cannot be done (a loop
+    of links, a path too long)."""
+    try:
+        return Path(os.path.realpath(path, strict=False))
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def resolves_inside(path: Path, root: Path) -> bool | None:
+    """Whether `path`, links followed, stays inside `root`; None when it cannot be followed."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _identity(path: Path | str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info.st_dev, info.st_ino
+
+
+class Protected:
+    """Files an output must never be written over, each with what it is ("the storyboard",
+    "storyboard.lock", "an input of shot 'x'"), and folders it must not be written into."""
+
+    def __init__(self) -> None:
+        self.files: list[tuple[Path, str]] = []
+        self.folders: list[tuple[Path, str]] = []
+
+    def add(self, path: Path | str | None, role: str) -> Protected:
+        if path is not None:
+            self.files.append((Path(os.path.abspath(path)), role))
+        return self
+
+    def add_folder(self, path: Path | str, role: str) -> Protected:
+        self.folders.append((Path(os.path.abspath(path)), role))
+        return self
+
+    def role_of(self, target: Path) -> str | None:
+        """What `target` (absolute, links followed) is to the project, or None."""
+        ident = _identity(target)
+        for path, role in self.files:
+            real = real_path(path)
+            if real == target or (ident is not None and _identity(path) == ident):
+                return role
+        for folder, role in self.folders:
+            real = real_path(folder)
+            if real is not None and target.is_relative_to(real):
+                return role
+        return None
+
+
+def output_target(target: Path | str, display: str | None = None, *, what: str = "the output",
+                  protected: Protected | None = None,
+                  may_replace: Callable[[Path], bool] | None = None,
+                  make_parents: bool = False, hint: str | None = None) -> Path:
+    """The file to write for the output path `target`: links followed (a link stays a link;
+    the file it points at is written). Refused, located at `display`: a target that exists and
+    is not a regular file (a device, a pipe, a folder), a protected file, an existing file
+    `may_replace` does not accept, a folder that does not exist (unless `make_parents`)."""
+    display = str(target) if display is None else display
+    where = Location(shown(display))
+    hint = hint or "give the path of a new file"
+    real = real_path(target)
+    if real is None:
+        raise UserError.single(f"cannot write {what}: the path leads through a loop of "
+                               "symbolic links", where, hint)
+    try:
+        info = os.lstat(real)
+    except FileNotFoundError:
+        info = None
+    except (OSError, ValueError) as exc:
+        problem = os_problem(exc) if isinstance(exc, OSError) else "the path contains a NUL byte"
+        raise UserError.single(f"cannot write {what}: {problem}", where, hint) from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise UserError.single(f"this is {kind_of(info.st_mode)}: {what} is written only over "
+                               "a regular file (or where there is none); nothing was written",
+                               where, hint)
+    role = protected.role_of(real) if protected is not None else None
+    if role is not None:
+        raise UserError.single(f"this is {role}: {what} is never written over it; nothing was "
+                               "written", where, hint)
+    if info is not None and may_replace is not None and not may_replace(real):
+        raise UserError.single(f"this file exists and is not {what}: it is not written over",
+                               where, "give the path of a new file, or remove that one first")
+    folder = real.parent
+    if not is_dir(folder):
+        if make_parents and not os.path.lexists(folder):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError.single(f"cannot create the folder for {what}: "
+                                       f"{os_problem(exc)}", where, hint) from None
+        elif os.path.lexists(folder):
+            raise UserError.single(f"cannot write {what}: '{shown(str(folder))}' is not a "
+                                   "folder", where, hint)
+        else:
+            raise UserError.single(f"cannot write {what}: the folder '{shown(str(folder))}' "
+                                   "does not exist", where, "create it first, or " + hint)
+    return real
+
+
+def write_atomic(target: Path | str, data: bytes | str, display: str | None = None, *,
+                 what: str = "the output", protected: Protected | None = None,
+                 may_replace: Callable[[Path], bool] | None = None,
+                 make_parents: bool = False, mode: int | None = None,
+                 hint: str | None = None) -> Path:
+    """Write `data` to `target` atomically (a temp file beside it, renamed over it), after
+    output_target's checks, which run again just before the rename. `mode`: the new file's
+    permissions (default: the existing file's, else 0o666 less the umask). Returns the file
+    written (links followed). An OSError is a UserError located at `display`, never naming the
+    temp file; the temp file never outlives the call."""
+    display = str(target) if display is None else display
+    checks = dict(what=what, protected=protected, may_replace=may_replace, hint=hint)
+    real = output_target(target, display, make_parents=make_parents, **checks)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if mode is None:
+        try:
+            mode = os.stat(real).st_mode & 0o7777
+        except OSError:
+            mode = 0o666 & ~current_umask()
+    temp = None
+    try:
+        fd, temp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name[:100]}.",
+                                    suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temp, mode)
+        if output_target(target, display, **checks) != real:  # a link changed meanwhile
+            raise UserError.single(f"{what} changed while it was written; nothing was written",
+                                   Location(shown(display)))
+        os.replace(temp, real)
+        temp = None
+    except OSError as exc:
+        raise UserError.single(f"cannot write {what}: {os_problem(exc)}",
+                               Location(shown(display)), hint) from None
+    finally:
+        if temp is not None:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+    return real
+
+
+def current_umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def create_exclusive(path: Path, data: bytes | str, display: str | None = None) -> None:
+    """Create the new file `path` holding `data`; never follows a link, never replaces
+    anything (O_EXCL). An OSError is a UserError located at `display`."""
+    display = str(path) if display is None else display
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        raise UserError.single(f"cannot create this file: {os_problem(exc)}",
+                               Location(shown(display))) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise UserError.single(f"cannot write this file: {os_problem(exc)}",
+                               Location(shown(display))) from None
+
+
+def paths_of(sources: Iterable) -> list[Path]:
+    """The local files among FrameSources (kind "path")."""
+    return [s.path for s in sources if s is not None and getattr(s, "path", None) is not None]

@@ -52,7 +52,17 @@ def find_garbage(plans) -> Garbage:
 
 def collect(garbage: Garbage) -> None:
     for file in garbage.files:
-        file.unlink(missing_ok=True)
+        try:
+            file.unlink(missing_ok=True)
+        except OSError as exc:  # a read-only project: say what could not be removed
+            from ..errors import UserError
+
+            root = file.parents[3]  # <root>/.kling-compose/objects/ab/<file>
+            raise UserError.single(
+                f"could not remove {file.relative_to(root)}: {exc.strerror or exc}",
+                hint="fix the folder's permissions (or free it from a read-only mount) and "
+                     "run `kling-compose gc` again; nothing the lock or the plan needs was "
+                     "touched") from None
         try:
             file.parent.rmdir()  # the two-letter folder, once empty
         except OSError:

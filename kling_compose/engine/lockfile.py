@@ -25,20 +25,65 @@ def lock_path(root: Path) -> Path:
     return root / LOCK_NAME
 
 
+MAX_LOCK_BYTES = 128 * 1024 * 1024  # far above any storyboard's lock; /dev/zero is not one
+MAX_DEPTH = 64  # a lock nests a few levels (shots, entry, made_from): 100,000 is an attack
+
+
+class _Unusable(ValueError):
+    """A lock file that is not a bounded regular file of shallow JSON."""
+
+
+def _load(path: Path):
+    """The lock's JSON, read as a regular file of bounded size and nesting (_Unusable,
+    UnicodeDecodeError, ValueError or OSError otherwise)."""
+    import stat
+
+    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise _Unusable("is not a regular file")
+        data = f.read(MAX_LOCK_BYTES + 1)
+    if len(data) > MAX_LOCK_BYTES:
+        raise _Unusable(f"is larger than {MAX_LOCK_BYTES // 2**20} MB")
+    text = data.decode("utf-8")
+    if _nesting(text) > MAX_DEPTH:
+        raise _Unusable(f"nests deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise _Unusable(f"nests deeper than {MAX_DEPTH} levels") from None
+
+
+def _nesting(text: str) -> int:
+    """How deep the brackets of a JSON text nest (strings skipped), without recursing."""
+    import re
+
+    depth = deepest = 0
+    for token in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        char = token.group()
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def check_lockfile(root: Path) -> None:
     """A lock file that cannot be read back is refused before the run starts (after it, the
     run would fail at the end, with every clip paid for): a UserError naming the file."""
     from ..errors import UserError
 
     path = lock_path(root)
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         return
     hint = ("restore it from git (`git checkout storyboard.lock`), or move it aside: the next "
             "run writes it anew from .kling-compose/state.db")
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = _load(path)
     except UnicodeDecodeError:
         raise UserError.single(f"{path.name} is not UTF-8 text", hint=hint) from None
+    except _Unusable as exc:
+        raise UserError.single(f"{path.name} {exc}", hint=hint) from None
     except ValueError as exc:
         raise UserError.single(f"{path.name} is not valid JSON ({exc})", hint=hint) from None
     except OSError as exc:
@@ -54,11 +99,17 @@ def check_lockfile(root: Path) -> None:
 
 def read_lockfile(root: Path) -> dict:
     """The lock file's content, or an empty lock when there is none (or it is unreadable)."""
+    empty = {"version": LOCK_VERSION, "shots": {}, "outputs": {}}
     try:
-        data = json.loads(lock_path(root).read_text(encoding="utf-8"))
+        data = _load(lock_path(root))
     except (OSError, ValueError):
-        return {"version": LOCK_VERSION, "shots": {}, "outputs": {}}
-    return data if isinstance(data, dict) else {"version": LOCK_VERSION, "shots": {}, "outputs": {}}
+        return empty
+    if not isinstance(data, dict):
+        return empty
+    for section in ("shots", "outputs"):  # a malformed section reads as empty
+        if not isinstance(data.get(section, {}), dict):
+            data[section] = {}
+    return data
 
 
 def write_lockfile(plan, state: State) -> None:

@@ -8,6 +8,7 @@ of paying again. WAL mode keeps readers (`status`, `plan`) working while a run w
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -51,6 +52,14 @@ CREATE TABLE IF NOT EXISTS timings (
 );
 """
 TIMING_SAMPLES = 9  # the last few generations of a provider and model
+TASK_COLUMNS = frozenset((
+    "cache_key", "task_id", "kind", "shot", "provider", "model", "status", "attempts",
+    "provider_task_id", "phase", "handle", "artifacts", "reference", "inputs", "result",
+    "cost_usd", "error", "started_at", "finished_at", "submitted_at", "made_from", "used_at"))
+TIMING_COLUMNS = frozenset(("provider", "model", "seconds", "recorded_at", "clip_s"))
+# what a row whose bytes were flipped raises once it is read: text that is not UTF-8 (a column
+# name), JSON that does not parse, money that is not a number, a column that is not there
+UNREADABLE = (ValueError, ArithmeticError, TypeError, IndexError, KeyError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,32 +92,73 @@ class State:
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
+        refuse_links(path)
+        self.db = None
         try:
             self._open(path, readonly)
         except sqlite3.DatabaseError as exc:
+            self._close_quietly()
             if _cannot_write(exc):
+                if not readonly and path.parent.is_dir() and \
+                        not os.access(path.parent, os.W_OK):
+                    exc = f"{path.parent.name} is read-only ({exc})"
                 raise unwritable(path, exc) from None
             raise damaged(path, exc) from None
+        except OSError as exc:  # a read-only or full disk: .kling-compose cannot be made
+            self._close_quietly()
+            raise unwritable(path, exc) from None
+        except _Unreadable as exc:  # bytes flipped inside a row: quick_check passes, the
+            self._close_quietly()  # text or the JSON does not decode
+            raise damaged(path, exc) from None
+        except UNREADABLE as exc:  # in the schema (a column name that is not UTF-8)
+            self._close_quietly()
+            raise damaged(path, _row_problem(exc)) from None
+
+    def _close_quietly(self) -> None:
+        if self.db is not None:
+            try:
+                self.db.close()
+            except sqlite3.Error:
+                pass
 
     def _open(self, path: Path, readonly: bool) -> None:
         if readonly:
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            self.db = _open_readonly(path)
             if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'tasks'").fetchone() \
                     is None:  # created, then a full disk or a kill before its first table
                 self.db.close()
                 self.db = sqlite3.connect(":memory:", check_same_thread=False)
                 self.db.executescript(SCHEMA)
+            self._check_columns()
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._check_columns()  # before a column a flipped byte renamed is added anew
             self._migrate()
         self.db.row_factory = sqlite3.Row
         problems = [r[0] for r in self.db.execute("PRAGMA quick_check")]
         if problems != ["ok"]:
             raise sqlite3.DatabaseError("; ".join(problems[:3]))
+        for row in self.db.execute("SELECT * FROM tasks"):  # every row decodes (text, JSON,
+            try:  # money) before anything relies on one
+                _decode(row)
+            except UNREADABLE as exc:
+                raise _Unreadable(_row_problem(exc, row)) from None
+        self.db.execute("SELECT provider, model, seconds, recorded_at FROM timings").fetchall()
+
+    def _check_columns(self) -> None:
+        """Every column of the ledger's tables is one kling-compose ever wrote: a flipped
+        byte in the schema renames one (its rows would read as empty, an in-flight
+        submission's phase lost)."""
+        for table, known in (("tasks", TASK_COLUMNS), ("timings", TIMING_COLUMNS)):
+            have = [row[1] for row in self.db.execute(f"PRAGMA table_info({table})")]
+            strange = [name for name in have if name not in known]
+            if strange:
+                raise sqlite3.DatabaseError(f"table {table} has an unknown column "
+                                            f"{strange[0]!r}")
 
     def _migrate(self) -> None:
         """Add columns a ledger written by an earlier version lacks."""
@@ -243,16 +293,110 @@ class State:
                         "cache_key=?", (error, time.time(), key))
 
 
-def damaged(path: Path, exc: Exception):
-    """The UserError for a ledger SQLite cannot read: say so, and the way back."""
+def damaged(path: Path, exc: Exception | str):
+    """The UserError for a ledger SQLite (or kling-compose) cannot read: say so, and the way
+    back; name every generation it records as submitted and not finished (paid for, maybe
+    still running), which the lock cannot bring back."""
     from ..errors import UserError
 
+    hint = ("move it aside (mv .kling-compose/state.db .kling-compose/state.db.damaged) and "
+            "run `kling-compose plan`: every result storyboard.lock names whose clip is still "
+            "in .kling-compose/objects shows as restorable, and the next run rebuilds it from "
+            "there without paying")
+    flying = in_flight_rows(path)
+    if flying is None:
+        hint += ("; kling-compose cannot tell whether it records generations submitted and "
+                 "not finished: keep state.db.damaged, and check your providers' dashboards "
+                 "before running (a shot missing from the lock is generated and paid again)")
+    elif flying:
+        hint += ("; it records generations submitted and not finished, maybe paid for: "
+                 f"{'; '.join(flying)}: keep state.db.damaged; when one shows done on the "
+                 "provider's dashboard, `kling-compose adopt SHOT TASK_ID` takes it without "
+                 "paying again (a run generates it anew)")
+    what = str(exc)
+    what = what if len(what) <= 160 else what[:157] + "..."
     return UserError.single(
-        f"{path.parent.name}/{path.name} is damaged ({exc}): kling-compose cannot tell what "
-        "was paid for", hint="move it aside (mv .kling-compose/state.db "
-        ".kling-compose/state.db.damaged) and run `kling-compose plan`: every result "
-        "storyboard.lock names whose clip is still in .kling-compose/objects shows as "
-        "restorable, and the next run rebuilds it from there without paying")
+        f"{path.parent.name}/{path.name} is damaged ({what}): kling-compose cannot tell what "
+        "was paid for", hint=hint)
+
+
+def in_flight_rows(path: Path) -> list[str] | None:
+    """The generations a (damaged) ledger records as submitted and not finished, read as
+    far as its bytes allow ("generate:s2 at runware, task 3f2a..."); None when that cannot
+    be told (the table or a row's status does not read)."""
+    try:
+        db = _open_readonly(path)
+    except (sqlite3.Error, OSError):
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        except sqlite3.Error:
+            return None
+    try:
+        db.text_factory = lambda b: b.decode("utf-8", "replace")
+        rows = db.execute("SELECT task_id, status, phase, provider, provider_task_id "
+                          "FROM tasks").fetchall()
+    except (sqlite3.Error, ValueError):
+        return None
+    finally:
+        db.close()
+    found = []
+    for task_id, status, phase, provider, provider_task_id in rows:
+        if status == "done" or phase in (None, "rejected") and status in ("failed", "running"):
+            continue  # finished, refused, or never submitted: the lock and the store tell
+        if status not in ("failed", "running", "submitted") or \
+                phase not in ("submitting", "submitted"):
+            return None  # a flipped byte in its status or phase: it may be in flight
+        found.append(f"{task_id} at {provider}, task {provider_task_id}")
+    return found
+
+
+def refuse_links(path: Path) -> None:
+    """The ledger (and its -wal, -shm) is a real file in the project: SQLite follows a link
+    and would write the database elsewhere."""
+    from ..errors import UserError
+
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
+        if path.with_name(name).is_symlink():
+            raise UserError.single(
+                f"{path.parent.name}/{name} is a symbolic link: kling-compose keeps its ledger "
+                "only in the project, and never writes through a link",
+                hint=f"remove the link (rm {path.parent.name}/{name}); if it led to a ledger "
+                     "of this project, copy that file there instead")
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """The ledger opened only to read. A WAL ledger needs its -shm file, which a read-only
+    folder (or disk) cannot hold: then it is read as an immutable file (nothing can be writing
+    it), and a -wal a killed run left is read through a private copy (replayed there, then
+    held in memory: nothing is written in the project)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return db
+    except sqlite3.OperationalError as exc:
+        db.close()
+        if not _cannot_write(exc) or os.access(path.parent, os.W_OK):
+            raise
+    wal = path.with_name(path.name + "-wal")
+    if not (wal.is_file() and wal.stat().st_size > 0):
+        return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True,
+                               check_same_thread=False)
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kling-compose-ledger-") as folder:
+        copy = Path(folder) / "state.db"
+        shutil.copyfile(path, copy)
+        shutil.copyfile(wal, copy.with_name("state.db-wal"))
+        replayed = sqlite3.connect(copy)
+        try:
+            replayed.execute("PRAGMA journal_mode=DELETE")  # the -wal checkpointed into it
+            data = replayed.serialize()
+        finally:
+            replayed.close()
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+    db.deserialize(data)
+    return db
 
 
 def _cannot_write(exc: Exception) -> bool:
@@ -265,25 +409,69 @@ def _cannot_write(exc: Exception) -> bool:
 def unwritable(path: Path, exc: Exception):
     from ..errors import UserError
 
+    what = exc.strerror or exc if isinstance(exc, OSError) else exc
     return UserError.single(
-        f"could not write {path.parent.name}/{path.name}: {exc}",
+        f"could not write {path.parent.name}/{path.name}: {what}",
         hint="free disk space or fix the folder's permissions, then run again: finished "
              "work is kept and the run resumes")
 
 
+class _Unreadable(Exception):
+    """A ledger row that does not decode (State checks every row as it opens the ledger)."""
+
+
 def _record(row: sqlite3.Row) -> Record:
-    loads = lambda v: json.loads(v) if v else None
+    try:
+        return _decode(row)
+    except UNREADABLE as exc:  # never a traceback (State opened it whole: a concurrent
+        raise damaged(Path(".kling-compose") / "state.db",  # writer's damage)
+                      _row_problem(exc, row)) from None
+
+
+def _row_problem(exc: Exception, row: sqlite3.Row | None = None) -> str:
+    """What could not be read, briefly (a decode error quotes the whole column)."""
+    try:
+        where = f"the record of {row['task_id']}: " if row is not None else ""
+    except UNREADABLE:
+        where = ""
+    text = f"{type(exc).__name__}: {exc}"
+    return where + "a record cannot be read (" + (text if len(text) < 120 else
+                                                  text[:117] + "...") + ")"
+
+
+def _decode(row: sqlite3.Row) -> Record:
+    def loads(value, kind=dict):
+        data = json.loads(value) if value else None
+        if data is not None and not isinstance(data, kind):
+            raise ValueError(f"{kind.__name__} expected, found {type(data).__name__}")
+        return data
+
+    artifacts = tuple(tuple(a) for a in loads(row["artifacts"], list) or ())
+    if not all(len(a) == 2 and all(isinstance(v, str) for v in a) for a in artifacts):
+        raise ValueError("artifacts are not [sha256, suffix] pairs")
+    for name in ("cache_key", "task_id", "kind", "status"):
+        if not isinstance(row[name], str):
+            raise ValueError(f"{name} is not text")
     return Record(
         cache_key=row["cache_key"], task_id=row["task_id"], kind=row["kind"],
         status=row["status"], attempts=row["attempts"], shot=row["shot"],
         provider=row["provider"], model=row["model"], provider_task_id=row["provider_task_id"],
         phase=_column(row, "phase"), handle=loads(_column(row, "handle")),
-        artifacts=tuple(tuple(a) for a in loads(row["artifacts"]) or ()),
+        artifacts=artifacts,
         reference=row["reference"], inputs=loads(row["inputs"]), result=loads(row["result"]),
-        cost_usd=Decimal(row["cost_usd"]) if row["cost_usd"] is not None else None,
+        cost_usd=_money(row["cost_usd"]),
         error=row["error"], started_at=row["started_at"], finished_at=row["finished_at"],
         submitted_at=_column(row, "submitted_at"), made_from=loads(_column(row, "made_from")),
     )
+
+
+def _money(value) -> Decimal | None:
+    if value is None:
+        return None
+    money = Decimal(value)
+    if not money.is_finite():
+        raise ValueError(f"cost_usd is {value!r}")
+    return money
 
 
 def _made_from(value) -> str | None:
@@ -404,6 +592,7 @@ def read_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]
 
     root = plan.resolved.storyboard.root
     path = state_path(root)
+    refuse_links(path)  # a dangling link would read as no ledger: every shot new, to pay
     whole_lock = read_lockfile(root)
     lock, outputs = whole_lock.get("shots", {}), whole_lock.get("outputs", {})
     state = State(path, readonly=True) if path.is_file() else None

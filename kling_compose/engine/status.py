@@ -111,13 +111,21 @@ def run_in_progress(root) -> bool:
     """True while a `kling-compose run` holds this project's run lock."""
     import fcntl
 
+    import os
+
     path = root / ".kling-compose" / "run.lock"
-    if not path.is_file():
+    try:  # only read (a read-only project), never through a link (a run refuses one)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return False
-    with open(path, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
         return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

@@ -105,6 +105,31 @@ class Store:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def refuse_links(folder: Path, root: Path) -> None:
+    """No symbolic link anywhere under the project's own folder (.kling-compose): the ledger,
+    run.lock, objects/ab/ and tmp/ are written in place, and a link there would put the
+    database or paid clips outside the project. A UserError naming the first one."""
+    from ..errors import UserError
+
+    pending = [folder]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError:
+            continue  # unreadable: whatever writes there says so
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.is_symlink():
+                shown = os.path.relpath(entry.path, root)
+                raise UserError.single(
+                    f"{shown} is a symbolic link: kling-compose writes in its own folder only "
+                    "real files and folders, never through a link",
+                    hint=f"remove the link (rm {shown}); what it points to is left as it is")
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(Path(entry.path))
+
+
 def _fsync(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())

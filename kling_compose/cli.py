@@ -159,8 +159,28 @@ def schema() -> None:
     click.echo(schema_text(), nl=False)
 
 
+class _NewFolder(click.Path):
+    """A folder to create a project in: missing, or a folder (a device such as /dev/null, a
+    pipe or a regular file is a usage error, not a traceback)."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False)
+
+    def convert(self, value, param, ctx):
+        from .files import is_dir, kind_of, shown
+
+        value = super().convert(value, param, ctx)
+        try:
+            mode = os.stat(value).st_mode
+        except (OSError, ValueError):
+            return value  # missing (created), or unusable: init says why
+        if not is_dir(value):
+            self.fail(f"'{shown(str(value))}' is {kind_of(mode)}, not a folder", param, ctx)
+        return value
+
+
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("directory", type=_NewFolder())
 @click.option("--provider", default="preview", show_default=True, metavar="P",
               help="The provider the storyboard names: preview (free, local), runware, fal, "
                    "kie, kling or kling-v3-task; the project validates on it at once.")
@@ -205,6 +225,28 @@ class _Provider(click.ParamType):
             return value
         hint = did_you_mean(value, PROVIDER_NAMES) or "one of " + ", ".join(PROVIDER_NAMES)
         self.fail(f"unknown provider '{value}'; {hint}", param, ctx)
+
+
+class _Usd(click.ParamType):
+    """An amount of US dollars: a finite number, 0 or more (nan, inf, -1 and 1e999 are usage
+    errors, exit 2)."""
+
+    name = "usd"
+
+    def convert(self, value, param, ctx):
+        from decimal import Decimal, InvalidOperation
+
+        if isinstance(value, Decimal):
+            return value
+        text = str(value).strip().removeprefix("$")
+        try:
+            amount = Decimal(text) if len(text) <= 40 else None
+        except (InvalidOperation, ValueError):
+            amount = None
+        if amount is None or not amount.is_finite() or amount < 0 or amount > 10**9:
+            self.fail(f"'{str(value)[:40]}' is not an amount of dollars (a number from 0, "
+                      "e.g. 5 or 2.50)", param, ctx)
+        return amount
 
 
 provider_option = click.option(
@@ -297,7 +339,7 @@ def graph(path, var_items, vars_files, provider, fmt) -> None:
 ], _RUN_ENV))
 @storyboard_options
 @provider_option
-@click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD",
+@click.option("--max-cost", type=_Usd(), metavar="USD",
               help="Refuse to start when the estimated cost of this run passes USD.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Tasks running at once (local rendering is also capped at the CPU count).")

@@ -202,18 +202,27 @@ class _Resolver:
         return src
 
     def check_file(self, src: FrameSource) -> None:
+        from .files import shown
+
+        value = shown(src.value)
         if "\x00" in src.value:
             self.fail("a file path contains a NUL byte", src.location,
                       "remove the invisible character from the path")
             return
-        if not self.inside(src.value):
-            self.fail(f"'{src.value}' is outside the project folder", src.location,
+        inside = self.inside(src.value)
+        if inside is None:
+            self.fail(f"'{value}' leads through a loop of symbolic links", src.location,
+                      "make the link point at the file itself")
+            return
+        if not inside:
+            self.fail(f"'{value}' is outside the project folder", src.location,
                       "copy it into the project (e.g. assets/): the project lives in git and "
                       "must stand alone")
             return
         ok = self._exists.get(src.path)
         if ok is None:
-            ok = self._exists[src.path] = src.path.is_file()
+            mode, problem = _stat(src.path)
+            ok = self._exists[src.path] = problem is None and stat.S_ISREG(mode)
             if ok and src.path.suffix.lower() in IMAGE_SUFFIXES:
                 problem = image_size_problem(src.path)
                 if problem:
@@ -221,14 +230,20 @@ class _Resolver:
                               "frames of a few thousand pixels a side)" if "larger" in problem
                               or "too large" in problem else "export the image again: the "
                               "file is damaged or not an image")
-        if not ok and (src.path.exists() or src.path.is_symlink()):
-            kind = "a folder" if src.path.is_dir() else "a named pipe" if \
-                stat.S_ISFIFO(_mode(src.path)) else "not a regular file"
-            self.fail(f"'{src.value}' is {kind}", src.location,
-                      "name an image, video or audio file")
-            return
         if not ok:
-            self.fail(f"file '{src.value}' not found", src.location,
+            mode, problem = _stat(src.path)
+            if problem is not None:  # a path too long, a loop of links: not merely missing
+                self.fail(f"'{value}' cannot be used: {problem}", src.location,
+                          "name an image, video or audio file by a short path inside the "
+                          "project")
+                return
+            if mode or _is_link(src.path):
+                kind = "a folder" if stat.S_ISDIR(mode) else "a named pipe" if \
+                    stat.S_ISFIFO(mode) else "not a regular file"
+                self.fail(f"'{value}' is {kind}", src.location,
+                          "name an image, video or audio file")
+                return
+            self.fail(f"file '{value}' not found", src.location,
                       _near_file_hint(src) or "paths are relative to the storyboard's folder")
 
     def check_data_uri(self, src: FrameSource) -> None:
@@ -258,15 +273,17 @@ class _Resolver:
                 if problem:
                     self.fail(problem, src.location, "encode a whole image (PNG, JPEG or WebP)")
 
-    def inside(self, value: str) -> bool:
-        """A relative path that stays inside the project folder (symlinks resolved)."""
+    def inside(self, value: str) -> bool | None:
+        """A relative path that stays inside the project folder (symlinks resolved); None
+        when its links cannot be followed (a loop)."""
         import posixpath
+
+        from .files import resolves_inside
 
         normal = posixpath.normpath(value.replace("\\", "/"))
         if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
             return False
-        root = self.sb.root.resolve()
-        return (root / normal).resolve().is_relative_to(root)
+        return resolves_inside(self.sb.root / normal, self.sb.root)
 
     def check_element(self, element: Element) -> None:
         for src in (element.frontal_image, *element.images, *element.videos, *element.voices):
@@ -329,7 +346,11 @@ class _Resolver:
                           "or a part longer than 255 bytes)", out.location,
                           "use a short plain path such as renders/film.mp4")
                 continue
-            if not self.inside(out.path):
+            inside = self.inside(out.path)
+            if inside is None:
+                self.fail(f"output path '{out.path}' leads through a loop of symbolic links",
+                          out.location, "remove the link, or write the film elsewhere")
+            elif not inside:
                 self.fail(f"output path '{out.path}' is outside the project folder",
                           out.location, "write films inside the project, e.g. renders/film.mp4")
             if out.path in seen:
@@ -396,15 +417,21 @@ def image_size_problem(path) -> str | None:
 
 
 def _image_problem(opener, what: str) -> str | None:
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with opener() as image:
-            width, height = image.size
-            if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
-                return (f"{what} is {width}x{height}: larger than {MAX_IMAGE_SIDE} px a side "
-                        f"or {MAX_IMAGE_PIXELS // 1_000_000} megapixels")
-            image.load()
+        # Pillow warns (to stderr) of a damaged EXIF block or a truncated tag: the picture
+        # itself is what is checked here, and what it cannot read is said below
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with opener() as image:
+                width, height = image.size
+                if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+                    return (f"{what} is {width}x{height}: larger than {MAX_IMAGE_SIDE} px a "
+                            f"side or {MAX_IMAGE_PIXELS // 1_000_000} megapixels")
+                image.load()
     except Image.DecompressionBombError as exc:
         return f"{what} is too large to open safely ({exc})"
     except UnidentifiedImageError:
@@ -462,8 +489,25 @@ def _slug(name: str) -> str:
     return re.sub(r"[\W_]+", "-", name.lower()).strip("-") or "film"
 
 
-def _mode(path) -> int:
+def _stat(path) -> tuple[int, str | None]:
+    """The st_mode of `path` (0: nothing there), or why it cannot be looked at (a path too
+    long for the file system, a loop of links, a part that is not a folder is just missing)."""
+    import os
+
+    from .files import os_problem
+
     try:
-        return path.stat().st_mode
-    except OSError:
-        return 0
+        return os.stat(path).st_mode, None
+    except (FileNotFoundError, NotADirectoryError):
+        return 0, None
+    except OSError as exc:
+        return 0, os_problem(exc)
+    except ValueError:
+        return 0, None
+
+
+def _is_link(path) -> bool:
+    try:
+        return path.is_symlink()
+    except (OSError, ValueError):
+        return False

@@ -462,9 +462,13 @@ def check_frame_aspect(shot: ResolvedShot) -> list[Diagnostic]:
     from PIL import Image, UnidentifiedImageError  # lazy: validate must start fast
 
     where = source.location or shot.where("first_frame")
+    import warnings
+
     try:
-        with Image.open(source.path) as image:
-            size = image.size
+        with warnings.catch_warnings():  # a damaged EXIF block: Pillow warns raw to stderr
+            warnings.simplefilter("ignore")
+            with Image.open(source.path) as image:
+                size = image.size
     except (UnidentifiedImageError, OSError) as exc:
         return [Diagnostic(f"first_frame {source.value} is not a readable image: {exc}", where,
                            "use a PNG, JPEG or WebP file")]  # fmt: skip

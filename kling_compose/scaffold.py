@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UserError
+from .errors import Location, UserError
 from .validate import schema_text
 
 # The storyboard `init` writes: it validates on every provider (issue 21, item 18: on kie and
@@ -127,33 +127,64 @@ renders/
 
 def create_project(directory: Path, provider: str = "preview") -> list[str]:
     """Write storyboard.yaml (for `provider`), its schema, assets/ and .gitignore; returns
-    what was created."""
+    what was created. Nothing is ever written over, nor through a symbolic link (a link
+    where a new file goes is refused); a folder that cannot be made is a UserError."""
+    import os
+
+    from .files import create_exclusive, is_dir, kind_of, os_problem, shown
+
+    where = Location(shown(str(directory)))
     target = directory / "storyboard.yaml"
-    if target.exists():
-        raise UserError.single(f"'{target}' already exists", hint="init only creates new projects")
-    name = "".join(c if c.isalnum() or c in "-_" else "-" for c in directory.resolve().name.lower())
-    (directory / "assets").mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(target):
+        raise UserError.single(f"'{shown(str(target))}' already exists",
+                               hint="init only creates new projects")
+    for folder in (directory, directory / "assets"):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            problem = os_problem(exc)
+            if os.path.lexists(folder) and not is_dir(folder):
+                kind = f"{_kind(folder, kind_of)}, not a folder"
+                problem = f"it is {kind}" if folder == directory else f"'assets' is {kind}"
+            raise UserError.single(f"cannot create the project here: {problem}", where,
+                                   hint="give the path of a new or empty folder you may "
+                                        "write to") from None
+    try:
+        name = "".join(c if c.isalnum() or c in "-_" else "-"
+                       for c in directory.resolve().name.lower())
+    except (OSError, RuntimeError):
+        name = "film"
     files = {
         "storyboard.yaml": storyboard_text(name.strip("-") or "film", provider),
         "storyboard.schema.json": schema_text(),
         ".gitignore": GITIGNORE,
     }
-    created = []
-    for relative, text in files.items():  # never overwrite what the user already has
-        if not (directory / relative).exists():
-            (directory / relative).write_text(text, encoding="utf-8")
-            created.append(relative)
     if provider not in URL_ONLY:
-        for picture, side in (("lantern.png", False), ("lantern-side.png", True)):
-            if not (directory / "assets" / picture).exists():
-                _lantern_image(directory / "assets" / picture, side)
-                created.append(f"assets/{picture}")
+        files["assets/lantern.png"] = _lantern_image(side=False)
+        files["assets/lantern-side.png"] = _lantern_image(side=True)
+    created = []
+    for relative, content in files.items():  # never overwrite what the user already has
+        path = directory / relative
+        if not os.path.lexists(path):
+            create_exclusive(path, content, shown(str(path)))
+            created.append(relative)
     return created
 
 
-def _lantern_image(path: Path, side: bool = False) -> None:
+def _kind(path: Path, kind_of) -> str:
+    import os
+
+    try:
+        return kind_of(os.stat(path).st_mode)
+    except OSError:
+        return "not a folder"
+
+
+def _lantern_image(side: bool = False) -> bytes:
     """A small placeholder picture (front, or a narrower side view), so the example element
     has real images: 512 px, above every provider's minimum (kling: 300 px a side)."""
+    import io
+
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (512, 512), (18, 24, 48))
@@ -161,4 +192,6 @@ def _lantern_image(path: Path, side: bool = False) -> None:
     body = (206, 140, 306, 360) if side else (176, 140, 336, 360)
     draw.ellipse(body, fill=(240, 160, 60), outline=(255, 220, 150), width=6)
     draw.rectangle((226, 360, 286, 392), fill=(90, 60, 30))
-    image.save(path, optimize=True)
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    return out.getvalue()

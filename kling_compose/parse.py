@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from .errors import DeferredLocation, Diagnostic, Location, UserError
-from .render import Rendered
+from .render import _SURROGATE, Rendered, surrogate_diagnostic
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -111,6 +111,12 @@ class Document:
 
 def parse_document(rendered: Rendered) -> Document:
     """Parse rendered YAML; every syntax problem becomes a located UserError."""
+    lone = _SURROGATE.search(rendered.text)
+    if lone is not None:  # libyaml would fail encoding it (UnicodeEncodeError)
+        text = rendered.text
+        line = text.count("\n", 0, lone.start()) + 1
+        col = lone.start() - (text.rfind("\n", 0, lone.start()) + 1) + 1
+        raise UserError(surrogate_diagnostic(lone.group(), rendered.locate(line, col)))
     recursive = _recursive_aliases(rendered.text)
     if recursive:
         raise UserError(*[Diagnostic(msg, rendered.locate(m.line + 1, m.column + 1))
@@ -171,7 +177,34 @@ class _Loader(_BaseLoader):
         self.positions: dict = {}
         self.problems: list = []  # (message, mark, hint)
 
+    def construct_object(self, node, deep=False):
+        """A value a tag cannot make (`!!float abc`, `!!bool maybe`) is a located problem,
+        never an exception out of PyYAML's constructors."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                OverflowError) as exc:
+            self.recursive_objects.pop(node, None)
+            self.problems.append((f"YAML: {_shown_value(node)} is not a valid "
+                                  f"{_short_tag(node.tag)} ({type(exc).__name__})",
+                                  _mark(node.start_mark), None))
+            return None
+
+    def _wrong_kind(self, node, expected) -> bool:
+        """True (and a problem recorded) when a !!map or !!seq tag sits on another kind of
+        node: `!!map [1]`, `!!seq {a: 1}`, `!!map text`."""
+        if isinstance(node, expected):
+            return False
+        want = "a mapping" if expected is yaml.MappingNode else "a list"
+        self.problems.append((f"YAML: {_short_tag(node.tag)} needs {want}, not "
+                              f"{_node_kind(node)}", _mark(node.start_mark),
+                              "remove the tag, or write the value it names"))
+        return True
+
     def construct_yaml_map(self, node):
+        if self._wrong_kind(node, yaml.MappingNode):
+            yield None
+            return
         data: dict = {}
         yield data
         entries: dict = {}
@@ -187,6 +220,9 @@ class _Loader(_BaseLoader):
                             _mark(value_node.end_mark))
 
     def construct_yaml_seq(self, node):
+        if self._wrong_kind(node, yaml.SequenceNode):
+            yield None
+            return
         data: list = []
         yield data
         entries: dict = {}
@@ -196,11 +232,38 @@ class _Loader(_BaseLoader):
             entries[index] = (None, _mark(child.start_mark), _mark(child.end_mark))
 
     def construct_yaml_float(self, node):
-        value = super().construct_yaml_float(node)
+        if self._too_long(node):
+            return None
+        try:
+            value = super().construct_yaml_float(node)
+        except (ValueError, IndexError):
+            self.problems.append((f"YAML: {_shown_value(node)} is not a valid !!float",
+                                  _mark(node.start_mark), None))
+            return None
         if not math.isfinite(value):
-            self.problems.append((f"'{node.value}' is not a finite number", _mark(node.start_mark),
-                                  None))
+            self.problems.append((f"'{_shown_text(node.value)}' is not a finite number",
+                                  _mark(node.start_mark), None))
         return value
+
+    def construct_yaml_bool(self, node):
+        try:
+            return super().construct_yaml_bool(node)
+        except KeyError:
+            self.problems.append((f"YAML: {_shown_value(node)} is not a valid !!bool",
+                                  _mark(node.start_mark), "write true or false"))
+            return None
+
+    def _too_long(self, node) -> bool:
+        """A number written with more than MAX_NUMBER_CHARS characters: Python refuses to
+        print an integer of more than 4,300 digits, and a sexagesimal (`1:2:3`) of thousands
+        of parts takes quadratic time to compute."""
+        if isinstance(node, yaml.ScalarNode) and len(node.value) > MAX_NUMBER_CHARS:
+            self.problems.append((
+                f"YAML: a number written with {len(node.value):,} characters (at most "
+                f"{MAX_NUMBER_CHARS:,}): '{_shown_text(node.value)}'", _mark(node.start_mark),
+                "quote it if it is meant as text"))
+            return True
+        return False
 
     def construct_undefined(self, node):
         self.problems.append((f"YAML: unsupported YAML tag '{_short_tag(node.tag)}'",
@@ -209,10 +272,12 @@ class _Loader(_BaseLoader):
         return None
 
     def construct_yaml_int(self, node):
+        if self._too_long(node):
+            return None
         try:
             return super().construct_yaml_int(node)
-        except ValueError:
-            self.problems.append((f"YAML: '{node.value}' is not a valid !!int",
+        except (ValueError, IndexError):
+            self.problems.append((f"YAML: {_shown_value(node)} is not a valid !!int",
                                   _mark(node.start_mark), None))
             return None
 
@@ -249,9 +314,32 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_yaml_seq)
 _Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:bool", _Loader.construct_yaml_bool)
 _Loader.add_constructor(None, _Loader.construct_undefined)
 for _tag in ("binary", "set", "omap", "pairs", "timestamp"):
     _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _Loader.construct_unsupported)
+
+
+MAX_NUMBER_CHARS = 1000  # characters of one number as written in YAML
+
+
+def _shown_text(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:30]}...{text[-6:]}"
+
+
+def _shown_value(node) -> str:
+    """A node's value as a message quotes it: a scalar's text (cut), or what kind it is."""
+    if isinstance(node, yaml.ScalarNode):
+        return f"'{_shown_text(node.value)}'" if node.value else "an empty value"
+    return _node_kind(node)
+
+
+def _node_kind(node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return f"the text '{_shown_text(node.value)}'" if node.value else "an empty value"
 
 
 def _yaml_diagnostic(exc: yaml.MarkedYAMLError, rendered: Rendered) -> Diagnostic:

@@ -12,6 +12,8 @@ every line of literal template text (see `_LineMarks`).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,9 +21,13 @@ from pathlib import Path
 from typing import Mapping
 
 import jinja2
+from jinja2.compiler import CodeGenerator, operators as jinja_operators, optimizeconst
 from jinja2.ext import Extension
 from jinja2.lexer import Token
+from jinja2.runtime import Macro, markup_join, str_join
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import Namespace
+from markupsafe import Markup
 
 from .errors import Diagnostic, Location, UserError, did_you_mean
 
@@ -109,6 +115,33 @@ def decode_text(data: bytes, display: str) -> str:
                                Location(display, line, col)) from None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def surrogate_diagnostic(char: str, where: Location | None, what: str = "the rendered text",
+                         hint: str | None = None) -> Diagnostic:
+    """A lone surrogate (U+D800-U+DFFF) is no character: UTF-8 cannot carry it, and
+    libyaml and every JSON request would fail on it. Python makes one from '\\ud800' in a
+    template string, and from each byte of a command-line argument that is not UTF-8."""
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return Diagnostic(f"{what} holds the byte 0x{code - 0xDC00:02x}, which is not UTF-8 "
+                          "text", where, hint=hint or "a --var value, or a file name given on "
+                          "the command line, is in another encoding: give it as UTF-8")
+    return Diagnostic(f"{what} holds a lone surrogate (U+{code:04X}), which is not a "
+                      "character", where, hint=hint or "a '\\u" f"{code:04x}' escape in a "
+                      "template string, or a --var value that is not UTF-8, makes one")
+
+
+def variable_problem(name: str, value: str) -> Diagnostic | None:
+    """Why `--var NAME=VALUE` cannot be used (its value is not UTF-8 text), or None."""
+    lone = _SURROGATE.search(value)
+    if lone is None:
+        return None
+    return surrogate_diagnostic(lone.group(), None, f"--var {name}",
+                                hint="give the value as UTF-8 text")
+
+
 def render_source(source: Source, variables: Mapping[str, object] | None = None) -> Rendered:
     """Render the storyboard template; a file without Jinja syntax is returned as it is."""
     variables = dict(variables or {})
@@ -129,14 +162,20 @@ def render_source(source: Source, variables: Mapping[str, object] | None = None)
             hint="a loop, a repeated string or a huge number grows without bound here")) \
             from None
     except RecursionError as exc:
-        raise UserError(Diagnostic(
-            "template error: includes or macros nest too deeply (does a file include itself?)",
-            _template_frame(exc, env.loader))) from None
-    except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        raise UserError(_recursion(exc, env.loader)) from None
+    except (ArithmeticError, TypeError, ValueError, LookupError, RuntimeError,
+            AssertionError) as exc:
         where = _template_frame(exc, env.loader, strict=True)
         if where is None:
             raise  # not raised by template code: a bug
-        raise UserError(Diagnostic(f"template error: {exc}", where)) from None
+        raise UserError(Diagnostic(f"template error: {exc}", where, hint=_runtime_hint(exc))) \
+            from None
+    lone = _SURROGATE.search(text)
+    if lone is not None:
+        rendered = Rendered(source, root, text, variables, templated=True)
+        line = text.count("\n", 0, lone.start()) + 1
+        col = lone.start() - (text.rfind("\n", 0, lone.start()) + 1) + 1
+        raise UserError(surrogate_diagnostic(lone.group(), rendered.locate(line, col)))
     if len(text) > MAX_OUTPUT_CHARS:
         raise UserError(Diagnostic(
             f"template error: the rendered storyboard has {len(text):,} characters, more than "
@@ -145,13 +184,62 @@ def render_source(source: Source, variables: Mapping[str, object] | None = None)
     return Rendered(source, root, text, variables, templated=True)
 
 
+def _recursion(exc: RecursionError, loader) -> Diagnostic:
+    """What nests too deeply: files or macros calling themselves (many template frames on
+    the stack), a template expression (Jinja's parser), or a value nested level upon level
+    (Python's own comparison, hash or str() of it, from one template line)."""
+    frames, parser = 0, False
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        frames += filename in loader.sources
+        parser = parser or filename.endswith(("jinja2/parser.py", "jinja2/compiler.py",
+                                              "jinja2/lexer.py"))
+        tb = tb.tb_next
+    where = _template_frame(exc, loader)
+    if parser and frames == 0:
+        return Diagnostic("template syntax: an expression is nested too deeply to read",
+                          _deepest_line(loader), hint="brackets or parentheses nest hundreds "
+                          "of levels deep here; write the value with fewer levels")
+    if frames > 20:
+        return Diagnostic("template error: includes or macros nest too deeply (does a file "
+                          "include itself?)", where)
+    return Diagnostic("template error: a value is nested too deeply to compare or print "
+                      "(lists or mappings inside each other, level upon level)", where,
+                      hint=f"template data may nest at most {MAX_VALUE_DEPTH} levels deep")
+
+
+def _deepest_line(loader) -> Location:
+    """The line of the main template where brackets nest deepest."""
+    src = loader.main
+    best, best_line, depth = -1, 1, 0
+    for number, line in enumerate(src.text.split("\n"), 1):
+        for char in line:
+            if char in "([{":
+                depth += 1
+                if depth > best:
+                    best, best_line = depth, number
+            elif char in ")]}":
+                depth -= 1
+    return Location(src.display, best_line, _syntax_column(src, best_line))
+
+
+def _runtime_hint(exc: BaseException) -> str | None:
+    if isinstance(exc, RuntimeError) and "changed size during iteration" in str(exc):
+        return "a loop must not add to or remove from the mapping it walks through; " \
+               "loop over a copy (`d|list`) or build a new mapping"
+    return None
+
+
 # -- resource bounds (a storyboard is untrusted input) ---------------------------------------
 
 RENDER_SECONDS = 10  # wall clock for one rendering
 RENDER_MEMORY = 2 << 30  # bytes of address space rendering may add
 MAX_OUTPUT_CHARS = 20_000_000
-MAX_STRING_CHARS = 10_000_000  # one string built by an operator or a str method
+MAX_STRING_CHARS = 10_000_000  # one string built by an operator, a filter or a str method
 MAX_INT_BITS = 100_000  # an integer result of * or ** (about 30,000 digits)
+MAX_VALUE_ITEMS = 2_000_000  # items one comparison, hash, filter or output may walk through
+MAX_VALUE_DEPTH = 200  # levels of lists and mappings inside each other in such a value
 
 
 class _OutOfTime(Exception):
@@ -233,25 +321,73 @@ class _ProjectLoader(jinja2.BaseLoader):
 
     def _load(self, template: str) -> Source:
         pieces = template.replace("\\", "/").split("/")
+        name = _shown(template)
         if template.startswith("/") or os.path.isabs(template) or ".." in pieces:
             raise jinja2.exceptions.SecurityError(
-                f"'{template}' is outside the project folder; includes must be relative paths "
+                f"'{name}' is outside the project folder; includes must be relative paths "
                 "inside it"
             )
+        if "\0" in template:
+            raise _NotText(f"included file '{name}' has a NUL byte in its name")
         path = self.root.joinpath(*[p for p in pieces if p not in ("", ".")])
-        if not path.resolve().is_relative_to(self.root):
-            raise jinja2.exceptions.SecurityError(
-                f"'{template}' leads outside the project folder (through a symlink)"
-            )
-        if path.exists() and not path.is_file():  # a folder, a named pipe (reading blocks)
-            raise _NotText(f"included file '{template}' is not a regular file")
-        if not path.is_file():
-            raise jinja2.TemplateNotFound(template)
+        try:
+            if not path.resolve().is_relative_to(self.root):
+                raise jinja2.exceptions.SecurityError(
+                    f"'{name}' leads outside the project folder (through a symlink)"
+                )
+            if path.exists() and not path.is_file():  # a folder, a named pipe (reading blocks)
+                raise _NotText(f"included file '{name}' is not a regular file")
+            data = _read_bounded(path) if path.is_file() else None
+        except RuntimeError:  # pathlib's resolve() on a loop of symbolic links
+            raise _NotText(f"included file '{name}' cannot be read: it leads through a loop "
+                           "of symbolic links") from None
+        except OSError as exc:
+            raise _NotText(f"included file '{name}' cannot be read: {_os_problem(exc)}") \
+                from None
+        if data is None:
+            raise jinja2.TemplateNotFound(name)
         display = os.path.join(os.path.dirname(self.main.display), *pieces)
         try:
-            return Source(path, display, path.read_text(encoding="utf-8"))
+            return Source(path, display, data.decode("utf-8"))
         except UnicodeDecodeError:
-            raise _NotText(f"included file '{template}' is not UTF-8 text") from None
+            raise _NotText(f"included file '{name}' is not UTF-8 text") from None
+
+
+MAX_INCLUDE_BYTES = 16 << 20  # one included file (a storyboard is bounded the same)
+
+
+def _read_bounded(path: Path) -> bytes:
+    """An included file's bytes: a regular file (opened without blocking: a named pipe put
+    there after the check does not hang), at most MAX_INCLUDE_BYTES."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotText(f"included file '{_shown(path.name)}' is not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(MAX_INCLUDE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_INCLUDE_BYTES:
+        raise _NotText(f"included file '{_shown(path.name)}' has more than the "
+                       f"{MAX_INCLUDE_BYTES:,} bytes allowed")
+    return data
+
+
+def _shown(name: str) -> str:
+    """A name as messages show it: one of hundreds of characters is cut in the middle."""
+    return name if len(name) <= 100 else f"{name[:40]}...{name[-40:]} ({len(name):,} characters)"
+
+
+def _os_problem(exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the path is too long for the file system"
+    if exc.errno == errno.ELOOP:
+        return "it leads through a loop of symbolic links"
+    return exc.strerror or str(exc)
 
 
 class _NotText(jinja2.TemplateError):
@@ -262,13 +398,168 @@ class _TooBig(jinja2.exceptions.SecurityError):
     """An operator or call whose result would exhaust memory or time."""
 
 
+class _Codegen(CodeGenerator):
+    """Jinja's code generator, routing what Python would run in C without a bound through the
+    sandbox: the operands of comparisons (`==`, `<`, `in` walk whole values), the parts of `~`
+    (str() of a value) and the keys of mapping literals (a hash walks a whole tuple)."""
+
+    @optimizeconst
+    def visit_Compare(self, node, frame) -> None:
+        self.write("(")
+        self._checked(node.expr, frame, node.ops[0].op if node.ops else "==")
+        for op in node.ops:
+            self.write(f" {jinja_operators[op.op]} ")
+            self._checked(op.expr, frame, op.op)
+        self.write(")")
+
+    def visit_Concat(self, node, frame) -> None:
+        self.write("environment.checked_join((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("), context.eval_ctx)")
+
+    def visit_Dict(self, node, frame) -> None:
+        self.write("{")
+        for idx, item in enumerate(node.items):
+            if idx:
+                self.write(", ")
+            self._checked(item.key, frame, "a mapping key")
+            self.write(": ")
+            self.visit(item.value, frame)
+        self.write("}")
+
+    def _checked(self, expr, frame, what: str) -> None:
+        self.write("environment.checked(")
+        self.visit(expr, frame)
+        name = _OPERATOR_NAMES.get(what)
+        self.write(", " + repr(f"'{name}'" if name else what) + ")")
+
+
+_OPERATOR_NAMES = {"eq": "==", "ne": "!=", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<=",
+                   "in": "in", "notin": "not in"}
+
+
+# -- values: how much an operation that walks a whole value would walk ------------------------
+
+_SCALARS = frozenset({str, Markup, int, float, bool, type(None), range})
+_STRINGS = frozenset({str, Markup})
+_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+
+
+class _TooDeep(_TooBig):
+    """A value nested deeper than MAX_VALUE_DEPTH (Python would hit its recursion limit)."""
+
+
+def _container(value) -> bool:
+    return isinstance(value, (list, tuple, dict, set, frozenset, Namespace, *_VIEWS))
+
+
+def _items(value):
+    if isinstance(value, Namespace):
+        return iter((object.__getattribute__(value, "_Namespace__attrs"),))
+    if isinstance(value, dict):
+        return itertools.chain(value, value.values())
+    return iter(value)
+
+
+def _flat_weight(value) -> int | None:
+    """The weight of a container holding only scalars, at C speed; None if it holds more."""
+    if isinstance(value, dict):
+        parts = (value, value.values())
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        parts = (value,)
+    else:
+        return None
+    weight = 1
+    for part in parts:
+        types = set(map(type, part))
+        if types <= _STRINGS:
+            weight += len(part) + sum(map(len, part)) // 64
+        elif types <= _SCALARS and not types & _STRINGS:
+            weight += len(part)
+        else:
+            return None
+    return weight
+
+
+def check_value(value, what: str) -> None:
+    """Refuse a value that `what` (an operator, a filter, the output) would walk through for
+    longer than the render's limits allow, in C code that no deadline interrupts: more than
+    MAX_VALUE_ITEMS items counted with every repeat (a list holding the same list twice, 80
+    times over, is 2**80 items in 80 lists), nested deeper than MAX_VALUE_DEPTH, or holding
+    itself. Strings weigh one item per 64 characters. Time linear in the distinct lists and
+    mappings (each is measured once), in Python code, so the deadline holds here too."""
+    if type(value) in _SCALARS or not _container(value):
+        return
+    weight = _flat_weight(value)
+    if weight is not None:
+        if weight > MAX_VALUE_ITEMS:
+            raise _TooBig(f"{what} would go through more than {MAX_VALUE_ITEMS:,} items")
+        return
+    memo: dict = {}
+    keep = [value]  # ids stay valid while the objects are alive
+    path = {id(value)}
+    stack = [[value, _items(value), 1]]
+    total = 1
+    while stack:
+        frame = stack[-1]
+        descended = False
+        for child in frame[1]:
+            kind = type(child)
+            if kind in _STRINGS:
+                weight = 1 + len(child) // 64
+            elif kind in _SCALARS or not _container(child):
+                weight = 1
+            else:
+                key = id(child)
+                weight = memo.get(key)
+                if weight is None:
+                    if key in path:
+                        raise _TooBig(f"{what}: a list or mapping that contains itself cannot "
+                                      "be compared or printed")
+                    weight = _flat_weight(child)
+                    if weight is None:
+                        if len(stack) >= MAX_VALUE_DEPTH:
+                            raise _TooDeep(
+                                f"{what}: template data nested more than {MAX_VALUE_DEPTH} "
+                                "levels deep (lists or mappings inside each other)")
+                        keep.append(child)
+                        path.add(key)
+                        stack.append([child, _items(child), 1])
+                        descended = True
+                        break
+                    memo[key] = weight
+                    keep.append(child)
+            frame[2] += weight
+            total += weight
+            if total > MAX_VALUE_ITEMS:
+                raise _TooBig(f"{what} would go through more than {MAX_VALUE_ITEMS:,} items "
+                              "(counting each time a list or mapping is repeated)")
+        if descended:
+            continue
+        stack.pop()
+        path.discard(id(frame[0]))
+        memo[id(frame[0])] = frame[2]
+        if stack:
+            stack[-1][2] += frame[2]
+
+
 class _Sandbox(SandboxedEnvironment):
     """The sandbox, also refusing operator results and string-building calls big enough to
     exhaust memory or time: sequences by `*` and `+`, integers by `*` and `**`, strings by `%`
     formatting and by str methods that pad or replace."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _Codegen
     MAX_ITEMS = 1_000_000
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, finalize=_finalize, **kwargs)
+        self.filters = _checked_filters(self.filters)
+        self.tests = _checked_tests(self.tests)
+        self.globals["cycler"] = _cycler
+        self.globals["lipsum"] = _lipsum(self.globals["lipsum"])
 
     def call_binop(self, context, operator, left, right):
         refuse = _TooBig
@@ -287,6 +578,8 @@ class _Sandbox(SandboxedEnvironment):
         if operator == "+" and isinstance(left, (str, list, tuple)) and \
                 isinstance(right, (str, list, tuple)) and len(left) + len(right) > MAX_STRING_CHARS:
             raise refuse(f"'+' would build {len(left) + len(right):,} items")
+        if operator == "%" and type(right) not in _SCALARS:
+            check_value(right, "'%'")
         if operator == "%" and isinstance(left, str):
             widths = [int(w) for w in re.findall(r"%[-#0 +]*(\d+)", left)]
             precisions = [int(p) for p in re.findall(r"%[-#0 +]*\d*\.(\d+)", left)]
@@ -304,7 +597,194 @@ class _Sandbox(SandboxedEnvironment):
                 raise _TooBig(
                     f"'{name}' would build a string of {size:,} characters "
                     f"(limit {MAX_STRING_CHARS:,})")
+        elif not isinstance(__obj, Macro) and name not in _SHALLOW_METHODS:
+            # a method of a list or mapping compares, hashes or prints its arguments (and
+            # `sort`, `index`, `count`, `remove` the list itself) in C code
+            if name in _WALKING_METHODS and isinstance(owner, (list, dict, tuple)):
+                check_value(owner, f"'{name}'")
+            for value in itertools.chain(args, kwargs.values()):
+                if type(value) not in _SCALARS:
+                    check_value(value, f"'{name or 'the call'}'")
         return super().call(__context, __obj, *args, **kwargs)
+
+    def checked(self, value, what: str):
+        """`value`, once it is known that `what` (a comparison, a hash) can walk it."""
+        if type(value) not in _SCALARS:
+            check_value(value, what)
+        return value
+
+    def checked_join(self, parts, eval_ctx):
+        """The `~` operator: its parts as text, each checked before str() walks it (a
+        string that doubles is left to the memory bound)."""
+        for part in parts:
+            if type(part) not in _SCALARS:
+                check_value(part, "'~'")
+        return (markup_join if eval_ctx.volatile or eval_ctx.autoescape else str_join)(parts)
+
+    def getitem(self, obj, argument):
+        if type(argument) not in _SCALARS:  # a key is hashed: a tuple walks all its items
+            check_value(argument, "a subscript")
+        return super().getitem(obj, argument)
+
+
+def _finalize(value):
+    """What `{{ ... }}` prints: checked before str() walks it."""
+    if type(value) not in _SCALARS:
+        check_value(value, "printing a value")
+    return value
+
+
+# filters that never walk a whole value nor build text from it (the others are checked)
+_SHALLOW_FILTERS = frozenset({
+    "abs", "attr", "batch", "count", "d", "default", "first", "float", "int", "items", "last",
+    "length", "list", "map", "random", "reject", "rejectattr", "reverse", "round", "select",
+    "selectattr", "slice"})
+# tests that compare their value with an argument (the others look at one value's type)
+_WALKING_TESTS = frozenset({"==", "!=", "<", "<=", ">", ">=", "eq", "equalto", "ne", "lt",
+                            "lessthan", "le", "gt", "greaterthan", "ge", "in"})
+_SHALLOW_METHODS = frozenset({"append", "extend", "insert", "clear", "copy", "keys", "values",
+                              "items", "reverse", "pop", "popitem"})
+_WALKING_METHODS = frozenset({"sort", "index", "count", "remove", "__contains__"})
+
+
+def _size_checks(name: str, args: tuple, kwargs: dict) -> None:
+    """Refuse a filter call whose numeric arguments would build a huge result."""
+    def arg(index: int, key: str, default=None):
+        return args[index] if len(args) > index else kwargs.get(key, default)
+
+    def refuse(size) -> None:
+        if isinstance(size, int) and size > MAX_STRING_CHARS:
+            raise _TooBig(f"'{name}' would build a string of {size:,} characters "
+                          f"(limit {MAX_STRING_CHARS:,})")
+
+    value = args[0] if args else None
+    text = value if isinstance(value, str) else ""
+    if name == "indent":
+        width = arg(1, "width", 4)
+        lines = text.count("\n") + 1
+        if isinstance(width, str):
+            refuse(len(text) + len(width) * lines)
+        elif isinstance(width, int):
+            refuse(len(text) + width * lines)
+    elif name == "center":
+        refuse(arg(1, "width", 80))
+    elif name == "replace" and len(args) >= 3:
+        refuse(_str_call_size(text, "replace", args[1:], kwargs))
+    elif name == "format" and isinstance(value, str):
+        _check_percent(value, "'format'")
+    elif name == "truncate":
+        length, end = arg(1, "length", 255), arg(3, "end", "...")
+        leeway = arg(4, "leeway")
+        if isinstance(end, str) and isinstance(length, int) and length < len(end):
+            raise jinja2.exceptions.FilterArgumentError(
+                f"truncate: the length {length} is shorter than the end {end!r} that is added "
+                f"({len(end)} characters)")
+        if isinstance(leeway, int) and leeway < 0:
+            raise jinja2.exceptions.FilterArgumentError(
+                f"truncate: the leeway {leeway} is negative")
+    elif name in ("batch", "slice"):
+        count = arg(1, "linecount" if name == "batch" else "slices")
+        if isinstance(count, int) and count > _Sandbox.MAX_ITEMS and (
+                name == "slice" or arg(2, "fill_with") is not None):
+            raise _TooBig(f"'{name}' with {count:,} would build more than "
+                          f"{_Sandbox.MAX_ITEMS:,} items")
+    elif name == "tojson":
+        indent = arg(1, "indent")
+        if isinstance(indent, (int, str)) and not isinstance(indent, bool):
+            width = len(indent) if isinstance(indent, str) else indent
+            if width > 1000:
+                raise _TooBig(f"'tojson' with an indent of {width:,} is refused (at most 1,000)")
+    elif name == "wordwrap":
+        wrapstring = arg(3, "wrapstring")
+        if isinstance(wrapstring, str):
+            refuse(len(text) + len(text) * len(wrapstring))
+
+
+def _checked_filter(name: str, func):
+    """`func`, refusing arguments it would walk for too long and sizes it would build."""
+    shallow = name in _SHALLOW_FILTERS
+
+    @functools.wraps(func)
+    def checked(*args, **kwargs):
+        plain = args[1:] if getattr(func, "jinja_pass_arg", None) is not None else args
+        _size_checks(name, plain, kwargs)
+        if not shallow:
+            for value in itertools.chain(plain, kwargs.values()):
+                if type(value) not in _SCALARS:
+                    check_value(value, f"'{name}'")
+        return func(*args, **kwargs)
+
+    return checked
+
+
+def _join(eval_ctx, value, d="", attribute=None):
+    """The `join` filter, knowing the size of what it builds before building it."""
+    from jinja2.filters import do_join
+
+    items = list(value) if not isinstance(value, str) else value
+    if not isinstance(items, str):
+        strings = [item for item in items if type(item) in _STRINGS]
+        size = sum(map(len, strings)) + len(str(d)) * max(len(items) - 1, 0)
+        if size > MAX_STRING_CHARS:
+            raise _TooBig(f"'join' would build a string of {size:,} characters "
+                          f"(limit {MAX_STRING_CHARS:,})")
+    return do_join(eval_ctx, items, d, attribute)
+
+
+def _sum(environment, iterable, attribute=None, start=0):
+    """The `sum` filter: numbers at C speed, anything else one `+` at a time under the
+    sandbox's bounds (C's sum() of lists copies without end and no deadline stops it)."""
+    from jinja2.filters import make_attrgetter
+
+    if attribute is not None:
+        iterable = map(make_attrgetter(environment, attribute), iterable)
+    items = list(iterable)
+    if set(map(type, items)) <= {int, float, bool} and isinstance(start, (int, float)):
+        if not all(type(i) is not int or _bits(i) <= MAX_INT_BITS for i in items):
+            raise _TooBig(f"'sum' of integers of more than {MAX_INT_BITS:,} bits")
+        return sum(items, start)
+    total = start
+    for item in items:
+        total = environment.call_binop(None, "+", total, item)
+    return total
+
+
+def _checked_filters(filters: dict) -> dict:
+    out = {name: _checked_filter(name, func) for name, func in filters.items()}
+    out["join"] = _checked_filter("join", jinja2.pass_eval_context(_join))
+    out["sum"] = _checked_filter("sum", jinja2.pass_environment(_sum))
+    return out
+
+
+def _checked_tests(tests: dict) -> dict:
+    out = dict(tests)
+    for name in _WALKING_TESTS & tests.keys():
+        out[name] = _checked_filter(name, tests[name])
+    return out
+
+
+def _cycler(*items):
+    if not items:
+        raise jinja2.exceptions.TemplateRuntimeError("cycler() needs at least one item")
+    return jinja2.utils.Cycler(*items)
+
+
+def _lipsum(original):
+    @functools.wraps(original)
+    def lipsum(n=5, html=True, min=20, max=100):  # noqa: A002 (jinja's parameter names)
+        if all(isinstance(v, int) for v in (n, max)) and n * max * 8 > MAX_STRING_CHARS:
+            raise _TooBig(f"'lipsum' of {n:,} paragraphs of up to {max:,} words is refused")
+        return original(n, html, min, max)
+
+    return lipsum
+
+
+def _check_percent(text: str, what: str) -> None:
+    widths = [int(w) for w in re.findall(r"%[-#0 +]*(\d+)", text)]
+    precisions = [int(p) for p in re.findall(r"%[-#0 +]*\d*\.(\d+)", text)]
+    if any(n > MAX_STRING_CHARS for n in widths + precisions):
+        raise _TooBig(f"{what} formatting with a width of {max(widths + precisions):,} "
+                      "is refused")
 
 
 def _ints(*values) -> bool:
@@ -328,6 +808,14 @@ def _str_call_size(text: str, name: str, args, kwargs) -> int | None:
             if len(args) > 2 and int(args[2]) >= 0:
                 count = min(count, int(args[2]))
             return len(text) + count * max(0, len(new) - len(old))
+        if name in ("format", "format_map"):
+            import string
+
+            numbers = [int(n) for _, _, spec, _ in string.Formatter().parse(text) if spec
+                       for n in re.findall(r"\d+", spec)]
+            numbers += [a for a in itertools.chain(args, kwargs.values())
+                        if isinstance(a, int) and "{" in text]
+            return max(numbers, default=0) + len(text)
         if name == "join" and args:
             parts = args[0] if isinstance(args[0], (list, tuple)) else None
             if parts is not None:

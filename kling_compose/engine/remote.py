@@ -75,6 +75,14 @@ class RemoteError(Exception):
     """A task failed at a provider (recorded on the task, never a traceback)."""
 
 
+class ResultGone(RemoteError):
+    """A finished generation's result URL no longer serves it (HTTP 403, 404, 410)."""
+
+
+class _Gone(ProviderError):
+    """A download answered 403/404/410: the result is gone from that URL."""
+
+
 class BudgetExceeded(RemoteError):
     """--max-cost would be passed by this submission: it is not sent (the run is resumable)."""
 
@@ -233,12 +241,17 @@ class Remote:
         key = self.settings.key(task.provider)
         base = self.settings.url(PROVIDER_ENDPOINTS[task.provider][0])
         takes = task.job.shot.takes
+        # a finished generation whose clips were lost here (the plan said `missing`): fetched
+        # again while the provider has it, else made anew in this run, as the plan said
+        refetch = previous is not None and previous.status == "done"
         handle = await self.submit(task, provider, request, key, base, previous)
         try:
             status = await self.wait(task, provider, handle, key, base, takes)
         except RemoteError:
             self.budget.settle(task.id, None)  # it may still run, and be billed: count it
             raise
+        if refetch and status.state == "unknown":
+            return await self._anew(task, request, handle, "no longer has it")
         if status.state in UNRESOLVED:  # it may exist and be paid for: kept, the user decides
             self.budget.settle(task.id, None)
             raise RemoteError(_unresolved(task, handle, status))
@@ -246,9 +259,25 @@ class Remote:
             self.budget.release(task.id)
             self.state.rejected(task.cache_key, status.message or "generation failed")
             raise RemoteError(_failure(task, status))
-        artifacts, result, cost = await self.collect(task, handle, status)
+        try:
+            artifacts, result, cost = await self.collect(task, handle, status)
+        except ResultGone:
+            if not refetch:
+                raise
+            return await self._anew(task, request, handle, "no longer serves its clip")
         self.budget.settle(task.id, cost)
         return artifacts, None, result, cost
+
+    async def _anew(self, task, request: dict, handle: Handle, why: str):
+        """The clips of a finished, paid generation are gone here and at the provider: the
+        shot is generated anew (paid again, as `plan` said of a `missing` shot)."""
+        self.budget.release(task.id)  # the old one was settled when it finished
+        self.state.rejected(task.cache_key, f"{task.provider} {why}: made anew")
+        self.tell(task, f"{task.provider} {why} (task {handle.task_id}): generating anew")
+        self.warnings.append(
+            f"shot '{getattr(task, 'shot', None) or task.id}': its clips were missing here and "
+            f"{task.provider} {why} (task {handle.task_id}), so it was generated anew")
+        return await self.generate(task, request, None)
 
     async def create_element(self, task, request: dict, previous: Record | None):
         """Create an element at the provider (Kling's element library) exactly once, as a
@@ -503,7 +532,7 @@ class Remote:
         except ProviderError as exc:
             if reject and task is not None:
                 self.state.rejected(task.cache_key, str(exc))
-            raise RemoteError(str(exc)) from None
+            raise (ResultGone if isinstance(exc, _Gone) else RemoteError)(str(exc)) from None
         except httpx.TransportError as exc:
             raise RemoteError(_unreachable(exc, self.settings)) from None
         except TransientError as exc:
@@ -767,10 +796,11 @@ async def _receive(response: httpx.Response, url: str, temp: Path,
                    gone: str | None = None, limit: int = DOWNLOAD_MAX_BYTES) -> None:
     if response.status_code >= 500 or response.status_code in (408, 429):
         raise TransientError(f"download answered HTTP {response.status_code}")
+    if response.status_code in (403, 404, 410):
+        raise _Gone(f"download of {url} answered HTTP {response.status_code}"
+                    + (f": {gone}" if gone else ""))
     if response.status_code >= 400:
-        raise ProviderError(f"download of {url} answered HTTP {response.status_code}"
-                            + (f": {gone}" if gone and response.status_code in (403, 404, 410)
-                               else ""))
+        raise ProviderError(f"download of {url} answered HTTP {response.status_code}")
     expected = response.headers.get("content-length")
     too_big = ProviderError(f"the result at {url} is larger than {limit >> 20} MiB, more than "
                             "any clip it should hold: not downloaded (the generation is kept; "

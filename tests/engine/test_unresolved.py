@@ -198,3 +198,35 @@ def test_a_download_announcing_more_than_its_cap_is_not_started(tmp_path, clip):
 
     result, _ = run(root, Huge(clip))
     assert "is larger than 256 MiB" in result.outcomes[1].error
+
+
+@pytest.mark.parametrize("forgotten", [True, False], ids=["task forgotten", "task kept"])
+def test_clips_lost_here_and_at_the_provider_are_made_anew_in_the_same_run(tmp_path, clip,
+                                                                          forgotten):
+    """Issue 22: objects deleted and the result URL dead: `plan` said the shot would be paid
+    again, `run` failed ("does not know task") and only the next run paid. Now the run that
+    finds it so (the provider forgot the task, or still knows it but its URL is dead)
+    generates it anew, and says so once."""
+    import shutil
+
+    root = make_project(tmp_path, chain_storyboard(1))
+    dead: set[str] = set()
+
+    class Forgetful(FakeRunware):
+        def handle(self, request):
+            if request.method == "GET" and any(d in str(request.url) for d in dead):
+                return httpx.Response(404)
+            return super().handle(request)
+
+    fake = Forgetful(clip)
+    assert run(root, fake)[0].ok
+    shutil.rmtree(root / ".kling-compose" / "objects")
+    (old,) = fake.tasks
+    dead.add(old)
+    if forgotten:
+        fake.tasks.clear()
+    result, _ = run(root, fake)
+    assert result.ok, [(o.task.id, o.error) for o in result.outcomes]
+    assert len(fake.submits) == 2 and fake.submits[1]["taskUUID"] != old
+    (warning,) = result.warnings
+    assert "clips were missing here" in warning and "generated anew" in warning

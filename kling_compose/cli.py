@@ -302,8 +302,16 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
     if out:
         from .engine.saved import save_plan
 
+        target = _saved_plan_target(out, the_plan, vars_files)
         reviewed = console.plan_json(the_plan, statuses, reasons, changes, orphans)
-        save_plan(Path(out), the_plan, variables, reviewed, statuses)
+        try:
+            save_plan(target, the_plan, variables, reviewed, statuses)
+        except OSError as exc:
+            from .errors import Location
+            from .files import os_problem, shown
+
+            raise UserError.single(f"cannot write the saved plan: {os_problem(exc)}",
+                                   Location(shown(out))) from None
         click.echo(f"saved the plan to {out}: `kling-compose run --plan {out}` runs exactly "
                    "it", err=True)
     if requests or diff:
@@ -313,6 +321,35 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
                                                         orphans), "tasks"))
     else:
         console.print_plan(the_plan, statuses, reasons, changes, orphans, full=full)
+
+
+def _saved_plan_target(out: str, the_plan, vars_files) -> Path:
+    """The file `plan --out OUT` writes (a link followed): refused when OUT is not a regular
+    file (a device such as /dev/full, a pipe), is the storyboard, the lock, an input or a
+    film, is an existing file that is not a saved plan, or its folder does not exist."""
+    from .files import output_target, project_files
+
+    return output_target(out, out, what="the saved plan", may_replace=_is_saved_plan,
+                         protected=project_files(the_plan.resolved, vars_files),
+                         hint="save the plan under a new name, e.g. plan.json")
+
+
+def _is_saved_plan(path: Path) -> bool:
+    """An existing file `plan --out` may replace: empty, or a plan it saved before."""
+    import json
+
+    from .files import MAX_TEXT_BYTES, head
+
+    data = head(path, MAX_TEXT_BYTES + 1)
+    if data is None or len(data) > MAX_TEXT_BYTES:
+        return False
+    if not data.strip():
+        return True
+    try:
+        saved = json.loads(data.decode("utf-8"))
+    except ValueError:
+        return False
+    return isinstance(saved, dict) and saved.get("format") == "kling-compose plan"
 
 
 @main.command(epilog=_epilog([
@@ -398,6 +435,10 @@ def _saved_plan(file, path, var_items, vars_files, provider, preview_resolution)
     from .engine.saved import check_saved, read_saved
     from .pipeline import build_storyboard_plan, load_resolved, plan_statuses, read_variables
 
+    from .files import require_readable
+
+    require_readable(file, what="the saved plan", hint="save a plan with `kling-compose plan "
+                     "--out plan.json`, review it, then run it")
     saved = read_saved(Path(file))
     then = saved["fingerprint"]
     for option, given, kept in (("--provider", provider, then.get("provider")),

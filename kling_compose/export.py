@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -67,14 +66,42 @@ def export_films(plan, fmt: str, *, output: str | None = None, out: Path | None 
     `fmt`; the files written. A UserError if a film is not assembled from the current plan."""
     outputs = chosen_outputs(plan, output, out)
     films = assembled_films(plan, outputs)
+    from .files import project_files
+
     root = plan.resolved.storyboard.root
+    protected = project_files(plan.resolved)
     written = []
     for film in films:
         target = out if out is not None else root / default_name(plan, film.path, fmt)
+        display = str(out) if out is not None else default_name(plan, film.path, fmt)
+        _target(target, display, protected)  # refused before any timeline is built
         timeline = build_timeline(plan, film, root, Path(os.path.abspath(target)).parent)
-        write_text(target, timeline_text(timeline, fmt, edl_style, film.fps))
+        write_text(target, timeline_text(timeline, fmt, edl_style, film.fps), display,
+                   protected)
         written.append(target)
     return written
+
+
+def _target(target: Path, display: str, protected=None) -> Path:
+    from .files import output_target
+
+    return output_target(target, display, what="the timeline", protected=protected,
+                         may_replace=is_timeline, make_parents=True,
+                         hint="give -o the path of a new .otio or .edl file")
+
+
+def is_timeline(path: Path) -> bool:
+    """An existing file export may replace: empty, or a timeline (OTIO or EDL) by its name or
+    its first bytes, never any other file (a storyboard, a film, a picture)."""
+    from .files import head
+
+    data = head(path, 4096)
+    if data is None:
+        return False
+    if path.suffix.lower() in FORMATS.values() or not data.strip():
+        return True
+    text = data.lstrip()
+    return (text.startswith(b"{") and b'"OTIO_SCHEMA"' in text) or text.startswith(b"TITLE:")
 
 
 def chosen_outputs(plan, name: str | None, out: Path | None) -> list:
@@ -389,20 +416,13 @@ def timeline_text(timeline, fmt: str, edl_style: str, fps: Fraction) -> str:
     return otio.adapters.write_to_string(edl, "cmx_3600", rate=rate, style=edl_style)
 
 
-def write_text(target: Path, text: str) -> None:
-    """Write `text` to `target` atomically (a temp file beside it, then a rename)."""
-    from .engine.store import current_umask
+def write_text(target: Path, text: str, display: str | None = None, protected=None) -> None:
+    """Write `text` to `target` atomically (a temp file beside it, then a rename), only over a
+    regular file that is a timeline (or where there is none), never over a file the project
+    reads or makes (files.write_atomic)."""
+    from .files import current_umask, write_atomic
 
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(name, 0o666 & ~current_umask())
-        os.replace(name, target)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    write_atomic(target, text.encode("utf-8"), display, what="the timeline",
+                 protected=protected, may_replace=is_timeline, make_parents=True,
+                 mode=0o666 & ~current_umask(),
+                 hint="give -o the path of a new .otio or .edl file")

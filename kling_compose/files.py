@@ -214,7 +214,8 @@ def output_target(target: Path | str, display: str | None = None, *, what: str =
         raise UserError.single(f"this is {role}: {what} is never written over it; nothing was "
                                "written", where, hint)
     if info is not None and may_replace is not None and not may_replace(real):
-        raise UserError.single(f"this file exists and is not {what}: it is not written over",
+        kind = "a " + what[4:] if what.startswith("the ") else what
+        raise UserError.single(f"this file exists and is not {kind}: it is not written over",
                                where, "give the path of a new file, or remove that one first")
     folder = real.parent
     if not is_dir(folder):
@@ -306,6 +307,52 @@ def create_exclusive(path: Path, data: bytes | str, display: str | None = None) 
                                Location(shown(display))) from None
 
 
-def paths_of(sources: Iterable) -> list[Path]:
-    """The local files among FrameSources (kind "path")."""
-    return [s.path for s in sources if s is not None and getattr(s, "path", None) is not None]
+def head(path: Path | str, size: int = 4096) -> bytes | None:
+    """The first `size` bytes of the regular file at `path`, or None (not a regular file,
+    unreadable)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
+        | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def project_files(resolved, inputs: Iterable[Path | str] = ()) -> Protected:
+    """What an output (`plan --out`, `export -o`) must never be written over: the storyboard,
+    storyboard.lock, every file a shot or an element reads, each film, the files `inputs`
+    (--vars files, a saved plan being run), and anything under the project's .kling-compose/
+    and renders/shots/ folders."""
+    storyboard = resolved.storyboard
+    root = storyboard.root
+    protected = Protected().add(storyboard.path, "the storyboard")
+    protected.add(root / "storyboard.lock", "storyboard.lock (what was paid for)")
+    protected.add_folder(root / ".kling-compose", "inside the project's state folder "
+                                                  ".kling-compose/")
+    protected.add_folder(root / "renders" / "shots", "inside renders/shots/, where run "
+                                                     "writes each shot's clip")
+    for path in inputs:
+        protected.add(path, "an input of this command")
+    sources = []
+    for shot in resolved.shots:
+        sources += [shot.first_frame, shot.last_frame, shot.video, *shot.reference_images,
+                    *shot.reference_videos]
+        for element in shot.elements:
+            sources += [element.frontal_image, *element.images, *element.videos,
+                        *element.voices]
+    for element in storyboard.elements.values():
+        sources += [element.frontal_image, *element.images, *element.videos, *element.voices]
+    for source in sources:
+        if source is not None and source.kind == "path" and source.path is not None:
+            protected.add(source.path, f"an input of the storyboard ({source.value})")
+    for output in resolved.outputs:
+        protected.add(root / output.path, f"a film of the storyboard ({output.path})")
+    return protected

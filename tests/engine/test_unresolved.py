@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from test_remote import KEY, BASE, FakeRunware, chain_storyboard, clip, make_project, run, statuses  # noqa: F401
+from test_remote import FakeRunware, chain_storyboard, clip, make_project, run, statuses  # noqa: F401
 
 from kling_compose.engine.remote import Budget
 from kling_compose.providers import PROVIDERS

@@ -168,8 +168,11 @@ def render_source(source: Source, variables: Mapping[str, object] | None = None)
         where = _template_frame(exc, env.loader, strict=True)
         if where is None:
             raise  # not raised by template code: a bug
-        raise UserError(Diagnostic(f"template error: {exc}", where, hint=_runtime_hint(exc))) \
-            from None
+        message = str(exc)
+        if "integer string conversion" in message:  # Python's 4,300-digit limit
+            message = "an integer of more than 4,300 digits cannot be printed"
+        raise UserError(Diagnostic(f"template error: {message}", where,
+                                   hint=_runtime_hint(exc))) from None
     lone = _SURROGATE.search(text)
     if lone is not None:
         rendered = Rendered(source, root, text, variables, templated=True)
@@ -589,7 +592,9 @@ class _Sandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja's signature)
-        owner = getattr(__obj, "__self__", None)
+        # the sandbox wraps str.format (functools.update_wrapper): its string is the wrapped
+        # method's __self__
+        owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
         name = getattr(__obj, "__name__", "")
         if isinstance(owner, str):
             size = _str_call_size(owner, name, args, kwargs)
@@ -597,14 +602,14 @@ class _Sandbox(SandboxedEnvironment):
                 raise _TooBig(
                     f"'{name}' would build a string of {size:,} characters "
                     f"(limit {MAX_STRING_CHARS:,})")
-        elif not isinstance(__obj, Macro) and name not in _SHALLOW_METHODS:
+        if not isinstance(__obj, Macro) and name not in _SHALLOW_METHODS:
             # a method of a list or mapping compares, hashes or prints its arguments (and
             # `sort`, `index`, `count`, `remove` the list itself) in C code
             if name in _WALKING_METHODS and isinstance(owner, (list, dict, tuple)):
                 check_value(owner, f"'{name}'")
             for value in itertools.chain(args, kwargs.values()):
                 if type(value) not in _SCALARS:
-                    check_value(value, f"'{name or 'the call'}'")
+                    check_value(value, f"'{name}'" if name else "a call")
         return super().call(__context, __obj, *args, **kwargs)
 
     def checked(self, value, what: str):
@@ -813,8 +818,10 @@ def _str_call_size(text: str, name: str, args, kwargs) -> int | None:
 
             numbers = [int(n) for _, _, spec, _ in string.Formatter().parse(text) if spec
                        for n in re.findall(r"\d+", spec)]
-            numbers += [a for a in itertools.chain(args, kwargs.values())
-                        if isinstance(a, int) and "{" in text]
+            values = list(itertools.chain(args, kwargs.values()))
+            if name == "format_map" and args and isinstance(args[0], Mapping):
+                values += list(args[0].values())
+            numbers += [a for a in values if isinstance(a, int) and "{" in text]
             return max(numbers, default=0) + len(text)
         if name == "join" and args:
             parts = args[0] if isinstance(args[0], (list, tuple)) else None
@@ -969,8 +976,10 @@ def _build_origins(rendered: Rendered) -> list | None:
     env = _environment(rendered.root, rendered.source, _LineMarks)
     env.mark_table = []
     try:
-        marked = env.get_template(rendered.source.path.name).render(rendered.variables)
-    except jinja2.TemplateError:
+        with _bounded():  # the same bounds as the first rendering
+            marked = env.get_template(rendered.source.path.name).render(rendered.variables)
+    except (jinja2.TemplateError, MemoryError, _OutOfTime, RecursionError, ArithmeticError,
+            TypeError, ValueError, LookupError, RuntimeError, AssertionError):
         return None
     if _MARK_RE.sub("", marked) != rendered.text:
         return None

@@ -302,6 +302,29 @@ def _show(value) -> str:
 
 # -- typed objects ---------------------------------------------------------------------------
 
+# kling-compose's own folders: a film there would be overwritten (renders/shots: each shot's
+# clip is copied there) or deleted (.kling-compose/tmp: cleared by every run)
+OWN_FOLDERS = {(".kling-compose",): ".kling-compose, kling-compose's own folder (the ledger, "
+               "the clips paid for, temp files the next run deletes)",
+               ("renders", "shots"): "renders/shots, where every shot's clip is copied (a "
+               "film there would be overwritten)"}
+
+
+def output_path(path: str) -> str:
+    """A film's path in one spelling: ./renders/a.mp4, renders//a.mp4 and
+    renders/x/../a.mp4 are renders/a.mp4 (the lock, the plan and the task ids use it)."""
+    import posixpath
+
+    return path if "\x00" in path else posixpath.normpath(path)
+
+
+def _own_folder(key: tuple[str, ...]) -> str | None:
+    for folder, what in OWN_FOLDERS.items():
+        if key[:len(folder)] == folder and len(key) > len(folder):
+            return what
+    return None
+
+
 
 class _Builder:
     """Builds model objects from schema-valid data, stamping each with its Location."""
@@ -310,6 +333,7 @@ class _Builder:
         self.doc = doc
         self.root = doc.rendered.root
         self.problems: list[Diagnostic] = []
+        self.media_sources: list[FrameSource] = []  # every input file, for check_outputs
 
     def storyboard(self) -> Storyboard:
         data = self.doc.data
@@ -317,6 +341,7 @@ class _Builder:
                     (data.get("elements") or {}).items()}
         scenes = tuple(self.scene(i, s) for i, s in enumerate(data["scenes"]))
         outputs = tuple(self.output(i, o) for i, o in enumerate(data.get("outputs") or []))
+        self.check_outputs(outputs, [o["path"] for o in data.get("outputs") or []])
         self.check_store(data.get("store"))
         if self.problems:
             raise UserError(*self.problems)
@@ -435,6 +460,65 @@ class _Builder:
             return FrameSource("chain", value["from"], location, value.get("frame", "last"))
         return self.media(value, location)
 
+    def check_outputs(self, outputs: tuple[Output, ...], written: list[str]) -> None:
+        """Each film its own file, outside kling-compose's own folders and over no input: two
+        spellings of one path (./renders/a.mp4, renders//a.mp4, a link to renders) would be
+        one file holding one film while the lock names the other's; a film in renders/shots
+        is overwritten by a shot's copy, one in .kling-compose/tmp deleted by the next run."""
+        seen: dict[tuple, tuple[Output, str]] = {}
+        inputs = {}
+        for source in self.media_sources:
+            key = self._file_key(source.value)
+            if key is not None:
+                inputs.setdefault(key, source)
+        storyboard = self._file_key(self.doc.rendered.source.path)
+        for out, raw in zip(outputs, written):
+            key = self._file_key(out.path)
+            if key is None or "\x00" in out.path:
+                continue  # outside the project, a loop, not a file name: resolve says so
+            own = _own_folder(key)
+            if own is not None:
+                self.problems.append(Diagnostic(
+                    f"output path '{raw}' is inside {own}", out.location,
+                    "write films elsewhere in the project, e.g. renders/film.mp4"))
+                continue
+            if key == storyboard or key in inputs:
+                what = "the storyboard" if key == storyboard else \
+                    f"an input of the storyboard (line {inputs[key].location.line})" \
+                    if inputs[key].location else "an input of the storyboard"
+                self.problems.append(Diagnostic(
+                    f"output path '{raw}' is {what}: the film would overwrite it",
+                    out.location, "give the film its own path, e.g. renders/film.mp4"))
+                continue
+            if key in seen:
+                first, first_raw = seen[key]
+                line = f" (line {first.location.line})" if first.location else ""
+                if raw == first_raw:
+                    message = f"output path '{raw}' is used twice"
+                elif out.path == first.path:
+                    message = f"output path '{raw}' is the same file as '{first_raw}'{line}"
+                else:
+                    message = (f"output path '{raw}' is the same file as '{first_raw}'{line} "
+                               "(through a link, or on a file system that ignores case: "
+                               "macOS, Windows)")
+                self.problems.append(Diagnostic(message, out.location,
+                                                "give each output its own path"))
+                continue
+            seen[key] = (out, raw)
+
+    def _file_key(self, path) -> tuple[str, ...] | None:
+        """Which file in the project a path names, spelling aside: its parts from the project
+        folder, links followed, case folded; None outside the project (or a link loop)."""
+        from pathlib import Path
+
+        try:
+            real_root = self.root.resolve()
+            real = (self.root / Path(path)).resolve()
+            parts = real.relative_to(real_root).parts
+        except (OSError, RuntimeError, ValueError, TypeError):
+            return None
+        return tuple(p.casefold() for p in parts)
+
     def media(self, value: str, location: Location | None) -> FrameSource:
         if value[:8].lower().startswith(("http://", "https://")):
             return FrameSource("url", value, location)
@@ -442,7 +526,9 @@ class _Builder:
             return FrameSource("data", value, location)
         if _UUID.match(value):
             return FrameSource("uuid", value, location)
-        return FrameSource("path", value, location, path=(self.root / value))
+        source = FrameSource("path", value, location, path=(self.root / value))
+        self.media_sources.append(source)
+        return source
 
     def element(self, name: str, data: dict) -> Element:
         path = ("elements", name)
@@ -463,7 +549,7 @@ class _Builder:
         transition = data.get("transition", "cut")
         crossfade = float(transition["crossfade"]) if isinstance(transition, dict) else 0.0
         return Output(
-            path=data["path"], sequence=tuple(seq) if seq else (), crossfade_s=crossfade,
+            path=output_path(data["path"]), sequence=tuple(seq) if seq else (), crossfade_s=crossfade,
             location=self.doc.locate(path),
             crossfade_location=self.doc.locate(path + ("transition", "crossfade")) if crossfade else None,
             sequence_locations=tuple(self.doc.locate(path + ("sequence", i)) for i in range(len(seq or ()))),

@@ -164,7 +164,7 @@ def render_source(source: Source, variables: Mapping[str, object] | None = None)
     except RecursionError as exc:
         raise UserError(_recursion(exc, env.loader)) from None
     except (ArithmeticError, TypeError, ValueError, LookupError, RuntimeError,
-            AssertionError) as exc:
+            AssertionError, AttributeError) as exc:
         where = _template_frame(exc, env.loader, strict=True)
         if where is None:
             raise  # not raised by template code: a bug
@@ -454,6 +454,10 @@ class _TooDeep(_TooBig):
     """A value nested deeper than MAX_VALUE_DEPTH (Python would hit its recursion limit)."""
 
 
+class _HoldsItself(_TooBig):
+    """A list or mapping inside itself (`l.append(l)`): comparing it never ends."""
+
+
 def _container(value) -> bool:
     return isinstance(value, (list, tuple, dict, set, frozenset, Namespace, *_VIEWS))
 
@@ -519,14 +523,14 @@ def check_value(value, what: str) -> None:
                 weight = memo.get(key)
                 if weight is None:
                     if key in path:
-                        raise _TooBig(f"{what}: a list or mapping that contains itself cannot "
-                                      "be compared or printed")
+                        raise _HoldsItself(f"{what}: a list or mapping that holds itself "
+                                           "cannot be compared or printed")
                     weight = _flat_weight(child)
                     if weight is None:
                         if len(stack) >= MAX_VALUE_DEPTH:
                             raise _TooDeep(
-                                f"{what}: template data nested more than {MAX_VALUE_DEPTH} "
-                                "levels deep (lists or mappings inside each other)")
+                                f"{what}: a value nested more than {MAX_VALUE_DEPTH} levels "
+                                "deep (lists or mappings inside each other)")
                         keep.append(child)
                         path.add(key)
                         stack.append([child, _items(child), 1])
@@ -635,7 +639,7 @@ class _Sandbox(SandboxedEnvironment):
 def _finalize(value):
     """What `{{ ... }}` prints: checked before str() walks it."""
     if type(value) not in _SCALARS:
-        check_value(value, "printing a value")
+        check_value(value, "{{ ... }}")
     return value
 
 
@@ -868,6 +872,12 @@ def _translate(exc: jinja2.TemplateError, env, variables) -> Diagnostic:
         )
     if isinstance(exc, _NotText):
         return Diagnostic(exc.message, where)
+    if isinstance(exc, _TooDeep):
+        return Diagnostic(f"template error: {exc}", where, hint="template data may nest at "
+                          f"most {MAX_VALUE_DEPTH} levels deep")
+    if isinstance(exc, _HoldsItself):
+        return Diagnostic(f"template error: {exc}", where, hint="a list or mapping was added "
+                          "to itself (`l.append(l)`); add a copy (`l|list`) instead")
     if isinstance(exc, _TooBig):
         return Diagnostic(f"template error: {exc}", where, hint="templates are bounded: a "
                           "result this large would exhaust the machine's memory or time")
@@ -979,7 +989,7 @@ def _build_origins(rendered: Rendered) -> list | None:
         with _bounded():  # the same bounds as the first rendering
             marked = env.get_template(rendered.source.path.name).render(rendered.variables)
     except (jinja2.TemplateError, MemoryError, _OutOfTime, RecursionError, ArithmeticError,
-            TypeError, ValueError, LookupError, RuntimeError, AssertionError):
+            TypeError, ValueError, LookupError, RuntimeError, AssertionError, AttributeError):
         return None
     if _MARK_RE.sub("", marked) != rendered.text:
         return None

@@ -588,11 +588,7 @@ class _Sandbox(SandboxedEnvironment):
         if operator == "%" and type(right) not in _SCALARS:
             check_value(right, "'%'")
         if operator == "%" and isinstance(left, str):
-            widths = [int(w) for w in re.findall(r"%[-#0 +]*(\d+)", left)]
-            precisions = [int(p) for p in re.findall(r"%[-#0 +]*\d*\.(\d+)", left)]
-            if any(n > MAX_STRING_CHARS for n in widths + precisions):
-                raise refuse(f"'%' formatting with a width of {max(widths + precisions):,} "
-                             "is refused")
+            _check_percent(left, "'%'", right if isinstance(right, tuple) else (right,))
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja's signature)
@@ -600,20 +596,20 @@ class _Sandbox(SandboxedEnvironment):
         # method's __self__
         owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
         name = getattr(__obj, "__name__", "")
+        if not isinstance(__obj, Macro) and name not in _SHALLOW_METHODS:
+            # a method of a list or mapping compares, hashes or prints its arguments (and
+            # `sort`, `index`, `count`, `remove` the list itself) in C code; so do str methods
+            if name in _WALKING_METHODS and isinstance(owner, (list, dict, tuple)):
+                check_value(owner, f"'{name}'")
+            for value in itertools.chain(args, kwargs.values()):
+                if type(value) not in _SCALARS:
+                    check_value(value, f"'{name}'" if name else "a call")
         if isinstance(owner, str):
             size = _str_call_size(owner, name, args, kwargs)
             if size is not None and size > MAX_STRING_CHARS:
                 raise _TooBig(
                     f"'{name}' would build a string of {size:,} characters "
                     f"(limit {MAX_STRING_CHARS:,})")
-        if not isinstance(__obj, Macro) and name not in _SHALLOW_METHODS:
-            # a method of a list or mapping compares, hashes or prints its arguments (and
-            # `sort`, `index`, `count`, `remove` the list itself) in C code
-            if name in _WALKING_METHODS and isinstance(owner, (list, dict, tuple)):
-                check_value(owner, f"'{name}'")
-            for value in itertools.chain(args, kwargs.values()):
-                if type(value) not in _SCALARS:
-                    check_value(value, f"'{name}'" if name else "a call")
         return super().call(__context, __obj, *args, **kwargs)
 
     def checked(self, value, what: str):
@@ -680,7 +676,7 @@ def _size_checks(name: str, args: tuple, kwargs: dict) -> None:
     elif name == "replace" and len(args) >= 3:
         refuse(_str_call_size(text, "replace", args[1:], kwargs))
     elif name == "format" and isinstance(value, str):
-        _check_percent(value, "'format'")
+        _check_percent(value, "'format'", args[1:])
     elif name == "truncate":
         length, end = arg(1, "length", 255), arg(3, "end", "...")
         leeway = arg(4, "leeway")
@@ -788,9 +784,13 @@ def _lipsum(original):
     return lipsum
 
 
-def _check_percent(text: str, what: str) -> None:
+def _check_percent(text: str, what: str, args=()) -> None:
+    """Refuse %-formatting whose width or precision (written, or a `*` taken from the
+    arguments) would build a string of more than MAX_STRING_CHARS characters."""
     widths = [int(w) for w in re.findall(r"%[-#0 +]*(\d+)", text)]
     precisions = [int(p) for p in re.findall(r"%[-#0 +]*\d*\.(\d+)", text)]
+    if re.search(r"%[-#0 +]*(\*|\d*\.\*)", text):
+        widths += [abs(a) for a in args if isinstance(a, int) and not isinstance(a, bool)]
     if any(n > MAX_STRING_CHARS for n in widths + precisions):
         raise _TooBig(f"{what} formatting with a width of {max(widths + precisions):,} "
                       "is refused")
@@ -820,17 +820,19 @@ def _str_call_size(text: str, name: str, args, kwargs) -> int | None:
         if name in ("format", "format_map"):
             import string
 
-            numbers = [int(n) for _, _, spec, _ in string.Formatter().parse(text) if spec
-                       for n in re.findall(r"\d+", spec)]
-            values = list(itertools.chain(args, kwargs.values()))
-            if name == "format_map" and args and isinstance(args[0], Mapping):
-                values += list(args[0].values())
-            numbers += [a for a in values if isinstance(a, int) and "{" in text]
+            specs = [spec for _, _, spec, _ in string.Formatter().parse(text) if spec]
+            numbers = [int(n) for spec in specs for n in re.findall(r"\d+", spec)]
+            if any("{" in spec for spec in specs):  # a width taken from the arguments
+                values = list(itertools.chain(args, kwargs.values()))
+                if name == "format_map" and args and isinstance(args[0], Mapping):
+                    values += list(args[0].values())
+                numbers += [abs(a) for a in values if isinstance(a, int)]
             return max(numbers, default=0) + len(text)
         if name == "join" and args:
             parts = args[0] if isinstance(args[0], (list, tuple)) else None
-            if parts is not None:
-                return sum(len(str(p)) for p in parts) + len(text) * len(parts)
+            if parts is not None:  # str() of the other parts is bounded by check_value
+                return sum(len(p) for p in parts if type(p) in _STRINGS) + \
+                    len(text) * len(parts)
     except (TypeError, ValueError, OverflowError):
         return None
     return None

@@ -326,16 +326,16 @@ def in_flight_rows(path: Path) -> list[str] | None:
     be told (the table or a row's status does not read)."""
     try:
         db = _open_readonly(path)
-    except (sqlite3.Error, OSError):
+    except (sqlite3.Error, OSError, ValueError):  # ValueError: SQLite's message not UTF-8
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
-        except sqlite3.Error:
+        except (sqlite3.Error, ValueError):
             return None
     try:
         db.text_factory = lambda b: b.decode("utf-8", "replace")
         rows = db.execute("SELECT task_id, status, phase, provider, provider_task_id "
                           "FROM tasks").fetchall()
-    except (sqlite3.Error, ValueError):
+    except (sqlite3.Error, ValueError, OSError):
         return None
     finally:
         db.close()
@@ -435,7 +435,9 @@ def _row_problem(exc: Exception, row: sqlite3.Row | None = None) -> str:
     except UNREADABLE:
         where = ""
     text = f"{type(exc).__name__}: {exc}"
-    return where + "a record cannot be read (" + (text if len(text) < 120 else
+    what = "a record cannot be read" if row is not None else "its schema or a record cannot " \
+        "be read"
+    return where + what + " (" + (text if len(text) < 120 else
                                                   text[:117] + "...") + ")"
 
 

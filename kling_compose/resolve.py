@@ -45,6 +45,7 @@ def resolve_storyboard(sb: Storyboard) -> Resolved:
     shots = r.shots()
     outputs = r.outputs(shots)
     r.check_cycles(shots)
+    r.check_written_places(shots, outputs)
     if r.problems:
         raise UserError(*sorted(set(r.problems), key=Diagnostic.sort_key))
     return Resolved(sb, shots, outputs)
@@ -366,6 +367,33 @@ class _Resolver:
             result.append(replace(out, sequence=sequence))
         return tuple(result)
 
+    def check_written_places(self, shots, outputs) -> None:
+        """A folder, a named pipe or a device where `run` writes a film or a shot's clip
+        (renders/shots/<shot>.<ext>) would stop the run after it paid, with a message naming
+        a temp file: refused here, at the output or the shot."""
+        import os
+
+        root = self.sb.root
+        for out in outputs:
+            mode, _ = _stat(root / out.path)
+            if mode and not stat.S_ISREG(mode):
+                self.fail(f"output path '{out.path}' is {_kind(mode)}: run writes the film "
+                          "there", out.location or Location(self.sb.display_path),
+                          "remove it, or give the film another path")
+        wanted = {s.id: s for s in shots}
+        try:
+            with os.scandir(root / "renders" / "shots") as entries:
+                found = [(e.name, e.stat(follow_symlinks=False).st_mode) for e in entries
+                         if e.name.rpartition(".")[0] in wanted]
+        except (OSError, ValueError):
+            return
+        for name, mode in sorted(found):
+            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                shot = wanted[name.rpartition(".")[0]]
+                self.fail(f"renders/shots/{name} is {_kind(mode)}: run copies the clip of "
+                          f"shot '{shot.id}' there", shot.location,
+                          f"remove renders/shots/{name}")
+
     def check_crossfade(self, out: Output, sequence, durations) -> None:
         if out.crossfade_s and out.crossfade_s < MIN_CROSSFADE_S:
             # under a frame or two, ffmpeg's xfade starts past the first clip's end and drops
@@ -504,6 +532,12 @@ def _stat(path) -> tuple[int, str | None]:
         return 0, os_problem(exc)
     except ValueError:
         return 0, None
+
+
+def _kind(mode: int) -> str:
+    from .files import kind_of
+
+    return kind_of(mode)
 
 
 def _is_link(path) -> bool:

@@ -465,3 +465,31 @@ def test_pillows_exif_warnings_do_not_reach_stderr(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr and "EXIF" not in result.stderr, result.stderr
     assert "Truncated" not in result.stderr, result.stderr
+
+
+# -- a folder where run writes a film or a shot's clip ------------------------------------------
+
+def test_a_folder_where_the_film_goes_is_refused_at_the_output_before_paying(tmp_path):
+    root = project(tmp_path, STORYBOARD + "outputs:\n  - path: renders/cut.mp4\n")
+    (root / "renders" / "cut.mp4").mkdir(parents=True)
+    for command in ("validate", "plan", "run"):
+        err = failed(kc(root, command))
+        assert err == ("storyboard.yaml:12:5: error: output path 'renders/cut.mp4' is a "
+                       "folder: run writes the film there\n"
+                       "  hint: remove it, or give the film another path\n"), err
+        assert ".tmp" not in err
+    assert list((root / "renders" / "cut.mp4").iterdir()) == []
+
+
+def test_a_folder_or_pipe_where_a_shots_clip_goes_is_refused_at_the_shot(tmp_path):
+    root = project(tmp_path)
+    shots = root / "renders" / "shots"
+    shots.mkdir(parents=True)
+    (shots / "s1.mp4").mkdir()
+    err = failed(kc(root, "run"))
+    assert err.startswith("storyboard.yaml:8:13: error: renders/shots/s1.mp4 is a folder: run "
+                          "copies the clip of shot 's1' there"), err
+    (shots / "s1.mp4").rmdir()
+    os.mkfifo(shots / "s1.mp4")
+    err = failed(kc(root, "validate"))
+    assert "renders/shots/s1.mp4 is a named pipe" in err

@@ -493,3 +493,18 @@ def test_a_folder_or_pipe_where_a_shots_clip_goes_is_refused_at_the_shot(tmp_pat
     os.mkfifo(shots / "s1.mp4")
     err = failed(kc(root, "validate"))
     assert "renders/shots/s1.mp4 is a named pipe" in err
+
+
+@pytest.mark.parametrize("args, what", [
+    (["validate", "--vars"], "cannot read --vars file: the path is too long"),
+    (["run", "--plan"], "cannot read the saved plan: the path is too long"),
+    (["plan", "--out"], "cannot write the saved plan: the path is too long"),
+    (["export", "-o"], ""),  # export first says the film is not assembled
+])
+def test_an_option_path_of_5000_characters_is_a_message(tmp_path, args, what):
+    root = project(tmp_path)
+    err = failed(kc(root, *args, "y" * 5000))
+    assert what in err and len(err) < 1000, err
+    assert sorted(p.name for p in root.iterdir()) in (["assets", "storyboard.yaml"],
+                                                      [".kling-compose", "assets",
+                                                       "storyboard.yaml"])

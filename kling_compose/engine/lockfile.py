@@ -26,7 +26,8 @@ def lock_path(root: Path) -> Path:
 
 
 MAX_LOCK_BYTES = 128 * 1024 * 1024  # far above any storyboard's lock; /dev/zero is not one
-MAX_DEPTH = 64  # a lock nests a few levels (shots, entry, made_from): 100,000 is an attack
+MAX_DEPTH = 200  # a lock nests a few levels (shots, entry, made_from, provider_options):
+# 100,000 is an attack; every reader (json, comparisons) recurses well within 200
 
 
 class _Unusable(ValueError):

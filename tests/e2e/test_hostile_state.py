@@ -121,7 +121,7 @@ def test_a_lock_nested_100000_deep_is_refused_or_ignored_at_once(project, comman
     assert "Traceback" not in result.output and "RecursionError" not in result.output
     if command in ("run", "doctor", "gc"):  # what writes (or checks) refuses it, named
         assert result.exit_code == 1, result.output
-        assert "storyboard.lock nests deeper than 64 levels" in result.output
+        assert "storyboard.lock nests deeper than 200 levels" in result.output
     else:  # status and plan read it as no lock, as any unreadable lock
         assert result.exit_code == 0, result.output
 
@@ -309,3 +309,26 @@ def test_objects_and_result_url_gone_plan_and_run_agree_the_shot_is_paid_again(p
         again = json.loads(cli("run", root, "--json", "--provider", "runware", *PREVIEW,
                                env=env).stdout)
         assert again["cached"] == 1 and len(second.generations("runware")) == 1
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "folder"])
+@pytest.mark.parametrize("command", ["status", "run"])
+def test_a_lock_that_is_not_a_regular_file_ends_at_once(project, kind, command):
+    root = made(project, 1)
+    lock = root / "storyboard.lock"
+    lock.unlink()
+    if kind == "dev-zero":
+        lock.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    else:
+        lock.mkdir()
+    started = time.monotonic()
+    result = cli(*command_args(command, root))
+    assert time.monotonic() - started < 30 and "Traceback" not in result.output
+    if command == "run":
+        assert result.exit_code == 1, result.output
+        assert "storyboard.lock is not a regular file" in result.output or \
+            "storyboard.lock cannot be read (Is a directory)" in result.output, result.output
+    else:
+        assert result.exit_code == 0, result.output

@@ -433,9 +433,8 @@ def _saved_plan(file, path, var_items, vars_files, provider, preview_resolution)
     """The plan `run --plan FILE` runs: computed again from the saved plan's variables and
     options, and refused unless it is the plan that was saved (engine/saved.py)."""
     from .engine.saved import check_saved, read_saved
-    from .pipeline import build_storyboard_plan, load_resolved, plan_statuses, read_variables
-
     from .files import require_readable
+    from .pipeline import build_storyboard_plan, load_resolved, plan_statuses, read_variables
 
     require_readable(file, what="the saved plan", hint="save a plan with `kling-compose plan "
                      "--out plan.json`, review it, then run it")

@@ -127,7 +127,7 @@ def _check(edit, shot_id: str, expected: dict, load) -> None:
             f"cannot set the pick here: shot(s) {names} share this mapping (a YAML anchor "
             f"`&` and an alias `*` or merge key `<<`), so their pick would change too; "
             "nothing was changed", edit.location,
-            hint=f"give each of those shots its own `pick:` by hand, then pick again")
+            hint="give each of those shots its own `pick:` by hand, then pick again")
     raise UserError.single(f"the storyboard sets the pick of '{shot_id}' elsewhere than "
                            f"{edit.location} (defaults or a template); nothing was changed",
                            edit.location, hint="edit `pick:` by hand where it is set")

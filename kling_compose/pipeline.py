@@ -53,7 +53,7 @@ def read_storyboard(path: Path, display: str):
     from .render import Source, decode_text
 
     try:
-        absolute = Path(os.path.abspath(path))
+        absolute = Path(path).absolute()  # not normalised: `link/..` is the OS's to follow
         info = os.stat(absolute)
     except FileNotFoundError:
         raise UserError.single(
@@ -95,8 +95,6 @@ def read_variables(assignments: tuple[str, ...] = (), files: tuple[str, ...] = (
 
     A --vars file goes through the storyboard's own YAML stage: safe, located, no duplicates.
     """
-    import os
-
     from .errors import Diagnostic, Location, UserError
     from .files import read_bytes
     from .parse import parse_document
@@ -105,7 +103,7 @@ def read_variables(assignments: tuple[str, ...] = (), files: tuple[str, ...] = (
     variables: dict = {}
     problems: list = []
     for name in files:
-        path = Path(os.path.abspath(name))
+        path = Path(name).absolute()
         try:
             text = decode_text(read_bytes(path, name, what="--vars file"), name)
             data = parse_document(Rendered(Source(path, name, text), path.parent, text)).data

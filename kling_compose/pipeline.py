@@ -98,7 +98,7 @@ def read_variables(assignments: tuple[str, ...] = (), files: tuple[str, ...] = (
     from .errors import Diagnostic, Location, UserError
     from .files import read_bytes
     from .parse import parse_document
-    from .render import Rendered, Source, decode_text
+    from .render import Rendered, Source, decode_text, variable_problem
 
     variables: dict = {}
     problems: list = []
@@ -120,6 +120,10 @@ def read_variables(assignments: tuple[str, ...] = (), files: tuple[str, ...] = (
         if not sep or not _NAME.match(name):
             problems.append(Diagnostic(f"bad --var '{item}'", None, "write --var NAME=VALUE, "
                                        "NAME made of letters, digits and '_'"))
+            continue
+        problem = variable_problem(name, value)
+        if problem is not None:
+            problems.append(problem)
             continue
         variables[name] = value
     if problems:

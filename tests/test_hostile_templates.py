@@ -167,6 +167,7 @@ def test_a_var_that_is_not_utf8_is_refused_located(tmp_path):
         err = result.stderr.decode("utf-8", "backslashreplace")
         assert result.returncode == 1 and "Traceback" not in err, err
         assert "not UTF-8" in err, err
+        assert "--var look holds the byte" in err, err  # said of the --var, not the template
         assert seconds < SECONDS
 
 

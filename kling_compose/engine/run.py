@@ -113,6 +113,8 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
                                               options.force)
             with running():  # a long run churns cyclic objects (tasks, futures, tracebacks)
                 result = asyncio.run(runner.run())
+            if state.salvaged:  # the ledger was moved aside as damaged: what it gave back
+                result = replace(result, warnings=(state.salvaged, *result.warnings))
             runner.export_shots(result)
             write_lockfile(plan, state)
             if shared is not None:

@@ -90,12 +90,19 @@ class Record:
 class State:
     """The ledger; every write is its own committed transaction."""
 
+    salvaged: str | None = None  # what a new ledger took over from state.db.damaged
+
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
         refuse_links(path)
         self.db = None
+        fresh = not readonly and not path.exists()
         try:
+            if fresh:
+                _set_aside_strays(path)
             self._open(path, readonly)
+            if fresh:  # a ledger moved aside as damaged: what only it knew is taken over
+                self.salvaged = self._take_over(damaged_path(path))
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
             if _cannot_write(exc):
@@ -148,6 +155,66 @@ class State:
             except UNREADABLE as exc:
                 raise _Unreadable(_row_problem(exc, row)) from None
         self.db.execute("SELECT provider, model, seconds, recorded_at FROM timings").fetchall()
+
+    @classmethod
+    def salvaged_only(cls, path: Path) -> "State | None":
+        """A read-only view, in memory, of what a run would take over from state.db.damaged
+        when there is no ledger at `path` (`plan` then says what the run will do); None when
+        there is nothing to take over."""
+        if path.exists() or path.is_symlink() or not damaged_path(path).is_file():
+            return None
+        state = cls.__new__(cls)
+        state.path = path
+        state.db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        state.db.executescript(SCHEMA)
+        state.db.row_factory = sqlite3.Row
+        state.salvaged = state._take_over(damaged_path(path))
+        if state.salvaged is None:
+            state.db.close()
+            return None
+        return state
+
+    def _take_over(self, damaged: Path) -> str | None:
+        """Copy from a damaged ledger moved aside every row that reads whole and that neither
+        the lock nor the store brings back: generations submitted and not finished (paid for,
+        maybe running: polled, not paid again) and finished generations the lock does not
+        name whose clips are in the store intact (a run killed before it wrote the lock). The
+        rest is rebuilt from the lock; what it says, or None when it took nothing over."""
+        if damaged.is_symlink() or not damaged.is_file():
+            return None
+        from .lockfile import read_lockfile
+        from .store import Store
+
+        rows, lost = salvage(damaged)
+        locked = {e.get("cache_key") for e in read_lockfile(self.path.parent.parent)
+                  .get("shots", {}).values() if isinstance(e, dict)}
+        store = Store(self.path.parent)
+        flying = finished = 0
+        for values in rows:
+            record = _decode(values)
+            if record.kind not in ("generate", "element"):
+                continue  # free work, made again from what it is made of
+            if record.status != "done" and record.phase in ("submitting", "submitted"):
+                flying += 1
+            elif record.status == "done" and record.kind == "generate" and record.artifacts \
+                    and record.cache_key not in locked \
+                    and all(store.intact(d, s) for d, s in record.artifacts):
+                finished += 1
+            else:
+                continue
+            names = [n for n in values if n in TASK_COLUMNS]
+            self.db.execute(f"INSERT OR IGNORE INTO tasks ({', '.join(names)}) VALUES "
+                            f"({', '.join('?' * len(names))})", [values[n] for n in names])
+        if not (flying or finished or lost):
+            return None
+        parts = [f"{flying} generation(s) submitted and not finished (polled, not paid again)"
+                 if flying else "", f"{finished} finished generation(s) the lock does not "
+                 "name (their clips are in the store)" if finished else ""]
+        taken = " and ".join(p for p in parts if p) or "nothing"
+        unread = ("; state.db.damaged could not be read: check your providers' dashboards "
+                  "for generations it may have recorded in flight" if lost is None else
+                  f"; {lost} of its record(s) could not be read" if lost else "")
+        return f"a new ledger took over from .kling-compose/state.db.damaged: {taken}{unread}"
 
     def _check_columns(self) -> None:
         """Every column of the ledger's tables is one kling-compose ever wrote: a flipped
@@ -320,6 +387,66 @@ def damaged(path: Path, exc: Exception | str):
         "was paid for", hint=hint)
 
 
+def _set_aside_strays(path: Path) -> None:
+    """A -wal (and -shm) left beside a ledger that was moved aside belong to it: SQLite would
+    replay the old pages into the new ledger. They go with it (state.db.damaged-wal, where
+    SQLite reads it for that file), or, with no such file, aside under another name."""
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and not wal.is_symlink():
+        damaged = damaged_path(path)
+        to = damaged.with_name(damaged.name + "-wal")
+        if not damaged.is_file() or to.exists():
+            to = wal.with_name(f"{wal.name}.orphaned-{int(time.time())}")
+        os.replace(wal, to)
+    path.with_name(path.name + "-shm").unlink(missing_ok=True)
+
+
+def damaged_path(path: Path) -> Path:
+    """Where the way back (`damaged`'s hint) moves a damaged ledger."""
+    return path.with_name(path.name + ".damaged")
+
+
+def salvage(path: Path) -> tuple[list[dict], int | None]:
+    """The rows of a damaged ledger that read whole (every text UTF-8, every JSON column
+    parses, known columns only), as {column: value}, and how many could not be read (None:
+    the table itself cannot be read)."""
+    try:
+        db = _open_readonly(path)  # with its -wal, if it has one
+    except (sqlite3.Error, OSError, ValueError):
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        except (sqlite3.Error, ValueError):
+            return [], None
+    rows, lost = [], 0
+    try:
+        db.text_factory = bytes
+        cursor = db.execute("SELECT * FROM tasks")
+        names = [d[0] for d in cursor.description]
+        while True:
+            try:
+                raw = cursor.fetchone()
+            except (sqlite3.Error, ValueError):
+                lost += 1  # SQLite cannot go past it: the rest is unread
+                break
+            if raw is None:
+                break
+            try:
+                values = {n: v.decode("utf-8") if isinstance(v, bytes) else v
+                          for n, v in zip(names, raw)}
+                if set(values) - TASK_COLUMNS:
+                    raise ValueError("unknown column")
+                _decode(values)
+            except UNREADABLE:
+                lost += 1
+                continue
+            rows.append(values)
+    except (sqlite3.Error, ValueError):
+        return rows, None if not rows else lost + 1
+    finally:
+        db.close()
+    return rows, lost
+
+
 def in_flight_rows(path: Path) -> list[str] | None:
     """The generations a (damaged) ledger records as submitted and not finished, read as
     far as its bytes allow ("generate:s2 at runware, task 3f2a..."); None when that cannot
@@ -481,7 +608,7 @@ def _made_from(value) -> str | None:
                                               default=str)
 
 
-def _column(row: sqlite3.Row, name: str):
+def _column(row, name: str):
     return row[name] if name in row.keys() else None  # a ledger of an earlier version
 
 
@@ -597,7 +724,8 @@ def read_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]
     refuse_links(path)  # a dangling link would read as no ledger: every shot new, to pay
     whole_lock = read_lockfile(root)
     lock, outputs = whole_lock.get("shots", {}), whole_lock.get("outputs", {})
-    state = State(path, readonly=True) if path.is_file() else None
+    # no ledger, one moved aside as damaged: what the run will take over from it
+    state = State(path, readonly=True) if path.is_file() else State.salvaged_only(path)
     store = Store(root / ".kling-compose")
     try:
         statuses: dict[str, str] = {}

@@ -40,8 +40,8 @@ def project_status(plan) -> StatusReport:
     statuses = read_statuses(plan)
     records: dict[str, Record] = {}
     spent = Decimal(0)
-    if path.is_file():
-        state = State(path, readonly=True)
+    state = State(path, readonly=True) if path.is_file() else State.salvaged_only(path)
+    if state is not None:
         try:
             records = {plan.tasks[t].id: r for t in plan.order
                        if (r := state.get(plan.tasks[t].cache_key)) is not None}

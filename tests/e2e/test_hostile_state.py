@@ -332,3 +332,76 @@ def test_a_lock_that_is_not_a_regular_file_ends_at_once(project, kind, command):
             "storyboard.lock cannot be read (Is a directory)" in result.output, result.output
     else:
         assert result.exit_code == 0, result.output
+
+
+# -- the way back keeps what only the damaged ledger knew --
+
+
+def damage_row(root: Path, task_id: str) -> None:
+    db = sqlite3.connect(root / ".kling-compose" / "state.db")
+    db.execute("UPDATE tasks SET result='{not json' WHERE task_id=?", (task_id,))
+    db.commit()
+    db.close()
+
+
+def move_aside(root: Path) -> None:
+    """What the damaged message's hint says: the ledger alone (its -wal stays behind)."""
+    db = root / ".kling-compose" / "state.db"
+    db.rename(db.with_name("state.db.damaged"))
+
+
+def test_a_finished_generation_the_lock_does_not_name_is_taken_over(project):
+    root = made(project, 2)
+    lock = json.loads((root / "storyboard.lock").read_text())
+    del lock["shots"]["s2"]  # a run killed after s2 was made, before it wrote the lock
+    (root / "storyboard.lock").write_text(json.dumps(lock))
+    damage_row(root, "generate:s1")
+    assert "state.db is damaged" in cli("plan", root).output
+    move_aside(root)
+    planned = json.loads(cli("plan", root, "--json", *PREVIEW).stdout)["tasks"]
+    statuses = {t["id"]: t["status"] for t in planned}
+    assert statuses["generate:s1"] == "restorable" and statuses["generate:s2"] == "cached"
+    result = cli("run", root, "--json", *PREVIEW)
+    summary = json.loads(result.stdout)
+    assert summary["generated"] == 0 and summary["restored"] == 1, summary
+    status = {t["id"]: t["status"] for t in summary["tasks"]}
+    assert status["generate:s2"] == "cached", status
+    assert "warning: a new ledger took over from .kling-compose/state.db.damaged: 1 " \
+        "finished generation(s) the lock does not name" in result.stderr, result.stderr
+    assert run_json(root)["cached"] == 2
+
+
+def test_a_generation_in_flight_in_a_damaged_ledger_is_polled_not_paid_again(project, sim):
+    from test_money_runs import run as sim_run
+
+    root = project(chain_storyboard(2))
+    first = sim_run(root, "runware", sim)
+    assert first["generated"] == 2
+    billed = len(sim.generations("runware"))
+    # s2 as a run killed while polling leaves it: submitted, not finished, not in the lock,
+    # no clip in the store; then bytes flip in s1's row
+    db = sqlite3.connect(root / ".kling-compose" / "state.db")
+    digest = db.execute("SELECT artifacts FROM tasks WHERE task_id='generate:s2'").fetchone()[0]
+    db.execute("UPDATE tasks SET status='running', artifacts=NULL, finished_at=NULL "
+               "WHERE task_id='generate:s2'")
+    db.commit()
+    db.close()
+    for sha, suffix in json.loads(digest):
+        (root / ".kling-compose" / "objects" / sha[:2] / f"{sha}{suffix}").unlink()
+    lock = json.loads((root / "storyboard.lock").read_text())
+    del lock["shots"]["s2"]
+    (root / "storyboard.lock").write_text(json.dumps(lock))
+    damage_row(root, "generate:s1")
+    result = cli("status", root, env=environment(sim))
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and "generate:s2 at runware, task" in text, text
+    move_aside(root)
+    result = cli("run", root, "--json", "--provider", "runware", *PREVIEW,
+                 env=environment(sim))
+    summary = json.loads(result.stdout)
+    status = {t["id"]: t["status"] for t in summary["tasks"]}
+    assert status["generate:s1"] == "restored" and status["generate:s2"] == "done", summary
+    assert len(sim.generations("runware")) == billed  # polled and collected, not paid again
+    assert "took over from .kling-compose/state.db.damaged: 1 generation(s) submitted and " \
+        "not finished (polled, not paid again)" in result.stderr, result.stderr
+    assert sim_run(root, "runware", sim)["cached"] == 2

@@ -360,7 +360,7 @@ class State:
                         "cache_key=?", (error, time.time(), key))
 
 
-def damaged(path: Path, exc: Exception | str):
+def damaged(path: Path, exc: Exception | str, look: bool = True):
     """The UserError for a ledger SQLite (or kling-compose) cannot read: say so, and the way
     back; name every generation it records as submitted and not finished (paid for, maybe
     still running), which the lock cannot bring back."""
@@ -370,16 +370,24 @@ def damaged(path: Path, exc: Exception | str):
             "run `kling-compose plan`: every result storyboard.lock names whose clip is still "
             "in .kling-compose/objects shows as restorable, and the next run rebuilds it from "
             "there without paying")
-    flying = in_flight_rows(path)
+    flying = in_flight_rows(path) if look else []
     if flying is None:
         hint += ("; kling-compose cannot tell whether it records generations submitted and "
                  "not finished: keep state.db.damaged, and check your providers' dashboards "
                  "before running (a shot missing from the lock is generated and paid again)")
     elif flying:
-        hint += ("; it records generations submitted and not finished, maybe paid for: "
-                 f"{'; '.join(flying)}: keep state.db.damaged; when one shows done on the "
-                 "provider's dashboard, `kling-compose adopt SHOT TASK_ID` takes it without "
-                 "paying again (a run generates it anew)")
+        whole = {(r["task_id"], r["provider_task_id"]) for r in salvage(path)[0]}
+        taken = [f"{t} at {p}, task {i}" for t, p, i in flying if (t, i) in whole]
+        lost = [f"{t} at {p}, task {i}" for t, p, i in flying if (t, i) not in whole]
+        hint += "; it records generations submitted and not finished, maybe paid for"
+        if taken:
+            hint += (f": {'; '.join(taken)}: the next run takes them over from "
+                     "state.db.damaged and polls them, paying nothing again")
+        if lost:
+            hint += (f"{'; and' if taken else ':'} {'; '.join(lost)}, whose record is damaged: "
+                     "keep state.db.damaged; when one shows done on the provider's dashboard, "
+                     "`kling-compose adopt SHOT TASK_ID` takes it without paying again (a run "
+                     "generates it anew)")
     what = str(exc)
     what = what if len(what) <= 160 else what[:157] + "..."
     return UserError.single(
@@ -447,10 +455,10 @@ def salvage(path: Path) -> tuple[list[dict], int | None]:
     return rows, lost
 
 
-def in_flight_rows(path: Path) -> list[str] | None:
+def in_flight_rows(path: Path) -> list[tuple] | None:
     """The generations a (damaged) ledger records as submitted and not finished, read as
-    far as its bytes allow ("generate:s2 at runware, task 3f2a..."); None when that cannot
-    be told (the table or a row's status does not read)."""
+    far as its bytes allow: (task id, provider, provider task id); None when that cannot be
+    told (the table or a row's status does not read)."""
     try:
         db = _open_readonly(path)
     except (sqlite3.Error, OSError, ValueError):  # ValueError: SQLite's message not UTF-8
@@ -473,7 +481,7 @@ def in_flight_rows(path: Path) -> list[str] | None:
         if status not in ("failed", "running", "submitted") or \
                 phase not in ("submitting", "submitted"):
             return None  # a flipped byte in its status or phase: it may be in flight
-        found.append(f"{task_id} at {provider}, task {provider_task_id}")
+        found.append((task_id, provider, provider_task_id))
     return found
 
 
@@ -552,7 +560,7 @@ def _record(row: sqlite3.Row) -> Record:
         return _decode(row)
     except UNREADABLE as exc:  # never a traceback (State opened it whole: a concurrent
         raise damaged(Path(".kling-compose") / "state.db",  # writer's damage)
-                      _row_problem(exc, row)) from None
+                      _row_problem(exc, row), look=False) from None
 
 
 def _row_problem(exc: Exception, row: sqlite3.Row | None = None) -> str:

@@ -81,20 +81,27 @@ def test_flipped_bytes_inside_rows_are_a_damaged_ledger(project, damage, command
     assert (root / "renders" / "chain.mp4").read_bytes() == film
 
 
-def test_a_damaged_ledger_names_the_generations_it_holds_in_flight(project):
+@pytest.mark.parametrize("whole", [True, False], ids=["in-flight-row-whole",
+                                                      "in-flight-row-damaged"])
+def test_a_damaged_ledger_names_the_generations_it_holds_in_flight(project, whole):
     root = made(project)
     db_path = root / ".kling-compose" / "state.db"
     db = sqlite3.connect(db_path)
     db.execute("UPDATE tasks SET status='running', phase='submitted', provider='runware', "
                "provider_task_id='3f2a9c1e-in-flight' WHERE task_id='generate:s2'")
-    db.execute("UPDATE tasks SET result='{not json' WHERE task_id='generate:s1'")
+    broken = "generate:s1" if whole else "generate:s2"
+    db.execute("UPDATE tasks SET result='{not json' WHERE task_id=?", (broken,))
     db.commit()
     db.close()
     result = cli("status", root)
     assert result.exit_code == 1 and "state.db is damaged" in result.output, result.output
     text = " ".join(result.output.split())
-    assert "generate:s2 at runware, task 3f2a9c1e-in-flight" in text, text
-    assert "keep state.db.damaged" in text and "kling-compose adopt" in text
+    if whole:
+        assert "generate:s2 at runware, task 3f2a9c1e-in-flight: the next run takes them " \
+            "over from state.db.damaged and polls them, paying nothing again" in text, text
+    else:
+        assert "generate:s2 at runware, task 3f2a9c1e-in-flight, whose record is damaged: " \
+            "keep state.db.damaged" in text and "kling-compose adopt" in text, text
 
 
 def test_a_damaged_ledger_whose_statuses_do_not_read_says_it_cannot_tell(project):

@@ -13,11 +13,10 @@ task the saved plan did not pay for would now be paid for (a clip gone from the 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import read_bytes, write_atomic
 from .lockfile import lock_path
 from .state import NOTHING_TO_PAY
 
@@ -53,27 +52,17 @@ def save_plan(out: Path, plan, variables: dict, reviewed: dict, statuses: dict) 
             "storyboard": plan.resolved.storyboard.display_path,
             "fingerprint": fingerprint(plan, variables), "to_pay": to_pay, **reviewed}
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
-    out = Path(out)
-    fd, temp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".",
-                                prefix=f".{out.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    # only over nothing or a regular file, checked again just before the rename (the CLI has
+    # refused the storyboard, the lock and the inputs already)
+    write_atomic(Path(out), text, what="the saved plan", mode=0o644)
 
 
 def read_saved(path: Path) -> dict:
     """The saved plan at `path`, or a UserError saying why it is not one."""
     hint = "save a plan with `kling-compose plan --out plan.json`, review it, then run it"
     try:
-        data = json.loads(Path(path).read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise UserError.single(f"cannot read the saved plan {path}: {exc.strerror}",
-                               hint=hint) from None
+        data = json.loads(read_bytes(path, str(path), what="the saved plan",
+                                     hint=hint).decode("utf-8"))
     except ValueError as exc:
         raise UserError.single(f"{path} is not a saved plan (not UTF-8 JSON: {exc})",
                                hint=hint) from None

@@ -23,8 +23,13 @@ def _user_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        import warnings
+
         from .collector import paused
 
+        # Pillow warns on stderr about damaged metadata ("Corrupt EXIF data") of images it
+        # still reads; what matters of an image is checked and said in the project's words
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
         try:
             with paused():
                 return command(*args, **kwargs)

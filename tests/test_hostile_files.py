@@ -465,6 +465,9 @@ def test_pillows_exif_warnings_do_not_reach_stderr(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr and "EXIF" not in result.stderr, result.stderr
     assert "Truncated" not in result.stderr, result.stderr
+    # a run opens the images again (frames, continuity, the provider's checks): no raw warning
+    ran = kc(root, "run", "-q", "--provider", "preview", "--preview-resolution", "72")
+    assert "Warning" not in ran.stderr and "EXIF" not in ran.stderr, ran.stderr
 
 
 # -- a folder where run writes a film or a shot's clip ------------------------------------------

@@ -103,6 +103,8 @@ class State:
             self._open(path, readonly)
             if fresh:  # a ledger moved aside as damaged: what only it knew is taken over
                 self.salvaged = self._take_over(damaged_path(path))
+                if self.salvaged:
+                    self.salvaged += _retire(damaged_path(path))
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
             if _cannot_write(exc):
@@ -407,6 +409,22 @@ def _set_aside_strays(path: Path) -> None:
             to = wal.with_name(f"{wal.name}.orphaned-{int(time.time())}")
         os.replace(wal, to)
     path.with_name(path.name + "-shm").unlink(missing_ok=True)
+
+
+def _retire(damaged: Path) -> str:
+    """A damaged ledger taken over is kept under another name, so that it is never taken
+    over again (a later new ledger would poll its old submissions once more)."""
+    to = damaged.with_name(f"{damaged.name}.taken-over-{int(time.time())}")
+    try:
+        os.replace(damaged, to)
+        wal = damaged.with_name(damaged.name + "-wal")
+        if wal.is_file() and wal.stat().st_size:
+            os.replace(wal, to.with_name(to.name + "-wal"))
+        wal.unlink(missing_ok=True)  # an empty one SQLite made reading it
+        damaged.with_name(damaged.name + "-shm").unlink(missing_ok=True)
+    except OSError:
+        return ""
+    return f" (kept as .kling-compose/{to.name})"
 
 
 def damaged_path(path: Path) -> Path:

@@ -412,3 +412,22 @@ def test_a_generation_in_flight_in_a_damaged_ledger_is_polled_not_paid_again(pro
     assert "took over from .kling-compose/state.db.damaged: 1 generation(s) submitted and " \
         "not finished (polled, not paid again)" in result.stderr, result.stderr
     assert sim_run(root, "runware", sim)["cached"] == 2
+
+
+def test_a_damaged_ledger_is_taken_over_once(project):
+    root = made(project, 2)
+    lock = json.loads((root / "storyboard.lock").read_text())
+    del lock["shots"]["s2"]
+    (root / "storyboard.lock").write_text(json.dumps(lock))
+    damage_row(root, "generate:s1")
+    move_aside(root)
+    result = cli("run", root, *PREVIEW)
+    assert result.exit_code == 0 and "took over" in result.stderr, result.output
+    folder = root / ".kling-compose"
+    assert not (folder / "state.db.damaged").exists()
+    kept = [p for p in folder.glob("state.db.damaged.taken-over-*")
+            if not p.name.endswith(("-wal", "-shm"))]
+    assert len(kept) == 1 and kept[0].name in result.stderr
+    (folder / "state.db").unlink()  # a ledger deleted later: nothing old is taken over again
+    result = cli("run", root, *PREVIEW)
+    assert result.exit_code == 0 and "took over" not in result.stderr, result.output

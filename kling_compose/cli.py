@@ -575,11 +575,12 @@ def gc(path, var_items, vars_files, dry_run) -> None:
                    last.get("preview_resolution"))]
     with _project_lock(root):  # never while a run writes
         garbage = find_garbage(plans)
-        for file in garbage.files:
-            click.echo(f"{'would remove' if dry_run else 'removed'} "
-                       f"{file.relative_to(root)} ({file.stat().st_size} bytes)")
+        lines = [f"{'would remove' if dry_run else 'removed'} {file.relative_to(root)} "
+                 f"({file.stat().st_size} bytes)" for file in garbage.files]
         if not dry_run:
-            collect(garbage)
+            collect(garbage)  # first: never "removed" for what could not be removed
+        for line in lines:
+            click.echo(line)
     verb = "would free" if dry_run else "freed"
     click.echo(f"{len(garbage.files)} object(s), {verb} {garbage.bytes / 1e6:.1f} MB; "
                f"{garbage.kept} kept")

@@ -13,6 +13,8 @@ setting. httpx's errors are translated here, the one place doctor sends anything
 
 from __future__ import annotations
 
+import os
+
 import platform
 import subprocess
 import sys
@@ -155,8 +157,16 @@ def state_check(root: Path) -> Iterator[Check]:
     from .engine.state import State
 
     path = root / ".kling-compose" / "state.db"
-    if not path.exists():
+    try:
+        os.stat(path)
+    except FileNotFoundError:
         yield Check(True, f"{path}: none yet (the first run creates it)")
+        return
+    except OSError as exc:  # a path too long, a loop of links, a folder not readable
+        from .files import shown
+
+        yield Check(False, f"{shown(str(path))}: cannot be read ({exc.strerror or exc})",
+                    "check the project folder's path and permissions")
         return
     try:
         state = State(path, readonly=True)
@@ -173,13 +183,20 @@ def state_check(root: Path) -> Iterator[Check]:
 def lock_check(root: Path) -> Iterator[Check]:
     from .engine.lockfile import check_lockfile, lock_path
 
+    from .files import shown
+
     path = lock_path(root)
     try:
         check_lockfile(root)
+        present = path.is_file()
     except UserError as exc:
         yield from _problems(exc)
         return
-    yield Check(True, f"{path} readable" if path.is_file() else f"{path}: none yet")
+    except OSError as exc:  # a path too long, a loop of links
+        yield Check(False, f"{shown(str(path))}: cannot be read ({exc.strerror or exc})",
+                    "check the project folder's path and permissions")
+        return
+    yield Check(True, f"{path} readable" if present else f"{path}: none yet")
 
 
 def hosted_providers(plan, provider: str | None) -> list[str] | None:

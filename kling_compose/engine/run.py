@@ -179,7 +179,7 @@ def _unwritable(exc: Exception, root: Path) -> str:
     """A full disk, a read-only folder, a file where a folder should be: what could not be
     written."""
     if isinstance(exc, OSError):
-        where = exc.filename or ""
+        where = exc.filename2 or exc.filename or ""  # a rename's target, not its temp file
         try:
             where = str(Path(where).relative_to(root)) if where else ""
         except ValueError:

@@ -138,6 +138,10 @@ class State:
                 self.db.close()
                 self.db = sqlite3.connect(":memory:", check_same_thread=False)
                 self.db.executescript(SCHEMA)
+            elif self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'timings'") \
+                    .fetchone() is None:  # a full disk between its two tables: none timed yet
+                timings = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS timings"):]
+                self.db.execute(timings.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
             self._check_columns()
         else:
             path.parent.mkdir(parents=True, exist_ok=True)

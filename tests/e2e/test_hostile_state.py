@@ -431,3 +431,23 @@ def test_a_damaged_ledger_is_taken_over_once(project):
     (folder / "state.db").unlink()  # a ledger deleted later: nothing old is taken over again
     result = cli("run", root, *PREVIEW)
     assert result.exit_code == 0 and "took over" not in result.stderr, result.output
+
+
+def test_a_ledger_cut_between_its_two_tables_reads_as_one_with_no_timings(tmp_path):
+    """A full disk stopped the schema after `tasks` (tests/e2e/test_full_disk.py): the read-only
+    view behind plan, status and run's pre-check must read it, not call it damaged."""
+    import sqlite3
+
+    from kling_compose.engine.state import SCHEMA, State
+
+    folder = tmp_path / ".kling-compose"
+    folder.mkdir()
+    db = sqlite3.connect(folder / "state.db")
+    db.executescript(SCHEMA[:SCHEMA.index("CREATE TABLE IF NOT EXISTS timings")])
+    db.close()
+    state = State(folder / "state.db", readonly=True)
+    try:
+        assert state.all() == [] and state.timings("fal", "kling-3-pro") == []
+    finally:
+        state.close()
+    State(folder / "state.db").close()  # and a run completes the schema

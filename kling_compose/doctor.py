@@ -248,7 +248,7 @@ def provider_checks(name: str, settings, root: Path, transport=None) -> Iterator
         yield key_check(name, settings, source or variable, transport, answered)
         from .providers import PROVIDERS
 
-        if answered and getattr(PROVIDERS[name], "signs_tokens", False):
+        if answered and PROVIDERS[name].signs_tokens:
             yield clock_check(name, answered[0])
 
 
@@ -287,7 +287,7 @@ def key_check(name: str, settings, source: str, transport=None,
     from .settings import url_variable
 
     provider = PROVIDERS[name]
-    endpoint = getattr(provider, "key_check_endpoint", None)
+    endpoint = provider.key_check_endpoint
     if endpoint is None:
         return Check(True, f"{name}: key set; not verified (no free call)")
     base = settings.url(endpoint)

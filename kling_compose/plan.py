@@ -228,9 +228,10 @@ class _Builder:
         task."""
         from .providers import PROVIDERS
 
-        build = getattr(PROVIDERS.get(job.provider), "element_request", None)
-        if build is None or job.provider in LOCAL_PROVIDERS:
+        provider = PROVIDERS.get(job.provider)
+        if provider is None or not provider.creates_elements:
             return {}
+        build = provider.element_request
         sent = canonical_json(job.request)
         found = {}
         for element in job.shot.elements:

@@ -126,10 +126,7 @@ async def _adopt(task, task_id: str, settings: Settings, state: State, store: St
 def _handle(provider, task, task_id: str, settings: Settings) -> Handle:
     """What polls the task: the provider rebuilds what its poll needs from the id alone
     (fal: the queue URLs of the endpoint; kling: the endpoint of the request)."""
-    rebuild = getattr(provider, "adopt_handle", None)
-    if rebuild is None:
-        return Handle(task_id)
-    return rebuild(task.job, task.job.request, task_id, settings.url)
+    return provider.adopt_handle(task.job, task.job.request, task_id, settings.url)
 
 
 def _judge(task, task_id: str, status) -> None:

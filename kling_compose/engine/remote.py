@@ -347,7 +347,7 @@ class Remote:
             handle = Handle(previous.provider_task_id, previous.handle or {})  # resume: poll it
             await self.announce(task, handle)
             return handle
-        client_id = getattr(provider, "client_task_id", False)
+        client_id = provider.client_task_id
         task_id = str(uuid.uuid4())
         if previous is not None and previous.phase == "submitting" and previous.provider_task_id:
             # the answer to an earlier submission was lost: was it accepted?
@@ -424,14 +424,13 @@ class Remote:
         provider proves it does not and takes our id again (Runware); otherwise a RemoteError
         asks the user (sending again could pay twice)."""
         task_id = previous.provider_task_id
-        if getattr(provider, "client_task_id", False):  # Runware: getResponse for the taskUUID
+        if provider.lost_answer == "resend":  # Runware: getResponse for the taskUUID
             if await self.accepted(task, provider, task_id, key, base):
                 return Handle(task_id)
             return None
-        lookups = getattr(provider, "lookup_requests", None)
-        if lookups is not None:  # Kling: queries by the id we sent along, each documented form
+        if provider.lost_answer == "lookup":  # Kling: by the id we sent along, each form
             request = task.job.request if task.job is not None else task.params["request"]
-            for lookup in lookups(task.job, request, task_id, base, key):
+            for lookup in provider.lookup_requests(task.job, request, task_id, base, key):
                 async def ask(lookup=lookup):
                     return provider.read_lookup(await self.send(lookup), task_id)
 
@@ -444,13 +443,12 @@ class Remote:
             raise RemoteError(_lost_message(task, task_id, (
                 f"{task.provider} did not find it under our id {task_id} (external_task_id) by "
                 "either documented query; it may still appear")))
-        lookup = getattr(provider, "find_submission", None)
-        if lookup is not None:  # fal: the endpoint's request list, matched by what was sent
+        if provider.lost_answer == "request_list":  # fal: its request list, by the body sent
             sent = (previous.handle or {}).get("sent_sha256")
 
             async def attempt():
-                return await lookup(self.send, task.job, self.settings.url, key,
-                                    previous.submitted_at, sent=sent)
+                return await provider.find_submission(self.send, task.job, self.settings.url,
+                                                      key, previous.submitted_at, sent=sent)
 
             found = await self.call(attempt, None)
             if found is not None:
@@ -575,7 +573,7 @@ class PollGroup:
     async def wait(self, task, handle: Handle, takes: int, expected: Expected | None,
                    timed: bool = True) -> Status:
         clock, settings = self.remote.clock, self.remote.settings
-        delays = poll_delays(settings, expected, getattr(self.provider, "batch_poll", False))
+        delays = poll_delays(settings, expected, self.provider.batch_poll)
         now, first = clock.now(), next(delays)
         member = _Member(task, handle, takes, asyncio.get_running_loop().create_future(),
                          delays, now + first, now + settings.poll_timeout_s, first, now, now,
@@ -615,7 +613,7 @@ class PollGroup:
         due = [m for m in members if m.due <= now + 1e-6]
         if not due:
             return
-        if getattr(self.provider, "batch_poll", False):
+        if self.provider.batch_poll:
             # nearly due members ride along: one request instead of another one soon
             soon = [m for m in members if m not in due and m.due - now <= _slack(m)]
             batch = due + soon
@@ -652,7 +650,7 @@ class PollGroup:
             status = statuses.get(m.handle.task_id, Status("processing"))
             if m.future.done():
                 continue
-            grace = getattr(self.provider, "unconfirmed_grace_s", 0)
+            grace = self.provider.unconfirmed_grace_s
             if status.state == "unconfirmed" and now - m.waiting_since < grace:
                 status = Status("processing", detail=f"not yet shown by {self.name}")
             if status.state in ("done", "failed") or status.state in UNRESOLVED:
@@ -869,7 +867,7 @@ def _unresolved(task, handle: Handle, status: Status) -> str:
     provider = PROVIDERS[task.provider]
     shot = getattr(task, "shot", None) or task.id
     if status.state == "unconfirmed":
-        grace = getattr(provider, "unconfirmed_grace_s", 0)
+        grace = provider.unconfirmed_grace_s
         why = (f"{task.provider} accepted task {handle.task_id} but has not shown it for "
                f"{grace:.0f} s ({status.message or 'no record yet'})")
     elif status.state == "invalid":
@@ -897,7 +895,7 @@ def _fetched(handle: Handle, status: Status, store: Store) -> list | None:
 
 def _gone_hint(task, handle: Handle) -> str | None:
     """What a dead result URL means at a provider that keeps results for a limited time."""
-    ttl = getattr(PROVIDERS[task.provider], "result_ttl_s", None)
+    ttl = PROVIDERS[task.provider].result_ttl_s
     if not ttl:
         return None
     shot = getattr(task, "shot", None) or task.id
@@ -909,8 +907,7 @@ def _gone_hint(task, handle: Handle) -> str | None:
 
 def _can_look_up(provider) -> bool:
     """Whether a lost submission can be looked up at the provider by the next run."""
-    return bool(getattr(provider, "client_task_id", False)) or any(
-        hasattr(provider, name) for name in ("lookup_requests", "find_submission"))
+    return provider.lost_answer != "ask"
 
 
 def _lost_message(task, task_id: str, why: str, earlier: bool = True) -> str:

@@ -950,7 +950,7 @@ def _expired(task: Task, record: Record) -> bool:
         return False
     from ..providers import PROVIDERS
 
-    ttl = getattr(PROVIDERS[task.provider], "upload_ttl_s", None)
+    ttl = PROVIDERS[task.provider].upload_ttl_s
     return ttl is not None and time.time() - record.finished_at > ttl
 
 

@@ -81,7 +81,8 @@ class Job:
 
 
 class Provider(Protocol):
-    """The compile-time half of a provider (the run-time half is added by the engine issue)."""
+    """The compile-time half of a provider; the run-time half is `Declared` (below), which
+    every provider class derives from."""
 
     name: str
     models: Mapping[str, ModelSpec]
@@ -106,11 +107,58 @@ class Provider(Protocol):
 
 
 # -- the run-time half: requests a provider builds and the answers it reads ---------------------
-#
-# Optional run-time attributes a provider class may set (read with getattr; issue 23 declares
-# them all): `unconfirmed_grace_s` (seconds an `unconfirmed` status is polled as processing
-# before the user is asked; 0 by default), `result_ttl_s` (how long the provider keeps a
-# finished result's URL, for the message when a download finds it gone).
+
+
+class Declared:
+    """What a provider declares about itself at run time, with the defaults of a provider that
+    has none of it. Every provider class derives from it and overrides what it is; the engine,
+    `plan` and `doctor` read these, never probe with getattr/hasattr (a missing attribute was
+    a traceback on a lost answer, issue 23)."""
+
+    # How a submission whose answer was lost is recovered:
+    #   "resend": the client picks the task id (Runware's taskUUID): asked for, and sent again
+    #       with the same id only when the provider proves it does not know it;
+    #   "lookup": looked up by the id sent along (Kling's external_task_id), `lookup_requests`;
+    #   "request_list": found in the provider's list of recent requests by the body sent
+    #       (fal), `find_submission`;
+    #   "ask": no way to look it up: the user is asked (and pointed at `kling-compose adopt`).
+    lost_answer: str = "ask"
+    batch_poll: bool = False  # one poll request carries many tasks (`read_statuses`)
+    upload_ttl_s: float | None = None  # how long an upload's URL lives; None: not limited
+    result_ttl_s: float | None = None  # how long a finished result's URL lives (messages)
+    unconfirmed_grace_s: float = 0.0  # an `unconfirmed` task is polled this long, then asked
+    signs_tokens: bool = False  # doctor compares this computer's clock with the provider's
+    key_check_endpoint: str | None = None  # the endpoint of a free authenticated call
+    creates_elements: bool = False  # elements are made before the generation that names them
+
+    @property
+    def client_task_id(self) -> bool:
+        """The client picks the task id (sent again only after proof it is unknown)."""
+        return self.lost_answer == "resend"
+
+    def lookup_requests(self, job, request: Mapping[str, Any], task_id: str, base_url: str,
+                        key) -> list:
+        """lost_answer "lookup": the requests that look a task up by our id, in order."""
+        raise NotImplementedError
+
+    def read_lookup(self, response, task_id: str) -> "Handle | None":
+        raise NotImplementedError
+
+    async def find_submission(self, send, job, url, key, since: float | None = None,
+                              sent: str | None = None) -> "Handle | None":
+        """lost_answer "request_list": the request sent with this body, if listed."""
+        raise NotImplementedError
+
+    def adopt_handle(self, job, request: Mapping[str, Any], task_id: str, url) -> "Handle":
+        """What polls a task known by its id alone (`kling-compose adopt`)."""
+        return Handle(task_id)
+
+    def element_request(self, element, ref) -> dict[str, Any]:
+        """creates_elements: the body that creates an element."""
+        raise NotImplementedError
+
+
+LOST_ANSWER_RECOVERY = frozenset({"resend", "lookup", "request_list", "ask"})
 
 
 class ProviderError(Exception):

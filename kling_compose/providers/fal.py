@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import ModelSpec
+from .base import Declared, ModelSpec
 
 _SOURCE = ("fal's Kling Video V3 Pro page, "
            "fal.ai/docs/model-api-reference/video-generation-api/kling-video-v3-pro")
@@ -80,12 +80,12 @@ def _detail(data) -> str | None:
     return str(detail) if detail else None
 
 
-class FalQueue:
+class FalQueue(Declared):
     """Submit to the queue, poll the returned status URL, fetch the returned response URL."""
 
     # fal assigns the request id: after a lost answer the engine looks the request up in fal's
     # platform API (`find_submission`) and never re-sends it on its own
-    client_task_id = False
+    lost_answer = "request_list"
     batch_poll = False
     upload_ttl_s = 6 * 24 * 3600.0  # [inferred] fal documents no CDN retention; re-upload weekly
 

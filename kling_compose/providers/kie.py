@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import ModelSpec
+from .base import Declared, ModelSpec
 
 NAME = "kie"
 MODEL_ID = "kling-3.0/video"  # Kling 3.0 spec: `model` enum is only "kling-3.0/video"
@@ -184,10 +184,10 @@ def _envelope(response, what: str) -> dict:
     return body
 
 
-class KieTasks:
+class KieTasks(Declared):
     """createTask (the server assigns taskId), then recordInfo until success or fail."""
 
-    client_task_id = False  # the server assigns taskId: a lost answer cannot be re-sent safely
+    lost_answer = "ask"  # the server assigns taskId and has no lookup: the user is asked
     batch_poll = False  # recordInfo takes one taskId
     upload_ttl_s = 20 * 3600  # uploads are kept 24 h (pages say 24 h or 3 days): margin 4 h
     # `recordInfo is null` (code 422) is polled as processing this long before the user is asked

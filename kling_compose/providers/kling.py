@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import PLACEHOLDER_PREFIX, ModelSpec
+from .base import PLACEHOLDER_PREFIX, Declared, ModelSpec
 
 NAME = "kling"
 V3_MODEL = "kling-v3"  # 3.0 spec: text2video / image2video `model_name` enum
@@ -301,14 +301,15 @@ def _is_duplicate(message: str) -> bool:
     return "external_task_id" in words or "duplicate" in words or "already exist" in words
 
 
-class KlingTasks:
+class KlingTasks(Declared):
     """Create a task (the server assigns task_id; ours travels as external_task_id), then
     query it until succeed or failed. Tokens are signed per request: none outlives 30 min."""
 
     # Kling assigns task_id. Ours, committed to the ledger before the submission, is sent as
     # external_task_id; after a lost answer the next run asks for it (`lookup_requests`, each
     # documented form of the query) and, when none finds it, asks the user: never re-sent.
-    client_task_id = False
+    lost_answer = "lookup"
+    creates_elements = True  # the element library (`element_request`)
     batch_poll = False  # a query takes one task
     upload_ttl_s = None  # nothing is uploaded: local images travel inline (raw base64)
     signs_tokens = True  # doctor compares this computer's clock with Kling's

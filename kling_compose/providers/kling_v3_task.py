@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import ModelSpec
+from .base import Declared, ModelSpec
 
 _SOURCE = "the kling/v3 task API documentation"
 
@@ -80,11 +80,11 @@ def _answer(response) -> dict:
     return data
 
 
-class TaskQueue:
+class TaskQueue(Declared):
     """createTask (the server assigns taskId), then recordInfo until the state is success or
     fail."""
 
-    client_task_id = False  # the server assigns taskId: a lost answer cannot be re-sent safely
+    lost_answer = "ask"  # the server assigns taskId and has no lookup: the user is asked
     batch_poll = False  # recordInfo takes one taskId
 
     def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):

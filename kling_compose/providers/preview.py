@@ -15,7 +15,7 @@ from .. import rules
 from ..errors import Diagnostic
 from ..model import FrameSource, Prompt, ResolvedShot
 from . import fal, kie, kling, kling_v3_task, runware
-from .base import ModelSpec
+from .base import Declared, ModelSpec
 
 DEFAULT_SIZE = (1920, 1080)
 DEFAULT_DURATION_S = 5  # the Kling providers' default (seeds 000, 001, 003, 004)
@@ -46,7 +46,7 @@ MODELS: Mapping[str, ModelSpec] = {alias: _spec(alias) for alias in _ALIASES}
 Ref = Callable[[FrameSource, str], str]
 
 
-class PreviewProvider:
+class PreviewProvider(Declared):
     """Describes an animatic clip per shot; free, local, no key."""
 
     name = "preview"

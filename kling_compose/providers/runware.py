@@ -22,6 +22,7 @@ from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
 from .base import (
     TRANSIENT_STATUS,
+    Declared,
     Handle,
     ModelSpec,
     ProviderError,
@@ -156,7 +157,7 @@ MAX_REFERENCE_IMAGES_WITH_VIDEO = 4
 Ref = Callable[[FrameSource, str], str]
 
 
-class RunwareProvider:
+class RunwareProvider(Declared):
     """Builds Runware `videoInference` task bodies (without taskUUID) and estimates costs."""
 
     name = "runware"
@@ -263,7 +264,7 @@ class RunwareProvider:
 
     # The client picks taskUUID, so after a lost answer the engine asks getResponse for that
     # very UUID and sends it again only when Runware does not know it.
-    client_task_id = True
+    lost_answer = "resend"
     # One request carries any number of tasks ("The payload for each request is a JSON array
     # with one or more objects", runware.ai/docs/platform/authentication), errors are scoped to
     # their task (runware.ai/docs/platform/errors): a run's getResponse tasks go together.

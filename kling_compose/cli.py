@@ -54,7 +54,17 @@ def _epilog(examples: list[str], environment: list[str] = ()) -> str:
     return text
 
 
-_KEYS = ["RUNWARE_API_KEY, FAL_KEY, KIE_API_KEY, KLING_V3_TASK_API_KEY: provider keys",
+def _key_help() -> str:
+    """The key variables every provider declares (providers/base.py Declared)."""
+    from .providers import PROVIDERS
+
+    import textwrap
+
+    names = [v for p in PROVIDERS.values() for v in p.key_variables]
+    return "\n    ".join(textwrap.wrap(", ".join(names) + ": provider keys", 76))
+
+
+_KEYS = [_key_help(),
          "  (or <NAME>_FILE naming a file that holds one, or a .env file beside the storyboard)"]
 _TABLES = ["NO_COLOR: print without colours (https://no-color.org)"]
 _RUN_ENV = [*_KEYS, "KLING_COMPOSE_<HOST>_URL: another base URL for a host (docs/providers.md)",

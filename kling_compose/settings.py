@@ -39,47 +39,32 @@ from urllib.parse import urlsplit
 
 from .errors import Diagnostic, Location, UserError
 
+# Each provider declares its key variables and hosts (providers/base.py Declared); these
+# tables are read off those declarations, in the providers' order.
+def _declared():
+    from .providers import PROVIDERS
+
+    return [(name, p) for name, p in PROVIDERS.items() if p.key_variables]
+
+
 # storyboard provider name -> the environment variable holding its API key
-KEY_VARIABLES = MappingProxyType({
-    "runware": "RUNWARE_API_KEY",
-    "fal": "FAL_KEY",
-    "kling-v3-task": "KLING_V3_TASK_API_KEY",
-    "kie": "KIE_API_KEY",
-    "kling": "KLING_ACCESS_KEY",  # with KLING_SECRET_KEY: KEY_SETS
-})
+KEY_VARIABLES = MappingProxyType({name: p.key_variables[0] for name, p in _declared()})
 
 # providers whose credential is several secrets, every one required (a KeyPair); the first is
 # the provider's KEY_VARIABLES entry
-KEY_SETS = MappingProxyType({
-    "kling": ("KLING_ACCESS_KEY", "KLING_SECRET_KEY"),  # the JWT's `iss` and signing key
-})
+KEY_SETS = MappingProxyType({name: p.key_variables for name, p in _declared()
+                             if len(p.key_variables) > 1})
 
-# endpoint name -> default base URL (None: there is no public default; the user names the host).
-# Each real host has its own entry, so that a request sent to the wrong host fails in the
-# simulator too (fal's storage token comes from its REST host, not the queue host).
-ENDPOINTS = MappingProxyType({
-    "runware": "https://api.runware.ai/v1",  # Runware REST API (runware.ai/docs)
-    "fal": "https://queue.fal.run",  # fal queue (fal-client 1.0.3: QUEUE_URL_FORMAT)
-    "fal-rest": "https://rest.fal.ai",  # fal storage tokens (fal-client 1.0.3: REST_URL)
-    "fal-cdn": "https://v3.fal.media",  # fal uploads (fal-client 1.0.3: CDN_URL, /files/upload)
-    "fal-api": "https://api.fal.ai",  # fal platform API: recent requests by endpoint
-    "kling-v3-task": None,  # seed 002 names no host: its dialect is spoken by no known host
-    "kie": "https://api.kie.ai",  # docs.kie.ai: Market API host
-    "kie-upload": "https://kieai.redpandaai.co",  # docs.kie.ai: File Upload API host
-    "kling": "https://api-singapore.klingai.com",  # Kling API docs: "API Domain"
-})
+# endpoint name -> default base URL (None: there is no public default; the user names the host)
+ENDPOINTS = MappingProxyType({endpoint: url for _, p in _declared()
+                              for endpoint, url in p.endpoints})
 
 # every provider a storyboard or --provider may name (the local one first)
 PROVIDER_NAMES = ("preview", *KEY_VARIABLES)
 
 # the endpoints each remote provider talks to (the first is its API; others as needed)
-PROVIDER_ENDPOINTS = MappingProxyType({
-    "runware": ("runware",),
-    "fal": ("fal", "fal-rest", "fal-cdn", "fal-api"),
-    "kling-v3-task": ("kling-v3-task",),
-    "kie": ("kie", "kie-upload"),
-    "kling": ("kling",),
-})
+PROVIDER_ENDPOINTS = MappingProxyType({name: tuple(e for e, _ in p.endpoints)
+                                       for name, p in _declared()})
 
 # (variable, settings field, lowest allowed, highest allowed) for numeric tuning variables
 _NUMBERS = (

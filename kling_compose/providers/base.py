@@ -123,6 +123,13 @@ class Declared:
     #       (fal), `find_submission`;
     #   "ask": no way to look it up: the user is asked (and pointed at `kling-compose adopt`).
     lost_answer: str = "ask"
+    # the environment variables holding its key (every one required: Kling signs its tokens
+    # with an access key and a secret key); the first names the key in messages
+    key_variables: tuple[str, ...] = ()
+    # (endpoint name, default base URL) of each host it talks to, its API first; None: there is
+    # no public default (the user names the host, KLING_COMPOSE_<ENDPOINT>_URL). Each real host
+    # has its own entry, so that a request sent to the wrong host fails in the simulator too
+    endpoints: tuple[tuple[str, str | None], ...] = ()
     batch_poll: bool = False  # one poll request carries many tasks (`read_statuses`)
     upload_ttl_s: float | None = None  # how long an upload's URL lives; None: not limited
     result_ttl_s: float | None = None  # how long a finished result's URL lives (messages)

@@ -86,6 +86,13 @@ class FalQueue(Declared):
     # fal assigns the request id: after a lost answer the engine looks the request up in fal's
     # platform API (`find_submission`) and never re-sends it on its own
     lost_answer = "request_list"
+    key_variables = ("FAL_KEY",)
+    endpoints = (
+        ("fal", "https://queue.fal.run"),  # fal queue (fal-client 1.0.3: QUEUE_URL_FORMAT)
+        ("fal-rest", "https://rest.fal.ai"),  # fal storage tokens (fal-client 1.0.3: REST_URL)
+        ("fal-cdn", "https://v3.fal.media"),  # uploads (fal-client 1.0.3: CDN_URL, /files/upload)
+        ("fal-api", "https://api.fal.ai"),  # fal platform API: recent requests by endpoint
+    )
     batch_poll = False
     upload_ttl_s = 6 * 24 * 3600.0  # [inferred] fal documents no CDN retention; re-upload weekly
 

@@ -188,6 +188,11 @@ class KieTasks(Declared):
     """createTask (the server assigns taskId), then recordInfo until success or fail."""
 
     lost_answer = "ask"  # the server assigns taskId and has no lookup: the user is asked
+    key_variables = ("KIE_API_KEY",)
+    endpoints = (
+        ("kie", "https://api.kie.ai"),  # docs.kie.ai: Market API host
+        ("kie-upload", "https://kieai.redpandaai.co"),  # docs.kie.ai: File Upload API host
+    )
     batch_poll = False  # recordInfo takes one taskId
     upload_ttl_s = 20 * 3600  # uploads are kept 24 h (pages say 24 h or 3 days): margin 4 h
     # `recordInfo is null` (code 422) is polled as processing this long before the user is asked

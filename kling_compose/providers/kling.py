@@ -309,6 +309,8 @@ class KlingTasks(Declared):
     # external_task_id; after a lost answer the next run asks for it (`lookup_requests`, each
     # documented form of the query) and, when none finds it, asks the user: never re-sent.
     lost_answer = "lookup"
+    key_variables = ("KLING_ACCESS_KEY", "KLING_SECRET_KEY")  # the JWT's `iss` and signing key
+    endpoints = (("kling", "https://api-singapore.klingai.com"),)  # Kling API docs: "API Domain"
     creates_elements = True  # the element library (`element_request`)
     batch_poll = False  # a query takes one task
     upload_ttl_s = None  # nothing is uploaded: local images travel inline (raw base64)

@@ -85,6 +85,9 @@ class TaskQueue(Declared):
     fail."""
 
     lost_answer = "ask"  # the server assigns taskId and has no lookup: the user is asked
+    key_variables = ("KLING_V3_TASK_API_KEY",)
+    # seed 002 names no host: its dialect is spoken by no known host
+    endpoints = (("kling-v3-task", None),)
     batch_poll = False  # recordInfo takes one taskId
 
     def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):

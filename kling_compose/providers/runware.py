@@ -265,6 +265,8 @@ class RunwareProvider(Declared):
     # The client picks taskUUID, so after a lost answer the engine asks getResponse for that
     # very UUID and sends it again only when Runware does not know it.
     lost_answer = "resend"
+    key_variables = ("RUNWARE_API_KEY",)
+    endpoints = (("runware", "https://api.runware.ai/v1"),)  # Runware REST API (runware.ai/docs)
     # One request carries any number of tasks ("The payload for each request is a JSON array
     # with one or more objects", runware.ai/docs/platform/authentication), errors are scoped to
     # their task (runware.ai/docs/platform/errors): a run's getResponse tasks go together.

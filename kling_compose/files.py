@@ -136,10 +136,11 @@ def real_path(path: Path | str) -> Path | None:
         return None
 
 
-def resolves_inside(path: Path, root: Path) -> bool | None:
-    """Whether `path`, links followed, stays inside `root`; None when it cannot be followed."""
+def resolves_inside(path: Path, root: Path, root_real: Path | None = None) -> bool | None:
+    """Whether `path`, links followed, stays inside `root` (`root_real`: root already
+    resolved, for a caller checking many paths); None when it cannot be followed."""
     try:
-        return path.resolve().is_relative_to(root.resolve())
+        return path.resolve().is_relative_to(root_real or root.resolve())
     except (OSError, RuntimeError, ValueError):
         return None
 

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 from .errors import Diagnostic, Location, UserError, did_you_mean
+from .files import real_path
 from .parse import extent
 from .model import (
     SHOT_FIELD_NAMES,
@@ -60,6 +61,7 @@ class _Resolver:
         self.order: list[str] = []  # unique shot ids in storyboard order
         self.in_order = sb.shots  # every shot, duplicates included (`previous` counts them)
         self._exists: dict = {}
+        self._root_real = real_path(sb.root)  # resolved once: every input path is checked
 
     def fail(self, message: str, location: Location | None, hint: str | None = None) -> None:
         self.problems.append(Diagnostic(message, location, hint))
@@ -284,7 +286,7 @@ class _Resolver:
         normal = posixpath.normpath(value.replace("\\", "/"))
         if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
             return False
-        return resolves_inside(self.sb.root / normal, self.sb.root)
+        return resolves_inside(self.sb.root / normal, self.sb.root, self._root_real)
 
     def check_element(self, element: Element) -> None:
         for src in (element.frontal_image, *element.images, *element.videos, *element.voices):

@@ -843,7 +843,10 @@ def _redirected(request: httpx.Request, response: httpx.Response) -> httpx.Reque
                                             request.url.port):
         drop |= CREDENTIAL_HEADERS
     headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in drop]
-    return httpx.Request(method, url, headers=headers, content=content or None)
+    # extensions travel on (httpx keeps them too): a refusal after a redirect still names the
+    # shot's file:line (kling's `where`)
+    return httpx.Request(method, url, headers=headers, content=content or None,
+                         extensions=dict(request.extensions))
 
 
 def _expected_duration(task) -> float | None:

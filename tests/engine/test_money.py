@@ -277,6 +277,24 @@ def test_a_credential_goes_only_to_a_configured_provider_host(tmp_path, url):
     assert len(seen) == 1
 
 
+def test_a_redirect_keeps_the_requests_extensions(tmp_path):
+    """Issue 23: `_redirected` dropped `request.extensions`, so a refusal after a redirect no
+    longer named the shot's file:line (kling puts it there)."""
+    seen = {}
+
+    def transport(request):
+        if request.url.path == "/first":
+            return httpx.Response(307, headers={"location": "/second"})
+        seen.update(request.extensions)
+        return httpx.Response(200, json={})
+
+    remote = _remote(tmp_path, transport)
+    request = httpx.Request("GET", "https://api.example.test/first",
+                            extensions={"kling_compose_where": "storyboard.yaml:7:9"})
+    asyncio.run(_send(remote, request))
+    assert seen.get("kling_compose_where") == "storyboard.yaml:7:9"
+
+
 def test_a_same_origin_redirect_keeps_the_credential(tmp_path):
     seen = {}
 

@@ -574,7 +574,7 @@ def gc(path, var_items, vars_files, dry_run) -> None:
     clip it names) nor the current storyboard's plan."""
     from .engine.gc import collect, find_garbage
     from .engine.lockfile import check_lockfile
-    from .engine.run import _project_lock
+    from .engine.run import project_lock
     from .engine.status import last_run
 
     root = storyboard_path(path)[0].parent
@@ -583,7 +583,7 @@ def gc(path, var_items, vars_files, dry_run) -> None:
     plans = [_plan(path, var_items, vars_files, None),
              _plan(path, var_items, vars_files, last.get("provider"),
                    last.get("preview_resolution"))]
-    with _project_lock(root):  # never while a run writes
+    with project_lock(root):  # never while a run writes
         garbage = find_garbage(plans)
         lines = [f"{'would remove' if dry_run else 'removed'} {file.relative_to(root)} "
                  f"({file.stat().st_size} bytes)" for file in garbage.files]
@@ -672,12 +672,12 @@ def pull(path, var_items, vars_files) -> None:
     """Fetch every clip storyboard.lock names from the shared artifact store, verified, and
     write the films and shot clips to renders/ (no key needed)."""
     from .engine.artifacts import export_lock, lock_objects, pull as pull_objects, store_failure
-    from .engine.run import _project_lock
+    from .engine.run import project_lock
     from .engine.store import Store
 
     root, remote = _shared_store(path, var_items, vars_files)
     store = Store(root / ".kling-compose")
-    with _project_lock(root):
+    with project_lock(root):
         try:
             moved = pull_objects(remote, store, lock_objects(root, store))
         except Exception as exc:

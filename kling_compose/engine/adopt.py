@@ -41,7 +41,7 @@ def adopt(plan, shot: str, task_id: str, settings: Settings,
           sleep: Callable[[float], Awaitable] | None = None) -> Adopted:
     """Adopt provider task `task_id` as the generation of `shot` in `plan`; UserError when it
     cannot be (unknown shot, a free provider, a failed, unknown or different task)."""
-    from .run import _project_lock
+    from .run import project_lock
 
     task = _generation(plan, shot)
     task_id = task_id.strip()
@@ -49,7 +49,7 @@ def adopt(plan, shot: str, task_id: str, settings: Settings,
         raise UserError.single(f"adopt: '{task_id[:40]}' is not a task id",
                                hint="copy the id from the provider's dashboard")
     root = plan.resolved.storyboard.root
-    with _project_lock(root):
+    with project_lock(root):
         state = State(state_path(root))
         try:
             return asyncio.run(_adopt(task, task_id, settings, state,

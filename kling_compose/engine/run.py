@@ -102,7 +102,7 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
     settings = settings or Settings()
     shared = _pull_shared(plan, settings)  # the team's paid clips first: then nothing to pay
     statuses = check_request(plan, options, settings)
-    with _project_lock(root):
+    with project_lock(root):
         state = State(state_path(root))
         try:
             record_run(plan)
@@ -191,7 +191,7 @@ def _unwritable(exc: Exception, root: Path) -> str:
     return what
 
 
-class _project_lock:
+class project_lock:
     """One run per project at a time: a second concurrent run would race on the same files."""
 
     def __init__(self, root: Path) -> None:

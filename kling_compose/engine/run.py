@@ -59,6 +59,17 @@ class Outcome:
     elapsed_s: float = 0.0
 
 
+# what a shared store raises when it fails (S3 errors are translated to StoreError at its
+# boundary; a folder store raises OSError): anything else is a bug, never "the store failed"
+def _store_failures() -> tuple[type[BaseException], ...]:
+    from .s3store import StoreError
+
+    return (StoreError, OSError)
+
+
+STORE_FAILURES = _store_failures()
+
+
 @dataclass(frozen=True, slots=True)
 class RunResult:
     outcomes: tuple[Outcome, ...]
@@ -574,7 +585,7 @@ class _Runner:
         if self.store_failed is None:
             try:
                 return await self._claim_or_wait_in_store(task, record)
-            except Exception as exc:  # the store's client library has its own exceptions
+            except STORE_FAILURES as exc:  # unreachable or refusing (translated at its boundary)
                 self.store_failed = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
         if _in_flight(record):
             self.claims[task.id] = {}  # resume it; the next run publishes
@@ -632,7 +643,7 @@ class _Runner:
                 recorded = None if unfollowable or (
                     data is not None and data.get("inputs", {}) == inputs) else \
                     await asyncio.to_thread(recorded_task, self.shared, task, holder)
-            except Exception as exc:  # the store failed while another run holds the claim
+            except STORE_FAILURES as exc:  # the store failed while another holds the claim
                 self.store_failed = str(exc) or type(exc).__name__
                 return Outcome(task, "failed", error=(
                     f"the shared store {self.shared.url} failed while waiting for shot "

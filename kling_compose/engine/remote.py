@@ -250,7 +250,7 @@ class Remote:
         except RemoteError:
             self.budget.settle(task.id, None)  # it may still run, and be billed: count it
             raise
-        if refetch and status.state == "unknown":
+        if refetch and status.state in ("unknown", "unconfirmed"):
             return await self._anew(task, request, handle, "no longer has it")
         if status.state in UNRESOLVED:  # it may exist and be paid for: kept, the user decides
             self.budget.settle(task.id, None)
@@ -275,7 +275,7 @@ class Remote:
         self.state.rejected(task.cache_key, f"{task.provider} {why}: made anew")
         self.tell(task, f"{task.provider} {why} (task {handle.task_id}): generating anew")
         self.warnings.append(
-            f"shot '{getattr(task, 'shot', None) or task.id}': its clips were missing here and "
+            f"shot '{_shot(task)}': its clips were missing here and "
             f"{task.provider} {why} (task {handle.task_id}), so it was generated anew")
         return await self.generate(task, request, None)
 
@@ -337,7 +337,7 @@ class Remote:
             estimate = (f"the estimate ${task.job.cost_usd:.3f}" if task.job.cost_usd is not None
                         else "no cost")
             result["cost_warning"] = f"{notes[0]}: {estimate} is counted instead"
-            shot = getattr(task, "shot", None) or task.id
+            shot = _shot(task)
             self.warnings.append(f"shot '{shot}': {result['cost_warning']}")
         return artifacts, result, cost
 
@@ -391,7 +391,7 @@ class Remote:
             handle = await self.call(send, task, reject=True)
         except _Ambiguous as exc:
             self.budget.settle(task.id, None)  # it may be running: count it as spent
-            if _can_look_up(provider):
+            if provider.lost_answer != "ask":  # the next run can look it up
                 raise RemoteError(f"{exc}; `run` again to find out whether it was accepted") \
                     from None
             raise RemoteError(f"{exc}. " + _lost_message(task, task_id, (
@@ -430,16 +430,24 @@ class Remote:
             return None
         if provider.lost_answer == "lookup":  # Kling: by the id we sent along, each form
             request = task.job.request if task.job is not None else task.params["request"]
+            unanswered = None
             for lookup in provider.lookup_requests(task.job, request, task_id, base, key):
                 async def ask(lookup=lookup):
                     return provider.read_lookup(await self.send(lookup), task_id)
 
                 try:
                     found = await self.call(ask, None)
-                except RemoteError:
-                    continue  # this form did not answer: the next one may
+                except RemoteError as exc:
+                    unanswered = exc  # this form did not answer: the next one may
+                    continue
                 if found is not None:
                     return found
+                unanswered = None  # one form answered: not found
+            if unanswered is not None:
+                raise RemoteError(f"an earlier submission of shot '{_shot(task)}' to "
+                                  f"{task.provider} may have been accepted, but its answer was "
+                                  f"lost, and looking it up failed ({unanswered}); nothing is "
+                                  "sent again: `run` again to ask again")
             raise RemoteError(_lost_message(task, task_id, (
                 f"{task.provider} did not find it under our id {task_id} (external_task_id) by "
                 "either documented query; it may still appear")))
@@ -556,6 +564,7 @@ class _Member:
     waiting_since: float  # when it joined (after the submission's answer)
     processing_at: float  # the last poll that found it still processing
     timed: bool = True  # False for another run's generation: joined late, says nothing
+    grace_until: float = 0.0  # an `unconfirmed` answer is polled on until then
 
 
 class PollGroup:
@@ -577,7 +586,7 @@ class PollGroup:
         now, first = clock.now(), next(delays)
         member = _Member(task, handle, takes, asyncio.get_running_loop().create_future(),
                          delays, now + first, now + settings.poll_timeout_s, first, now, now,
-                         timed)
+                         timed, now + self._grace_left(task))
         self.members[id(member)] = member
         self.wake.set()
         if self.loop_task is None or self.loop_task.done():
@@ -586,6 +595,15 @@ class PollGroup:
             return await member.future
         finally:
             self.members.pop(id(member), None)
+
+    def _grace_left(self, task) -> float:
+        """What is left of the provider's grace for an unconfirmed task, counted from its
+        submission (a later run, or a finished task fetched again, does not start it anew)."""
+        grace = self.provider.unconfirmed_grace_s
+        record = self.remote.state.get(task.cache_key) if grace else None
+        if record is None or record.submitted_at is None:
+            return grace
+        return max(0.0, grace - (time.time() - record.submitted_at))
 
     async def _loop(self) -> None:
         clock = self.remote.clock
@@ -650,8 +668,7 @@ class PollGroup:
             status = statuses.get(m.handle.task_id, Status("processing"))
             if m.future.done():
                 continue
-            grace = self.provider.unconfirmed_grace_s
-            if status.state == "unconfirmed" and now - m.waiting_since < grace:
+            if status.state == "unconfirmed" and now < m.grace_until:
                 status = Status("processing", detail=f"not yet shown by {self.name}")
             if status.state in ("done", "failed") or status.state in UNRESOLVED:
                 if status.state == "done" and m.timed:  # it ended between the last two polls:
@@ -725,24 +742,18 @@ def poll_delays(settings: Settings, expected: Expected | None,
             yield settings.poll_interval_s
     cap = settings.poll_max_s
     delay = settings.poll_first_s
-    if expected is not None and expected.seconds > 0 and not batch:
+    if expected is not None and expected.seconds > 0:
         seconds = expected.seconds
         dense = min(settings.poll_max_s, max(DENSE_MIN_S, DENSE_STEP * seconds))
-        if not expected.measured:
+        if expected.measured:
+            yield max(settings.poll_first_s, HISTORY_FIRST_POLL * seconds)
+            for _ in range(max(1, int(0.5 * seconds / dense))):
+                yield dense
+        elif not batch:  # batched: polls cost nothing per clip, the growth below from 1 s
             yield from _cold_ramp(settings.poll_first_s, 0.5 * seconds, dense)
             for _ in range(max(1, round(0.5 * seconds / dense))):
                 yield dense
             cap, delay = max(cap, COLD_CAP * seconds), dense * settings.poll_factor
-        else:
-            yield max(settings.poll_first_s, HISTORY_FIRST_POLL * seconds)
-            for _ in range(max(1, int(0.5 * seconds / dense))):
-                yield dense
-    elif expected is not None and expected.seconds > 0 and expected.measured:  # batched
-        seconds = expected.seconds
-        dense = min(settings.poll_max_s, max(DENSE_MIN_S, DENSE_STEP * seconds))
-        yield max(settings.poll_first_s, HISTORY_FIRST_POLL * seconds)
-        for _ in range(max(1, int(0.5 * seconds / dense))):
-            yield dense
     while True:
         yield delay
         delay = min(cap, delay * settings.poll_factor)
@@ -868,7 +879,7 @@ def _unresolved(task, handle: Handle, status: Status) -> str:
     """Why a submitted generation is neither done nor failed, and what the user can do: it
     stays submitted (the next run asks again); it is never sent again by itself."""
     provider = PROVIDERS[task.provider]
-    shot = getattr(task, "shot", None) or task.id
+    shot = _shot(task)
     if status.state == "unconfirmed":
         grace = provider.unconfirmed_grace_s
         why = (f"{task.provider} accepted task {handle.task_id} but has not shown it for "
@@ -886,6 +897,11 @@ def _unresolved(task, handle: Handle, status: Status) -> str:
             "submits it anew (that pays again)")
 
 
+def _shot(task) -> str:
+    """The shot a task is for (an element task has none: its id)."""
+    return getattr(task, "shot", None) or task.id
+
+
 def _fetched(handle: Handle, status: Status, store: Store) -> list | None:
     """The takes `kling-compose adopt` already downloaded and verified for this task (still in
     the store, one per result): not fetched again, which also outlives an expired result URL."""
@@ -901,20 +917,15 @@ def _gone_hint(task, handle: Handle) -> str | None:
     ttl = PROVIDERS[task.provider].result_ttl_s
     if not ttl:
         return None
-    shot = getattr(task, "shot", None) or task.id
+    shot = _shot(task)
     return (f"{task.provider} keeps a finished result for about {ttl / 3600:g} h, and task "
             f"{handle.task_id}'s is gone; the clip cannot be fetched any more. The shot stays "
             f"submitted (nothing is paid again by itself): `run --force {shot}` generates it "
             "anew, which pays again")
 
 
-def _can_look_up(provider) -> bool:
-    """Whether a lost submission can be looked up at the provider by the next run."""
-    return provider.lost_answer != "ask"
-
-
 def _lost_message(task, task_id: str, why: str, earlier: bool = True) -> str:
-    shot = getattr(task, "shot", None) or task.id
+    shot = _shot(task)
     which = "an earlier submission" if earlier else "the submission"
     return (f"{which} of shot '{shot}' to {task.provider} may have been accepted, "
             f"but its answer was lost, and {why}. Nothing is sent again by itself: if your "

@@ -219,3 +219,23 @@ def test_interrupted_while_uploading_resumes_and_pays_once(project, sim, provide
         assert "your kie dashboard shows the task" in json.dumps(summary)
     else:
         assert len(sim.generations(provider)) == shots
+
+
+@pytest.mark.parametrize("provider", ["runware", "kling", "fal"])
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_interrupted_while_asking_after_a_lost_answer_resumes_and_pays_once(project, sim,
+                                                                             provider, how):
+    """Issue 21's new awaits: after a lost submit answer the engine asks the provider before
+    anything is sent again (Runware's getResponse between two retries of one run; Kling's
+    lookups by our id and fal's request list in the next run). A run stopped while asking
+    resumes, finds the task, and pays for it once."""
+    sim.faults.task_seconds = 1.0
+    root = project(ONE_SHOT)
+    sim.faults.reset(1, provider=provider, kind="submit", after_processing=True)
+    if provider != "runware":  # the run that lost the answer stops: the next one asks
+        first = run(root, provider, sim)
+        assert first["failed"] == 1 and len(sim.generations(provider)) == 1, first
+    interrupt_at(root, provider, sim, "poll", how)  # stopped at the question
+    summary = run(root, provider, sim)
+    assert summary["failed"] == 0, summary
+    assert len(sim.generations(provider)) == 1  # found again, never sent twice

@@ -230,3 +230,51 @@ def test_clips_lost_here_and_at_the_provider_are_made_anew_in_the_same_run(tmp_p
     assert len(fake.submits) == 2 and fake.submits[1]["taskUUID"] != old
     (warning,) = result.warnings
     assert "clips were missing here" in warning and "generated anew" in warning
+
+
+def test_the_grace_for_an_unconfirmed_task_runs_from_its_submission(tmp_path, clip, answers,
+                                                                   monkeypatch):
+    """A later run does not poll a task the provider never showed for another whole grace
+    period: the grace counts from the submission (the ledger's submitted_at)."""
+    import sqlite3
+
+    monkeypatch.setattr(type(PROVIDERS["runware"]), "unconfirmed_grace_s", 600.0, raising=False)
+    root = make_project(tmp_path, chain_storyboard(1))
+    fake = FakeRunware(clip)
+    answers.extend([Status("unconfirmed", message="not shown")] * 10_000)
+    first, sleeps = run(root, fake)
+    assert "has not shown it for 600 s" in first.outcomes[1].error
+    assert sum(sleeps) >= 600  # polled on through the grace
+    db = sqlite3.connect(root / ".kling-compose" / "state.db")
+    db.execute("UPDATE tasks SET submitted_at = submitted_at - 3600")  # an hour ago
+    db.commit()
+    db.close()
+    again, sleeps = run(root, fake)
+    assert "has not shown it" in again.outcomes[1].error
+    assert sum(sleeps) < 60  # asked at once, not after another ten minutes
+    assert len(fake.submits) == 1
+
+
+def test_a_finished_task_unconfirmed_when_fetched_again_is_made_anew_at_once(tmp_path, clip,
+                                                                            answers,
+                                                                            monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(type(PROVIDERS["runware"]), "unconfirmed_grace_s", 600.0, raising=False)
+    root = make_project(tmp_path, chain_storyboard(1))
+    dead: set[str] = set()
+
+    class Expired(FakeRunware):
+        def handle(self, request):
+            if request.method == "GET" and any(d in str(request.url) for d in dead):
+                return httpx.Response(404)
+            return super().handle(request)
+
+    fake = Expired(clip)
+    assert run(root, fake)[0].ok
+    shutil.rmtree(root / ".kling-compose" / "objects")
+    dead.update(fake.tasks)
+    answers.append(Status("unconfirmed", message="record is null"))  # the old task's poll
+    result, sleeps = run(root, fake)
+    assert result.ok and len(fake.submits) == 2, [(o.task.id, o.error) for o in result.outcomes]
+    assert sum(sleeps) < 60

@@ -34,18 +34,13 @@ class _Unusable(ValueError):
     """A lock file that is not a bounded regular file of shallow JSON."""
 
 
-def _load(path: Path):
-    """The lock's JSON, read as a regular file of bounded size and nesting (_Unusable,
-    UnicodeDecodeError, ValueError or OSError otherwise)."""
-    import stat
+def _load(path: Path, hint: str | None = None):
+    """The lock's JSON, read as a regular file of bounded size (files.read_bytes: UserError
+    otherwise) and bounded nesting (_Unusable; UnicodeDecodeError, ValueError)."""
+    from ..files import read_bytes
 
-    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise _Unusable("is not a regular file")
-        data = f.read(MAX_LOCK_BYTES + 1)
-    if len(data) > MAX_LOCK_BYTES:
-        raise _Unusable(f"is larger than {MAX_LOCK_BYTES // 2**20} MB")
-    text = data.decode("utf-8")
+    text = read_bytes(path, path.name, what=path.name, limit=MAX_LOCK_BYTES,
+                      hint=hint).decode("utf-8")
     if _nesting(text) > MAX_DEPTH:
         raise _Unusable(f"nests deeper than {MAX_DEPTH} levels")
     try:
@@ -80,16 +75,13 @@ def check_lockfile(root: Path) -> None:
     hint = ("restore it from git (`git checkout storyboard.lock`), or move it aside: the next "
             "run writes it anew from .kling-compose/state.db")
     try:
-        data = _load(path)
+        data = _load(path, hint)  # not a regular file, too large: read_bytes's UserError
     except UnicodeDecodeError:
         raise UserError.single(f"{path.name} is not UTF-8 text", hint=hint) from None
     except _Unusable as exc:
         raise UserError.single(f"{path.name} {exc}", hint=hint) from None
     except ValueError as exc:
         raise UserError.single(f"{path.name} is not valid JSON ({exc})", hint=hint) from None
-    except OSError as exc:
-        raise UserError.single(f"{path.name} cannot be read ({exc.strerror})", hint=hint) \
-            from None
     sections = ("shots", "outputs")
     if not isinstance(data, dict) or not all(
             isinstance(data.get(k, {}), dict) and
@@ -101,9 +93,11 @@ def check_lockfile(root: Path) -> None:
 def read_lockfile(root: Path) -> dict:
     """The lock file's content, or an empty lock when there is none (or it is unreadable)."""
     empty = {"version": LOCK_VERSION, "shots": {}, "outputs": {}}
+    from ..errors import UserError
+
     try:
         data = _load(lock_path(root))
-    except (OSError, ValueError):
+    except (UserError, ValueError):  # none, or unreadable: check_lockfile says why
         return empty
     if not isinstance(data, dict):
         return empty

@@ -68,9 +68,6 @@ def usable_cost(amount) -> bool:
     return isinstance(amount, Decimal) and amount.is_finite() and amount >= 0
 
 
-KEY_REFUSED = "refused to send a provider key to"
-
-
 class RemoteError(Exception):
     """A task failed at a provider (recorded on the task, never a traceback)."""
 
@@ -79,8 +76,19 @@ class ResultGone(RemoteError):
     """A finished generation's result URL no longer serves it (HTTP 403, 404, 410)."""
 
 
+class KeyRefused(RemoteError):
+    """A request would have carried a provider key to a host the settings do not name (an
+    address read from a saved record): nothing was sent."""
+
+
 class _Gone(ProviderError):
     """A download answered 403/404/410: the result is gone from that URL."""
+
+    remote_error = ResultGone
+
+
+class _KeyRefused(ProviderError):
+    remote_error = KeyRefused
 
 
 class BudgetExceeded(RemoteError):
@@ -195,8 +203,8 @@ class Remote:
         origin = _origin(request.url)
         allowed = {_origin(httpx.URL(base)) for base in self.settings.urls.values() if base}
         if origin not in allowed:
-            raise ProviderError(
-                f"{KEY_REFUSED} {origin[0]}://{origin[1]}:{origin[2]}, "
+            raise _KeyRefused(
+                f"refused to send a provider key to {origin[0]}://{origin[1]}:{origin[2]}, "
                 "which is not one of the configured provider hosts: the address came from "
                 "a saved record (the ledger, storyboard.lock or the shared store), not from "
                 "the provider's settings; nothing was sent")
@@ -538,7 +546,7 @@ class Remote:
         except ProviderError as exc:
             if reject and task is not None:
                 self.state.rejected(task.cache_key, str(exc))
-            raise (ResultGone if isinstance(exc, _Gone) else RemoteError)(str(exc)) from None
+            raise getattr(exc, "remote_error", RemoteError)(str(exc)) from None
         except httpx.TransportError as exc:
             raise RemoteError(_unreachable(exc, self.settings)) from None
         except TransientError as exc:
@@ -661,7 +669,7 @@ class PollGroup:
         except RemoteError as exc:
             for m in batch:
                 if not m.future.done():
-                    m.future.set_exception(RemoteError(str(exc)))
+                    m.future.set_exception(type(exc)(str(exc)))  # its kind kept
             return
         now = self.remote.clock.now()
         for m in batch:

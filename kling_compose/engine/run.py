@@ -28,7 +28,7 @@ from ..plan import LOCAL_PROVIDERS, Plan, Task, substitute
 from ..settings import Settings
 from .lockfile import read_lockfile, write_lockfile
 from ..providers.base import Handle
-from .remote import KEY_REFUSED, Budget, BudgetExceeded, Clock, Remote, RemoteError
+from .remote import Budget, BudgetExceeded, Clock, KeyRefused, Remote, RemoteError
 from .restore import lock_record, may_restore
 from .slots import Rank, Slots, heir, rank_tasks
 from .state import (NOTHING_TO_PAY, Record, State, input_digests, is_reusable, planned,
@@ -586,7 +586,7 @@ class _Runner:
             try:
                 return await self._claim_or_wait_in_store(task, record)
             except STORE_FAILURES as exc:  # unreachable or refusing (translated at its boundary)
-                self.store_failed = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+                self.store_failed = str(exc) or type(exc).__name__
         if _in_flight(record):
             self.claims[task.id] = {}  # resume it; the next run publishes
             return None
@@ -680,16 +680,14 @@ class _Runner:
             status = await self.remote.follow(task, handle.task_id, dict(handle.extra))
             if status.state == "done":
                 artifacts, result, cost = await self.remote.collect(task, handle, status)
-        except RemoteError as exc:
-            if str(exc).startswith(KEY_REFUSED):  # a planted record: never followed, named
-                return Outcome(task, "failed", error=(
-                    f"the task record for shot '{task.shot}' in {self.shared.url} (claimed by "
-                    f"{holder.get('owner', 'unknown')}) points outside {task.provider}'s hosts: "
-                    f"{exc}. It is not followed and nothing was paid here; if nobody you know "
-                    f"wrote it, remove claim-{task.cache_key}.json and its task record from "
-                    "the store"))
-            return None
-        except UserError:
+        except KeyRefused as exc:  # a planted record: never followed, named
+            return Outcome(task, "failed", error=(
+                f"the task record for shot '{task.shot}' in {self.shared.url} (claimed by "
+                f"{holder.get('owner', 'unknown')}) points outside {task.provider}'s hosts: "
+                f"{exc}. It is not followed and nothing was paid here; if nobody you know "
+                f"wrote it, remove claim-{task.cache_key}.json and its task record from "
+                "the store"))
+        except (RemoteError, UserError):
             return None
         if status.state != "done":  # it failed at the provider: nothing left in flight
             await asyncio.to_thread(release, self.shared, task, holder)

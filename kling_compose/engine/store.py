@@ -115,10 +115,8 @@ def refuse_links(folder: Path, root: Path) -> None:
     while pending:
         try:
             entries = list(os.scandir(pending.pop()))
-        except (FileNotFoundError, NotADirectoryError):
+        except OSError:  # gone, or unreadable: whatever writes there says so
             continue
-        except OSError:
-            continue  # unreadable: whatever writes there says so
         for entry in sorted(entries, key=lambda e: e.name):
             if entry.is_symlink():
                 shown = os.path.relpath(entry.path, root)

@@ -29,10 +29,10 @@ from ..settings import Settings
 from .lockfile import read_lockfile, write_lockfile
 from ..providers.base import Handle
 from .remote import Budget, BudgetExceeded, Clock, KeyRefused, Remote, RemoteError
-from .restore import lock_record, may_restore
 from .slots import Rank, Slots, heir, rank_tasks
-from .state import (NOTHING_TO_PAY, Record, State, input_digests, is_reusable, planned,
-                    state_path, unneeded_inputs)
+from .decide import NOTHING_TO_PAY, Verdict, decide, unneeded_inputs
+from .reuse import in_flight, input_digests
+from .state import Record, State, state_path
 from .status import record_run
 from .store import Store, file_sha256
 
@@ -260,7 +260,7 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> dict[s
     for shot in options.force:
         if f"generate:{shot}" not in plan.tasks:
             raise UserError.single(f"--force: no shot '{shot}' in the storyboard")
-    from .state import read_statuses
+    from .decide import read_statuses
 
     statuses = read_statuses(plan)
     to_pay = [plan.tasks[t] for t in selected
@@ -360,7 +360,7 @@ class _Runner:
     # two tasks with one cache key (two shots asking for the very same clip) are one piece of
     # work: the second waits for the first and reuses its result, never paying twice
     key_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    lock: dict[str, Any] = field(default_factory=dict)  # storyboard.lock's shots, at the start
+    lock: dict[str, Any] = field(default_factory=dict)  # storyboard.lock, at the start
     shared: Any = None  # the project's shared artifact store, if it names one (claims.py)
     claims: dict[str, dict] = field(default_factory=dict)  # task id -> the claim held there
     store_failed: str | None = None  # the shared store failed mid-run: no more claims
@@ -369,7 +369,7 @@ class _Runner:
     made_late: dict[str, Outcome] = field(default_factory=dict)  # unneeded, then made after all
 
     async def run(self) -> RunResult:
-        self.lock = read_lockfile(self.plan.resolved.storyboard.root).get("shots", {})
+        self.lock = read_lockfile(self.plan.resolved.storyboard.root)
         self.store.clean_temp()
         _remove_stale_temp_files(self.plan)
         # local rendering is CPU-bound: at most one task per core; each remote provider gets
@@ -451,8 +451,10 @@ class _Runner:
     async def _execute(self, task: Task) -> Outcome:
         record = self.state.get(task.cache_key)
         forced = task.kind == "generate" and task.shot in self.options.force
-        if (not forced and is_reusable(task, record, self.records) and self._present(record)
-                and not _expired(task, record)):
+        decision = decide(task, record, self.records, store=self.store, lock=self.lock,
+                          forced=forced, repair=True)
+        if decision.status is Verdict.CACHED and decision.record is not None:
+            record = decision.record
             if task.kind == "generate":
                 record = await self._rescored(task, record)
             self.state.used(task.cache_key)  # the task's latest result again (why.py)
@@ -460,21 +462,20 @@ class _Runner:
             if task.kind == "assemble":
                 self.export(task, record)
             return Outcome(task, "cached", record)
-        if not forced and task.kind == "generate" and may_restore(record):
-            restored, _, fetches = lock_record(task, self.lock.get(task.shot), self.records,
-                                               self.store, repair=True)
-            if restored is not None and fetches and not await self._fetch(task, fetches):
+        if decision.status is Verdict.RESTORABLE and decision.record is not None:
+            restored: Record | None = decision.record
+            if decision.fetches and not await self._fetch(task, decision.fetches):
                 restored = None  # expired or different bytes: never trusted; made anew
             if restored is not None:
                 restored = replace(restored, made_from=dict(task.made_from))
                 self.state.restore(restored)
                 self.records[task.id] = restored
                 return Outcome(task, "restored", restored)
-        if task.id in self.unneeded and not _in_flight(record):
+        if task.id in self.unneeded and not in_flight(record) and decision.record is not None:
             # its identity is known from its inputs, which is all a restore or a cache hit
             # downstream compares; the provider's copy is made only if a generation sends it
-            self.records[task.id] = planned(task, self.records)
-            return Outcome(task, "unneeded", self.records[task.id])
+            self.records[task.id] = decision.record
+            return Outcome(task, "unneeded", decision.record)
         if (self.shared is not None and not forced and task.kind == "generate"
                 and task.provider not in LOCAL_PROVIDERS):
             outcome = await self._claim_or_wait(task, record)
@@ -587,7 +588,7 @@ class _Runner:
                 return await self._claim_or_wait_in_store(task, record)
             except STORE_FAILURES as exc:  # unreachable or refusing (translated at its boundary)
                 self.store_failed = str(exc) or type(exc).__name__
-        if _in_flight(record):
+        if in_flight(record):
             self.claims[task.id] = {}  # resume it; the next run publishes
             return None
         return Outcome(task, "failed", error=(
@@ -611,7 +612,7 @@ class _Runner:
     async def _claim_or_wait_in_store(self, task: Task, record: Record | None) -> Outcome | None:
         from .claims import claim
 
-        if _in_flight(record):  # this clone submitted it: resume, and publish when done
+        if in_flight(record):  # this clone submitted it: resume, and publish when done
             won, held = await asyncio.to_thread(claim, self.shared, self.store, task)
             self.claims[task.id] = held if won else {}  # {}: publish, never announce/release
             return None
@@ -945,22 +946,6 @@ def _remove_stale_temp_files(plan: Plan) -> None:
         for stale in [*folder.glob(".tmp-*"), *folder.glob(".storyboard.lock.*")]:
             if stale.is_file() and not stale.is_symlink():
                 stale.unlink(missing_ok=True)
-
-
-def _in_flight(record: Record | None) -> bool:
-    """This project's own submission that has not finished: it is resumed, never claimed."""
-    return record is not None and record.status != "done" and \
-        record.phase in ("submitting", "submitted")
-
-
-def _expired(task: Task, record: Record) -> bool:
-    """An upload older than the provider keeps uploaded files: its URL may be gone."""
-    if task.kind != "upload" or task.provider in LOCAL_PROVIDERS or record.finished_at is None:
-        return False
-    from ..providers import PROVIDERS
-
-    ttl = PROVIDERS[task.provider].upload_ttl_s
-    return ttl is not None and time.time() - record.finished_at > ttl
 
 
 def _check_image(path: Path) -> None:

@@ -49,7 +49,11 @@ def test_a_ledger_moved_aside_is_rebuilt_from_the_lock_without_paying(project, s
 
 
 @pytest.mark.parametrize("provider", ["fal", "kie"])
-def test_an_expired_upload_is_uploaded_again_and_the_shots_stay_paid(project, sim, provider):
+def test_plan_and_run_agree_on_an_expired_upload(project, sim, provider):
+    """An upload older than the provider keeps files is not `cached` (its URL may be gone):
+    the plan and the run make one decision (engine/decide.py). Nothing sends it while every
+    shot is cached, so both leave it unneeded and upload nothing; once a shot that sends it is
+    made again, both say it is uploaded again, and the shots made from it stay paid."""
     root = project(chain_storyboard(2))
     assert run(root, provider, sim)["generated"] == 2
     uploads = len(sim.requests(provider, "upload"))
@@ -57,11 +61,40 @@ def test_an_expired_upload_is_uploaded_again_and_the_shots_stay_paid(project, si
     db.execute("UPDATE tasks SET finished_at = finished_at - 1e8 WHERE kind = 'upload'")
     db.commit()
     db.close()
-    assert plan_statuses(root, provider, sim)["generate:s2"] == "cached"
+    statuses = plan_statuses(root, provider, sim)
+    expired = sorted(t for t in statuses if t.startswith("upload:"))
+    assert expired and {statuses[t] for t in expired} == {"unneeded"}, statuses
+    assert statuses["generate:s1"] == statuses["generate:s2"] == "cached"
     again = run(root, provider, sim)
     assert again["generated"] == 0 and again["cached"] == 2, again
-    assert len(sim.requests(provider, "upload")) > uploads  # new URLs, the same content
+    assert len(sim.requests(provider, "upload")) == uploads  # nothing sends it: not made
     assert len(sim.generations(provider)) == 2
+    # s1 made again (--force): the upload it sends is uploaded again (a new URL)
+    forced = run(root, provider, sim, "--force", "s1")
+    assert forced["generated"] >= 1 and forced["failed"] == 0, forced
+    assert len(sim.requests(provider, "upload")) > uploads
+
+
+@pytest.mark.parametrize("provider", ["fal", "kie"])
+def test_an_expired_upload_a_shot_sends_is_expired_in_the_plan_and_uploaded_again(
+        project, sim, provider):
+    root = project(chain_storyboard(2))
+    assert run(root, provider, sim)["generated"] == 2
+    db = sqlite3.connect(root / ".kling-compose" / "state.db")
+    db.execute("UPDATE tasks SET finished_at = finished_at - 1e8 WHERE kind = 'upload'")
+    db.execute("DELETE FROM tasks WHERE task_id = 'generate:s2'")  # s2 to make again
+    db.commit()
+    db.close()
+    (root / "storyboard.lock").unlink()  # no lock to restore s2 from
+    uploads = len(sim.requests(provider, "upload"))
+    statuses = plan_statuses(root, provider, sim)
+    assert statuses["generate:s1"] == "cached" and statuses["generate:s2"] == "new", statuses
+    sent = [t for t in statuses if t.startswith("upload:") and "frame" in t]
+    assert sent and {statuses[t] for t in sent} == {"expired"}, statuses
+    again = run(root, provider, sim)
+    assert again["generated"] == 1 and again["cached"] == 1, again
+    assert len(sim.requests(provider, "upload")) > uploads
+    assert len(sim.generations(provider)) == 3
 
 
 def test_a_ledger_written_before_content_identities_stays_reusable(project, sim):

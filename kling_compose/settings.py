@@ -34,37 +34,43 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping, NamedTuple
+from typing import TYPE_CHECKING, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import Diagnostic, Location, UserError
 
-# Each provider declares its key variables and hosts (providers/base.py Declared); these
-# tables are read off those declarations, in the providers' order.
-def _declared():
+if TYPE_CHECKING:
+    from .providers.base import ProviderSpec
+
+# Each provider declares its key variables and hosts in its spec (providers/base.py
+# ProviderSpec); these tables are read off the specs, in the providers' order.
+def _specs() -> list[ProviderSpec]:
     from .providers import PROVIDERS
 
-    return [(name, p) for name, p in PROVIDERS.items() if p.key_variables]
+    return [p.spec for p in PROVIDERS.values()]
+
+
+def _hosted() -> list[ProviderSpec]:
+    return [spec for spec in _specs() if not spec.capabilities.local]
 
 
 # storyboard provider name -> the environment variable holding its API key
-KEY_VARIABLES = MappingProxyType({name: p.key_variables[0] for name, p in _declared()})
+KEY_VARIABLES = MappingProxyType({s.name: s.key_variables[0] for s in _hosted()})
 
 # providers whose credential is several secrets, every one required (a KeyPair); the first is
 # the provider's KEY_VARIABLES entry
-KEY_SETS = MappingProxyType({name: p.key_variables for name, p in _declared()
-                             if len(p.key_variables) > 1})
+KEY_SETS = MappingProxyType({s.name: s.key_variables for s in _hosted()
+                             if len(s.key_variables) > 1})
 
 # endpoint name -> default base URL (None: there is no public default; the user names the host)
-ENDPOINTS = MappingProxyType({endpoint: url for _, p in _declared()
-                              for endpoint, url in p.endpoints})
+ENDPOINTS = MappingProxyType({endpoint: url for s in _hosted() for endpoint, url in s.endpoints})
 
-# every provider a storyboard or --provider may name (the local one first)
-PROVIDER_NAMES = ("preview", *KEY_VARIABLES)
+# every provider a storyboard or --provider may name (the local ones first)
+PROVIDER_NAMES = (*(s.name for s in _specs() if s.capabilities.local), *KEY_VARIABLES)
 
 # the endpoints each remote provider talks to (the first is its API; others as needed)
-PROVIDER_ENDPOINTS = MappingProxyType({name: tuple(e for e, _ in p.endpoints)
-                                       for name, p in _declared()})
+PROVIDER_ENDPOINTS = MappingProxyType({s.name: tuple(e for e, _ in s.endpoints)
+                                       for s in _hosted()})
 
 # (variable, settings field, lowest allowed, highest allowed) for numeric tuning variables
 _NUMBERS = (

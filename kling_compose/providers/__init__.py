@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Mapping
 
-from .base import InputRef, Job, ModelSpec, Provider
+from .base import Capabilities, InputRef, Job, ModelSpec, Provider, ProviderSpec
 from .fal import FalProvider
 from .kie import KieProvider
 from .kling import KlingProvider
@@ -24,4 +24,10 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType(
     }
 )
 
-__all__ = ["PROVIDERS", "InputRef", "Job", "ModelSpec", "Provider"]
+# the providers that run in-process (`Capabilities.local`: the preview): they read local
+# files themselves and need no key, host or upload
+LOCAL_PROVIDERS: frozenset[str] = frozenset(
+    name for name, provider in PROVIDERS.items() if provider.spec.capabilities.local)
+
+__all__ = ["LOCAL_PROVIDERS", "PROVIDERS", "Capabilities", "InputRef", "Job", "ModelSpec",
+           "Provider", "ProviderSpec"]

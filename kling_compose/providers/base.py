@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Literal, Mapping, Protocol, get_args
 
 from ..errors import Diagnostic
 from ..model import EMPTY, FrameSource, Prompt, ResolvedShot
@@ -80,13 +80,98 @@ class Job:
     warnings: tuple[Diagnostic, ...] = field(default=())
 
 
+# -- what a provider is: one frozen spec per provider ------------------------------------------
+
+# How a submission whose answer was lost is recovered:
+#   "resend": the client picks the task id (Runware's taskUUID): asked for, and sent again
+#       with the same id only when the provider proves it does not know it;
+#   "lookup": looked up by the id sent along (Kling's external_task_id), `lookup_requests`;
+#   "request_list": found in the provider's list of recent requests by the body sent
+#       (fal), `find_submission`;
+#   "ask": no way to look it up: the user is asked (and pointed at `kling-compose adopt`).
+LostAnswerRecovery = Literal["resend", "lookup", "request_list", "ask"]
+LOST_ANSWER_RECOVERY: frozenset[str] = frozenset(get_args(LostAnswerRecovery))
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a provider can do and how it behaves at run time, with the defaults of a hosted
+    provider that has none of it. The engine, `plan` and `doctor` read these (through the
+    provider's read-only properties of the same names, for now), never probe with
+    getattr/hasattr (a missing attribute was a traceback on a lost answer, issue 23)."""
+
+    # runs in-process (the preview): reads local files itself, needs no key, host or upload
+    local: bool = False
+    # media kinds the API takes inline in the request (data URI / base64): never uploaded
+    inline_media: frozenset[str] = frozenset()
+    lost_answer: LostAnswerRecovery = "ask"
+    batch_poll: bool = False  # one poll request carries many tasks (`read_statuses`)
+    # a finished task is `ready` and its result fetched by a request of its own
+    # (`result_request`, `read_result`: fal's response URL)
+    result_fetch: bool = False
+    creates_elements: bool = False  # elements are made before the generation that names them
+    upload_ttl_s: float | None = None  # how long an upload's URL lives; None: not limited
+    result_ttl_s: float | None = None  # how long a finished result's URL lives (messages)
+    unconfirmed_grace_s: float = 0.0  # an `unconfirmed` task is polled this long, then asked
+    signs_tokens: bool = False  # doctor compares this computer's clock with the provider's
+
+    def __post_init__(self) -> None:
+        if self.lost_answer not in LOST_ANSWER_RECOVERY:
+            raise ValueError(f"lost_answer {self.lost_answer!r} is not one of "
+                             f"{sorted(LOST_ANSWER_RECOVERY)}")
+        for name in ("upload_ttl_s", "result_ttl_s", "unconfirmed_grace_s"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """Everything a provider declares about itself: its name, its credentials and hosts, its
+    models and its capabilities. `settings.py` (key variables, endpoints, names), `--help`,
+    `doctor`, `plan` and the engine read it; each provider module declares one `SPEC`."""
+
+    name: str  # the name a storyboard and --provider use
+    # the environment variables holding its key (every one required: Kling signs its tokens
+    # with an access key and a secret key); the first names the key in messages
+    key_variables: tuple[str, ...] = ()
+    # (endpoint name, default base URL) of each host it talks to, its API first; None: there is
+    # no public default (the user names the host, KLING_COMPOSE_<ENDPOINT>_URL). Each real host
+    # has its own entry, so that a request sent to the wrong host fails in the simulator too
+    endpoints: tuple[tuple[str, str | None], ...] = ()
+    capabilities: Capabilities = Capabilities()
+    # the endpoint of a free authenticated call that tests the key (`key_check_request`,
+    # `read_key_check`); None: no such call is documented
+    key_check_endpoint: str | None = None
+    models: Mapping[str, ModelSpec] = field(default_factory=lambda: EMPTY)
+
+    def __post_init__(self) -> None:
+        names = [name for name, _ in self.endpoints]
+        if self.capabilities.local and (self.key_variables or self.endpoints):
+            raise ValueError(f"{self.name}: a local provider has no key and no host")
+        if not self.capabilities.local and not (self.key_variables and self.endpoints):
+            raise ValueError(f"{self.name}: a hosted provider names its key variables and hosts")
+        if self.key_check_endpoint is not None and self.key_check_endpoint not in names:
+            raise ValueError(f"{self.name}: key_check_endpoint {self.key_check_endpoint!r} is "
+                             f"not one of its endpoints {names}")
+
+
 class Provider(Protocol):
     """The compile-time half of a provider; the run-time half is `Declared` (below), which
     every provider class derives from."""
 
-    name: str
-    models: Mapping[str, ModelSpec]
-    inline_media: frozenset[str]  # media kinds the API accepts inline as data URI / base64
+    @property
+    def spec(self) -> ProviderSpec: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def models(self) -> Mapping[str, ModelSpec]: ...
+
+    @property
+    def inline_media(self) -> frozenset[str]:
+        """Media kinds the API accepts inline as data URI / base64."""
 
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
         """Rules specific to this provider beyond rules.py's generic ModelSpec checks."""
@@ -110,38 +195,81 @@ class Provider(Protocol):
 
 
 class Declared:
-    """What a provider declares about itself at run time, with the defaults of a provider that
-    has none of it. Every provider class derives from it and overrides what it is; the engine,
-    `plan` and `doctor` read these, never probe with getattr/hasattr (a missing attribute was
-    a traceback on a lost answer, issue 23)."""
+    """The base of every provider class: its `spec` (a class attribute, the module's `SPEC`)
+    and, as read-only properties, the names the engine, `plan`, `doctor` and `settings` read
+    today (`provider.lost_answer` is `provider.spec.capabilities.lost_answer`), plus the
+    methods each capability needs, with defaults for a provider that has none of it."""
 
-    # How a submission whose answer was lost is recovered:
-    #   "resend": the client picks the task id (Runware's taskUUID): asked for, and sent again
-    #       with the same id only when the provider proves it does not know it;
-    #   "lookup": looked up by the id sent along (Kling's external_task_id), `lookup_requests`;
-    #   "request_list": found in the provider's list of recent requests by the body sent
-    #       (fal), `find_submission`;
-    #   "ask": no way to look it up: the user is asked (and pointed at `kling-compose adopt`).
-    lost_answer: str = "ask"
-    # the environment variables holding its key (every one required: Kling signs its tokens
-    # with an access key and a secret key); the first names the key in messages
-    key_variables: tuple[str, ...] = ()
-    # (endpoint name, default base URL) of each host it talks to, its API first; None: there is
-    # no public default (the user names the host, KLING_COMPOSE_<ENDPOINT>_URL). Each real host
-    # has its own entry, so that a request sent to the wrong host fails in the simulator too
-    endpoints: tuple[tuple[str, str | None], ...] = ()
-    batch_poll: bool = False  # one poll request carries many tasks (`read_statuses`)
-    upload_ttl_s: float | None = None  # how long an upload's URL lives; None: not limited
-    result_ttl_s: float | None = None  # how long a finished result's URL lives (messages)
-    unconfirmed_grace_s: float = 0.0  # an `unconfirmed` task is polled this long, then asked
-    signs_tokens: bool = False  # doctor compares this computer's clock with the provider's
-    key_check_endpoint: str | None = None  # the endpoint of a free authenticated call
-    creates_elements: bool = False  # elements are made before the generation that names them
+    spec: ProviderSpec
+
+    # -- the spec, read through the names in use --------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def models(self) -> Mapping[str, ModelSpec]:
+        return self.spec.models
+
+    @property
+    def key_variables(self) -> tuple[str, ...]:
+        return self.spec.key_variables
+
+    @property
+    def endpoints(self) -> tuple[tuple[str, str | None], ...]:
+        return self.spec.endpoints
+
+    @property
+    def key_check_endpoint(self) -> str | None:
+        return self.spec.key_check_endpoint
+
+    @property
+    def local(self) -> bool:
+        return self.spec.capabilities.local
+
+    @property
+    def inline_media(self) -> frozenset[str]:
+        return self.spec.capabilities.inline_media
+
+    @property
+    def lost_answer(self) -> LostAnswerRecovery:
+        return self.spec.capabilities.lost_answer
+
+    @property
+    def batch_poll(self) -> bool:
+        return self.spec.capabilities.batch_poll
+
+    @property
+    def result_fetch(self) -> bool:
+        return self.spec.capabilities.result_fetch
+
+    @property
+    def creates_elements(self) -> bool:
+        return self.spec.capabilities.creates_elements
+
+    @property
+    def upload_ttl_s(self) -> float | None:
+        return self.spec.capabilities.upload_ttl_s
+
+    @property
+    def result_ttl_s(self) -> float | None:
+        return self.spec.capabilities.result_ttl_s
+
+    @property
+    def unconfirmed_grace_s(self) -> float:
+        return self.spec.capabilities.unconfirmed_grace_s
+
+    @property
+    def signs_tokens(self) -> bool:
+        return self.spec.capabilities.signs_tokens
 
     @property
     def client_task_id(self) -> bool:
         """The client picks the task id (sent again only after proof it is unknown)."""
         return self.lost_answer == "resend"
+
+    # -- what some capabilities need ----------------------------------------------------------
 
     def lookup_requests(self, job, request: Mapping[str, Any], task_id: str, base_url: str,
                         key) -> list:
@@ -165,7 +293,6 @@ class Declared:
         raise NotImplementedError
 
 
-LOST_ANSWER_RECOVERY = frozenset({"resend", "lookup", "request_list", "ask"})
 
 
 class ProviderError(Exception):

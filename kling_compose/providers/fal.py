@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import Declared, ModelSpec
+from .base import Capabilities, Declared, ModelSpec, ProviderSpec
 
 _SOURCE = ("fal's Kling Video V3 Pro page, "
            "fal.ai/docs/model-api-reference/video-generation-api/kling-video-v3-pro")
@@ -80,21 +80,36 @@ def _detail(data) -> str | None:
     return str(detail) if detail else None
 
 
-class FalQueue(Declared):
-    """Submit to the queue, poll the returned status URL, fetch the returned response URL."""
-
-    # fal assigns the request id: after a lost answer the engine looks the request up in fal's
-    # platform API (`find_submission`) and never re-sends it on its own
-    lost_answer = "request_list"
-    key_variables = ("FAL_KEY",)
-    endpoints = (
+SPEC = ProviderSpec(
+    name="fal",
+    key_variables=("FAL_KEY",),
+    endpoints=(
         ("fal", "https://queue.fal.run"),  # fal queue (fal-client 1.0.3: QUEUE_URL_FORMAT)
         ("fal-rest", "https://rest.fal.ai"),  # fal storage tokens (fal-client 1.0.3: REST_URL)
         ("fal-cdn", "https://v3.fal.media"),  # uploads (fal-client 1.0.3: CDN_URL, /files/upload)
         ("fal-api", "https://api.fal.ai"),  # fal platform API: recent requests by endpoint
-    )
-    batch_poll = False
-    upload_ttl_s = 6 * 24 * 3600.0  # [inferred] fal documents no CDN retention; re-upload weekly
+    ),
+    capabilities=Capabilities(
+        inline_media=frozenset(),  # upload local files to the fal CDN first
+        # fal assigns the request id: after a lost answer the engine looks the request up in
+        # fal's platform API (`find_submission`) and never re-sends it on its own
+        lost_answer="request_list",
+        batch_poll=False,
+        result_fetch=True,  # COMPLETED, then the response URL (`result_request`)
+        upload_ttl_s=6 * 24 * 3600.0,  # [inferred] fal documents no CDN retention: weekly
+    ),
+    # doctor: fal documents an account call (`GET /v1/account/billing`, fal.ai/docs/
+    # platform-apis/v1/account/billing) for Admin-scope keys only, so the ordinary key a run
+    # uses would be refused there. The request list `find_submission` already reads takes
+    # that key ("Requires API key", fal.ai/docs/platform-apis/v1/models/requests/by-endpoint)
+    # and generates nothing: one item of it tests the key and the host a run relies on.
+    key_check_endpoint="fal-api",
+    models=MODELS,
+)
+
+
+class FalQueue(Declared):
+    """Submit to the queue, poll the returned status URL, fetch the returned response URL."""
 
     def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
         import httpx
@@ -169,13 +184,7 @@ class FalQueue(Declared):
         URLs fal-client's `from_request_id` builds (owner/app only)."""
         return _queue_handle(url, endpoint_id(job.model, request), task_id)
 
-    # doctor: fal documents an account call (`GET /v1/account/billing`, fal.ai/docs/
-    # platform-apis/v1/account/billing) for Admin-scope keys only, so the ordinary key a run
-    # uses would be refused there. The request list `find_submission` already reads takes
-    # that key ("Requires API key", fal.ai/docs/platform-apis/v1/models/requests/by-endpoint)
-    # and generates nothing: one item of it tests the key and the host a run relies on.
-    key_check_endpoint = "fal-api"
-
+    # doctor: one item of the request list (SPEC.key_check_endpoint says why)
     def key_check_request(self, base_url: str, key):
         import httpx
 
@@ -268,9 +277,7 @@ def _ingress_error(response) -> bool:
 class FalProvider(FalQueue):
     """Builds fal Kling V3 Pro inputs and estimates costs."""
 
-    name = "fal"
-    models = MODELS
-    inline_media: frozenset[str] = frozenset()  # upload local files to the fal CDN first
+    spec = SPEC
 
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
         diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)

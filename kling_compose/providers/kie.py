@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import Declared, ModelSpec
+from .base import Capabilities, Declared, ModelSpec, ProviderSpec
 
 NAME = "kie"
 MODEL_ID = "kling-3.0/video"  # Kling 3.0 spec: `model` enum is only "kling-3.0/video"
@@ -184,25 +184,36 @@ def _envelope(response, what: str) -> dict:
     return body
 
 
-class KieTasks(Declared):
-    """createTask (the server assigns taskId), then recordInfo until success or fail."""
-
-    lost_answer = "ask"  # the server assigns taskId and has no lookup: the user is asked
-    key_variables = ("KIE_API_KEY",)
-    endpoints = (
+SPEC = ProviderSpec(
+    name=NAME,
+    key_variables=("KIE_API_KEY",),
+    endpoints=(
         ("kie", "https://api.kie.ai"),  # docs.kie.ai: Market API host
         ("kie-upload", "https://kieai.redpandaai.co"),  # docs.kie.ai: File Upload API host
-    )
-    batch_poll = False  # recordInfo takes one taskId
-    upload_ttl_s = 20 * 3600  # uploads are kept 24 h (pages say 24 h or 3 days): margin 4 h
-    # `recordInfo is null` (code 422) is polled as processing this long before the user is asked
-    # (never re-submitted). Public clients meet it right after createTask and poll
-    # on; kie documents no bound for it, and tells to stop polling a whole task after 10-15 min
-    # (get-task-detail, "Polling best practices"): 5 min is far past a record's delay, and a
-    # third of that bound, so a task kie never made reaches the user within minutes.
-    unconfirmed_grace_s = 5 * 60
-    # "generated content URLs typically expire after 24 hours" (get-task-detail)
-    result_ttl_s = 24 * 3600
+    ),
+    capabilities=Capabilities(
+        inline_media=frozenset(),  # everything local is uploaded
+        lost_answer="ask",  # the server assigns taskId and has no lookup: the user is asked
+        batch_poll=False,  # recordInfo takes one taskId
+        upload_ttl_s=20 * 3600,  # uploads are kept 24 h (pages say 24 h or 3 days): margin 4 h
+        # `recordInfo is null` (code 422) is polled as processing this long before the user is
+        # asked (never re-submitted). Public clients meet it right after createTask and poll
+        # on; kie documents no bound for it, and tells to stop polling a whole task after 10-15
+        # min (get-task-detail, "Polling best practices"): 5 min is far past a record's delay,
+        # and a third of that bound, so a task kie never made reaches the user within minutes.
+        unconfirmed_grace_s=5 * 60,
+        # "generated content URLs typically expire after 24 hours" (get-task-detail)
+        result_ttl_s=24 * 3600,
+    ),
+    # doctor: "Get Remaining Credits", `GET /api/v1/chat/credit` answering `{"code": 200,
+    # "msg": "success", "data": 100}` (docs.kie.ai/common-api/get-account-credits)
+    key_check_endpoint="kie",
+    models=MODELS,
+)
+
+
+class KieTasks(Declared):
+    """createTask (the server assigns taskId), then recordInfo until success or fail."""
 
     def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
         import httpx
@@ -277,10 +288,7 @@ class KieTasks(Declared):
         return Status("processing", detail=detail.get(state, f"state {state[:40]}"),
                       request=made_from)
 
-    # doctor: "Get Remaining Credits", `GET /api/v1/chat/credit` answering `{"code": 200,
-    # "msg": "success", "data": 100}` (docs.kie.ai/common-api/get-account-credits)
-    key_check_endpoint = "kie"
-
+    # doctor: the remaining credits (SPEC.key_check_endpoint)
     def key_check_request(self, base_url: str, key):
         import httpx
 
@@ -367,9 +375,7 @@ def _result_urls(result: Any) -> tuple[list[str], str | None]:
 class KieProvider(KieTasks):
     """Builds kie.ai `createTask` bodies for Kling 3.0, priced per second (kie's USD prices)."""
 
-    name = NAME
-    models = MODELS
-    inline_media: frozenset[str] = frozenset()  # everything local is uploaded
+    spec = SPEC
 
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
         diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)

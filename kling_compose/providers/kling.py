@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import PLACEHOLDER_PREFIX, Declared, ModelSpec
+from .base import PLACEHOLDER_PREFIX, Capabilities, Declared, ModelSpec, ProviderSpec
 
 NAME = "kling"
 V3_MODEL = "kling-v3"  # 3.0 spec: text2video / image2video `model_name` enum
@@ -301,20 +301,32 @@ def _is_duplicate(message: str) -> bool:
     return "external_task_id" in words or "duplicate" in words or "already exist" in words
 
 
+SPEC = ProviderSpec(
+    name=NAME,
+    key_variables=("KLING_ACCESS_KEY", "KLING_SECRET_KEY"),  # the JWT's `iss` and signing key
+    endpoints=(("kling", "https://api-singapore.klingai.com"),),  # Kling API docs: "API Domain"
+    capabilities=Capabilities(
+        inline_media=frozenset({"image"}),  # images may be sent inline as raw base64
+        # Kling assigns task_id. Ours, committed to the ledger before the submission, is sent
+        # as external_task_id; after a lost answer the next run asks for it (`lookup_requests`,
+        # each documented form of the query) and, when none finds it, asks the user: never
+        # re-sent.
+        lost_answer="lookup",
+        creates_elements=True,  # the element library (`element_request`)
+        batch_poll=False,  # a query takes one task
+        upload_ttl_s=None,  # nothing is uploaded: local images travel inline (raw base64)
+        signs_tokens=True,  # doctor compares this computer's clock with Kling's
+    ),
+    # doctor: the task list of text-to-video (queries cost nothing: "query interfaces do not
+    # consume concurrency"); it tests both keys, the token and the host
+    key_check_endpoint="kling",
+    models=MODELS,
+)
+
+
 class KlingTasks(Declared):
     """Create a task (the server assigns task_id; ours travels as external_task_id), then
     query it until succeed or failed. Tokens are signed per request: none outlives 30 min."""
-
-    # Kling assigns task_id. Ours, committed to the ledger before the submission, is sent as
-    # external_task_id; after a lost answer the next run asks for it (`lookup_requests`, each
-    # documented form of the query) and, when none finds it, asks the user: never re-sent.
-    lost_answer = "lookup"
-    key_variables = ("KLING_ACCESS_KEY", "KLING_SECRET_KEY")  # the JWT's `iss` and signing key
-    endpoints = (("kling", "https://api-singapore.klingai.com"),)  # Kling API docs: "API Domain"
-    creates_elements = True  # the element library (`element_request`)
-    batch_poll = False  # a query takes one task
-    upload_ttl_s = None  # nothing is uploaded: local images travel inline (raw base64)
-    signs_tokens = True  # doctor compares this computer's clock with Kling's
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
@@ -456,10 +468,7 @@ class KlingTasks(Declared):
             return Status("failed", message=f"{reason}" + (f" ({where})" if where else ""))
         return Status("processing", detail="queued" if state == "submitted" else "processing")
 
-    # doctor: the task list of text-to-video (queries cost nothing: "query interfaces do not
-    # consume concurrency"); it tests both keys, the token and the host
-    key_check_endpoint = "kling"
-
+    # doctor: the task list of text-to-video (SPEC.key_check_endpoint)
     def key_check_request(self, base_url: str, key):
         return self._request("GET", f"{base_url}{PATHS['text2video']}", key,
                              params={"pageNum": "1", "pageSize": "1"})
@@ -552,9 +561,7 @@ def _element_done(data: dict, cost: Decimal | None, note: str | None = None):
 class KlingProvider(KlingTasks):
     """Builds official Kling API bodies (kling-v3, kling-v3-omni) and prices them in units."""
 
-    name = NAME
-    models = MODELS
-    inline_media = frozenset({"image"})  # images may be sent inline as raw base64
+    spec = SPEC
 
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
         omni = spec.model_id == OMNI_MODEL

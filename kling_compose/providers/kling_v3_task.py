@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import Declared, ModelSpec
+from .base import Capabilities, Declared, ModelSpec, ProviderSpec
 
 _SOURCE = "the kling/v3 task API documentation"
 
@@ -80,15 +80,23 @@ def _answer(response) -> dict:
     return data
 
 
+SPEC = ProviderSpec(
+    name="kling-v3-task",
+    key_variables=("KLING_V3_TASK_API_KEY",),
+    # seed 002 names no host: its dialect is spoken by no known host
+    endpoints=(("kling-v3-task", None),),
+    capabilities=Capabilities(
+        inline_media=frozenset(),  # seed 002 documents URLs only
+        lost_answer="ask",  # the server assigns taskId and has no lookup: the user is asked
+        batch_poll=False,  # recordInfo takes one taskId
+    ),
+    models=MODELS,
+)
+
+
 class TaskQueue(Declared):
     """createTask (the server assigns taskId), then recordInfo until the state is success or
     fail."""
-
-    lost_answer = "ask"  # the server assigns taskId and has no lookup: the user is asked
-    key_variables = ("KLING_V3_TASK_API_KEY",)
-    # seed 002 names no host: its dialect is spoken by no known host
-    endpoints = (("kling-v3-task", None),)
-    batch_poll = False  # recordInfo takes one taskId
 
     def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
         import httpx
@@ -182,9 +190,7 @@ def _result_urls(result: Any, takes: int) -> tuple[list[str], str | None]:
 class KlingV3TaskProvider(TaskQueue):
     """Builds `createTask` bodies for model `kling/v3`; the price is unknown."""
 
-    name = "kling-v3-task"
-    models = MODELS
-    inline_media: frozenset[str] = frozenset()
+    spec = SPEC
 
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
         diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)

@@ -15,7 +15,7 @@ from .. import rules
 from ..errors import Diagnostic
 from ..model import FrameSource, Prompt, ResolvedShot
 from . import fal, kie, kling, kling_v3_task, runware
-from .base import Declared, ModelSpec
+from .base import Capabilities, Declared, ModelSpec, ProviderSpec
 
 DEFAULT_SIZE = (1920, 1080)
 DEFAULT_DURATION_S = 5  # the Kling providers' default (seeds 000, 001, 003, 004)
@@ -46,12 +46,20 @@ MODELS: Mapping[str, ModelSpec] = {alias: _spec(alias) for alias in _ALIASES}
 Ref = Callable[[FrameSource, str], str]
 
 
+SPEC = ProviderSpec(
+    name="preview",
+    capabilities=Capabilities(
+        local=True,  # rendered in-process (media/animatic.py): no key, no host, no upload
+        inline_media=frozenset({"image", "video", "audio"}),  # it reads local files directly
+    ),
+    models=MODELS,
+)
+
+
 class PreviewProvider(Declared):
     """Describes an animatic clip per shot; free, local, no key."""
 
-    name = "preview"
-    models = MODELS
-    inline_media = frozenset({"image", "video", "audio"})  # it reads local files directly
+    spec = SPEC
 
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
         return []

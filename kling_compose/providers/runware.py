@@ -22,10 +22,12 @@ from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
 from .base import (
     TRANSIENT_STATUS,
+    Capabilities,
     Declared,
     Handle,
     ModelSpec,
     ProviderError,
+    ProviderSpec,
     Result,
     Status,
     TransientError,
@@ -157,12 +159,33 @@ MAX_REFERENCE_IMAGES_WITH_VIDEO = 4
 Ref = Callable[[FrameSource, str], str]
 
 
+SPEC = ProviderSpec(
+    name="runware",
+    key_variables=("RUNWARE_API_KEY",),
+    endpoints=(("runware", "https://api.runware.ai/v1"),),  # Runware REST API (runware.ai/docs)
+    capabilities=Capabilities(
+        inline_media=frozenset({"image"}),  # images may be sent as data URI / base64
+        # The client picks taskUUID, so after a lost answer the engine asks getResponse for
+        # that very UUID and sends it again only when Runware does not know it.
+        lost_answer="resend",
+        # One request carries any number of tasks ("The payload for each request is a JSON
+        # array with one or more objects", runware.ai/docs/platform/authentication), errors
+        # are scoped to their task (runware.ai/docs/platform/errors): a run's getResponse
+        # tasks go together.
+        batch_poll=True,
+        upload_ttl_s=None,  # mediaStorage keeps uploads until deleted (no retention documented)
+    ),
+    # doctor: the account's details, a read that generates nothing
+    # (runware.ai/docs/platform/account-management: `accountManagement`, `getDetails`)
+    key_check_endpoint="runware",
+    models=MODELS,
+)
+
+
 class RunwareProvider(Declared):
     """Builds Runware `videoInference` task bodies (without taskUUID) and estimates costs."""
 
-    name = "runware"
-    models = MODELS
-    inline_media = frozenset({"image"})  # images may be sent as data URI / base64
+    spec = SPEC
 
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
         diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)
@@ -262,17 +285,6 @@ class RunwareProvider(Declared):
 
         return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
-    # The client picks taskUUID, so after a lost answer the engine asks getResponse for that
-    # very UUID and sends it again only when Runware does not know it.
-    lost_answer = "resend"
-    key_variables = ("RUNWARE_API_KEY",)
-    endpoints = (("runware", "https://api.runware.ai/v1"),)  # Runware REST API (runware.ai/docs)
-    # One request carries any number of tasks ("The payload for each request is a JSON array
-    # with one or more objects", runware.ai/docs/platform/authentication), errors are scoped to
-    # their task (runware.ai/docs/platform/errors): a run's getResponse tasks go together.
-    batch_poll = True
-    upload_ttl_s = None  # mediaStorage keeps uploads until deleted (no retention documented)
-
     def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
         """POST of the task array: taskUUID right after taskType (as in the seeds), then the
         API options every submission sets: async delivery and the cost in the answer."""
@@ -352,10 +364,7 @@ class RunwareProvider(Declared):
                 return item["mediaUUID"]
         raise ProviderError("runware answered the upload without a mediaUUID")
 
-    # doctor: the account's details, a read that generates nothing
-    # (runware.ai/docs/platform/account-management: `accountManagement`, `getDetails`)
-    key_check_endpoint = "runware"
-
+    # doctor: the free account query (SPEC.key_check_endpoint)
     def key_check_request(self, base_url: str, key):
         import uuid
 

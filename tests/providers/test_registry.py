@@ -59,3 +59,63 @@ def test_every_provider_declares_its_run_time_half_and_implements_what_it_declar
     assert {n: p.lost_answer for n, p in hosted.items()} == {
         "runware": "resend", "fal": "request_list", "kling": "lookup", "kie": "ask",
         "kling-v3-task": "ask"}
+
+
+def test_every_provider_declares_one_frozen_spec_under_its_registry_name():
+    """A provider is its spec (issue 23): name, key variables, hosts, models and capabilities
+    in one frozen value; the names the engine reads are read-only views of it."""
+    import dataclasses
+
+    import pytest
+
+    from kling_compose.providers import LOCAL_PROVIDERS
+    from kling_compose.providers.base import Capabilities, ProviderSpec
+
+    for name, provider in PROVIDERS.items():
+        spec = provider.spec
+        assert isinstance(spec, ProviderSpec) and isinstance(spec.capabilities, Capabilities)
+        assert spec.name == name == provider.name
+        assert provider.models is spec.models
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            spec.name = "other"  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            provider.lost_answer = "resend"  # type: ignore[misc]
+        caps = spec.capabilities
+        for field in dataclasses.fields(Capabilities):
+            assert getattr(provider, field.name) == getattr(caps, field.name), (name, field)
+        assert provider.key_variables == spec.key_variables
+        assert provider.endpoints == spec.endpoints
+        assert provider.key_check_endpoint == spec.key_check_endpoint
+    assert LOCAL_PROVIDERS == frozenset({"preview"})
+    assert LOCAL_PROVIDERS == {n for n, p in PROVIDERS.items() if p.spec.capabilities.local}
+
+
+def test_the_settings_tables_are_read_off_the_specs():
+    from kling_compose import settings
+
+    hosted = [p.spec for p in PROVIDERS.values() if not p.spec.capabilities.local]
+    assert dict(settings.KEY_VARIABLES) == {s.name: s.key_variables[0] for s in hosted}
+    assert dict(settings.KEY_SETS) == {"kling": ("KLING_ACCESS_KEY", "KLING_SECRET_KEY")}
+    assert settings.PROVIDER_NAMES == ("preview", "runware", "fal", "kling-v3-task", "kie",
+                                       "kling")
+    assert dict(settings.PROVIDER_ENDPOINTS) == {s.name: tuple(e for e, _ in s.endpoints)
+                                                 for s in hosted}
+    assert settings.ENDPOINTS["kling-v3-task"] is None  # no public host: the user names it
+    assert set(settings.ENDPOINTS) == {e for s in hosted for e, _ in s.endpoints}
+
+
+def test_a_spec_that_contradicts_itself_is_refused_when_it_is_made():
+    import pytest
+
+    from kling_compose.providers.base import Capabilities, ProviderSpec
+
+    with pytest.raises(ValueError, match="lost_answer"):
+        Capabilities(lost_answer="retry")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="upload_ttl_s"):
+        Capabilities(upload_ttl_s=-1.0)
+    with pytest.raises(ValueError, match="hosted"):
+        ProviderSpec("nowhere")
+    with pytest.raises(ValueError, match="local"):
+        ProviderSpec("here", ("KEY",), capabilities=Capabilities(local=True))
+    with pytest.raises(ValueError, match="key_check_endpoint"):
+        ProviderSpec("host", ("KEY",), (("api", None),), key_check_endpoint="other")

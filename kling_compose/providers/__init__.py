@@ -5,7 +5,16 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Mapping
 
-from .base import Capabilities, InputRef, Job, ModelSpec, Provider, ProviderSpec
+from .base import (
+    Capabilities,
+    InputRef,
+    Job,
+    ModelSpec,
+    Provider,
+    ProviderSpec,
+    RegisteredProvider,
+    RemoteProvider,
+)
 from .fal import FalProvider
 from .kie import KieProvider
 from .kling import KlingProvider
@@ -13,7 +22,8 @@ from .kling_v3_task import KlingV3TaskProvider
 from .preview import PreviewProvider
 from .runware import RunwareProvider
 
-PROVIDERS: Mapping[str, Provider] = MappingProxyType(
+# each provider both halves: `Provider` (compile) and `RemoteProvider` (run time)
+PROVIDERS: Mapping[str, RegisteredProvider] = MappingProxyType(
     {
         "runware": RunwareProvider(),
         "fal": FalProvider(),
@@ -30,4 +40,4 @@ LOCAL_PROVIDERS: frozenset[str] = frozenset(
     name for name, provider in PROVIDERS.items() if provider.spec.capabilities.local)
 
 __all__ = ["LOCAL_PROVIDERS", "PROVIDERS", "Capabilities", "InputRef", "Job", "ModelSpec",
-           "Provider", "ProviderSpec"]
+           "Provider", "ProviderSpec", "RegisteredProvider", "RemoteProvider"]

@@ -1,17 +1,35 @@
 """What every provider module declares, and the Job the compiler makes of each shot.
 
-A provider module is pure: a `MODELS` mapping of capability data plus one class that builds
-request bodies and estimates costs. It never sends anything; the engine owns the HTTP client.
+A provider module is pure: a `MODELS` mapping of capability data, one `SPEC` (a frozen
+`ProviderSpec`: name, key variables, hosts, models, `Capabilities`) and one class deriving from
+`Declared` that builds request bodies, estimates costs and reads answers: the two Protocols
+below, `Provider` (compile time) and `RemoteProvider` (run time). It never sends anything by
+itself; the engine owns the HTTP client.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Literal, Mapping, Protocol, get_args
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Awaitable,
+    Callable,
+    Literal,
+    Mapping,
+    Protocol,
+    Sequence,
+    TypeAlias,
+    get_args,
+    runtime_checkable,
+)
 
 from ..errors import Diagnostic
-from ..model import EMPTY, FrameSource, Prompt, ResolvedShot
+from ..model import EMPTY, Element, FrameSource, Prompt, ResolvedShot
+
+if TYPE_CHECKING:
+    import httpx
 
 PLACEHOLDER_PREFIX = "kc-input:"
 
@@ -156,9 +174,19 @@ class ProviderSpec:
                              f"not one of its endpoints {names}")
 
 
+# What the run-time methods take: `key` is the provider's credential as `Settings.key` gives
+# it (a `settings.Secret`; a `settings.KeyPair` for a provider with several key variables);
+# `send` sends one request through the engine's client (redirects, deadlines, retries are the
+# engine's); `url(endpoint)` is the base URL of one of the provider's endpoints.
+Credential: TypeAlias = Any
+Send: TypeAlias = Callable[["httpx.Request"], Awaitable["httpx.Response"]]
+UrlOf: TypeAlias = Callable[[str], str]
+Ref: TypeAlias = Callable[[FrameSource, str], str]
+
+
+@runtime_checkable
 class Provider(Protocol):
-    """The compile-time half of a provider; the run-time half is `Declared` (below), which
-    every provider class derives from."""
+    """The compile-time half of a provider: what `compiler.py` and `plan.py` call."""
 
     @property
     def spec(self) -> ProviderSpec: ...
@@ -173,15 +201,16 @@ class Provider(Protocol):
     def inline_media(self) -> frozenset[str]:
         """Media kinds the API accepts inline as data URI / base64."""
 
+    @property
+    def creates_elements(self) -> bool: ...
+
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
         """Rules specific to this provider beyond rules.py's generic ModelSpec checks."""
 
     def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
         """The prompt as sent, element references in the provider's syntax (limits measure it)."""
 
-    def payload(
-        self, shot: ResolvedShot, spec: ModelSpec, ref: Callable[[FrameSource, str], str]
-    ) -> dict[str, Any]:
+    def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         """The request body; `ref(source, media)` gives the string to send for an input."""
 
     def cost(self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]) -> Decimal | None:
@@ -190,15 +219,164 @@ class Provider(Protocol):
     def cost_note(self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]) -> str | None:
         """Why the cost is unknown or approximate, for the plan."""
 
+    def element_request(self, element: Element, ref: Ref) -> dict[str, Any]:
+        """creates_elements: the body that creates `element` (plan.py makes it a task)."""
 
-# -- the run-time half: requests a provider builds and the answers it reads ---------------------
+
+@runtime_checkable
+class RemoteProvider(Protocol):
+    """The run-time half of a provider: what the engine (`engine/remote.py`, `engine/adopt.py`)
+    and `doctor` call on it. A provider builds each `httpx.Request` and reads each answer; it
+    never sends one, except through the `send` it is handed (an upload's two steps, fal's
+    request list). Which methods a provider must implement follows from its spec: every hosted
+    one submits and polls; the others as its capabilities say (`Declared` has the defaults,
+    tests/providers/test_registry.py checks each capability is backed by its methods)."""
+
+    @property
+    def spec(self) -> ProviderSpec: ...
+
+    # read-only views of `spec`, read by the engine, doctor and settings under these names
+    # today (to become `spec.capabilities.<name>`)
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_variables(self) -> tuple[str, ...]: ...
+
+    @property
+    def endpoints(self) -> tuple[tuple[str, str | None], ...]: ...
+
+    @property
+    def key_check_endpoint(self) -> str | None: ...
+
+    @property
+    def local(self) -> bool: ...
+
+    @property
+    def inline_media(self) -> frozenset[str]: ...
+
+    @property
+    def lost_answer(self) -> LostAnswerRecovery: ...
+
+    @property
+    def client_task_id(self) -> bool: ...
+
+    @property
+    def batch_poll(self) -> bool: ...
+
+    @property
+    def result_fetch(self) -> bool: ...
+
+    @property
+    def creates_elements(self) -> bool: ...
+
+    @property
+    def upload_ttl_s(self) -> float | None: ...
+
+    @property
+    def result_ttl_s(self) -> float | None: ...
+
+    @property
+    def unconfirmed_grace_s(self) -> float: ...
+
+    @property
+    def signs_tokens(self) -> bool: ...
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def inline(self, data: bytes, mime: str) -> str:
+        """A local file of an `inline_media` kind as the request carries it."""
+
+    async def upload(self, send: Send, data: bytes, mime: str, name: str, url: UrlOf,
+                     key: Credential) -> str:
+        """Upload a local file through the provider's upload API: what the request sends."""
+
+    # -- submission ------------------------------------------------------------------------------
+
+    def submit_request(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                       base_url: str, key: Credential) -> httpx.Request:
+        """The request that submits `request` (our `task_id` travels along where it can)."""
+
+    def read_submit(self, response: httpx.Response, task_id: str) -> Handle:
+        """The handle of an accepted submission; LostAnswer when the answer leaves open
+        whether it was accepted, ProviderError for a refusal, TransientError to retry."""
+
+    # -- polling ---------------------------------------------------------------------------------
+
+    def poll_request(self, handle: Handle, base_url: str, key: Credential) -> httpx.Request:
+        """The request that asks for one task."""
+
+    def read_status(self, response: httpx.Response, handle: Handle, takes: int) -> Status: ...
+
+    def batch_poll_request(self, handles: Sequence[Handle], base_url: str,
+                           key: Credential) -> httpx.Request:
+        """batch_poll: one request that asks for every task of `handles`."""
+
+    def read_statuses(self, response: httpx.Response, handles: Sequence[Handle],
+                      takes: Mapping[str, int]) -> Mapping[str, Status]:
+        """batch_poll: each task's status, by task id."""
+
+    def result_request(self, handle: Handle, base_url: str, key: Credential) -> httpx.Request:
+        """result_fetch: the request that fetches a `ready` task's result."""
+
+    def read_result(self, response: httpx.Response, handle: Handle, takes: int) -> Status: ...
+
+    # -- a lost answer, a task known by its id -------------------------------------------------
+
+    def lookup_requests(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                        base_url: str, key: Credential) -> list[httpx.Request]:
+        """lost_answer "lookup": the requests that look a task up by our id, in order."""
+
+    def read_lookup(self, response: httpx.Response, task_id: str) -> Handle | None:
+        """lost_answer "lookup": the task sent under `task_id`, None when not found."""
+
+    async def find_submission(self, send: Send, job: Job | None, url: UrlOf, key: Credential,
+                              since: float | None = None,
+                              sent: str | None = None) -> Handle | None:
+        """lost_answer "request_list": the request sent with this body, if listed."""
+
+    def adopt_handle(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                     url: UrlOf) -> Handle:
+        """What polls a task known by its id alone (`kling-compose adopt`)."""
+
+    # -- doctor ----------------------------------------------------------------------------------
+
+    def key_check_request(self, base_url: str, key: Credential) -> httpx.Request:
+        """key_check_endpoint: a free authenticated call that tests the key."""
+
+    def read_key_check(self, response: httpx.Response) -> Account:
+        """key_check_endpoint: what the call said; ProviderError for a refused key."""
 
 
-class Declared:
+@runtime_checkable
+class RegisteredProvider(Provider, RemoteProvider, Protocol):
+    """Both halves: what `providers.PROVIDERS` holds."""
+
+
+# -- the base of every provider class: the spec's views and the capabilities' defaults ---------
+
+
+def shot_job(job: Job | None, provider: str) -> Job:
+    """The job of a generation. The engine hands a task's job on as it is, which an element
+    task has none of; only a provider that `creates_elements` is sent those."""
+    if job is None:
+        raise TypeError(f"{provider} makes generations only, and was sent a task without a shot")
+    return job
+
+
+
+def _lacks(provider: Declared, what: str) -> NotImplementedError:
+    return NotImplementedError(f"{provider.name} has no {what} (see its spec)")
+
+
+class Declared(RemoteProvider):
     """The base of every provider class: its `spec` (a class attribute, the module's `SPEC`)
     and, as read-only properties, the names the engine, `plan`, `doctor` and `settings` read
-    today (`provider.lost_answer` is `provider.spec.capabilities.lost_answer`), plus the
-    methods each capability needs, with defaults for a provider that has none of it."""
+    today (`provider.lost_answer` is `provider.spec.capabilities.lost_answer`), plus a default
+    for each method of `RemoteProvider` and `Provider.element_request`: a provider overrides
+    what its spec says it has, and a default raises NotImplementedError naming what is
+    missing (never reached when the spec is honest: the registry test checks it), so nothing
+    anywhere needs hasattr or getattr."""
 
     spec: ProviderSpec
 
@@ -269,30 +447,67 @@ class Declared:
         """The client picks the task id (sent again only after proof it is unknown)."""
         return self.lost_answer == "resend"
 
-    # -- what some capabilities need ----------------------------------------------------------
+    # -- the defaults of a provider without the capability -------------------------------------
 
-    def lookup_requests(self, job, request: Mapping[str, Any], task_id: str, base_url: str,
-                        key) -> list:
-        """lost_answer "lookup": the requests that look a task up by our id, in order."""
-        raise NotImplementedError
+    def inline(self, data: bytes, mime: str) -> str:
+        raise _lacks(self, "inline media")
 
-    def read_lookup(self, response, task_id: str) -> "Handle | None":
-        raise NotImplementedError
+    async def upload(self, send: Send, data: bytes, mime: str, name: str, url: UrlOf,
+                     key: Credential) -> str:
+        raise _lacks(self, "upload API")
 
-    async def find_submission(self, send, job, url, key, since: float | None = None,
-                              sent: str | None = None) -> "Handle | None":
-        """lost_answer "request_list": the request sent with this body, if listed."""
-        raise NotImplementedError
+    def submit_request(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                       base_url: str, key: Credential) -> httpx.Request:
+        raise _lacks(self, "remote tasks")
 
-    def adopt_handle(self, job, request: Mapping[str, Any], task_id: str, url) -> "Handle":
-        """What polls a task known by its id alone (`kling-compose adopt`)."""
+    def read_submit(self, response: httpx.Response, task_id: str) -> Handle:
+        raise _lacks(self, "remote tasks")
+
+    def poll_request(self, handle: Handle, base_url: str, key: Credential) -> httpx.Request:
+        raise _lacks(self, "remote tasks")
+
+    def read_status(self, response: httpx.Response, handle: Handle, takes: int) -> Status:
+        raise _lacks(self, "remote tasks")
+
+    def batch_poll_request(self, handles: Sequence[Handle], base_url: str,
+                           key: Credential) -> httpx.Request:
+        raise _lacks(self, "batch polling")
+
+    def read_statuses(self, response: httpx.Response, handles: Sequence[Handle],
+                      takes: Mapping[str, int]) -> Mapping[str, Status]:
+        raise _lacks(self, "batch polling")
+
+    def result_request(self, handle: Handle, base_url: str, key: Credential) -> httpx.Request:
+        raise _lacks(self, "separate result fetch")
+
+    def read_result(self, response: httpx.Response, handle: Handle, takes: int) -> Status:
+        raise _lacks(self, "separate result fetch")
+
+    def lookup_requests(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                        base_url: str, key: Credential) -> list[httpx.Request]:
+        raise _lacks(self, "lookup by our id")
+
+    def read_lookup(self, response: httpx.Response, task_id: str) -> Handle | None:
+        raise _lacks(self, "lookup by our id")
+
+    async def find_submission(self, send: Send, job: Job | None, url: UrlOf, key: Credential,
+                              since: float | None = None,
+                              sent: str | None = None) -> Handle | None:
+        raise _lacks(self, "request list")
+
+    def adopt_handle(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                     url: UrlOf) -> Handle:
+        """A task polled by its id alone (a provider whose poll needs more overrides it)."""
         return Handle(task_id)
 
-    def element_request(self, element, ref) -> dict[str, Any]:
-        """creates_elements: the body that creates an element."""
-        raise NotImplementedError
+    def key_check_request(self, base_url: str, key: Credential) -> httpx.Request:
+        raise _lacks(self, "free call to check a key")
 
+    def read_key_check(self, response: httpx.Response) -> Account:
+        raise _lacks(self, "free call to check a key")
 
+    def element_request(self, element: Element, ref: Ref) -> dict[str, Any]:
+        raise _lacks(self, "element library")
 
 
 class ProviderError(Exception):
@@ -373,10 +588,11 @@ class Status:
 class Account:
     """What a provider's free authenticated call said about the key (`kling-compose doctor`).
 
-    A provider that has such a call sets `key_check_endpoint` (the settings endpoint it goes
-    to) and has `key_check_request(base_url, key) -> httpx.Request` and
-    `read_key_check(response) -> Account`, which raises ProviderError when the key is refused.
-    A provider without one (no free call is documented) has none of the three.
+    A provider that has such a call names `key_check_endpoint` in its spec (the settings
+    endpoint it goes to) and implements `key_check_request(base_url, key) -> httpx.Request`
+    and `read_key_check(response) -> Account`, which raises ProviderError when the key is
+    refused. A provider without one (no free call is documented) names none and keeps
+    `Declared`'s defaults, which raise NotImplementedError.
     """
 
     balance: Decimal | None = None  # None: the call says nothing about money left

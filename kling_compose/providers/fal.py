@@ -9,12 +9,29 @@ The body is the flat model input; which endpoint receives it depends on the inpu
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import rules
 from ..errors import Diagnostic
-from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import Capabilities, Declared, ModelSpec, ProviderSpec
+from ..model import Element, Prompt, ResolvedShot
+from .base import (
+    Account,
+    Capabilities,
+    Credential,
+    Declared,
+    Handle,
+    Job,
+    ModelSpec,
+    ProviderSpec,
+    Ref,
+    Send,
+    Status,
+    UrlOf,
+    shot_job,
+)
+
+if TYPE_CHECKING:
+    import httpx
 
 _SOURCE = ("fal's Kling Video V3 Pro page, "
            "fal.ai/docs/model-api-reference/video-generation-api/kling-video-v3-pro")
@@ -57,9 +74,6 @@ ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {
     "image": frozenset({"url", "data", "path", "chain"}),
     "video": frozenset({"url", "path", "chain"}),
 }
-
-Ref = Callable[[FrameSource, str], str]
-
 
 # -- run time: fal's queue API (providers reference, section 2) ----------------------------------
 
@@ -111,13 +125,14 @@ SPEC = ProviderSpec(
 class FalQueue(Declared):
     """Submit to the queue, poll the returned status URL, fetch the returned response URL."""
 
-    def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
+    def submit_request(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                       base_url: str, key: Credential) -> httpx.Request:
         import httpx
 
-        url = f"{base_url}/{endpoint_id(job.model, request)}"
+        url = f"{base_url}/{endpoint_id(shot_job(job, 'fal').model, request)}"
         return httpx.Request("POST", url, json=dict(request), headers=_auth(key))
 
-    def read_submit(self, response, task_id: str):
+    def read_submit(self, response: httpx.Response, task_id: str) -> Handle:
         """The handle; retried only where fal-client retries a request (408, 409, 429, and a
         502-504 from fal's ingress: no x-fal-request-id header, an nginx page). Any other
         5xx came from fal's own server after the request arrived: it may be queued."""
@@ -142,8 +157,9 @@ class FalQueue(Declared):
         return Handle(data["request_id"], {"status_url": data["status_url"],
                                            "response_url": data["response_url"]})
 
-    async def find_submission(self, send, job, url, key, since: float | None = None,
-                              sent: str | None = None):
+    async def find_submission(self, send: Send, job: Job | None, url: UrlOf, key: Credential,
+                              since: float | None = None,
+                              sent: str | None = None) -> Handle | None:
         """A request of this endpoint with exactly the input sent, since `since` (epoch s):
         fal's platform API lists an endpoint's requests (fal.ai/docs/platform-apis/v1/models/
         requests/by-endpoint, `expand=payloads`). `sent` is the digest of the body as sent
@@ -158,6 +174,7 @@ class FalQueue(Declared):
 
         from .base import json_answer, raise_for_status, sent_digest
 
+        job = shot_job(job, "fal")
         endpoint = endpoint_id(job.model, job.request)
         params = {"endpoint_id": endpoint, "expand": "payloads", "limit": "100"}
         if since is not None:
@@ -179,20 +196,21 @@ class FalQueue(Declared):
                 return _queue_handle(url, endpoint, item["request_id"])
         return None
 
-    def adopt_handle(self, job, request: Mapping[str, Any], task_id: str, url):
+    def adopt_handle(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                     url: UrlOf) -> Handle:
         """What polls a request id from the user's dashboard (`kling-compose adopt`): the queue
         URLs fal-client's `from_request_id` builds (owner/app only)."""
-        return _queue_handle(url, endpoint_id(job.model, request), task_id)
+        return _queue_handle(url, endpoint_id(shot_job(job, "fal").model, request), task_id)
 
     # doctor: one item of the request list (SPEC.key_check_endpoint says why)
-    def key_check_request(self, base_url: str, key):
+    def key_check_request(self, base_url: str, key: Credential) -> httpx.Request:
         import httpx
 
         params = {"endpoint_id": KEY_CHECK_ENDPOINT_ID, "limit": "1"}
         return httpx.Request("GET", f"{base_url}/v1/models/requests/by-endpoint",
                              params=params, headers=_auth(key))
 
-    def read_key_check(self, response):
+    def read_key_check(self, response: httpx.Response) -> Account:
         """Account() (the list says nothing about money); ProviderError for a refused key."""
         from .base import Account, ProviderError, json_answer, raise_for_status
 
@@ -202,12 +220,12 @@ class FalQueue(Declared):
             raise ProviderError("fal answered the request list without its items")
         return Account()
 
-    def poll_request(self, handle, base_url: str, key):
+    def poll_request(self, handle: Handle, base_url: str, key: Credential) -> httpx.Request:
         import httpx
 
         return httpx.Request("GET", handle.extra["status_url"], headers=_auth(key))
 
-    def read_status(self, response, handle, takes: int):
+    def read_status(self, response: httpx.Response, handle: Handle, takes: int) -> Status:
         """202 while queued or running; COMPLETED means the result can be fetched."""
         from .base import ProviderError, Status, json_answer, raise_for_status
 
@@ -229,12 +247,12 @@ class FalQueue(Declared):
             return Status("ready")
         raise ProviderError(f"fal answered an unknown status {state!r}")
 
-    def result_request(self, handle, base_url: str, key):
+    def result_request(self, handle: Handle, base_url: str, key: Credential) -> httpx.Request:
         import httpx
 
         return httpx.Request("GET", handle.extra["response_url"], headers=_auth(key))
 
-    def read_result(self, response, handle, takes: int):
+    def read_result(self, response: httpx.Response, handle: Handle, takes: int) -> Status:
         from .base import Result, Status, TransientError, json_answer
 
         data = json_answer(response, "fal")
@@ -247,7 +265,8 @@ class FalQueue(Declared):
             return Status("failed", message="fal returned no video")
         return Status("done", (Result(video["url"]),))
 
-    async def upload(self, send, data: bytes, mime: str, name: str, url, key) -> str:
+    async def upload(self, send: Send, data: bytes, mime: str, name: str, url: UrlOf,
+                     key: Credential) -> str:
         """fal-client 1.0.3's CDN flow: a storage token from the REST host (`REST_URL`,
         `CDNTokenManager`), then the bytes to the CDN (`CDN_URL` + /files/upload) with it."""
         import httpx

@@ -23,13 +23,29 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import PurePosixPath
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
 from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import Capabilities, Declared, ModelSpec, ProviderSpec
+from .base import (
+    Account,
+    Capabilities,
+    Credential,
+    Declared,
+    Handle,
+    Job,
+    ModelSpec,
+    ProviderSpec,
+    Ref,
+    Send,
+    Status,
+    UrlOf,
+)
+
+if TYPE_CHECKING:
+    import httpx
 
 NAME = "kie"
 MODEL_ID = "kling-3.0/video"  # Kling 3.0 spec: `model` enum is only "kling-3.0/video"
@@ -110,9 +126,6 @@ ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {
 }
 
 UPLOAD_PATH = "kling-compose"  # `uploadPath`: "without leading or trailing slashes"
-
-Ref = Callable[[FrameSource, str], str]
-
 
 # -- run time: createTask, recordInfo, file-stream-upload -------------------------------------
 
@@ -215,13 +228,14 @@ SPEC = ProviderSpec(
 class KieTasks(Declared):
     """createTask (the server assigns taskId), then recordInfo until success or fail."""
 
-    def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
+    def submit_request(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                       base_url: str, key: Credential) -> httpx.Request:
         import httpx
 
         return httpx.Request("POST", f"{base_url}/api/v1/jobs/createTask", json=dict(request),
                              headers={"Authorization": f"Bearer {key.reveal()}"})
 
-    def read_submit(self, response, task_id: str):
+    def read_submit(self, response: httpx.Response, task_id: str) -> Handle:
         """The taskId; LostAnswer when a server error leaves open whether the task was made."""
         from .base import Handle, LostAnswer, ProviderError
 
@@ -239,14 +253,14 @@ class KieTasks(Declared):
             raise ProviderError("kie accepted the task but its answer has no data.taskId")
         return Handle(found)
 
-    def poll_request(self, handle, base_url: str, key):
+    def poll_request(self, handle: Handle, base_url: str, key: Credential) -> httpx.Request:
         import httpx
 
         return httpx.Request("GET", f"{base_url}/api/v1/jobs/recordInfo",
                              params={"taskId": handle.task_id},
                              headers={"Authorization": f"Bearer {key.reveal()}"})
 
-    def read_status(self, response, handle, takes: int):
+    def read_status(self, response: httpx.Response, handle: Handle, takes: int) -> Status:
         """The task's state. Every field kie's answer is read from is checked: a malformed one
         is `invalid` (naming it), never a traceback, never polled forever, never a rejection;
         404 is `unknown`, 422 "recordInfo is null" `unconfirmed` (not shown yet)."""
@@ -289,13 +303,13 @@ class KieTasks(Declared):
                       request=made_from)
 
     # doctor: the remaining credits (SPEC.key_check_endpoint)
-    def key_check_request(self, base_url: str, key):
+    def key_check_request(self, base_url: str, key: Credential) -> httpx.Request:
         import httpx
 
         return httpx.Request("GET", f"{base_url}/api/v1/chat/credit",
                              headers={"Authorization": f"Bearer {key.reveal()}"})
 
-    def read_key_check(self, response):
+    def read_key_check(self, response: httpx.Response) -> Account:
         """The remaining credits; ProviderError for a refused key (code 401)."""
         from decimal import Decimal
 
@@ -306,7 +320,8 @@ class KieTasks(Declared):
             raise ProviderError("kie answered the credit query without a number of credits")
         return Account(Decimal(str(credits)), "credits")
 
-    async def upload(self, send, data: bytes, mime: str, name: str, url, key) -> str:
+    async def upload(self, send: Send, data: bytes, mime: str, name: str, url: UrlOf,
+                     key: Credential) -> str:
         """POST the bytes to the File Upload API (multipart); returns `data.downloadUrl`."""
         import httpx
 

@@ -26,13 +26,29 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 from pathlib import PurePosixPath
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from .. import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import PLACEHOLDER_PREFIX, Capabilities, Declared, ModelSpec, ProviderSpec
+from .base import (
+    PLACEHOLDER_PREFIX,
+    Account,
+    Capabilities,
+    Credential,
+    Declared,
+    Handle,
+    Job,
+    ModelSpec,
+    ProviderSpec,
+    Ref,
+    Status,
+    UrlOf,
+)
+
+if TYPE_CHECKING:
+    import httpx
 
 NAME = "kling"
 V3_MODEL = "kling-v3"  # 3.0 spec: text2video / image2video `model_name` enum
@@ -150,9 +166,6 @@ PATHS: Mapping[str, str] = {
     "omni-video": "/v1/videos/omni-video",
     "element": "/v1/general/advanced-custom-elements",
 }
-
-Ref = Callable[[FrameSource, str], str]
-
 
 def element_placeholder(name: str) -> str:
     """What a generation's `element_list` holds for an element created by the run."""
@@ -331,7 +344,7 @@ class KlingTasks(Declared):
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
 
-    def auth(self, key) -> dict[str, str]:
+    def auth(self, key: Credential) -> dict[str, str]:
         return {"Authorization": f"Bearer {sign_token(key, self.clock())}"}
 
     def _request(self, method: str, url: str, key, *, json=None, params=None,
@@ -347,12 +360,13 @@ class KlingTasks(Declared):
 
         return base64.b64encode(data).decode()
 
-    def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
+    def submit_request(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                       base_url: str, key: Credential) -> httpx.Request:
         body = {**_numeric_ids(request), "external_task_id": task_id}
         return self._request("POST", f"{base_url}{PATHS[endpoint(request)]}", key, json=body,
                              where=_shot_where(job))
 
-    def read_submit(self, response, task_id: str):
+    def read_submit(self, response: httpx.Response, task_id: str) -> Handle:
         """The handle (Kling's task_id, the endpoint, our id); LostAnswer when the answer
         leaves open whether the task was made."""
         from .base import Handle, LostAnswer
@@ -374,8 +388,8 @@ class KlingTasks(Declared):
         return Handle(str(found), {"endpoint": _endpoint_of(response), "external_task_id":
                                    task_id, **_where_extra(response)})
 
-    def lookup_requests(self, job, request: Mapping[str, Any], task_id: str, base_url: str,
-                        key) -> list:
+    def lookup_requests(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                        base_url: str, key: Credential) -> list[httpx.Request]:
         """After a lost answer: the queries by our own id, in the order to try. Kling's query
         pages say "you can choose to query by external_task_id or task_id" and list both as
         request path parameters (`GET {endpoint}/{id}`); copies of the pages and clients also
@@ -387,7 +401,7 @@ class KlingTasks(Declared):
                               where=where),
                 self._request("GET", f"{path}/{task_id}", key, where=where)]
 
-    def read_lookup(self, response, task_id: str):
+    def read_lookup(self, response: httpx.Response, task_id: str) -> Handle | None:
         """The handle of the task sent under `task_id`; None when this query did not find it
         (code 1203, an HTTP 404 without a code, `data` null or a list without it, or a task
         under another external_task_id). `data` is one task (the path form; the query form
@@ -426,7 +440,8 @@ class KlingTasks(Declared):
         return Handle(str(kling_id), {"endpoint": _endpoint_of(response), "external_task_id":
                                       task_id, **_where_extra(response)})
 
-    def adopt_handle(self, job, request: Mapping[str, Any], task_id: str, url):
+    def adopt_handle(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                     url: UrlOf) -> Handle:
         """What polls a task id from the user's dashboard (`kling-compose adopt`): the
         endpoint the shot's request goes to."""
         from .base import Handle
@@ -435,12 +450,12 @@ class KlingTasks(Declared):
         return Handle(task_id, {"endpoint": endpoint(request), **({"where": where} if where
                                                                   else {})})
 
-    def poll_request(self, handle, base_url: str, key):
+    def poll_request(self, handle: Handle, base_url: str, key: Credential) -> httpx.Request:
         kind = handle.extra.get("endpoint", "text2video")
         return self._request("GET", f"{base_url}{PATHS[kind]}/{handle.task_id}", key,
                              where=handle.extra.get("where"))
 
-    def read_status(self, response, handle, takes: int):
+    def read_status(self, response: httpx.Response, handle: Handle, takes: int) -> Status:
         """submitted / processing wait; succeed gives task_result.videos[].url (an element:
         task_result.elements[0].element_id) and what it cost: final_unit_deduction x $0.14;
         failed gives task_status_msg. A malformed answer about the task is `invalid`, naming
@@ -469,11 +484,11 @@ class KlingTasks(Declared):
         return Status("processing", detail="queued" if state == "submitted" else "processing")
 
     # doctor: the task list of text-to-video (SPEC.key_check_endpoint)
-    def key_check_request(self, base_url: str, key):
+    def key_check_request(self, base_url: str, key: Credential) -> httpx.Request:
         return self._request("GET", f"{base_url}{PATHS['text2video']}", key,
                              params={"pageNum": "1", "pageSize": "1"})
 
-    def read_key_check(self, response):
+    def read_key_check(self, response: httpx.Response) -> Account:
         from .base import Account
 
         _judge(response, _body(response), "task list query")

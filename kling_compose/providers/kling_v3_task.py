@@ -10,12 +10,25 @@ docs/providers.md); `provider_options` can override any of them.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import rules
 from ..errors import Diagnostic
-from ..model import Element, FrameSource, Prompt, ResolvedShot
-from .base import Capabilities, Declared, ModelSpec, ProviderSpec
+from ..model import Element, Prompt, ResolvedShot
+from .base import (
+    Capabilities,
+    Credential,
+    Declared,
+    Handle,
+    Job,
+    ModelSpec,
+    ProviderSpec,
+    Ref,
+    Status,
+)
+
+if TYPE_CHECKING:
+    import httpx
 
 _SOURCE = "the kling/v3 task API documentation"
 
@@ -48,9 +61,6 @@ ELEMENT_IMAGES = (1, 4)  # seed 002: "each element accepts 1 to 4 reference imag
 
 # seed 002 documents URLs only.
 ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {"image": frozenset({"url"})}
-
-Ref = Callable[[FrameSource, str], str]
-
 
 # -- run time: the task API (seed 002; kie.ai's Market API shape, providers reference section 3) --
 
@@ -98,13 +108,14 @@ class TaskQueue(Declared):
     """createTask (the server assigns taskId), then recordInfo until the state is success or
     fail."""
 
-    def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
+    def submit_request(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                       base_url: str, key: Credential) -> httpx.Request:
         import httpx
 
         return httpx.Request("POST", f"{base_url}/api/v1/jobs/createTask", json=dict(request),
                              headers={"x-api-key": key.reveal()})
 
-    def read_submit(self, response, task_id: str):
+    def read_submit(self, response: httpx.Response, task_id: str) -> Handle:
         """The taskId; LostAnswer when a server error leaves open whether the task was made
         (seed 002's code 500 "Server Error", or a gateway's 500/502/504 without a code)."""
         from .base import Handle, LostAnswer
@@ -127,13 +138,13 @@ class TaskQueue(Declared):
                              "data.taskId")
         return Handle(str(found))
 
-    def poll_request(self, handle, base_url: str, key):
+    def poll_request(self, handle: Handle, base_url: str, key: Credential) -> httpx.Request:
         import httpx
 
         return httpx.Request("GET", f"{base_url}/api/v1/jobs/recordInfo",
                              params={"taskId": handle.task_id}, headers={"x-api-key": key.reveal()})
 
-    def read_status(self, response, handle, takes: int):
+    def read_status(self, response: httpx.Response, handle: Handle, takes: int) -> Status:
         """waiting / queuing / generating wait; success gives resultJson's resultUrls; fail
         gives failCode and failMsg. A malformed answer about the task is `invalid` (it may be
         paid for: never recorded as failed, never sent again by itself)."""

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from .. import rules
 from ..errors import Diagnostic
-from ..model import FrameSource, Prompt, ResolvedShot
+from ..model import Prompt, ResolvedShot
 from . import fal, kie, kling, kling_v3_task, runware
-from .base import Capabilities, Declared, ModelSpec, ProviderSpec
+from .base import Capabilities, Declared, ModelSpec, ProviderSpec, Ref
 
 DEFAULT_SIZE = (1920, 1080)
 DEFAULT_DURATION_S = 5  # the Kling providers' default (seeds 000, 001, 003, 004)
@@ -42,9 +42,6 @@ def _spec(alias: str) -> ModelSpec:
 
 
 MODELS: Mapping[str, ModelSpec] = {alias: _spec(alias) for alias in _ALIASES}
-
-Ref = Callable[[FrameSource, str], str]
-
 
 SPEC = ProviderSpec(
     name="preview",

@@ -15,27 +15,36 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .. import rules
 from ..errors import Diagnostic
-from ..model import Element, FrameSource, Prompt, ResolvedShot
+from ..model import Element, Prompt, ResolvedShot
 from .base import (
     TRANSIENT_STATUS,
+    Account,
     Capabilities,
+    Credential,
     Declared,
     Handle,
+    Job,
     ModelSpec,
     ProviderError,
     ProviderSpec,
+    Ref,
     Result,
+    Send,
     Status,
     TransientError,
+    UrlOf,
     answer_url,
     json_answer,
     read_cost,
     retry_after_s,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 _SOURCE_3_PRO = "Runware's KlingAI Video 3.0 Pro page, runware.ai/docs/models/klingai-video-3-0-pro"
 _SOURCE_O3_PRO = "Runware's KlingAI Video O3 Pro page, runware.ai/docs/models/klingai-video-o3-pro"
@@ -155,9 +164,6 @@ NO_SETTINGS_WITH_VIDEO = frozenset({"kling-o3-pro"})
 # seeds 003/004: "When inputs.video or inputs.referenceVideos is provided,
 # inputs.referenceImages is limited to 4 items."
 MAX_REFERENCE_IMAGES_WITH_VIDEO = 4
-
-Ref = Callable[[FrameSource, str], str]
-
 
 SPEC = ProviderSpec(
     name="runware",
@@ -285,7 +291,8 @@ class RunwareProvider(Declared):
 
         return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
-    def submit_request(self, job, request: Mapping[str, Any], task_id: str, base_url: str, key):
+    def submit_request(self, job: Job | None, request: Mapping[str, Any], task_id: str,
+                       base_url: str, key: Credential) -> httpx.Request:
         """POST of the task array: taskUUID right after taskType (as in the seeds), then the
         API options every submission sets: async delivery and the cost in the answer."""
         import httpx
@@ -295,7 +302,7 @@ class RunwareProvider(Declared):
         body.update({"deliveryMethod": "async", "includeCost": True})
         return httpx.Request("POST", base_url, json=[body], headers=_auth(key))
 
-    def read_submit(self, response, task_id: str) -> Handle:
+    def read_submit(self, response: httpx.Response, task_id: str) -> Handle:
         """The handle of an accepted task. `conflictTaskUUID` can only answer a re-send, which
         the engine makes only after getResponse said the UUID was unknown: the task appeared
         in between, so it exists (poll it) and is not paid twice."""
@@ -306,18 +313,26 @@ class RunwareProvider(Declared):
         _raise_for(response, errors)
         return Handle(task_id)
 
-    def poll_request(self, handles, base_url: str, key):
+    def poll_request(self, handle: Handle | Sequence[Handle], base_url: str,
+                     key: Credential) -> httpx.Request:
+        """getResponse for one task (a list of handles is still taken, as `batch_poll_request`:
+        the engine's batched poll sends its handles here)."""
+        handles = [handle] if isinstance(handle, Handle) else handle
+        return self.batch_poll_request(handles, base_url, key)
+
+    def batch_poll_request(self, handles: Sequence[Handle], base_url: str,
+                           key: Credential) -> httpx.Request:
         """One getResponse task per handle, all in one request."""
         import httpx
 
-        handles = handles if isinstance(handles, (list, tuple)) else [handles]
         body = [{"taskType": "getResponse", "taskUUID": h.task_id} for h in handles]
         return httpx.Request("POST", base_url, json=body, headers=_auth(key))
 
-    def read_status(self, response, handle: Handle, takes: int) -> Status:
+    def read_status(self, response: httpx.Response, handle: Handle, takes: int) -> Status:
         return self.read_statuses(response, [handle], {handle.task_id: takes})[handle.task_id]
 
-    def read_statuses(self, response, handles, takes: Mapping[str, int]) -> dict[str, Status]:
+    def read_statuses(self, response: httpx.Response, handles: Sequence[Handle],
+                      takes: Mapping[str, int]) -> dict[str, Status]:
         """Each task's state. An `errors[]` entry of a task is its final answer whatever the
         HTTP status, as the official SDKs read it (runware-sdk 1.8.0 `_extract_items`); a code
         meaning the task does not exist (`...NotFound`, `...Expired`, runware-sdk `derive_code`)
@@ -345,7 +360,8 @@ class RunwareProvider(Declared):
                 statuses[handle.task_id] = _progress(own, takes[handle.task_id])
         return statuses
 
-    async def upload(self, send, data: bytes, mime: str, name: str, url, key) -> str:
+    async def upload(self, send: Send, data: bytes, mime: str, name: str, url: UrlOf,
+                     key: Credential) -> str:
         """mediaStorage upload (runware.ai/docs/platform/media-storage): the bytes as a data
         URI; the answer's mediaUUID is reusable as any input."""
         import uuid
@@ -365,7 +381,7 @@ class RunwareProvider(Declared):
         raise ProviderError("runware answered the upload without a mediaUUID")
 
     # doctor: the free account query (SPEC.key_check_endpoint)
-    def key_check_request(self, base_url: str, key):
+    def key_check_request(self, base_url: str, key: Credential) -> httpx.Request:
         import uuid
 
         import httpx
@@ -374,10 +390,8 @@ class RunwareProvider(Declared):
                 "operation": "getDetails"}
         return httpx.Request("POST", base_url, json=[task], headers=_auth(key))
 
-    def read_key_check(self, response):
+    def read_key_check(self, response: httpx.Response) -> Account:
         """The account's `balance`; ProviderError for a refused key (`invalidApiKey`)."""
-        from .base import Account
-
         answer = _answer(response)
         _raise_for(response, _errors(answer))
         for item in answer.get("data") or []:

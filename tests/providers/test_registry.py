@@ -119,3 +119,163 @@ def test_a_spec_that_contradicts_itself_is_refused_when_it_is_made():
         ProviderSpec("here", ("KEY",), capabilities=Capabilities(local=True))
     with pytest.raises(ValueError, match="key_check_endpoint"):
         ProviderSpec("host", ("KEY",), (("api", None),), key_check_endpoint="other")
+
+
+# -- issue 23: one declared run-time Protocol, satisfied by every provider ---------------------
+
+
+def _members(protocol) -> dict[str, object]:
+    """The members a Protocol declares (its own and its Protocol bases'), by name."""
+    import typing
+
+    found: dict[str, object] = {}
+    for klass in reversed(protocol.__mro__):
+        if klass in (object, typing.Protocol, typing.Generic) or \
+                not getattr(klass, "_is_protocol", False):
+            continue
+        for name, value in vars(klass).items():
+            if not name.startswith("_"):
+                found[name] = value
+    return found
+
+
+def _compatible(declared, implemented) -> str | None:
+    """Why `implemented` (a bound method) cannot be called as `declared` (a Protocol's
+    function) is, or None: every declared parameter in the same place, of the same kind and
+    name, with a default where the declaration has one; any parameter more has a default;
+    a coroutine function where the declaration is one."""
+    import inspect
+
+    if inspect.iscoroutinefunction(declared) != inspect.iscoroutinefunction(implemented):
+        return "async" if inspect.iscoroutinefunction(declared) else "not async"
+    wanted = list(inspect.signature(declared).parameters.values())[1:]  # without self
+    given = list(inspect.signature(implemented).parameters.values())
+    if len(given) < len(wanted):
+        return f"takes {len(given)} parameters, the Protocol {len(wanted)}"
+    for want, have in zip(wanted, given):
+        if (want.name, want.kind) != (have.name, have.kind):
+            return f"parameter {have.name} ({have.kind}) where the Protocol has {want.name}"
+        if want.default is not inspect.Parameter.empty and have.default is inspect.Parameter.empty:
+            return f"parameter {have.name} has no default"
+    for extra in given[len(wanted):]:
+        if extra.default is inspect.Parameter.empty and extra.kind not in (
+                inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            return f"parameter {extra.name} more, without a default"
+    return None
+
+
+def test_every_provider_satisfies_both_protocols_member_by_member():
+    """Not only `isinstance` (which looks at names): each member of `Provider` (compile) and
+    `RemoteProvider` (run time) exists on every provider, a property is readable, and a
+    method can be called exactly as the Protocol declares it."""
+    import inspect
+
+    from kling_compose.providers.base import Provider, RegisteredProvider, RemoteProvider
+
+    for name, provider in PROVIDERS.items():
+        assert isinstance(provider, Provider) and isinstance(provider, RemoteProvider), name
+        assert isinstance(provider, RegisteredProvider), name
+        for protocol in (Provider, RemoteProvider):
+            for member, declared in _members(protocol).items():
+                where = f"{name}.{member} ({protocol.__name__})"
+                if isinstance(declared, property):  # a value to read, not a method
+                    assert not inspect.ismethod(getattr(provider, member)), where
+                    continue
+                implemented = getattr(provider, member)
+                assert callable(implemented), where
+                problem = _compatible(declared, implemented)
+                assert problem is None, f"{where}: {problem}"
+
+
+def _overrides(provider, method: str) -> bool:
+    from kling_compose.providers.base import Declared
+
+    return getattr(type(provider), method) is not getattr(Declared, method)
+
+
+# capability -> the methods that back it; a provider has the capability exactly when it
+# implements them (a method no capability asks for would be dead code the engine never calls)
+BACKED_BY = {
+    "hosted": ("submit_request", "read_submit", "poll_request", "read_status"),
+    "inline": ("inline",),
+    "lookup": ("lookup_requests", "read_lookup"),
+    "request_list": ("find_submission",),
+    "batch_poll": ("batch_poll_request", "read_statuses"),
+    "result_fetch": ("result_request", "read_result"),
+    "creates_elements": ("element_request",),
+    "key_check": ("key_check_request", "read_key_check"),
+}
+
+
+def _declares(provider) -> dict[str, bool]:
+    spec = provider.spec
+    caps = spec.capabilities
+    return {
+        "hosted": not caps.local,
+        "inline": bool(caps.inline_media) and not caps.local,
+        "lookup": caps.lost_answer == "lookup",
+        "request_list": caps.lost_answer == "request_list",
+        "batch_poll": caps.batch_poll,
+        "result_fetch": caps.result_fetch,
+        "creates_elements": caps.creates_elements,
+        "key_check": spec.key_check_endpoint is not None,
+    }
+
+
+def test_each_capability_is_backed_by_its_methods_and_only_then():
+    for name, provider in PROVIDERS.items():
+        for capability, declared in _declares(provider).items():
+            for method in BACKED_BY[capability]:
+                assert _overrides(provider, method) == declared, \
+                    f"{name}: {capability}={declared} but {method} " \
+                    f"{'is' if _overrides(provider, method) else 'is not'} implemented"
+
+
+def test_a_capability_a_provider_lacks_is_a_clear_error_not_an_attribute_error():
+    """The defaults exist so nothing needs hasattr: calling one names what is missing."""
+    import asyncio
+
+    import pytest
+
+    preview, kie = PROVIDERS["preview"], PROVIDERS["kie"]
+    with pytest.raises(NotImplementedError, match="preview has no remote tasks"):
+        preview.submit_request(None, {}, "id", "https://x", None)
+    with pytest.raises(NotImplementedError, match="kie has no lookup by our id"):
+        kie.lookup_requests(None, {}, "id", "https://x", None)
+    with pytest.raises(NotImplementedError, match="kie has no request list"):
+        asyncio.run(kie.find_submission(None, None, str, None))  # type: ignore[arg-type]
+    with pytest.raises(NotImplementedError, match="kling-v3-task has no free call"):
+        PROVIDERS["kling-v3-task"].key_check_request("https://x", None)
+    assert kie.adopt_handle(None, {}, "task-1", str).task_id == "task-1"
+
+
+def test_the_declared_capabilities_of_each_hosted_provider():
+    """What each provider is, in one table (a change here is a change of behaviour)."""
+    table = {name: (p.lost_answer, p.batch_poll, p.result_fetch, p.creates_elements,
+                    p.signs_tokens, p.key_check_endpoint, tuple(sorted(p.inline_media)))
+             for name, p in PROVIDERS.items() if not p.spec.capabilities.local}
+    assert table == {
+        "runware": ("resend", True, False, False, False, "runware", ("image",)),
+        "fal": ("request_list", False, True, False, False, "fal-api", ()),
+        "kling-v3-task": ("ask", False, False, False, False, None, ()),
+        "kie": ("ask", False, False, False, False, "kie", ()),
+        "kling": ("lookup", False, False, True, True, "kling", ("image",)),
+    }
+
+
+def test_runware_polls_one_task_or_many_in_one_request():
+    """`batch_poll_request` is the batched poll; `poll_request` still takes a list of handles,
+    which the engine's batched poll sends it (engine/remote.py, PollGroup._poll_batch)."""
+    import json
+
+    from kling_compose.providers.base import Handle
+    from kling_compose.settings import Secret
+
+    runware, key = PROVIDERS["runware"], Secret("k")
+    handles = [Handle("a"), Handle("b")]
+    batched = runware.batch_poll_request(handles, "https://api.test/v1", key)
+    listed = runware.poll_request(handles, "https://api.test/v1", key)  # type: ignore[arg-type]
+    one = runware.poll_request(Handle("a"), "https://api.test/v1", key)
+    assert json.loads(batched.content) == json.loads(listed.content) == [
+        {"taskType": "getResponse", "taskUUID": "a"}, {"taskType": "getResponse", "taskUUID": "b"}]
+    assert json.loads(one.content) == [{"taskType": "getResponse", "taskUUID": "a"}]

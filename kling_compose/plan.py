@@ -55,6 +55,13 @@ class Task:
     def duration_s(self) -> int | None:
         return self.job.shot.duration if self.job is not None else None
 
+    @property
+    def generation(self) -> Job:
+        """The compiled shot of a generate task (a TypeError for another kind: a bug)."""
+        if self.job is None:
+            raise TypeError(f"{self.id} is not a generation")
+        return self.job
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:

@@ -29,11 +29,11 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator, TypeGuard
 
 import httpx
 
-from ..plan import prior_s
+from ..plan import Task, prior_s
 from ..providers import PROVIDERS
 from ..providers.base import (
     Handle,
@@ -63,7 +63,7 @@ NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
 UNRESOLVED = frozenset({"unknown", "unconfirmed", "invalid"})
 
 
-def usable_cost(amount) -> bool:
+def usable_cost(amount: object) -> TypeGuard[Decimal]:
     """A cost that can be added up: a finite, non-negative Decimal."""
     return isinstance(amount, Decimal) and amount.is_finite() and amount >= 0
 
@@ -153,12 +153,12 @@ class Remote:
     store: Store
     clock: Clock = field(default_factory=Clock)
     budget: Budget = field(default_factory=Budget)
-    verify: Callable[[Path, float | None], None] | None = None  # checks a downloaded clip
+    verify: Callable[[Path, float | None], Any] | None = None  # checks a downloaded clip
     groups: dict[str, PollGroup] = field(default_factory=dict)
     # tells people where a task stands: (task, "submitted" | "queued (position 2)" | ...)
     notify: Callable[[object, str], None] | None = None
     # told each acknowledged submission (task, handle): the shared store's claims record it
-    on_submitted: Callable[[object, Handle], Awaitable[None]] | None = None
+    on_submitted: Callable[[Task, Handle], Awaitable[None]] | None = None
     warnings: list[str] = field(default_factory=list)  # for the run's summary (RunResult)
 
     def tell(self, task, state: str) -> None:
@@ -335,8 +335,9 @@ class Remote:
             [(await self.download(r.url, suffix, expected, gone), suffix) for r in status.results]
         costs = [r.cost_usd for r in status.results]
         notes = [r.cost_note for r in status.results if r.cost_note]
-        cost = (sum(costs, Decimal(0)) if costs and all(usable_cost(c) for c in costs)
-                else task.job.cost_usd)
+        usable = [c for c in costs if usable_cost(c)]
+        cost = sum(usable, Decimal(0)) if costs and len(usable) == len(costs) else \
+            task.job.cost_usd
         result = {"task_id": handle.task_id, "urls": [r.url for r in status.results],
                   "seeds": [r.seed for r in status.results]}
         if task.job.cost_usd is not None:
@@ -432,6 +433,9 @@ class Remote:
         provider proves it does not and takes our id again (Runware); otherwise a RemoteError
         asks the user (sending again could pay twice)."""
         task_id = previous.provider_task_id
+        if task_id is None:  # committed before sending: a ledger edited by hand
+            raise RemoteError(_lost_message(task, "(none recorded)", "the ledger holds no id "
+                                            "for it to look it up by"))
         if provider.lost_answer == "resend":  # Runware: getResponse for the taskUUID
             if await self.accepted(task, provider, task_id, key, base):
                 return Handle(task_id)
@@ -561,7 +565,7 @@ class _Ambiguous(Exception):
 
 @dataclass
 class _Member:
-    task: object
+    task: Task
     handle: Handle
     takes: int
     future: asyncio.Future

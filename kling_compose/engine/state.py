@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -91,11 +91,11 @@ class State:
     """The ledger; every write is its own committed transaction."""
 
     salvaged: str | None = None  # what a new ledger took over from state.db.damaged
+    db: sqlite3.Connection
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
         refuse_links(path)
-        self.db = None
         fresh = not readonly and not path.exists()
         try:
             if fresh:
@@ -110,7 +110,7 @@ class State:
             if _cannot_write(exc):
                 if not readonly and path.parent.is_dir() and \
                         not os.access(path.parent, os.W_OK):
-                    exc = f"{path.parent.name} is read-only ({exc})"
+                    raise unwritable(path, f"{path.parent.name} is read-only ({exc})") from None
                 raise unwritable(path, exc) from None
             raise damaged(path, exc) from None
         except OSError as exc:  # a read-only or full disk: .kling-compose cannot be made
@@ -124,7 +124,7 @@ class State:
             raise damaged(path, _row_problem(exc)) from None
 
     def _close_quietly(self) -> None:
-        if self.db is not None:
+        if getattr(self, "db", None) is not None:  # opened before the failure
             try:
                 self.db.close()
             except sqlite3.Error:
@@ -250,6 +250,13 @@ class State:
         row = self.db.execute("SELECT * FROM tasks WHERE cache_key = ?", (cache_key,)).fetchone()
         return _record(row) if row else None
 
+    def _get(self, cache_key: str) -> Record:
+        """The record of a row just written."""
+        record = self.get(cache_key)
+        if record is None:
+            raise sqlite3.DatabaseError(f"the ledger lost the row it wrote for {cache_key}")
+        return record
+
     def latest_for(self, task_id: str, provider: str | None = None) -> Record | None:
         """The finished record of a task id (any cache key) a run last made, reused or
         restored; with `provider`, the last one of that provider only. A result reused from
@@ -292,7 +299,7 @@ class State:
             (key, task_id, kind, now, fields.get("shot"), fields.get("provider"),
              fields.get("model"), fields.get("provider_task_id"),
              _made_from(fields.get("made_from"))))
-        return self.get(key)
+        return self._get(key)
 
     def finish(self, key: str, *, artifacts=(), reference=None, inputs=None, result=None,
                cost_usd: Decimal | None = None) -> None:
@@ -366,7 +373,7 @@ class State:
                         "cache_key=?", (error, time.time(), key))
 
 
-def damaged(path: Path, exc: Exception | str, look: bool = True):
+def damaged(path: Path, exc: Exception | str, look: bool = True) -> Exception:
     """The UserError for a ledger SQLite (or kling-compose) cannot read: say so, and the way
     back; name every generation it records as submitted and not finished (paid for, maybe
     still running), which the lock cannot bring back."""
@@ -563,7 +570,7 @@ def _cannot_write(exc: Exception) -> bool:
                                            "read-only", "unable to open"))
 
 
-def unwritable(path: Path, exc: Exception):
+def unwritable(path: Path, exc: Exception | str) -> Exception:
     from ..errors import UserError
 
     what = exc.strerror or exc if isinstance(exc, OSError) else exc
@@ -598,7 +605,7 @@ def _row_problem(exc: Exception, row: sqlite3.Row | None = None) -> str:
                                                   text[:117] + "...") + ")"
 
 
-def _decode(row: sqlite3.Row) -> Record:
+def _decode(row: sqlite3.Row | Mapping[str, Any]) -> Record:
     def loads(value, kind=dict):
         data = json.loads(value) if value else None
         if data is not None and not isinstance(data, kind):

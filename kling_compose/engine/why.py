@@ -109,7 +109,7 @@ class _Explainer:
         own = [c for c in changes if c.upstream is None]
         if own or not changes:
             return _Cause((shot,), "; ".join(c.text for c in own))
-        upstream = self.causes.get(changes[0].upstream)
+        upstream = self.causes.get(changes[0].upstream or "")
         if upstream is None:
             return _Cause((shot,), changes[0].text)
         chain = upstream.chain if upstream.chain[0] == shot else (shot, *upstream.chain)

@@ -1,0 +1,73 @@
+"""What a run is asked (RunOptions) and what it says (Outcome, RunResult, Reporter)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from .s3store import StoreError
+from .state import Record
+
+if TYPE_CHECKING:
+    from ..plan import Task
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What `kling-compose run` was asked to do."""
+
+    concurrency: int = 4
+    max_cost_usd: Decimal | None = None
+    force: frozenset[str] = frozenset()  # shot ids to generate again
+    only: frozenset[str] = frozenset()  # shot ids to run, with what they need
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    task: Task
+    # done | cached | restored (from storyboard.lock) | unneeded (an upload or element only
+    # restored or cached shots use: not made, see _Runner.unneeded) | failed | skipped
+    status: str
+    record: Record | None = None
+    cost_usd: Decimal = Decimal(0)
+    error: str | None = None
+    elapsed_s: float = 0.0
+
+
+# what a shared store raises when it fails (S3 errors are translated to StoreError at its
+# boundary; a folder store raises OSError): anything else is a bug, never "the store failed"
+STORE_FAILURES: tuple[type[Exception], ...] = (StoreError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    outcomes: tuple[Outcome, ...]
+    films: tuple[Path, ...] = ()
+    warnings: tuple[str, ...] = ()  # e.g. a push to the shared store that failed
+
+    def count(self, status: str, kind: str | None = None) -> int:
+        return sum(1 for o in self.outcomes if o.status == status and kind in (None, o.task.kind))
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return sum((o.cost_usd for o in self.outcomes), Decimal(0))
+
+    @property
+    def ok(self) -> bool:
+        return not any(o.status in ("failed", "skipped") for o in self.outcomes)
+
+
+class Reporter(Protocol):
+    def started(self, task: Task) -> None: ...
+    def finished(self, outcome: Outcome) -> None: ...
+    # optional: def progress(self, task: Task, state: str) -> None, where a remote task stands
+
+
+class Quiet:
+    def started(self, task: Task) -> None:
+        pass
+
+    def finished(self, outcome: Outcome) -> None:
+        pass

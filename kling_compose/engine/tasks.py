@@ -1,0 +1,304 @@
+"""One handler per task kind; the life cycle every kind shares is in the base.
+
+`TaskHandler.perform` records the start in the ledger, makes the result (`make`, the kind's
+own work), records it finished (or failed: a budget reached, a provider's or ffmpeg's refusal,
+a full disk, each for this task only), and hands it on (`finished`: a chained shot's continuity
+score, a film's copy where the storyboard asked for it). dbt's runner map, with asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import urllib.parse
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
+
+from ..media.ffmpeg import MediaError
+from ..plan import LOCAL_PROVIDERS, Task, substitute
+from .outcomes import Outcome
+from .preflight import unwritable
+from .remote import BudgetExceeded, RemoteError
+from .reuse import input_digests
+from .state import Record
+
+if TYPE_CHECKING:
+    from .run import Runner
+
+Artifacts = Sequence[tuple[str, str]]  # (sha256, suffix) per take
+# what a kind's work made: its artifacts, the reference it hands on (an upload's URL, an
+# element's id), its result (URLs, seeds, extras) and what it cost
+Made = tuple[Artifacts, "str | None", "dict | None", "Decimal | None"]
+
+
+class TaskHandler:
+    kind: ClassVar[str]
+
+    def __init__(self, run: Runner) -> None:
+        self.run = run
+
+    async def make(self, task: Task) -> Made:
+        raise NotImplementedError
+
+    async def finished(self, task: Task, made: Made) -> Record:
+        """The recorded result once it is safe in the ledger, as handed on."""
+        return self.run.state.get(task.cache_key)  # type: ignore[return-value]
+
+    async def perform(self, task: Task, record: Record | None, report: bool = True) -> Outcome:
+        """Make the task's result now, record it, and say how it went. report=False: the
+        progress display already counted the task (as unneeded), and its outcome shows in
+        the summary only."""
+        run = self.run
+        run.previous[task.id] = record
+        if report:
+            run.reporter.started(task)
+        started = time.monotonic()
+        run.state.start(task.cache_key, task.id, task.kind, shot=task.shot,
+                        provider=task.provider, model=task.model, made_from=task.made_from)
+        try:
+            made = await self.make(task)
+        except BudgetExceeded as exc:
+            return await self._failed(task, "skipped", str(exc), started)
+        except (MediaError, RemoteError) as exc:
+            return await self._failed(task, "failed", str(exc), started)
+        except OSError as exc:  # a full disk, a read-only folder: this task, not the whole run
+            message = unwritable(exc, run.plan.resolved.storyboard.root) + \
+                "; fix it and run again (the run resumes)"
+            return await self._failed(task, "failed", message, started)
+        artifacts, reference, result, cost = made
+        run.state.finish(task.cache_key, artifacts=artifacts, reference=reference,
+                         inputs=input_digests(task, run.records), result=result, cost_usd=cost)
+        done = run.records[task.id] = await self.finished(task, made)
+        if run.team is not None and task.id in run.team.held:
+            await run.team.publish(task, done)
+        return Outcome(task, "done", done, cost or Decimal(0),
+                       elapsed_s=time.monotonic() - started)
+
+    async def _failed(self, task: Task, status: str, message: str, started: float) -> Outcome:
+        self.run.state.fail(task.cache_key, message)
+        if self.run.team is not None:
+            await self.run.team.release(task)
+        return Outcome(task, status, error=message, elapsed_s=time.monotonic() - started)
+
+    def references(self, task: Task) -> dict[str, str]:
+        """Each run-time input's provider reference (URL, UUID, element id)."""
+        refs = {}
+        for placeholder, dep in task.params.get("inputs", {}).items():
+            handed_on = self.run.records[dep].reference
+            if handed_on is None:  # a bug: an upload or element recorded without its result
+                raise RemoteError(f"{dep} recorded no reference for {task.id} to send")
+            refs[placeholder] = self.run.remote.reference(task, handed_on)
+        return refs
+
+
+class Generate(TaskHandler):
+    kind = "generate"
+
+    async def make(self, task: Task) -> Made:
+        if task.provider in LOCAL_PROVIDERS:
+            return await self.preview(task)
+        run = self.run
+        await run.inputs_made(task)
+        request = substitute(task.generation.request, self.references(task))
+        forced = task.shot in run.options.force  # a new generation, whatever came before
+        previous = None if forced else run.previous.get(task.id)
+        return await run.remote.generate(task, request, previous)
+
+    async def finished(self, task: Task, made: Made) -> Record:
+        artifacts, _, result, _ = made
+        scored = await self.with_continuity(task, artifacts, result)  # after the result is
+        if scored is not result:  # safe: scoring takes a while
+            self.run.state.set_result(task.cache_key, scored)
+        return await super().finished(task, made)
+
+    async def preview(self, task: Task) -> Made:
+        """The free local provider: an animatic of the shot, rendered here."""
+        from ..media.animatic import AnimaticSpec, preview_size, render_animatic
+
+        run = self.run
+        refs = {p: path for p, path in task.params.get("files", {}).items()}
+        picks = task.params.get("picks", {})
+        refs.update({p: str(run.artifact(dep, picks.get(dep, 1)))
+                     for p, dep in task.params.get("inputs", {}).items()})
+        request = substitute(task.generation.request, refs)
+        notes = []
+        for key in ("first_image", "last_image"):
+            value = request.get(key)
+            if value and value not in refs.values():
+                # a URL or asset UUID: the preview renders offline and cannot fetch it
+                local = run.store.temp_path(".img") if value[:5].lower() == "data:" else None
+                if local is not None:
+                    local.write_bytes(_data_uri_bytes(value))
+                else:
+                    notes.append(f"{key} {value[:60]} not fetched (offline preview)")
+                request[key] = str(local) if local else None
+            if request.get(key):
+                await asyncio.to_thread(_check_image, Path(request[key]))
+        width, height = preview_size(request["width"], request["height"],
+                                     task.params["short_side"])
+        artifacts = []
+        takes = request.get("takes", 1)
+        for take in range(takes):
+            spec = AnimaticSpec(
+                duration_s=request["duration"], width=width, height=height,
+                first_image=_path(request.get("first_image")),
+                last_image=_path(request.get("last_image")), title=request["title"],
+                caption=request["prompt"], audio=request["audio"], tone_hz=_tone(task, take),
+                band=True, take=take + 1, takes=takes)
+            out = run.store.temp_path(".mp4")
+            await asyncio.to_thread(render_animatic, spec, out)
+            artifacts.append((run.store.adopt(out), ".mp4"))
+        result = {"preview": {"width": width, "height": height},
+                  **({"notes": notes} if notes else {})}
+        return artifacts, None, result, Decimal(0)
+
+    async def rescored(self, task: Task, record: Record) -> Record:
+        """A finished shot whose continuity was never scored (a run stopped between its finish
+        and its score, or a lock written before scores existed) is scored now, once."""
+        if "continuity" in (record.result or {}):
+            return record
+        scored = await self.with_continuity(task, record.artifacts, record.result)
+        if scored is record.result:
+            return record  # not chained, or nothing to score against
+        self.run.state.set_result(task.cache_key, scored)
+        return self.run.state.get(task.cache_key) or record
+
+    async def with_continuity(self, task: Task, artifacts: Artifacts,
+                              result: dict | None) -> dict | None:
+        """A chained shot's result with its continuity: how closely each take's first frame
+        (last, for a `last_frame` chain) matches the frame it was seeded from
+        (media/continuity.py). A frame that cannot be scored leaves the result as it is."""
+        from ..media.continuity import THRESHOLD, score_takes
+
+        run = self.run
+        shot = task.generation.shot
+        end, source = next(((e, s) for e, s in (("first", shot.first_frame),
+                                                 ("last", shot.last_frame))
+                            if s is not None and s.is_chain), (None, None))
+        seed = run.records.get(f"frame:{source.value}:{source.frame}") if source else None
+        if source is None or end is None or seed is None or not seed.artifacts or not artifacts:
+            return result
+        clips = [run.store.path(d, s) for d, s in artifacts]
+        try:
+            scores = await asyncio.to_thread(score_takes, run.store.path(*seed.artifacts[0]),
+                                             clips, end)
+        except (MediaError, OSError, ValueError):
+            return result
+        return {**(result or {}), "continuity": {
+            "from": source.value, "seed": source.frame, "frame": end, "scores": scores,
+            "threshold": THRESHOLD}}
+
+
+class ExtractFrame(TaskHandler):
+    kind = "extract_frame"
+
+    async def make(self, task: Task) -> Made:
+        from ..media.frames import extract_frame
+
+        run = self.run
+        (dep,) = task.depends_on
+        out = run.store.temp_path(".png")
+        clip = run.artifact(dep, task.params.get("picks", {}).get(dep, 1))
+        await asyncio.to_thread(extract_frame, clip, task.params["frame"], out)
+        return [(run.store.adopt(out), ".png")], None, None, Decimal(0)
+
+
+class Assemble(TaskHandler):
+    kind = "assemble"
+
+    async def make(self, task: Task) -> Made:
+        from ..media.assemble import assemble
+
+        run = self.run
+        picks = task.params.get("picks", {})
+        clips = [run.artifact(f"generate:{s}", picks.get(f"generate:{s}", 1))
+                 for s in task.params["sequence"]]
+        out = run.store.temp_path(Path(task.params["path"]).suffix or ".mp4")
+        info = await asyncio.to_thread(assemble, clips, out,
+                                       crossfade_s=task.params["crossfade_s"],
+                                       workdir=run.store.tmp)
+        result = {"duration_s": round(info.video_duration_s, 3)}
+        return [(run.store.adopt(out), out.suffix)], None, result, Decimal(0)
+
+    async def finished(self, task: Task, made: Made) -> Record:
+        record = await super().finished(task, made)
+        self.run.export(task, record)  # where the storyboard asked for the film
+        return record
+
+
+class Upload(TaskHandler):
+    kind = "upload"
+
+    async def make(self, task: Task) -> Made:
+        run = self.run
+        if "file" in task.params:
+            source = Path(task.params["file"])
+        else:
+            (dep,) = task.depends_on
+            source = run.artifact(dep, task.params.get("picks", {}).get(dep, 1))
+        artifacts, reference = await run.remote.upload(task, source)
+        return artifacts, reference, None, Decimal(0)
+
+
+class Element(TaskHandler):
+    kind = "element"
+
+    async def make(self, task: Task) -> Made:
+        """Create an element at its provider; its id is handed on to the generations."""
+        run = self.run
+        await run.inputs_made(task)
+        request = substitute(task.params["request"], self.references(task))
+        element_id, cost = await run.remote.create_element(task, request,
+                                                           run.previous.get(task.id))
+        return [], element_id, {"element_id": element_id}, cost
+
+
+HANDLERS: Mapping[str, type[TaskHandler]] = {
+    handler.kind: handler for handler in (Generate, ExtractFrame, Assemble, Upload, Element)}
+
+
+def missing_pick(task: Task, record: Record | None) -> str | None:
+    """A shot whose result has fewer takes than its `pick` (a provider that returned fewer
+    clips than asked, a result recorded before its `takes` counted): the located error, with
+    the way on; None when the picked take exists."""
+    shot = task.generation.shot
+    have = len(record.artifacts) if record is not None else 0
+    if 1 <= shot.pick <= have:
+        return None
+    where = shot.where("pick")
+    last = max(have, 1)
+    choose = "use take 1" if last == 1 else f"pick a take between 1 and {last}"
+    return (f"{str(where) + ': error: ' if where else ''}pick is {shot.pick} but the result of "
+            f"shot '{shot.id}' has {have} take(s)\n  hint: {choose} (`kling-compose pick "
+            f"{shot.id} {last}`), or make its {shot.takes} takes again with `kling-compose run "
+            f"--force {shot.id}`")
+
+
+def _check_image(path: Path) -> None:
+    """A clear error for an image ffmpeg would fail on with an obscure one."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+        raise MediaError(f"cannot read image '{path}': {exc}") from None
+
+
+def _data_uri_bytes(value: str) -> bytes:
+    head, _, payload = value.partition(",")
+    if head.endswith(";base64"):
+        return base64.b64decode(payload)
+    return urllib.parse.unquote_to_bytes(payload)
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _tone(task: Task, take: int) -> float:
+    """A distinct soft tone per shot (and take), so cuts are audible in the animatic."""
+    notes = (220.0, 246.94, 277.18, 293.66, 329.63, 369.99, 415.30)
+    return notes[(task.generation.shot.index + take) % len(notes)]

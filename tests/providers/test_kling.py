@@ -78,6 +78,26 @@ def test_every_request_carries_a_fresh_token_so_none_is_sent_expired():
     assert len(set(tokens)) == 4
 
 
+def test_the_token_lifetime_is_read_where_sign_token_lives(monkeypatch):
+    """kling is a package (issue 23): the lifetime a test shortens is `kling.api`'s."""
+    from kling_compose.providers.kling import api
+
+    monkeypatch.setattr(api, "TOKEN_LIFETIME_S", 2)
+    claims = jwt.decode(sign_token(KEY, 1_700_000_000), SK, algorithms=["HS256"],
+                        options={"verify_exp": False, "verify_nbf": False})
+    assert claims["exp"] == 1_700_000_002
+
+
+def test_the_package_keeps_every_name_other_modules_import():
+    from kling_compose.providers import kling
+    from kling_compose.providers.kling import api, compile, models
+
+    assert kling.KlingProvider is compile.KlingProvider and kling.sign_token is api.sign_token
+    assert kling.MODELS is models.MODELS and kling.SPEC is api.SPEC
+    assert kling.TOKEN_LIFETIME_S == 1800
+    assert set(kling.__all__) <= set(dir(kling))
+
+
 # --- request bodies ----------------------------------------------------------------------------
 
 

@@ -24,26 +24,31 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
-import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator, TypeGuard
+from typing import Any, Awaitable, Callable, NamedTuple
 
 import httpx
 
-from ..plan import Task, prior_s
+from ..plan import Task, prior_s  # noqa: F401 (re-exported)
 from ..providers import PROVIDERS
 from ..providers.base import (
     Handle,
     LostAnswer,
+    RemoteProvider,
     ProviderError,
     Status,
     TransientError,
     sent_digest,
 )
 from ..settings import PROVIDER_ENDPOINTS, Settings
+from .budget import Budget, Clock, usable_cost
+from .failures import (UNRESOLVED, BudgetExceeded, KeyRefused, RemoteError, ResultGone, _Gone,
+                       _KeyRefused)
+from .polling import (Expected, PollGroup, _clip_s, expected_duration, expected_time,
+                      poll_delays)
 from .retry import with_retries
 from .state import Record, State
 from .store import Store
@@ -58,91 +63,19 @@ NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
             httpx.UnsupportedProtocol)
 
 
-# statuses that leave open whether a generation exists and was paid for: the task stays
-# submitted (the next run asks again) and is never sent again by itself
-UNRESOLVED = frozenset({"unknown", "unconfirmed", "invalid"})
 
 
-def usable_cost(amount: object) -> TypeGuard[Decimal]:
-    """A cost that can be added up: a finite, non-negative Decimal."""
-    return isinstance(amount, Decimal) and amount.is_finite() and amount >= 0
 
 
-class RemoteError(Exception):
-    """A task failed at a provider (recorded on the task, never a traceback)."""
+
+class _Ambiguous(Exception):
+    """A submission may have reached the provider: not retried (it could pay twice)."""
 
 
-class ResultGone(RemoteError):
-    """A finished generation's result URL no longer serves it (HTTP 403, 404, 410)."""
-
-
-class KeyRefused(RemoteError):
-    """A request would have carried a provider key to a host the settings do not name (an
-    address read from a saved record): nothing was sent."""
-
-
-class _Gone(ProviderError):
-    """A download answered 403/404/410: the result is gone from that URL."""
-
-    remote_error = ResultGone
-
-
-class _KeyRefused(ProviderError):
-    remote_error = KeyRefused
-
-
-class BudgetExceeded(RemoteError):
-    """--max-cost would be passed by this submission: it is not sent (the run is resumable)."""
-
-
-class Clock:
-    """Monotonic time and sleep; tests pass an instant `sleep` and get virtual time."""
-
-    def __init__(self, sleep: Callable[[float], Awaitable] | None = None) -> None:
-        self._sleep = sleep
-        self._virtual = 0.0
-
-    def now(self) -> float:
-        return self._virtual if self._sleep is not None else time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        if self._sleep is None:
-            await asyncio.sleep(seconds)
-            return
-        self._virtual += max(0.0, seconds)
-        await self._sleep(seconds)
-        await asyncio.sleep(0)
-
-
-@dataclass
-class Budget:
-    """--max-cost during the run: spent (reported costs, else estimates) plus what is in
-    flight plus the next submission's estimate must stay within the limit."""
-
-    limit: Decimal | None = None
-    spent: Decimal = Decimal(0)
-    in_flight: dict[str, Decimal] = field(default_factory=dict)
-
-    def reserve(self, task_id: str, estimate: Decimal | None, *, force: bool = False) -> None:
-        """Count a submission in flight; BudgetExceeded (nothing counted) if it would pass."""
-        amount = estimate or Decimal(0)
-        committed = self.spent + sum(self.in_flight.values(), Decimal(0))
-        if not force and self.limit is not None and committed + amount > self.limit:
-            raise BudgetExceeded(
-                f"not submitted: --max-cost ${self.limit:.3f} would be passed (spent "
-                f"${self.spent:.3f}, in flight ${committed - self.spent:.3f}, this shot "
-                f"${amount:.3f}); run again with a higher --max-cost to go on")
-        self.in_flight[task_id] = amount
-
-    def settle(self, task_id: str, actual: Decimal | None) -> None:
-        """The generation ended: what it cost (None, or not a finite non-negative amount: its
-        estimate) moves to spent."""
-        estimate = self.in_flight.pop(task_id, Decimal(0))
-        self.spent += actual if usable_cost(actual) else estimate
-
-    def release(self, task_id: str) -> None:
-        """A submission refused or failed before it cost anything."""
-        self.in_flight.pop(task_id, None)
+class Endpoint(NamedTuple):
+    provider: RemoteProvider
+    key: Any  # the provider's Secret (or pair of them)
+    base: str
 
 
 @dataclass
@@ -243,21 +176,31 @@ class Remote:
 
     # -- generate ----------------------------------------------------------------------------
 
+    def endpoint(self, name: str | None) -> Endpoint:
+        """The provider, its key and its API's base URL, as the settings name them."""
+        if name is None:
+            raise TypeError("a task without a provider sent to a provider")  # a bug
+        return Endpoint(PROVIDERS[name], self.settings.key(name),
+                        self.settings.url(PROVIDER_ENDPOINTS[name][0]))
+
+    async def _submitted(self, task: Task, request: dict, previous: Record | None,
+                         takes: int, timed: bool = True) -> tuple[Handle, Status]:
+        """Submit (or resume) the task and wait until the provider says how it ended; a
+        failure to find out counts its estimate as spent (it may still run, and be billed)."""
+        provider, key, base = self.endpoint(task.provider)
+        handle = await self.submit(task, provider, request, key, base, previous)
+        try:
+            return handle, await self.wait(task, provider, handle, key, base, takes, timed)
+        except RemoteError:
+            self.budget.settle(task.id, None)
+            raise
+
     async def generate(self, task, request: dict, previous: Record | None):
         """Submit (or resume) one generation, wait for it, download its takes."""
-        provider = PROVIDERS[task.provider]
-        key = self.settings.key(task.provider)
-        base = self.settings.url(PROVIDER_ENDPOINTS[task.provider][0])
-        takes = task.job.shot.takes
         # a finished generation whose clips were lost here (the plan said `missing`): fetched
         # again while the provider has it, else made anew in this run, as the plan said
         refetch = previous is not None and previous.status == "done"
-        handle = await self.submit(task, provider, request, key, base, previous)
-        try:
-            status = await self.wait(task, provider, handle, key, base, takes)
-        except RemoteError:
-            self.budget.settle(task.id, None)  # it may still run, and be billed: count it
-            raise
+        handle, status = await self._submitted(task, request, previous, task.job.shot.takes)
         if refetch and status.state in ("unknown", "unconfirmed"):
             return await self._anew(task, request, handle, "no longer has it")
         if status.state in UNRESOLVED:  # it may exist and be paid for: kept, the user decides
@@ -290,15 +233,7 @@ class Remote:
     async def create_element(self, task, request: dict, previous: Record | None):
         """Create an element at the provider (Kling's element library) exactly once, as a
         generation is submitted and polled: (its id, what it cost)."""
-        provider = PROVIDERS[task.provider]
-        key = self.settings.key(task.provider)
-        base = self.settings.url(PROVIDER_ENDPOINTS[task.provider][0])
-        handle = await self.submit(task, provider, request, key, base, previous)
-        try:
-            status = await self.wait(task, provider, handle, key, base, 1, timed=False)
-        except RemoteError:
-            self.budget.settle(task.id, None)
-            raise
+        handle, status = await self._submitted(task, request, previous, 1, timed=False)
         if status.state in UNRESOLVED:
             self.budget.settle(task.id, None)
             raise RemoteError(_unresolved(task, handle, status))
@@ -315,9 +250,7 @@ class Remote:
     async def follow(self, task, task_id: str, extra: dict) -> Status:
         """Wait for a generation another run submitted (its claim's recorded task): polled
         with this run's key, never submitted, never counted against this run's budget."""
-        provider = PROVIDERS[task.provider]
-        key = self.settings.key(task.provider)
-        base = self.settings.url(PROVIDER_ENDPOINTS[task.provider][0])
+        provider, key, base = self.endpoint(task.provider)
         status = await self.wait(task, provider, Handle(task_id, extra), key, base,
                                  task.job.shot.takes, timed=False)
         if status.state in UNRESOLVED:  # not this run's to decide: the store is watched
@@ -327,7 +260,7 @@ class Remote:
     async def collect(self, task, handle: Handle, status: Status):
         """Download a finished generation's takes: (artifacts, result, cost)."""
         suffix = "." + (task.job.shot.output_format or "mp4")
-        expected = _expected_duration(task)
+        expected = expected_duration(task)
         self.tell(task, "downloading")
         gone = _gone_hint(task, handle)
         kept = _fetched(handle, status, self.store)
@@ -559,243 +492,6 @@ class Remote:
                               "to go on") from None
 
 
-class _Ambiguous(Exception):
-    """A submission may have reached the provider: not retried (it could pay twice)."""
-
-
-@dataclass
-class _Member:
-    task: Task
-    handle: Handle
-    takes: int
-    future: asyncio.Future
-    delays: Iterator[float]
-    due: float
-    deadline: float
-    interval: float  # the last delay drawn from `delays`
-    waiting_since: float  # when it joined (after the submission's answer)
-    processing_at: float  # the last poll that found it still processing
-    timed: bool = True  # False for another run's generation: joined late, says nothing
-    grace_until: float = 0.0  # an `unconfirmed` answer is polled on until then
-
-
-class PollGroup:
-    """Polls every waiting task of one provider: in one request where the provider takes
-    several (Runware), else one request per task; each task on its own schedule, and a
-    request sent for one task also carries the others that are nearly due."""
-
-    def __init__(self, remote: Remote, provider: str, key, base: str) -> None:
-        self.remote, self.name, self.key, self.base = remote, provider, key, base
-        self.provider = PROVIDERS[provider]
-        self.members: dict[int, _Member] = {}
-        self.wake = asyncio.Event()
-        self.loop_task: asyncio.Task | None = None
-
-    async def wait(self, task, handle: Handle, takes: int, expected: Expected | None,
-                   timed: bool = True) -> Status:
-        clock, settings = self.remote.clock, self.remote.settings
-        delays = poll_delays(settings, expected, self.provider.batch_poll)
-        now, first = clock.now(), next(delays)
-        member = _Member(task, handle, takes, asyncio.get_running_loop().create_future(),
-                         delays, now + first, now + settings.poll_timeout_s, first, now, now,
-                         timed, now + self._grace_left(task))
-        self.members[id(member)] = member
-        self.wake.set()
-        if self.loop_task is None or self.loop_task.done():
-            self.loop_task = asyncio.create_task(self._loop())
-        try:
-            return await member.future
-        finally:
-            self.members.pop(id(member), None)
-
-    def _grace_left(self, task) -> float:
-        """What is left of the provider's grace for an unconfirmed task, counted from its
-        submission (a later run, or a finished task fetched again, does not start it anew)."""
-        grace = self.provider.unconfirmed_grace_s
-        record = self.remote.state.get(task.cache_key) if grace else None
-        if record is None or record.submitted_at is None:
-            return grace
-        return max(0.0, grace - (time.time() - record.submitted_at))
-
-    async def _loop(self) -> None:
-        clock = self.remote.clock
-        try:
-            while active := [m for m in self.members.values() if not m.future.done()]:
-                self.wake.clear()
-                due = min(m.due for m in active)
-                delay = due - clock.now()
-                if delay > 0:
-                    sleeper = asyncio.ensure_future(clock.sleep(delay))
-                    waker = asyncio.ensure_future(self.wake.wait())
-                    await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-                    for pending in (sleeper, waker):
-                        pending.cancel()
-                    if clock.now() < due - 1e-6:
-                        continue  # a new member arrived: its due time may be earlier
-                await self._poll_due(active, clock.now())
-                await asyncio.sleep(0)  # let the members whose answer came go on
-        except Exception as exc:  # never leave a waiter hanging
-            for m in self.members.values():
-                if not m.future.done():
-                    m.future.set_exception(RemoteError(f"polling {self.name} failed: {exc}"))
-
-    async def _poll_due(self, members: list[_Member], now: float) -> None:
-        due = [m for m in members if m.due <= now + 1e-6]
-        if not due:
-            return
-        if self.provider.batch_poll:
-            # nearly due members ride along: one request instead of another one soon
-            soon = [m for m in members if m not in due and m.due - now <= _slack(m)]
-            batch = due + soon
-            await self._settle(batch, self._poll_batch(batch))
-        else:
-            await asyncio.gather(*(self._settle([m], self._poll_one(m)) for m in due))
-
-    async def _poll_batch(self, batch: list[_Member]) -> dict[str, Status]:
-        remote = self.remote
-        handles = [m.handle for m in batch]
-        takes = {m.handle.task_id: m.takes for m in batch}
-
-        async def poll():
-            response = await remote.send(self.provider.poll_request(handles, self.base, self.key))
-            return self.provider.read_statuses(response, handles, takes)
-
-        return await remote.call(poll, None)
-
-    async def _poll_one(self, member: _Member) -> dict[str, Status]:
-        status = await self.remote.poll_once(member.task, self.provider, member.handle,
-                                             self.key, self.base, member.takes)
-        return {member.handle.task_id: status}
-
-    async def _settle(self, batch: list[_Member], polling) -> None:
-        try:
-            statuses = await polling
-        except RemoteError as exc:
-            for m in batch:
-                if not m.future.done():
-                    m.future.set_exception(type(exc)(str(exc)))  # its kind kept
-            return
-        now = self.remote.clock.now()
-        for m in batch:
-            status = statuses.get(m.handle.task_id, Status("processing"))
-            if m.future.done():
-                continue
-            if status.state == "unconfirmed" and now < m.grace_until:
-                status = Status("processing", detail=f"not yet shown by {self.name}")
-            if status.state in ("done", "failed") or status.state in UNRESOLVED:
-                if status.state == "done" and m.timed:  # it ended between the last two polls:
-                    seconds = (m.processing_at + now) / 2 - m.waiting_since
-                    self.remote.state.record_timing(self.name, m.task.model, seconds,
-                                                    _clip_s(m.task))
-                m.future.set_result(status)
-            elif now >= m.deadline:
-                m.future.set_exception(RemoteError(
-                    f"still processing after {self.remote.settings.poll_timeout_s:.0f} s; run "
-                    "again to keep waiting (it will not be submitted again)"))
-            else:
-                m.processing_at = now
-                m.interval = next(m.delays)
-                m.due = now + m.interval
-                self.remote.tell(m.task, status.detail or "processing")
-
-
-# Without a measured time (a new project, a fresh clone, a new model) nothing is known of how
-# long a generation takes: the prior is an assumption, and waiting for half of it before the
-# first poll made a 3 s generation wait 48 s and a 30 s one 60 s (issue 21). A cold generation
-# is now polled from poll_first_s with the wait doubling (COLD_FACTOR) until half the prior: a
-# provider far faster than the prior is seen at most about its own generation time late, for
-# about log2(prior / 2) = 6 more requests per clip; from half the prior on, densely as before
-# until the prior ends, then growing x1.5 up to COLD_CAP of the prior. Where one request polls
-# every task (Runware), a poll costs nothing per clip: from poll_first_s, x1.5, up to poll_max_s.
-COLD_FACTOR = 2.0
-COLD_CAP = 0.25  # of the prior, the longest wait between two polls once the prior has passed
-HISTORY_FIRST_POLL = 0.9  # of the measured median: polls cluster around the expected end
-DENSE_STEP = 0.05  # of the expected time, between DENSE_MIN_S and poll_max_s
-# A done clip is seen on average half a step late: 2.5 % of any generation, down to a
-# generation of 5 s (a 1 s floor cost 8-10 % of the 6 s generations of bench/run.py); the
-# requests per clip stay the same at every scale (about two dense polls per generation).
-DENSE_MIN_S = 0.25
-
-
-@dataclass(frozen=True, slots=True)
-class Expected:
-    """How long a generation should take, and whether this project measured it (history) or
-    it is GENERATION_PRIOR_S's assumption (prior)."""
-
-    seconds: float
-    measured: bool
-
-
-def expected_time(state: State, provider: str, model: str | None,
-                  clip_s: float | None) -> Expected:
-    """The median of this project's last generations of the model with the same clip
-    duration; else of all of them, each scaled to `clip_s` by the prior's shape (a 10 s clip
-    takes longer than a 5 s one); else the prior."""
-    samples = state.timings(provider, model)
-    same = [seconds for seconds, clip in samples if clip == clip_s]
-    if not same:
-        target = prior_s(provider, model, clip_s)
-        same = [seconds if clip is None else seconds * target / prior_s(provider, model, clip)
-                for seconds, clip in samples]
-    if not same:
-        return Expected(prior_s(provider, model, clip_s), measured=False)
-    return Expected(sorted(same)[len(same) // 2], measured=True)
-
-
-def poll_delays(settings: Settings, expected: Expected | None,
-                batch: bool = False) -> Iterator[float]:
-    """Seconds between polls: a fixed cadence if set; else, knowing how long this model took
-    here, nothing until 90 % of it, then densely (5 % of it, 0.25-5 s), then growing; with only
-    the prior (a cold project), doubling from poll_first_s until half the prior, then densely
-    until the prior, then growing (`batch`: from poll_first_s, x1.5, up to poll_max_s); else
-    (another run's generation, joined late) from 1 s, growing x1.5 up to poll_max_s."""
-    if settings.poll_interval_s is not None:
-        while True:
-            yield settings.poll_interval_s
-    cap = settings.poll_max_s
-    delay = settings.poll_first_s
-    if expected is not None and expected.seconds > 0:
-        seconds = expected.seconds
-        dense = min(settings.poll_max_s, max(DENSE_MIN_S, DENSE_STEP * seconds))
-        if expected.measured:
-            yield max(settings.poll_first_s, HISTORY_FIRST_POLL * seconds)
-            for _ in range(max(1, int(0.5 * seconds / dense))):
-                yield dense
-        elif not batch:  # batched: polls cost nothing per clip, the growth below from 1 s
-            yield from _cold_ramp(settings.poll_first_s, 0.5 * seconds, dense)
-            for _ in range(max(1, round(0.5 * seconds / dense))):
-                yield dense
-            cap, delay = max(cap, COLD_CAP * seconds), dense * settings.poll_factor
-    while True:
-        yield delay
-        delay = min(cap, delay * settings.poll_factor)
-
-
-def _cold_ramp(first: float, until: float, dense: float) -> Iterator[float]:
-    """Waits doubling from `first` whose sum reaches `until` exactly (a last remainder shorter
-    than `dense` joins the wait before it)."""
-    elapsed, delay = 0.0, first
-    while elapsed + delay < until:
-        step = delay if until - (elapsed + delay) >= dense else until - elapsed
-        yield step
-        elapsed += step
-        delay *= COLD_FACTOR
-    if until - elapsed > 1e-9:
-        yield until - elapsed
-
-
-def _clip_s(task) -> float | None:
-    """The seconds of the clip a generation task makes (None: the source decides)."""
-    job = getattr(task, "job", None)
-    return _expected_duration(task) if job is not None else None
-
-
-def _slack(member: _Member) -> float:
-    """How early a member may be polled along with a due one: half its interval (at least
-    1 s), so that tasks submitted a moment apart fall into the same requests and stay there."""
-    return max(1.0, 0.5 * member.interval)
-
-
 # The largest download taken for a result: a clip of S seconds is expected to be at most
 # S x DOWNLOAD_BYTES_PER_S (20 MB/s = 160 Mbit/s, eight times a 4K clip's 20 Mbit/s), and never
 # more than DOWNLOAD_MAX_BYTES; a result URL that streams on past it (a broken or hostile
@@ -870,17 +566,6 @@ def _redirected(request: httpx.Request, response: httpx.Response) -> httpx.Reque
     # shot's file:line (kling's `where`)
     return httpx.Request(method, url, headers=headers, content=content or None,
                          extensions=dict(request.extensions))
-
-
-def _expected_duration(task) -> float | None:
-    """Seconds the clip must last (None when the source decides: a video edit)."""
-    from .. import rules
-
-    shot = task.job.shot
-    if shot.video is not None:
-        return None
-    duration = rules.effective_duration(shot)
-    return float(duration if duration is not None else 5)
 
 
 def _failure(task, status: Status) -> str:
@@ -971,3 +656,9 @@ def _describe(exc: Exception) -> str:
         except RuntimeError:  # no request attached
             return type(exc).__name__
     return str(exc)
+
+
+# the names the engine and its tests import from here, wherever they now live
+__all__ = ["UNRESOLVED", "Budget", "BudgetExceeded", "Clock", "Endpoint", "Expected",
+           "KeyRefused", "PollGroup", "Remote", "RemoteError", "ResultGone", "download_cap",
+           "expected_duration", "expected_time", "poll_delays", "prior_s", "usable_cost"]

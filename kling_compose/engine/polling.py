@@ -95,10 +95,10 @@ class PollGroup:
                         continue  # a new member arrived: its due time may be earlier
                 await self._poll_due(active, clock.now())
                 await asyncio.sleep(0)  # let the members whose answer came go on
-        except Exception as exc:  # never leave a waiter hanging
-            for m in self.members.values():
+        except Exception as exc:  # forwarded, not handled: no waiter is left hanging, and
+            for m in self.members.values():  # a bug reaches each of them as itself
                 if not m.future.done():
-                    m.future.set_exception(RemoteError(f"polling {self.name} failed: {exc}"))
+                    m.future.set_exception(exc)
 
     async def _poll_due(self, members: list[_Member], now: float) -> None:
         due = [m for m in members if m.due <= now + 1e-6]

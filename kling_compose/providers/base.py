@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -637,6 +638,23 @@ def sent_digest(request) -> str:
     text = json.dumps(canonical(request), sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """A local image's width and height, from its header only; None when Pillow cannot read
+    it: a missing or unreadable file, a folder (OSError), no image it knows
+    (UnidentifiedImageError), a path it refuses (ValueError: a NUL byte), more pixels than
+    it opens safely (DecompressionBombError), a damaged header (SyntaxError, as resolve.py's
+    image check). Those files are reported where the file is checked (resolve.py, rules.py)."""
+    from PIL import Image, UnidentifiedImageError  # lazy: validate must start fast
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+            Image.DecompressionBombError):
+        return None
+    return width, height
 
 
 def answer_url(value: Any) -> str | None:

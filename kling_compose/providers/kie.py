@@ -42,6 +42,7 @@ from .base import (
     Send,
     Status,
     UrlOf,
+    image_size,
 )
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def _message(body: Any) -> str | None:
 
 
 def _refusal(code: int | None, message: str | None, what: str) -> str:
-    hint = _HINTS.get(code)
+    hint = _HINTS.get(code) if code is not None else None
     text = f"kie refused the {what}: code {code}: {message}"
     return f"{text} ({hint})" if hint else text
 
@@ -408,7 +409,8 @@ class KieProvider(KieTasks):
 
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         # NOTE: the key order follows the spec's field order (x-apidog-orders) and its examples.
-        multi = bool(shot.multi_prompt)
+        segments = shot.multi_prompt or ()
+        multi = bool(segments)
         fields: dict[str, Any] = {}
         if not multi and shot.prompt is not None:
             fields["prompt"] = self.prompt_text(shot, shot.prompt)
@@ -425,7 +427,7 @@ class KieProvider(KieTasks):
         if multi:
             fields["multi_prompt"] = [
                 {"prompt": self.prompt_text(shot, seg.prompt), "duration": seg.duration_s}
-                for seg in shot.multi_prompt
+                for seg in segments
             ]
         if shot.elements:
             fields["kling_elements"] = [element_body(e, ref) for e in shot.elements]
@@ -497,13 +499,10 @@ def _image_size(source: FrameSource) -> tuple[int, int] | None:
     """A local image's width and height (its header only), None when unknown or unreadable."""
     if source.kind != "path" or source.path is None:
         return None
-    try:
-        from PIL import Image
-
-        with Image.open(source.path) as image:
-            width, height = image.size
-    except Exception:  # noqa: BLE001 - not an image PIL reads (the file check reports it)
+    size = image_size(source.path)  # None: not an image Pillow reads (the file check says so)
+    if size is None:
         return None
+    width, height = size
     return (width, height) if width > 0 and height > 0 else None
 
 

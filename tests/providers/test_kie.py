@@ -113,6 +113,25 @@ def test_aspect_ratio_with_a_local_first_frame_is_the_nearest_to_the_image(compi
     assert job.request["input"]["aspect_ratio"] == sent
 
 
+@pytest.mark.parametrize("kind", ["not an image", "a folder", "a bomb", "missing"])
+def test_a_first_frame_pillow_cannot_read_sends_the_default_aspect(compile_one, tmp_path,
+                                                                    monkeypatch, kind):
+    """The exceptions Pillow raises are caught by name (issue 23: it was `except Exception`),
+    and none of them is a traceback: the file check elsewhere says what is wrong."""
+    from PIL import Image
+
+    image = tmp_path / "frame.png"
+    if kind == "not an image":
+        image.write_bytes(b"\x89PNG but not really")
+    elif kind == "a folder":
+        image.mkdir()
+    elif kind == "a bomb":  # more pixels than Pillow opens safely (twice its limit)
+        Image.new("RGB", (40, 40)).save(image)
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    job = compile_one(kie_shot(first_frame=str(image)))
+    assert job.request["input"]["aspect_ratio"] == "16:9"
+
+
 def test_aspect_ratio_with_frames_is_the_shots_or_the_default(compile_one):
     url_only = compile_one(kie_shot(first_frame=IMG)).request["input"]
     assert url_only["aspect_ratio"] == "16:9"  # a URL's size is unknown: the default frame

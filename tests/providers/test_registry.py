@@ -279,3 +279,21 @@ def test_runware_polls_one_task_or_many_in_one_request():
     assert json.loads(batched.content) == json.loads(listed.content) == [
         {"taskType": "getResponse", "taskUUID": "a"}, {"taskType": "getResponse", "taskUUID": "b"}]
     assert json.loads(one.content) == [{"taskType": "getResponse", "taskUUID": "a"}]
+
+
+def test_image_size_reads_a_header_and_names_no_exception_it_does_not_expect(tmp_path,
+                                                                            monkeypatch):
+    from PIL import Image
+
+    from kling_compose.providers.base import image_size
+
+    good = tmp_path / "good.png"
+    Image.new("RGB", (64, 36)).save(good)
+    assert image_size(good) == (64, 36)
+    assert image_size(tmp_path / "missing.png") is None  # FileNotFoundError
+    assert image_size(tmp_path) is None  # a folder: IsADirectoryError
+    (tmp_path / "text.png").write_text("not an image")
+    assert image_size(tmp_path / "text.png") is None  # UnidentifiedImageError
+    assert image_size(tmp_path / "nul\0.png") is None  # ValueError: embedded null byte
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    assert image_size(good) is None  # DecompressionBombError (2304 > 2 x 100 pixels)

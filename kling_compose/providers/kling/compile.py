@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from ... import rules
 from ...errors import Diagnostic
 from ...model import Element, FrameSource, Prompt, ResolvedShot
-from ..base import PLACEHOLDER_PREFIX, ModelSpec, Ref
+from ..base import PLACEHOLDER_PREFIX, ModelSpec, Ref, image_size
 from .api import SPEC, KlingTasks
 from .models import (
     ACCEPTED_KINDS,
@@ -421,13 +421,10 @@ def _image_problem(source: FrameSource) -> str | None:
 
 
 def _dimensions_problem(source: FrameSource) -> str | None:
-    from PIL import Image, UnidentifiedImageError  # lazy: validate must start fast
-
-    try:
-        with Image.open(source.path) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError):
+    size = image_size(source.path) if source.path is not None else None
+    if size is None:
         return None  # rules.check_frame_aspect names an unreadable first frame
+    width, height = size
     if min(width, height) < IMAGE_MIN_PX:
         return f"{source.value} is {width}x{height}; kling takes at least 300 px a side"
     if max(width, height) > IMAGE_RATIO * min(width, height):

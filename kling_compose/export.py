@@ -420,9 +420,8 @@ def write_text(target: Path, text: str, display: str | None = None, protected=No
     """Write `text` to `target` atomically (a temp file beside it, then a rename), only over a
     regular file that is a timeline (or where there is none), never over a file the project
     reads or makes (files.write_atomic)."""
-    from .files import current_umask, write_atomic
+    from .files import write_atomic
 
     write_atomic(target, text.encode("utf-8"), display, what="the timeline",
                  protected=protected, may_replace=is_timeline, make_parents=True,
-                 mode=0o666 & ~current_umask(),
                  hint="give -o the path of a new .otio or .edl file")

@@ -7,16 +7,20 @@ than the file system takes. Every read here opens without blocking, refuses what
 regular file and reads at most a bound; every write goes to a temp file beside the target and
 is renamed over it only when the target is a regular file (or nothing), never over a file the
 project reads. Each refusal is a UserError naming the path as the user wrote it.
+
+Every file the project writes (outputs, the lock, films, the store's objects) is replaced
+through `replace_atomically` (or its context-manager form `atomic_path`): one permission
+policy (the user's umask), fsynced, and no temp file left behind on any failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
-import tempfile
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .errors import Location, UserError
 
@@ -235,56 +239,176 @@ def output_target(target: Path | str, display: str | None = None, *, what: str =
     return real
 
 
+TEMP_PREFIX = ".tmp-"  # run removes `.tmp-*` a killed run left beside its outputs
+
+
+def current_umask() -> int:
+    """The process's umask. Read from /proc where it is shown (Linux 4.7+): setting it to read
+    it, as os.umask must, would give a file another thread creates meanwhile the wrong mode."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def user_mode() -> int:
+    """The permissions of a file this project writes: those of any file the user creates
+    (0o666 less the umask), never mkstemp's 0o600."""
+    return 0o666 & ~current_umask()
+
+
+def temp_beside(target: Path, prefix: str = TEMP_PREFIX) -> Path:
+    """A fresh temp path in `target`'s folder with `target`'s suffix (a tool that chooses the
+    format by the extension, ffmpeg, writes the right one); nothing is created."""
+    import secrets
+
+    return target.with_name(f"{prefix}{secrets.token_hex(6)}{target.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path | str, *, mode: int | None = None,
+                check: Callable[[Path], None] | None = None,
+                prefix: str = TEMP_PREFIX) -> Iterator[Path]:
+    """Yield a temp path beside `target` for a producer to write (ffmpeg, a download, a copy);
+    when the block ends, the file there replaces `target` as replace_atomically says. On any
+    exception (KeyboardInterrupt included) the temp file is removed and `target` is left as
+    it was."""
+    target = Path(target)
+    temp = temp_beside(target, prefix)
+    try:
+        yield temp
+        _commit(temp, target, mode, check)
+    except BaseException as exc:
+        _discard(temp)
+        _rename_error(exc, temp, target)
+        raise
+
+
+def replace_atomically(target: Path | str, data: bytes | str | None = None, *,
+                       produce: Callable[[Path], object] | None = None,
+                       move_from: Path | str | None = None, mode: int | None = None,
+                       check: Callable[[Path], None] | None = None,
+                       prefix: str = TEMP_PREFIX) -> Path:
+    """Replace (or create) `target` atomically with exactly one of: `data` (bytes, or text
+    written as UTF-8), what `produce(temp)` writes to the temp path it is given, or the
+    finished file `move_from` (in a folder of the same file system). A reader sees the old
+    file or the new one, never part of one.
+
+    The one policy of every file this project writes: the temp file sits beside the target
+    (`prefix` + random + the target's suffix), gets `mode` (default: user_mode(), whatever
+    mkstemp or a tool gave it), is fsynced, `check(temp)` may refuse it just before it is
+    renamed over the target, and the folder is fsynced after the rename. On any failure
+    (an OSError, a producer's exception, KeyboardInterrupt) the temp file (or `move_from`) is
+    removed and `target` is untouched; an OSError about the temp file names `target`
+    instead. Returns `target`."""
+    target = Path(target)
+    if (data is not None) + (produce is not None) + (move_from is not None) != 1:
+        raise TypeError("replace_atomically takes exactly one of data, produce, move_from")
+    if move_from is not None:
+        temp = Path(move_from)
+        try:
+            _commit(temp, target, mode, check)
+        except BaseException as exc:
+            _discard(temp)
+            _rename_error(exc, temp, target)
+            raise
+        return target
+    with atomic_path(target, mode=mode, check=check, prefix=prefix) as temp:
+        if produce is not None:
+            produce(temp)
+        else:
+            _write_new(temp, data.encode("utf-8") if isinstance(data, str) else data)
+    return target
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o600)  # the final mode is set in _commit
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _commit(temp: Path, target: Path, mode: int | None, check) -> None:
+    if check is not None:
+        check(temp)
+    fd = os.open(temp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, user_mode() if mode is None else mode)
+        else:  # pragma: no cover - Windows before 3.13
+            os.chmod(temp, user_mode() if mode is None else mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, target)
+    _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable where a folder can be opened and fsynced (POSIX);
+    elsewhere, or where the file system refuses, the rename is left to the system."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _discard(temp: Path) -> None:
+    try:
+        os.unlink(temp)
+    except OSError:
+        pass
+
+
+def _rename_error(exc: BaseException, temp: Path, target: Path) -> None:
+    """An OSError naming the temp file is raised again naming the target (the user never
+    saw the temp file); any other exception is left as it is."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return
+    named = {os.fspath(n) for n in (exc.filename, exc.filename2) if isinstance(n, (str, Path))}
+    if str(temp) in named:
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
+
+
 def write_atomic(target: Path | str, data: bytes | str, display: str | None = None, *,
                  what: str = "the output", protected: Protected | None = None,
                  may_replace: Callable[[Path], bool] | None = None,
                  make_parents: bool = False, mode: int | None = None,
                  hint: str | None = None) -> Path:
-    """Write `data` to `target` atomically (a temp file beside it, renamed over it), after
-    output_target's checks, which run again just before the rename. `mode`: the new file's
-    permissions (default: the existing file's, else 0o666 less the umask). Returns the file
-    written (links followed). An OSError is a UserError located at `display`, never naming the
-    temp file; the temp file never outlives the call."""
+    """Write a user's output `data` to `target` with replace_atomically, after output_target's
+    checks, which run again just before the rename. `mode`: the new file's permissions
+    (default: user_mode()). Returns the file written (links followed). An OSError is a
+    UserError located at `display`, never naming the temp file; the temp file never outlives
+    the call."""
     display = str(target) if display is None else display
     checks = dict(what=what, protected=protected, may_replace=may_replace, hint=hint)
     real = output_target(target, display, make_parents=make_parents, **checks)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    if mode is None:
-        try:
-            mode = os.stat(real).st_mode & 0o7777
-        except OSError:
-            mode = 0o666 & ~current_umask()
-    temp = None
-    try:
-        fd, temp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name[:100]}.",
-                                    suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, mode)
+
+    def unchanged(_temp: Path) -> None:
         if output_target(target, display, **checks) != real:  # a link changed meanwhile
             raise UserError.single(f"{what} changed while it was written; nothing was written",
                                    Location(shown(display)))
-        os.replace(temp, real)
-        temp = None
+
+    try:
+        replace_atomically(real, data, mode=mode, check=unchanged,
+                           prefix=f".{real.name[:100]}.")
     except OSError as exc:
         raise UserError.single(f"cannot write {what}: {os_problem(exc)}",
                                Location(shown(display)), hint) from None
-    finally:
-        if temp is not None:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
     return real
-
-
-def current_umask() -> int:
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
 
 
 def create_exclusive(path: Path, data: bytes | str, display: str | None = None) -> None:

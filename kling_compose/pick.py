@@ -276,7 +276,15 @@ def _read_text(file: Path, display: str) -> str:
 
 
 def _atomic_write(path: Path, text: str, where: Location) -> None:
+    """The storyboard is the user's own file, edited in place as an editor does: it keeps
+    its permissions (a new file would get the umask's, files.user_mode)."""
+    import os
+
     from .files import write_atomic
 
-    write_atomic(path, text.encode("utf-8"), where.file, what="the storyboard",
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = None  # write_atomic names what is wrong with the path
+    write_atomic(path, text.encode("utf-8"), where.file, what="the storyboard", mode=mode,
                  hint="make the storyboard writable, or set `pick:` by hand")

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
 from dataclasses import dataclass
 from decimal import Decimal
@@ -442,16 +441,16 @@ def _same_file(source: Path, target: Path) -> bool:
 
 def _link_or_copy(source: Path, target: Path) -> None:
     """`target` becomes a hard link to `source` (a copy where links are refused), atomically."""
-    temp = target.with_name(f".tmp-{secrets.token_hex(6)}{target.suffix}")
-    with _named(target):
+    from .files import replace_atomically
+
+    def produce(temp: Path) -> None:
         try:
-            try:
-                os.link(source, temp)
-            except OSError:  # another file system, or one without hard links
-                shutil.copyfile(source, temp)
-            os.replace(temp, target)
-        finally:
-            temp.unlink(missing_ok=True)
+            os.link(source, temp)
+        except OSError:  # another file system, or one without hard links
+            shutil.copyfile(source, temp)
+
+    with _named(target):
+        replace_atomically(target, produce=produce)
 
 
 def _thumbnail(clip: Path, which: str, target: Path) -> None:
@@ -474,16 +473,10 @@ def _thumbnail(clip: Path, which: str, target: Path) -> None:
 
 def _write_text(path: Path, text: str) -> None:
     """Write `path` atomically, readable as the user's other files."""
-    from .engine.store import current_umask
+    from .files import replace_atomically
 
-    temp = path.with_name(f".tmp-{secrets.token_hex(6)}{path.suffix}")
     with _named(path):
-        try:
-            temp.write_text(text, encoding="utf-8")
-            os.chmod(temp, 0o666 & ~current_umask())
-            os.replace(temp, path)
-        finally:
-            temp.unlink(missing_ok=True)
+        replace_atomically(path, text)
 
 
 @contextlib.contextmanager

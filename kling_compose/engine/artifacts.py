@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from ..files import user_mode
 from .store import Store, file_sha256
 
 TRANSFERS = 4  # objects moving at once
@@ -62,6 +63,8 @@ class FolderStore:
         os.close(fd)
         try:
             shutil.copyfile(source, temp)
+            # readable by the team as the user's other files are, not mkstemp's 0600
+            os.chmod(temp, user_mode())
             with open(temp, "rb") as f:
                 os.fsync(f.fileno())
             try:

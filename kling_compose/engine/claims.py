@@ -56,8 +56,10 @@ def project_id(store: Store) -> str:
     try:
         return path.read_text(encoding="utf-8").strip()
     except OSError:
+        from ..files import replace_atomically
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(uuid.uuid4().hex, encoding="utf-8")
+        replace_atomically(path, uuid.uuid4().hex)
         return path.read_text(encoding="utf-8").strip()
 
 

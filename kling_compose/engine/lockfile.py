@@ -9,13 +9,11 @@ Shots not run this time keep their previous entry; shots no longer in the storyb
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..files import replace_atomically
 from .state import State
-from .store import current_umask
 
 LOCK_NAME = "storyboard.lock"
 LOCK_VERSION = 1
@@ -132,13 +130,8 @@ def write_lockfile(plan, state: State) -> None:
     target = lock_path(root)
     if target.is_file() and target.read_bytes() == text.encode("utf-8"):
         return
-    fd, name = tempfile.mkstemp(dir=root, prefix=".storyboard.lock.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(name, 0o666 & ~current_umask())  # as the user's other files, not mkstemp's 0600
-    os.replace(name, target)
+    # the temp file's name is the one .gitignore (scaffold.py) and run's clean-up know
+    replace_atomically(target, text, prefix=f".{LOCK_NAME}.")
 
 
 

@@ -96,15 +96,12 @@ def last_run(root) -> dict:
 def record_run(plan) -> None:
     """Remember what this run was asked for (written atomically)."""
     import json
-    import os
-    import tempfile
+
+    from ..files import replace_atomically
 
     folder = plan.resolved.storyboard.root / ".kling-compose"
     text = json.dumps({"provider": plan.provider, "preview_resolution": plan.preview_short_side})
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".last-run.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(name, folder / LAST_RUN)
+    replace_atomically(folder / LAST_RUN, text)
 
 
 def run_in_progress(root) -> bool:

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..files import replace_atomically
 from ..plan import file_digest as file_sha256
 
 _VERIFIED: dict[tuple, str] = {}  # objects hashed in this process: (path, stat) -> sha256
@@ -78,26 +79,20 @@ class Store:
         return Path(name)
 
     def adopt(self, temp: Path) -> str:
-        """Move a finished temp file into the store under its sha256; returns the digest."""
+        """Move a finished temp file into the store under its sha256; returns the digest.
+        The file gets the user's umask and is fsynced (files.replace_atomically); on a
+        failure it is removed."""
         digest = file_sha256(temp)
         target = self.path(digest, temp.suffix)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _fsync(temp)
-        os.replace(temp, target)
+        replace_atomically(target, move_from=temp)
         return digest
 
     def export(self, digest: str, suffix: str, destination: Path) -> None:
         """Copy an artifact to a user-visible path atomically (renders/...)."""
         destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=destination.parent, prefix=".tmp-", suffix=suffix)
-        os.close(fd)
-        try:
-            shutil.copyfile(self.path(digest, suffix), name)
-            os.chmod(name, 0o666 & ~current_umask())  # readable as the user's other files
-            os.replace(name, destination)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        source = self.path(digest, suffix)
+        replace_atomically(destination, produce=lambda temp: shutil.copyfile(source, temp))
 
     def clean_temp(self) -> None:
         """Remove temp files left by an interrupted run."""
@@ -126,15 +121,3 @@ def refuse_links(folder: Path, root: Path) -> None:
                     hint=f"remove the link (rm {shown}); what it points to is left as it is")
             if entry.is_dir(follow_symlinks=False):
                 pending.append(Path(entry.path))
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def current_umask() -> int:
-    """The process's umask (reading it means setting it: set it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -9,7 +9,6 @@ import contextlib
 import errno
 import functools
 import os
-import secrets
 import shlex
 import signal
 import subprocess
@@ -77,22 +76,23 @@ def _dies_with_parent() -> tuple[str, ...]:
 
 @contextlib.contextmanager
 def atomic_output(path: Path | str) -> Iterator[Path]:
-    """Yield a temp path beside `path` (same suffix); it replaces `path` only on success.
+    """Yield a temp path beside `path` (same suffix); it replaces `path` only on success
+    (files.atomic_path: the user's umask, fsynced).
 
     On an exception, or when nothing (or an empty file) was written, the temp file is
     removed and `path` is left untouched: no half-written file is ever visible.
     """
+    from ..files import atomic_path
+
     path = Path(path)
-    tmp = path.with_name(f"{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
-    try:
-        yield tmp
+
+    def written(tmp: Path) -> None:
         # ffmpeg can exit 0 and write nothing (e.g. -sseof past the end); never publish that.
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise MediaError(f"nothing was written for {path}")
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+
+    with atomic_path(path, check=written) as tmp:
+        yield tmp
 
 
 @dataclass(frozen=True, slots=True)

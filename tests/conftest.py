@@ -1,14 +1,29 @@
-"""Shared fixtures: run the real CLI in-process."""
+"""Shared fixtures of every test folder: the real CLI in-process, the provider simulator.
+
+Plain helpers (projects, the CLI as a function, bench scripts) are in the package
+tests/support (`from support.projects import make_project`): pytest puts tests/ on sys.path
+for this rootdir conftest. Fixtures a folder needs alone live in that folder's conftest.py.
+
+Simulator fixtures (override `sim_faults` in a module to arm faults before the start):
+
+- `sim_faults`: the simulator's fault plan; generations take 0.05 s;
+- `sim`: a started Simulator on 127.0.0.1 accepting any non-empty key, one per test;
+- `sim_env`: the environment pointing the CLI at `sim` (URLs, keys), polling every 0.05 s;
+- `sim_environ`: `sim_env` set in os.environ for the test (KLING_COMPOSE_STORE removed), for
+  code that reads the process environment (`run_cli`, Settings.from_environment()).
+"""
 
 from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
 
 from kling_compose.cli import main
+from kling_compose.simulator import Faults, Simulator
 
 
 def _runner() -> CliRunner:
@@ -37,3 +52,34 @@ def run_cli():
         return result.exit_code, result.stdout, result.stderr
 
     return run
+
+
+@pytest.fixture
+def sim_faults() -> Faults:
+    """The fault plan of `sim`: generations take 0.05 s; arm faults on it (or on sim.faults)."""
+    return Faults(task_seconds=0.05)
+
+
+@pytest.fixture
+def sim(sim_faults) -> Iterator[Simulator]:
+    """A started simulator of every provider on an ephemeral port of 127.0.0.1, accepting any
+    non-empty key (sim.keys is empty); stopped, with its files deleted, after the test."""
+    with Simulator(faults=sim_faults) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def sim_env(sim) -> dict[str, str]:
+    """The environment for `cli(..., env=sim_env)`: every provider's URL and key pointing at
+    `sim`, and polls every 0.05 s."""
+    return dict(sim.env()) | {"KLING_COMPOSE_POLL_SECONDS": "0.05"}
+
+
+@pytest.fixture
+def sim_environ(sim_env, monkeypatch) -> dict[str, str]:
+    """`sim_env` set in the process environment for the test (restored after), with no
+    KLING_COMPOSE_STORE of the machine's; returns sim_env."""
+    for name, value in sim_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KLING_COMPOSE_STORE", raising=False)
+    return sim_env

@@ -299,12 +299,11 @@ def test_generated_filters_with_huge_arguments_end_located_never_a_traceback(tem
 def test_the_templated_10000_shot_storyboard_still_renders_quickly(tmp_path, monkeypatch):
     """The bounds refuse nothing real: bench/compile.py's templated storyboard (a loop, an
     imported macro, an include per chained shot) renders as it did (about 1 s idle)."""
-    sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
-    try:
-        import compile as bench
-    finally:
-        sys.path.pop(0)
+    from support.scripts import bench as bench_script
+
     from kling_compose import render
+
+    bench = bench_script("compile")
 
     monkeypatch.setattr(bench, "OUT", tmp_path)
     path = bench.write_templated(10_000)

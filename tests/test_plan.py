@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent / "e2e"))
+from support.projects import chain_storyboard, cli, make_project
 
-from _e2e import chain_storyboard, cli, make_project  # noqa: E402
-
-from kling_compose import build_plan, load_storyboard  # noqa: E402
+from kling_compose import build_plan, load_storyboard
 
 
 def plan_of(root: Path, provider: str | None = None):

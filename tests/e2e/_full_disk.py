@@ -9,27 +9,36 @@ and prints both runs' exit codes and output as JSON. Where namespaces are not al
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from _e2e import PREVIEW, chain_storyboard, make_project  # noqa: E402
+def _projects():
+    """tests/support/projects.py, loaded from its file: this driver runs as a script in a
+    process (and namespace) of its own, outside pytest, where the tests' helper package is
+    not importable. The module imports only kling_compose and its dependencies."""
+    path = Path(__file__).resolve().parents[1] / "support" / "projects.py"
+    spec = importlib.util.spec_from_file_location("projects", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(mount: Path, free_kb: int, fsize: bool) -> None:
+    projects = _projects()
     if not fsize:
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "none", str(mount)],
                        check=True)
-    root = make_project(mount / "project", chain_storyboard(4))
+    root = projects.make_project(mount / "project", projects.chain_storyboard(4))
     stat = os.statvfs(mount)
     filler = mount / "filler"
     if not fsize:
         filler.write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - free_kb * 1024))
-    command = [sys.executable, "-m", "kling_compose", "run", str(root), *PREVIEW, "--json"]
+    command = [sys.executable, "-m", "kling_compose", "run", str(root), *projects.PREVIEW, "--json"]
 
     def limit() -> None:
         import resource

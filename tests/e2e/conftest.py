@@ -1,6 +1,7 @@
-import pytest
+"""End-to-end fixtures: temporary projects (helpers: tests/support/projects.py, also `_e2e`)."""
 
-from _e2e import make_project
+import pytest
+from support.projects import make_project
 
 
 @pytest.fixture

@@ -6,16 +6,11 @@ last await and publishing its outcome. CI caught that once as an InvalidStateErr
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
 import pytest
+from support.projects import chain_storyboard, make_project
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-
-from _e2e import chain_storyboard, make_project  # noqa: E402
-
-from kling_compose import RunOptions, build_plan, load_storyboard, run_plan  # noqa: E402
+from kling_compose import RunOptions, build_plan, load_storyboard, run_plan
 
 
 class CancelWhileFinishing:

@@ -5,16 +5,9 @@ and nothing is sent again by itself (issue 21, item 14)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-
-from _e2e import cli  # noqa: E402
-
-from kling_compose.simulator import Faults, Simulator  # noqa: E402
+from support.projects import cli
 
 STORYBOARD = """\
 version: 1
@@ -31,14 +24,7 @@ scenes:
 """
 
 
-@pytest.fixture
-def sim():
-    with Simulator(faults=Faults(task_seconds=0.05)) as simulator:
-        yield simulator
-
-
-def run(root: Path, sim) -> dict:
-    env = dict(sim.env()) | {"KLING_COMPOSE_POLL_SECONDS": "0.05"}
+def run(root: Path, env: dict[str, str]) -> dict:
     result = cli("run", root, "--json", env=env)
     assert result.exit_code in (0, 1), result.output
     assert "Traceback" not in result.output
@@ -49,7 +35,7 @@ def task(summary: dict, task_id: str) -> dict:
     return next(t for t in summary["tasks"] if t["id"] == task_id)
 
 
-def test_a_lost_kling_v3_task_submit_answer_stops_and_asks_the_user(tmp_path, sim):
+def test_a_lost_kling_v3_task_submit_answer_stops_and_asks_the_user(tmp_path, sim, sim_env):
     """`reset:1,kind=submit,after_processing=1`: the task is made (and billed), the answer
     lost. kling-v3-task assigns its own taskId and offers no lookup by ours, so neither this
     run nor the next may send it again: both stop and say what to do."""
@@ -57,11 +43,11 @@ def test_a_lost_kling_v3_task_submit_answer_stops_and_asks_the_user(tmp_path, si
     root = tmp_path / "film"
     root.mkdir()
     (root / "storyboard.yaml").write_text(STORYBOARD, encoding="utf-8")
-    first = task(run(root, sim), "generate:dock")
+    first = task(run(root, sim_env), "generate:dock")
     assert first["status"] == "failed"
     assert "answer" in first["error"] and "lost" in first["error"]
     assert len(sim.generations("kling-v3-task")) == 1
-    second = task(run(root, sim), "generate:dock")
+    second = task(run(root, sim_env), "generate:dock")
     assert second["status"] == "failed"
     assert "may have been accepted" in second["error"]
     assert "dashboard" in second["error"] and "--force dock" in second["error"]
@@ -69,17 +55,17 @@ def test_a_lost_kling_v3_task_submit_answer_stops_and_asks_the_user(tmp_path, si
     assert len(sim.requests("kling-v3-task", "submit")) == 1
 
 
-def test_a_kling_v3_task_server_error_to_a_submission_is_not_sent_again(tmp_path, sim):
+def test_a_kling_v3_task_server_error_to_a_submission_is_not_sent_again(tmp_path, sim, sim_env):
     """Seed 002's code 500 ("Server Error") to createTask leaves open whether the task was
     made: retrying it could pay twice, so the run stops there (it was retried before)."""
     sim.faults.error(1, status=500, provider="kling-v3-task", kind="submit")
     root = tmp_path / "film"
     root.mkdir()
     (root / "storyboard.yaml").write_text(STORYBOARD, encoding="utf-8")
-    first = task(run(root, sim), "generate:dock")
+    first = task(run(root, sim_env), "generate:dock")
     assert first["status"] == "failed", first
     assert "code 500" in first["error"] and "kling-compose adopt dock" in first["error"]
     assert len(sim.requests("kling-v3-task", "submit")) == 1
-    second = task(run(root, sim), "generate:dock")
+    second = task(run(root, sim_env), "generate:dock")
     assert second["status"] == "failed" and "may have been accepted" in second["error"]
     assert len(sim.requests("kling-v3-task", "submit")) == 1

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from support.projects import chain_storyboard, make_project
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-
-from _e2e import chain_storyboard, make_project  # noqa: E402
-
-from kling_compose import RunOptions, build_plan, load_storyboard, run_plan  # noqa: E402
-from kling_compose.media.animatic import AnimaticSpec, render_animatic  # noqa: E402
-from kling_compose.settings import Secret, Settings  # noqa: E402
+from kling_compose import RunOptions, build_plan, load_storyboard, run_plan
+from kling_compose.media.animatic import AnimaticSpec, render_animatic
+from kling_compose.settings import Secret, Settings
 
 KEY = "rw-secret-key-123"
 BASE = "https://runware.test/v1"

@@ -3,27 +3,20 @@
 
 from __future__ import annotations
 
-import itertools
-
 import asyncio
+import itertools
 import json
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
+from support.projects import make_project
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-
-from _e2e import make_project  # noqa: E402
-
-from kling_compose import RunOptions, build_plan, load_storyboard, run_plan  # noqa: E402
-from kling_compose.engine.remote import (  # noqa: E402
-    Expected, expected_time, poll_delays, prior_s)
-from kling_compose.engine.slots import Slots, heir, rank_tasks, remaining_path_s  # noqa: E402
-from kling_compose.engine.state import State  # noqa: E402
-from kling_compose.media.animatic import AnimaticSpec, render_animatic  # noqa: E402
-from kling_compose.settings import Secret, Settings  # noqa: E402
+from kling_compose import RunOptions, build_plan, load_storyboard, run_plan
+from kling_compose.engine.remote import Expected, expected_time, poll_delays, prior_s
+from kling_compose.engine.slots import Slots, heir, rank_tasks, remaining_path_s
+from kling_compose.engine.state import State
+from kling_compose.media.animatic import AnimaticSpec, render_animatic
+from kling_compose.settings import Secret, Settings
 
 
 def mixed_storyboard() -> str:

@@ -7,7 +7,7 @@ from typing import Iterable
 
 import click
 
-from .engine.state import NOTHING_TO_PAY
+from .engine.decide import NOTHING_TO_PAY, Review
 from .errors import Diagnostic
 
 
@@ -219,11 +219,9 @@ def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None,
     table.add_column("est. cost", justify="right", no_wrap=True, min_width=9)
     if not narrow:
         table.add_column("inputs", overflow="fold", ratio=2)
-    to_pay = Decimal(0)
+    review = Review(plan, statuses)
     for task in (plan.tasks[i] for i in plan.order):
-        status = statuses.get(task.id, "new")
-        if status not in NOTHING_TO_PAY and task.cost_usd:
-            to_pay += task.cost_usd
+        status = review.status(task.id)
         cells = [task.id, *([task.shot or ""] if not narrow else []), status,
                  task.provider or "", *([task.model or ""] if not narrow else []),
                  f"{task.duration_s} s" if task.duration_s else "",
@@ -238,8 +236,8 @@ def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None,
     unknown = plan.unknown_costs
     console.print(f"total estimate: {format_usd(plan.total_cost_usd)}"
                   + (f" (+ unknown price for {', '.join(unknown)})" if unknown else "")
-                  + f"; to pay on the next run: {format_usd(to_pay)}"
-                  + _unknown_to_pay(unknown, statuses))
+                  + f"; to pay on the next run: {format_usd(review.to_pay_usd)}"
+                  + _unknown_to_pay(review))
     console.print("critical path: " + " -> ".join(plan.critical_path()))
     for task_id, why in (reasons or {}).items():
         if statuses.get(task_id) not in NOTHING_TO_PAY:
@@ -257,9 +255,9 @@ def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None,
                       "frees their clips)")
 
 
-def _unknown_to_pay(unknown, statuses: dict) -> str:
+def _unknown_to_pay(review: Review) -> str:
     """What the next run pays at an unknown price: "$0.000" alone would say it pays nothing."""
-    paid = [t for t in unknown if statuses.get(t, "new") not in (*NOTHING_TO_PAY, "unneeded")]
+    paid = review.unknown_to_pay
     return f" + {len(paid)} task(s) at an unknown price" if paid else ""
 
 
@@ -279,15 +277,13 @@ def print_plan_summary(plan, statuses: dict, reasons: dict, changes: dict,
     if orphans:
         lines.append(f"  orphaned      {len(orphans)} result(s) in storyboard.lock the "
                      "storyboard no longer has")
-    to_run = [plan.tasks[t] for t in plan.order
-              if statuses.get(t, "new") not in (*NOTHING_TO_PAY, "unneeded")]
-    to_pay = sum((t.cost_usd for t in to_run if t.kind == "generate" and t.cost_usd),
-                 Decimal(0))
+    review = Review(plan, statuses)
+    to_run = review.to_run
     unknown = plan.unknown_costs
     lines.append(f"total estimate: {format_usd(plan.total_cost_usd)}"
                  + (f" (+ unknown price for {len(unknown)} task(s))" if unknown else "")
-                 + f"; to pay on the next run: {format_usd(to_pay)}"
-                 + _unknown_to_pay(unknown, statuses))
+                 + f"; to pay on the next run: {format_usd(review.to_pay_usd)}"
+                 + _unknown_to_pay(review))
     path = plan.critical_path()
     lines.append(f"critical path: {len(path)} tasks, {path[0]} ... {path[-1]}" if len(path) > 6
                  else "critical path: " + " -> ".join(path))

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import enum
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from .restore import Fetch, lock_record, may_restore
@@ -121,6 +123,46 @@ def unneeded_inputs(plan: Plan, statuses: Mapping[str, str], selected: Iterable[
     return {t for t, need in needed.items() if not need and statuses.get(t) != Verdict.CACHED}
 
 
+@dataclass(frozen=True)
+class Review:
+    """What the next run does and pays, computed once from the plan's statuses: `plan`'s
+    printers, its JSON and a saved plan, `run`'s --max-cost check and key check read it (it
+    was computed in seven places, which had drifted: the table and the summary of one plan
+    added different tasks)."""
+
+    plan: Plan
+    statuses: Mapping[str, str] = field(default_factory=dict)
+    force: frozenset[str] = frozenset()  # shots generated again whatever their status
+    selected: tuple[str, ...] | None = None  # the tasks the run takes (--only); None: all
+
+    def status(self, task_id: str) -> str:
+        return self.statuses.get(task_id, Verdict.NEW)
+
+    @cached_property
+    def to_run(self) -> tuple[Task, ...]:
+        """The tasks the run makes: neither cached, restorable nor unneeded, or forced."""
+        order = self.plan.order if self.selected is None else self.selected
+        tasks = (self.plan.tasks[t] for t in order)
+        return tuple(t for t in tasks if self.status(t.id) not in (*NOTHING_TO_PAY,
+                                                                   Verdict.UNNEEDED)
+                     or (t.kind == "generate" and t.shot in self.force))
+
+    @cached_property
+    def to_pay(self) -> tuple[Task, ...]:
+        """The generations the run pays for."""
+        return tuple(t for t in self.to_run if t.kind == "generate")
+
+    @property
+    def to_pay_usd(self) -> Decimal:
+        """What the run pays at known prices (generations, and elements where priced)."""
+        return sum((t.cost_usd for t in self.to_run if t.cost_usd), Decimal(0))
+
+    @property
+    def unknown_to_pay(self) -> tuple[str, ...]:
+        """The tasks the run makes at an unknown price ("$0.000" alone would say free)."""
+        return tuple(t.id for t in self.to_run if t.cost_usd is None)
+
+
 def read_statuses(plan: Plan, reasons: dict[str, str] | None = None) -> dict[str, Verdict]:
     """Per task id, what the next run does with it (`Verdict`), from the project's ledger and
     storyboard.lock, read-only (neither: all new).
@@ -171,5 +213,5 @@ def read_statuses(plan: Plan, reasons: dict[str, str] | None = None) -> dict[str
             state.close()
 
 
-__all__ = ["Decision", "NOTHING_TO_PAY", "REMOTE_INPUTS", "Verdict", "decide", "read_statuses",
-           "unneeded_inputs"]
+__all__ = ["Decision", "NOTHING_TO_PAY", "REMOTE_INPUTS", "Review", "Verdict", "decide",
+           "read_statuses", "unneeded_inputs"]

@@ -17,7 +17,7 @@ from ..errors import UserError
 from ..plan import LOCAL_PROVIDERS, Plan
 from ..selection import select
 from ..settings import Settings
-from .decide import NOTHING_TO_PAY, Verdict, read_statuses
+from .decide import Review, Verdict, read_statuses
 from .lockfile import check_lockfile
 from .outcomes import RunOptions
 from .store import refuse_links
@@ -92,9 +92,7 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> dict[s
         if f"generate:{shot}" not in plan.tasks:
             raise UserError.single(f"--force: no shot '{shot}' in the storyboard")
     statuses = read_statuses(plan)
-    to_pay = [plan.tasks[t] for t in selected
-              if plan.tasks[t].kind == "generate" and (
-                  statuses.get(t) not in NOTHING_TO_PAY or plan.tasks[t].shot in options.force)]
+    to_pay = Review(plan, statuses, options.force, tuple(selected)).to_pay
     for provider in sorted({t.provider for t in to_pay if t.provider} - LOCAL_PROVIDERS):
         settings.check_provider(provider)  # its key and every host it needs
     limit = options.max_cost_usd

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..files import read_bytes, write_atomic
 from .lockfile import lock_path
-from .state import NOTHING_TO_PAY
+from .decide import Review
 
 FORMAT = "kling-compose plan"
 VERSION = 1
@@ -46,8 +46,7 @@ def fingerprint(plan, variables: dict) -> dict:
 
 def save_plan(out: Path, plan, variables: dict, reviewed: dict, statuses: dict) -> None:
     """Write the reviewed plan (`plan_json`'s content) and its fingerprint, atomically."""
-    to_pay = [t for t in plan.order if plan.tasks[t].kind == "generate"
-              and statuses.get(t, "new") not in NOTHING_TO_PAY]
+    to_pay = [t.id for t in Review(plan, statuses).to_pay]
     data = {"format": FORMAT, "version": VERSION,
             "storyboard": plan.resolved.storyboard.display_path,
             "fingerprint": fingerprint(plan, variables), "to_pay": to_pay, **reviewed}
@@ -103,8 +102,7 @@ def check_saved(path: Path, saved: dict, plan, variables: dict, statuses: dict) 
         problems.append("the tasks differ (an included template or a setting changed): "
                         + ", ".join(differ[:5]) + (" ..." if len(differ) > 5 else ""))
     to_pay = set(saved.get("to_pay") or ())
-    extra = [t for t in plan.order if plan.tasks[t].kind == "generate"
-             and statuses.get(t, "new") not in NOTHING_TO_PAY and t not in to_pay]
+    extra = [t.id for t in Review(plan, statuses).to_pay if t.id not in to_pay]
     if extra and not problems:
         problems.append("since it was saved, these would be paid for too (their results are "
                         "gone from the store): " + ", ".join(extra))

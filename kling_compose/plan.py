@@ -25,10 +25,10 @@ from typing import Any, Iterable, Mapping
 import networkx as nx
 
 from .model import EMPTY, Output, Resolved
+from .providers import LOCAL_PROVIDERS
 from .providers.base import PLACEHOLDER_PREFIX, InputRef, Job
 
 KEY_SALT = "kling-compose/1"
-LOCAL_PROVIDERS = frozenset({"preview"})  # run in-process: read local files, need no upload
 
 
 @dataclass(frozen=True, slots=True)

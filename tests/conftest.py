@@ -4,6 +4,10 @@ Plain helpers (projects, the CLI as a function, bench scripts) are in the packag
 tests/support (`from support.projects import make_project`): pytest puts tests/ on sys.path
 for this rootdir conftest. Fixtures a folder needs alone live in that folder's conftest.py.
 
+`quick_retries`: every retry wait of the engine (backoff and Retry-After) 100 times shorter,
+for runs on the real clock (the CLI in-process); tests/e2e/conftest.py applies it to every
+end-to-end test. Tests that pass run_plan a virtual `sleep` need it not.
+
 Simulator fixtures (override `sim_faults` in a module to arm faults before the start):
 
 - `sim_faults`: the simulator's fault plan; generations take 0.05 s;
@@ -23,6 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from kling_compose.cli import main
+from kling_compose.engine import retry
 from kling_compose.simulator import Faults, Simulator
 
 
@@ -52,6 +57,18 @@ def run_cli():
         return result.exit_code, result.stdout, result.stderr
 
     return run
+
+
+QUICK_RETRIES = retry.Waits(scale=0.01)  # 1 s of backoff waits 10 ms; at most 0.3 s
+
+
+@pytest.fixture
+def quick_retries(monkeypatch) -> retry.Waits:
+    """The engine's retry waits (engine/retry.py WAITS) 100 times shorter for the test: a
+    run that retries an unreachable host waits ~0.1 s instead of up to 15 s. What is retried,
+    how often and in what order is unchanged."""
+    monkeypatch.setattr(retry, "WAITS", QUICK_RETRIES)
+    return QUICK_RETRIES
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
+"""engine/retry.py: Retry-After, full-jitter backoff, with_retries and its waits policy."""
+
 import asyncio
 import email.utils
 
 import httpx
 import pytest
 
-from kling_compose.engine.retry import backoff_s, retry_after_s, with_retries
+from kling_compose.engine import retry
+from kling_compose.engine.retry import WAITS, Waits, backoff_s, retry_after_s, with_retries
 from kling_compose.providers.base import ProviderError, TransientError
 
 
@@ -63,3 +66,55 @@ def test_retries_give_up_and_final_errors_are_not_retried():
     with pytest.raises(ProviderError):
         run(with_retries(refused, attempts=3, sleep=sleep))
     assert len(calls) == 4
+
+
+# -- the waits: production defaults, and shortened for tests ---------------------------------
+
+def _waits_of(policy=None, *, errors=None, **options) -> list[float]:
+    """The waits of with_retries over `errors` (raised in turn, then success)."""
+    errors = list(errors or [TransientError("busy"), TransientError("busy", retry_after_s=7.0)])
+    sleeps: list[float] = []
+
+    async def call():
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    async def sleep(s):
+        sleeps.append(s)
+
+    assert run(with_retries(call, sleep=sleep, rng=lambda: 1.0, waits=policy, **options)) == "ok"
+    return sleeps
+
+
+def test_the_production_waits_are_unchanged():
+    assert WAITS == Waits(base_s=1.0, cap_s=30.0, scale=1.0)
+    errors = [TransientError("busy")] * 4
+    assert _waits_of(errors=errors) == [1.0, 2.0, 4.0, 8.0]
+    assert _waits_of(errors=[TransientError("busy", retry_after_s=90)]) == [30.0]  # capped
+
+
+def test_a_scale_shortens_every_wait_backoff_and_retry_after_alike():
+    assert _waits_of(Waits(scale=0.01)) == pytest.approx([0.01, 0.07])
+    assert _waits_of(Waits(scale=0)) == [0.0, 0.0]
+
+
+def test_the_module_waits_are_read_at_each_call(monkeypatch):
+    monkeypatch.setattr(retry, "WAITS", Waits(base_s=0.5, scale=2.0))
+    assert _waits_of() == [1.0, 14.0]  # 0.5 x 2, then Retry-After 7 x 2
+    assert _waits_of(Waits()) == [1.0, 7.0]  # an explicit policy wins over the module's
+
+
+def test_base_and_cap_override_the_policy_but_keep_its_scale():
+    assert _waits_of(Waits(scale=0.5), base_s=4.0, cap_s=6.0) == [2.0, 3.0]
+
+
+def test_negative_waits_are_refused():
+    for bad in ({"base_s": -1}, {"cap_s": -1}, {"scale": -0.1}):
+        with pytest.raises(ValueError):
+            Waits(**bad)
+
+
+def test_quick_retries_shortens_the_engines_waits(quick_retries):
+    assert retry.WAITS is quick_retries and quick_retries.scale < 0.1
+    assert _waits_of() == pytest.approx([quick_retries.scale, 7.0 * quick_retries.scale])

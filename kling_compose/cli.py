@@ -654,9 +654,10 @@ def push(path, var_items, vars_files) -> None:
     """Send every clip storyboard.lock names to the shared artifact store (what it lacks)."""
     from .engine.artifacts import lock_objects, push as push_objects, store_failure
     from .engine.store import Store
+    from .paths import ProjectPaths
 
     root, remote = _shared_store(path, var_items, vars_files)
-    store = Store(root / ".kling-compose")
+    store = Store(ProjectPaths(root).state)
     try:
         moved = push_objects(remote, store, lock_objects(root, store))
     except Exception as exc:
@@ -674,9 +675,10 @@ def pull(path, var_items, vars_files) -> None:
     from .engine.artifacts import export_lock, lock_objects, pull as pull_objects, store_failure
     from .engine.run import project_lock
     from .engine.store import Store
+    from .paths import ProjectPaths
 
     root, remote = _shared_store(path, var_items, vars_files)
-    store = Store(root / ".kling-compose")
+    store = Store(ProjectPaths(root).state)
     with project_lock(root):
         try:
             moved = pull_objects(remote, store, lock_objects(root, store))

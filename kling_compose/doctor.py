@@ -155,8 +155,9 @@ def storyboard_check(plan, display: str) -> Check:
 def state_check(root: Path) -> Iterator[Check]:
     """The ledger opens read-only and passes SQLite's quick_check."""
     from .engine.state import State
+    from .paths import ProjectPaths
 
-    path = root / ".kling-compose" / "state.db"
+    path = ProjectPaths(root).ledger
     try:
         os.stat(path)
     except FileNotFoundError:
@@ -181,11 +182,11 @@ def state_check(root: Path) -> Iterator[Check]:
 
 
 def lock_check(root: Path) -> Iterator[Check]:
-    from .engine.lockfile import check_lockfile, lock_path
-
+    from .engine.lockfile import check_lockfile
     from .files import shown
+    from .paths import ProjectPaths
 
-    path = lock_path(root)
+    path = ProjectPaths(root).lock
     try:
         check_lockfile(root)
         present = path.is_file()

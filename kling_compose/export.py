@@ -185,6 +185,7 @@ def _run_command(plan) -> str:
 def _film(plan, output, state) -> Film:
     """The output's placed shots, checked against the film the ledger records."""
     from .engine.store import Store
+    from .paths import ProjectPaths
     from .media.ffmpeg import probe
 
     root = plan.resolved.storyboard.root
@@ -198,7 +199,7 @@ def _film(plan, output, state) -> Film:
                   for s, n, start in zip(output.sequence, frames, starts))
     total = starts[-1] + frames[-1]
     digest, suffix = assembled.artifacts[0]
-    measured = probe(Store(root / ".kling-compose").path(digest, suffix)).frame_count
+    measured = probe(Store(ProjectPaths(root).state).path(digest, suffix)).frame_count
     if measured != total:
         # a bug, here or in the assembler: never hand an editor a timeline that is not the film
         raise RuntimeError(

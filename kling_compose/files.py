@@ -457,12 +457,14 @@ def project_files(resolved, inputs: Iterable[Path | str] = ()) -> Protected:
     (--vars files, a saved plan being run), and anything under the project's .kling-compose/
     and renders/shots/ folders."""
     storyboard = resolved.storyboard
+    from .paths import ProjectPaths
+
     root = storyboard.root
+    paths = ProjectPaths(root)
     protected = Protected().add(storyboard.path, "the storyboard")
-    protected.add(root / "storyboard.lock", "storyboard.lock (what was paid for)")
-    protected.add_folder(root / ".kling-compose", "inside the project's state folder "
-                                                  ".kling-compose/")
-    protected.add_folder(root / "renders" / "shots", "inside renders/shots/, where run "
+    protected.add(paths.lock, "storyboard.lock (what was paid for)")
+    protected.add_folder(paths.state, "inside the project's state folder .kling-compose/")
+    protected.add_folder(paths.shots, "inside renders/shots/, where run "
                                                      "writes each shot's clip")
     for path in inputs:
         protected.add(path, "an input of this command")

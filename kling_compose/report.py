@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .paths import RENDERS, REPORT_ASSETS, REPORT_PAGE, ProjectPaths
 
-PAGE = Path("renders") / "report.html"
-ASSETS = Path("renders") / "report"  # the page's own folder: clips and frames, nothing else
+PAGE = Path(RENDERS) / REPORT_PAGE  # relative to the project: renders/report.html
+ASSETS = Path(RENDERS) / REPORT_ASSETS  # the page's own folder: clips and frames, nothing else
 THUMBNAIL_PX = 320  # the long side of a frame thumbnail
 LONG_TEXT = 300  # request strings longer than this (data URIs) are shortened on the page
 _OWN_FILE = re.compile(r"^(\.tmp-|[0-9a-f]{64}\.)")  # a clip, a frame, or a temp file
@@ -378,7 +379,7 @@ class _Files:
     def __init__(self, root: Path, folder: Path) -> None:
         from .engine.store import Store
 
-        self.store = Store(root / ".kling-compose")
+        self.store = Store(ProjectPaths(root).state)
         self.folder = folder
         self.used: set[str] = set()
         self.suffixes: dict[str, str | None] = {}  # digest -> suffix found in the store

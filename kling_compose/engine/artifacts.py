@@ -26,6 +26,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from ..files import user_mode
+from ..paths import ProjectPaths
 from .store import Store, file_sha256
 
 TRANSFERS = 4  # objects moving at once
@@ -122,7 +123,7 @@ def export_lock(root: Path, store: Store) -> list[Path]:
         pick = entry.get("pick", 1) if isinstance(entry.get("pick"), int) else 1
         digests = entry.get("sha256") or []
         if isinstance(digests, list) and 0 < pick <= len(digests):
-            places.append((root / "renders" / "shots" / f"{shot}.mp4",
+            places.append((ProjectPaths(root).shot_clip(shot),
                            {"sha256": [digests[pick - 1]]}))
     for target, entry in places:
         digests = entry.get("sha256") if isinstance(entry, dict) else None

@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..paths import PROJECT_ID
 from .artifacts import ArtifactStore
 from .store import Store, file_sha256
 
@@ -52,7 +53,7 @@ def project_id(store: Store) -> str:
     is its own, left by an earlier run of it that was killed before it published."""
     import uuid
 
-    path = store.root / "project-id"
+    path = store.root / PROJECT_ID  # .kling-compose/project-id (paths.ProjectPaths)
     try:
         return path.read_text(encoding="utf-8").strip()
     except OSError:

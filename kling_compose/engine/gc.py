@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..paths import ProjectPaths
 from .lockfile import read_lockfile
 from .state import State, state_path
 
@@ -25,7 +26,7 @@ class Garbage:
 
 def find_garbage(plans) -> Garbage:
     root = plans[0].resolved.storyboard.root
-    objects = root / ".kling-compose" / "objects"
+    objects = ProjectPaths(root).objects
     keep = _lock_digests(root)
     path = state_path(root)
     if path.is_file():
@@ -59,7 +60,7 @@ def collect(garbage: Garbage) -> None:
 
             root = file.parents[3]  # <root>/.kling-compose/objects/ab/<file>
             raise UserError.single(
-                f"could not remove {file.relative_to(root)}: {exc.strerror or exc}",
+                f"could not remove {ProjectPaths(root).shown(file)}: {exc.strerror or exc}",
                 hint="fix the folder's permissions (or free it from a read-only mount) and "
                      "run `kling-compose gc` again; nothing the lock or the plan needs was "
                      "touched") from None

@@ -13,14 +13,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..files import replace_atomically
+from ..paths import LOCK, ProjectPaths
 from .state import State
 
-LOCK_NAME = "storyboard.lock"
+LOCK_NAME = LOCK
 LOCK_VERSION = 1
 
 
 def lock_path(root: Path) -> Path:
-    return root / LOCK_NAME
+    return ProjectPaths(root).lock
 
 
 MAX_LOCK_BYTES = 128 * 1024 * 1024  # far above any storyboard's lock; /dev/zero is not one

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ..paths import ProjectPaths
 from .state import Record, State, read_statuses, state_path
 
 
@@ -72,16 +73,13 @@ def project_status(plan) -> StatusReport:
     return StatusReport(plan.resolved.storyboard.name, tuple(tasks), spent)
 
 
-LAST_RUN = "last-run.json"
-
-
 def last_run(root) -> dict:
     """What the last `run` was asked for ({"provider", "preview_resolution"}), or {}: `status`
     shows the project as that run left it, whatever flags it is given."""
     import json
 
     try:
-        data = json.loads((root / ".kling-compose" / LAST_RUN).read_text(encoding="utf-8"))
+        data = json.loads(ProjectPaths(root).last_run.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):
@@ -99,9 +97,8 @@ def record_run(plan) -> None:
 
     from ..files import replace_atomically
 
-    folder = plan.resolved.storyboard.root / ".kling-compose"
     text = json.dumps({"provider": plan.provider, "preview_resolution": plan.preview_short_side})
-    replace_atomically(folder / LAST_RUN, text)
+    replace_atomically(ProjectPaths(plan.resolved.storyboard.root).last_run, text)
 
 
 def run_in_progress(root) -> bool:
@@ -110,7 +107,7 @@ def run_in_progress(root) -> bool:
 
     import os
 
-    path = root / ".kling-compose" / "run.lock"
+    path = ProjectPaths(root).run_lock
     try:  # only read (a read-only project), never through a link (a run refuses one)
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:

@@ -12,18 +12,20 @@ import tempfile
 from pathlib import Path
 
 from ..files import replace_atomically
+from ..paths import OBJECTS, TMP
 from ..plan import file_digest as file_sha256
 
 _VERIFIED: dict[tuple, str] = {}  # objects hashed in this process: (path, stat) -> sha256
 
 
 class Store:
-    """Artifacts by sha256, each with the suffix it was stored with (.mp4, .png...)."""
+    """Artifacts by sha256, each with the suffix it was stored with (.mp4, .png...), in the
+    state folder `root` (a project's ProjectPaths.state)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.objects = root / "objects"
-        self.tmp = root / "tmp"
+        self.objects = root / OBJECTS
+        self.tmp = root / TMP
 
     def path(self, digest: str, suffix: str) -> Path:
         return self.objects / digest[:2] / f"{digest}{suffix}"

@@ -337,9 +337,10 @@ def _send(request, transport=None):
     """The response to `request`, or a sentence saying why there is none."""
     import httpx
 
+    from .http import client as http_client
+
     try:
-        with httpx.Client(transport=transport, timeout=REQUEST_TIMEOUT_S,
-                          follow_redirects=False) as client:
+        with http_client(timeout_s=REQUEST_TIMEOUT_S, transport=transport) as client:
             return client.send(request)
     except httpx.TimeoutException:
         return f"no answer within {REQUEST_TIMEOUT_S:g} s"

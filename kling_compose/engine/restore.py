@@ -11,7 +11,7 @@ bytes intact, the record is rebuilt from the lock: nothing is paid, and the chai
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
@@ -36,7 +36,7 @@ class Fetch(NamedTuple):
     suffix: str
 
 
-def lock_record(task, entry: dict | None, upstream: dict[str, Record], store: Store,
+def lock_record(task, entry: dict | None, upstream: Mapping[str, Record], store: Store,
                 repair: bool = False) -> tuple[Record | None, str | None, list[Fetch]]:
     """(the rebuilt record, None, takes to fetch) when the lock's entry restores `task` (every
     take in the store, or with a result URL to fetch it from); (None, why not, []) when the
@@ -85,18 +85,22 @@ def lock_record(task, entry: dict | None, upstream: dict[str, Record], store: St
 
 
 def unavailable(fetches: list[Fetch], timeout_s: float = 10.0,
-                dead: dict[str, str] | None = None) -> str | None:
+                dead: dict[str, str] | None = None, *, transport=None) -> str | None:
     """Why a take cannot be fetched from its result URL (None: every URL answers). A plan asks
     before it calls a shot restorable: an expired URL means paying again, and the user sees
     that before the run. HEAD first; a host that refuses HEAD is asked for one byte. `dead`
     remembers hosts that did not answer during one plan, so a hundred takes on a gone host
-    cost one timeout, not a hundred."""
+    cost one timeout, not a hundred. `transport`: None asks the network (http.client); a test
+    passes httpx.MockTransport. No credential is sent, so redirects are followed (a CDN)."""
     import httpx
+
+    from ..http import client as http_client
 
     dead = {} if dead is None else dead
     host = ""
     try:
-        with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
+        with http_client(timeout_s=timeout_s, transport=transport,
+                         follow_redirects=True) as client:
             for fetch in fetches:
                 host = httpx.URL(fetch.url).host
                 if host in dead:

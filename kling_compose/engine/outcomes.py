@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -24,12 +25,25 @@ class RunOptions:
     only: frozenset[str] = frozenset()  # shot ids to run, with what they need
 
 
+class Ending(enum.StrEnum):
+    """How a task ended in this run (equal to its plain string: `--json` prints that)."""
+
+    DONE = "done"  # made now
+    CACHED = "cached"  # a reusable result was there
+    RESTORED = "restored"  # rebuilt from storyboard.lock, or a teammate's published result
+    UNNEEDED = "unneeded"  # an upload or element only restored or cached shots use: not made
+    FAILED = "failed"
+    SKIPPED = "skipped"  # what it needs failed, or --max-cost stopped it
+
+
+MADE = (Ending.DONE, Ending.CACHED, Ending.RESTORED)  # a result this run can use
+ENDED_BADLY = (Ending.FAILED, Ending.SKIPPED)  # what needs it is skipped
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     task: Task
-    # done | cached | restored (from storyboard.lock) | unneeded (an upload or element only
-    # restored or cached shots use: not made, see _Runner.unneeded) | failed | skipped
-    status: str
+    status: Ending
     record: Record | None = None
     cost_usd: Decimal = Decimal(0)
     error: str | None = None
@@ -56,7 +70,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return not any(o.status in ("failed", "skipped") for o in self.outcomes)
+        return not any(o.status in ENDED_BADLY for o in self.outcomes)
 
 
 class Reporter(Protocol):

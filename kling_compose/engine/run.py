@@ -27,7 +27,8 @@ from ..settings import Settings
 from .artifacts import ArtifactStore
 from .decide import Verdict, decide, unneeded_inputs
 from .lockfile import read_lockfile, write_lockfile
-from .outcomes import STORE_FAILURES, Outcome, Quiet, Reporter, RunOptions, RunResult
+from .outcomes import (ENDED_BADLY, MADE, STORE_FAILURES, Ending, Outcome, Quiet, Reporter,
+                       RunOptions, RunResult)
 from .preflight import (check_request, check_write_paths, project_lock,
                         remove_stale_temp_files, unwritable)
 from .remote import Budget, Clock, Remote, RemoteError
@@ -148,7 +149,7 @@ class Runner:
             jobs = [asyncio.create_task(self.task(self.plan.tasks[t], limits)) for t in selected]
             outcomes = [self.made_late.get(o.task.id, o) for o in await asyncio.gather(*jobs)]
         films = tuple(Path(o.task.params["path"]) for o in outcomes
-                      if o.task.kind == "assemble" and o.status in ("done", "cached"))
+                      if o.task.kind == "assemble" and o.status in (Ending.DONE, Ending.CACHED))
         return RunResult(tuple(outcomes), films, tuple(self.remote.warnings))
 
     async def task(self, task: Task, limits: dict[str | None, Slots]) -> Outcome:
@@ -157,9 +158,9 @@ class Runner:
             # shielded: cancelling this task (Ctrl-C) must not cancel the upstream task's
             # future, which that task may still be about to resolve
             upstream = [await asyncio.shield(self.futures[d]) for d in task.depends_on]
-            if any(o.status in ("failed", "skipped") for o in upstream):
-                blocked = next(o.task.id for o in upstream if o.status in ("failed", "skipped"))
-                outcome = Outcome(task, "skipped", error=f"needs {blocked}")
+            if any(o.status in ENDED_BADLY for o in upstream):
+                blocked = next(o.task.id for o in upstream if o.status in ENDED_BADLY)
+                outcome = Outcome(task, Ending.SKIPPED, error=f"needs {blocked}")
                 slots.forfeit(task.id)
             else:
                 async with self.key_locks.setdefault(task.cache_key, asyncio.Lock()):
@@ -180,7 +181,7 @@ class Runner:
         kept_for = None
         try:
             outcome = await self.execute(task)
-            if outcome.status in ("done", "cached", "restored", "unneeded"):
+            if outcome.status in (*MADE, Ending.UNNEEDED):
                 kept_for = heir(self.plan, task.id, self.ranks, self.futures,
                                 lambda d: d in self.futures and self.futures[d].done())
             twin = self.key_locks.get(self.plan.tasks[kept_for].cache_key) if kept_for else None
@@ -192,10 +193,10 @@ class Runner:
 
     async def execute(self, task: Task) -> Outcome:
         outcome = await self._execute(task)
-        if task.kind == "generate" and outcome.status in ("done", "cached", "restored"):
+        if task.kind == "generate" and outcome.status in MADE:
             problem = missing_pick(task, outcome.record)
             if problem is not None:  # the clip is kept; what needs the take cannot run
-                return replace(outcome, status="failed", error=problem)
+                return replace(outcome, status=Ending.FAILED, error=problem)
         return outcome
 
     async def _execute(self, task: Task) -> Outcome:
@@ -211,7 +212,7 @@ class Runner:
             self.records[task.id] = record
             if task.kind == "assemble":
                 self.export(task, record)
-            return Outcome(task, "cached", record)
+            return Outcome(task, Ending.CACHED, record)
         if decision.status is Verdict.RESTORABLE and decision.record is not None:
             restored: Record | None = decision.record
             if decision.fetches and not await self._fetch(task, decision.fetches):
@@ -220,12 +221,12 @@ class Runner:
                 restored = replace(restored, made_from=dict(task.made_from))
                 self.state.restore(restored)
                 self.records[task.id] = restored
-                return Outcome(task, "restored", restored)
+                return Outcome(task, Ending.RESTORED, restored)
         if task.id in self.unneeded and not in_flight(record) and decision.record is not None:
             # its identity is known from its inputs, which is all a restore or a cache hit
             # downstream compares; the provider's copy is made only if a generation sends it
             self.records[task.id] = decision.record
-            return Outcome(task, "unneeded", decision.record)
+            return Outcome(task, Ending.UNNEEDED, decision.record)
         if (self.team is not None and not forced and task.kind == "generate"
                 and task.provider not in LOCAL_PROVIDERS):
             outcome = await self.team.claim_or_wait(task, record)
@@ -281,7 +282,7 @@ class Runner:
         root = self.plan.resolved.storyboard.root
         for outcome in result.outcomes:
             if outcome.task.kind != "generate" or outcome.record is None or \
-                    outcome.status not in ("done", "cached", "restored"):
+                    outcome.status not in MADE:
                 continue
             digest, suffix = outcome.record.artifacts[outcome.task.generation.shot.pick - 1]
             target = root / "renders" / "shots" / f"{outcome.task.shot}{suffix}"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
 
 from ..media.ffmpeg import MediaError
 from ..plan import LOCAL_PROVIDERS, Task, substitute
-from .outcomes import Outcome
+from .outcomes import Ending, Outcome
 from .preflight import unwritable
 from .remote import BudgetExceeded, RemoteError
 from .reuse import input_digests
@@ -60,23 +60,23 @@ class TaskHandler:
         try:
             made = await self.make(task)
         except BudgetExceeded as exc:
-            return await self._failed(task, "skipped", str(exc), started)
+            return await self._failed(task, Ending.SKIPPED, str(exc), started)
         except (MediaError, RemoteError) as exc:
-            return await self._failed(task, "failed", str(exc), started)
+            return await self._failed(task, Ending.FAILED, str(exc), started)
         except OSError as exc:  # a full disk, a read-only folder: this task, not the whole run
             message = unwritable(exc, run.plan.resolved.storyboard.root) + \
                 "; fix it and run again (the run resumes)"
-            return await self._failed(task, "failed", message, started)
+            return await self._failed(task, Ending.FAILED, message, started)
         artifacts, reference, result, cost = made
         run.state.finish(task.cache_key, artifacts=artifacts, reference=reference,
                          inputs=input_digests(task, run.records), result=result, cost_usd=cost)
         done = run.records[task.id] = await self.finished(task, made)
         if run.team is not None and task.id in run.team.held:
             await run.team.publish(task, done)
-        return Outcome(task, "done", done, cost or Decimal(0),
+        return Outcome(task, Ending.DONE, done, cost or Decimal(0),
                        elapsed_s=time.monotonic() - started)
 
-    async def _failed(self, task: Task, status: str, message: str, started: float) -> Outcome:
+    async def _failed(self, task: Task, status: Ending, message: str, started: float) -> Outcome:
         self.run.state.fail(task.cache_key, message)
         if self.run.team is not None:
             await self.run.team.release(task)

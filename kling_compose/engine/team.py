@@ -22,7 +22,7 @@ from ..providers.base import Handle
 from ..settings import Settings
 from . import claims
 from .artifacts import ArtifactStore
-from .outcomes import STORE_FAILURES, Outcome
+from .outcomes import STORE_FAILURES, Ending, Outcome
 from .remote import KeyRefused, Remote, RemoteError
 from .reuse import in_flight, input_digests
 from .state import Record, State
@@ -60,7 +60,7 @@ class Team:
         if in_flight(record):
             self.held[task.id] = {}  # resume it; the next run publishes
             return None
-        return Outcome(task, "failed", error=(
+        return Outcome(task, Ending.FAILED, error=(
             f"the shared store {self.shared.url} failed during this run ({self.store_failed}); "
             f"shot '{task.shot}' is not submitted without a claim there (a teammate's run "
             "could pay for it too). Finished work is kept and published by the next run: "
@@ -112,7 +112,7 @@ class Team:
                     await asyncio.to_thread(claims.recorded_task, self.shared, task, holder)
             except STORE_FAILURES as exc:  # the store failed while another holds the claim
                 self.store_failed = str(exc) or type(exc).__name__
-                return Outcome(task, "failed", error=(
+                return Outcome(task, Ending.FAILED, error=(
                     f"the shared store {self.shared.url} failed while waiting for shot "
                     f"'{task.shot}', which another run ({holder.get('owner', 'unknown')}) "
                     f"claimed ({self.store_failed}); nothing was paid here: `run` again once "
@@ -131,7 +131,7 @@ class Team:
                    "(nothing was paid here). If that run died before its provider acknowledged "
                    f"the submission, remove {task.cache_key[:12]}...'s claim file from the store "
                    f"only once you know nothing is running at {task.provider} for it")
-        return Outcome(task, "failed", error=message)
+        return Outcome(task, Ending.FAILED, error=message)
 
     async def _follow(self, task: Task, holder: dict, recorded: dict,
                       inputs: dict) -> Outcome | None:
@@ -147,7 +147,7 @@ class Team:
             if status.state == "done":
                 artifacts, result, cost = await self.remote().collect(task, handle, status)
         except KeyRefused as exc:  # a planted record: never followed, named
-            return Outcome(task, "failed", error=(
+            return Outcome(task, Ending.FAILED, error=(
                 f"the task record for shot '{task.shot}' in {self.shared.url} (claimed by "
                 f"{holder.get('owner', 'unknown')}) points outside {task.provider}'s hosts: "
                 f"{exc}. It is not followed and nothing was paid here; if nobody you know "
@@ -158,7 +158,7 @@ class Team:
         if status.state != "done":  # it failed at the provider: nothing left in flight
             await asyncio.to_thread(claims.release, self.shared, task, holder)
             why = status.message or status.state
-            return Outcome(task, "failed", error=(
+            return Outcome(task, Ending.FAILED, error=(
                 f"the generation of shot '{task.shot}' another run "
                 f"({holder.get('owner', 'unknown')}) submitted failed at {task.provider}: "
                 f"{why}; run again to generate it anew"))
@@ -171,7 +171,7 @@ class Team:
         self.state.restore(record)
         self.records[task.id] = record
         await self.publish(task, record)
-        return Outcome(task, "restored", record)
+        return Outcome(task, Ending.RESTORED, record)
 
     def _adopt_published(self, task: Task, data: dict, inputs: dict) -> Outcome:
         cost = data.get("cost_usd")
@@ -185,7 +185,7 @@ class Team:
             made_from=dict(task.made_from))
         self.state.restore(record)
         self.records[task.id] = record
-        return Outcome(task, "restored", record)
+        return Outcome(task, Ending.RESTORED, record)
 
     async def announce(self, task: Task, handle: Handle) -> None:
         """The provider acknowledged a claimed submission: record its task in the store, so a

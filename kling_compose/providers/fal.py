@@ -22,6 +22,7 @@ from .base import (
     Handle,
     Job,
     ModelSpec,
+    ProviderError,
     ProviderSpec,
     Ref,
     Send,
@@ -223,7 +224,7 @@ class FalQueue(Declared):
     def poll_request(self, handle: Handle, base_url: str, key: Credential) -> httpx.Request:
         import httpx
 
-        return httpx.Request("GET", handle.extra["status_url"], headers=_auth(key))
+        return httpx.Request("GET", _handle_url(handle, "status_url"), headers=_auth(key))
 
     def read_status(self, response: httpx.Response, handle: Handle, takes: int) -> Status:
         """202 while queued or running; COMPLETED means the result can be fetched."""
@@ -250,7 +251,7 @@ class FalQueue(Declared):
     def result_request(self, handle: Handle, base_url: str, key: Credential) -> httpx.Request:
         import httpx
 
-        return httpx.Request("GET", handle.extra["response_url"], headers=_auth(key))
+        return httpx.Request("GET", _handle_url(handle, "response_url"), headers=_auth(key))
 
     def read_result(self, response: httpx.Response, handle: Handle, takes: int) -> Status:
         from .base import Result, Status, TransientError, json_answer
@@ -445,3 +446,11 @@ def _check_elements(shot: ResolvedShot) -> list[Diagnostic]:
         ))  # fmt: skip
     return diags
 
+
+def _handle_url(handle: Handle, name: str) -> str:
+    """A URL the submission's answer gave (kept in the ledger or a teammate's task record);
+    a record without it cannot be polled from here: a provider error, never a KeyError."""
+    url = handle.extra.get(name)
+    if not isinstance(url, str) or not url:
+        raise ProviderError(f"fal request {handle.task_id}: its record has no {name} to ask")
+    return url

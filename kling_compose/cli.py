@@ -652,7 +652,8 @@ def export(path, var_items, vars_files, provider, preview_resolution, fmt, outpu
 @_user_errors
 def push(path, var_items, vars_files) -> None:
     """Send every clip storyboard.lock names to the shared artifact store (what it lacks)."""
-    from .engine.artifacts import lock_objects, push as push_objects, store_failure
+    from .engine.artifacts import (STORE_FAILURES, lock_objects, push as push_objects,
+                                   store_failure)
     from .engine.store import Store
     from .paths import ProjectPaths
 
@@ -660,7 +661,7 @@ def push(path, var_items, vars_files) -> None:
     store = Store(ProjectPaths(root).state)
     try:
         moved = push_objects(remote, store, lock_objects(root, store))
-    except Exception as exc:
+    except STORE_FAILURES as exc:  # a bug is not "the store failed": it keeps its traceback
         raise store_failure(remote, exc) from None
     click.echo(f"pushed {len(moved.done)} object(s) to {remote.url}; "
                f"{moved.present} already there")
@@ -672,7 +673,8 @@ def push(path, var_items, vars_files) -> None:
 def pull(path, var_items, vars_files) -> None:
     """Fetch every clip storyboard.lock names from the shared artifact store, verified, and
     write the films and shot clips to renders/ (no key needed)."""
-    from .engine.artifacts import export_lock, lock_objects, pull as pull_objects, store_failure
+    from .engine.artifacts import (STORE_FAILURES, export_lock, lock_objects,
+                                   pull as pull_objects, store_failure)
     from .engine.run import project_lock
     from .engine.store import Store
     from .paths import ProjectPaths
@@ -682,7 +684,7 @@ def pull(path, var_items, vars_files) -> None:
     with project_lock(root):
         try:
             moved = pull_objects(remote, store, lock_objects(root, store))
-        except Exception as exc:
+        except STORE_FAILURES as exc:  # a bug keeps its traceback
             raise store_failure(remote, exc) from None
         written = export_lock(root, store)
     for name in moved.refused:

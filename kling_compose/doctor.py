@@ -88,7 +88,7 @@ def diagnose(storyboard: Path, display: str, load_plan: Callable[[], object],
 
 def store_check(plan, environ, root: Path) -> Iterator[Check]:
     """The shared artifact store, if the project names one: its listing can be read."""
-    from .engine.artifacts import project_store
+    from .engine.artifacts import STORE_FAILURES, project_store
     from .settings import Settings
 
     try:
@@ -104,7 +104,10 @@ def store_check(plan, environ, root: Path) -> Iterator[Check]:
         return
     try:
         count = len(remote.listing())
-    except Exception as exc:  # the store's client library has its own exceptions
+    except UserError as exc:  # its client library is not installed (the s3 extra)
+        yield from _problems(exc)
+        return
+    except STORE_FAILURES as exc:  # translated at the store's boundary; a bug propagates
         yield Check(False, f"artifact store {remote.url} cannot be read: {exc}",
                     hint="check its URL and credentials (the AWS_* variables or profile for "
                          "s3://), or unset KLING_COMPOSE_STORE / remove `store:`")

@@ -32,6 +32,18 @@ from .store import Store, file_sha256
 TRANSFERS = 4  # objects moving at once
 
 
+class StoreError(Exception):
+    """A shared store refused a request or could not be reached; the message names the bucket
+    (and key) and what to check, never a credential. engine/s3store.py translates every boto3
+    and botocore error into it (or FileNotFoundError for a missing object) at its boundary."""
+
+
+# what a shared store raises when it fails: StoreError (S3, translated at its boundary) or an
+# OSError (a folder store; a local file read or written on the way). Anything else is a bug
+# and propagates: never reported as "the store failed".
+STORE_FAILURES: tuple[type[Exception], ...] = (StoreError, OSError)
+
+
 class ArtifactStore(Protocol):
     url: str
 
@@ -137,7 +149,7 @@ def export_lock(root: Path, store: Store) -> list[Path]:
     return written
 
 
-def store_failure(remote: ArtifactStore, exc: Exception):
+def store_failure(remote: ArtifactStore, exc: Exception):  # exc: one of STORE_FAILURES
     """A store that cannot be read or written, before anything is paid: say which."""
     from ..errors import UserError
 

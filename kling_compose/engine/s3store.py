@@ -11,11 +11,14 @@ A put is create-only (`If-None-Match: *`): an object is never overwritten, and o
 pushing one clip at once, one writes it and the other is told it was already there. Bodies are
 streamed from and to files, never held whole in memory.
 
-Exception tree::
+Exception tree (every boto3/botocore error is translated at the one boundary, `_translated`,
+so a caller catches artifacts.STORE_FAILURES, never Exception)::
 
     StoreError           the store refused or could not be reached: credentials, bucket,
                          endpoint, a service without conditional writes; says what to check
+                         (artifacts.StoreError, re-exported here)
     FileNotFoundError    get() of a name the store does not hold
+    OSError              the local file read (put) or written (get)
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
+
+from .artifacts import StoreError
+
+__all__ = ["S3Store", "StoreError", "parse_url"]  # StoreError: where callers imported it from
 
 CHUNK_BYTES = 1 << 20  # read size when streaming an object into a file
 # S3 answers 409 ConditionalRequestConflict while another conditional write of the same key is
@@ -49,11 +56,6 @@ REFUSALS = {
 }
 
 
-class StoreError(Exception):
-    """The store refused a request or could not be reached; the message names the bucket
-    (and key) and what to check, never a credential."""
-
-
 class S3Store:
     """Objects `<prefix>/<name>` in one bucket, named by `s3://bucket/optional/prefix`."""
 
@@ -67,9 +69,12 @@ class S3Store:
         """One boto3 client, made on first use (boto3 takes a second to import), shared by
         the transfer threads: clients are thread-safe, sessions are not."""
         with self._translated():
-            import boto3
-
-            return boto3.session.Session().client("s3")
+            boto3 = _import("boto3")
+            try:
+                return boto3.session.Session().client("s3")
+            except ValueError as exc:  # botocore: "Invalid endpoint: ..." (AWS_ENDPOINT_URL)
+                raise StoreError(f"bucket '{self.bucket}': {exc}: check AWS_ENDPOINT_URL (or "
+                                 "AWS_ENDPOINT_URL_S3)") from exc
 
     def listing(self) -> set[str]:
         """Every object name directly under the prefix, from one paginated listing."""
@@ -94,7 +99,7 @@ class S3Store:
 
     def _put_new(self, source: Path, key: str, retrying: bool) -> bool | None:
         """True if written, False if the key exists, None on a conflict worth retrying."""
-        from botocore.exceptions import ClientError
+        ClientError = _import("botocore.exceptions").ClientError
 
         try:
             # an open file is streamed; upload_file (s3transfer) would go multipart for large
@@ -128,18 +133,30 @@ class S3Store:
     @contextmanager
     def _translated(self, key: str | None = None) -> Iterator[None]:
         """boto3's errors, translated at this one boundary: FileNotFoundError for a missing
-        object, StoreError naming the bucket and key for every other refusal or failure."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        object, StoreError naming the bucket and key for every other refusal or failure
+        (botocore's ClientError and BotoCoreError, boto3's own Boto3Error). Everything the
+        store does runs inside it; OSError (the local file) and a bug pass unchanged."""
+        errors = _import("botocore.exceptions")
+        Boto3Error = _import("boto3.exceptions").Boto3Error
 
         where = f"bucket '{self.bucket}'" + (f", key '{key}'" if key else "")
         try:
             yield
-        except ClientError as exc:
+        except errors.ClientError as exc:
             if _code(exc) == "NoSuchKey":
                 raise FileNotFoundError(f"{where}: no such object") from exc
             raise StoreError(f"{where}: {_refusal(exc)}") from exc
-        except BotoCoreError as exc:  # no credentials, endpoint unreachable, stream cut
+        except errors.BotoCoreError as exc:  # no credentials, endpoint unreachable, stream cut
             raise StoreError(f"{where}: {_failure(exc)}") from exc
+        except Boto3Error as exc:
+            raise StoreError(f"{where}: {exc}") from exc
+
+
+def _import(name: str):
+    """The module `name` of boto3's (boto3, botocore...), imported on first use."""
+    import importlib
+
+    return importlib.import_module(name)
 
 
 def parse_url(url: str) -> tuple[str, str]:

@@ -1,0 +1,161 @@
+"""The S3 store's boundary: every boto3/botocore error becomes a StoreError there, so callers
+catch artifacts.STORE_FAILURES; a bug (a TypeError) is never reported as "the store failed"."""
+
+from __future__ import annotations
+
+import pytest
+
+from kling_compose.engine.artifacts import STORE_FAILURES, StoreError
+
+
+@pytest.fixture
+def project(tmp_path, run_cli):
+    code, _, err = run_cli(["init", tmp_path / "film"])
+    assert code == 0, err
+    return tmp_path / "film"
+
+
+# -- the store's boundary --------------------------------------------------------------------
+
+class _Body:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def iter_chunks(self, size):
+        from botocore.exceptions import ResponseStreamingError
+
+        yield b"half"
+        raise ResponseStreamingError(error="connection reset")
+
+
+class _Client:
+    """A boto3 client whose every call fails with `error` (get: while streaming the body)."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def get_paginator(self, name):
+        error = self.error
+
+        class Pages:
+            def paginate(self, **kwargs):
+                raise error
+        return Pages()
+
+    def put_object(self, **kwargs):
+        raise self.error
+
+    def get_object(self, **kwargs):
+        if self.error is None:
+            return {"Body": _Body()}
+        raise self.error
+
+    def delete_object(self, **kwargs):
+        raise self.error
+
+
+def _s3_with(error):
+    from kling_compose.engine.s3store import S3Store
+
+    store = S3Store("s3://studio-renders/harbour", sleep=lambda s: None)
+    store.__dict__["_client"] = _Client(error)  # the cached client
+    return store
+
+
+def _boto_errors():
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"},
+                          "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
+    return [denied, NoCredentialsError(), EndpointConnectionError(endpoint_url="http://s3"),
+            S3UploadFailedError("failed")]
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_every_call_translates_boto_errors_into_store_errors(tmp_path, index):
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"clip")
+    error = _boto_errors()[index]
+    calls = [lambda s: s.listing(), lambda s: s.put(source, "x.mp4"),
+             lambda s: s.get("x.mp4", tmp_path / "got"), lambda s: s.delete("x.mp4")]
+    for call in calls:
+        with pytest.raises(StoreError, match="bucket 'studio-renders'"):
+            call(_s3_with(error))
+
+
+def test_a_stream_cut_while_getting_is_a_store_error(tmp_path):
+    with pytest.raises(StoreError, match="key 'harbour/x.mp4'"):
+        _s3_with(None).get("x.mp4", tmp_path / "got")
+
+
+def test_store_errors_are_what_callers_catch():
+    assert issubclass(StoreError, STORE_FAILURES) and issubclass(OSError, STORE_FAILURES)
+    assert not issubclass(TypeError, STORE_FAILURES)
+    from kling_compose.engine import s3store
+
+    assert s3store.StoreError is StoreError  # the name callers imported it by still works
+
+
+def test_a_bug_inside_the_s3_store_is_not_translated(tmp_path):
+    with pytest.raises(TypeError):
+        _s3_with(TypeError("a bug")).listing()
+
+
+class _BuggyStore:
+    """A shared store with a bug: its listing raises TypeError."""
+
+    url = "file:///buggy"
+
+    def listing(self):
+        raise TypeError("unhashable type: 'list'")
+
+    def put(self, source, name):
+        raise TypeError("a bug")
+
+    def get(self, name, dest):
+        raise TypeError("a bug")
+
+    def delete(self, name):
+        raise TypeError("a bug")
+
+
+class _DownStore(_BuggyStore):
+    def listing(self):
+        raise StoreError("bucket 'b': no credentials found")
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_a_bug_in_a_store_propagates_from_push_and_pull(project, run_cli, monkeypatch, command):
+    import json
+
+    from kling_compose.engine import artifacts
+
+    # a clip the lock names and the local store lacks: pull asks the store for it
+    (project / "storyboard.lock").write_text(json.dumps({
+        "version": 1, "shots": {"opening": {"sha256": ["0" * 64]}}, "outputs": {}}))
+    monkeypatch.setattr(artifacts, "project_store", lambda storyboard, settings: _BuggyStore())
+    with pytest.raises(TypeError):
+        run_cli([command, project])
+    monkeypatch.setattr(artifacts, "project_store", lambda storyboard, settings: _DownStore())
+    code, out, err = run_cli([command, project])
+    assert code == 1 and "artifact store file:///buggy: bucket 'b': no credentials" in err
+
+
+def test_a_bug_in_a_store_propagates_from_doctor(project, monkeypatch):
+    from kling_compose import doctor
+    from kling_compose.engine import artifacts
+
+    class Plan:
+        class resolved:
+            storyboard = None
+
+    monkeypatch.setattr(artifacts, "project_store", lambda storyboard, settings: _BuggyStore())
+    with pytest.raises(TypeError):
+        list(doctor.store_check(Plan, {}, project))
+    monkeypatch.setattr(artifacts, "project_store", lambda storyboard, settings: _DownStore())
+    (check,) = doctor.store_check(Plan, {}, project)
+    assert not check.ok and "cannot be read: bucket 'b': no credentials" in check.message

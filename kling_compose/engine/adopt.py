@@ -59,7 +59,7 @@ def adopt(plan, shot: str, task_id: str, settings: Settings,
 
 
 def _generation(plan, shot: str):
-    from ..plan import LOCAL_PROVIDERS
+    from ..providers import LOCAL_PROVIDERS
 
     found = [t for t in plan.tasks.values() if t.kind == "generate" and t.shot == shot]
     if not found:

@@ -14,7 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from ..errors import UserError
-from ..plan import LOCAL_PROVIDERS, Plan
+from ..plan import Plan
+from ..providers import LOCAL_PROVIDERS
 from ..selection import select
 from ..settings import Settings
 from .decide import Review, Verdict, read_statuses

@@ -21,7 +21,8 @@ import httpx
 from ..collector import running
 from ..errors import UserError
 from ..media.ffmpeg import MediaError
-from ..plan import LOCAL_PROVIDERS, Plan, Task
+from ..plan import Plan, Task
+from ..providers import LOCAL_PROVIDERS
 from ..selection import select
 from ..settings import Settings
 from .artifacts import ArtifactStore

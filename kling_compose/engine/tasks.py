@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
 
 from ..media.ffmpeg import MediaError
-from ..plan import LOCAL_PROVIDERS, Task, substitute
+from ..plan import Task, substitute
+from ..providers import LOCAL_PROVIDERS
 from .outcomes import Ending, Outcome
 from .preflight import unwritable
 from .remote import BudgetExceeded, RemoteError

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import UserError
-from ..plan import LOCAL_PROVIDERS, Plan, Task
+from ..plan import Plan, Task
+from ..providers import LOCAL_PROVIDERS
 from ..providers.base import Handle
 from ..settings import Settings
 from . import claims

@@ -9,7 +9,8 @@ is not assembled from the current storyboard is refused. Before anything is writ
 timeline's length is checked against the assembled film's own frame count.
 
 opentimelineio is imported here only (and this module only by the `export` command), so no
-other command pays for it at start-up.
+other command pays for it at start-up. It is an optional dependency (the `export` extra, with
+the EDL adapter): without it, `export` is one UserError saying how to install it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ if TYPE_CHECKING:  # plan.py imports networkx: only its names are needed here
     from .plan import Task
 
 FORMATS = {"otio": ".otio", "edl": ".edl"}
+EXPORT_EXTRA = "pip install 'kling-compose[export]'"
+# what each format needs: (module, what it is)
+NEEDS = {"otio": [("opentimelineio", "OpenTimelineIO")],
+         "edl": [("opentimelineio", "OpenTimelineIO"),
+                 ("otio_cmx3600_adapter", "OpenTimelineIO's CMX 3600 adapter")]}
 NAMESPACE = "kling_compose"  # the metadata key every clip and the timeline carry
 REEL_CHARS = 8  # CMX 3600 reel names: at most 8 characters
 
@@ -63,7 +69,9 @@ class Film:
 def export_films(plan, fmt: str, *, output: str | None = None, out: Path | None = None,
                  edl_style: str = "avid") -> list[Path]:
     """Write the timeline of each assembled film (or of the one `output` names, to `out`) as
-    `fmt`; the files written. A UserError if a film is not assembled from the current plan."""
+    `fmt`; the files written. A UserError if a film is not assembled from the current plan,
+    or the `export` extra is not installed."""
+    require_export_extra(fmt)
     outputs = chosen_outputs(plan, output, out)
     films = assembled_films(plan, outputs)
     from .files import project_files
@@ -80,6 +88,22 @@ def export_films(plan, fmt: str, *, output: str | None = None, out: Path | None 
                    protected)
         written.append(target)
     return written
+
+
+def require_export_extra(fmt: str) -> None:
+    """Refuse, before anything is read or written, an export whose libraries (the `export`
+    extra) are not installed: one message naming the extra, never an ImportError."""
+    import importlib
+
+    for module, name in NEEDS.get(fmt, NEEDS["otio"]):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise UserError.single(
+                f"kling-compose export --format {fmt} needs {name} ({module}), which is not "
+                "installed",
+                hint=f"install the export extra: {EXPORT_EXTRA} (from a checkout: pip install "
+                     "'.[export]'; pipx: pipx install --force '.[export]')") from None
 
 
 def _target(target: Path, display: str, protected=None) -> Path:

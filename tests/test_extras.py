@@ -1,11 +1,16 @@
-"""The S3 store's boundary: every boto3/botocore error becomes a StoreError there, so callers
-catch artifacts.STORE_FAILURES; a bug (a TypeError) is never reported as "the store failed"."""
+"""Optional extras (`[s3]`: boto3, `[export]`: OpenTimelineIO and its EDL adapter): a command
+that needs one that is missing says which extra installs it (exit 1, no traceback). And the
+S3 store's boundary: every boto3/botocore error becomes a StoreError there, so callers catch
+artifacts.STORE_FAILURES; a bug (a TypeError) is never reported as "the store failed"."""
 
 from __future__ import annotations
+
+import sys
 
 import pytest
 
 from kling_compose.engine.artifacts import STORE_FAILURES, StoreError
+from kling_compose.errors import UserError
 
 
 @pytest.fixture
@@ -13,6 +18,58 @@ def project(tmp_path, run_cli):
     code, _, err = run_cli(["init", tmp_path / "film"])
     assert code == 0, err
     return tmp_path / "film"
+
+
+def _missing(monkeypatch, *modules):
+    """Make `import module` fail as it does when the package is not installed."""
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)
+
+
+# -- [s3] ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["pull", "push"])
+def test_an_s3_store_without_boto3_names_the_extra(project, run_cli, monkeypatch, command):
+    _missing(monkeypatch, "boto3")
+    monkeypatch.setenv("KLING_COMPOSE_STORE", "s3://studio-renders/harbour")
+    code, out, err = run_cli([command, project])
+    assert code == 1 and "Traceback" not in err
+    assert "s3:// store needs boto3, which is not installed" in err
+    assert "pip install 'kling-compose[s3]'" in err
+
+
+def test_doctor_names_the_s3_extra(project, run_cli, monkeypatch):
+    _missing(monkeypatch, "boto3")
+    monkeypatch.setenv("KLING_COMPOSE_STORE", "s3://studio-renders/harbour")
+    code, out, err = run_cli(["doctor", project])
+    assert code == 1 and "Traceback" not in out + err
+    assert "pip install 'kling-compose[s3]'" in out + err
+
+
+def test_botocore_missing_at_first_use_names_the_extra(monkeypatch):
+    from kling_compose.engine.s3store import S3Store
+
+    store = S3Store("s3://studio-renders/harbour")  # boto3 is installed here
+    _missing(monkeypatch, "botocore", "botocore.exceptions")
+    with pytest.raises(UserError, match=r"needs boto3") as caught:
+        store.listing()
+    assert "kling-compose[s3]" in caught.value.diagnostics[0].hint
+
+
+# -- [export] --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt, missing, named", [
+    ("otio", "opentimelineio", "OpenTimelineIO"),
+    ("edl", "opentimelineio", "OpenTimelineIO"),
+    ("edl", "otio_cmx3600_adapter", "CMX 3600 adapter"),
+])
+def test_export_without_opentimelineio_names_the_extra(project, run_cli, monkeypatch, fmt,
+                                                       missing, named):
+    _missing(monkeypatch, missing)
+    code, out, err = run_cli(["export", project, "--format", fmt])
+    assert code == 1 and "Traceback" not in err
+    assert named in err and "pip install 'kling-compose[export]'" in err
+    assert not list(project.glob("renders/*.otio")) + list(project.glob("renders/*.edl"))
 
 
 # -- the store's boundary --------------------------------------------------------------------

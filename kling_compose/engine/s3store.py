@@ -5,7 +5,8 @@ XML interoperability) through boto3. Credentials, region and endpoint come only 
 configuration: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, AWS_DEFAULT_REGION
 (boto3 does not read AWS_REGION), and AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) for a service
 other than AWS. This module reads none of them and never prints one; boto3 is imported only
-when a store is first used.
+when a store is first used. boto3 is an optional dependency (the `s3` extra): without it, an
+s3:// store is one UserError saying how to install it.
 
 A put is create-only (`If-None-Match: *`): an object is never overwritten, and of two machines
 pushing one clip at once, one writes it and the other is told it was already there. Bodies are
@@ -19,6 +20,7 @@ so a caller catches artifacts.STORE_FAILURES, never Exception)::
                          (artifacts.StoreError, re-exported here)
     FileNotFoundError    get() of a name the store does not hold
     OSError              the local file read (put) or written (get)
+    UserError            boto3 is not installed (the `s3` extra)
 """
 
 from __future__ import annotations
@@ -63,13 +65,15 @@ class S3Store:
         self.url = url
         self.bucket, self.prefix = parse_url(url)
         self._sleep = sleep
+        if not _installed("boto3"):  # said at once, before the store is used (no import yet)
+            raise missing_sdk(url)
 
     @cached_property
     def _client(self):
         """One boto3 client, made on first use (boto3 takes a second to import), shared by
         the transfer threads: clients are thread-safe, sessions are not."""
         with self._translated():
-            boto3 = _import("boto3")
+            boto3 = _import("boto3", self.url)
             try:
                 return boto3.session.Session().client("s3")
             except ValueError as exc:  # botocore: "Invalid endpoint: ..." (AWS_ENDPOINT_URL)
@@ -99,7 +103,7 @@ class S3Store:
 
     def _put_new(self, source: Path, key: str, retrying: bool) -> bool | None:
         """True if written, False if the key exists, None on a conflict worth retrying."""
-        ClientError = _import("botocore.exceptions").ClientError
+        ClientError = _import("botocore.exceptions", self.url).ClientError
 
         try:
             # an open file is streamed; upload_file (s3transfer) would go multipart for large
@@ -136,8 +140,8 @@ class S3Store:
         object, StoreError naming the bucket and key for every other refusal or failure
         (botocore's ClientError and BotoCoreError, boto3's own Boto3Error). Everything the
         store does runs inside it; OSError (the local file) and a bug pass unchanged."""
-        errors = _import("botocore.exceptions")
-        Boto3Error = _import("boto3.exceptions").Boto3Error
+        errors = _import("botocore.exceptions", self.url)
+        Boto3Error = _import("boto3.exceptions", self.url).Boto3Error
 
         where = f"bucket '{self.bucket}'" + (f", key '{key}'" if key else "")
         try:
@@ -152,11 +156,39 @@ class S3Store:
             raise StoreError(f"{where}: {exc}") from exc
 
 
-def _import(name: str):
-    """The module `name` of boto3's (boto3, botocore...), imported on first use."""
+S3_EXTRA = "pip install 'kling-compose[s3]'"
+
+
+def missing_sdk(url: str):
+    """The one error of an s3:// store without boto3: which extra installs it."""
+    from ..errors import UserError
+
+    return UserError.single(
+        f"artifact store '{url}': an s3:// store needs boto3, which is not installed",
+        hint=f"install the s3 extra: {S3_EXTRA} (from a checkout: pip install '.[s3]'; "
+             "pipx: pipx install --force '.[s3]'), or use a folder as the store")
+
+
+def _installed(name: str) -> bool:
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _import(name: str, url: str):
+    """The module `name` of boto3's (boto3, botocore...), or missing_sdk's UserError."""
     import importlib
 
-    return importlib.import_module(name)
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise missing_sdk(url) from None
 
 
 def parse_url(url: str) -> tuple[str, str]:

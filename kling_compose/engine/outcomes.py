@@ -8,7 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .s3store import StoreError
 from .state import Record
 
 if TYPE_CHECKING:
@@ -48,11 +47,6 @@ class Outcome:
     cost_usd: Decimal = Decimal(0)
     error: str | None = None
     elapsed_s: float = 0.0
-
-
-# what a shared store raises when it fails (S3 errors are translated to StoreError at its
-# boundary; a folder store raises OSError): anything else is a bug, never "the store failed"
-STORE_FAILURES: tuple[type[Exception], ...] = (StoreError, OSError)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,11 @@ from ..plan import Plan, Task
 from ..providers import LOCAL_PROVIDERS
 from ..selection import select
 from ..settings import Settings
-from .artifacts import ArtifactStore
+from .artifacts import STORE_FAILURES, ArtifactStore
 from .decide import Verdict, decide, unneeded_inputs
 from .lockfile import read_lockfile, write_lockfile
-from .outcomes import (ENDED_BADLY, MADE, STORE_FAILURES, Ending, Outcome, Quiet, Reporter,
-                       RunOptions, RunResult)
+from .outcomes import (ENDED_BADLY, MADE, Ending, Outcome, Quiet, Reporter, RunOptions,
+                       RunResult)
 from .preflight import (check_request, check_write_paths, project_lock,
                         remove_stale_temp_files, unwritable)
 from .remote import Budget, Clock, Remote, RemoteError

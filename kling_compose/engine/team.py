@@ -22,8 +22,8 @@ from ..providers import LOCAL_PROVIDERS
 from ..providers.base import Handle
 from ..settings import Settings
 from . import claims
-from .artifacts import ArtifactStore
-from .outcomes import STORE_FAILURES, Ending, Outcome
+from .artifacts import STORE_FAILURES, ArtifactStore
+from .outcomes import Ending, Outcome
 from .remote import KeyRefused, Remote, RemoteError
 from .reuse import in_flight, input_digests
 from .state import Record, State

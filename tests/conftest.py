@@ -15,6 +15,16 @@ Simulator fixtures (override `sim_faults` in a module to arm faults before the s
 - `sim_env`: the environment pointing the CLI at `sim` (URLs, keys), polling every 0.05 s;
 - `sim_environ`: `sim_env` set in os.environ for the test (KLING_COMPOSE_STORE removed), for
   code that reads the process environment (`run_cli`, Settings.from_environment()).
+
+In-process: no socket, no real waiting (simulator/transport.py; the engine's sleeps move the
+simulator's clock):
+
+- `sim_clock`: a support.clock.VirtualClock (its `sleeps`: what the run waited);
+- `sim_in_process`: a Simulator on `sim_clock` with `sim_faults`, started with listen=False:
+  reached only through `sim_in_process.transport()`;
+- `run_in_process`: run_in_process(plan, options=None, reporter=None, environ=None,
+  **settings) -> RunResult, the engine's run_plan against `sim_in_process` (Settings from its
+  env() updated by `environ`; other Settings fields by keyword).
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from click.testing import CliRunner
 from kling_compose.cli import main
 from kling_compose.engine import retry
 from kling_compose.simulator import Faults, Simulator
+from support.clock import VirtualClock
 
 
 def _runner() -> CliRunner:
@@ -100,3 +111,38 @@ def sim_environ(sim_env, monkeypatch) -> dict[str, str]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("KLING_COMPOSE_STORE", raising=False)
     return sim_env
+
+
+@pytest.fixture
+def sim_clock() -> VirtualClock:
+    """Virtual time for `sim_in_process` and the runs against it."""
+    return VirtualClock()
+
+
+@pytest.fixture
+def sim_in_process(sim_faults, sim_clock) -> Iterator[Simulator]:
+    """A simulator with no socket, on `sim_clock`, accepting any non-empty key; requests
+    reach it through sim_in_process.transport() only (its base URL resolves nowhere)."""
+    simulator = Simulator(faults=sim_faults, clock=sim_clock).start(listen=False)
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+@pytest.fixture
+def run_in_process(sim_in_process, sim_clock):
+    """run_in_process(plan, options=None, reporter=None, environ=None, **settings): run_plan
+    against `sim_in_process` through its transport, on `sim_clock` (instant), with Settings
+    read from the simulator's env() (keys and URLs of every provider) updated by `environ`,
+    and `settings` overriding other fields (retries=2, poll_timeout_s=...)."""
+    from kling_compose import RunOptions, run_plan
+    from kling_compose.settings import Settings
+
+    def run(plan, options=None, reporter=None, environ=None, **settings):
+        configured = Settings.from_environment(sim_in_process.env() | dict(environ or {}),
+                                               **settings)
+        return run_plan(plan, options or RunOptions(), reporter, configured,
+                        sim_in_process.transport(), sim_clock.sleep)
+
+    return run

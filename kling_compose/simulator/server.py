@@ -31,11 +31,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from . import SERVE_SHORT_SIDE
@@ -47,7 +46,11 @@ from .kling import key_env as kling_key_env
 from .kling_v3_task import KlingV3Task
 from .runware import Runware
 from .store import Backend, Generation
-from .wire import RecordedRequest, Request, Response, json_response, mask_headers
+from .wire import (RESET, Answer, Partial, RecordedRequest, Request, Response, json_response,
+                   mask_headers)
+
+if TYPE_CHECKING:
+    from .transport import SimulatorTransport
 
 # Environment variables a client reads (product brief, section 4; settings of the CLI).
 URL_ENV = {
@@ -78,24 +81,20 @@ _PREFIXES = {
 _PATHS = {"runware": "/runware/v1", "fal": "/fal", "fal-rest": "/fal-rest",
           "fal-cdn": "/fal-cdn", "fal-api": "/fal-api", "kling-v3-task": "/kling-v3-task",
           "kie": "/kie", "kie-upload": "/kie-upload", "kling": "/kling"}
-_RESET = object()  # a dispatch result: close the connection without answering
-
-
-@dataclass(frozen=True, slots=True)
-class _Partial:
-    """A dispatch result: a download answered in part (truncate) or a byte at a time (drip)."""
-
-    data: bytes
-    kind: str
-    amount: float
-    content_type: str
+# where an in-process simulator (start(listen=False)) says it is: no socket, a host no DNS
+# resolves (".invalid", RFC 2606), so a request that misses the in-process transport fails
+IN_PROCESS_URL = "http://simulator.invalid"
+SERVER_NAME = "kling-compose-simulator"  # the Server header's first word
 
 
 class Simulator:
-    """A local HTTP server speaking Runware, fal and the kling/v3 task API, with faults.
+    """A local HTTP server speaking Runware, fal, kie, the kling/v3 task API and the official
+    Kling API, with faults.
 
     `keys` maps a provider to the one API key it accepts; a provider left out (or keys=None)
     accepts any non-empty key. Use it as a context manager, or call start() and stop().
+    start(listen=False) opens no socket: the simulator is then reached only through
+    `transport()`, an httpx transport that hands each request to `dispatch` in-process.
     """
 
     def __init__(
@@ -128,12 +127,18 @@ class Simulator:
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._in_process = False  # started with listen=False
 
     # lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> Simulator:
-        """Bind and serve in a daemon thread; returns self."""
-        if self._server is not None:
+    def start(self, *, listen: bool = True) -> Simulator:
+        """Bind and serve in a daemon thread; returns self. With listen=False nothing is
+        bound: the simulator answers at IN_PROCESS_URL through `transport()` alone."""
+        if self._server is not None or self._in_process:
+            return self
+        if not listen:
+            self._in_process = True
+            self.backend.base_url = IN_PROCESS_URL
             return self
         server = _Server((self._host, self._port), _Handler)
         server.daemon_threads = True
@@ -166,6 +171,7 @@ class Simulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self._in_process = False
         self.backend.close()
         self._tmp.cleanup()
 
@@ -179,7 +185,7 @@ class Simulator:
 
     @property
     def base_url(self) -> str:
-        """`http://127.0.0.1:<port>` once started."""
+        """`http://127.0.0.1:<port>` once started (IN_PROCESS_URL when started in-process)."""
         if not self.backend.base_url:
             raise RuntimeError("the simulator is not started")
         return self.backend.base_url
@@ -196,6 +202,14 @@ class Simulator:
         env |= {KEY_ENV[p]: self.keys.get(p, "simulator") for p in KEY_ENV}
         env |= kling_key_env(self.keys.get("kling"))  # KLING_ACCESS_KEY, KLING_SECRET_KEY
         return env
+
+    def transport(self) -> SimulatorTransport:
+        """An httpx transport (sync and async) answering requests to `base_url` in-process,
+        without a socket: `httpx.AsyncClient(transport=sim.transport())`, or the engine's
+        `run_plan(..., transport=sim.transport())`. Works whether or not the simulator listens."""
+        from .transport import SimulatorTransport
+
+        return SimulatorTransport(self)
 
     def requests(
         self, provider: str | None = None, kind: str | None = None
@@ -245,8 +259,12 @@ class Simulator:
             else:
                 self._connections.discard(connection)
 
-    def dispatch(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Any:
-        """The Response for one request, or _RESET to drop the connection."""
+    def dispatch(self, method: str, target: str, headers: Mapping[str, str],
+                 body: bytes) -> Answer:
+        """The answer to one request: a Response, a Partial download, or RESET (drop the
+        connection). `target` is the request target as sent (path and query), `headers` have
+        lower-case names. Both front ends call this: the socket server and the in-process
+        transport (transport.py), so they answer alike."""
         parts = urlsplit(target)
         if parts.path == "/_sim/stats":  # the simulator's own page: never recorded
             return json_response(200, self.stats())
@@ -267,12 +285,12 @@ class Simulator:
         self._record(provider, kind, request, parts.path)
         fault = self.faults.take(provider, kind)
         if fault is not None and not fault.after_processing:
-            return _RESET if fault.kind == "reset" else app.fault_response(fault)
+            return RESET if fault.kind == "reset" else app.fault_response(fault)
         refused = app.authorize(request)
         if refused is not None:
             return refused
         response = route.handler(request, **params)
-        return _RESET if fault is not None else response
+        return RESET if fault is not None else response
 
     def _owner(self, path: str) -> tuple[str | None, str | None, Any, str]:
         if path.startswith("/files/"):
@@ -282,15 +300,15 @@ class Simulator:
                 return provider, host, self._apps[provider], path[len(prefix) :] or "/"
         return None, None, None, path
 
-    def _serve_file(self, request: Request) -> Any:
+    def _serve_file(self, request: Request) -> Answer:
         stored = self.backend.file(request.path)
         provider = stored.provider if stored is not None else "files"
         self._record(provider, "download", request, "/files/" + request.path)
         fault = self.faults.take(provider, "download") if stored is not None else None
         if fault is not None and (fault.kind == "reset"):
-            return _RESET
+            return RESET
         if fault is not None and fault.kind in ("truncate", "drip"):
-            return _Partial(stored.path.read_bytes(), fault.kind, fault.amount,
+            return Partial(stored.path.read_bytes(), fault.kind, fault.amount,
                             stored.content_type)
         if fault is not None:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
@@ -333,7 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
     """Reads one request, asks the Simulator, writes the answer (or resets the connection)."""
 
     protocol_version = "HTTP/1.1"
-    server_version = "kling-compose-simulator"
+    server_version = SERVER_NAME
 
     def setup(self) -> None:
         super().setup()
@@ -353,10 +371,10 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         simulator = self.server.simulator  # type: ignore[attr-defined]
         result = simulator.dispatch(self.command, self.path, headers, body)
-        if result is _RESET:
+        if result is RESET:
             self._reset()
             return
-        if isinstance(result, _Partial):
+        if isinstance(result, Partial):
             self._send_partial(result)
             return
         self._send(result)
@@ -384,7 +402,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
-    def _send_partial(self, partial: _Partial) -> None:
+    def _send_partial(self, partial: Partial) -> None:
         """A body without Content-Length, ended by closing the connection: cut short, or
         dripped a byte at a time until the client hangs up."""
         self.close_connection = True

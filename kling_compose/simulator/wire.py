@@ -1,6 +1,8 @@
 """The simulator's own request and response values, and the route table type.
 
-Provider modules take a `Request` and return a `Response`; only `server.py` touches sockets.
+Provider modules take a `Request` and return a `Response`; `Simulator.dispatch` answers a
+request with an `Answer`: a `Response`, a `Partial` download or `RESET`. Two front ends turn an
+answer into HTTP: `server.py` on a socket, `transport.py` in-process (an httpx transport).
 """
 
 from __future__ import annotations
@@ -51,6 +53,29 @@ class Response:
         if self.body is None:
             return b""
         return json.dumps(self.body).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    """A download answered in part (kind "truncate": the first `amount` of `data`, then the
+    connection is reset) or a byte at a time (kind "drip": one every `amount` seconds, then
+    the connection is reset); no Content-Length, so the client cannot tell when it ends."""
+
+    data: bytes
+    kind: str
+    amount: float
+    content_type: str
+
+
+class Reset:
+    """The answer that is none: the connection is closed (reset) without a response."""
+
+    def __repr__(self) -> str:
+        return "RESET"
+
+
+RESET = Reset()
+Answer = Response | Partial | Reset  # what Simulator.dispatch returns
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:

@@ -1,4 +1,8 @@
-"""The engine against Runware's protocol, through httpx.MockTransport and an instant sleep."""
+"""The engine against Runware's protocol, with an instant sleep: through the simulator in-process
+(tests/conftest.py `run_in_process`: its transport, no socket, virtual time) where the
+simulator's faults say what goes wrong, and through httpx.MockTransport and a hand-made fake
+where a test must act in the middle of a request (the ledger read while a submission is in
+flight) or raise an exception the simulator does not (a refused connection)."""
 
 from __future__ import annotations
 
@@ -94,26 +98,6 @@ def statuses(result) -> dict[str, str]:
     return {o.task.id: o.status for o in result.outcomes}
 
 
-def test_a_chain_runs_remotely_with_inline_frames_and_exact_bodies(tmp_path, clip):
-    root = make_project(tmp_path, chain_storyboard(2))
-    fake = FakeRunware(clip)
-    result, _ = run(root, fake)
-    assert result.ok, [(o.task.id, o.error) for o in result.outcomes]
-    first, second = fake.submits
-    assert list(first)[:2] == ["taskType", "taskUUID"]
-    assert first["deliveryMethod"] == "async" and first["includeCost"] is True
-    assert first["inputs"]["frameImages"][0]["image"].startswith("data:image/png;base64,")
-    chained = second["inputs"]["frameImages"][0]["image"]
-    assert chained.startswith("data:image/png;base64,") and chained != first["inputs"]["frameImages"][0]["image"]
-    lock = json.loads((root / "storyboard.lock").read_text())
-    entry = lock["shots"]["s1"]
-    assert entry["task_id"] == first["taskUUID"] and entry["cost_usd"] == "0.336"
-    assert entry["result_url"] == [f"https://vm.runware.test/{first['taskUUID']}-0.mp4"]
-    assert (root / "renders" / "chain.mp4").is_file()
-    again, _ = run(root, fake)
-    assert len(fake.submits) == 2 and again.count("cached", "generate") == 2
-
-
 def test_the_task_id_is_committed_before_sending_and_a_lost_answer_is_not_paid_twice(tmp_path, clip):
     root = make_project(tmp_path, chain_storyboard(1))
     fake = FakeRunware(clip)
@@ -162,35 +146,84 @@ def test_rate_limits_and_server_errors_are_retried_with_retry_after(tmp_path, cl
     assert 7.0 in sleeps and len(fake.tasks) == 1
 
 
-def test_a_failed_generation_skips_its_chain_and_a_rerun_pays_anew(tmp_path, clip):
+# -- against the simulator, in-process -----------------------------------------------------------
+
+def runware_plan(root: Path):
+    return build_plan(load_storyboard(root / "storyboard.yaml"), "runware")
+
+
+def submitted(sim) -> list[dict]:
+    """The videoInference tasks the simulator received, in order."""
+    return [r.body[0] for r in sim.requests("runware", "submit")]
+
+
+def test_a_chain_runs_remotely_with_inline_frames_and_exact_bodies(tmp_path, run_in_process,
+                                                                   sim_in_process):
+    root = make_project(tmp_path, chain_storyboard(2))
+    result = run_in_process(runware_plan(root))
+    assert result.ok, [(o.task.id, o.error) for o in result.outcomes]
+    first, second = submitted(sim_in_process)
+    assert list(first)[:2] == ["taskType", "taskUUID"]
+    assert first["deliveryMethod"] == "async" and first["includeCost"] is True
+    assert first["inputs"]["frameImages"][0]["image"].startswith("data:image/png;base64,")
+    chained = second["inputs"]["frameImages"][0]["image"]
+    assert chained.startswith("data:image/png;base64,") and chained != first["inputs"]["frameImages"][0]["image"]
+    lock = json.loads((root / "storyboard.lock").read_text())
+    entry = lock["shots"]["s1"]
+    (generation, _) = sim_in_process.generations("runware")
+    assert entry["task_id"] == first["taskUUID"] == generation.id
+    assert entry["cost_usd"] == "0.336" == str(generation.cost_usd)  # what the provider reported
+    downloaded = sim_in_process.requests("runware", "download")[0]
+    assert entry["result_url"] == [sim_in_process.base_url + downloaded.path]
+    assert (root / "renders" / "chain.mp4").is_file()
+    again = run_in_process(runware_plan(root))
+    assert len(submitted(sim_in_process)) == 2 and again.count("cached", "generate") == 2
+
+
+def test_a_failed_generation_skips_its_chain_and_a_rerun_pays_anew(tmp_path, run_in_process,
+                                                                   sim_in_process):
     root = make_project(tmp_path, chain_storyboard(2, {1: "please fail"}))
-    fake = FakeRunware(clip)
-    fake.fail_prompts = {"please fail"}
-    result, _ = run(root, fake)
+    sim_in_process.faults.fail_generation("please fail", "the model could not render this")
+    result = run_in_process(runware_plan(root))
     status = statuses(result)
     assert status["generate:s1"] == "failed" and status["generate:s2"] == "skipped"
-    assert "the model could not render this" in result.outcomes[1].error
-    fake.fail_prompts = set()
-    result, _ = run(root, fake)
-    assert result.ok and len(fake.tasks) == 3  # the failed one, its new try, and s2
+    failed = next(o for o in result.outcomes if o.task.id == "generate:s1")
+    assert "the model could not render this" in failed.error
+    sim_in_process.faults.clear()
+    result = run_in_process(runware_plan(root))
+    assert result.ok and len(sim_in_process.generations("runware")) == 3  # failed, again, s2
 
 
-def test_takes_are_all_downloaded_and_the_reported_cost_is_recorded(tmp_path, clip):
+def test_takes_are_all_downloaded_and_the_reported_cost_is_recorded(tmp_path, run_in_process,
+                                                                    sim_in_process):
     root = make_project(tmp_path, chain_storyboard(1).replace("  duration: 3\n",
                                                               "  duration: 3\n  takes: 2\n"))
-    fake = FakeRunware(clip)
-    result, _ = run(root, fake)
-    assert result.ok and fake.submits[0]["numberResults"] == 2
+    result = run_in_process(runware_plan(root))
+    assert result.ok and submitted(sim_in_process)[0]["numberResults"] == 2
     generate = next(o for o in result.outcomes if o.task.id == "generate:s1")
     assert len(generate.record.artifacts) == 2 and str(generate.cost_usd) == "0.672"
+    assert sim_in_process.billed("runware") == generate.cost_usd
 
 
-def test_the_api_key_is_never_written_anywhere(tmp_path, clip):
+def test_the_api_key_is_never_written_anywhere(tmp_path, run_in_process, sim_in_process):
     root = make_project(tmp_path, chain_storyboard(2))
-    fake = FakeRunware(clip)
-    fake.fail_prompts = {"shot number 2"}
-    run(root, fake)
+    sim_in_process.faults.fail_generation("shot number 2", "refused")
+    run_in_process(runware_plan(root), environ={"RUNWARE_API_KEY": KEY})
+    assert len(sim_in_process.generations("runware")) == 2  # the key was used: both were sent
     for path in root.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
     assert KEY not in repr(Settings(keys={"runware": Secret(KEY)}))
+
+
+def test_the_simulators_rate_limit_server_error_and_reset_are_retried(tmp_path, run_in_process,
+                                                                      sim_in_process, sim_clock):
+    root = make_project(tmp_path, chain_storyboard(1))
+    sim_in_process.faults.rate_limit(1, retry_after=7, kind="submit") \
+        .error(1, status=503, kind="poll").reset(1, kind="download")
+    result = run_in_process(runware_plan(root))
+    assert result.ok, [(o.task.id, o.error) for o in result.outcomes]
+    assert 7.0 in sim_clock.sleeps  # Retry-After, on the run's (virtual) clock
+    kinds = [r.kind for r in sim_in_process.requests("runware")]
+    assert (kinds.count("submit"), kinds.count("download")) == (2, 2) and kinds.count("poll") >= 2
+    assert len(sim_in_process.generations("runware")) == 1  # the refused submission made none

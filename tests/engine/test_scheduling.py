@@ -1,13 +1,12 @@
 """Who gets a contended slot (engine/slots.py), and when the first poll of a generation comes
-(engine/remote.py: the project's history, else the prior)."""
+(engine/remote.py: the project's history, else the prior; through the engine against the
+simulator in-process)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 
-import httpx
 import pytest
 from support.projects import make_project
 
@@ -15,8 +14,7 @@ from kling_compose import RunOptions, build_plan, load_storyboard, run_plan
 from kling_compose.engine.remote import Expected, expected_time, poll_delays, prior_s
 from kling_compose.engine.slots import Slots, heir, rank_tasks, remaining_path_s
 from kling_compose.engine.state import State
-from kling_compose.media.animatic import AnimaticSpec, render_animatic
-from kling_compose.settings import Secret, Settings
+from kling_compose.settings import Settings
 
 
 def mixed_storyboard() -> str:
@@ -205,41 +203,16 @@ def test_history_is_matched_by_clip_duration_else_scaled_to_it(tmp_path):
     state.close()
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> bytes:
-    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    render_animatic(AnimaticSpec(duration_s=3, width=160, height=90, audio=False), path)
-    return path.read_bytes()
-
-
-def test_a_cold_project_polls_first_after_a_second(tmp_path, clip):
-    """Through the engine: one Runware shot, virtual time; the only wait before the first
-    poll is poll_first_s, not half of the prior (48 s for a 3 s clip)."""
+def test_a_cold_project_polls_first_after_a_second(tmp_path, run_in_process, sim_in_process,
+                                                  sim_clock):
+    """Through the engine: one Runware shot against the simulator in-process, virtual time;
+    the only wait before the first poll is poll_first_s, not half of the prior (48 s for a
+    3 s clip), and that poll finds it done."""
     root = make_project(tmp_path, mixed_storyboard().split("      - id: i2")[0])
-    polls: list[int] = []
-
-    def runware(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
-            return httpx.Response(200, content=clip)
-        (task,) = json.loads(request.content)
-        if task["taskType"] == "getResponse":
-            polls.append(len(sleeps))
-            return httpx.Response(200, json={"data": [{
-                "taskType": "videoInference", "taskUUID": task["taskUUID"],
-                "status": "success", "videoUUID": "v", "seed": 1,
-                "videoURL": f"https://vm.runware.test/{task['taskUUID']}.mp4"}]})
-        return httpx.Response(200, json={"data": [{"taskType": "videoInference",
-                                                   "taskUUID": task["taskUUID"]}]})
-
-    sleeps: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-
     plan = build_plan(load_storyboard(root / "storyboard.yaml"), "runware")
-    settings = Settings(keys={"runware": Secret("rw-key")}, urls={"runware": "https://rw.test/v1"})
-    result = run_plan(plan, RunOptions(), None, settings, httpx.MockTransport(runware), sleep)
-    assert result.ok and polls == [1]  # one poll, after one wait
+    result = run_in_process(plan)
+    assert result.ok and len(sim_in_process.requests("runware", "poll")) == 1
+    assert len(sim_clock.sleeps) == 1  # one poll, after one wait
     model = plan.tasks["generate:i1"].model
-    assert sleeps[0] == pytest.approx(settings.poll_first_s)
-    assert sleeps[0] < prior_s("runware", model, 3) / 10
+    assert sim_clock.sleeps[0] == pytest.approx(Settings().poll_first_s)
+    assert sim_clock.sleeps[0] < prior_s("runware", model, 3) / 10

@@ -322,7 +322,7 @@ def replace_atomically(target: Path | str, data: bytes | str | None = None, *,
     with atomic_path(target, mode=mode, check=check, prefix=prefix) as temp:
         if produce is not None:
             produce(temp)
-        else:
+        elif data is not None:
             _write_new(temp, data.encode("utf-8") if isinstance(data, str) else data)
     return target
 
@@ -393,21 +393,25 @@ def write_atomic(target: Path | str, data: bytes | str, display: str | None = No
     (default: user_mode()). Returns the file written (links followed). An OSError is a
     UserError located at `display`, never naming the temp file; the temp file never outlives
     the call."""
-    display = str(target) if display is None else display
-    checks = dict(what=what, protected=protected, may_replace=may_replace, hint=hint)
-    real = output_target(target, display, make_parents=make_parents, **checks)
+    shown_as = str(target) if display is None else display
+
+    def checked(make_parents: bool = False) -> Path:
+        return output_target(target, shown_as, what=what, protected=protected,
+                             may_replace=may_replace, make_parents=make_parents, hint=hint)
+
+    real = checked(make_parents)
 
     def unchanged(_temp: Path) -> None:
-        if output_target(target, display, **checks) != real:  # a link changed meanwhile
+        if checked() != real:  # a link changed meanwhile
             raise UserError.single(f"{what} changed while it was written; nothing was written",
-                                   Location(shown(display)))
+                                   Location(shown(shown_as)))
 
     try:
         replace_atomically(real, data, mode=mode, check=unchanged,
                            prefix=f".{real.name[:100]}.")
     except OSError as exc:
         raise UserError.single(f"cannot write {what}: {os_problem(exc)}",
-                               Location(shown(display)), hint) from None
+                               Location(shown(shown_as)), hint) from None
     return real
 
 

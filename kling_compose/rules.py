@@ -310,20 +310,15 @@ def check_multi_prompt(shot: ResolvedShot, spec: ModelSpec, provider: str) -> li
     return diags
 
 
-# Providers whose own `check` already refuses a last_frame with a multi_prompt, so the shot
-# gets one message (kie.py's _check_frames: docs.kie.ai Kling 3.0); when that check goes, so
-# does this entry.
-MULTI_PROMPT_FRAMES_CHECKED_BY_PROVIDER = frozenset({"kie"})
-
-
 def check_multi_prompt_frames(shot: ResolvedShot, spec: ModelSpec,
                               provider: str) -> list[Diagnostic]:
     """A multi_prompt shot takes a first frame only, on every provider: Kling 3.0 has no end
-    frame in a multi-shot generation (docs/providers.md, "Round 3", item 4). Sent anyway, it
-    is refused mid-run or silently ignored in a paid clip (and a chain from it breaks)."""
+    frame in a multi-shot generation (docs/providers.md, "Round 3", item 4; kie says so too:
+    "when multi_shots is true, only the first frame is supported"). Sent anyway, it is
+    refused mid-run or silently ignored in a paid clip (and a chain from it breaks). This is
+    the one message: no provider's `check` repeats it."""
     if (not shot.multi_prompt or shot.last_frame is None
-            or not {"multi_prompt", "last_frame"} <= spec.supports
-            or provider in MULTI_PROMPT_FRAMES_CHECKED_BY_PROVIDER):
+            or not {"multi_prompt", "last_frame"} <= spec.supports):
         return []
     return [Diagnostic(
         "last_frame cannot be combined with multi_prompt: Kling 3.0 makes a multi-shot clip "

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import Location, UserError
 from .validate import schema_text
+
+if TYPE_CHECKING:
+    from .providers.base import Capabilities
 
 # The storyboard `init` writes: it validates on every provider (issue 21, item 18: on kie and
 # kling its one-image element was refused, on kling-v3-task its local files and chains). The
@@ -88,16 +92,20 @@ outputs:
   - path: renders/{name}.mp4
 """
 
-URL_ONLY = frozenset({"kling-v3-task"})  # providers that take no local file and no chain
+def _capabilities(provider: str) -> Capabilities:
+    from .providers import PROVIDERS
+
+    return PROVIDERS[provider].spec.capabilities
 
 
 def storyboard_text(name: str, provider: str = "preview") -> str:
     """The storyboard `init` writes for `provider`."""
-    if provider == "preview":
+    capabilities = _capabilities(provider)
+    if capabilities.local:
         about = ABOUT_PREVIEW
     else:
-        about = (ABOUT_URLS if provider in URL_ONLY else ABOUT_PAID).format(provider=provider)
-    body = BODY_URLS if provider in URL_ONLY else BODY
+        about = (ABOUT_PAID if capabilities.local_inputs else ABOUT_URLS).format(provider=provider)
+    body = BODY if capabilities.local_inputs else BODY_URLS
     negative = NEGATIVE if _has_negative_prompt(provider) else ""
     return HEADER.format(about=about, name=name, provider=provider, negative=negative) + \
         body.format(name=name)
@@ -105,11 +113,12 @@ def storyboard_text(name: str, provider: str = "preview") -> str:
 
 def _has_negative_prompt(provider: str) -> bool:
     """The template's model sends a negative prompt at `provider` (kie and kling-v3-task
-    would warn that it is not sent)."""
+    would warn that it is not sent); the local preview takes every field."""
     from .providers import PROVIDERS
 
     spec = PROVIDERS[provider].models.get("kling-3-pro")
-    return provider == "preview" or (spec is not None and "negative_prompt" in spec.supports)
+    return _capabilities(provider).local or (
+        spec is not None and "negative_prompt" in spec.supports)
 
 
 GITIGNORE = """\
@@ -159,7 +168,7 @@ def create_project(directory: Path, provider: str = "preview") -> list[str]:
         "storyboard.schema.json": schema_text(),
         ".gitignore": GITIGNORE,
     }
-    if provider not in URL_ONLY:
+    if _capabilities(provider).local_inputs:  # URLs only: no asset images
         files["assets/lantern.png"] = _lantern_image(side=False)
         files["assets/lantern-side.png"] = _lantern_image(side=True)
     created = []

@@ -121,6 +121,10 @@ class Capabilities:
 
     # runs in-process (the preview): reads local files itself, needs no key, host or upload
     local: bool = False
+    # takes local files and chained frames or clips (uploaded, inlined, or read in-process);
+    # False: URLs only (kling-v3-task), so `init` writes it a storyboard of prompts alone and
+    # no assets, and its `check` refuses a local file or a chain (`rules.check_source_kinds`)
+    local_inputs: bool = True
     # media kinds the API takes inline in the request (data URI / base64): never uploaded
     inline_media: frozenset[str] = frozenset()
     lost_answer: LostAnswerRecovery = "ask"
@@ -252,6 +256,9 @@ class RemoteProvider(Protocol):
 
     @property
     def local(self) -> bool: ...
+
+    @property
+    def local_inputs(self) -> bool: ...
 
     @property
     def inline_media(self) -> frozenset[str]: ...
@@ -406,6 +413,10 @@ class Declared(RemoteProvider):
     @property
     def local(self) -> bool:
         return self.spec.capabilities.local
+
+    @property
+    def local_inputs(self) -> bool:
+        return self.spec.capabilities.local_inputs
 
     @property
     def inline_media(self) -> frozenset[str]:

@@ -518,13 +518,8 @@ def _check_frames(shot: ResolvedShot) -> list[Diagnostic]:
             shot.where("last_frame"),
             "add a first_frame, or make this image the first_frame",
         ))  # fmt: skip
-    if shot.multi_prompt and shot.last_frame is not None:
-        diags.append(Diagnostic(
-            "a multi-shot generation on kie takes a first_frame only, no last_frame",
-            shot.where("last_frame"),
-            "docs.kie.ai Kling 3.0: when multi_shots is true, only the first frame is "
-            "supported; remove the last_frame or the multi_prompt",
-        ))  # fmt: skip
+    # a last_frame with a multi_prompt is rules.check_multi_prompt_frames' error (one message;
+    # docs.kie.ai Kling 3.0: "when multi_shots is true, only the first frame is supported")
     if shot.elements and shot.first_frame is None:
         names = ", ".join("@" + e.name for e in shot.elements)
         diags.append(Diagnostic(

@@ -96,7 +96,8 @@ SPEC = ProviderSpec(
     # seed 002 names no host: its dialect is spoken by no known host
     endpoints=(("kling-v3-task", None),),
     capabilities=Capabilities(
-        inline_media=frozenset(),  # seed 002 documents URLs only
+        local_inputs=False,  # seed 002 documents URLs only: no upload, no inline data
+        inline_media=frozenset(),
         lost_answer="ask",  # the server assigns taskId and has no lookup: the user is asked
         batch_poll=False,  # recordInfo takes one taskId
     ),

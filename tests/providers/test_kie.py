@@ -283,11 +283,13 @@ def test_a_last_frame_needs_a_first_frame():
 
 
 def test_multi_shot_takes_no_last_frame():
+    """rules.check_multi_prompt_frames says it, for kie as for every provider: once."""
     shot = kie_shot(multi_prompt=[("a beat", 3), ("more", 2)], first_frame=IMG, last_frame=IMG2)
     assert diagnostics(shot) == [
-        f"{at('last_frame')}: error: a multi-shot generation on kie takes a first_frame only, "
-        "no last_frame\n  hint: docs.kie.ai Kling 3.0: when multi_shots is true, only the first "
-        "frame is supported; remove the last_frame or the multi_prompt"
+        f"{at('last_frame')}: error: last_frame cannot be combined with multi_prompt: Kling 3.0 "
+        "makes a multi-shot clip from a first frame only\n  hint: remove the last_frame (keep "
+        "the first_frame), or write the shot as one prompt to end on that frame (Kling 3.0: "
+        "the end frame \"cannot be used together with multi_prompt\")"
     ]
 
 

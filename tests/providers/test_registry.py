@@ -263,6 +263,23 @@ def test_the_declared_capabilities_of_each_hosted_provider():
     }
 
 
+def test_local_inputs_says_whether_a_provider_takes_a_local_file_and_a_chain():
+    """`Capabilities.local_inputs` (read by `init`, which gives a URL-only provider a storyboard
+    without assets or chains) agrees with what each provider's check accepts."""
+    from .factory import make_shot
+
+    for name, provider in PROVIDERS.items():
+        model = "kling-3-pro" if "kling-3-pro" in provider.models else next(iter(provider.models))
+        refused = []
+        for frame in ("assets/start.png", "from:earlier"):
+            shot = make_shot(provider=name, model=model, first_frame=frame)
+            refused += [d for d in provider.check(shot, provider.models[model])
+                        if "does not accept" in d.message]
+        assert bool(refused) != provider.spec.capabilities.local_inputs, (name, refused)
+    assert {n for n, p in PROVIDERS.items() if not p.spec.capabilities.local_inputs} == {
+        "kling-v3-task"}
+
+
 def test_runware_polls_one_task_or_many_in_one_request():
     """`batch_poll_request` is the batched poll; `poll_request` still takes a list of handles,
     which the engine's batched poll sends it (engine/remote.py, PollGroup._poll_batch)."""

@@ -24,9 +24,10 @@ from kling_compose.simulator import Faults, Simulator
 from kling_compose.simulator.server import IN_PROCESS_URL
 from kling_compose.simulator.transport import SimulatorTransport
 
-from .kit import RUNWARE_AUTH, duration_s, frames, new_uuid
+from .kit import RUNWARE_AUTH, duration_s, frames, make_image, new_uuid
 
 PROMPT = "A violinist plays on a dock at dawn"
+DOT = make_image((8, 8))  # a small PNG: dripped whole in a fraction of a second
 BEARER = {"Authorization": "Bearer sim-key"}
 
 
@@ -271,24 +272,44 @@ def test_faults_end_requests_as_on_a_connection(arm):
     assert served[2] >= 1  # the clip of the flow, and the submission a late reset lost
 
 
-def test_a_dripping_download_times_out_between_bytes_or_ends_in_a_reset():
-    with simulator(listen=False) as (sim, client, clock):
+def dripped(listen: bool) -> tuple:
+    """A download dripping a byte every 0.3 s to a client that waits 0.1 s between bytes."""
+    with simulator(listen) as (sim, client, clock):
         runware(sim, client, clock)
         url = sim.base_url + next(r.path for r in sim.requests("runware", "download"))
         sim.faults.drip(1, 0.3)
         started = time.monotonic()
-        with pytest.raises(httpx.ReadTimeout):  # 0.3 s between bytes, 0.1 s allowed
+        try:
             client.get(url, timeout=httpx.Timeout(5, read=0.1))
-        assert 0.1 <= time.monotonic() - started < 1
-        sim.faults.drip(1, 0.001)
+        except httpx.HTTPError as exc:
+            assert 0.1 <= time.monotonic() - started < 1
+            return type(exc), str(exc)
+        raise AssertionError("a dripping download ended")
+
+
+def dripped_whole(listen: bool) -> tuple:
+    """A small upload's download dripped a byte every 2 ms: what arrives, and how it ends."""
+    with simulator(listen) as (sim, client, _):
+        uploaded = client.post(sim.url("kie-upload") + "/api/file-stream-upload",
+                               files={"file": ("dot.png", DOT, "image/png")},
+                               data={"uploadPath": "kling-compose"}, headers=BEARER)
+        url = uploaded.json()["data"]["downloadUrl"]
+        sim.faults.drip(1, 0.002, provider="kie")
+        got = b""
         with client.stream("GET", url) as answer:
-            got = b""
-            with pytest.raises(httpx.ReadError):  # every byte, then the connection is reset
+            try:
                 for chunk in answer.iter_raw():
                     got += chunk
-                    if len(got) > 50:  # enough: the rest comes the same way
-                        raise httpx.ReadError("stop", request=answer.request)
-        assert answer.status_code == 200 and "content-length" not in answer.headers
+            except httpx.HTTPError as exc:
+                return got, type(exc), str(exc), answer.headers.get("content-length")
+        raise AssertionError("a dripping download ended without a reset")
+
+
+def test_a_dripping_download_times_out_between_bytes_or_ends_in_a_reset():
+    assert dripped(False) == dripped(True) == (httpx.ReadTimeout, "timed out")
+    in_process = dripped_whole(False)
+    assert in_process == dripped_whole(True)
+    assert in_process == (DOT, httpx.ReadError, "[Errno 104] Connection reset by peer", None)
 
 
 def test_another_host_is_not_reached_in_process():

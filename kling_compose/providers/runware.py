@@ -313,12 +313,9 @@ class RunwareProvider(Declared):
         _raise_for(response, errors)
         return Handle(task_id)
 
-    def poll_request(self, handle: Handle | Sequence[Handle], base_url: str,
-                     key: Credential) -> httpx.Request:
-        """getResponse for one task (a list of handles is still taken, as `batch_poll_request`:
-        the engine's batched poll sends its handles here)."""
-        handles = [handle] if isinstance(handle, Handle) else handle
-        return self.batch_poll_request(handles, base_url, key)
+    def poll_request(self, handle: Handle, base_url: str, key: Credential) -> httpx.Request:
+        """getResponse for one task (the engine's batched poll calls `batch_poll_request`)."""
+        return self.batch_poll_request([handle], base_url, key)
 
     def batch_poll_request(self, handles: Sequence[Handle], base_url: str,
                            key: Credential) -> httpx.Request:

@@ -281,8 +281,8 @@ def test_local_inputs_says_whether_a_provider_takes_a_local_file_and_a_chain():
 
 
 def test_runware_polls_one_task_or_many_in_one_request():
-    """`batch_poll_request` is the batched poll; `poll_request` still takes a list of handles,
-    which the engine's batched poll sends it (engine/remote.py, PollGroup._poll_batch)."""
+    """`batch_poll_request` is the batched poll (engine/polling.py sends it); `poll_request`
+    takes one handle, as the Protocol says."""
     import json
 
     from kling_compose.providers.base import Handle
@@ -291,9 +291,8 @@ def test_runware_polls_one_task_or_many_in_one_request():
     runware, key = PROVIDERS["runware"], Secret("k")
     handles = [Handle("a"), Handle("b")]
     batched = runware.batch_poll_request(handles, "https://api.test/v1", key)
-    listed = runware.poll_request(handles, "https://api.test/v1", key)  # type: ignore[arg-type]
     one = runware.poll_request(Handle("a"), "https://api.test/v1", key)
-    assert json.loads(batched.content) == json.loads(listed.content) == [
+    assert json.loads(batched.content) == [
         {"taskType": "getResponse", "taskUUID": "a"}, {"taskType": "getResponse", "taskUUID": "b"}]
     assert json.loads(one.content) == [{"taskType": "getResponse", "taskUUID": "a"}]
 

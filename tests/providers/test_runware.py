@@ -299,8 +299,8 @@ GOOD_URL = "https://vm.runware.ai/video/os/a.mp4"
 def _answer(body, status=200) -> httpx.Response:
     """`body` as Runware's answer to a getResponse batch, through httpx.MockTransport."""
     provider = RunwareProvider()
-    request = provider.poll_request([Handle(TASK_A), Handle(TASK_B)],
-                                    "https://api.runware.ai/v1", Secret("k"))
+    request = provider.batch_poll_request([Handle(TASK_A), Handle(TASK_B)],
+                                          "https://api.runware.ai/v1", Secret("k"))
     content = json.dumps(body)  # allows NaN and Infinity, as a hostile proxy may send them
     transport = httpx.MockTransport(lambda r: httpx.Response(
         status, content=content, headers={"content-type": "application/json"}))
@@ -363,7 +363,7 @@ def test_an_answer_sent_as_raw_text_nan_is_read_through_read_cost():
     provider = RunwareProvider()
     raw = ('{"data": [{"taskType": "videoInference", "taskUUID": "%s", "status": "success",'
            ' "videoUUID": "v1", "videoURL": "%s", "cost": NaN, "seed": "x"}]}' % (TASK_A, GOOD_URL))
-    request = provider.poll_request([Handle(TASK_A)], "https://api.runware.ai/v1", Secret("k"))
+    request = provider.poll_request(Handle(TASK_A), "https://api.runware.ai/v1", Secret("k"))
     transport = httpx.MockTransport(lambda r: httpx.Response(200, text=raw))
     with httpx.Client(transport=transport) as client:
         status = provider.read_status(client.send(request), Handle(TASK_A), 1)

@@ -458,7 +458,8 @@ def test_the_projects_runware_requests_match_runware_sdks(sim, storyboard, png):
             request = substitute(job.request, {ref.placeholder: media})
             sent = provider.submit_request(job, request, task_uuid, sim.url("runware"), key)
             handle = provider.read_submit(await client.send(sent), task_uuid)
-            await client.send(provider.poll_request([handle], sim.url("runware"), key))
+            await client.send(provider.batch_poll_request([handle], sim.url("runware"),
+                                                             key))
             return request
 
     async def official(request):

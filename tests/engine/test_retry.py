@@ -118,3 +118,101 @@ def test_negative_waits_are_refused():
 def test_quick_retries_shortens_the_engines_waits(quick_retries):
     assert retry.WAITS is quick_retries and quick_retries.scale < 0.1
     assert _waits_of() == pytest.approx([quick_retries.scale, 7.0 * quick_retries.scale])
+
+
+# -- with_retries, attempt by attempt ----------------------------------------------------------
+
+def test_each_retry_is_announced_with_its_attempt_error_and_wait_before_it_is_waited():
+    events: list = []
+    errors = [httpx.ReadError("reset"), TransientError("busy", retry_after_s=4.0)]
+
+    async def call():
+        events.append("call")
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    async def sleep(s):
+        events.append(("sleep", s))
+
+    def on_retry(attempt, exc, delay):
+        events.append(("retry", attempt, type(exc).__name__, delay))
+
+    assert run(with_retries(call, sleep=sleep, rng=lambda: 0.25, on_retry=on_retry)) == "ok"
+    assert events == ["call", ("retry", 1, "ReadError", 0.25), ("sleep", 0.25),
+                      "call", ("retry", 2, "TransientError", 4.0), ("sleep", 4.0), "call"]
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"),
+                                   httpx.RemoteProtocolError("cut"),
+                                   TransientError("HTTP 503")])
+def test_transport_errors_and_transient_faults_are_retried(error):
+    calls = []
+
+    async def call():
+        calls.append(1)
+        if len(calls) == 1:
+            raise error
+        return "ok"
+
+    async def sleep(s):
+        pass
+
+    assert run(with_retries(call, sleep=sleep)) == "ok" and len(calls) == 2
+
+
+@pytest.mark.parametrize("error", [ProviderError("refused"), ValueError("a bug"),
+                                   httpx.HTTPStatusError("404", request=None, response=None)])
+def test_anything_else_is_raised_at_once_without_a_wait(error):
+    calls, sleeps = [], []
+
+    async def call():
+        calls.append(1)
+        raise error
+
+    async def sleep(s):
+        sleeps.append(s)
+
+    with pytest.raises(type(error)):
+        run(with_retries(call, sleep=sleep))
+    assert len(calls) == 1 and sleeps == []
+
+
+def test_one_attempt_never_waits_and_the_last_error_is_the_one_raised():
+    sleeps = []
+
+    async def sleep(s):
+        sleeps.append(s)
+
+    async def busy():
+        raise TransientError("busy")
+
+    with pytest.raises(TransientError):
+        run(with_retries(busy, attempts=1, sleep=sleep))
+    assert sleeps == []
+    errors = iter([TransientError("first"), TransientError("second"), TransientError("third")])
+
+    async def changing():
+        raise next(errors)
+
+    with pytest.raises(TransientError, match="third"):
+        run(with_retries(changing, attempts=3, sleep=sleep))
+    assert len(sleeps) == 2  # between the attempts, none after the last
+
+
+def test_the_jittered_wait_is_uniform_below_the_doubling_bound():
+    assert [retry.retry_delay_s(n, TransientError("x"), rng=lambda: 0.5) for n in range(7)] == \
+        [0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0]  # half of 1, 2, 4 ... capped at 30
+    waits = [retry.retry_delay_s(3, TransientError("x")) for _ in range(200)]
+    assert all(0 <= w <= 8.0 for w in waits) and len(set(waits)) > 100  # random, bounded
+
+
+def test_a_retry_after_of_zero_retries_at_once_and_a_long_one_is_capped():
+    assert retry.retry_delay_s(4, TransientError("x", retry_after_s=0.0)) == 0.0
+    assert retry.retry_delay_s(0, TransientError("x", retry_after_s=3600)) == 30.0
+    assert retry.retry_delay_s(0, TransientError("x", retry_after_s=3600),
+                               Waits(cap_s=120)) == 120.0
+
+
+def test_the_transient_statuses_are_timeouts_rate_limits_and_server_errors():
+    assert retry.TRANSIENT_STATUS == {408, 429, 500, 502, 503, 504}

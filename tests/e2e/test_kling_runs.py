@@ -1,6 +1,6 @@
 """`kling-compose run --provider kling` against the provider simulator's official Kling API
 (kling_compose/simulator/kling.py, written from Kling's documentation independently of
-providers/kling.py): JWT, elements, chains, multi-shot, the omni endpoint, no key leaked."""
+providers/kling/): JWT, elements, chains, multi-shot, the omni endpoint, no key leaked."""
 
 from __future__ import annotations
 
@@ -169,16 +169,32 @@ scenes:
 
 def test_a_long_run_signs_a_new_token_before_the_old_one_expires(tmp_path, sim, monkeypatch):
     """Tokens live 2 s here (30 min in life) and each generation 4 s: a run that kept its
-    first token would be refused by the simulator (code 1004) while polling."""
-    from kling_compose.providers import kling
+    first token would be refused by the simulator (code 1004) while polling. The lifetime is
+    patched where `sign_token` reads it (kling.api: the package's re-export is a copy), and
+    every token the run signed is checked to carry it, so the test fails if the patch no
+    longer reaches the signer."""
+    import jwt
 
-    monkeypatch.setattr(kling, "TOKEN_LIFETIME_S", 2)
+    from kling_compose.providers.kling import api
+
+    monkeypatch.setattr(api, "TOKEN_LIFETIME_S", 2)
+    signed: list[str] = []
+    sign = api.sign_token
+
+    def recorded(key, now):
+        signed.append(sign(key, now))
+        return signed[-1]
+
+    monkeypatch.setattr(api, "sign_token", recorded)
     sim.faults.task_seconds = 4.0
     root = write_project(tmp_path / "long", STORYBOARD.split("      - id: storm")[0])
     summary = run(root, sim)
     assert summary["failed"] == 0, summary
     polls = sim.requests("kling", "poll")
     assert polls and polls[-1].time_s - sim.requests("kling", "submit")[0].time_s > 2
+    claims = [jwt.decode(t, options={"verify_signature": False}) for t in signed]
+    assert len(claims) >= len(polls)  # each request signed its own token
+    assert {c["exp"] - c["nbf"] for c in claims} == {2 + api.NOT_BEFORE_S}
 
 
 def test_a_lost_submit_answer_is_found_by_external_task_id_and_not_paid_twice(tmp_path, sim):

@@ -1,4 +1,4 @@
-"""providers/kling.py: the official Kling API (`provider: kling`), compile and run-time halves.
+"""providers/kling/: the official Kling API (`provider: kling`), compile and run-time halves.
 
 The run-time tests drive the real engine (`run_plan`) through httpx.MockTransport against
 `FakeKling`, just enough of the API as its documentation describes it (JWT auth, create and

@@ -167,7 +167,8 @@ def default_name(plan, film_path: str, fmt: str) -> str:
 
 def assembled_films(plan, outputs) -> list[Film]:
     """Each output as the run assembled it; a UserError naming what is missing otherwise."""
-    from .engine.state import State, read_statuses, state_path
+    from .engine.decide import read_statuses
+    from .engine.state import State, state_path
 
     root = plan.resolved.storyboard.root
     statuses = read_statuses(plan)

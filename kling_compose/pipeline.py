@@ -82,7 +82,7 @@ def build_storyboard_plan(resolved: Resolved, provider: str | None = None,
 def plan_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]:
     """Per task: "cached" (a verified result exists), "changed" (the shot was made before with
     other inputs) or "new", read from the project's state without changing it."""
-    from .engine.state import read_statuses
+    from .engine.decide import read_statuses
 
     return read_statuses(plan, reasons)
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..files import replace_atomically
 from ..paths import LOCK, ProjectPaths
-from .state import State
+
+if TYPE_CHECKING:  # the ledger reads the lock (state.py, taking over a damaged one)
+    from .state import State
 
 LOCK_NAME = LOCK
 LOCK_VERSION = 1

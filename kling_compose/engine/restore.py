@@ -15,7 +15,8 @@ from typing import Mapping, NamedTuple
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from .state import Record, input_digests
+from .reuse import input_digests
+from .state import Record
 from .store import Store
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -651,17 +651,3 @@ def _column(row, name: str):
 
 def state_path(project_root: Path) -> Path:
     return project_root / ".kling-compose" / "state.db"
-
-
-# names that moved to reuse.py and decide.py (issue 23), for the modules not yet moved over
-_MOVED = {"NOTHING_TO_PAY": "decide", "read_statuses": "decide", "unneeded_inputs": "decide",
-          "DERIVED": "reuse", "handed_on": "reuse", "derived_identity": "reuse",
-          "is_reusable": "reuse", "input_digests": "reuse", "planned": "reuse"}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__package__}.{_MOVED[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ..paths import ProjectPaths
-from .state import Record, State, read_statuses, state_path
+from .decide import read_statuses
+from .state import Record, State, state_path
 
 
 @dataclass(frozen=True, slots=True)

@@ -483,7 +483,8 @@ def status(path, var_items, vars_files, provider, preview_resolution, as_json) -
     Without --provider and --preview-resolution, the project is shown as the last run left
     it (with that run's provider and preview size)."""
     from . import console
-    from .engine.status import last_run, project_status
+    from .engine.runs import last_run
+    from .engine.status import project_status
 
     last = last_run(storyboard_path(path)[0].parent)
     report = project_status(_plan(path, var_items, vars_files,
@@ -575,7 +576,7 @@ def gc(path, var_items, vars_files, dry_run) -> None:
     from .engine.gc import collect, find_garbage
     from .engine.lockfile import check_lockfile
     from .engine.run import project_lock
-    from .engine.status import last_run
+    from .engine.runs import last_run
 
     root = storyboard_path(path)[0].parent
     check_lockfile(root)  # a damaged lock would make every paid clip look unneeded
@@ -636,7 +637,7 @@ def export(path, var_items, vars_files, provider, preview_resolution, fmt, outpu
     one clip per shot, crossfades as dissolves, each shot's prompt, provider and cost.
 
     Without --provider and --preview-resolution, the film the last run made."""
-    from .engine.status import last_run
+    from .engine.runs import last_run
     from .export import export_films
 
     last = last_run(storyboard_path(path)[0].parent)
@@ -709,7 +710,7 @@ def report(path, var_items, vars_files, provider, preview_resolution) -> None:
 
     Without --provider and --preview-resolution, the project is shown as the last run left
     it (with that run's provider and preview size)."""
-    from .engine.status import last_run
+    from .engine.runs import last_run
     from .report import write_report
 
     last = last_run(storyboard_path(path)[0].parent)

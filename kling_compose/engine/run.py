@@ -36,7 +36,7 @@ from .remote import Budget, Clock, Remote, RemoteError
 from .reuse import in_flight
 from .slots import Rank, Slots, heir, rank_tasks
 from .state import Record, State, state_path
-from .status import record_run
+from .runs import record_run
 from .store import Store, file_sha256
 from .tasks import HANDLERS, Generate, TaskHandler, missing_pick
 from .team import Team, generations, pull_shared, push_shared

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..paths import ProjectPaths
 from .decide import read_statuses
+from .runs import run_in_progress
 from .state import Record, State, state_path
 
 
@@ -72,55 +72,3 @@ def project_status(plan) -> StatusReport:
                                 record.cost_usd if record else None,
                                 record.error if record and status == "failed" else None, chain))
     return StatusReport(plan.resolved.storyboard.name, tuple(tasks), spent)
-
-
-def last_run(root) -> dict:
-    """What the last `run` was asked for ({"provider", "preview_resolution"}), or {}: `status`
-    shows the project as that run left it, whatever flags it is given."""
-    import json
-
-    try:
-        data = json.loads(ProjectPaths(root).last_run.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    provider, side = data.get("provider"), data.get("preview_resolution")
-    from ..settings import PROVIDER_NAMES
-
-    return {"provider": provider if provider in PROVIDER_NAMES else None,
-            "preview_resolution": side if isinstance(side, int) and 72 <= side <= 2160 else None}
-
-
-def record_run(plan) -> None:
-    """Remember what this run was asked for (written atomically)."""
-    import json
-
-    from ..files import replace_atomically
-
-    text = json.dumps({"provider": plan.provider, "preview_resolution": plan.preview_short_side})
-    replace_atomically(ProjectPaths(plan.resolved.storyboard.root).last_run, text)
-
-
-def run_in_progress(root) -> bool:
-    """True while a `kling-compose run` holds this project's run lock."""
-    import fcntl
-
-    import os
-
-    path = ProjectPaths(root).run_lock
-    try:  # only read (a read-only project), never through a link (a run refuses one)
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)

@@ -300,7 +300,7 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
     import json
 
     from . import console
-    from .engine.why import explain_plan, orphaned, request_diffs
+    from .commands.why import explain_plan, orphaned, request_diffs
     from .pipeline import plan_statuses, read_variables
 
     variables = read_variables(var_items, vars_files)  # once: compiled and saved alike
@@ -315,7 +315,7 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
     changes = explain_plan(the_plan, statuses) if (out or not (requests or diff)) else {}
     orphans = orphaned(the_plan) if (out or not (requests or diff)) else []
     if out:
-        from .engine.saved import save_plan
+        from .commands.saved import save_plan
 
         target = _saved_plan_target(out, the_plan, vars_files)
         reviewed = console.plan_json(the_plan, statuses, reasons, changes, orphans)
@@ -446,8 +446,8 @@ def run(path, var_items, vars_files, provider, max_cost, concurrency, force, onl
 
 def _saved_plan(file, path, var_items, vars_files, provider, preview_resolution):
     """The plan `run --plan FILE` runs: computed again from the saved plan's variables and
-    options, and refused unless it is the plan that was saved (engine/saved.py)."""
-    from .engine.saved import check_saved, read_saved
+    options, and refused unless it is the plan that was saved (commands/saved.py)."""
+    from .commands.saved import check_saved, read_saved
     from .files import require_readable
     from .pipeline import build_storyboard_plan, load_resolved, plan_statuses, read_variables
 
@@ -483,8 +483,8 @@ def status(path, var_items, vars_files, provider, preview_resolution, as_json) -
     Without --provider and --preview-resolution, the project is shown as the last run left
     it (with that run's provider and preview size)."""
     from . import console
-    from .engine.runs import last_run
-    from .engine.status import project_status
+    from .project.runs import last_run
+    from .commands.status import project_status
 
     last = last_run(storyboard_path(path)[0].parent)
     report = project_status(_plan(path, var_items, vars_files,
@@ -502,7 +502,7 @@ def status(path, var_items, vars_files, provider, preview_resolution, as_json) -
 @_user_errors
 def doctor(path, var_items, vars_files, provider) -> None:
     """Check Python, ffmpeg, the project and each provider's key before spending anything."""
-    from .doctor import diagnose
+    from .commands.doctor import diagnose
 
     file, display = storyboard_path(path)
     problems = 0
@@ -525,7 +525,7 @@ def doctor(path, var_items, vars_files, provider) -> None:
 def pick(shot, take, path, var_items, vars_files) -> None:
     """Use take K of SHOT: sets `pick: K` in the storyboard for you (comments, order and
     formatting kept). Only what chains from the shot and the films are made again."""
-    from .pick import set_pick
+    from .commands.pick import set_pick
     from .pipeline import read_variables
 
     file, display = storyboard_path(path)
@@ -549,7 +549,7 @@ def adopt(shot, task_id, path, var_items, vars_files, provider) -> None:
     """Take the provider's task TASK_ID (from its dashboard) as SHOT's generation: polled,
     downloaded and verified now, collected by the next `run` without paying again. For a
     submission whose answer was lost; nothing is ever submitted here."""
-    from .engine.adopt import adopt as adopt_task
+    from .commands.adopt import adopt as adopt_task
     from .settings import Settings
 
     the_plan = _plan(path, var_items, vars_files, provider)
@@ -573,10 +573,10 @@ def adopt(shot, task_id, path, var_items, vars_files, provider) -> None:
 def gc(path, var_items, vars_files, dry_run) -> None:
     """Remove stored clips and frames nothing needs: neither storyboard.lock (never a paid
     clip it names) nor the current storyboard's plan."""
-    from .engine.gc import collect, find_garbage
-    from .engine.lockfile import check_lockfile
+    from .commands.gc import collect, find_garbage
+    from .project.lockfile import check_lockfile
     from .engine.run import project_lock
-    from .engine.runs import last_run
+    from .project.runs import last_run
 
     root = storyboard_path(path)[0].parent
     check_lockfile(root)  # a damaged lock would make every paid clip look unneeded
@@ -598,7 +598,7 @@ def gc(path, var_items, vars_files, dry_run) -> None:
 
 
 def _shared_store(path, var_items, vars_files):
-    from .engine.artifacts import project_store
+    from .share.artifacts import project_store
     from .settings import Settings
 
     storyboard = _load(path, var_items, vars_files).storyboard
@@ -637,8 +637,8 @@ def export(path, var_items, vars_files, provider, preview_resolution, fmt, outpu
     one clip per shot, crossfades as dissolves, each shot's prompt, provider and cost.
 
     Without --provider and --preview-resolution, the film the last run made."""
-    from .engine.runs import last_run
-    from .export import export_films
+    from .project.runs import last_run
+    from .commands.export import export_films
 
     last = last_run(storyboard_path(path)[0].parent)
     the_plan = _plan(path, var_items, vars_files, provider or last.get("provider"),
@@ -653,9 +653,9 @@ def export(path, var_items, vars_files, provider, preview_resolution, fmt, outpu
 @_user_errors
 def push(path, var_items, vars_files) -> None:
     """Send every clip storyboard.lock names to the shared artifact store (what it lacks)."""
-    from .engine.artifacts import (STORE_FAILURES, lock_objects, push as push_objects,
+    from .share.artifacts import (STORE_FAILURES, lock_objects, push as push_objects,
                                    store_failure)
-    from .engine.store import Store
+    from .project.store import Store
     from .paths import ProjectPaths
 
     root, remote = _shared_store(path, var_items, vars_files)
@@ -674,10 +674,10 @@ def push(path, var_items, vars_files) -> None:
 def pull(path, var_items, vars_files) -> None:
     """Fetch every clip storyboard.lock names from the shared artifact store, verified, and
     write the films and shot clips to renders/ (no key needed)."""
-    from .engine.artifacts import (STORE_FAILURES, export_lock, lock_objects,
+    from .share.artifacts import (STORE_FAILURES, export_lock, lock_objects,
                                    pull as pull_objects, store_failure)
     from .engine.run import project_lock
-    from .engine.store import Store
+    from .project.store import Store
     from .paths import ProjectPaths
 
     root, remote = _shared_store(path, var_items, vars_files)
@@ -710,8 +710,8 @@ def report(path, var_items, vars_files, provider, preview_resolution) -> None:
 
     Without --provider and --preview-resolution, the project is shown as the last run left
     it (with that run's provider and preview size)."""
-    from .engine.runs import last_run
-    from .report import write_report
+    from .project.runs import last_run
+    from .commands.report import write_report
 
     last = last_run(storyboard_path(path)[0].parent)
     page = write_report(_plan(path, var_items, vars_files, provider or last.get("provider"),

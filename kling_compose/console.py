@@ -7,7 +7,7 @@ from typing import Iterable
 
 import click
 
-from .engine.decide import NOTHING_TO_PAY, Review
+from .project.decide import NOTHING_TO_PAY, Review
 from .errors import Diagnostic
 
 
@@ -53,7 +53,7 @@ def json_lines(data: dict, list_key: str) -> str:
 def plan_json(plan, statuses: dict | None = None, reasons: dict | None = None,
               changes: dict | None = None, orphans: list | None = None) -> dict:
     """The machine-readable plan (`plan --json`). A `changed` task has `changes` (what differs
-    from its last result: engine/why.py) and `reason` (them in words); storyboard.lock's shots
+    from its last result: commands/why.py) and `reason` (them in words); storyboard.lock's shots
     and outputs the storyboard no longer has are listed as `orphaned`."""
     statuses, reasons, changes = statuses or {}, reasons or {}, changes or {}
 

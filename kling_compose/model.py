@@ -163,7 +163,7 @@ class Storyboard:
     scenes: tuple[Scene, ...]
     outputs: tuple[Output, ...]
     outputs_given: bool = True
-    store: str | None = None  # the shared artifact store's URL (engine/artifacts.py)
+    store: str | None = None  # the shared artifact store's URL (share/artifacts.py)
 
     @property
     def root(self) -> Path:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 import stat
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from .model import Resolved
+
+if TYPE_CHECKING:  # the ledger's reader is imported only when a command needs it
+    from .project.decide import Verdict
 
 
 def load_resolved(path: Path, variables: Mapping[str, object] | None = None,
@@ -79,10 +82,11 @@ def build_storyboard_plan(resolved: Resolved, provider: str | None = None,
                       preview_short_side or PREVIEW_SHORT_SIDE, provider)
 
 
-def plan_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, str]:
-    """Per task: "cached" (a verified result exists), "changed" (the shot was made before with
-    other inputs) or "new", read from the project's state without changing it."""
-    from .engine.decide import read_statuses
+def plan_statuses(plan, reasons: dict[str, str] | None = None) -> dict[str, Verdict]:
+    """Per task, what the next run does with it (a `Verdict`: cached, restorable,
+    unneeded, changed, missing, expired, new), read from the project's state without
+    changing it."""
+    from .project.decide import read_statuses
 
     return read_statuses(plan, reasons)
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from kling_compose.engine.artifacts import STORE_FAILURES, StoreError
+from kling_compose.share.artifacts import STORE_FAILURES, StoreError
 from kling_compose.errors import UserError
 
 
@@ -47,7 +47,7 @@ def test_doctor_names_the_s3_extra(project, run_cli, monkeypatch):
 
 
 def test_botocore_missing_at_first_use_names_the_extra(monkeypatch):
-    from kling_compose.engine.s3store import S3Store
+    from kling_compose.share.s3store import S3Store
 
     store = S3Store("s3://studio-renders/harbour")  # boto3 is installed here
     _missing(monkeypatch, "botocore", "botocore.exceptions")
@@ -115,7 +115,7 @@ class _Client:
 
 
 def _s3_with(error):
-    from kling_compose.engine.s3store import S3Store
+    from kling_compose.share.s3store import S3Store
 
     store = S3Store("s3://studio-renders/harbour", sleep=lambda s: None)
     store.__dict__["_client"] = _Client(error)  # the cached client
@@ -152,7 +152,7 @@ def test_a_stream_cut_while_getting_is_a_store_error(tmp_path):
 def test_store_errors_are_what_callers_catch():
     assert issubclass(StoreError, STORE_FAILURES) and issubclass(OSError, STORE_FAILURES)
     assert not issubclass(TypeError, STORE_FAILURES)
-    from kling_compose.engine import s3store
+    from kling_compose.share import s3store
 
     assert s3store.StoreError is StoreError  # the name callers imported it by still works
 
@@ -189,7 +189,7 @@ class _DownStore(_BuggyStore):
 def test_a_bug_in_a_store_propagates_from_push_and_pull(project, run_cli, monkeypatch, command):
     import json
 
-    from kling_compose.engine import artifacts
+    from kling_compose.share import artifacts
 
     # a clip the lock names and the local store lacks: pull asks the store for it
     (project / "storyboard.lock").write_text(json.dumps({
@@ -203,8 +203,8 @@ def test_a_bug_in_a_store_propagates_from_push_and_pull(project, run_cli, monkey
 
 
 def test_a_bug_in_a_store_propagates_from_doctor(project, monkeypatch):
-    from kling_compose import doctor
-    from kling_compose.engine import artifacts
+    from kling_compose.commands import doctor
+    from kling_compose.share import artifacts
 
     class Plan:
         class resolved:

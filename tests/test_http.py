@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from kling_compose import http
-from kling_compose.engine.restore import Fetch, unavailable
+from kling_compose.project.restore import Fetch, unavailable
 
 CLIP = "https://results.example/a/clip.mp4"
 
@@ -80,7 +80,7 @@ def test_the_clients_settings():
 
 
 def test_doctors_key_check_goes_through_the_given_transport():
-    from kling_compose.doctor import _send
+    from kling_compose.commands.doctor import _send
 
     seen: list[httpx.Request] = []
 
@@ -97,7 +97,7 @@ def test_doctors_key_check_goes_through_the_given_transport():
 @pytest.mark.parametrize("error, said", [(httpx.ConnectTimeout("slow"), "no answer within"),
                                          (httpx.ConnectError("refused"), "refused")])
 def test_doctors_transport_errors_are_sentences(error, said):
-    from kling_compose.doctor import _send
+    from kling_compose.commands.doctor import _send
 
     def answer(request: httpx.Request) -> httpx.Response:
         raise error

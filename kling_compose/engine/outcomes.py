@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .state import Record
+from ..project.state import Record
 
 if TYPE_CHECKING:
     from ..plan import Task

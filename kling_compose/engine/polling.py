@@ -18,7 +18,7 @@ from ..providers import PROVIDERS
 from ..providers.base import Handle, Status
 from ..settings import Settings
 from .failures import UNRESOLVED, RemoteError
-from .state import State
+from ..project.state import State
 
 if TYPE_CHECKING:
     from .remote import Remote

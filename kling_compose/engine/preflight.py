@@ -18,10 +18,10 @@ from ..plan import Plan
 from ..providers import LOCAL_PROVIDERS
 from ..selection import select
 from ..settings import Settings
-from .decide import Review, Verdict, read_statuses
-from .lockfile import check_lockfile
+from ..project.decide import Review, Verdict, read_statuses
+from ..project.lockfile import check_lockfile
 from .outcomes import RunOptions
-from .store import refuse_links
+from ..project.store import refuse_links
 
 
 def unwritable(exc: Exception, root: Path) -> str:

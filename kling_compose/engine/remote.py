@@ -50,8 +50,8 @@ from .failures import (UNRESOLVED, BudgetExceeded, KeyRefused, RemoteError, Resu
 from .polling import (Expected, PollGroup, _clip_s, expected_duration, expected_time,
                       poll_delays)
 from .retry import with_retries
-from .state import Record, State
-from .store import Store
+from ..project.state import Record, State
+from ..project.store import Store
 
 INLINE_PREFIX = "inline:"
 MAX_REDIRECTS = 5

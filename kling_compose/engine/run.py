@@ -25,19 +25,19 @@ from ..plan import Plan, Task
 from ..providers import LOCAL_PROVIDERS
 from ..selection import select
 from ..settings import Settings
-from .artifacts import STORE_FAILURES, ArtifactStore
-from .decide import Verdict, decide, unneeded_inputs
-from .lockfile import read_lockfile, write_lockfile
+from ..share.artifacts import STORE_FAILURES, ArtifactStore
+from ..project.decide import Verdict, decide, unneeded_inputs
+from ..project.lockfile import read_lockfile, write_lockfile
 from .outcomes import (ENDED_BADLY, MADE, Ending, Outcome, Quiet, Reporter, RunOptions,
                        RunResult)
 from .preflight import (check_request, check_write_paths, project_lock,
                         remove_stale_temp_files, unwritable)
 from .remote import Budget, Clock, Remote, RemoteError
-from .reuse import in_flight
+from ..project.reuse import in_flight
 from .slots import Rank, Slots, heir, rank_tasks
-from .state import Record, State, state_path
-from .runs import record_run
-from .store import Store, file_sha256
+from ..project.state import Record, State, state_path
+from ..project.runs import record_run
+from ..project.store import Store, file_sha256
 from .tasks import HANDLERS, Generate, TaskHandler, missing_pick
 from .team import Team, generations, pull_shared, push_shared
 

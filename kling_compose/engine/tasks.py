@@ -22,8 +22,8 @@ from ..providers import LOCAL_PROVIDERS
 from .outcomes import Ending, Outcome
 from .preflight import unwritable
 from .remote import BudgetExceeded, RemoteError
-from .reuse import input_digests
-from .state import Record
+from ..project.reuse import input_digests
+from ..project.state import Record
 
 if TYPE_CHECKING:
     from .run import Runner

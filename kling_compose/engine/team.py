@@ -21,13 +21,13 @@ from ..plan import Plan, Task
 from ..providers import LOCAL_PROVIDERS
 from ..providers.base import Handle
 from ..settings import Settings
-from . import claims
-from .artifacts import STORE_FAILURES, ArtifactStore
+from ..share import claims
+from ..share.artifacts import STORE_FAILURES, ArtifactStore
 from .outcomes import Ending, Outcome
 from .remote import KeyRefused, Remote, RemoteError
-from .reuse import in_flight, input_digests
-from .state import Record, State
-from .store import Store
+from ..project.reuse import in_flight, input_digests
+from ..project.state import Record, State
+from ..project.store import Store
 
 
 @dataclass
@@ -228,7 +228,7 @@ class Team:
 def pull_shared(plan: Plan, settings: Settings) -> ArtifactStore | None:
     """Pull every clip storyboard.lock names from the project's shared store (if it has one)
     that the local store lacks; the plan then finds them restorable and pays nothing."""
-    from .artifacts import lock_objects, project_store, pull, store_failure
+    from ..share.artifacts import lock_objects, project_store, pull, store_failure
 
     remote = project_store(plan.resolved.storyboard, settings)
     if remote is None:
@@ -248,8 +248,8 @@ def push_shared(remote: ArtifactStore, root: Path, generations: Sequence[Record]
     finishing a claimed shot and publishing it left others waiting). A failure loses nothing
     (the clips are in the local store; the next run or `kling-compose push` sends them): it is
     a warning, not a failed run."""
-    from .artifacts import lock_objects, push
-    from .claims import publish_missing
+    from ..share.artifacts import lock_objects, push
+    from ..share.claims import publish_missing
 
     store = Store(root / ".kling-compose")
     try:

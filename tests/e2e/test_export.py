@@ -253,7 +253,7 @@ def test_the_edl_has_the_same_events(exported, tmp_path):
 
 
 def test_reel_names_are_distinct_and_at_most_8_characters():
-    from kling_compose.export import reel_names
+    from kling_compose.commands.export import reel_names
 
     assert reel_names(["harbour-wide", "harbour-wider", "s1", "harbour-wide", "_"]) == {
         "harbour-wide": "HARBOURW", "harbour-wider": "HARBOUR2", "s1": "S1", "_": "SHOT"}

@@ -11,7 +11,7 @@ import json
 import pytest
 from _e2e import PREVIEW, chain_storyboard, cli
 
-from kling_compose.engine.state import State
+from kling_compose.project.state import State
 from kling_compose.simulator import Faults, Simulator
 
 
@@ -66,7 +66,7 @@ def test_the_latest_result_is_the_one_a_run_last_reused(tmp_path):
 
 
 def test_a_value_that_only_changed_its_type_shows_the_types():
-    from kling_compose.engine.why import _scalar
+    from kling_compose.commands.why import _scalar
 
     assert _scalar("duration", 6, "6").text == 'duration: 6 -> "6"'
     assert _scalar("duration", 5, 8).text == "duration: 5 -> 8"

@@ -438,7 +438,7 @@ def test_a_ledger_cut_between_its_two_tables_reads_as_one_with_no_timings(tmp_pa
     view behind plan, status and run's pre-check must read it, not call it damaged."""
     import sqlite3
 
-    from kling_compose.engine.state import SCHEMA, State
+    from kling_compose.project.state import SCHEMA, State
 
     folder = tmp_path / ".kling-compose"
     folder.mkdir()

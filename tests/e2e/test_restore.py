@@ -51,7 +51,7 @@ def test_a_ledger_moved_aside_is_rebuilt_from_the_lock_without_paying(project, s
 @pytest.mark.parametrize("provider", ["fal", "kie"])
 def test_plan_and_run_agree_on_an_expired_upload(project, sim, provider):
     """An upload older than the provider keeps files is not `cached` (its URL may be gone):
-    the plan and the run make one decision (engine/decide.py). Nothing sends it while every
+    the plan and the run make one decision (project/decide.py). Nothing sends it while every
     shot is cached, so both leave it unneeded and upload nothing; once a shot that sends it is
     made again, both say it is uploaded again, and the shots made from it stay paid."""
     root = project(chain_storyboard(2))

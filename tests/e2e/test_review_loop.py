@@ -13,7 +13,7 @@ from test_money_runs import sim  # noqa: F401
 from PIL import Image
 
 from kling_compose.errors import UserError
-from kling_compose.pick import set_pick
+from kling_compose.commands.pick import set_pick
 
 
 def plan_of(root, *extra) -> dict:
@@ -302,8 +302,8 @@ def test_pick_in_an_included_file_edits_that_file(project):
 
 
 def test_the_preview_takes_differ_visibly(made):
-    from kling_compose.engine.state import State, state_path
-    from kling_compose.engine.store import Store
+    from kling_compose.project.state import State, state_path
+    from kling_compose.project.store import Store
     from kling_compose.media.frames import extract_frame
 
     state = State(state_path(made), readonly=True)

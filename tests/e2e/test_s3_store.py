@@ -1,4 +1,4 @@
-"""engine/s3store.py against a real S3-compatible server (moto's, tests/e2e/_s3.py)."""
+"""share/s3store.py against a real S3-compatible server (moto's, tests/e2e/_s3.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kling_compose.engine.s3store import S3Store, StoreError, parse_url
+from kling_compose.share.s3store import S3Store, StoreError, parse_url
 from kling_compose.errors import UserError
 
 pytest_plugins = ["_s3"]  # the fixtures s3_server and s3
@@ -210,7 +210,7 @@ def test_a_url_without_a_bucket_is_a_user_error(url):
 
 
 def test_boto3_is_imported_only_when_a_store_is_used():
-    code = ("import sys; from kling_compose.engine.s3store import S3Store; "
+    code = ("import sys; from kling_compose.share.s3store import S3Store; "
             "S3Store('s3://films/p'); print('boto3' in sys.modules, 'botocore' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -12,7 +12,7 @@ import pytest
 from _e2e import chain_storyboard, cli, clone_project
 from test_money_runs import environment, run, sim  # noqa: F401
 
-from kling_compose.engine.artifacts import FolderStore
+from kling_compose.share.artifacts import FolderStore
 
 
 @pytest.fixture

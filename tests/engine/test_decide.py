@@ -1,4 +1,4 @@
-"""The one decision of what a task needs (engine/decide.py), as a unit: `plan`, `run`,
+"""The one decision of what a task needs (project/decide.py), as a unit: `plan`, `run`,
 `status` and the report all ask it, so each answer here is what every command says."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import networkx as nx
 
-from kling_compose.engine.decide import (NOTHING_TO_PAY, Review, Verdict, decide,
+from kling_compose.project.decide import (NOTHING_TO_PAY, Review, Verdict, decide,
                                          unneeded_inputs)
-from kling_compose.engine.reuse import input_digests
-from kling_compose.engine.state import Record
+from kling_compose.project.reuse import input_digests
+from kling_compose.project.state import Record
 from kling_compose.plan import Task
 from kling_compose.providers import PROVIDERS
 

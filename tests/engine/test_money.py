@@ -17,9 +17,9 @@ from test_remote import KEY, FakeRunware, chain_storyboard, clip, make_project, 
 
 from kling_compose import build_plan, load_storyboard
 from kling_compose.engine.remote import Budget, BudgetExceeded, Clock, Remote
-from kling_compose.engine.decide import read_statuses
-from kling_compose.engine.state import State, state_path
-from kling_compose.engine.store import Store
+from kling_compose.project.decide import read_statuses
+from kling_compose.project.state import State, state_path
+from kling_compose.project.store import Store
 from kling_compose.errors import UserError
 from kling_compose.providers import PROVIDERS
 from kling_compose.providers.base import ProviderError

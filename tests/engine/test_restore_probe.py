@@ -7,7 +7,7 @@ import socket
 
 import httpx
 
-from kling_compose.engine.restore import Fetch, unavailable
+from kling_compose.project.restore import Fetch, unavailable
 
 
 def test_a_host_that_does_not_answer_is_asked_once(monkeypatch):
@@ -31,8 +31,8 @@ def test_an_object_is_hashed_again_once_its_bytes_change(tmp_path, monkeypatch):
     written over it (even of the same length) are hashed again and refused."""
     import hashlib
 
-    from kling_compose.engine import store as store_module
-    from kling_compose.engine.store import Store
+    from kling_compose.project import store as store_module
+    from kling_compose.project.store import Store
 
     store = Store(tmp_path / ".kling-compose")
     data = b"clip bytes" * 100

@@ -13,7 +13,7 @@ from support.projects import make_project
 from kling_compose import RunOptions, build_plan, load_storyboard, run_plan
 from kling_compose.engine.remote import Expected, expected_time, poll_delays, prior_s
 from kling_compose.engine.slots import Slots, heir, rank_tasks, remaining_path_s
-from kling_compose.engine.state import State
+from kling_compose.project.state import State
 from kling_compose.settings import Settings
 
 

@@ -773,7 +773,7 @@ def test_a_missing_key_is_named(tmp_path):
 def test_doctor_reports_both_keys_accepted_and_the_clock_never_the_values(tmp_path):
     from email.utils import formatdate
 
-    from kling_compose.doctor import clock_check, provider_checks
+    from kling_compose.commands.doctor import clock_check, provider_checks
 
     def kling(request):
         assert request.url.path == "/v1/videos/text2video"
@@ -801,7 +801,7 @@ def test_doctor_reports_both_keys_accepted_and_the_clock_never_the_values(tmp_pa
 
 
 def test_doctor_names_a_refused_key_pair():
-    from kling_compose.doctor import provider_checks
+    from kling_compose.commands.doctor import provider_checks
 
     refused = httpx.MockTransport(lambda r: httpx.Response(401, json={
         "code": 1002, "message": "Authorization is invalid"}))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from .errors import Location, UserError, did_you_mean
+from ..errors import Location, UserError, did_you_mean
 
 _INTEGER = re.compile(r"[0-9]+(?![0-9A-Za-z_.])")
 
@@ -33,12 +33,12 @@ class Picked:
 
 def set_pick(path: Path, display: str, variables: Mapping[str, object], shot_id: str,
              take: int) -> Picked:
-    from .config import resolved_config
-    from .parse import parse_document
-    from .pipeline import read_storyboard
-    from .render import render_source
-    from .resolve import resolve_storyboard
-    from .validate import validate_document
+    from ..config import resolved_config
+    from ..parse import parse_document
+    from ..pipeline import read_storyboard
+    from ..render import render_source
+    from ..resolve import resolve_storyboard
+    from ..validate import validate_document
 
     source = read_storyboard(path, display)
     document = parse_document(render_source(source, variables))
@@ -90,11 +90,11 @@ def _changed_shots(got: dict, expected: dict) -> list[str]:
 
 def _resolved_text(source, text: str, variables):
     """The resolved configuration of the storyboard `source` with `text` as its content."""
-    from .config import resolved_config
-    from .parse import parse_document
-    from .render import Source, render_source
-    from .resolve import resolve_storyboard
-    from .validate import validate_document
+    from ..config import resolved_config
+    from ..parse import parse_document
+    from ..render import Source, render_source
+    from ..resolve import resolve_storyboard
+    from ..validate import validate_document
 
     edited = Source(source.path, source.display, text)
     return resolved_config(resolve_storyboard(validate_document(parse_document(
@@ -102,8 +102,8 @@ def _resolved_text(source, text: str, variables):
 
 
 def _reloaded(path: Path, display: str, variables) -> dict:
-    from .config import resolved_config
-    from .pipeline import load_resolved
+    from ..config import resolved_config
+    from ..pipeline import load_resolved
 
     return resolved_config(load_resolved(path, variables, display))
 
@@ -229,7 +229,7 @@ def _templated(location: Location, why: str) -> UserError:
 
 
 def _reloaded_pick(path: Path, display: str, variables, shot_id: str) -> int:
-    from .pipeline import load_resolved
+    from ..pipeline import load_resolved
 
     return next(s.pick for s in load_resolved(path, variables, display).shots
                 if s.id == shot_id)
@@ -269,8 +269,8 @@ def _plain_lines(text: str, display: str) -> None:
 
 
 def _read_text(file: Path, display: str) -> str:
-    from .files import read_bytes
-    from .render import decode_text
+    from ..files import read_bytes
+    from ..render import decode_text
 
     return decode_text(read_bytes(file, display, what="the storyboard"), display)
 
@@ -280,7 +280,7 @@ def _atomic_write(path: Path, text: str, where: Location) -> None:
     its permissions (a new file would get the umask's, files.user_mode)."""
     import os
 
-    from .files import write_atomic
+    from ..files import write_atomic
 
     try:
         mode = os.stat(path).st_mode & 0o7777

@@ -23,12 +23,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UserError, did_you_mean
-from .media.ffmpeg import ClipInfo
+from ..errors import UserError, did_you_mean
+from ..media.ffmpeg import ClipInfo
 
 if TYPE_CHECKING:  # plan.py imports networkx: only its names are needed here
-    from .engine.state import Record
-    from .plan import Task
+    from ..project.state import Record
+    from ..plan import Task
 
 FORMATS = {"otio": ".otio", "edl": ".edl"}
 EXPORT_EXTRA = "pip install 'kling-compose[export]'"
@@ -74,7 +74,7 @@ def export_films(plan, fmt: str, *, output: str | None = None, out: Path | None 
     require_export_extra(fmt)
     outputs = chosen_outputs(plan, output, out)
     films = assembled_films(plan, outputs)
-    from .files import project_files
+    from ..files import project_files
 
     root = plan.resolved.storyboard.root
     protected = project_files(plan.resolved)
@@ -107,7 +107,7 @@ def require_export_extra(fmt: str) -> None:
 
 
 def _target(target: Path, display: str, protected=None) -> Path:
-    from .files import output_target
+    from ..files import output_target
 
     return output_target(target, display, what="the timeline", protected=protected,
                          may_replace=is_timeline, make_parents=True,
@@ -117,7 +117,7 @@ def _target(target: Path, display: str, protected=None) -> Path:
 def is_timeline(path: Path) -> bool:
     """An existing file export may replace: empty, or a timeline (OTIO or EDL) by its name or
     its first bytes, never any other file (a storyboard, a film, a picture)."""
-    from .files import head
+    from ..files import head
 
     data = head(path, 4096)
     if data is None:
@@ -167,8 +167,8 @@ def default_name(plan, film_path: str, fmt: str) -> str:
 
 def assembled_films(plan, outputs) -> list[Film]:
     """Each output as the run assembled it; a UserError naming what is missing otherwise."""
-    from .engine.decide import read_statuses
-    from .engine.state import State, state_path
+    from ..project.decide import read_statuses
+    from ..project.state import State, state_path
 
     root = plan.resolved.storyboard.root
     statuses = read_statuses(plan)
@@ -184,7 +184,7 @@ def assembled_films(plan, outputs) -> list[Film]:
 
 def _not_assembled(plan, output, statuses: dict):
     """A Diagnostic if the output's film (or a clip of it) is not done for the current plan."""
-    from .errors import Diagnostic
+    from ..errors import Diagnostic
 
     shots = [s for s in dict.fromkeys(output.sequence)
              if statuses.get(f"generate:{s}") != "cached"]
@@ -197,7 +197,7 @@ def _not_assembled(plan, output, statuses: dict):
 
 
 def _run_command(plan) -> str:
-    from .plan import PREVIEW_SHORT_SIDE
+    from ..plan import PREVIEW_SHORT_SIDE
 
     words = ["kling-compose run"]
     if plan.provider:
@@ -209,9 +209,9 @@ def _run_command(plan) -> str:
 
 def _film(plan, output, state) -> Film:
     """The output's placed shots, checked against the film the ledger records."""
-    from .engine.store import Store
-    from .paths import ProjectPaths
-    from .media.ffmpeg import probe
+    from ..project.store import Store
+    from ..paths import ProjectPaths
+    from ..media.ffmpeg import probe
 
     root = plan.resolved.storyboard.root
     assembled = state.get(plan.tasks[f"assemble:{output.path}"].cache_key)
@@ -237,7 +237,7 @@ def _film(plan, output, state) -> Film:
 def _picked_clip(plan, shot: str, state):
     """(renders/shots/<shot><suffix>, task, record): the picked take `run` exported, checked
     to be the very clip the film was made from."""
-    from .engine.store import file_sha256
+    from ..project.store import file_sha256
 
     task = plan.tasks[f"generate:{shot}"]
     record = state.get(task.cache_key)
@@ -254,7 +254,7 @@ def _picked_clip(plan, shot: str, state):
 
 def _frames_at(info: ClipInfo, fps: Fraction) -> int:
     """Frames the clip has in the film (resampled to fps if its rate differs)."""
-    from .media.assemble import _frames_at  # the assembler's own rule, not a copy of it
+    from ..media.assemble import _frames_at  # the assembler's own rule, not a copy of it
 
     return _frames_at(info, fps)
 
@@ -446,7 +446,7 @@ def write_text(target: Path, text: str, display: str | None = None, protected=No
     """Write `text` to `target` atomically (a temp file beside it, then a rename), only over a
     regular file that is a timeline (or where there is none), never over a file the project
     reads or makes (files.write_atomic)."""
-    from .files import write_atomic
+    from ..files import write_atomic
 
     write_atomic(target, text.encode("utf-8"), display, what="the timeline",
                  protected=protected, may_replace=is_timeline, make_parents=True,

@@ -1,4 +1,4 @@
-"""An S3-compatible bucket as the shared artifact store (engine/artifacts.py): s3://bucket/prefix.
+"""An S3-compatible bucket as the shared artifact store (share/artifacts.py): s3://bucket/prefix.
 
 AWS S3 and the services that speak its API (Cloudflare R2, MinIO, Backblaze B2, GCS through its
 XML interoperability) through boto3. Credentials, region and endpoint come only from boto3's own

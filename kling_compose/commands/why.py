@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..providers.base import PLACEHOLDER_PREFIX
-from .lockfile import read_lockfile
-from .state import State, state_path
+from ..project.lockfile import read_lockfile
+from ..project.state import State, state_path
 
 SHORT = 40  # a value up to this long is shown as `before -> after`; a longer one is named
 

@@ -156,7 +156,7 @@ def _entry(task, record) -> dict:
             "cost_usd": None if record.cost_usd is None else f"{record.cost_usd:.3f}",
             "pick": task.job.shot.pick,
             # the identities of what the takes were made from: a clone or a rebuilt ledger
-            # restores them only for the very same inputs (engine/restore.py)
+            # restores them only for the very same inputs (project/restore.py)
             "inputs": record.inputs or {},
         })
     else:

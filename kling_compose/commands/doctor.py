@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 MIN_PYTHON = (3, 11)  # pyproject.toml: requires-python
 REQUEST_TIMEOUT_S = 15.0  # per key check: a user is waiting at the terminal
@@ -73,7 +73,7 @@ def diagnose(storyboard: Path, display: str, load_plan: Callable[[], object],
     if not providers:
         yield Check(True, "no hosted provider: preview renders locally, no key needed")
         return
-    from .settings import Settings
+    from ..settings import Settings
 
     try:
         settings = Settings.from_environment(environ, project_root=root)
@@ -88,8 +88,8 @@ def diagnose(storyboard: Path, display: str, load_plan: Callable[[], object],
 
 def store_check(plan, environ, root: Path) -> Iterator[Check]:
     """The shared artifact store, if the project names one: its listing can be read."""
-    from .engine.artifacts import STORE_FAILURES, project_store
-    from .settings import Settings
+    from ..share.artifacts import STORE_FAILURES, project_store
+    from ..settings import Settings
 
     try:
         settings = Settings.from_environment(environ, project_root=root)
@@ -125,7 +125,7 @@ def python_check() -> Check:
 
 def ffmpeg_check() -> Check:
     """ffmpeg found (imageio-ffmpeg's) and answering `-version`."""
-    from .media.ffmpeg import ffmpeg_exe
+    from ..media.ffmpeg import ffmpeg_exe
 
     hint = ("reinstall imageio-ffmpeg (pip install --force-reinstall imageio-ffmpeg), or set "
             "IMAGEIO_FFMPEG_EXE to an ffmpeg executable")
@@ -157,8 +157,8 @@ def storyboard_check(plan, display: str) -> Check:
 
 def state_check(root: Path) -> Iterator[Check]:
     """The ledger opens read-only and passes SQLite's quick_check."""
-    from .engine.state import State
-    from .paths import ProjectPaths
+    from ..project.state import State
+    from ..paths import ProjectPaths
 
     path = ProjectPaths(root).ledger
     try:
@@ -167,7 +167,7 @@ def state_check(root: Path) -> Iterator[Check]:
         yield Check(True, f"{path}: none yet (the first run creates it)")
         return
     except OSError as exc:  # a path too long, a loop of links, a folder not readable
-        from .files import shown
+        from ..files import shown
 
         yield Check(False, f"{shown(str(path))}: cannot be read ({exc.strerror or exc})",
                     "check the project folder's path and permissions")
@@ -185,9 +185,9 @@ def state_check(root: Path) -> Iterator[Check]:
 
 
 def lock_check(root: Path) -> Iterator[Check]:
-    from .engine.lockfile import check_lockfile
-    from .files import shown
-    from .paths import ProjectPaths
+    from ..project.lockfile import check_lockfile
+    from ..files import shown
+    from ..paths import ProjectPaths
 
     path = ProjectPaths(root).lock
     try:
@@ -206,8 +206,8 @@ def lock_check(root: Path) -> Iterator[Check]:
 def hosted_providers(plan, provider: str | None) -> list[str] | None:
     """The hosted providers to check: the plan's, else the one --provider names; None when
     neither is known (the storyboard does not load and no --provider)."""
-    from .plan import LOCAL_PROVIDERS
-    from .settings import KEY_VARIABLES
+    from ..plan import LOCAL_PROVIDERS
+    from ..settings import KEY_VARIABLES
 
     if plan is not None:
         used = {t.provider for t in plan.tasks.values() if t.kind == "generate"}
@@ -220,7 +220,7 @@ def hosted_providers(plan, provider: str | None) -> list[str] | None:
 
 def provider_checks(name: str, settings, root: Path, transport=None) -> Iterator[Check]:
     """The key is set, every host is configured and, given a free call, the key is accepted."""
-    from .settings import PROVIDER_ENDPOINTS, key_variables
+    from ..settings import PROVIDER_ENDPOINTS, key_variables
 
     variables = key_variables(name)  # most providers: one; kling: access key and secret key
     variable = " and ".join(variables)
@@ -250,7 +250,7 @@ def provider_checks(name: str, settings, root: Path, transport=None) -> Iterator
     if key_ok and not missing:
         answered: list = []
         yield key_check(name, settings, source or variable, transport, answered)
-        from .providers import PROVIDERS
+        from ..providers import PROVIDERS
 
         if answered and PROVIDERS[name].signs_tokens:
             yield clock_check(name, answered[0])
@@ -287,8 +287,8 @@ def key_check(name: str, settings, source: str, transport=None,
               answered: list | None = None) -> Check:
     """Whether the provider accepts the key, through its free authenticated call (its answer
     appended to `answered`, if given)."""
-    from .providers import PROVIDERS
-    from .settings import url_variable
+    from ..providers import PROVIDERS
+    from ..settings import url_variable
 
     provider = PROVIDERS[name]
     endpoint = provider.key_check_endpoint
@@ -308,7 +308,7 @@ def key_check(name: str, settings, source: str, transport=None,
 
 
 def _judge_key(name: str, provider, response, source: str, where: str, setting: str) -> Check:
-    from .providers.base import ProviderError, TransientError
+    from ..providers.base import ProviderError, TransientError
 
     if response.is_redirect:
         return Check(False, f"{name}: {where} answered HTTP {response.status_code}, a redirect "
@@ -340,7 +340,7 @@ def _send(request, transport=None):
     """The response to `request`, or a sentence saying why there is none."""
     import httpx
 
-    from .http import client as http_client
+    from ..http import client as http_client
 
     try:
         with http_client(timeout_s=REQUEST_TIMEOUT_S, transport=transport) as client:

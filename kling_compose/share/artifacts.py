@@ -3,14 +3,14 @@ Bazel's remote cache keep build outputs.
 
 A store is named by URL, in the storyboard (`store:`) or by KLING_COMPOSE_STORE: a folder (a
 path, relative to the storyboard or absolute, or file:///...; a shared drive, an NFS mount) or
-an S3-compatible bucket (s3://bucket/prefix, engine/s3store.py). Objects are named as in the
+an S3-compatible bucket (s3://bucket/prefix, share/s3store.py). Objects are named as in the
 local store, `<sha256><suffix>`, flat under the store's root. A name is its content, so a push
 is create-only and idempotent: it never overwrites other bytes, and two machines pushing one
 clip at once store it once. Everything pulled is hashed before it is adopted.
 
 `push` sends every object storyboard.lock names that the store lacks (one listing, not a
 request per object); `pull` fetches every one the local store lacks; `run` pulls what the lock
-names before it would pay (engine/restore.py treats a pulled take like a local one) and pushes
+names before it would pay (project/restore.py treats a pulled take like a local one) and pushes
 each clip it generated. Transfers run a few at a time, in threads, streaming.
 """
 
@@ -27,14 +27,14 @@ from urllib.parse import urlsplit
 
 from ..files import user_mode
 from ..paths import ProjectPaths
-from .store import Store, file_sha256
+from ..project.store import Store, file_sha256
 
 TRANSFERS = 4  # objects moving at once
 
 
 class StoreError(Exception):
     """A shared store refused a request or could not be reached; the message names the bucket
-    (and key) and what to check, never a credential. engine/s3store.py translates every boto3
+    (and key) and what to check, never a credential. share/s3store.py translates every boto3
     and botocore error into it (or FileNotFoundError for a missing object) at its boundary."""
 
 
@@ -126,7 +126,7 @@ def project_store(storyboard, settings) -> ArtifactStore | None:
 def export_lock(root: Path, store: Store) -> list[Path]:
     """Each film and shot clip the lock names, where a run would put it (renders/...), from
     the local store: a teammate watches the film after `pull`, without a key."""
-    from .lockfile import read_lockfile
+    from ..project.lockfile import read_lockfile
 
     lock = read_lockfile(root)
     written = []
@@ -169,7 +169,7 @@ class Transfer:
 def lock_objects(root: Path, store: Store) -> dict[str, str]:
     """{sha256: suffix} of every take and film storyboard.lock names (suffix from the local
     store when it is there, else .mp4)."""
-    from .lockfile import read_lockfile
+    from ..project.lockfile import read_lockfile
 
     lock = read_lockfile(root)
     found: dict[str, str] = {}

@@ -20,8 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .paths import RENDERS, REPORT_ASSETS, REPORT_PAGE, ProjectPaths
+from ..errors import UserError
+from ..paths import RENDERS, REPORT_ASSETS, REPORT_PAGE, ProjectPaths
 
 PAGE = Path(RENDERS) / REPORT_PAGE  # relative to the project: renders/report.html
 ASSETS = Path(RENDERS) / REPORT_ASSETS  # the page's own folder: clips and frames, nothing else
@@ -153,8 +153,8 @@ def write_report(plan) -> Path:
 def review(plan, files: _Files) -> ReportView:
     """What the page shows, read from the plan, the ledger, the lock and the store; clips and
     frames are put in place by `files`."""
-    from .engine.lockfile import read_lockfile
-    from .engine.status import project_status
+    from ..project.lockfile import read_lockfile
+    from .status import project_status
 
     status = project_status(plan)
     by_task = {t.task_id: t for t in status.tasks}
@@ -212,7 +212,7 @@ def _counts(statuses) -> tuple[tuple[str, int], ...]:
 
 def _records(plan) -> dict:
     """{task id: ledger record under the task's current cache key} for generations and films."""
-    from .engine.state import State, state_path
+    from ..project.state import State, state_path
 
     path = state_path(plan.resolved.storyboard.root)
     if not path.is_file():
@@ -242,7 +242,7 @@ def _artifacts(task, status: str, record, entry: dict) -> tuple[tuple[str, str |
 
 
 def _shot_view(task, shot, status, record, entry: dict, feeds: dict, files: _Files) -> ShotView:
-    from .media.continuity import for_pick
+    from ..media.continuity import for_pick
 
     artifacts = _artifacts(task, status.status, record, entry)
     result = (record.result if record is not None else None) or {}
@@ -298,8 +298,8 @@ def _task_id(status: str, record, entry: dict) -> str | None:
 def _prompt_parts(job, prompt) -> tuple[PromptPart, ...]:
     """The prompt as written, each `@element` marked with its description and the provider's
     syntax for it (the numbering the provider module itself applies)."""
-    from .model import ElementRef, Prompt
-    from .providers import PROVIDERS
+    from ..model import ElementRef, Prompt
+    from ..providers import PROVIDERS
 
     shot = job.shot
     descriptions = {e.name: e.description for e in shot.elements}
@@ -377,7 +377,7 @@ class _Files:
     page are remembered so that `prune` removes the rest."""
 
     def __init__(self, root: Path, folder: Path) -> None:
-        from .engine.store import Store
+        from ..project.store import Store
 
         self.store = Store(ProjectPaths(root).state)
         self.folder = folder
@@ -410,7 +410,7 @@ class _Files:
     def frames(self, digest: str, suffix: str | None) -> tuple[str | None, str | None,
                                                                tuple[str, ...]]:
         """Thumbnails of the first and last frame of a stored clip, and why one is missing."""
-        from .media.ffmpeg import MediaError
+        from ..media.ffmpeg import MediaError
 
         clip = self.store.path(digest, self.suffix(digest, suffix) or "")
         hrefs = []
@@ -442,7 +442,7 @@ def _same_file(source: Path, target: Path) -> bool:
 
 def _link_or_copy(source: Path, target: Path) -> None:
     """`target` becomes a hard link to `source` (a copy where links are refused), atomically."""
-    from .files import replace_atomically
+    from ..files import replace_atomically
 
     def produce(temp: Path) -> None:
         try:
@@ -458,8 +458,8 @@ def _thumbnail(clip: Path, which: str, target: Path) -> None:
     """A small JPEG of the first or last frame of `clip`, written atomically."""
     from PIL import Image
 
-    from .media.ffmpeg import atomic_output
-    from .media.frames import extract_frame
+    from ..media.ffmpeg import atomic_output
+    from ..media.frames import extract_frame
 
     with _named(target), atomic_output(target) as temp:
         png = temp.with_suffix(".png")
@@ -474,7 +474,7 @@ def _thumbnail(clip: Path, which: str, target: Path) -> None:
 
 def _write_text(path: Path, text: str) -> None:
     """Write `path` atomically, readable as the user's other files."""
-    from .files import replace_atomically
+    from ..files import replace_atomically
 
     with _named(path):
         replace_atomically(path, text)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .decide import read_statuses
-from .runs import run_in_progress
-from .state import Record, State, state_path
+from ..project.decide import read_statuses
+from ..project.runs import run_in_progress
+from ..project.state import Record, State, state_path
 
 
 @dataclass(frozen=True, slots=True)

@@ -317,7 +317,7 @@ class State:
                         (json.dumps(result or {}, sort_keys=True), key))
 
     def restore(self, record: Record) -> None:
-        """Write a finished record rebuilt from storyboard.lock (engine/restore.py)."""
+        """Write a finished record rebuilt from storyboard.lock (project/restore.py)."""
         self.db.execute(
             "INSERT OR REPLACE INTO tasks (cache_key, task_id, kind, shot, provider, model, "
             "status, attempts, provider_task_id, artifacts, inputs, result, cost_usd, "

@@ -22,9 +22,9 @@ from ..errors import UserError
 from ..providers import PROVIDERS
 from ..providers.base import PLACEHOLDER_PREFIX, Handle
 from ..settings import PROVIDER_ENDPOINTS, Settings
-from .remote import UNRESOLVED, Budget, Clock, Remote, RemoteError
-from .state import State, state_path
-from .store import Store
+from ..engine.remote import UNRESOLVED, Budget, Clock, Remote, RemoteError
+from ..project.state import State, state_path
+from ..project.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ def adopt(plan, shot: str, task_id: str, settings: Settings,
           sleep: Callable[[float], Awaitable] | None = None) -> Adopted:
     """Adopt provider task `task_id` as the generation of `shot` in `plan`; UserError when it
     cannot be (unknown shot, a free provider, a failed, unknown or different task)."""
-    from .run import project_lock
+    from ..engine.run import project_lock
 
     task = _generation(plan, shot)
     task_id = task_id.strip()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import ProjectPaths
-from .lockfile import read_lockfile
-from .state import State, state_path
+from ..project.lockfile import read_lockfile
+from ..project.state import State, state_path
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..paths import PROJECT_ID
 from .artifacts import ArtifactStore
-from .store import Store, file_sha256
+from ..project.store import Store, file_sha256
 
 
 def claim_name(cache_key: str) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import Diagnostic, UserError
 
 MIN_PYTHON = (3, 11)  # pyproject.toml: requires-python
 REQUEST_TIMEOUT_S = 15.0  # per key check: a user is waiting at the terminal
@@ -237,7 +237,8 @@ def provider_checks(name: str, settings, root: Path, transport=None) -> Iterator
                     hint=f"set {names} in the environment or in {root / '.env'}, or point "
                          f"{files} at a file holding the key (or rehearse for free "
                          "with --provider preview)")
-    hosts, missing = [], []
+    hosts: list[str] = []
+    missing: list[Diagnostic] = []
     for endpoint in PROVIDER_ENDPOINTS[name]:
         try:
             hosts.append(f"{endpoint} {settings.url(endpoint)}")

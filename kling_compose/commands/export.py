@@ -276,7 +276,7 @@ def film_layout(frames: list[int], fps: Fraction,
         return starts, [0] * (len(frames) - 1)
     starts, overlaps = [0], []
     end = frames[0]  # frames of the film so far
-    total = frames[0] / fps  # seconds, summed the way the assembler sums them
+    total = float(frames[0] / fps)  # seconds, summed the way the assembler sums them
     duration = _rescale(crossfade_s, fps)
     for n in frames[1:]:
         start = _rescale(total - crossfade_s, fps)
@@ -374,7 +374,7 @@ def media_url(clip: Path, folder: Path) -> str:
 
 
 def _shot_metadata(placed: Placed, root: Path) -> dict:
-    shot, record = placed.task.job.shot, placed.record
+    shot, record = placed.task.generation.shot, placed.record
     return {
         "shot": placed.shot,
         "scene": shot.scene,
@@ -382,7 +382,7 @@ def _shot_metadata(placed: Placed, root: Path) -> dict:
         "multi_prompt": [{"prompt": s.prompt.text, "duration_s": s.duration_s}
                          for s in shot.multi_prompt or ()] or None,
         "provider": placed.task.provider,
-        "model": placed.task.job.model.model_id,
+        "model": placed.task.generation.model.model_id,
         "cost_usd": None if record.cost_usd is None else f"{record.cost_usd:.3f}",
         "task_id": record.provider_task_id,
         "cache_key": placed.task.cache_key,

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..errors import UserError
 from ..paths import RENDERS, REPORT_ASSETS, REPORT_PAGE, ProjectPaths
@@ -348,7 +348,7 @@ def _continuity(value: dict | None) -> Continuity | None:
                       frame if frame in ("first", "last") else None)
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -56,9 +56,9 @@ def _epilog(examples: list[str], environment: list[str] = ()) -> str:
 
 def _key_help() -> str:
     """The key variables every provider declares (providers/base.py Declared)."""
-    from .providers import PROVIDERS
-
     import textwrap
+
+    from .providers import PROVIDERS
 
     names = [v for p in PROVIDERS.values() for v in p.key_variables]
     return "\n    ".join(textwrap.wrap(", ".join(names) + ": provider keys", 76))
@@ -483,8 +483,8 @@ def status(path, var_items, vars_files, provider, preview_resolution, as_json) -
     Without --provider and --preview-resolution, the project is shown as the last run left
     it (with that run's provider and preview size)."""
     from . import console
-    from .project.runs import last_run
     from .commands.status import project_status
+    from .project.runs import last_run
 
     last = last_run(storyboard_path(path)[0].parent)
     report = project_status(_plan(path, var_items, vars_files,
@@ -574,8 +574,8 @@ def gc(path, var_items, vars_files, dry_run) -> None:
     """Remove stored clips and frames nothing needs: neither storyboard.lock (never a paid
     clip it names) nor the current storyboard's plan."""
     from .commands.gc import collect, find_garbage
-    from .project.lockfile import check_lockfile
     from .engine.run import project_lock
+    from .project.lockfile import check_lockfile
     from .project.runs import last_run
 
     root = storyboard_path(path)[0].parent
@@ -598,8 +598,8 @@ def gc(path, var_items, vars_files, dry_run) -> None:
 
 
 def _shared_store(path, var_items, vars_files):
-    from .share.artifacts import project_store
     from .settings import Settings
+    from .share.artifacts import project_store
 
     storyboard = _load(path, var_items, vars_files).storyboard
     settings = Settings.from_environment(project_root=storyboard.root)
@@ -637,8 +637,8 @@ def export(path, var_items, vars_files, provider, preview_resolution, fmt, outpu
     one clip per shot, crossfades as dissolves, each shot's prompt, provider and cost.
 
     Without --provider and --preview-resolution, the film the last run made."""
-    from .project.runs import last_run
     from .commands.export import export_films
+    from .project.runs import last_run
 
     last = last_run(storyboard_path(path)[0].parent)
     the_plan = _plan(path, var_items, vars_files, provider or last.get("provider"),
@@ -653,10 +653,10 @@ def export(path, var_items, vars_files, provider, preview_resolution, fmt, outpu
 @_user_errors
 def push(path, var_items, vars_files) -> None:
     """Send every clip storyboard.lock names to the shared artifact store (what it lacks)."""
-    from .share.artifacts import (STORE_FAILURES, lock_objects, push as push_objects,
-                                   store_failure)
-    from .project.store import Store
     from .paths import ProjectPaths
+    from .project.store import Store
+    from .share.artifacts import STORE_FAILURES, lock_objects, store_failure
+    from .share.artifacts import push as push_objects
 
     root, remote = _shared_store(path, var_items, vars_files)
     store = Store(ProjectPaths(root).state)
@@ -674,11 +674,11 @@ def push(path, var_items, vars_files) -> None:
 def pull(path, var_items, vars_files) -> None:
     """Fetch every clip storyboard.lock names from the shared artifact store, verified, and
     write the films and shot clips to renders/ (no key needed)."""
-    from .share.artifacts import (STORE_FAILURES, export_lock, lock_objects,
-                                   pull as pull_objects, store_failure)
     from .engine.run import project_lock
-    from .project.store import Store
     from .paths import ProjectPaths
+    from .project.store import Store
+    from .share.artifacts import STORE_FAILURES, export_lock, lock_objects, store_failure
+    from .share.artifacts import pull as pull_objects
 
     root, remote = _shared_store(path, var_items, vars_files)
     store = Store(ProjectPaths(root).state)
@@ -710,8 +710,8 @@ def report(path, var_items, vars_files, provider, preview_resolution) -> None:
 
     Without --provider and --preview-resolution, the project is shown as the last run left
     it (with that run's provider and preview size)."""
-    from .project.runs import last_run
     from .commands.report import write_report
+    from .project.runs import last_run
 
     last = last_run(storyboard_path(path)[0].parent)
     page = write_report(_plan(path, var_items, vars_files, provider or last.get("provider"),

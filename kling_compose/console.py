@@ -7,8 +7,8 @@ from typing import Iterable
 
 import click
 
-from .project.decide import NOTHING_TO_PAY, Review
 from .errors import Diagnostic
+from .project.decide import NOTHING_TO_PAY, Review
 
 
 def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:

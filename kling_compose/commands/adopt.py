@@ -18,13 +18,14 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import httpx
 
+from ..engine.remote import UNRESOLVED, Budget, Clock, Remote, RemoteError
 from ..errors import UserError
+from ..paths import ProjectPaths
+from ..project.state import State, state_path
+from ..project.store import Store
 from ..providers import PROVIDERS
 from ..providers.base import PLACEHOLDER_PREFIX, Handle
 from ..settings import PROVIDER_ENDPOINTS, Settings
-from ..engine.remote import UNRESOLVED, Budget, Clock, Remote, RemoteError
-from ..project.state import State, state_path
-from ..project.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ def adopt(plan, shot: str, task_id: str, settings: Settings,
         state = State(state_path(root))
         try:
             return asyncio.run(_adopt(task, task_id, settings, state,
-                                      Store(root / ".kling-compose"), transport, sleep))
+                                      Store(ProjectPaths(root).state), transport, sleep))
         finally:
             state.close()
 

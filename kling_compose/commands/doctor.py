@@ -14,7 +14,6 @@ setting. httpx's errors are translated here, the one place doctor sends anything
 from __future__ import annotations
 
 import os
-
 import platform
 import subprocess
 import sys
@@ -88,8 +87,8 @@ def diagnose(storyboard: Path, display: str, load_plan: Callable[[], object],
 
 def store_check(plan, environ, root: Path) -> Iterator[Check]:
     """The shared artifact store, if the project names one: its listing can be read."""
-    from ..share.artifacts import STORE_FAILURES, project_store
     from ..settings import Settings
+    from ..share.artifacts import STORE_FAILURES, project_store
 
     try:
         settings = Settings.from_environment(environ, project_root=root)
@@ -157,8 +156,8 @@ def storyboard_check(plan, display: str) -> Check:
 
 def state_check(root: Path) -> Iterator[Check]:
     """The ledger opens read-only and passes SQLite's quick_check."""
-    from ..project.state import State
     from ..paths import ProjectPaths
+    from ..project.state import State
 
     path = ProjectPaths(root).ledger
     try:
@@ -185,9 +184,9 @@ def state_check(root: Path) -> Iterator[Check]:
 
 
 def lock_check(root: Path) -> Iterator[Check]:
-    from ..project.lockfile import check_lockfile
     from ..files import shown
     from ..paths import ProjectPaths
+    from ..project.lockfile import check_lockfile
 
     path = ProjectPaths(root).lock
     try:

@@ -27,8 +27,8 @@ from ..errors import UserError, did_you_mean
 from ..media.ffmpeg import ClipInfo
 
 if TYPE_CHECKING:  # plan.py imports networkx: only its names are needed here
-    from ..project.state import Record
     from ..plan import Task
+    from ..project.state import Record
 
 FORMATS = {"otio": ".otio", "edl": ".edl"}
 EXPORT_EXTRA = "pip install 'kling-compose[export]'"
@@ -209,9 +209,9 @@ def _run_command(plan) -> str:
 
 def _film(plan, output, state) -> Film:
     """The output's placed shots, checked against the film the ledger records."""
-    from ..project.store import Store
-    from ..paths import ProjectPaths
     from ..media.ffmpeg import probe
+    from ..paths import ProjectPaths
+    from ..project.store import Store
 
     root = plan.resolved.storyboard.root
     assembled = state.get(plan.tasks[f"assemble:{output.path}"].cache_key)

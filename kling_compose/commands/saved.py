@@ -17,8 +17,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import read_bytes, write_atomic
-from ..project.lockfile import lock_path
 from ..project.decide import Review
+from ..project.lockfile import lock_path
 
 FORMAT = "kling-compose plan"
 VERSION = 1

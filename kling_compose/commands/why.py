@@ -24,9 +24,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..providers.base import PLACEHOLDER_PREFIX
 from ..project.lockfile import read_lockfile
 from ..project.state import State, state_path
+from ..providers.base import PLACEHOLDER_PREFIX
 
 SHORT = 40  # a value up to this long is shown as `before -> after`; a longer one is named
 

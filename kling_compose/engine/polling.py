@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from ..plan import Task, prior_s
+from ..project.state import State
 from ..providers import PROVIDERS
 from ..providers.base import Handle, Status
 from ..settings import Settings
 from .failures import UNRESOLVED, RemoteError
-from ..project.state import State
 
 if TYPE_CHECKING:
     from .remote import Remote

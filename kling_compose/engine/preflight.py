@@ -14,14 +14,15 @@ from decimal import Decimal
 from pathlib import Path
 
 from ..errors import UserError
+from ..paths import ProjectPaths
 from ..plan import Plan
+from ..project.decide import Review, Verdict, read_statuses
+from ..project.lockfile import check_lockfile
+from ..project.store import refuse_links
 from ..providers import LOCAL_PROVIDERS
 from ..selection import select
 from ..settings import Settings
-from ..project.decide import Review, Verdict, read_statuses
-from ..project.lockfile import check_lockfile
 from .outcomes import RunOptions
-from ..project.store import refuse_links
 
 
 def unwritable(exc: Exception, root: Path) -> str:
@@ -45,7 +46,7 @@ class project_lock:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.path = root / ".kling-compose" / "run.lock"
+        self.path = ProjectPaths(root).run_lock
         self.file: int | None = None
 
     def __enter__(self):
@@ -117,8 +118,8 @@ def check_write_paths(plan: Plan) -> None:
     written (outputs: are checked by validate, the default output and shot copies here)."""
     root = plan.resolved.storyboard.root
     real_root = root.resolve()
-    places = [root / "renders" / "shots", root / ".kling-compose" / "objects",
-              root / ".kling-compose" / "tmp", root / "storyboard.lock"]
+    paths = ProjectPaths(root)
+    places = [paths.shots, paths.objects, paths.tmp, paths.lock]
     places += [root / t.params["path"] for t in plan.tasks.values() if t.kind == "assemble"]
     for place in places:
         relative = place.relative_to(root)
@@ -138,7 +139,7 @@ def remove_stale_temp_files(plan: Plan) -> None:
     """Temp files a killed run left just before a final rename (renders/.tmp-*, the shot
     copies', .storyboard.lock.*): only this project's, and only while it holds the run lock."""
     root = plan.resolved.storyboard.root
-    folders = {root, root / "renders", root / "renders" / "shots"}
+    folders = {root, ProjectPaths(root).renders, ProjectPaths(root).shots}
     folders |= {(root / task.params["path"]).parent for task in plan.tasks.values()
                 if task.kind == "assemble"}
     for folder in folders:

@@ -33,25 +33,31 @@ from typing import Any, Awaitable, Callable, NamedTuple
 import httpx
 
 from ..plan import Task, prior_s  # noqa: F401 (re-exported)
+from ..project.state import Record, State
+from ..project.store import Store
 from ..providers import PROVIDERS
 from ..providers.base import (
     Handle,
     LostAnswer,
-    RemoteProvider,
     ProviderError,
+    RemoteProvider,
     Status,
     TransientError,
     sent_digest,
 )
 from ..settings import PROVIDER_ENDPOINTS, Settings
 from .budget import Budget, Clock, usable_cost
-from .failures import (UNRESOLVED, BudgetExceeded, KeyRefused, RemoteError, ResultGone, _Gone,
-                       _KeyRefused)
-from .polling import (Expected, PollGroup, _clip_s, expected_duration, expected_time,
-                      poll_delays)
+from .failures import (
+    UNRESOLVED,
+    BudgetExceeded,
+    KeyRefused,
+    RemoteError,
+    ResultGone,
+    _Gone,
+    _KeyRefused,
+)
+from .polling import Expected, PollGroup, _clip_s, expected_duration, expected_time, poll_delays
 from .retry import with_retries
-from ..project.state import Record, State
-from ..project.store import Store
 
 INLINE_PREFIX = "inline:"
 MAX_REDIRECTS = 5

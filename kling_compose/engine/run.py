@@ -21,23 +21,28 @@ import httpx
 from ..collector import running
 from ..errors import UserError
 from ..media.ffmpeg import MediaError
+from ..paths import ProjectPaths
 from ..plan import Plan, Task
+from ..project.decide import Verdict, decide, unneeded_inputs
+from ..project.lockfile import read_lockfile, write_lockfile
+from ..project.reuse import in_flight
+from ..project.runs import record_run
+from ..project.state import Record, State, state_path
+from ..project.store import Store, file_sha256
 from ..providers import LOCAL_PROVIDERS
 from ..selection import select
 from ..settings import Settings
 from ..share.artifacts import STORE_FAILURES, ArtifactStore
-from ..project.decide import Verdict, decide, unneeded_inputs
-from ..project.lockfile import read_lockfile, write_lockfile
-from .outcomes import (ENDED_BADLY, MADE, Ending, Outcome, Quiet, Reporter, RunOptions,
-                       RunResult)
-from .preflight import (check_request, check_write_paths, project_lock,
-                        remove_stale_temp_files, unwritable)
+from .outcomes import ENDED_BADLY, MADE, Ending, Outcome, Quiet, Reporter, RunOptions, RunResult
+from .preflight import (
+    check_request,
+    check_write_paths,
+    project_lock,
+    remove_stale_temp_files,
+    unwritable,
+)
 from .remote import Budget, Clock, Remote, RemoteError
-from ..project.reuse import in_flight
 from .slots import Rank, Slots, heir, rank_tasks
-from ..project.state import Record, State, state_path
-from ..project.runs import record_run
-from ..project.store import Store, file_sha256
 from .tasks import HANDLERS, Generate, TaskHandler, missing_pick
 from .team import Team, generations, pull_shared, push_shared
 
@@ -61,7 +66,7 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
         state = State(state_path(root))
         try:
             record_run(plan)
-            runner = Runner(plan, options, state, Store(root / ".kling-compose"),
+            runner = Runner(plan, options, state, Store(ProjectPaths(root).state),
                             reporter or Quiet(), settings, transport, sleep, shared)
             runner.unneeded = unneeded_inputs(plan, statuses, select(plan, options.only),
                                               options.force)
@@ -286,7 +291,7 @@ class Runner:
                     outcome.status not in MADE:
                 continue
             digest, suffix = outcome.record.artifacts[outcome.task.generation.shot.pick - 1]
-            target = root / "renders" / "shots" / f"{outcome.task.shot}{suffix}"
+            target = ProjectPaths(root).shot_clip(outcome.task.shot or "", suffix)
             self._export_if_changed(digest, suffix, target)
 
     def _export_if_changed(self, digest: str, suffix: str, target: Path) -> None:

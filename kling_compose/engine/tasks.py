@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
 
 from ..media.ffmpeg import MediaError
 from ..plan import Task, substitute
+from ..project.reuse import input_digests
+from ..project.state import Record
 from ..providers import LOCAL_PROVIDERS
 from .outcomes import Ending, Outcome
 from .preflight import unwritable
 from .remote import BudgetExceeded, RemoteError
-from ..project.reuse import input_digests
-from ..project.state import Record
 
 if TYPE_CHECKING:
     from .run import Runner

@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import UserError
+from ..paths import ProjectPaths
 from ..plan import Plan, Task
+from ..project.reuse import in_flight, input_digests
+from ..project.state import Record, State
+from ..project.store import Store
 from ..providers import LOCAL_PROVIDERS
 from ..providers.base import Handle
 from ..settings import Settings
@@ -25,9 +29,6 @@ from ..share import claims
 from ..share.artifacts import STORE_FAILURES, ArtifactStore
 from .outcomes import Ending, Outcome
 from .remote import KeyRefused, Remote, RemoteError
-from ..project.reuse import in_flight, input_digests
-from ..project.state import Record, State
-from ..project.store import Store
 
 
 @dataclass
@@ -234,7 +235,7 @@ def pull_shared(plan: Plan, settings: Settings) -> ArtifactStore | None:
     if remote is None:
         return None
     root = plan.resolved.storyboard.root
-    store = Store(root / ".kling-compose")
+    store = Store(ProjectPaths(root).state)
     try:
         pull(remote, store, lock_objects(root, store))
     except STORE_FAILURES as exc:  # translated at the store's boundary
@@ -251,7 +252,7 @@ def push_shared(remote: ArtifactStore, root: Path, generations: Sequence[Record]
     from ..share.artifacts import lock_objects, push
     from ..share.claims import publish_missing
 
-    store = Store(root / ".kling-compose")
+    store = Store(ProjectPaths(root).state)
     try:
         push(remote, store, lock_objects(root, store))
         publish_missing(remote, store, generations)

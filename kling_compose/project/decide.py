@@ -16,6 +16,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from ..paths import ProjectPaths
 from .restore import Fetch, lock_record, may_restore
 from .reuse import DERIVED, expired, in_flight, is_reusable, planned
 from .state import Record, State
@@ -174,7 +175,7 @@ def read_statuses(plan: Plan, reasons: dict[str, str] | None = None) -> dict[str
     if given, receives why a generation the lock names cannot be restored."""
     from .lockfile import read_lockfile
     from .restore import unavailable
-    from .state import damaged, refuse_links, state_path, unwritable, _cannot_write
+    from .state import _cannot_write, damaged, refuse_links, state_path, unwritable
     from .store import Store
 
     root = plan.resolved.storyboard.root
@@ -183,7 +184,7 @@ def read_statuses(plan: Plan, reasons: dict[str, str] | None = None) -> dict[str
     lock = read_lockfile(root)
     # no ledger, one moved aside as damaged: what the run will take over from it
     state = State(path, readonly=True) if path.is_file() else State.salvaged_only(path)
-    store = Store(root / ".kling-compose")
+    store = Store(ProjectPaths(root).state)
     try:
         statuses: dict[str, Verdict] = {}
         records: dict[str, Record] = {}  # the finished (or, for free work, planned) results

@@ -11,9 +11,9 @@ bytes intact, the record is rebuilt from the lock: nothing is paid, and the chai
 from __future__ import annotations
 
 import re
-from typing import Mapping, NamedTuple
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Mapping, NamedTuple
 
 from .reuse import input_digests
 from .state import Record

@@ -16,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..paths import ProjectPaths
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     cache_key TEXT PRIMARY KEY,
@@ -650,4 +652,4 @@ def _column(row, name: str):
 
 
 def state_path(project_root: Path) -> Path:
-    return project_root / ".kling-compose" / "state.db"
+    return ProjectPaths(project_root).ledger

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from ..paths import PROJECT_ID
-from .artifacts import ArtifactStore
 from ..project.store import Store, file_sha256
+from .artifacts import ArtifactStore
 
 
 def claim_name(cache_key: str) -> str:

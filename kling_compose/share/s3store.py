@@ -224,8 +224,12 @@ def _refusal(exc) -> str:
 
 def _failure(exc) -> str:
     """What went wrong before (or while) the service could answer."""
-    from botocore.exceptions import (EndpointConnectionError, NoCredentialsError,
-                                     PartialCredentialsError, ProfileNotFound)
+    from botocore.exceptions import (
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
 
     if isinstance(exc, NoCredentialsError):
         return f"no credentials found: {CREDENTIALS}"

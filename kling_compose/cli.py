@@ -209,7 +209,9 @@ def init(directory, provider) -> None:
     provider = _Provider().convert(provider, option, context)
     created = create_project(Path(directory), provider)
     click.echo(f"created {directory}/ with {', '.join(created)}")
-    if provider == "preview":
+    from .providers import PROVIDERS
+
+    if PROVIDERS[provider].spec.capabilities.local:  # free and offline: run it at once
         click.echo(f"next: cd {directory} && kling-compose run")
     else:
         click.echo(f"next: cd {directory} && kling-compose doctor && kling-compose plan")

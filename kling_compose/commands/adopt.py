@@ -20,6 +20,7 @@ import httpx
 
 from ..engine.remote import UNRESOLVED, Budget, Clock, Remote, RemoteError
 from ..errors import UserError
+from ..http import async_client
 from ..paths import ProjectPaths
 from ..project.state import State, state_path
 from ..project.store import Store
@@ -91,8 +92,7 @@ async def _adopt(task, task_id: str, settings: Settings, state: State, store: St
     key = settings.key(task.provider)
     base = settings.url(PROVIDER_ENDPOINTS[task.provider][0])
     handle = _handle(provider, task, task_id, settings)
-    async with httpx.AsyncClient(transport=transport, follow_redirects=False,
-                                 timeout=settings.request_timeout_s) as client:
+    async with async_client(timeout_s=settings.request_timeout_s, transport=transport) as client:
         remote = Remote(client, settings, state, store, Clock(sleep), Budget(), verify_clip)
         try:
             status = await remote.poll_once(task, provider, handle, key, base,

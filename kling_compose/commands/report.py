@@ -22,6 +22,7 @@ from typing import Any, TypeGuard
 
 from ..errors import UserError
 from ..paths import RENDERS, REPORT_ASSETS, REPORT_PAGE, ProjectPaths
+from ..providers import LOCAL_PROVIDERS
 
 PAGE = Path(RENDERS) / REPORT_PAGE  # relative to the project: renders/report.html
 ASSETS = Path(RENDERS) / REPORT_ASSETS  # the page's own folder: clips and frames, nothing else
@@ -170,7 +171,7 @@ def review(plan, files: _Files) -> ReportView:
                   for t in plan.order if plan.tasks[t].kind == "assemble")
     unpaid = [plan.tasks[t.task_id] for t in status.tasks if t.kind == "generate"
               and t.status not in ("done", "restorable")]
-    uses_preview = any(t.provider == "preview" for t in plan.tasks.values())
+    uses_preview = any(t.provider in LOCAL_PROVIDERS for t in plan.tasks.values())
     return ReportView(
         name=plan.resolved.storyboard.name,
         storyboard=plan.resolved.storyboard.display_path,

@@ -20,6 +20,7 @@ import httpx
 
 from ..collector import running
 from ..errors import UserError
+from ..http import async_client
 from ..media.ffmpeg import MediaError
 from ..paths import ProjectPaths
 from ..plan import Plan, Task
@@ -143,8 +144,8 @@ class Runner:
         loop = asyncio.get_running_loop()
         self.futures = {t: loop.create_future() for t in selected}
         # redirects are followed by Remote.send, which keeps credentials on their own origin
-        async with httpx.AsyncClient(transport=self.transport, follow_redirects=False,
-                                     timeout=self.settings.request_timeout_s) as client:
+        async with async_client(timeout_s=self.settings.request_timeout_s,
+                                transport=self.transport) as client:
             from ..media.ffmpeg import verify_clip
 
             self.remote = Remote(client, self.settings, self.state, self.store,

@@ -330,7 +330,7 @@ MULTI_LAST = (
 @pytest.mark.parametrize("provider, model", [
     ("fal", "kling-3-pro"), ("runware", "kling-o3-pro"), ("kling", "kling-3-pro"),
     ("kling", "kling-3-std"), ("kling-v3-task", "kling-3-pro"), ("preview", "kling-3-pro"),
-    ("preview", "preview"),
+    ("preview", "preview"), ("kie", "kling-3-pro"),
 ])  # fmt: skip
 def test_a_multi_prompt_shot_takes_no_last_frame_on_any_provider(provider, model):
     """Sent, the end frame was refused mid-run or silently ignored in a paid clip; the free
@@ -339,15 +339,6 @@ def test_a_multi_prompt_shot_takes_no_last_frame_on_any_provider(provider, model
                      last_frame="https://example.com/end.png",
                      multi_prompt=[("the keeper climbs", 3), ("the lamp turns on", 3)])
     assert diagnostics(shot) == [MULTI_LAST]
-
-
-def test_kie_says_it_once_through_its_own_check():
-    shot = make_shot(provider="kie", model="kling-3-pro", first_frame=IMG,
-                     last_frame="https://example.com/end.png",
-                     multi_prompt=[("the keeper climbs", 3), ("the lamp turns on", 3)])
-    (only,) = diagnostics(shot)
-    assert only.startswith("storyboard.yaml:18:5: error: a multi-shot generation on kie takes "
-                           "a first_frame only")
 
 
 def test_a_single_shot_keeps_its_last_frame_and_a_model_without_one_says_so_once():

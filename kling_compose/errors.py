@@ -50,9 +50,9 @@ class DeferredLocation(Location):
             object.__setattr__(self, "_compute", None)
         return where
 
-    file = property(lambda self: self.resolved().file)  # type: ignore[assignment]
-    line = property(lambda self: self.resolved().line)  # type: ignore[assignment]
-    col = property(lambda self: self.resolved().col)  # type: ignore[assignment]
+    file = property(lambda self: self.resolved().file)
+    line = property(lambda self: self.resolved().line)
+    col = property(lambda self: self.resolved().col)
 
     def __eq__(self, other):
         if isinstance(other, DeferredLocation):

@@ -20,7 +20,8 @@ import yaml
 from .errors import DeferredLocation, Diagnostic, Location, UserError
 from .render import _SURROGATE, Rendered, surrogate_diagnostic
 
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# the C loader when PyYAML was built with libyaml (3-4x faster); PyYAML has no type stubs here
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Resolvers of YAML 1.1 that surprise people: `2024-01-01` would become a date.
 _DROPPED_TAGS = {"tag:yaml.org,2002:timestamp"}

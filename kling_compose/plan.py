@@ -48,7 +48,7 @@ class Task:
     # kind-specific parameters: inputs (placeholder -> task id), file, frame, output...
     params: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     # what the result is made from, in words a plan can compare with the last run's: the
-    # request, the provider and model, each input's identity (engine/why.py)
+    # request, the provider and model, each input's identity (commands/why.py)
     made_from: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
     @property
@@ -164,7 +164,7 @@ class _Builder:
         inputs = {ref.placeholder: self.input_task(job, ref) for ref in job.inputs}
         elements = self.elements(job)
         inputs.update(elements)
-        files = {ref.placeholder: self.digest(ref.source.path) for ref in job.inputs
+        files = {ref.placeholder: self.digest(ref.file) for ref in job.inputs
                  if ref.key.startswith("file:") and job.provider in LOCAL_PROVIDERS}
         deps = tuple(dict.fromkeys(t.id for t in inputs.values() if t is not None))
         # the preview's clip size changes its output: it is part of the key (a film never mixes
@@ -173,7 +173,7 @@ class _Builder:
         key = hash_key("generate", job.provider, job.model.model_id, job.request,
                        {p: t.cache_key for p, t in inputs.items() if t is not None}, files,
                        *([size] if size else []))
-        made_from = {"provider": job.provider, "model": job.model.model_id,
+        made_from: dict[str, Any] = {"provider": job.provider, "model": job.model.model_id,
                      "request": job.request, **size,
                      "inputs": {ref.key: self.identity(ref) for ref in job.inputs}}
         for element in elements.values():  # an element's images are inputs of the clip too
@@ -183,7 +183,7 @@ class _Builder:
             shot=shot.id, provider=job.provider, model=job.model.alias, job=job,
             cost_usd=job.cost_usd, weight_s=_generate_weight(job),
             params={**size, "inputs": {p: t.id for p, t in inputs.items() if t is not None},
-                    "files": {ref.placeholder: str(ref.source.path) for ref in job.inputs
+                    "files": {ref.placeholder: str(ref.file) for ref in job.inputs
                               if ref.key.startswith("file:")}},
             made_from=made_from,
         ))
@@ -216,9 +216,9 @@ class _Builder:
     def upload(self, job: Job, ref: InputRef, source: Task | None) -> Task:
         if source is None:
             rel = ref.key.partition(":")[2]
-            content = self.digest(ref.source.path)
+            content = self.digest(ref.file)
             task_id = f"upload:{job.provider}:{rel}"
-            params = {"file": str(ref.source.path), "media": ref.media}
+            params = {"file": str(ref.file), "media": ref.media}
         else:
             content = source.cache_key
             task_id = f"upload:{job.provider}:{source.id}"
@@ -261,8 +261,8 @@ class _Builder:
             return refs.setdefault(key, InputRef(key, source, media)).placeholder
 
         request = build(element, ref)
-        inputs = {r.placeholder: self.input_task(job, r) for r in refs.values()}
-        inputs = {p: t for p, t in inputs.items() if t is not None}
+        needed = {r.placeholder: self.input_task(job, r) for r in refs.values()}
+        inputs = {p: t for p, t in needed.items() if t is not None}
         key = hash_key("element", job.provider, request,
                        {p: t.cache_key for p, t in inputs.items()})
         return self.add(Task(
@@ -291,7 +291,7 @@ class _Builder:
         or the cache key of the task that makes the frame or clip."""
         kind, _, rest = ref.key.partition(":")
         if kind == "file":
-            return self.digest(ref.source.path)
+            return self.digest(ref.file)
         shot_id, _, which = rest.partition(":")
         return self.tasks[f"frame:{shot_id}:{which or 'last'}" if kind == "frame"
                           else f"generate:{shot_id}"].cache_key
@@ -310,7 +310,7 @@ class _Builder:
 # (_generate_weight) and the run's first poll of a generation comes at half of them
 # (engine/remote.py). Add a row per (provider, model) once measured; after
 # one generation the project's own history decides.
-GENERATION_PRIOR_S: dict[tuple[str, str] | None, tuple[float, float]] = {
+GENERATION_PRIOR_S: dict[tuple[str, str | None] | None, tuple[float, float]] = {
     None: (60.0, 12.0),  # every hosted provider and model: 5 s -> 120 s, 10 s -> 180 s
 }
 

@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Collection, Mapping, cast
 
 import jinja2
 from jinja2.compiler import CodeGenerator, operators as jinja_operators, optimizeconst
@@ -447,7 +447,7 @@ _OPERATOR_NAMES = {"eq": "==", "ne": "!=", "gt": ">", "gteq": ">=", "lt": "<", "
 
 _SCALARS = frozenset({str, Markup, int, float, bool, type(None), range})
 _STRINGS = frozenset({str, Markup})
-_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
 
 
 class _TooDeep(_TooBig):
@@ -472,6 +472,7 @@ def _items(value):
 
 def _flat_weight(value) -> int | None:
     """The weight of a container holding only scalars, at C speed; None if it holds more."""
+    parts: tuple[Collection[Any], ...]
     if isinstance(value, dict):
         parts = (value, value.values())
     elif isinstance(value, (list, tuple, set, frozenset)):
@@ -560,6 +561,8 @@ class _Sandbox(SandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     code_generator_class = _Codegen
     MAX_ITEMS = 1_000_000
+    loader: _ProjectLoader  # always (`_environment`): Jinja's BaseLoader | None, narrowed
+    mark_table: list[tuple[Source, int]]  # the line map's rendering only (`_LineMarks`)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, finalize=_finalize, **kwargs)
@@ -838,7 +841,7 @@ def _str_call_size(text: str, name: str, args, kwargs) -> int | None:
     return None
 
 
-def _environment(root: Path, main: Source, *extensions) -> SandboxedEnvironment:
+def _environment(root: Path, main: Source, *extensions) -> _Sandbox:
     return _Sandbox(
         loader=_ProjectLoader(root, main),
         undefined=jinja2.StrictUndefined,
@@ -873,7 +876,7 @@ def _translate(exc: jinja2.TemplateError, env, variables) -> Diagnostic:
             hint="include paths are relative to the storyboard's folder",
         )
     if isinstance(exc, _NotText):
-        return Diagnostic(exc.message, where)
+        return Diagnostic(str(exc), where)  # its one argument, the message (never None)
     if isinstance(exc, _TooDeep):
         return Diagnostic(f"template error: {exc}", where, hint="template data may nest at "
                           f"most {MAX_VALUE_DEPTH} levels deep")
@@ -967,8 +970,9 @@ class _LineMarks(Extension):
     """Puts a marker before every line of literal template text: (file, line) it came from."""
 
     def filter_stream(self, stream):
-        table: list = self.environment.mark_table
-        sources = self.environment.loader.sources
+        env = cast(_Sandbox, self.environment)  # `_build_origins` makes it with this extension
+        table = env.mark_table
+        sources = env.loader.sources
         src = sources.get(stream.filename or "")
         for token in stream:
             if token.type != "data" or src is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import stat
 from dataclasses import replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
@@ -72,7 +73,7 @@ class _Resolver:
         self.check_ids()
         for element in self.sb.elements.values():
             self.check_element(element)
-        out = []
+        out: list[ResolvedShot] = []
         for scene in self.sb.scenes:
             for shot in scene.shots:
                 out.append(self.shot(len(out), scene.id, (self.sb.defaults, scene.defaults, shot.fields), shot))
@@ -82,13 +83,13 @@ class _Resolver:
         scenes: dict[str, Location | None] = {}
         for scene in self.sb.scenes:
             if scene.id in scenes:
-                self.fail(f"duplicate scene id '{scene.id}' (first on line {scenes[scene.id].line})",
+                self.fail(f"duplicate scene id '{scene.id}' (first on line {_line(scenes[scene.id])})",
                           scene.location, "scene ids must be unique")
             scenes.setdefault(scene.id, scene.location)
             for shot in scene.shots:
                 first = self.ids.get(shot.id)
                 if first is not None:
-                    self.fail(f"duplicate shot id '{shot.id}' (first on line {first.location.line})",
+                    self.fail(f"duplicate shot id '{shot.id}' (first on line {_line(first.location)})",
                               shot.location, "shot ids must be unique across the storyboard")
                     continue
                 self.ids[shot.id] = shot
@@ -96,7 +97,7 @@ class _Resolver:
 
     def shot(self, index: int, scene: str, levels: tuple[ShotFields, ...], shot: Shot) -> ResolvedShot:
         values: dict[str, Any] = {}
-        locations: dict[str, Location] = {}
+        locations: dict[str, Location | None] = {}
         for name in _SIMPLE_FIELDS:
             for level in reversed(levels):
                 value = getattr(level, name)
@@ -110,10 +111,12 @@ class _Resolver:
         where = lambda name: locations.get(name, shot.location)
         self.check_prompt(shot, values, where)
         self.check_takes(values, where)
-        chains = {name: self.source(shot, index, values[name]) for name in
-                  ("first_frame", "last_frame", "video") if name in values}
-        lists = {name: tuple(self.source(shot, index, s) for s in values[name]) for name in
-                 ("reference_images", "reference_videos") if name in values}
+        chains: dict[str, FrameSource] = {
+            name: self.source(shot, index, values[name]) for name in
+            ("first_frame", "last_frame", "video") if name in values}
+        lists: dict[str, tuple[FrameSource, ...]] = {
+            name: tuple(self.source(shot, index, s) for s in values[name]) for name in
+            ("reference_images", "reference_videos") if name in values}
         elements = self.elements(shot, values, levels)
         values.update(chains)
         values.update(lists)
@@ -207,6 +210,9 @@ class _Resolver:
     def check_file(self, src: FrameSource) -> None:
         from .files import shown
 
+        path = src.path
+        assert path is not None, "a local file's source carries its path (validate.py)"
+
         value = shown(src.value)
         if "\x00" in src.value:
             self.fail("a file path contains a NUL byte", src.location,
@@ -222,32 +228,33 @@ class _Resolver:
                       "copy it into the project (e.g. assets/): the project lives in git and "
                       "must stand alone")
             return
-        ok = self._exists.get(src.path)
+        ok = self._exists.get(path)
         if ok is None:
-            mode, problem = _stat(src.path)
-            ok = self._exists[src.path] = problem is None and stat.S_ISREG(mode)
-            if ok and src.path.suffix.lower() in IMAGE_SUFFIXES:
-                problem = image_size_problem(src.path)
+            mode, problem = _stat(path)
+            ok = self._exists[path] = problem is None and stat.S_ISREG(mode)
+            if ok and path.suffix.lower() in IMAGE_SUFFIXES:
+                problem = image_size_problem(path)
                 if problem:
                     self.fail(problem, src.location, "scale the image down (Kling takes "
                               "frames of a few thousand pixels a side)" if "larger" in problem
                               or "too large" in problem else "export the image again: the "
                               "file is damaged or not an image")
         if not ok:
-            mode, problem = _stat(src.path)
+            mode, problem = _stat(path)
             if problem is not None:  # a path too long, a loop of links: not merely missing
                 self.fail(f"'{value}' cannot be used: {problem}", src.location,
                           "name an image, video or audio file by a short path inside the "
                           "project")
                 return
-            if mode or _is_link(src.path):
+            if mode or _is_link(path):
                 kind = "a folder" if stat.S_ISDIR(mode) else "a named pipe" if \
                     stat.S_ISFIFO(mode) else "not a regular file"
                 self.fail(f"'{value}' is {kind}", src.location,
                           "name an image, video or audio file")
                 return
             self.fail(f"file '{value}' not found", src.location,
-                      _near_file_hint(src) or "paths are relative to the storyboard's folder")
+                      _near_file_hint(src, path)
+                      or "paths are relative to the storyboard's folder")
 
     def check_data_uri(self, src: FrameSource) -> None:
         """A data URI's payload must decode: sent as is, a broken one is refused after the
@@ -412,10 +419,16 @@ class _Resolver:
                       out.crossfade_location or out.location, "use a shorter crossfade")
 
 
-def _near_file_hint(src: FrameSource) -> str | None:
-    """Files of the missing file's folder named like it. Names are compared with names: the
-    folder all of them share would make any two paths in it look alike."""
-    name, folder = src.path.name, src.path.parent
+def _line(location: Location | None) -> int | str | None:
+    """The line a duplicate was first written on, for its message."""
+    return "?" if location is None else location.line
+
+
+def _near_file_hint(src: FrameSource, path: Path) -> str | None:
+    """Files of the missing file's folder named like it (`path`, the source's file). Names
+    are compared with names: the folder all of them share would make any two paths in it
+    look alike."""
+    name, folder = path.name, path.parent
     if not src.value.endswith(name) or not folder.is_dir():
         return None
     try:

@@ -375,8 +375,8 @@ def check_prompts(
 
 def shot_sources(shot: ResolvedShot) -> Iterator[tuple[str, FrameSource, str, Location | None]]:
     """Every input of a shot as (field, source, media, location)."""
-    singles = (("first_frame", shot.first_frame, "image"), ("last_frame", shot.last_frame, "image"))
-    singles += (("video", shot.video, "video"),)
+    singles = (("first_frame", shot.first_frame, "image"),
+               ("last_frame", shot.last_frame, "image"), ("video", shot.video, "video"))
     for name, source, media in singles:
         if source is not None:
             yield name, source, media, source.location or shot.where(name)

@@ -163,7 +163,7 @@ def create_project(directory: Path, provider: str = "preview") -> list[str]:
                        for c in directory.resolve().name.lower())
     except (OSError, RuntimeError):
         name = "film"
-    files = {
+    files: dict[str, str | bytes] = {
         "storyboard.yaml": storyboard_text(name.strip("-") or "film", provider),
         "storyboard.schema.json": schema_text(),
         ".gitignore": GITIGNORE,

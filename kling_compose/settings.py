@@ -219,6 +219,7 @@ class Settings:
 class _Found(NamedTuple):
     value: str
     where: str  # "the environment" or the .env file's path
+    folder: Path | None = None  # the .env file's folder; None: the environment
 
 
 class _Lookup:
@@ -231,8 +232,9 @@ class _Lookup:
     def get(self, variable: str) -> _Found | None:
         if self.environ.get(variable):
             return _Found(self.environ[variable], "the environment")
-        if self.dotenv.get(variable):
-            return _Found(self.dotenv[variable], str(self.project_root / DOTENV_NAME))
+        value = self.dotenv.get(variable)
+        if value and self.project_root is not None:  # a .env is read only in a project
+            return _Found(value, str(self.project_root / DOTENV_NAME), self.project_root)
         return None
 
     def value(self, variable: str) -> str | None:
@@ -312,8 +314,8 @@ def _read_key(variable: str, found: _Lookup) -> tuple[Secret, str] | None:
     if pointer is None:
         return None
     path = Path(pointer.value).expanduser()
-    if not path.is_absolute() and pointer.where != "the environment":
-        path = found.project_root / path  # relative to the .env file that names it
+    if not path.is_absolute() and pointer.folder is not None:
+        path = pointer.folder / path  # relative to the .env file that names it
     text = _read_key_file(file_variable, path)
     _check_key_text(variable, text, f"the file {file_variable} names ({path})")
     return Secret(text), f"{file_variable} ({path}, set in {pointer.where})"

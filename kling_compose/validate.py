@@ -120,7 +120,8 @@ def _check_extent(doc: Document) -> int:
     size, _ = extent(doc.data, seen)
     if size <= MAX_DOCUMENT_VALUES:
         return size
-    path, node = (), doc.data
+    path: tuple[Any, ...] = ()
+    node = doc.data
     while True:
         children = node.items() if isinstance(node, dict) else \
             enumerate(node) if isinstance(node, list) else ()
@@ -157,7 +158,7 @@ def _describe(error, doc: Document) -> Diagnostic:
                           hint=_required_hint("version"))
     if "propertyNames" in error.schema_path:
         bad = error.instance
-        pattern = error.validator_value if kind == "pattern" else None
+        pattern = error.validator_value if kind == "pattern" else ""  # "": no such pattern
         return Diagnostic(f"element name '{bad}' must be {_PATTERN_TEXT.get(pattern, 'a plain name')}",
                           doc.locate(path + (bad,), key=True))
     if kind == "propertyNames":
@@ -466,7 +467,7 @@ class _Builder:
         one file holding one film while the lock names the other's; a film in renders/shots
         is overwritten by a shot's copy, one in .kling-compose/tmp deleted by the next run."""
         seen: dict[tuple, tuple[Output, str]] = {}
-        inputs = {}
+        inputs: dict[tuple[str, ...], FrameSource] = {}
         for source in self.media_sources:
             key = self._file_key(source.value)
             if key is not None:
@@ -483,9 +484,11 @@ class _Builder:
                     "write films elsewhere in the project, e.g. renders/film.mp4"))
                 continue
             if key == storyboard or key in inputs:
+                clashing = inputs.get(key)
+                where = clashing.location if clashing is not None else None
                 what = "the storyboard" if key == storyboard else \
-                    f"an input of the storyboard (line {inputs[key].location.line})" \
-                    if inputs[key].location else "an input of the storyboard"
+                    f"an input of the storyboard (line {where.line})" if where else \
+                    "an input of the storyboard"
                 self.problems.append(Diagnostic(
                     f"output path '{raw}' is {what}: the film would overwrite it",
                     out.location, "give the film its own path, e.g. renders/film.mp4"))

@@ -54,6 +54,14 @@ class InputRef:
     def placeholder(self) -> str:
         return PLACEHOLDER_PREFIX + self.key
 
+    @property
+    def file(self) -> Path:
+        """The local file of a "file:" input (its source's absolute path, set by validate)."""
+        path = self.source.path
+        if path is None:
+            raise TypeError(f"input {self.key} has no local file")
+        return path
+
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
@@ -230,7 +238,7 @@ class Provider(Protocol):
 
 @runtime_checkable
 class RemoteProvider(Protocol):
-    """The run-time half of a provider: what the engine (`engine/remote.py`, `engine/adopt.py`)
+    """The run-time half of a provider: what the engine (`engine/remote.py`, `commands/adopt.py`)
     and `doctor` call on it. A provider builds each `httpx.Request` and reads each answer; it
     never sends one, except through the `send` it is handed (an upload's two steps, fal's
     request list). Which methods a provider must implement follows from its spec: every hosted

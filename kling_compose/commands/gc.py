@@ -73,9 +73,8 @@ def collect(garbage: Garbage) -> None:
 def _lock_digests(root: Path) -> set[str]:
     lock = read_lockfile(root)
     digests: set[str] = set()
-    for section in ("shots", "outputs"):
-        for entry in lock.get(section, {}).values():
-            values = entry.get("sha256") if isinstance(entry, dict) else None
-            if isinstance(values, list):
-                digests |= {v for v in values if isinstance(v, str)}
+    for entry in lock.entries():
+        values = entry.get("sha256")
+        if isinstance(values, list):
+            digests |= {v for v in values if isinstance(v, str)}
     return digests

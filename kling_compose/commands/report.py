@@ -18,11 +18,14 @@ import shutil
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ..errors import UserError
 from ..paths import RENDERS, REPORT_ASSETS, REPORT_PAGE, ProjectPaths
 from ..providers import LOCAL_PROVIDERS
+
+if TYPE_CHECKING:
+    from ..project.lockfile import Lock
 
 PAGE = Path(RENDERS) / REPORT_PAGE  # relative to the project: renders/report.html
 ASSETS = Path(RENDERS) / REPORT_ASSETS  # the page's own folder: clips and frames, nothing else
@@ -226,10 +229,8 @@ def _records(plan) -> dict:
         state.close()
 
 
-def _entry(lock: dict, section: str, name: str) -> dict:
-    entries = lock.get(section)
-    entry = entries.get(name) if isinstance(entries, dict) else None
-    return entry if isinstance(entry, dict) else {}
+def _entry(lock: Lock, section: str, name: str) -> dict:
+    return (lock.shot(name) if section == "shots" else lock.output(name)) or {}
 
 
 def _artifacts(task, status: str, record, entry: dict) -> tuple[tuple[str, str | None], ...]:

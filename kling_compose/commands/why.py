@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..project.lockfile import read_lockfile
+from ..project.lockfile import Lock, read_lockfile
 from ..project.state import State, state_path
 from ..providers.base import PLACEHOLDER_PREFIX
 
@@ -172,14 +172,14 @@ def orphaned(plan) -> list[dict]:
     outputs = {t.params["path"] for t in plan.tasks.values() if t.kind == "assemble"}
     found = [{"id": f"generate:{shot}", "kind": "generate", "shot": shot,
               "provider": entry.get("provider"), "cache_key": entry.get("cache_key")}
-             for shot, entry in sorted(lock.get("shots", {}).items()) if shot not in shots]
+             for shot, entry in sorted(lock.shots.items()) if shot not in shots]
     found += [{"id": f"assemble:{path}", "kind": "assemble", "shot": None, "provider": None,
                "cache_key": entry.get("cache_key")}
-              for path, entry in sorted(lock.get("outputs", {}).items()) if path not in outputs]
+              for path, entry in sorted(lock.outputs.items()) if path not in outputs]
     return found
 
 
-def _previous(task, state: State | None, lock: dict) -> dict | None:
+def _previous(task, state: State | None, lock: Lock) -> dict | None:
     """What the task's last result was made from: the ledger's record of this task a run last
     made or reused, of the same provider when it has one (a shot back on fal after a run on
     runware is compared with its fal result, not runware's: issue 21, item 16), else
@@ -191,9 +191,9 @@ def _previous(task, state: State | None, lock: dict) -> dict | None:
             return record.made_from
     entry = None
     if task.kind == "generate":
-        entry = lock.get("shots", {}).get(task.shot)
+        entry = lock.shots.get(task.shot)
     elif task.kind == "assemble":
-        entry = lock.get("outputs", {}).get(task.params["path"])
+        entry = lock.outputs.get(task.params["path"])
     if isinstance(entry, dict) and entry.get("cache_key") != task.cache_key:
         made_from = entry.get("made_from")
         return made_from if isinstance(made_from, dict) else None

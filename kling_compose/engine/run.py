@@ -25,7 +25,7 @@ from ..media.ffmpeg import MediaError
 from ..paths import ProjectPaths
 from ..plan import Plan, Task
 from ..project.decide import Verdict, decide, unneeded_inputs
-from ..project.lockfile import read_lockfile, write_lockfile
+from ..project.lockfile import Lock, read_lockfile, write_lockfile
 from ..project.reuse import in_flight
 from ..project.runs import record_run
 from ..project.state import Record, State, state_path
@@ -115,7 +115,7 @@ class Runner:
     # two tasks with one cache key (two shots asking for the very same clip) are one piece of
     # work: the second waits for the first and reuses its result, never paying twice
     key_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    lock: dict[str, Any] = field(default_factory=dict)  # storyboard.lock, at the start
+    lock: Lock = field(default_factory=Lock)  # storyboard.lock, at the start
     ranks: dict[str, Rank] = field(default_factory=dict)  # task id -> its place for slots
     unneeded: set[str] = field(default_factory=set)  # unneeded_inputs: made only on demand
     made_late: dict[str, Outcome] = field(default_factory=dict)  # unneeded, then made after all

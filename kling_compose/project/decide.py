@@ -14,9 +14,10 @@ import sqlite3
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ..paths import ProjectPaths
+from .lockfile import Lock
 from .restore import Fetch, lock_record, may_restore
 from .reuse import DERIVED, expired, in_flight, is_reusable, planned
 from .state import Record, State
@@ -58,7 +59,7 @@ class Decision:
 
 
 def decide(task: Task, record: Record | None, upstream: Mapping[str, Record], *,
-           store: Store, lock: Mapping[str, Any], ledger: State | None = None,
+           store: Store, lock: Lock, ledger: State | None = None,
            forced: bool = False, repair: bool = False, now: float | None = None) -> Decision:
     """For one task: its ledger record (if any), the results its dependencies hand on (a
     dependency that will be made anew is absent), storyboard.lock's content, the store.
@@ -80,7 +81,7 @@ def decide(task: Task, record: Record | None, upstream: Mapping[str, Record], *,
         made = Verdict.CHANGED
     why = None
     if not forced and known and task.kind == "generate" and may_restore(record):
-        entry = _entries(lock, "shots").get(task.shot or "")
+        entry = lock.shot(task.shot)
         restored, why, fetches = lock_record(task, entry, upstream, store, repair=repair)
         if restored is not None:
             return Decision(Verdict.RESTORABLE, restored, tuple(fetches), otherwise=made)
@@ -88,18 +89,13 @@ def decide(task: Task, record: Record | None, upstream: Mapping[str, Record], *,
     return Decision(made, derived, why=why)
 
 
-def _made_before(task: Task, lock: Mapping[str, Any], ledger: State | None) -> bool:
+def _made_before(task: Task, lock: Lock, ledger: State | None) -> bool:
     """The ledger, or storyboard.lock (a clone), names an earlier result of this task."""
     if ledger is not None and ledger.latest_for(task.id) is not None:
         return True
-    entry = _entries(lock, "shots").get(task.shot or "") if task.kind == "generate" else \
-        _entries(lock, "outputs").get(task.params["path"]) if task.kind == "assemble" else None
+    entry = lock.shot(task.shot) if task.kind == "generate" else \
+        lock.output(task.params["path"]) if task.kind == "assemble" else None
     return isinstance(entry, dict) and entry.get("cache_key") not in (None, task.cache_key)
-
-
-def _entries(lock: Mapping[str, Any], section: str) -> Mapping[str, Any]:
-    entries = lock.get(section)
-    return entries if isinstance(entries, dict) else {}
 
 
 def unneeded_inputs(plan: Plan, statuses: Mapping[str, str], selected: Iterable[str],

@@ -9,9 +9,10 @@ Shots not run this time keep their previous entry; shots no longer in the storyb
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..files import replace_atomically
 from ..paths import LOCK, ProjectPaths
@@ -92,21 +93,43 @@ def check_lockfile(root: Path) -> None:
                                "file (an object with 'shots' and 'outputs' objects)", hint=hint)
 
 
-def read_lockfile(root: Path) -> dict:
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """storyboard.lock, parsed once: each shot's and each output's entry (a JSON object from
+    the ledger's values). A section that is not an object reads as empty, as does a lock that
+    cannot be read (`check_lockfile` says why before a run)."""
+
+    shots: Mapping[str, Any] = field(default_factory=dict)
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    version: Any = LOCK_VERSION
+
+    def shot(self, name: str | None) -> dict | None:
+        """The entry of a shot, if the lock holds one that is an object."""
+        entry = self.shots.get(name) if name is not None else None
+        return entry if isinstance(entry, dict) else None
+
+    def output(self, path: str) -> dict | None:
+        entry = self.outputs.get(path)
+        return entry if isinstance(entry, dict) else None
+
+    def entries(self) -> list[dict]:
+        """Every entry that is an object, shots then outputs."""
+        return [e for e in (*self.shots.values(), *self.outputs.values()) if isinstance(e, dict)]
+
+
+def read_lockfile(root: Path) -> Lock:
     """The lock file's content, or an empty lock when there is none (or it is unreadable)."""
-    empty = {"version": LOCK_VERSION, "shots": {}, "outputs": {}}
     from ..errors import UserError
 
     try:
         data = _load(lock_path(root))
     except (UserError, ValueError):  # none, or unreadable: check_lockfile says why
-        return empty
+        return Lock()
     if not isinstance(data, dict):
-        return empty
-    for section in ("shots", "outputs"):  # a malformed section reads as empty
-        if not isinstance(data.get(section, {}), dict):
-            data[section] = {}
-    return data
+        return Lock()
+    shots, outputs = data.get("shots", {}), data.get("outputs", {})
+    return Lock(shots if isinstance(shots, dict) else {},
+                outputs if isinstance(outputs, dict) else {}, data.get("version"))
 
 
 def write_lockfile(plan, state: State) -> None:
@@ -121,11 +144,11 @@ def write_lockfile(plan, state: State) -> None:
         record = state.get(task.cache_key)
         entry = _entry(task, record) if record is not None and record.status == "done" else None
         if task.kind == "generate":
-            entry = entry or old.get("shots", {}).get(task.shot)
+            entry = entry or old.shots.get(task.shot)
             if entry:
                 shots[task.shot] = entry
         else:
-            entry = entry or old.get("outputs", {}).get(task.params["path"])
+            entry = entry or old.outputs.get(task.params["path"])
             if entry:
                 outputs[task.params["path"]] = entry
     data = {"version": LOCK_VERSION, "storyboard": plan.resolved.storyboard.name,

@@ -194,8 +194,8 @@ class State:
         from .store import Store
 
         rows, lost = salvage(damaged)
-        locked = {e.get("cache_key") for e in read_lockfile(self.path.parent.parent)
-                  .get("shots", {}).values() if isinstance(e, dict)}
+        shots = read_lockfile(self.path.parent.parent).shots
+        locked = {e.get("cache_key") for e in shots.values() if isinstance(e, dict)}
         store = Store(self.path.parent)
         flying = finished = 0
         for values in rows:

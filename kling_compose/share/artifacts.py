@@ -130,8 +130,8 @@ def export_lock(root: Path, store: Store) -> list[Path]:
 
     lock = read_lockfile(root)
     written = []
-    places = [(root / path, entry) for path, entry in lock.get("outputs", {}).items()]
-    for shot, entry in lock.get("shots", {}).items():
+    places = [(root / path, entry) for path, entry in lock.outputs.items()]
+    for shot, entry in lock.shots.items():
         pick = entry.get("pick", 1) if isinstance(entry.get("pick"), int) else 1
         digests = entry.get("sha256") or []
         if isinstance(digests, list) and 0 < pick <= len(digests):
@@ -173,8 +173,8 @@ def lock_objects(root: Path, store: Store) -> dict[str, str]:
 
     lock = read_lockfile(root)
     found: dict[str, str] = {}
-    for section in ("shots", "outputs"):
-        for key, entry in lock.get(section, {}).items():
+    for section, entries in (("shots", lock.shots), ("outputs", lock.outputs)):
+        for key, entry in entries.items():
             digests = entry.get("sha256") if isinstance(entry, dict) else None
             default = Path(key).suffix if section == "outputs" and Path(key).suffix else ".mp4"
             for digest in digests if isinstance(digests, list) else ():

@@ -11,6 +11,7 @@ import networkx as nx
 
 from kling_compose.project.decide import (NOTHING_TO_PAY, Review, Verdict, decide,
                                          unneeded_inputs)
+from kling_compose.project.lockfile import Lock
 from kling_compose.project.reuse import input_digests
 from kling_compose.project.state import Record
 from kling_compose.plan import Task
@@ -68,22 +69,22 @@ def done(task: Task, artifacts=((CLIP, ".mp4"),), inputs=None, finished_at=None)
 def test_a_reusable_result_in_the_store_is_cached_and_handed_on():
     task = shot_task()
     record = done(task)
-    decision = decide(task, record, {}, store=Store(CLIP), lock={})
+    decision = decide(task, record, {}, store=Store(CLIP), lock=Lock())
     assert decision.status is Verdict.CACHED and decision.record is record
 
 
 def test_a_reusable_result_whose_clip_is_gone_is_missing_and_a_run_repairs_the_store():
     task, store = shot_task(), Store()
-    assert decide(task, done(task), {}, store=store, lock={}).status is Verdict.MISSING
+    assert decide(task, done(task), {}, store=store, lock=Lock()).status is Verdict.MISSING
     assert store.removed == []  # a plan only reads
-    assert decide(task, done(task), {}, store=store, lock={}, repair=True).status is \
+    assert decide(task, done(task), {}, store=store, lock=Lock(), repair=True).status is \
         Verdict.MISSING
     assert store.removed == [CLIP]  # a run removes what it found damaged
 
 
 def test_a_forced_shot_is_never_cached_nor_restored():
     task = shot_task()
-    lock = {"shots": {"s1": {"cache_key": task.cache_key, "sha256": [CLIP], "inputs": {}}}}
+    lock = Lock(shots={"s1": {"cache_key": task.cache_key, "sha256": [CLIP], "inputs": {}}})
     decision = decide(task, done(task), {}, store=Store(CLIP), lock=lock, forced=True)
     assert decision.status not in NOTHING_TO_PAY and decision.record is None
 
@@ -93,18 +94,18 @@ def test_an_upload_older_than_its_provider_keeps_files_is_expired_for_plan_and_r
     ttl = PROVIDERS[HOSTED].upload_ttl_s
     old = done(task, artifacts=(), finished_at=time.time() - ttl - 60)
     for repair in (False, True):  # plan, run
-        decision = decide(task, old, {}, store=Store(), lock={}, repair=repair)
+        decision = decide(task, old, {}, store=Store(), lock=Lock(), repair=repair)
         assert decision.status is Verdict.EXPIRED
         # its identity is known from its inputs: downstream shots stay reusable
         assert decision.record is not None and decision.record.status == "planned"
     fresh = done(task, artifacts=())
-    assert decide(task, fresh, {}, store=Store(), lock={}).status is Verdict.CACHED
+    assert decide(task, fresh, {}, store=Store(), lock=Lock()).status is Verdict.CACHED
 
 
 def test_the_lock_restores_a_shot_whose_clip_is_in_the_store():
     task = shot_task()
-    lock = {"shots": {"s1": {"cache_key": task.cache_key, "sha256": [CLIP], "inputs": {},
-                             "cost_usd": "1.5"}}}
+    lock = Lock(shots={"s1": {"cache_key": task.cache_key, "sha256": [CLIP], "inputs": {},
+                             "cost_usd": "1.5"}})
     decision = decide(task, None, {}, store=Store(CLIP), lock=lock)
     assert decision.status is Verdict.RESTORABLE and decision.fetches == ()
     assert decision.record.artifacts == ((CLIP, ".mp4"),)
@@ -113,8 +114,8 @@ def test_the_lock_restores_a_shot_whose_clip_is_in_the_store():
 
 def test_a_take_the_store_lacks_is_fetched_and_a_failed_fetch_falls_back():
     task = shot_task()
-    lock = {"shots": {"s1": {"cache_key": task.cache_key, "sha256": [CLIP], "inputs": {},
-                             "result_url": ["https://cdn.example/a.mp4"]}}}
+    lock = Lock(shots={"s1": {"cache_key": task.cache_key, "sha256": [CLIP], "inputs": {},
+                             "result_url": ["https://cdn.example/a.mp4"]}})
     decision = decide(task, None, {}, store=Store(), lock=lock)
     assert decision.status is Verdict.RESTORABLE
     assert [f.url for f in decision.fetches] == ["https://cdn.example/a.mp4"]
@@ -126,8 +127,8 @@ def test_a_lock_entry_for_other_inputs_is_not_restored_and_says_why():
     upstream_task = shot_task("s0", "k-s0")
     task = shot_task("s1", "k-s1", depends_on=(upstream_task.id,))
     upstream = {upstream_task.id: done(upstream_task, artifacts=((OTHER_CLIP, ".mp4"),))}
-    lock = {"shots": {"s1": {"cache_key": task.cache_key, "sha256": [CLIP],
-                             "inputs": {upstream_task.id: CLIP}}}}
+    lock = Lock(shots={"s1": {"cache_key": task.cache_key, "sha256": [CLIP],
+                             "inputs": {upstream_task.id: CLIP}}})
     decision = decide(task, None, upstream, store=Store(CLIP), lock=lock)
     assert decision.status is Verdict.NEW and decision.why == \
         "the lock's take was made from other inputs"
@@ -139,22 +140,22 @@ def test_a_result_made_from_other_inputs_is_changed_not_cached():
     upstream = {upstream_task.id: done(upstream_task, artifacts=((OTHER_CLIP, ".mp4"),))}
     stale = done(task, inputs={upstream_task.id: CLIP})  # made from the old clip
     ledger = Ledger({task.id: stale})
-    decision = decide(task, stale, upstream, store=Store(CLIP), lock={}, ledger=ledger)
+    decision = decide(task, stale, upstream, store=Store(CLIP), lock=Lock(), ledger=ledger)
     assert decision.status is Verdict.CHANGED
     fresh = done(task, inputs=input_digests(task, upstream))
-    assert decide(task, fresh, upstream, store=Store(CLIP), lock={}).status is Verdict.CACHED
+    assert decide(task, fresh, upstream, store=Store(CLIP), lock=Lock()).status is Verdict.CACHED
 
 
 def test_an_upstream_to_be_made_leaves_the_task_undecidable_until_it_is():
     upstream_task = shot_task("s0", "k-s0")
     task = shot_task("s1", "k-s1", depends_on=(upstream_task.id,))
-    decision = decide(task, done(task), {}, store=Store(CLIP), lock={})
+    decision = decide(task, done(task), {}, store=Store(CLIP), lock=Lock())
     assert decision.status is Verdict.NEW and decision.record is None
 
 
 def test_the_lock_naming_an_earlier_result_makes_a_clone_say_changed():
     task = shot_task()
-    lock = {"shots": {"s1": {"cache_key": "an-earlier-key", "sha256": [CLIP]}}}
+    lock = Lock(shots={"s1": {"cache_key": "an-earlier-key", "sha256": [CLIP]}})
     assert decide(task, None, {}, store=Store(CLIP), lock=lock).status is Verdict.CHANGED
 
 

@@ -53,7 +53,7 @@ def save_plan(out: Path, plan, variables: dict, reviewed: dict, statuses: dict) 
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
     # only over nothing or a regular file, checked again just before the rename (the CLI has
     # refused the storyboard, the lock and the inputs already)
-    write_atomic(Path(out), text, what="the saved plan", mode=0o644)
+    write_atomic(Path(out), text, what="the saved plan")
 
 
 def read_saved(path: Path) -> dict:

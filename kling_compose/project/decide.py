@@ -23,6 +23,8 @@ from .reuse import DERIVED, expired, in_flight, is_reusable, planned
 from .state import Record, State
 
 if TYPE_CHECKING:
+    import httpx
+
     from ..plan import Plan, Task
     from .store import Store
 
@@ -160,7 +162,8 @@ class Review:
         return tuple(t.id for t in self.to_run if t.cost_usd is None)
 
 
-def read_statuses(plan: Plan, reasons: dict[str, str] | None = None) -> dict[str, Verdict]:
+def read_statuses(plan: Plan, reasons: dict[str, str] | None = None, *,
+                  transport: httpx.BaseTransport | None = None) -> dict[str, Verdict]:
     """Per task id, what the next run does with it (`Verdict`), from the project's ledger and
     storyboard.lock, read-only (neither: all new).
 
@@ -191,7 +194,7 @@ def read_statuses(plan: Plan, reasons: dict[str, str] | None = None) -> dict[str
             record = state.get(task.cache_key) if state else None
             decision = decide(task, record, records, store=store, lock=lock, ledger=state)
             if decision.fetches:
-                gone = unavailable(list(decision.fetches), dead=dead_hosts)
+                gone = unavailable(list(decision.fetches), dead=dead_hosts, transport=transport)
                 decision = decision.failed_restore(gone) if gone else decision
             statuses[task_id] = decision.status
             if decision.record is not None:

@@ -196,3 +196,36 @@ def test_the_review_counts_what_the_next_run_pays_once():
     assert forced.to_pay_usd == Decimal("3.0")
     only = Review(plan, statuses, selected=(free.id,))  # type: ignore[arg-type]
     assert only.to_pay == () and only.to_pay_usd == 0
+
+
+def test_a_plan_asks_the_lock_s_result_urls_through_the_transport_it_is_given(
+        tmp_path, run_in_process):
+    """A clone whose store lacks the paid clips: `plan` asks each result URL the lock names
+    (HEAD) before it calls a shot restorable, through the transport its caller passes (the
+    one HTTP client factory), so a test sees it: a URL gone makes the shot paid again, and
+    the plan says why."""
+    import shutil
+
+    import httpx
+    from support.projects import chain_storyboard, make_project
+
+    from kling_compose import build_plan, load_storyboard
+    from kling_compose.project.decide import read_statuses
+
+    root = make_project(tmp_path, chain_storyboard(2))
+    plan = build_plan(load_storyboard(root / "storyboard.yaml"), "fal")
+    assert run_in_process(plan).ok
+    shutil.rmtree(root / ".kling-compose")  # a clone: storyboard.lock, no ledger, no clips
+    asked: list[str] = []
+
+    def gone(request: httpx.Request) -> httpx.Response:
+        asked.append(request.method)
+        return httpx.Response(404)
+
+    reasons: dict[str, str] = {}
+    statuses = read_statuses(plan, reasons, transport=httpx.MockTransport(gone))
+    assert asked and set(asked) == {"HEAD"}
+    assert statuses["generate:s1"] == Verdict.NEW
+    assert reasons["generate:s1"] == "result URL expired (HTTP 404)"
+    assert read_statuses(plan, transport=httpx.MockTransport(
+        lambda request: httpx.Response(200)))["generate:s1"] == Verdict.RESTORABLE

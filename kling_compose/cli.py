@@ -156,7 +156,7 @@ def config(path, var_items, vars_files, as_json) -> None:
 
     import yaml
 
-    from .config import resolved_config
+    from .commands.config import resolved_config
 
     data = resolved_config(_load(path, var_items, vars_files))
     if as_json:
@@ -202,7 +202,7 @@ class _NewFolder(click.Path):
 @_user_errors
 def init(directory, provider) -> None:
     """Create a new project in DIRECTORY that validates at once."""
-    from .scaffold import create_project
+    from .commands.scaffold import create_project
 
     context = click.get_current_context()
     option = next(p for p in context.command.params if p.name == "provider")

@@ -1,6 +1,6 @@
 """Resolved shots -> Jobs: the exact provider request, its run-time inputs, cost and warnings.
 
-Every shot is checked against its model's capability data (rules.py) and its provider's own
+Every shot is checked against its model's capability data (providers/rules.py) and its provider's own
 rules before any request is built; all errors of all shots are raised together. This module
 must stay light: `validate` runs it, so no httpx, networkx or rich here.
 """
@@ -12,10 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import rules
 from .errors import Diagnostic, UserError, did_you_mean
 from .model import FrameSource, Resolved, ResolvedShot
-from .providers import PROVIDERS, InputRef, Job, ModelSpec, Provider
+from .providers import PROVIDERS, InputRef, Job, ModelSpec, Provider, rules
 
 
 def compile_shots(resolved: Resolved, provider_override: str | None = None) -> tuple[Job, ...]:

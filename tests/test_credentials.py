@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from kling_compose.cli import main
 from kling_compose.errors import UserError
-from kling_compose.scaffold import create_project
+from kling_compose.commands.scaffold import create_project
 from kling_compose.settings import KEY_VARIABLES, Secret, Settings
 
 KEY = "rw-7f3a9c-SECRET"

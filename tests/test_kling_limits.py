@@ -1,6 +1,6 @@
 """`validate` refuses what the official Kling API documents it would refuse (`provider:
 kling`), every message located at the field that breaks the limit, before anything is paid.
-The limits are the provider's capability data (providers/kling/models.py) read by rules.py,
+The limits are the provider's capability data (providers/kling/models.py) read by providers/rules.py,
 and the rules only kling has (providers/kling/compile.py)."""
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""rules.py: one test per documented limit, each pinning the located message and hint."""
+"""providers/rules.py: one test per documented limit, each pinning the located message and hint."""
 
 from __future__ import annotations
 
 import pytest
 
-from kling_compose import rules
+from kling_compose.providers import rules
 from kling_compose.providers.base import ModelSpec
 from providers.factory import diagnostics, element, make_shot
 

@@ -33,12 +33,12 @@ class Picked:
 
 def set_pick(path: Path, display: str, variables: Mapping[str, object], shot_id: str,
              take: int) -> Picked:
-    from ..config import resolved_config
     from ..parse import parse_document
     from ..pipeline import read_storyboard
     from ..render import render_source
     from ..resolve import resolve_storyboard
     from ..validate import validate_document
+    from .config import resolved_config
 
     source = read_storyboard(path, display)
     document = parse_document(render_source(source, variables))
@@ -90,11 +90,11 @@ def _changed_shots(got: dict, expected: dict) -> list[str]:
 
 def _resolved_text(source, text: str, variables):
     """The resolved configuration of the storyboard `source` with `text` as its content."""
-    from ..config import resolved_config
     from ..parse import parse_document
     from ..render import Source, render_source
     from ..resolve import resolve_storyboard
     from ..validate import validate_document
+    from .config import resolved_config
 
     edited = Source(source.path, source.display, text)
     return resolved_config(resolve_storyboard(validate_document(parse_document(
@@ -102,8 +102,8 @@ def _resolved_text(source, text: str, variables):
 
 
 def _reloaded(path: Path, display: str, variables) -> dict:
-    from ..config import resolved_config
     from ..pipeline import load_resolved
+    from .config import resolved_config
 
     return resolved_config(load_resolved(path, variables, display))
 

@@ -259,7 +259,7 @@ def _slack(member: _Member) -> float:
 
 def expected_duration(task: Task) -> float | None:
     """Seconds the clip must last (None when the source decides: a video edit)."""
-    from .. import rules
+    from ..providers import rules
 
     shot = task.generation.shot
     if shot.video is not None:

@@ -157,7 +157,7 @@ def write_lockfile(plan, state: State) -> None:
     target = lock_path(root)
     if target.is_file() and target.read_bytes() == text.encode("utf-8"):
         return
-    # the temp file's name is the one .gitignore (scaffold.py) and run's clean-up know
+    # the temp file's name is the one .gitignore (commands/scaffold.py) and run's clean-up know
     replace_atomically(target, text, prefix=f".{LOCK_NAME}.")
 
 

@@ -218,7 +218,7 @@ class Provider(Protocol):
     def creates_elements(self) -> bool: ...
 
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
-        """Rules specific to this provider beyond rules.py's generic ModelSpec checks."""
+        """Rules specific to this provider beyond providers/rules.py's generic ModelSpec checks."""
 
     def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
         """The prompt as sent, element references in the provider's syntax (limits measure it)."""
@@ -664,7 +664,7 @@ def image_size(path: Path) -> tuple[int, int] | None:
     it: a missing or unreadable file, a folder (OSError), no image it knows
     (UnidentifiedImageError), a path it refuses (ValueError: a NUL byte), more pixels than
     it opens safely (DecompressionBombError), a damaged header (SyntaxError, as resolve.py's
-    image check). Those files are reported where the file is checked (resolve.py, rules.py)."""
+    image check). Those files are reported where the file is checked (resolve.py, providers/rules.py)."""
     from PIL import Image, UnidentifiedImageError  # lazy: validate must start fast
 
     try:

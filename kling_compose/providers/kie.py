@@ -26,7 +26,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
-from .. import rules
+from . import rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
 from .base import (

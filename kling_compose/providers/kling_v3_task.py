@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .. import rules
+from . import rules
 from ..errors import Diagnostic
 from ..model import Element, Prompt, ResolvedShot
 from .base import (

@@ -11,7 +11,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Mapping
 
-from .. import rules
+from . import rules
 from ..errors import Diagnostic
 from ..model import Prompt, ResolvedShot
 from . import fal, kie, kling, kling_v3_task, runware

@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from .. import rules
+from . import rules
 from ..errors import Diagnostic
 from ..model import Element, Prompt, ResolvedShot
 from .base import (

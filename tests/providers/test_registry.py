@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from kling_compose.providers import PROVIDERS
-from kling_compose.rules import CHECKED_FIELDS
+from kling_compose.providers.rules import CHECKED_FIELDS
 
 
 def test_provider_names():

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from ... import rules
+from .. import rules
 from ...errors import Diagnostic
 from ...model import Element, FrameSource, Prompt, ResolvedShot
 from ..base import PLACEHOLDER_PREFIX, ModelSpec, Ref, image_size

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import Location, UserError
-from .validate import schema_text
+from ..errors import Location, UserError
+from ..validate import schema_text
 
 if TYPE_CHECKING:
-    from .providers.base import Capabilities
+    from ..providers.base import Capabilities
 
 # The storyboard `init` writes: it validates on every provider (issue 21, item 18: on kie and
 # kling its one-image element was refused, on kling-v3-task its local files and chains). The
@@ -93,7 +93,7 @@ outputs:
 """
 
 def _capabilities(provider: str) -> Capabilities:
-    from .providers import PROVIDERS
+    from ..providers import PROVIDERS
 
     return PROVIDERS[provider].spec.capabilities
 
@@ -114,7 +114,7 @@ def storyboard_text(name: str, provider: str = "preview") -> str:
 def _has_negative_prompt(provider: str) -> bool:
     """The template's model sends a negative prompt at `provider` (kie and kling-v3-task
     would warn that it is not sent); the local preview takes every field."""
-    from .providers import PROVIDERS
+    from ..providers import PROVIDERS
 
     spec = PROVIDERS[provider].models.get("kling-3-pro")
     return _capabilities(provider).local or (
@@ -140,7 +140,7 @@ def create_project(directory: Path, provider: str = "preview") -> list[str]:
     where a new file goes is refused); a folder that cannot be made is a UserError."""
     import os
 
-    from .files import create_exclusive, is_dir, kind_of, os_problem, shown
+    from ..files import create_exclusive, is_dir, kind_of, os_problem, shown
 
     where = Location(shown(str(directory)))
     target = directory / "storyboard.yaml"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import Element, FrameSource, Prompt, Resolved, ResolvedShot
+from ..model import Element, FrameSource, Prompt, Resolved, ResolvedShot
 
 _SHOT_FIELDS = ("provider", "model", "prompt", "multi_prompt", "negative_prompt", "duration",
                 "size", "aspect", "audio", "first_frame", "last_frame", "reference_images",

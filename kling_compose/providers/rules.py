@@ -10,11 +10,11 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
-from .errors import Diagnostic, Location
-from .model import Element, FrameSource, Prompt, ResolvedShot
+from ..errors import Diagnostic, Location
+from ..model import Element, FrameSource, Prompt, ResolvedShot
 
 if TYPE_CHECKING:  # providers import this module: keep the import graph acyclic at run time
-    from .providers.base import ModelSpec
+    from .base import ModelSpec
 
 PromptText = Callable[[Prompt], str]
 

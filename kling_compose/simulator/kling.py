@@ -1,7 +1,7 @@
 """The official Kling API (api-singapore.klingai.com): Kling VIDEO 3.0 text-to-video,
 image-to-video and 3.0 Omni video, element creation, task queries, with JWT auth.
 
-Written from Kling's own documentation, never from `providers/kling.py`. The developer portal
+Written from Kling's own documentation, never from `providers/kling/`. The developer portal
 (https://app.klingai.com/global/dev/document-api/...) renders in a browser only, so its pages
 were read through public copies; where a fact is only in a third-party client or summary, the
 comment beside it says so. Sources:

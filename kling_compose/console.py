@@ -91,8 +91,8 @@ def plan_requests(plan) -> list[dict]:
             entries.append({"task": task.id, "shot": task.shot, "provider": task.provider,
                             "request": task.job.request})
         elif task.kind == "element":
-            entries.append({"task": task.id, "shot": None, "element": task.params["name"],
-                            "provider": task.provider, "request": task.params["request"]})
+            entries.append({"task": task.id, "shot": None, "element": task.element_params.name,
+                            "provider": task.provider, "request": task.element_params.request})
     return entries
 
 

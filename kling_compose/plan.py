@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
+from types import MappingProxyType
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping, TypeVar, Union
 
 import networkx as nx
 
@@ -29,6 +30,56 @@ from .providers import LOCAL_PROVIDERS
 from .providers.base import PLACEHOLDER_PREFIX, InputRef, Job
 
 KEY_SALT = "kling-compose/1"
+
+
+# Each task kind's parameters: what its handler needs to make the result. None of them enters
+# a cache key or `made_from` (those hash the request and the inputs' identities), so their
+# shape may change without changing a key.
+@dataclass(frozen=True, slots=True)
+class GenerateParams:
+    """A generation's run-time inputs."""
+
+    inputs: Mapping[str, str]  # placeholder -> the task whose artifact fills it
+    files: Mapping[str, str]  # placeholder -> a local file the request names
+    short_side: int | None = None  # px, the preview's clip size (local providers only)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameParams:
+    """Which frame of its clip an extract_frame task takes (the take: Task.picks)."""
+
+    frame: Literal["first", "last"]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadParams:
+    """What an upload sends: a local file, or (file None) the artifact of its one dependency."""
+
+    media: str  # image | video | audio
+    file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ElementParams:
+    """An element created at its provider before the generations that name it."""
+
+    name: str
+    request: Mapping[str, Any]  # with input placeholders, substituted at run time
+    inputs: Mapping[str, str]  # placeholder -> the task whose artifact fills it
+
+
+@dataclass(frozen=True, slots=True)
+class AssembleParams:
+    """One output film."""
+
+    path: str  # relative to the storyboard's folder
+    sequence: tuple[str, ...]  # shot ids, in order
+    crossfade_s: float
+
+
+TaskParams = Union[GenerateParams, FrameParams, UploadParams, ElementParams, AssembleParams]
+_P = TypeVar("_P", GenerateParams, FrameParams, UploadParams, ElementParams, AssembleParams)
+NO_PICKS: Mapping[str, int] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +96,10 @@ class Task:
     job: Job | None = None  # for generate
     cost_usd: Decimal | None = Decimal(0)
     weight_s: float = 1.0  # rough wall-clock estimate, for the critical path
-    # kind-specific parameters: inputs (placeholder -> task id), file, frame, output...
-    params: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    # the kind's parameters (one of the *Params above; None only in tests' hand-made tasks)
+    params: TaskParams | None = None
+    # the take of each generation this task reads: dependency task id -> take (the shot's pick)
+    picks: Mapping[str, int] = field(default_factory=lambda: NO_PICKS)
     # what the result is made from, in words a plan can compare with the last run's: the
     # request, the provider and model, each input's identity (commands/why.py)
     made_from: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
@@ -61,6 +114,42 @@ class Task:
         if self.job is None:
             raise TypeError(f"{self.id} is not a generation")
         return self.job
+
+    def _params(self, kind: type[_P]) -> _P:
+        if not isinstance(self.params, kind):  # a bug: a handler was given another kind
+            raise TypeError(f"{self.id} is a {self.kind} task, without {kind.__name__}")
+        return self.params
+
+    @property
+    def generate_params(self) -> GenerateParams:
+        return self._params(GenerateParams)
+
+    @property
+    def frame_params(self) -> FrameParams:
+        return self._params(FrameParams)
+
+    @property
+    def upload_params(self) -> UploadParams:
+        return self._params(UploadParams)
+
+    @property
+    def element_params(self) -> ElementParams:
+        return self._params(ElementParams)
+
+    @property
+    def assemble_params(self) -> AssembleParams:
+        return self._params(AssembleParams)
+
+    @property
+    def inputs(self) -> Mapping[str, str]:
+        """A generation's or an element's run-time inputs (placeholder -> task id), else none."""
+        if isinstance(self.params, (GenerateParams, ElementParams)):
+            return self.params.inputs
+        return EMPTY
+
+    def pick(self, dep: str) -> int:
+        """The take of dependency `dep` this task reads (1 for anything but a generation)."""
+        return self.picks.get(dep, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,16 +233,18 @@ class _Builder:
 
     def add(self, task: Task) -> Task:
         if task.id not in self.tasks:
-            picks = {d: self.jobs[d.partition(":")[2]].shot.pick for d in task.depends_on
-                     if d.startswith("generate:")}
-            if picks:
-                task = replace(task, params={**task.params, "picks": picks})
             self.tasks[task.id] = task
             self.position[task.id] = len(self.position)
             self.graph.add_node(task.id)
             for dep in task.depends_on:
                 self.graph.add_edge(dep, task.id)
         return self.tasks[task.id]
+
+    def picks(self, depends_on: Iterable[str]) -> Mapping[str, int]:
+        """The take each generation among `depends_on` hands on: its shot's pick."""
+        picks = {d: self.jobs[d.partition(":")[2]].shot.pick for d in depends_on
+                 if d.startswith("generate:")}
+        return picks or NO_PICKS
 
     def add_job(self, job: Job) -> Task:
         """The generate task of a job, adding the shots it chains from first (a shot may
@@ -182,10 +273,12 @@ class _Builder:
             id=f"generate:{shot.id}", kind="generate", cache_key=key, depends_on=deps,
             shot=shot.id, provider=job.provider, model=job.model.alias, job=job,
             cost_usd=job.cost_usd, weight_s=_generate_weight(job),
-            params={**size, "inputs": {p: t.id for p, t in inputs.items() if t is not None},
-                    "files": {ref.placeholder: str(ref.file) for ref in job.inputs
-                              if ref.key.startswith("file:")}},
-            made_from=made_from,
+            params=GenerateParams(
+                inputs={p: t.id for p, t in inputs.items() if t is not None},
+                files={ref.placeholder: str(ref.file) for ref in job.inputs
+                       if ref.key.startswith("file:")},
+                short_side=size.get("short_side")),
+            picks=self.picks(deps), made_from=made_from,
         ))
 
     def input_task(self, job: Job, ref: InputRef) -> Task | None:
@@ -197,19 +290,19 @@ class _Builder:
         shot_id, _, which = rest.partition(":")
         source = self.generate_of(shot_id)
         if kind == "frame":
-            source = self.extract(shot_id, which or "last")
+            source = self.extract(shot_id, "first" if which == "first" else "last")
         return source if local else self.upload(job, ref, source)
 
     def generate_of(self, shot_id: str) -> Task:
         return self.add_job(self.jobs[shot_id])
 
-    def extract(self, shot_id: str, which: str) -> Task:
+    def extract(self, shot_id: str, which: Literal["first", "last"]) -> Task:
         source = self.generate_of(shot_id)
         pick = self.jobs[shot_id].shot.pick
         key = hash_key("extract_frame", which, pick, source.cache_key)
         return self.add(Task(id=f"frame:{shot_id}:{which}", kind="extract_frame", cache_key=key,
                              depends_on=(source.id,), shot=shot_id, weight_s=0.5,
-                             params={"frame": which, "pick": pick},
+                             params=FrameParams(which), picks=self.picks((source.id,)),
                              made_from={"pick": pick, "inputs": {f"clip:{shot_id}":
                                                                  source.cache_key}}))
 
@@ -218,15 +311,16 @@ class _Builder:
             rel = ref.key.partition(":")[2]
             content = self.digest(ref.file)
             task_id = f"upload:{job.provider}:{rel}"
-            params = {"file": str(ref.file), "media": ref.media}
+            params = UploadParams(ref.media, str(ref.file))
         else:
             content = source.cache_key
             task_id = f"upload:{job.provider}:{source.id}"
-            params = {"media": ref.media}
+            params = UploadParams(ref.media)
         key = hash_key("upload", job.provider, ref.media, content)
         return self.add(Task(id=task_id, kind="upload", cache_key=key, provider=job.provider,
                              depends_on=(source.id,) if source else (), weight_s=2.0,
-                             params=params, made_from={"inputs": {ref.key: content}}))
+                             params=params, picks=self.picks((source.id,) if source else ()),
+                             made_from={"inputs": {ref.key: content}}))
 
     def elements(self, job: Job) -> dict[str, Task]:
         """The element tasks of a job whose provider creates elements before generating
@@ -269,8 +363,8 @@ class _Builder:
             id=f"element:{job.provider}:{element.name}", kind="element", cache_key=key,
             depends_on=tuple(dict.fromkeys(t.id for t in inputs.values())),
             provider=job.provider, cost_usd=None, weight_s=30.0,  # no price is published
-            params={"name": element.name, "request": request,
-                    "inputs": {p: t.id for p, t in inputs.items()}},
+            params=ElementParams(element.name, request, {p: t.id for p, t in inputs.items()}),
+            picks=self.picks(t.id for t in inputs.values()),
             made_from={"request": request,
                        "inputs": {r.key: self.identity(r) for r in refs.values()}}))
 
@@ -278,10 +372,11 @@ class _Builder:
         gens = [self.generate_of(s) for s in output.sequence]
         picks = [self.jobs[s].shot.pick for s in output.sequence]
         key = hash_key("assemble", output.crossfade_s, [(g.cache_key, p) for g, p in zip(gens, picks)])
+        deps = tuple(dict.fromkeys(g.id for g in gens))
         self.add(Task(id=f"assemble:{output.path}", kind="assemble", cache_key=key,
-                      depends_on=tuple(dict.fromkeys(g.id for g in gens)), weight_s=1.0,
-                      params={"path": output.path, "sequence": output.sequence,
-                              "crossfade_s": output.crossfade_s},
+                      depends_on=deps, weight_s=1.0, picks=self.picks(deps),
+                      params=AssembleParams(output.path, tuple(output.sequence),
+                                            output.crossfade_s),
                       made_from={"crossfade_s": output.crossfade_s,
                                  "sequence": [[s, p] for s, p in zip(output.sequence, picks)],
                                  "inputs": {f"clip:{g.shot}": g.cache_key for g in gens}}))

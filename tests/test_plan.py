@@ -117,3 +117,89 @@ def test_the_seed_requests_example_compiles_to_the_nine_seed_bodies_and_costs():
         want.pop("taskUUID")
         assert list(bodies[shot].items()) == list(want.items()), shot  # same fields, same order
         assert costs[shot] == float((case / "cost.txt").read_text().strip()), shot
+
+
+PINNED = """\
+version: 1
+name: pinned
+defaults:
+  duration: 5
+  aspect: '16:9'
+scenes:
+  - id: main
+    shots:
+      - id: s1
+        prompt: a lantern on dark water
+        takes: 2
+        pick: 2
+      - id: s2
+        prompt: the lantern drifts under a bridge
+        first_frame: { from: previous }
+      - id: s3
+        prompt: the bridge from above
+        last_frame: { from: s1, frame: first }
+outputs:
+  - path: renders/pinned.mp4
+    sequence: [s1, s2, s3]
+    transition: { crossfade: 0.5 }
+"""
+
+# computed by the plan.py before task params were typed per kind (issue 23): a change of the
+# params' shape must not change a key (a key change makes every project pay again)
+PINNED_KEYS = {
+    "preview": {
+        "generate:s1": "7c8861b7a8b35b5531441bd2db0fa3d1031aba712a8a978741dd2397e79ad8c5",
+        "frame:s1:last": "3adf131aa6a55f117ed58ac4640bf6b739def15b7e488505f0e3d368450caad7",
+        "generate:s2": "7a43a08d5e3f3315255065efdd577f508a9abf48c6fa8c3a7224d0db0efa40cd",
+        "frame:s1:first": "f2da53f5386c6c35c65b556ed56080c3462a84798015616aae37de6a926425ad",
+        "generate:s3": "0c977fe7bedc6779d138fcad24538b88ff9cd2fe9cbc9d5ee3984897f7b7cee6",
+        "assemble:renders/pinned.mp4":
+            "1e8bfbe2eb45ffef0e204c3d2e4a06911f82121832890aca5c67105dccdcc140",
+    },
+    "runware": {
+        "generate:s1": "9a9bbcb517453b9391d9f18b35e17987bf049f086113cff32cceedf66776239f",
+        "frame:s1:last": "de31bf07f95aee4ccab751433c68d8ae9d706c6847585e2a1b0c9ee8a5250baf",
+        "upload:runware:frame:s1:last":
+            "50c61a757e3549fc0142545a6a72e1e86add2c9dca21b7421fe63d45507085cb",
+        "generate:s2": "358633c0d92ba3ee29f98a425de41e0425c6fac102ab2b3da4b44af45ec194f7",
+        "frame:s1:first": "16fcbed22e8e9936e118fd53d8eb863be5033ccd90584f9a7bd9a98ba5e9e774",
+        "upload:runware:frame:s1:first":
+            "807e2723633029b47856e09b521b2c82a943a20ffb4bf19c51053647481b94f0",
+        "generate:s3": "3c4f55b167c98044ba565bff4f25b4d64fad96082453fd40a85d2b9761e4da09",
+        "assemble:renders/pinned.mp4":
+            "a81ec62457ae87c31e2a4a6821aaa4772684e881e8e8109588c7eaa9e9475bfe",
+    },
+}
+
+
+def test_the_keys_of_a_fixed_storyboard_are_pinned(tmp_path):
+    (tmp_path / "storyboard.yaml").write_text(PINNED)
+    for provider, pinned in PINNED_KEYS.items():
+        assert keys(plan_of(tmp_path, provider)) == pinned, provider
+
+
+def test_each_kind_has_its_typed_params_and_the_picks_it_reads(tmp_path):
+    import pytest
+
+    from kling_compose.plan import (AssembleParams, FrameParams, GenerateParams,
+                                    UploadParams)
+
+    (tmp_path / "storyboard.yaml").write_text(PINNED)
+    tasks = plan_of(tmp_path, "runware").tasks
+    s2, frame = tasks["generate:s2"], tasks["frame:s1:last"]
+    assert s2.generate_params == GenerateParams(
+        inputs={"kc-input:frame:s1:last": "upload:runware:frame:s1:last"}, files={})
+    assert s2.inputs == s2.generate_params.inputs and s2.generate_params.short_side is None
+    assert frame.frame_params == FrameParams("last") and frame.picks == {"generate:s1": 2}
+    assert tasks["frame:s1:first"].frame_params.frame == "first"
+    assert tasks["upload:runware:frame:s1:last"].upload_params == UploadParams("image")
+    assert tasks["upload:runware:frame:s1:last"].inputs == {}
+    film = tasks["assemble:renders/pinned.mp4"]
+    assert film.assemble_params == AssembleParams("renders/pinned.mp4", ("s1", "s2", "s3"), 0.5)
+    assert film.pick("generate:s1") == 2 and film.pick("generate:s2") == 1
+    with pytest.raises(TypeError, match="assemble"):
+        film.upload_params
+    with pytest.raises(TypeError):
+        frame.generate_params
+    preview = plan_of(tmp_path, "preview").tasks["generate:s1"]
+    assert preview.generate_params.short_side == 360

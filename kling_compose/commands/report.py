@@ -170,7 +170,7 @@ def review(plan, files: _Files) -> ReportView:
                    records.get(f"generate:{s.id}"), _entry(lock, "shots", s.id), feeds, files)
         for s in plan.resolved.shots)
     films = tuple(_film_view(plan.tasks[t], by_task[t], records.get(t),
-                             _entry(lock, "outputs", plan.tasks[t].params["path"]), files)
+                             _entry(lock, "outputs", plan.tasks[t].assemble_params.path), files)
                   for t in plan.order if plan.tasks[t].kind == "assemble")
     unpaid = [plan.tasks[t.task_id] for t in status.tasks if t.kind == "generate"
               and t.status not in ("done", "restorable")]
@@ -285,9 +285,9 @@ def _film_view(task, status, record, entry: dict, files: _Files) -> FilmView:
     result = (record.result if record is not None else None) or {}
     duration = result.get("duration_s", entry.get("duration_s"))
     shown = status.status if status.status == "done" or href is None else "restorable"
-    return FilmView(task.params["path"], shown, href,
+    return FilmView(task.assemble_params.path, shown, href,
                     duration if isinstance(duration, (int, float)) else None,
-                    tuple(task.params["sequence"]))
+                    task.assemble_params.sequence)
 
 
 def _task_id(status: str, record, entry: dict) -> str | None:

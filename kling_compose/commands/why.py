@@ -169,7 +169,7 @@ def orphaned(plan) -> list[dict]:
     """Shots and outputs storyboard.lock names that the storyboard no longer has."""
     lock = read_lockfile(plan.resolved.storyboard.root)
     shots = {t.shot for t in plan.tasks.values() if t.kind == "generate"}
-    outputs = {t.params["path"] for t in plan.tasks.values() if t.kind == "assemble"}
+    outputs = {t.assemble_params.path for t in plan.tasks.values() if t.kind == "assemble"}
     found = [{"id": f"generate:{shot}", "kind": "generate", "shot": shot,
               "provider": entry.get("provider"), "cache_key": entry.get("cache_key")}
              for shot, entry in sorted(lock.shots.items()) if shot not in shots]
@@ -193,7 +193,7 @@ def _previous(task, state: State | None, lock: Lock) -> dict | None:
     if task.kind == "generate":
         entry = lock.shots.get(task.shot)
     elif task.kind == "assemble":
-        entry = lock.outputs.get(task.params["path"])
+        entry = lock.outputs.get(task.assemble_params.path)
     if isinstance(entry, dict) and entry.get("cache_key") != task.cache_key:
         made_from = entry.get("made_from")
         return made_from if isinstance(made_from, dict) else None

@@ -120,7 +120,7 @@ def check_write_paths(plan: Plan) -> None:
     real_root = root.resolve()
     paths = ProjectPaths(root)
     places = [paths.shots, paths.objects, paths.tmp, paths.lock]
-    places += [root / t.params["path"] for t in plan.tasks.values() if t.kind == "assemble"]
+    places += [root / t.assemble_params.path for t in plan.tasks.values() if t.kind == "assemble"]
     for place in places:
         relative = place.relative_to(root)
         for depth in range(1, len(relative.parts) + 1):
@@ -140,7 +140,7 @@ def remove_stale_temp_files(plan: Plan) -> None:
     copies', .storyboard.lock.*): only this project's, and only while it holds the run lock."""
     root = plan.resolved.storyboard.root
     folders = {root, ProjectPaths(root).renders, ProjectPaths(root).shots}
-    folders |= {(root / task.params["path"]).parent for task in plan.tasks.values()
+    folders |= {(root / task.assemble_params.path).parent for task in plan.tasks.values()
                 if task.kind == "assemble"}
     for folder in folders:
         if not folder.is_dir():

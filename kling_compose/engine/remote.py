@@ -154,7 +154,7 @@ class Remote:
         """Store the input; hand on an inline reference where the provider takes the bytes
         in the request, else upload it through the provider's upload API."""
         provider = PROVIDERS[task.provider]
-        media = task.params.get("media", "image")
+        media = task.upload_params.media
         temp = self.store.temp_path(source.suffix or ".bin")
         temp.write_bytes(source.read_bytes())
         suffix = temp.suffix
@@ -247,7 +247,7 @@ class Remote:
             self.budget.release(task.id)
             self.state.rejected(task.cache_key, status.message or "element creation failed")
             raise RemoteError(f"{task.provider} did not create element "
-                              f"'{task.params.get('name', task.id)}': "
+                              f"'{task.element_params.name}': "
                               f"{status.message or status.state}")
         made = status.results[0]  # an element's result is its id
         self.budget.settle(task.id, made.cost_usd)
@@ -380,7 +380,7 @@ class Remote:
                 return Handle(task_id)
             return None
         if provider.lost_answer == "lookup":  # Kling: by the id we sent along, each form
-            request = task.job.request if task.job is not None else task.params["request"]
+            request = task.job.request if task.job is not None else task.element_params.request
             unanswered = None
             for lookup in provider.lookup_requests(task.job, request, task_id, base, key):
                 async def ask(lookup=lookup):

@@ -155,7 +155,7 @@ class Runner:
                 self.remote.on_submitted = self.team.announce
             jobs = [asyncio.create_task(self.task(self.plan.tasks[t], limits)) for t in selected]
             outcomes = [self.made_late.get(o.task.id, o) for o in await asyncio.gather(*jobs)]
-        films = tuple(Path(o.task.params["path"]) for o in outcomes
+        films = tuple(Path(o.task.assemble_params.path) for o in outcomes
                       if o.task.kind == "assemble" and o.status in (Ending.DONE, Ending.CACHED))
         return RunResult(tuple(outcomes), films, tuple(self.remote.warnings))
 
@@ -249,7 +249,7 @@ class Runner:
         """Make the uploads and elements this task sends that were left unneeded (a generation
         whose restore failed after all, an element whose images were not uploaded): once each,
         before its request is built; a failure fails this task."""
-        for dep in task.params.get("inputs", {}).values():
+        for dep in task.inputs.values():
             if self.records[dep].status != "planned":
                 continue
             async with self.key_locks.setdefault("made:" + dep, asyncio.Lock()):
@@ -314,4 +314,4 @@ class Runner:
     def export(self, task: Task, record: Record) -> None:
         """Put the film where the storyboard asked for it."""
         digest, suffix = record.artifacts[0]
-        self._export_if_changed(digest, suffix, self.plan.resolved.storyboard.root / task.params["path"])
+        self._export_if_changed(digest, suffix, self.plan.resolved.storyboard.root / task.assemble_params.path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
 
 from ..media.ffmpeg import MediaError
-from ..plan import Task, substitute
+from ..plan import PREVIEW_SHORT_SIDE, Task, substitute
 from ..project.reuse import input_digests
 from ..project.state import Record
 from ..providers import LOCAL_PROVIDERS
@@ -86,7 +86,7 @@ class TaskHandler:
     def references(self, task: Task) -> dict[str, str]:
         """Each run-time input's provider reference (URL, UUID, element id)."""
         refs = {}
-        for placeholder, dep in task.params.get("inputs", {}).items():
+        for placeholder, dep in task.inputs.items():
             handed_on = self.run.records[dep].reference
             if handed_on is None:  # a bug: an upload or element recorded without its result
                 raise RemoteError(f"{dep} recorded no reference for {task.id} to send")
@@ -119,10 +119,9 @@ class Generate(TaskHandler):
         from ..media.animatic import AnimaticSpec, preview_size, render_animatic
 
         run = self.run
-        refs = {p: path for p, path in task.params.get("files", {}).items()}
-        picks = task.params.get("picks", {})
-        refs.update({p: str(run.artifact(dep, picks.get(dep, 1)))
-                     for p, dep in task.params.get("inputs", {}).items()})
+        params = task.generate_params
+        refs = dict(params.files)
+        refs.update({p: str(run.artifact(dep, task.pick(dep))) for p, dep in params.inputs.items()})
         request = substitute(task.generation.request, refs)
         notes = []
         for key in ("first_image", "last_image"):
@@ -138,7 +137,7 @@ class Generate(TaskHandler):
             if request.get(key):
                 await asyncio.to_thread(_check_image, Path(request[key]))
         width, height = preview_size(request["width"], request["height"],
-                                     task.params["short_side"])
+                                     params.short_side or PREVIEW_SHORT_SIDE)
         artifacts = []
         takes = request.get("takes", 1)
         for take in range(takes):
@@ -201,8 +200,8 @@ class ExtractFrame(TaskHandler):
         run = self.run
         (dep,) = task.depends_on
         out = run.store.temp_path(".png")
-        clip = run.artifact(dep, task.params.get("picks", {}).get(dep, 1))
-        await asyncio.to_thread(extract_frame, clip, task.params["frame"], out)
+        clip = run.artifact(dep, task.pick(dep))
+        await asyncio.to_thread(extract_frame, clip, task.frame_params.frame, out)
         return [(run.store.adopt(out), ".png")], None, None, Decimal(0)
 
 
@@ -213,12 +212,11 @@ class Assemble(TaskHandler):
         from ..media.assemble import assemble
 
         run = self.run
-        picks = task.params.get("picks", {})
-        clips = [run.artifact(f"generate:{s}", picks.get(f"generate:{s}", 1))
-                 for s in task.params["sequence"]]
-        out = run.store.temp_path(Path(task.params["path"]).suffix or ".mp4")
-        info = await asyncio.to_thread(assemble, clips, out,
-                                       crossfade_s=task.params["crossfade_s"],
+        params = task.assemble_params
+        clips = [run.artifact(f"generate:{s}", task.pick(f"generate:{s}"))
+                 for s in params.sequence]
+        out = run.store.temp_path(Path(params.path).suffix or ".mp4")
+        info = await asyncio.to_thread(assemble, clips, out, crossfade_s=params.crossfade_s,
                                        workdir=run.store.tmp)
         result = {"duration_s": round(info.video_duration_s, 3)}
         return [(run.store.adopt(out), out.suffix)], None, result, Decimal(0)
@@ -234,11 +232,12 @@ class Upload(TaskHandler):
 
     async def make(self, task: Task) -> Made:
         run = self.run
-        if "file" in task.params:
-            source = Path(task.params["file"])
+        file = task.upload_params.file
+        if file is not None:
+            source = Path(file)
         else:
             (dep,) = task.depends_on
-            source = run.artifact(dep, task.params.get("picks", {}).get(dep, 1))
+            source = run.artifact(dep, task.pick(dep))
         artifacts, reference = await run.remote.upload(task, source)
         return artifacts, reference, None, Decimal(0)
 
@@ -250,7 +249,7 @@ class Element(TaskHandler):
         """Create an element at its provider; its id is handed on to the generations."""
         run = self.run
         await run.inputs_made(task)
-        request = substitute(task.params["request"], self.references(task))
+        request = substitute(task.element_params.request, self.references(task))
         element_id, cost = await run.remote.create_element(task, request,
                                                            run.previous.get(task.id))
         return [], element_id, {"element_id": element_id}, cost

@@ -96,7 +96,7 @@ def _made_before(task: Task, lock: Lock, ledger: State | None) -> bool:
     if ledger is not None and ledger.latest_for(task.id) is not None:
         return True
     entry = lock.shot(task.shot) if task.kind == "generate" else \
-        lock.output(task.params["path"]) if task.kind == "assemble" else None
+        lock.output(task.assemble_params.path) if task.kind == "assemble" else None
     return isinstance(entry, dict) and entry.get("cache_key") not in (None, task.cache_key)
 
 

@@ -148,9 +148,9 @@ def write_lockfile(plan, state: State) -> None:
             if entry:
                 shots[task.shot] = entry
         else:
-            entry = entry or old.outputs.get(task.params["path"])
+            entry = entry or old.outputs.get(task.assemble_params.path)
             if entry:
-                outputs[task.params["path"]] = entry
+                outputs[task.assemble_params.path] = entry
     data = {"version": LOCK_VERSION, "storyboard": plan.resolved.storyboard.name,
             "shots": shots, "outputs": outputs}
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -65,8 +65,7 @@ def is_reusable(task: Task, record: Record | None, upstream: Mapping[str, Record
 def input_digests(task: Task, upstream: Mapping[str, Record],
                   identity: Identity = handed_on) -> dict[str, str | None]:
     """{dependency task id: its content identity} for a task whose dependencies are known."""
-    picks = task.params.get("picks", {})
-    return {dep: identity(upstream[dep], picks.get(dep, 1)) for dep in task.depends_on}
+    return {dep: identity(upstream[dep], task.pick(dep)) for dep in task.depends_on}
 
 
 def planned(task: Task, upstream: Mapping[str, Record]) -> Record:

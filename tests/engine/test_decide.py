@@ -14,7 +14,7 @@ from kling_compose.project.decide import (NOTHING_TO_PAY, Review, Verdict, decid
 from kling_compose.project.lockfile import Lock
 from kling_compose.project.reuse import input_digests
 from kling_compose.project.state import Record
-from kling_compose.plan import Task
+from kling_compose.plan import Task, UploadParams
 from kling_compose.providers import PROVIDERS
 
 CLIP = "a" * 64
@@ -57,7 +57,7 @@ def shot_task(shot="s1", key="k-s1", depends_on=(), takes=1, cost=Decimal("1.5")
 
 def upload_task(key="k-up") -> Task:
     return Task(id=f"upload:{HOSTED}:assets/a.png", kind="upload", cache_key=key,
-                provider=HOSTED, params={"file": "assets/a.png"})
+                provider=HOSTED, params=UploadParams("image", "assets/a.png"))
 
 
 def done(task: Task, artifacts=((CLIP, ".mp4"),), inputs=None, finished_at=None) -> Record:

@@ -7,6 +7,7 @@ query, external_task_id, the element library, `{code, message, data}` answers)."
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -731,7 +732,8 @@ def test_neither_key_nor_token_shows_in_anything_the_run_writes_or_reports(tmp_p
     texts = [repr(Settings(keys={"kling": KEY})), str(KEY), repr(result), repr(failed)]
     texts += [str(o.error) for o in (*result.outcomes, *failed.outcomes)]
     plan = build_plan(load_storyboard(root / "storyboard.yaml"))
-    texts.append(json.dumps([t.params for t in plan.tasks.values()], default=str))
+    texts.append(json.dumps([dataclasses.asdict(t.params) for t in plan.tasks.values()
+                             if t.params is not None], default=str))
     secrets = [AK, SK, *fake.tokens, *bad.tokens]
     assert fake.tokens and all(s not in text for s in secrets for text in texts)
     for folder in (root, refused):

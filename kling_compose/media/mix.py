@@ -7,9 +7,12 @@ re-encoded. Figures and choices measured: docs/media.md "mix.py".
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import re
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,8 +76,13 @@ def _ffmpeg_stderr(args: list[str]) -> str:
     MediaError on a non-zero exit. For analysis passes that write nothing (`-f null -`)."""
     cmd = [*_dies_with_parent(), ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats",
            "-loglevel", "info", "-y", *map(str, args)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
+        # the machine, not the media (as run_ffmpeg): a full disk, a quota, a file size limit
+        for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            if os.strerror(code) in proc.stderr or \
+                    (code == errno.EFBIG and proc.returncode == -signal.SIGXFSZ):
+                raise OSError(code, os.strerror(code), str(args[-1]))
         raise MediaError(
             f"{_short_cmd(args)} failed (exit {proc.returncode}): {_stderr_tail(proc.stderr)}"
         )
@@ -112,7 +120,7 @@ def _number(text: str) -> float:
 _SUMMARY = re.compile(
     r"Summary:.*?I:\s*(?P<i>\S+)\s+LUFS\s*Threshold:\s*(?P<th>\S+)\s+LUFS"
     r".*?LRA:\s*(?P<lra>\S+)\s+LU.*?Peak:\s*(?P<tp>\S+)\s+dBFS",
-    re.S,
+    re.DOTALL,
 )
 
 

@@ -44,10 +44,13 @@ def _short_cmd(args: list[str], limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def run_ffmpeg(args: list[str]) -> None:
-    """Run ffmpeg quietly with `args`; raise MediaError if it exits non-zero."""
-    cmd = [*_dies_with_parent(), ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
-           "-y", *map(str, args)]
+def run_ffmpeg(args: list[str], *, reports: bool = False) -> str:
+    """Run ffmpeg quietly with `args`; raise MediaError if it exits non-zero (OSError for a
+    full disk, a quota or a file size limit). reports=True runs it at loglevel info, where
+    analysis filters (ebur128, loudnorm) print what they measured, and returns its stderr."""
+    level = ["-nostats", "-loglevel", "info"] if reports else ["-loglevel", "error"]
+    cmd = [*_dies_with_parent(), ffmpeg_exe(), "-hide_banner", "-nostdin", *level, "-y",
+           *map(str, args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         # the machine, not the media: a full disk, a quota, a file size limit (SIGXFSZ)
@@ -58,6 +61,12 @@ def run_ffmpeg(args: list[str]) -> None:
         raise MediaError(
             f"{_short_cmd(args)} failed (exit {proc.returncode}): {_stderr_tail(proc.stderr)}"
         )
+    return proc.stderr
+
+
+def stderr_tail(stderr: str, lines: int = 3) -> str:
+    """The last lines of what ffmpeg printed, for a message."""
+    return _stderr_tail(stderr, lines)
 
 
 @functools.cache

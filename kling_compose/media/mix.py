@@ -7,29 +7,16 @@ re-encoded. Figures and choices measured: docs/media.md "mix.py".
 
 from __future__ import annotations
 
-import errno
 import json
 import math
-import os
 import re
-import signal
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 
-from .ffmpeg import (
-    MediaError,
-    _dies_with_parent,
-    _short_cmd,
-    _stderr_tail,
-    atomic_output,
-    ffmpeg_exe,
-    probe,
-    run_ffmpeg,
-)
+from .ffmpeg import MediaError, atomic_output, probe, run_ffmpeg, stderr_tail
 
 SAMPLE_RATE = 48_000
 _AUDIO_OUT = ["-c:a", "aac", "-b:a", "192k", "-ar", str(SAMPLE_RATE)]
@@ -72,21 +59,8 @@ class Normalised:
 
 
 def _ffmpeg_stderr(args: list[str]) -> str:
-    """Run ffmpeg at loglevel info (filters print their reports there) and return stderr;
-    MediaError on a non-zero exit. For analysis passes that write nothing (`-f null -`)."""
-    cmd = [*_dies_with_parent(), ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats",
-           "-loglevel", "info", "-y", *map(str, args)]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, errors="replace")
-    if proc.returncode != 0:
-        # the machine, not the media (as run_ffmpeg): a full disk, a quota, a file size limit
-        for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            if os.strerror(code) in proc.stderr or \
-                    (code == errno.EFBIG and proc.returncode == -signal.SIGXFSZ):
-                raise OSError(code, os.strerror(code), str(args[-1]))
-        raise MediaError(
-            f"{_short_cmd(args)} failed (exit {proc.returncode}): {_stderr_tail(proc.stderr)}"
-        )
-    return proc.stderr
+    """An analysis pass (`-f null -`): what its filters printed (ffmpeg.run_ffmpeg)."""
+    return run_ffmpeg(args, reports=True)
 
 
 def _file_url(path: Path | str) -> str:
@@ -133,7 +107,7 @@ def measure(path: Path | str) -> Loudness:
                              "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"])
     found = list(_SUMMARY.finditer(stderr))
     if not found:
-        raise MediaError(f"measuring {path}: no ebur128 summary ({_stderr_tail(stderr)})")
+        raise MediaError(f"measuring {path}: no ebur128 summary ({stderr_tail(stderr)})")
     m = found[-1]
     return Loudness(_number(m["i"]), _number(m["tp"]), max(0.0, _number(m["lra"])),
                     _number(m["th"]))
@@ -144,7 +118,7 @@ def _loudnorm_json(stderr: str) -> dict[str, str]:
     start = stderr.rfind("{")
     end = stderr.rfind("}")
     if start < 0 or end < start:
-        raise MediaError(f"loudnorm printed no JSON ({_stderr_tail(stderr)})")
+        raise MediaError(f"loudnorm printed no JSON ({stderr_tail(stderr)})")
     try:
         data = json.loads(stderr[start : end + 1])
     except json.JSONDecodeError as exc:

@@ -25,7 +25,7 @@ from ..settings import Settings
 from .outcomes import RunOptions
 
 
-def unwritable(exc: Exception, root: Path) -> str:
+def write_failure(exc: Exception, root: Path) -> str:
     """A full disk, a read-only folder, a file where a folder should be: what could not be
     written."""
     if isinstance(exc, OSError):
@@ -59,7 +59,7 @@ class project_lock:
             # needs no write access), or not at all when a run never made run.lock; what
             # needs to write says what it cannot write (gc --dry-run only reads)
             if not _read_only(exc):
-                raise UserError.single(unwritable(exc, self.root), hint="free disk space or "
+                raise UserError.single(write_failure(exc, self.root), hint="free disk space or "
                                        "fix the folder's permissions, then run again") from None
             try:
                 self.file = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -139,7 +139,8 @@ def remove_stale_temp_files(plan: Plan) -> None:
     """Temp files a killed run left just before a final rename (renders/.tmp-*, the shot
     copies', .storyboard.lock.*): only this project's, and only while it holds the run lock."""
     root = plan.resolved.storyboard.root
-    folders = {root, ProjectPaths(root).renders, ProjectPaths(root).shots}
+    paths = ProjectPaths(root)
+    folders = {root, paths.renders, paths.shots}
     folders |= {(root / task.assemble_params.path).parent for task in plan.tasks.values()
                 if task.kind == "assemble"}
     for folder in folders:

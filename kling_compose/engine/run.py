@@ -40,7 +40,7 @@ from .preflight import (
     check_write_paths,
     project_lock,
     remove_stale_temp_files,
-    unwritable,
+    write_failure,
 )
 from .remote import Budget, Clock, Remote, RemoteError
 from .slots import Rank, Slots, heir, rank_tasks
@@ -49,7 +49,7 @@ from .team import Team, generations, pull_shared, push_shared
 
 # the names the package's users import from here (cli.py, kling_compose/__init__.py)
 __all__ = ["Outcome", "Reporter", "RunOptions", "RunResult", "STORE_FAILURES", "check_request",
-           "check_write_paths", "project_lock", "run_plan", "selected_tasks"]
+           "check_write_paths", "project_lock", "run_plan"]
 
 
 def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter | None = None,
@@ -83,16 +83,11 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
                     result = replace(result, warnings=(*result.warnings, problem))
             return result
         except (OSError, sqlite3.OperationalError) as exc:
-            raise UserError.single(unwritable(exc, root), hint="free disk space or fix the "
+            raise UserError.single(write_failure(exc, root), hint="free disk space or fix the "
                                    "folder's permissions, then run again: finished work is "
                                    "kept and the run resumes") from None
         finally:
             state.close()
-
-
-def selected_tasks(plan: Plan, options: RunOptions) -> list[str]:
-    """Task ids to run: everything, or what `--only` names (selection.py)."""
-    return select(plan, options.only)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from ..project.reuse import input_digests
 from ..project.state import Record
 from ..providers import LOCAL_PROVIDERS
 from .outcomes import Ending, Outcome
-from .preflight import unwritable
+from .preflight import write_failure
 from .remote import BudgetExceeded, RemoteError
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class TaskHandler:
         except (MediaError, RemoteError) as exc:
             return await self._failed(task, Ending.FAILED, str(exc), started)
         except OSError as exc:  # a full disk, a read-only folder: this task, not the whole run
-            message = unwritable(exc, run.plan.resolved.storyboard.root) + \
+            message = write_failure(exc, run.plan.resolved.storyboard.root) + \
                 "; fix it and run again (the run resumes)"
             return await self._failed(task, Ending.FAILED, message, started)
         artifacts, reference, result, cost = made

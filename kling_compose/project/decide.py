@@ -17,16 +17,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ..paths import ProjectPaths
-from .lockfile import Lock
-from .restore import Fetch, lock_record, may_restore
+from .lockfile import Lock, read_lockfile
+from .restore import Fetch, lock_record, may_restore, unavailable
 from .reuse import DERIVED, expired, in_flight, is_reusable, planned
-from .state import Record, State
+from .state import Record, State, _cannot_write, damaged, refuse_links, state_path, unwritable
+from .store import Store
 
 if TYPE_CHECKING:
     import httpx
 
     from ..plan import Plan, Task
-    from .store import Store
 
 
 class Verdict(enum.StrEnum):
@@ -172,11 +172,6 @@ def read_statuses(plan: Plan, reasons: dict[str, str] | None = None, *,
     record and pays nothing. missing: a finished result whose clip is gone from (or damaged
     in) the store: it will be made again, and paid for again if it is a generation. `reasons`,
     if given, receives why a generation the lock names cannot be restored."""
-    from .lockfile import read_lockfile
-    from .restore import unavailable
-    from .state import _cannot_write, damaged, refuse_links, state_path, unwritable
-    from .store import Store
-
     root = plan.resolved.storyboard.root
     path = state_path(root)
     refuse_links(path)  # a dangling link would read as no ledger: every shot new, to pay

@@ -143,15 +143,6 @@ def _judge(response, body: dict | None, what: str) -> None:
                         + (f" ({hint})" if hint else ""))
 
 
-def _data(body: dict, what: str) -> dict:
-    from ..base import ProviderError
-
-    data = body.get("data")
-    if not isinstance(data, dict):
-        raise ProviderError(f"kling answered the {what} without data")
-    return data
-
-
 def _numeric_ids(request: Mapping[str, Any]) -> dict[str, Any]:
     """The body as sent: an element id the run created (a string once substituted) is a
     number ("element_id": long)."""

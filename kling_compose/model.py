@@ -67,6 +67,24 @@ class Prompt:
         )
 
 
+NARRATOR = "narrator"  # the speaker of an off-screen voice: no element, no lip sync
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of dialogue: who says it, the words, and how (`tone`, optional)."""
+
+    speaker: str  # an element's name, or NARRATOR
+    text: str
+    tone: str | None = None
+    location: Location | None = None  # the line's mapping
+    speaker_location: Location | None = None
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
+
+
 @dataclass(frozen=True, slots=True)
 class PromptSegment:
     """One segment of a multi_prompt."""
@@ -74,6 +92,7 @@ class PromptSegment:
     prompt: Prompt
     duration_s: int
     location: Location | None = None
+    dialogue: tuple[Line, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +108,19 @@ class Element:
     voices: tuple[FrameSource, ...] = ()
     tags: tuple[str, ...] = ()
     id: str | None = None  # a provider-side element id to reuse instead of creating one
+    voice: FrameSource | None = None  # a 5-30 s sample the provider makes a voice of, once
+    voice_id: str | None = None  # or a voice the provider account already has
+
+    @property
+    def has_voice(self) -> bool:
+        return self.voice is not None or self.voice_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """Where a reframed deliverable keeps a shot's centre: fractions of width and height."""
+
+    focus: tuple[float, float] = (0.5, 0.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +151,8 @@ class ShotFields:
     output_format: str | None = None
     quality: int | None = None
     provider_options: Mapping[str, Any] | None = None
+    dialogue: tuple[Line, ...] | None = None
+    framing: Framing | None = None
     locations: Mapping[str, Location] = field(default_factory=lambda: EMPTY)
 
 
@@ -141,15 +175,84 @@ class Scene:
 
 
 @dataclass(frozen=True, slots=True)
+class Transition:
+    """How the film goes into a piece: a cut, a crossfade (the two overlap: the film is
+    shorter by `seconds`) or a dip through black (out over half, in over half: no overlap)."""
+
+    kind: str = "cut"  # cut | crossfade | dip
+    seconds: float = 0.0
+    location: Location | None = None
+
+
+CUT = Transition()
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One item of an output's sequence: a shot (trimmed to `start_s`..`end_s` seconds of its
+    clip) or a title card (`title`, `duration_s`, over `background`: a colour or an image)."""
+
+    shot: str | None = None
+    start_s: float | None = None  # `in`
+    end_s: float | None = None  # `out`
+    transition: Transition | None = None  # into this piece; None: the output's transition
+    title: str | None = None
+    subtitle: str | None = None
+    duration_s: float | None = None
+    background: FrameSource | str | None = None  # an image, or a colour ("black", "#102030")
+    location: Location | None = None
+
+    @property
+    def is_title(self) -> bool:
+        return self.shot is None
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """A logo over every frame of one output."""
+
+    image: FrameSource
+    corner: str = "bottom-right"  # top-left | top-right | bottom-left | bottom-right
+    opacity: float = 0.8
+    scale: float = 0.12  # the logo's width as a fraction of the film's width
+    location: Location | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputAudio:
+    """An output's mix: a music bed (gain, ducking under dialogue) and a loudness target."""
+
+    music: FrameSource | None = None
+    music_gain_db: float = -18.0
+    duck_db: float = 10.0
+    loudness_lufs: float | None = None  # integrated LUFS; None: no normalisation
+    true_peak_db: float = -1.0
+    location: Location | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Output:
     """One film to assemble: `path` relative to the project root."""
 
     path: str
-    sequence: tuple[str, ...]
+    sequence: tuple[str, ...]  # the shots, in order (title cards aside)
     crossfade_s: float = 0.0  # 0 means hard cuts
     location: Location | None = None
     sequence_locations: tuple[Location | None, ...] = ()
     crossfade_location: Location | None = None
+    # issue 24: the edit and the deliverable; the defaults make the film of before
+    pieces: tuple[Piece, ...] = ()  # the sequence as written; () means one piece per shot
+    transition: Transition = CUT  # the default transition into each piece
+    fade_in_s: float = 0.0
+    fade_out_s: float = 0.0
+    subtitles: tuple[str, ...] = ()  # srt | vtt
+    burn_in: bool = False
+    audio: OutputAudio | None = None
+    aspect: str | None = None  # "9:16"
+    size: tuple[int, int] | None = None
+    reframe: str = "crop"  # crop | pad | generate
+    preset: str = "web"  # web | master
+    watermark: Watermark | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +305,8 @@ class ResolvedShot:
     output_format: str | None = None
     quality: int | None = None
     provider_options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    dialogue: tuple[Line, ...] = ()  # the shot's own lines (a multi_prompt's are on its segments)
+    focus: tuple[float, float] = (0.5, 0.5)
     location: Location | None = None  # the shot's `id`
     # field -> where its effective value was set
     locations: Mapping[str, Location] = field(default_factory=lambda: EMPTY)
@@ -209,6 +314,24 @@ class ResolvedShot:
     def where(self, name: str) -> Location | None:
         """Where the effective value of field `name` was written (else the shot itself)."""
         return self.locations.get(name, self.location)
+
+    @property
+    def lines(self) -> tuple[tuple[Line, float, float], ...]:
+        """Every line of the shot with the span of the clip it is spoken in (seconds): the
+        whole clip for the shot's own lines, its segment's span for a multi_prompt's."""
+        if self.multi_prompt:
+            spans, start = [], 0.0
+            for seg in self.multi_prompt:
+                spans += [(line, start, start + seg.duration_s) for line in seg.dialogue]
+                start += seg.duration_s
+            return tuple(spans)
+        end = float(self.duration or 5)
+        return tuple((line, 0.0, end) for line in self.dialogue)
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        """Each speaker once, in order of first line."""
+        return tuple(dict.fromkeys(line.speaker for line, _, _ in self.lines))
 
     @property
     def chains(self) -> tuple[FrameSource, ...]:

@@ -22,8 +22,10 @@ from .errors import Diagnostic, Location, UserError, did_you_mean
 from .files import real_path
 from .parse import extent
 from .model import (
+    NARRATOR,
     SHOT_FIELD_NAMES,
     Element,
+    ElementRef,
     FrameSource,
     Output,
     Resolved,
@@ -36,7 +38,8 @@ from .model import (
 DEFAULT_PROVIDER = "preview"
 DEFAULT_MODEL = "kling-3-pro"
 _SIMPLE_FIELDS = tuple(n for n in SHOT_FIELD_NAMES if n not in ("size", "aspect", "provider_options",
-                                                                 "elements"))
+                                                                 "elements", "dialogue",
+                                                                 "framing"))
 
 MIN_CROSSFADE_S = 0.1  # 2.4 frames at 24 fps, 3 at 30: xfade needs whole frames
 
@@ -117,6 +120,7 @@ class _Resolver:
         lists: dict[str, tuple[FrameSource, ...]] = {
             name: tuple(self.source(shot, index, s) for s in values[name]) for name in
             ("reference_images", "reference_videos") if name in values}
+        self.check_dialogue(shot, values, locations)
         elements = self.elements(shot, values, levels)
         values.update(chains)
         values.update(lists)
@@ -125,6 +129,10 @@ class _Resolver:
         values.setdefault("model", DEFAULT_MODEL)
         values.setdefault("takes", 1)
         values.setdefault("pick", 1)
+        if shot.fields.dialogue:
+            values["dialogue"] = shot.fields.dialogue
+        if shot.fields.framing is not None:
+            values["focus"] = shot.fields.framing.focus
         return ResolvedShot(
             id=shot.id, scene=scene, index=index, provider_options=MappingProxyType(options),
             location=shot.location, locations=MappingProxyType(
@@ -178,6 +186,33 @@ class _Resolver:
         elif not has_prompt and not has_multi:
             self.fail(f"shot '{shot.id}' has no 'prompt'", shot.location,
                       "add `prompt:` (or `multi_prompt:` for several shots in one generation)")
+
+    def check_dialogue(self, shot: Shot, values, locations) -> None:
+        """Each speaker an element or the narrator; lines on a shot or on its segments, not
+        both; dialogue is spoken, so the shot has audio (on unless set off, which is refused)."""
+        own = shot.fields.dialogue or ()
+        segments = values.get("multi_prompt") or ()
+        if own and segments:
+            self.fail(f"shot '{shot.id}' has dialogue and a multi_prompt", own[0].location,
+                      "give each multi_prompt segment its own `dialogue:`")
+        lines = [*own, *(line for seg in segments for line in seg.dialogue)]
+        for line in lines:
+            if line.speaker != NARRATOR and line.speaker not in self.sb.elements:
+                names = [*self.sb.elements, NARRATOR]
+                self.fail(f"speaker '{line.speaker}' is not an element", line.speaker_location,
+                          did_you_mean(line.speaker, names) or
+                          f"speakers are elements ({', '.join(self.sb.elements) or 'none yet'}) "
+                          f"or `{NARRATOR}` for an off-screen voice")
+        if not lines:
+            return
+        if values.get("audio") is False:
+            where = locations.get("audio")
+            at = f" (set on line {where.line})" if where is not None else ""
+            self.fail(f"shot '{shot.id}' has dialogue but `audio: false`{at}", lines[0].location,
+                      "dialogue is spoken: remove `audio: false` for this shot, or the lines")
+        elif "audio" not in values:
+            values["audio"] = True
+            locations["audio"] = lines[0].location
 
     def check_takes(self, values, where) -> None:
         takes, pick = values.get("takes", 1), values.get("pick", 1)
@@ -296,7 +331,12 @@ class _Resolver:
         return resolves_inside(self.sb.root / normal, self.sb.root, self._root_real)
 
     def check_element(self, element: Element) -> None:
-        for src in (element.frontal_image, *element.images, *element.videos, *element.voices):
+        if element.voice is not None and element.voice_id is not None:
+            self.fail(f"element '{element.name}' has both `voice` and `voice_id`",
+                      element.voice.location, "a sample to make a voice of, or a voice the "
+                      "provider account has: one of them")
+        for src in (element.frontal_image, *element.images, *element.videos, *element.voices,
+                    element.voice):
             if src is not None and src.kind == "path":
                 self.check_file(src)
 
@@ -313,6 +353,11 @@ class _Resolver:
                 explicit = level.elements
                 refs += level.elements
                 break
+        # who speaks is in the shot (a speaker is not an element: check_dialogue says so)
+        lines = [*(shot.fields.dialogue or ()),
+                 *(line for seg in values.get("multi_prompt") or () for line in seg.dialogue)]
+        refs += [ElementRef(line.speaker, line.speaker_location) for line in lines
+                 if line.speaker in self.sb.elements]
         used: dict[str, Element] = {}
         for ref in refs:
             element = self.sb.elements.get(ref.name)

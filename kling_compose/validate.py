@@ -16,16 +16,23 @@ from typing import Any
 
 from .errors import Diagnostic, Location, UserError, did_you_mean
 from .model import (
+    CUT,
     Element,
     ElementRef,
     FrameSource,
+    Framing,
+    Line,
     Output,
+    OutputAudio,
+    Piece,
     Prompt,
     PromptSegment,
     Scene,
     Shot,
     ShotFields,
     Storyboard,
+    Transition,
+    Watermark,
 )
 from .parse import Document
 
@@ -400,9 +407,20 @@ class _Builder:
     def _field_multi_prompt(self, path, value) -> tuple[PromptSegment, ...]:
         return tuple(
             PromptSegment(self.prompt(path + (i, "prompt"), seg["prompt"]), int(seg["duration"]),
-                          self.doc.locate(path + (i,)))
+                          self.doc.locate(path + (i,)),
+                          self._field_dialogue(path + (i, "dialogue"), seg.get("dialogue") or ()))
             for i, seg in enumerate(value)
         )
+
+    def _field_dialogue(self, path, value) -> tuple[Line, ...]:
+        locate = self.doc.locate
+        return tuple(Line(line["speaker"], line["line"], line.get("tone"), locate(path + (i,)),
+                          locate(path + (i, "speaker")))
+                     for i, line in enumerate(value))
+
+    def _field_framing(self, path, value) -> Framing:
+        x, y = value.get("focus", (0.5, 0.5))
+        return Framing((float(x), float(y)))
 
     def _field_size(self, path, value: str) -> tuple[int, int]:
         w, h = value.split("x")
@@ -544,16 +562,85 @@ class _Builder:
             frontal_image=self.media(frontal, self.doc.locate(path + ("frontal_image",))) if frontal else None,
             images=media("images"), videos=media("videos"), voices=media("voices"),
             tags=tuple(data.get("tags") or ()), id=data.get("id"),
+            voice=self.media(data["voice"], self.doc.locate(path + ("voice",)))
+            if data.get("voice") else None,
+            voice_id=data.get("voice_id"),
         )
 
     def output(self, index: int, data: dict) -> Output:
         path = ("outputs", index)
-        seq = data.get("sequence")
-        transition = data.get("transition", "cut")
-        crossfade = float(transition["crossfade"]) if isinstance(transition, dict) else 0.0
+        locate = self.doc.locate
+        items = data.get("sequence") or ()
+        pieces = tuple(self.piece(path + ("sequence", i), item) for i, item in enumerate(items))
+        shots = [(p.shot, locate(path + ("sequence", i) + (() if isinstance(items[i], str)
+                                                         else ("shot",))))
+                 for i, p in enumerate(pieces) if p.shot is not None]
+        transition = self.transition(path + ("transition",), data.get("transition", "cut"))
+        crossfade = transition.seconds if transition.kind == "crossfade" else 0.0
+        audio = data.get("audio")
+        mark = data.get("watermark")
         return Output(
-            path=output_path(data["path"]), sequence=tuple(seq) if seq else (), crossfade_s=crossfade,
-            location=self.doc.locate(path),
-            crossfade_location=self.doc.locate(path + ("transition", "crossfade")) if crossfade else None,
-            sequence_locations=tuple(self.doc.locate(path + ("sequence", i)) for i in range(len(seq or ()))),
+            path=output_path(data["path"]), sequence=tuple(s for s, _ in shots),
+            crossfade_s=crossfade, location=locate(path),
+            crossfade_location=transition.location if crossfade else None,
+            sequence_locations=tuple(where for _, where in shots),
+            pieces=pieces if any(not isinstance(i, str) for i in items) else (),
+            transition=transition,
+            fade_in_s=float(data.get("fade_in", 0)), fade_out_s=float(data.get("fade_out", 0)),
+            subtitles=tuple(data.get("subtitles") or ()), burn_in=bool(data.get("burn_in")),
+            audio=None if audio is None else OutputAudio(
+                music=self.media(audio["music"], locate(path + ("audio", "music")))
+                if audio.get("music") else None,
+                music_gain_db=float(audio.get("music_gain", -18)),
+                duck_db=float(audio.get("duck", 10)),
+                loudness_lufs=float(audio["loudness"]) if "loudness" in audio else None,
+                location=locate(path + ("audio",))),
+            aspect=data.get("aspect"),
+            size=self._field_size(path + ("size",), data["size"]) if "size" in data else None,
+            reframe=data.get("reframe", "crop"), preset=data.get("preset", "web"),
+            watermark=None if mark is None else Watermark(
+                self.media(mark["image"], locate(path + ("watermark", "image"))),
+                corner=mark.get("corner", "bottom-right"),
+                opacity=float(mark.get("opacity", 0.8)), scale=float(mark.get("width", 0.12)),
+                location=locate(path + ("watermark",))),
         )
+
+    def transition(self, path, value) -> Transition:
+        if not isinstance(value, dict):
+            return CUT
+        ((kind, seconds),) = value.items()
+        return Transition(kind, float(seconds), self.doc.locate(path + (kind,)))
+
+    def piece(self, path, item) -> Piece:
+        """One sequence item: a shot id, a trimmed shot or a title card."""
+        locate = self.doc.locate
+        if isinstance(item, str):
+            return Piece(shot=item, location=locate(path))
+        transition = self.transition(path + ("transition",), item["transition"]) \
+            if "transition" in item else None
+        if "shot" in item:
+            return Piece(shot=item["shot"], start_s=_number(item.get("in")),
+                         end_s=_number(item.get("out")), transition=transition,
+                         location=locate(path))
+        background = item.get("background")
+        if background is not None and "." not in background and "/" not in background \
+                and not _COLOUR.match(background):
+            self.problems.append(Diagnostic(
+                f"background '{background}' is neither a colour nor an image file",
+                locate(path + ("background",)),
+                hint=f"write a colour ({', '.join(COLOURS)} or #RRGGBB) or an image path"))
+        elif background is not None and not _COLOUR.match(background):
+            background = self.media(background, locate(path + ("background",)))
+        return Piece(title=item["title"], subtitle=item.get("subtitle"),
+                     duration_s=float(item.get("duration", 3)), background=background,
+                     transition=transition, location=locate(path))
+
+
+# a title card's background colours: ffmpeg's names of these, or #RRGGBB
+COLOURS = ("black", "white", "gray", "navy", "maroon", "teal", "olive", "purple", "red",
+           "green", "blue", "yellow", "orange")
+_COLOUR = re.compile(r"^(#[0-9a-fA-F]{6}|" + "|".join(COLOURS) + ")$")
+
+
+def _number(value) -> float | None:
+    return None if value is None else float(value)

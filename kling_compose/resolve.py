@@ -28,6 +28,7 @@ from .model import (
     ElementRef,
     FrameSource,
     Output,
+    Piece,
     Resolved,
     ResolvedShot,
     Shot,
@@ -418,8 +419,73 @@ class _Resolver:
                               did_you_mean(shot_id, self.ids))
             sequence = out.sequence or all_ids
             self.check_crossfade(out, sequence, durations)
-            result.append(replace(out, sequence=sequence))
+            pieces = out.pieces or tuple(Piece(shot=s, location=where) for s, where in
+                                         zip(sequence, out.sequence_locations or
+                                             [out.location] * len(sequence)))
+            self.check_edit(out, pieces, durations)
+            self.check_deliverable(out)
+            result.append(replace(out, sequence=sequence, pieces=pieces))
         return tuple(result)
+
+    def check_edit(self, out: Output, pieces: tuple[Piece, ...], durations) -> None:
+        """Trims inside their clips, transitions shorter than the pieces they join, title
+        cards' images present."""
+        lengths: list[float | None] = []
+        for piece in pieces:
+            if piece.is_title:
+                if isinstance(piece.background, FrameSource) and piece.background.kind == "path":
+                    self.check_file(piece.background)
+                lengths.append(piece.duration_s)
+                continue
+            clip = durations.get(piece.shot)
+            start, end = piece.start_s or 0.0, piece.end_s if piece.end_s is not None else clip
+            if end is not None and start >= end:
+                self.fail(f"shot '{piece.shot}' is trimmed to nothing (in {start:g} s, out "
+                          f"{end:g} s)", piece.location, "`in` must come before `out`")
+            elif clip is not None and end is not None and end > clip + 1e-9:
+                self.fail(f"`out: {end:g}` is past the end of shot '{piece.shot}' ({clip} s)",
+                          piece.location, f"trim within the clip: out at most {clip}")
+            lengths.append(None if end is None else end - start)
+        for i, piece in enumerate(pieces):
+            into = piece.transition or out.transition
+            if into.kind == "cut":
+                continue
+            if i == 0 and into.kind == "crossfade" and piece.transition is not None:
+                self.fail("the first piece of a film has nothing to crossfade from",
+                          into.location or piece.location,
+                          "use `fade_in:` on the output, or a `dip` (up from black)")
+                continue
+            if into.kind == "crossfade" and (piece.transition is None or
+                                             into.seconds < MIN_CROSSFADE_S):
+                continue  # the output's own crossfade: check_crossfade
+            joined = [n for n in (lengths[i], lengths[i - 1] if i else None) if n is not None]
+            limit = min(joined) if joined else None
+            if limit is not None and into.seconds >= limit and (i or into.kind == "dip"):
+                self.fail(f"a {into.kind} of {into.seconds:g} s is not shorter than the "
+                          f"pieces it joins ({limit:g} s)", into.location or piece.location,
+                          f"use a {into.kind} shorter than {limit:g} s")
+
+    def check_deliverable(self, out: Output) -> None:
+        """The files an output reads exist; size and aspect agree; each preset's container."""
+        for source in (out.audio.music if out.audio else None,
+                       out.watermark.image if out.watermark else None):
+            if source is not None and source.kind == "path":
+                self.check_file(source)
+            elif source is not None:
+                self.fail(f"'{source.value[:60]}' is not a local file", source.location,
+                          "an output's music and watermark are files in the project")
+        if out.size and out.aspect:
+            w, h = out.size
+            aw, ah = (int(n) for n in out.aspect.split(":"))
+            if w * ah != h * aw:
+                self.fail(f"size {w}x{h} is not {out.aspect}", out.location,
+                          "give `size` or `aspect` (the size follows from the aspect)")
+        if out.preset == "master" and not out.path.lower().endswith(".mov"):
+            self.fail(f"preset master writes a .mov (ProRes 422 HQ + PCM), not "
+                      f"'{out.path}'", out.location, "name the output .mov, or use preset web")
+        if out.reframe == "generate":
+            self.fail("`reframe: generate` is not built yet", out.location,
+                      "use `reframe: crop` (around each shot's framing.focus) or `pad`")
 
     def check_written_places(self, shots, outputs) -> None:
         """A folder, a named pipe or a device where `run` writes a film or a shot's clip

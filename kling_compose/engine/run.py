@@ -90,6 +90,9 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
             state.close()
 
 
+SIDECARS = frozenset({".srt", ".vtt"})  # an assemble's artifacts after the film
+
+
 @dataclass
 class Runner:
     plan: Plan
@@ -307,6 +310,9 @@ class Runner:
         return self.store.path(digest, suffix)
 
     def export(self, task: Task, record: Record) -> None:
-        """Put the film where the storyboard asked for it."""
-        digest, suffix = record.artifacts[0]
-        self._export_if_changed(digest, suffix, self.plan.resolved.storyboard.root / task.assemble_params.path)
+        """Put the film where the storyboard asked for it, its subtitle files beside it
+        (renders/film.srt, renders/film.vtt)."""
+        film = self.plan.resolved.storyboard.root / task.assemble_params.path
+        for digest, suffix in record.artifacts:
+            self._export_if_changed(digest, suffix, film.with_suffix(suffix) if suffix in
+                                    SIDECARS else film)

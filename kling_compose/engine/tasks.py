@@ -209,17 +209,57 @@ class Assemble(TaskHandler):
     kind = "assemble"
 
     async def make(self, task: Task) -> Made:
-        from ..media.assemble import assemble
-
         run = self.run
         params = task.assemble_params
         clips = [run.artifact(f"generate:{s}", task.pick(f"generate:{s}"))
                  for s in params.sequence]
         out = run.store.temp_path(Path(params.path).suffix or ".mp4")
+        if params.edited:
+            return await self.cut(task, clips, out)
+        from ..media.assemble import assemble
+
         info = await asyncio.to_thread(assemble, clips, out, crossfade_s=params.crossfade_s,
                                        workdir=run.store.tmp)
         result = {"duration_s": round(info.video_duration_s, 3)}
         return [(run.store.adopt(out), out.suffix)], None, result, Decimal(0)
+
+    async def cut(self, task: Task, clips: list[Path], out: Path) -> Made:
+        """An edited, mixed or reframed film (media/cut.py), with its subtitle files."""
+        from dataclasses import asdict
+
+        from ..media.cut import Delivery, Part, Said, Watermark, render
+
+        run = self.run
+        params = task.assemble_params
+        clip_of = dict(zip(params.sequence, clips))
+        parts = [Part(
+            clip=clip_of[p.shot] if p.shot is not None else None,
+            start_s=p.start_s, end_s=p.end_s, transition=p.transition,
+            transition_s=p.transition_s, title=p.title, subtitle=p.subtitle,
+            duration_s=p.duration_s,
+            background=Path(p.background) if "/" in p.background else p.background,
+            focus=p.focus, lines=tuple(Said(*line) for line in p.lines))
+            for p in params.pieces]
+        fields = asdict(params.delivery)
+        fields["music"] = Path(fields["music"]) if fields["music"] else None
+        mark = fields.pop("watermark")
+        delivery = Delivery(**fields, watermark=Watermark(Path(mark[0]), *mark[1:])
+                            if mark else None)
+        made = await asyncio.to_thread(render, parts, delivery, out, workdir=run.store.tmp)
+        artifacts = [(run.store.adopt(out), out.suffix)]
+        for form, text in made.subtitles.items():
+            sidecar = run.store.temp_path("." + form)
+            sidecar.write_text(text, encoding="utf-8")
+            artifacts.append((run.store.adopt(sidecar), sidecar.suffix))
+        result: dict = {"duration_s": round(made.duration_s, 3),
+                        "size": [made.width, made.height], "cues": len(made.cues)}
+        if made.loudness_lufs is not None:
+            result["loudness_lufs"] = round(made.loudness_lufs, 1)
+        if made.true_peak_db is not None:
+            result["true_peak_db"] = round(made.true_peak_db, 1)
+        if made.normalised:
+            result["normalised"] = made.normalised
+        return artifacts, None, result, Decimal(0)
 
     async def finished(self, task: Task, made: Made) -> Record:
         record = await super().finished(task, made)

@@ -442,6 +442,7 @@ class _Resolver:
             if end is not None and start >= end:
                 self.fail(f"shot '{piece.shot}' is trimmed to nothing (in {start:g} s, out "
                           f"{end:g} s)", piece.location, "`in` must come before `out`")
+                end = None  # its length is unknown: its transitions are not judged by it
             elif clip is not None and end is not None and end > clip + 1e-9:
                 self.fail(f"`out: {end:g}` is past the end of shot '{piece.shot}' ({clip} s)",
                           piece.location, f"trim within the clip: out at most {clip}")

@@ -377,7 +377,8 @@ def _film_facts(outcome) -> dict:
     """What a film's run measured: its length, size, loudness and subtitle files."""
     result = outcome.record.result or {}
     path = outcome.task.assemble_params.path
-    sidecars = [str(Path(path).with_suffix(suffix)) for _, suffix in outcome.record.artifacts[1:]]
+    sidecars = [str(Path(path).with_suffix(suffix)) for _, suffix in outcome.record.artifacts[1:]
+                if suffix in (".srt", ".vtt")]
     return {"path": path, "status": outcome.status,
             **{k: result[k] for k in ("duration_s", "size", "loudness_lufs", "true_peak_db",
                                       "normalised", "cues") if k in result},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 import urllib.parse
 from decimal import Decimal
@@ -28,6 +29,7 @@ from .remote import BudgetExceeded, RemoteError
 if TYPE_CHECKING:
     from .run import Runner
 
+CUES_SUFFIX = ".json"  # an edited film's artifact listing its dialogue cues in film time
 Artifacts = Sequence[tuple[str, str]]  # (sha256, suffix) per take
 # what a kind's work made: its artifacts, the reference it hands on (an upload's URL, an
 # element's id), its result (URLs, seeds, extras) and what it cost
@@ -251,6 +253,11 @@ class Assemble(TaskHandler):
             sidecar = run.store.temp_path("." + form)
             sidecar.write_text(text, encoding="utf-8")
             artifacts.append((run.store.adopt(sidecar), sidecar.suffix))
+        if made.cues:  # the dialogue in film time, for `export` and the report (not exported)
+            cues = run.store.temp_path(CUES_SUFFIX)
+            cues.write_text(json.dumps([asdict(c) for c in made.cues], indent=1) + "\n",
+                            encoding="utf-8")
+            artifacts.append((run.store.adopt(cues), CUES_SUFFIX))
         result: dict = {"duration_s": round(made.duration_s, 3),
                         "size": [made.width, made.height], "cues": len(made.cues)}
         if made.loudness_lufs is not None:

@@ -148,7 +148,9 @@ class Generate(TaskHandler):
                 first_image=_path(request.get("first_image")),
                 last_image=_path(request.get("last_image")), title=request["title"],
                 caption=request["prompt"], audio=request["audio"], tone_hz=_tone(task, take),
-                band=True, take=take + 1, takes=takes)
+                band=True, take=take + 1, takes=takes,
+                **({"lines": tuple(tuple(line) for line in request["lines"])}
+                   if request.get("lines") else {}))
             out = run.store.temp_path(".mp4")
             await asyncio.to_thread(render_animatic, spec, out)
             artifacts.append((run.store.adopt(out), ".mp4"))

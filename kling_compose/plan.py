@@ -430,11 +430,13 @@ class _Builder:
             "sequence": [[s, p] for s, p in zip(output.sequence, picks)],
             "inputs": {f"clip:{g.shot}": g.cache_key for g in gens}}
         if params.edited:  # an unedited film keeps the key it always had
-            edit = {"pieces": [_plain(p) for p in pieces], "delivery": _plain(delivery),
-                    "files": {f: self.digest(Path(f)) for f in files}}
+            # files as the storyboard names them: a clone in another folder has the same key
+            shown = {f: _shown(f, self.root) for f in files}
+            edit = {"pieces": [_plain(p, shown) for p in pieces],
+                    "delivery": _plain(delivery, shown),
+                    "files": {shown[f]: self.digest(Path(f)) for f in files}}
             key = hash_key("assemble", output.crossfade_s, clips, edit)
-            made_from["edit"] = {**edit, "files": {
-                _shown(f, self.root): d for f, d in edit["files"].items()}}
+            made_from["edit"] = edit
         else:
             key = hash_key("assemble", output.crossfade_s, clips)
         deps = tuple(dict.fromkeys(g.id for g in gens))
@@ -476,7 +478,9 @@ class _Builder:
         delivery = DeliveryParams(
             aspect=tuple(int(n) for n in output.aspect.split(":"))  # type: ignore[arg-type]
             if output.aspect else None,
-            size=output.size, reframe=output.reframe, preset=output.preset,
+            # generated again at the aspect (resolve.regenerated): nothing left to reframe
+            size=output.size, reframe="crop" if output.reframe == "generate" else output.reframe,
+            preset=output.preset,
             fade_in_s=output.fade_in_s, fade_out_s=output.fade_out_s,
             music=file(audio.music) if audio and audio.music else None,
             music_gain_db=audio.music_gain_db if audio else -18.0,
@@ -535,11 +539,21 @@ def _generate_weight(job: Job) -> float:
     return prior_s(job.provider, job.model.alias, seconds)
 
 
-def _plain(params: Any) -> Any:
-    """A params dataclass as JSON-ready data, for a key and `made_from`."""
+def _plain(params: Any, shown: Mapping[str, str]) -> Any:
+    """A params dataclass as JSON-ready data, for a key and `made_from`, each file named as
+    `shown` says."""
     from dataclasses import asdict
 
-    return json.loads(json.dumps(asdict(params)))
+    def named(value: Any) -> Any:
+        if isinstance(value, str):
+            return shown.get(value, value)
+        if isinstance(value, dict):
+            return {k: named(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [named(v) for v in value]
+        return value
+
+    return named(asdict(params))
 
 
 def _shown(path: str, root: Path) -> str:

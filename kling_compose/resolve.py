@@ -51,6 +51,8 @@ def resolve_storyboard(sb: Storyboard) -> Resolved:
     shots = r.shots()
     outputs = r.outputs(shots)
     r.check_cycles(shots)
+    if not r.problems:
+        shots, outputs = regenerated(shots, outputs)
     r.check_written_places(shots, outputs)
     if r.problems:
         raise UserError(*sorted(set(r.problems), key=Diagnostic.sort_key))
@@ -484,9 +486,9 @@ class _Resolver:
         if out.preset == "master" and not out.path.lower().endswith(".mov"):
             self.fail(f"preset master writes a .mov (ProRes 422 HQ + PCM), not "
                       f"'{out.path}'", out.location, "name the output .mov, or use preset web")
-        if out.reframe == "generate":
-            self.fail("`reframe: generate` is not built yet", out.location,
-                      "use `reframe: crop` (around each shot's framing.focus) or `pad`")
+        if out.reframe == "generate" and out.aspect is None:
+            self.fail("`reframe: generate` needs the output's `aspect`", out.location,
+                      "add `aspect: \"9:16\"` (or the ratio wanted) to the output")
 
     def check_written_places(self, shots, outputs) -> None:
         """A folder, a named pipe or a device where `run` writes a film or a shot's clip
@@ -529,6 +531,60 @@ class _Resolver:
             self.fail(f"crossfade of {out.crossfade_s:g} s is not shorter than the shortest clip "
                       f"in the sequence, '{shot}' ({shortest} s)",
                       out.crossfade_location or out.location, "use a shorter crossfade")
+
+
+VARIANT_MARK = "@"  # a shot generated again for a deliverable: `tea@9x16` (no user id has @)
+
+
+def regenerated(shots: tuple[ResolvedShot, ...], outputs: tuple[Output, ...]
+                ) -> tuple[tuple[ResolvedShot, ...], tuple[Output, ...]]:
+    """`reframe: generate`: each shot of such an output (and each shot it chains from) gets a
+    variant generated at the output's aspect, `SHOT@WxH`, whose chains lead to the variants
+    of their sources; the output is cut from the variants. Variants are shots like the others
+    (their own tasks, keys, costs and lock entries), after the storyboard's own."""
+    by_id = {s.id: s for s in shots}
+    made: dict[str, ResolvedShot] = {}
+    result = []
+    for out in outputs:
+        if out.reframe != "generate" or out.aspect is None:
+            result.append(out)
+            continue
+        tag = out.aspect.replace(":", "x")
+        wanted: list[str] = []
+        todo = list(dict.fromkeys(out.sequence))
+        while todo:
+            shot_id = todo.pop()
+            if shot_id in wanted or shot_id not in by_id:
+                continue
+            wanted.append(shot_id)
+            todo += [c.value for c in by_id[shot_id].chains]
+        variant = {shot_id: f"{shot_id}{VARIANT_MARK}{tag}" for shot_id in wanted}
+        for shot in shots:  # storyboard order: sources before what chains from them
+            vid = variant.get(shot.id)
+            if vid is None or vid in made:
+                continue
+            made[vid] = _variant(shot, vid, out.aspect, variant, len(shots) + len(made))
+        pieces = tuple(replace(p, shot=variant[p.shot]) if p.shot is not None else p
+                       for p in out.pieces)
+        result.append(replace(out, sequence=tuple(variant[s] for s in out.sequence),
+                              pieces=pieces, aspect=out.aspect))
+    return shots + tuple(made.values()), tuple(result)
+
+
+def _variant(shot: ResolvedShot, vid: str, aspect: str, variant: Mapping[str, str],
+             index: int) -> ResolvedShot:
+    """`shot` generated at `aspect`, its chains led to the variants of their sources."""
+    def moved(src: FrameSource | None) -> FrameSource | None:
+        if src is None or not src.is_chain:
+            return src
+        return replace(src, value=variant.get(src.value, src.value))
+
+    return replace(
+        shot, id=vid, index=index, aspect=aspect, size=None,
+        first_frame=moved(shot.first_frame), last_frame=moved(shot.last_frame),
+        video=moved(shot.video),
+        reference_images=tuple(moved(s) for s in shot.reference_images),  # type: ignore[misc]
+        reference_videos=tuple(moved(s) for s in shot.reference_videos))  # type: ignore[misc]
 
 
 def _line(location: Location | None) -> int | str | None:

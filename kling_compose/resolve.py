@@ -427,7 +427,23 @@ class _Resolver:
             self.check_edit(out, pieces, durations)
             self.check_deliverable(out)
             result.append(replace(out, sequence=sequence, pieces=pieces))
+        self.check_sidecars(result)
         return tuple(result)
+
+    def check_sidecars(self, outputs) -> None:
+        """Subtitle files are written beside their film: two films of one name (film.mp4,
+        film.mov) would write one film.srt, and a sidecar over a film overwrites it."""
+        films = {out.path.casefold(): out for out in outputs}
+        written: dict[str, Output] = {}
+        for out in outputs:
+            for form in out.subtitles:
+                sidecar = str(Path(out.path).with_suffix("." + form)).casefold()
+                other = written.get(sidecar) or films.get(sidecar)
+                if other is not None and other is not out:
+                    self.fail(f"the {form} subtitles of '{out.path}' and '{other.path}' would be "
+                              f"one file, {Path(out.path).with_suffix('.' + form)}",
+                              out.location, "give the films different names")
+                written.setdefault(sidecar, out)
 
     def check_edit(self, out: Output, pieces: tuple[Piece, ...], durations) -> None:
         """Trims inside their clips, transitions shorter than the pieces they join, title

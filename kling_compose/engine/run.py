@@ -313,6 +313,8 @@ class Runner:
         """Put the film where the storyboard asked for it, its subtitle files beside it
         (renders/film.srt, renders/film.vtt)."""
         film = self.plan.resolved.storyboard.root / task.assemble_params.path
-        for digest, suffix in record.artifacts:
-            self._export_if_changed(digest, suffix, film.with_suffix(suffix) if suffix in
-                                    SIDECARS else film)
+        (digest, suffix), *rest = record.artifacts
+        self._export_if_changed(digest, suffix, film)
+        for digest, suffix in rest:  # the cues' .json stays in the store
+            if suffix in SIDECARS:
+                self._export_if_changed(digest, suffix, film.with_suffix(suffix))

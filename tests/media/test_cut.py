@@ -102,12 +102,24 @@ def test_trims_a_dip_and_a_title_card_last_exactly_the_sum_of_parts(media, tmp_p
     assert list((tmp_path / "w").iterdir()) == []
 
 
+def test_a_film_of_title_cards_has_the_size_asked_and_silence(media, tmp_path):
+    out = tmp_path / "x.mp4"
+    r = render([Part(title="One", duration_s=1.0, background=media["logo"]),
+                Part(title="Two", subtitle="and a half", duration_s=0.5, background="white",
+                     transition="crossfade", transition_s=0.25)],
+               Delivery(size=(160, 90)), out, workdir=tmp_path)
+    assert (r.width, r.height) == (160, 90)
+    assert r.duration_s == pytest.approx(1.25, abs=FRAME)
+    assert r.loudness_lufs == pytest.approx(-70) and r.normalised is None
+
+
 def test_crossfade_overlaps_and_moves_the_cues_with_the_picture(media, tmp_path):
     parts = [Part(media["talk"], lines=lines()),
              Part(media["talk"], transition="crossfade", transition_s=1.0, lines=lines())]
     r = render(parts, Delivery(subtitles=("srt", "vtt")), tmp_path / "x.mp4",
                workdir=tmp_path)
     assert r.duration_s == pytest.approx(7.0, abs=FRAME)
+    assert probe(tmp_path / "x.mp4").audio_duration_s == pytest.approx(7.0, abs=FRAME)
     got = [(round(c.start_s, 2), round(c.end_s, 2), c.speaker) for c in r.cues]
     # aligned to the speech actually in the audio (20 ms VAD frames), the second clip 3 s on
     want = [(0.5, 1.5, "ann"), (2.2, 3.4, "bob"), (3.5, 4.5, "ann"), (5.2, 6.4, "bob")]

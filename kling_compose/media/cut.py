@@ -510,18 +510,13 @@ def _video_args(tl: _Timeline, delivery: Delivery, size: tuple[int, int], tmp: P
         labels.append(f"[v{i}]")
     post = _join(graph, labels, tl, audio=False)
     if delivery.burn_in and cues:
-        subs = tmp / "burn.srt"
-        subs.write_text(srt(cues), encoding="utf-8")
+        subs = tmp / "burn.ass"
+        subs.write_text(_ass(cues, w, h), encoding="utf-8")
         fonts = tmp / "fonts"
         fonts.mkdir(exist_ok=True)
         (fonts / "Aileron-Regular.ttf").write_bytes(_font_bytes())
-        # libass sizes an SRT's text against a 288-line script: a size of 6.5% of the short side
-        font_size = max(8, round(0.065 * min(w, h) * 288 / h))
-        margin = max(4, round(0.04 * h * 288 / h))
-        style = (f"FontName={_BURN_FONT}\\,FontSize={font_size}\\,Outline=1\\,Shadow=0"
-                 f"\\,MarginV={margin}")
         graph.append(f"{post}subtitles=filename={_filter_path(subs)}:"
-                     f"fontsdir={_filter_path(fonts)}:force_style={style}[vsub]")
+                     f"fontsdir={_filter_path(fonts)}[vsub]")
         post = "[vsub]"
     wm = delivery.watermark
     if wm is not None:
@@ -559,6 +554,46 @@ def _fade_out(frames: int, n: int) -> str:
     fade filter's last fading frame is still 1/nb_frames lit)."""
     nb = max(1, n - 1)
     return f"fade=t=out:start_frame={max(0, frames - 1 - nb)}:nb_frames={nb}"
+
+
+def _ass(cues: Sequence[Cue], width: int, height: int) -> str:
+    """The cues as an ASS script authored at the film's own size, so a size in it is pixels
+    of the film. (An SRT is laid out on libass's default 384x288 canvas and stretched to the
+    frame: on a 9:16 film its letters came out squeezed to half their width.) White with a
+    dark outline; on a landscape or square film 6.5% of the height, 4% of it above the
+    bottom; on a portrait one (a social cut) 5% of the height, 15% above the bottom, clear of
+    the apps' own captions and buttons."""
+    portrait = height > width
+    size = max(8, round((0.05 if portrait else 0.065) * height))
+    margin = max(4, round((0.15 if portrait else 0.04) * height))
+    outline = max(1, round(size / 12))
+    head = (
+        "[Script Info]\nScriptType: v4.00+\nWrapStyle: 0\nScaledBorderAndShadow: yes\n"
+        f"PlayResX: {width}\nPlayResY: {height}\n\n"
+        "[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, "
+        "OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, "
+        "Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, "
+        "Encoding\n"
+        f"Style: Default,{_BURN_FONT},{size},&H00FFFFFF,&H00FFFFFF,&H00000000,&H80000000,"
+        f"0,0,0,0,100,100,0,0,1,{outline},0,2,{margin},{margin},{margin},1\n\n"
+        "[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, "
+        "Text\n")
+    events = [f"Dialogue: 0,{_ass_time(c.start_s)},{_ass_time(c.end_s)},Default,,0,0,0,,"
+              f"{_ass_text(c.text)}\n" for c in cues]
+    return head + "".join(events)
+
+
+def _ass_time(seconds: float) -> str:
+    """H:MM:SS.cc, ASS's centisecond times."""
+    cs = max(0, round(seconds * 100))
+    return f"{cs // 360000}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
+
+
+def _ass_text(text: str) -> str:
+    """Words shown as written: no override block ({...}) or escape (\\N) read into them;
+    line breaks kept."""
+    text = text.replace("\\", "\\\u2060").replace("{", "\\{").replace("}", "\\}")
+    return "\\N".join(line.strip() for line in text.splitlines())
 
 
 def _filter_path(path: Path) -> str:

@@ -221,9 +221,12 @@ class Assemble(TaskHandler):
         if params.edited:
             return await self.cut(task, clips, out)
         from ..media.assemble import assemble
+        from ..media.cut import DECLICK_S
 
+        # a short fade at each cut, so no join clicks (a crossfade needs none)
+        declick = 0.0 if params.crossfade_s else DECLICK_S
         info = await asyncio.to_thread(assemble, clips, out, crossfade_s=params.crossfade_s,
-                                       workdir=run.store.tmp)
+                                       workdir=run.store.tmp, declick_s=declick)
         result = {"duration_s": round(info.video_duration_s, 3)}
         return [(run.store.adopt(out), out.suffix)], None, result, Decimal(0)
 

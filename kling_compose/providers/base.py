@@ -255,6 +255,9 @@ class Provider(Protocol):
         """creates_voices: the body that makes a voice of `element.voice`, its sample (plan.py
         makes it a task of kind `voice`, once per sample content)."""
 
+    def voice_cost(self, request: Mapping[str, Any]) -> Decimal | None:
+        """creates_voices: what making one voice costs; None when no price is published."""
+
 
 @runtime_checkable
 class RemoteProvider(Protocol):
@@ -563,6 +566,9 @@ class Declared(RemoteProvider):
 
     def voice_request(self, element: Element, ref: Ref) -> dict[str, Any]:
         raise _lacks(self, "voice creation API")
+
+    def voice_cost(self, request: Mapping[str, Any]) -> Decimal | None:
+        return None
 
 
 class ProviderError(Exception):

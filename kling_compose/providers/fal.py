@@ -349,6 +349,9 @@ class FalProvider(FalQueue):
             raise TypeError(f"element '{element.name}' has no voice sample")  # a bug
         return {"voice_url": ref(element.voice, "audio")}
 
+    def voice_cost(self, request: Mapping[str, Any]) -> Decimal | None:
+        return VOICE_PRICE_USD
+
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         # NOTE: the key order follows the seed 001 example body.
         body: dict[str, Any] = {}

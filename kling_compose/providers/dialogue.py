@@ -148,11 +148,13 @@ def check_sample_kinds(shot: ResolvedShot, provider: str, kinds: frozenset[str]
 
 def check_samples(shot: ResolvedShot, provider: str, source: str,
                   suffixes: tuple[str, ...] = SAMPLE_SUFFIXES,
-                  seconds: tuple[float, float] | None = SAMPLE_S) -> list[Diagnostic]:
-    """Each voiced speaker's `voice:` sample in a format and of a length the provider takes:
-    a local file by its suffix and its measured duration, a URL by its suffix."""
+                  seconds: tuple[float, float] | None = SAMPLE_S,
+                  elements: Iterable[Element] | None = None) -> list[Diagnostic]:
+    """Each voiced speaker's `voice:` sample (or each of `elements`') in a format and of a
+    length the provider takes: a local file by its suffix and its measured duration, a URL by
+    its suffix."""
     diags = []
-    for element in voiced(shot):
+    for element in voiced(shot) if elements is None else elements:
         sample = element.voice
         if sample is None:
             continue

@@ -155,7 +155,7 @@ class KlingProvider(KlingTasks):
             body["element_image_list"] = {
                 "frontal_image": frontal,
                 "refer_images": [{"image_url": image_value(s, ref)} for s in element.images]}
-        if element.has_voice:  # the element speaks in this voice wherever it speaks
+        if element.has_voice and element.videos:  # it speaks in this voice wherever it speaks
             body["element_voice_id"] = dialogue.voice_value(element)
         tags = [ELEMENT_TAGS[t.lower()] for t in element.tags if t.lower() in ELEMENT_TAGS]
         if tags:
@@ -206,9 +206,10 @@ def _voice_price_key(shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, 
 
 
 def _bound(shot: ResolvedShot) -> tuple[Element, ...]:
-    """The speaking elements whose voice the run binds: created by the run (an element with a
-    provider `id:` exists already, with whatever voice it has)."""
-    return tuple(e for e in dialogue.voiced(shot) if e.id is None)
+    """The speaking elements whose voice the run binds: video elements created by the run
+    (`element_voice_id` "binds a voice to a video element only"; an element with a provider
+    `id:` exists already, with whatever voice it has)."""
+    return tuple(e for e in dialogue.voiced(shot) if e.id is None and e.videos)
 
 
 def _check_voices(shot: ResolvedShot, omni: bool, provider: str) -> list[Diagnostic]:
@@ -216,7 +217,7 @@ def _check_voices(shot: ResolvedShot, omni: bool, provider: str) -> list[Diagnos
     cannot reach it) of a documented format; what cannot be bound is a warning."""
     source = "Kling API, voice_list: \"A video generation task can reference up to 2 voices\""
     diags = dialogue.check_voice_count(shot, provider, VOICES, source)
-    voiced = [e for e in shot.elements if e.voice is not None and e.id is None]
+    voiced = [e for e in shot.elements if e.voice is not None and e.id is None and e.videos]
     diags += [Diagnostic(
         f"element '{e.name}': kling takes a voice sample only as an http(s) URL",
         dialogue.voice_where(e),
@@ -225,11 +226,15 @@ def _check_voices(shot: ResolvedShot, omni: bool, provider: str) -> list[Diagnos
         "which uploads local files",
     ) for e in voiced if e.voice is not None and e.voice.kind != "url"]
     diags += dialogue.check_samples(shot, provider, "Kling custom voices: voice_url "
-                                    ".mp3/.wav/.mp4/.mov, 5-30 s")
+                                    ".mp3/.wav/.mp4/.mov, 5-30 s", elements=voiced)
     existing = [e for e in dialogue.voiced(shot) if e.id is not None]
     diags += dialogue.prompt_only(shot, provider, "an element named by `id:` exists at Kling "
                                   "already; a voice is bound when the element is created",
                                   existing)
+    images = [e for e in dialogue.voiced(shot) if e.id is None and not e.videos]
+    diags += dialogue.prompt_only(shot, provider, "Kling binds a voice to a video element "
+                                  "only (element_voice_id), and voice_list cannot go with "
+                                  "element_list", images)
     if omni:
         diags += dialogue.prompt_only(shot, f"{provider} model kling-v3-omni", "the 3.0 "
                                       "capability map gives the omni model no voice control",

@@ -14,6 +14,7 @@ from kling_compose.model import (
     Element,
     ElementRef,
     FrameSource,
+    Line,
     Prompt,
     PromptSegment,
     Resolved,
@@ -76,7 +77,7 @@ def src(value: str, frame: str = "last") -> FrameSource:
 
 
 def element(name: str, **kw: Any) -> Element:
-    for key in ("frontal_image",):
+    for key in ("frontal_image", "voice"):
         if isinstance(kw.get(key), str):
             kw[key] = src(kw[key])
     for key in ("images", "videos", "voices"):
@@ -85,6 +86,16 @@ def element(name: str, **kw: Any) -> Element:
     if "tags" in kw:
         kw["tags"] = tuple(kw["tags"])
     return Element(name=name, location=Location(FILE, 3, 3), **kw)
+
+
+def line(speaker: str, text: str, tone: str | None = None, at: int = 40) -> Line:
+    """A dialogue line written on line `at` of the storyboard (its speaker at column 17)."""
+    return Line(speaker, text, tone, Location(FILE, at, 13), Location(FILE, at, 17))
+
+
+def segment(text: str, seconds: int, *lines: Line) -> PromptSegment:
+    """A multi_prompt segment with its own lines."""
+    return PromptSegment(prompt(text), seconds, dialogue=tuple(lines))
 
 
 def make_shot(
@@ -98,8 +109,11 @@ def make_shot(
     if "multi_prompt" in fields:
         prompt_text = None
         fields["multi_prompt"] = tuple(
-            PromptSegment(prompt(p), d) for p, d in fields["multi_prompt"]
+            s if isinstance(s, PromptSegment) else PromptSegment(prompt(s[0]), s[1])
+            for s in fields["multi_prompt"]
         )
+    if "dialogue" in fields:
+        fields["dialogue"] = tuple(fields["dialogue"])
     for key in ("first_frame", "last_frame", "video"):
         if isinstance(fields.get(key), str):
             fields[key] = src(fields[key])

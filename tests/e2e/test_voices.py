@@ -108,3 +108,50 @@ def test_a_voice_is_made_once_named_by_id_and_a_keyless_clone_pays_nothing(
     restored = fal_run(clone, keyless)
     assert restored["restored"] == 2 and restored["generated"] == 0, restored
     assert len(fal.voices) == 1
+
+
+KLING_STORYBOARD = """\
+version: 1
+name: song
+defaults: {provider: kling, model: kling-3-pro, duration: 3}
+elements:
+  singer:
+    description: A singer in a red coat
+    videos: [https://example.com/singer.mp4]
+    voice: https://example.com/singer-voice.wav
+scenes:
+  - id: main
+    shots:
+      - id: verse
+        prompt: "@singer on a stage"
+        first_frame: assets/start.png
+        dialogue: [{speaker: singer, line: "Here I am.", tone: warmly}]
+      - id: chorus
+        prompt: "@singer bows"
+        first_frame: assets/start.png
+        dialogue: [{speaker: singer, line: "Thank you."}]
+"""
+
+
+def test_kling_makes_a_custom_voice_once_and_binds_it_to_the_video_element(tmp_path):
+    from test_kling_runs import ACCESS, SECRET, run, write_project
+
+    from kling_compose.simulator import Faults, Simulator
+
+    with Simulator({"kling": f"{ACCESS}:{SECRET}"}, Faults(task_seconds=0.05),
+                   short_side=360) as sim:
+        root = write_project(tmp_path / "song", KLING_STORYBOARD)
+        summary = run(root, sim)
+        assert summary["failed"] == 0, summary
+        status = {t["id"]: t["status"] for t in summary["tasks"]}
+        voice_task = "voice:kling:https://example.com/singer-voice.wav"
+        assert status[voice_task] == status["element:kling:singer"] == "done"
+        (voice_id,) = sim.kling.voices  # one voice for two shots
+        (element,) = [t.element for t in sim.kling.element_tasks.values()]
+        assert element["element_voice_id"] == voice_id
+        prompts = sorted(g.request["prompt"] for g in sim.generations("kling"))
+        assert prompts == ['<<<element_1>>> bows\n[<<<element_1>>>]: "Thank you."',
+                           '<<<element_1>>> on a stage\n[<<<element_1>>>, warmly]: "Here I am."']
+        again = run(root, sim)
+        assert again["generated"] == 0 and len(sim.kling.voices) == 1
+        assert {t["id"]: t["status"] for t in again["tasks"]}[voice_task] == "cached"

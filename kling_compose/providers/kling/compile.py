@@ -174,6 +174,11 @@ class KlingProvider(KlingTasks):
         return {"voice_name": (stem or "voice")[:VOICE_NAME_CHARS],
                 "voice_url": ref(sample, "audio")}
 
+    def voice_cost(self, request: Mapping[str, Any]) -> Decimal | None:
+        """Unknown: the price tables have no row for a custom voice; its query's
+        `final_unit_deduction` is recorded when it is made."""
+        return None
+
     def cost(
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> Decimal | None:

@@ -181,12 +181,20 @@ def _shot_from_fields(fields: dict, scene: str, elements: dict, index: int) -> R
     if "size" in fields:
         w, _, h = fields["size"].partition("x")
         fields["size"] = (int(w), int(h))
+    said = lambda lines: [line(x["speaker"], x["line"], x.get("tone")) for x in lines or ()]
     if "multi_prompt" in fields:
-        fields["multi_prompt"] = [(s["prompt"], s["duration"]) for s in fields["multi_prompt"]]
+        fields["multi_prompt"] = [segment(s["prompt"], s["duration"], *said(s.get("dialogue")))
+                                  for s in fields["multi_prompt"]]
+    if "dialogue" in fields:
+        fields["dialogue"] = said(fields["dialogue"])
     names = [r.name for r in prompt(fields.get("prompt", "")).refs]
-    for p, _ in fields.get("multi_prompt", ()):
-        names += [r.name for r in prompt(p).refs]
+    for seg in fields.get("multi_prompt", ()):
+        names += [r.name for r in seg.prompt.refs]
     names += fields.pop("elements", [])
+    # who speaks is in the shot, as resolve.py makes it
+    spoken = [*fields.get("dialogue", ()), *(x for seg in fields.get("multi_prompt", ())
+                                            for x in seg.dialogue)]
+    names += [x.speaker for x in spoken if x.speaker in elements]
     if names:
         fields["elements"] = [elements[n] for n in dict.fromkeys(names)]
     shot = make_shot(

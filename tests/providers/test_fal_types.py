@@ -516,3 +516,17 @@ def test_a_speaking_element_sends_its_voice_id_as_fal_types_bind_it(compile_one)
     # the current types have no top-level voice_ids on v3 (eve's older copy had one)
     assert "voice_ids" not in TYPES["types"][TYPES["endpoints"][I2V]["type"]]["fields"]
     assert "voice_ids" in OPENAPI_INPUT["properties"]
+
+
+def test_the_fal_golden_requests_keep_to_fals_types():
+    """The golden bodies (tests/cases/golden/fal-*), the dialogue case's voice ids included,
+    as the engine sends them: every field declared and typed, fal's prose rules kept."""
+    golden = Path(__file__).parent.parent / "cases" / "golden"
+    cases = sorted(golden.glob("fal-*/request.json"))
+    assert len(cases) >= 2
+    for path in cases:
+        body = json.loads(path.read_text().replace(f"{PLACEHOLDER_PREFIX}voice:mara",
+                                                   "829877809978941443"))
+        endpoint = I2V if "start_image_url" in body else T2V
+        problems = check_body(endpoint, body) + check_doc_rules(body)
+        assert problems == [], (path.parent.name, problems)

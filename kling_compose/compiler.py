@@ -45,6 +45,7 @@ def compile_shot(shot: ResolvedShot, root: Path) -> tuple[Job | None, list[Diagn
     diags = rules.check_shot(shot, spec, provider.name, lambda p: provider.prompt_text(shot, p))
     diags += provider.check(shot, spec)
     diags += rules.check_frame_aspect(shot)
+    diags += speech_rate_warnings(shot)
     if any(d.severity == "error" for d in diags):
         return None, diags
     refs = _InputRefs(root)
@@ -61,6 +62,32 @@ def compile_shot(shot: ResolvedShot, root: Path) -> tuple[Job | None, list[Diagn
         warnings=tuple(d for d in diags if d.severity == "warning"),
     )
     return job, diags
+
+
+# Words a second that still sound natural: conversational English runs at about 2.5 (150 words
+# a minute), brisk speech at 3; past that a model rushes the line or cuts it off.
+NATURAL_WORDS_PER_S = 3.0
+
+
+def speech_rate_warnings(shot: ResolvedShot) -> list[Diagnostic]:
+    """A warning for each shot (or segment) whose lines cannot be spoken in its seconds at a
+    natural rate."""
+    spans: dict[tuple[float, float], list] = {}
+    for line, start, end in shot.lines:
+        spans.setdefault((start, end), []).append(line)
+    found = []
+    for (start, end), lines in spans.items():
+        words = sum(line.words for line in lines)
+        seconds = end - start
+        if words > NATURAL_WORDS_PER_S * seconds:
+            where = "segment" if shot.multi_prompt else "shot"
+            need = -(-words // int(NATURAL_WORDS_PER_S))
+            found.append(Diagnostic(
+                f"{words} words of dialogue in a {seconds:g} s {where} of '{shot.id}' is "
+                f"faster than natural speech ({NATURAL_WORDS_PER_S:g} words a second)",
+                lines[0].location, f"shorten the lines, or make the {where} about {need} s",
+                severity="warning"))
+    return found
 
 
 def lookup(shot: ResolvedShot) -> tuple[Provider, ModelSpec] | Diagnostic:

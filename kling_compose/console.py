@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Iterable
 
 import click
@@ -366,8 +367,35 @@ def run_json(result) -> str:
         "skipped": result.count("skipped"),
         "cost_usd": float(result.cost_usd),
         "films": [str(p) for p in result.films],
+        "outputs": [_film_facts(o) for o in result.outcomes
+                    if o.task.kind == "assemble" and o.record is not None],
     }
     return json.dumps(data, indent=2)
+
+
+def _film_facts(outcome) -> dict:
+    """What a film's run measured: its length, size, loudness and subtitle files."""
+    result = outcome.record.result or {}
+    path = outcome.task.assemble_params.path
+    sidecars = [str(Path(path).with_suffix(suffix)) for _, suffix in outcome.record.artifacts[1:]
+                if suffix in (".srt", ".vtt")]
+    return {"path": path, "status": outcome.status,
+            **{k: result[k] for k in ("duration_s", "size", "loudness_lufs", "true_peak_db",
+                                      "normalised", "cues") if k in result},
+            **({"subtitles": sidecars} if sidecars else {})}
+
+
+def _film_line(root, film, outcomes) -> str:
+    """`film: PATH`, with what was measured of it (length, loudness, true peak)."""
+    facts = next((_film_facts(o) for o in outcomes if o.task.kind == "assemble" and
+                  o.record is not None and o.task.assemble_params.path == str(film)), {})
+    notes = []
+    if "loudness_lufs" in facts:
+        notes.append(f"{facts['loudness_lufs']:g} LUFS")
+    if "true_peak_db" in facts:
+        notes.append(f"true peak {facts['true_peak_db']:g} dBTP")
+    notes += facts.get("subtitles", [])
+    return f"film: {root / film}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def print_run_summary(result, plan) -> None:
@@ -380,7 +408,7 @@ def print_run_summary(result, plan) -> None:
         console.print(f"nothing to do: all {len(result.outcomes)} task(s) are up to date, "
                       "nothing was paid for")
         for film in result.films:
-            console.print(f"film: {root / film}")
+            console.print(_film_line(root, film, result.outcomes))
         if broken:
             console.print(f"broken chain: {', '.join(broken)} (see `kling-compose status`)")
         return
@@ -406,7 +434,7 @@ def print_run_summary(result, plan) -> None:
                   + f"failed {result.count('failed')}, "
                   f"skipped {result.count('skipped')}; cost {format_usd(result.cost_usd)}")
     for film in result.films:
-        console.print(f"film: {root / film}")
+        console.print(_film_line(root, film, result.outcomes))
     if broken:
         console.print(f"broken chain: {', '.join(broken)}: the take does not start on the "
                       "frame it was seeded from; watch it, then pick another take or "

@@ -70,6 +70,49 @@ class ElementParams:
     inputs: Mapping[str, str]  # placeholder -> the task whose artifact fills it
 
 
+Said = tuple[str, str, float, float]  # speaker, words, start and end of its span in the clip
+
+
+@dataclass(frozen=True, slots=True)
+class CutPiece:
+    """One piece of an edited film (media/cut.py's Part, files as absolute paths)."""
+
+    shot: str | None = None  # None: a title card
+    start_s: float = 0.0
+    end_s: float | None = None
+    transition: str = "cut"
+    transition_s: float = 0.0
+    title: str = ""
+    subtitle: str = ""
+    duration_s: float = 0.0
+    background: str = "black"  # a colour, or an image's absolute path
+    focus: tuple[float, float] = (0.5, 0.5)
+    lines: tuple[Said, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryParams:
+    """How an edited film is finished (media/cut.py's Delivery, files as absolute paths)."""
+
+    aspect: tuple[int, int] | None = None
+    size: tuple[int, int] | None = None
+    reframe: str = "crop"
+    preset: str = "web"
+    fade_in_s: float = 0.0
+    fade_out_s: float = 0.0
+    music: str | None = None
+    music_gain_db: float = -18.0
+    duck_db: float = 10.0
+    loudness_lufs: float | None = None
+    true_peak_db: float = -1.0
+    subtitles: tuple[str, ...] = ()
+    burn_in: bool = False
+    watermark: tuple[str, str, float, float] | None = None  # image, corner, opacity, scale
+
+
+PLAIN = DeliveryParams()
+
+
 @dataclass(frozen=True, slots=True)
 class AssembleParams:
     """One output film."""
@@ -77,6 +120,13 @@ class AssembleParams:
     path: str  # relative to the storyboard's folder
     sequence: tuple[str, ...]  # shot ids, in order
     crossfade_s: float
+    # () and PLAIN: the shots joined as they are (the fast stream-copy join, issue 7)
+    pieces: tuple[CutPiece, ...] = ()
+    delivery: DeliveryParams = PLAIN
+
+    @property
+    def edited(self) -> bool:
+        return bool(self.pieces) or self.delivery != PLAIN
 
 
 TaskParams = Union[GenerateParams, FrameParams, UploadParams, ElementParams, AssembleParams]
@@ -426,15 +476,79 @@ class _Builder:
     def add_output(self, output: Output) -> None:
         gens = [self.generate_of(s) for s in output.sequence]
         picks = [self.jobs[s].shot.pick for s in output.sequence]
-        key = hash_key("assemble", output.crossfade_s, [(g.cache_key, p) for g, p in zip(gens, picks)])
+        pieces, delivery, files = self.cut(output)
+        params = AssembleParams(output.path, tuple(output.sequence), output.crossfade_s,
+                                pieces, delivery)
+        clips = [(g.cache_key, p) for g, p in zip(gens, picks)]
+        made_from: dict[str, Any] = {
+            "crossfade_s": output.crossfade_s,
+            "sequence": [[s, p] for s, p in zip(output.sequence, picks)],
+            "inputs": {f"clip:{g.shot}": g.cache_key for g in gens}}
+        if params.edited:  # an unedited film keeps the key it always had
+            # files as the storyboard names them: a clone in another folder has the same key
+            shown = {f: _shown(f, self.root) for f in files}
+            edit = {"pieces": [_plain(p, shown) for p in pieces],
+                    "delivery": _plain(delivery, shown),
+                    "files": {shown[f]: self.digest(Path(f)) for f in files}}
+            key = hash_key("assemble", output.crossfade_s, clips, edit)
+            made_from["edit"] = edit
+        else:
+            key = hash_key("assemble", output.crossfade_s, clips)
         deps = tuple(dict.fromkeys(g.id for g in gens))
         self.add(Task(id=f"assemble:{output.path}", kind="assemble", cache_key=key,
-                      depends_on=deps, weight_s=1.0, picks=self.picks(deps),
-                      params=AssembleParams(output.path, tuple(output.sequence),
-                                            output.crossfade_s),
-                      made_from={"crossfade_s": output.crossfade_s,
-                                 "sequence": [[s, p] for s, p in zip(output.sequence, picks)],
-                                 "inputs": {f"clip:{g.shot}": g.cache_key for g in gens}}))
+                      depends_on=deps, weight_s=1.0, picks=self.picks(deps), params=params,
+                      made_from=made_from))
+
+    def cut(self, output: Output) -> tuple[tuple[CutPiece, ...], DeliveryParams, list[str]]:
+        """The output's pieces and delivery as the renderer takes them, and the local files
+        they read (their contents enter the key); () and PLAIN for a film joined as it is."""
+        files: list[str] = []
+
+        def file(source) -> str:
+            path = str(source.path if source.path is not None else self.root / source.value)
+            files.append(path)
+            return path
+
+        lines = any(self.jobs[s].shot.lines for s in output.sequence)
+        pieces = []
+        for piece in output.pieces:
+            into = piece.transition or output.transition
+            if piece.is_title:
+                background = piece.background
+                pieces.append(CutPiece(
+                    None, transition=into.kind, transition_s=into.seconds,
+                    title=piece.title or "", subtitle=piece.subtitle or "",
+                    duration_s=piece.duration_s or 3.0,
+                    background=background if isinstance(background, str) else
+                    file(background) if background is not None else "black"))
+                continue
+            shot = self.jobs[piece.shot].shot
+            pieces.append(CutPiece(
+                piece.shot, piece.start_s or 0.0, piece.end_s, into.kind, into.seconds,
+                focus=shot.focus,
+                lines=tuple((line.speaker, line.text, start, end)
+                            for line, start, end in shot.lines)))
+        audio = output.audio
+        mark = output.watermark
+        delivery = DeliveryParams(
+            aspect=tuple(int(n) for n in output.aspect.split(":"))  # type: ignore[arg-type]
+            if output.aspect else None,
+            # generated again at the aspect (resolve.regenerated): nothing left to reframe
+            size=output.size, reframe="crop" if output.reframe == "generate" else output.reframe,
+            preset=output.preset,
+            fade_in_s=output.fade_in_s, fade_out_s=output.fade_out_s,
+            music=file(audio.music) if audio and audio.music else None,
+            music_gain_db=audio.music_gain_db if audio else -18.0,
+            duck_db=audio.duck_db if audio else 10.0,
+            loudness_lufs=audio.loudness_lufs if audio else None,
+            subtitles=output.subtitles, burn_in=output.burn_in,
+            watermark=(file(mark.image), mark.corner, mark.opacity, mark.scale) if mark else None)
+        plain = not lines and delivery == PLAIN and all(
+            p.shot is not None and p.start_s == 0.0 and p.end_s is None and
+            p.transition == ("crossfade" if output.crossfade_s else "cut") for p in pieces)
+        if plain:
+            return (), PLAIN, []
+        return tuple(pieces), delivery, files
 
     def identity(self, ref: InputRef) -> str:
         """What an input is, whichever way it reaches the provider: a file's content digest,
@@ -478,6 +592,31 @@ def _generate_weight(job: Job) -> float:
     if job.provider in LOCAL_PROVIDERS:
         return seconds / 10
     return prior_s(job.provider, job.model.alias, seconds)
+
+
+def _plain(params: Any, shown: Mapping[str, str]) -> Any:
+    """A params dataclass as JSON-ready data, for a key and `made_from`, each file named as
+    `shown` says."""
+    from dataclasses import asdict
+
+    def named(value: Any) -> Any:
+        if isinstance(value, str):
+            return shown.get(value, value)
+        if isinstance(value, dict):
+            return {k: named(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [named(v) for v in value]
+        return value
+
+    return named(asdict(params))
+
+
+def _shown(path: str, root: Path) -> str:
+    """A file as the storyboard names it: relative to the project where it is inside it."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return path
 
 
 def substitute(request: Any, refs: Mapping[str, str]) -> Any:

@@ -28,6 +28,7 @@ from .model import (
     ElementRef,
     FrameSource,
     Output,
+    Piece,
     Resolved,
     ResolvedShot,
     Shot,
@@ -50,6 +51,8 @@ def resolve_storyboard(sb: Storyboard) -> Resolved:
     shots = r.shots()
     outputs = r.outputs(shots)
     r.check_cycles(shots)
+    if not r.problems:
+        shots, outputs = regenerated(shots, outputs)
     r.check_written_places(shots, outputs)
     if r.problems:
         raise UserError(*sorted(set(r.problems), key=Diagnostic.sort_key))
@@ -418,8 +421,90 @@ class _Resolver:
                               did_you_mean(shot_id, self.ids))
             sequence = out.sequence or all_ids
             self.check_crossfade(out, sequence, durations)
-            result.append(replace(out, sequence=sequence))
+            pieces = out.pieces or tuple(Piece(shot=s, location=where) for s, where in
+                                         zip(sequence, out.sequence_locations or
+                                             [out.location] * len(sequence)))
+            self.check_edit(out, pieces, durations)
+            self.check_deliverable(out)
+            result.append(replace(out, sequence=sequence, pieces=pieces))
+        self.check_sidecars(result)
         return tuple(result)
+
+    def check_sidecars(self, outputs) -> None:
+        """Subtitle files are written beside their film: two films of one name (film.mp4,
+        film.mov) would write one film.srt, and a sidecar over a film overwrites it."""
+        films = {out.path.casefold(): out for out in outputs}
+        written: dict[str, Output] = {}
+        for out in outputs:
+            for form in out.subtitles:
+                sidecar = str(Path(out.path).with_suffix("." + form)).casefold()
+                other = written.get(sidecar) or films.get(sidecar)
+                if other is not None and other is not out:
+                    self.fail(f"the {form} subtitles of '{out.path}' and '{other.path}' would be "
+                              f"one file, {Path(out.path).with_suffix('.' + form)}",
+                              out.location, "give the films different names")
+                written.setdefault(sidecar, out)
+
+    def check_edit(self, out: Output, pieces: tuple[Piece, ...], durations) -> None:
+        """Trims inside their clips, transitions shorter than the pieces they join, title
+        cards' images present."""
+        lengths: list[float | None] = []
+        for piece in pieces:
+            if piece.is_title:
+                if isinstance(piece.background, FrameSource) and piece.background.kind == "path":
+                    self.check_file(piece.background)
+                lengths.append(piece.duration_s)
+                continue
+            clip = durations.get(piece.shot)
+            start, end = piece.start_s or 0.0, piece.end_s if piece.end_s is not None else clip
+            if end is not None and start >= end:
+                self.fail(f"shot '{piece.shot}' is trimmed to nothing (in {start:g} s, out "
+                          f"{end:g} s)", piece.location, "`in` must come before `out`")
+                end = None  # its length is unknown: its transitions are not judged by it
+            elif clip is not None and end is not None and end > clip + 1e-9:
+                self.fail(f"`out: {end:g}` is past the end of shot '{piece.shot}' ({clip} s)",
+                          piece.location, f"trim within the clip: out at most {clip}")
+            lengths.append(None if end is None else end - start)
+        for i, piece in enumerate(pieces):
+            into = piece.transition or out.transition
+            if into.kind == "cut":
+                continue
+            if i == 0 and into.kind == "crossfade" and piece.transition is not None:
+                self.fail("the first piece of a film has nothing to crossfade from",
+                          into.location or piece.location,
+                          "use `fade_in:` on the output, or a `dip` (up from black)")
+                continue
+            if into.kind == "crossfade" and (piece.transition is None or
+                                             into.seconds < MIN_CROSSFADE_S):
+                continue  # the output's own crossfade: check_crossfade
+            joined = [n for n in (lengths[i], lengths[i - 1] if i else None) if n is not None]
+            limit = min(joined) if joined else None
+            if limit is not None and into.seconds >= limit and (i or into.kind == "dip"):
+                self.fail(f"a {into.kind} of {into.seconds:g} s is not shorter than the "
+                          f"pieces it joins ({limit:g} s)", into.location or piece.location,
+                          f"use a {into.kind} shorter than {limit:g} s")
+
+    def check_deliverable(self, out: Output) -> None:
+        """The files an output reads exist; size and aspect agree; each preset's container."""
+        for source in (out.audio.music if out.audio else None,
+                       out.watermark.image if out.watermark else None):
+            if source is not None and source.kind == "path":
+                self.check_file(source)
+            elif source is not None:
+                self.fail(f"'{source.value[:60]}' is not a local file", source.location,
+                          "an output's music and watermark are files in the project")
+        if out.size and out.aspect:
+            w, h = out.size
+            aw, ah = (int(n) for n in out.aspect.split(":"))
+            if w * ah != h * aw:
+                self.fail(f"size {w}x{h} is not {out.aspect}", out.location,
+                          "give `size` or `aspect` (the size follows from the aspect)")
+        if out.preset == "master" and not out.path.lower().endswith(".mov"):
+            self.fail(f"preset master writes a .mov (ProRes 422 HQ + PCM), not "
+                      f"'{out.path}'", out.location, "name the output .mov, or use preset web")
+        if out.reframe == "generate" and out.aspect is None:
+            self.fail("`reframe: generate` needs the output's `aspect`", out.location,
+                      "add `aspect: \"9:16\"` (or the ratio wanted) to the output")
 
     def check_written_places(self, shots, outputs) -> None:
         """A folder, a named pipe or a device where `run` writes a film or a shot's clip
@@ -462,6 +547,60 @@ class _Resolver:
             self.fail(f"crossfade of {out.crossfade_s:g} s is not shorter than the shortest clip "
                       f"in the sequence, '{shot}' ({shortest} s)",
                       out.crossfade_location or out.location, "use a shorter crossfade")
+
+
+VARIANT_MARK = "@"  # a shot generated again for a deliverable: `tea@9x16` (no user id has @)
+
+
+def regenerated(shots: tuple[ResolvedShot, ...], outputs: tuple[Output, ...]
+                ) -> tuple[tuple[ResolvedShot, ...], tuple[Output, ...]]:
+    """`reframe: generate`: each shot of such an output (and each shot it chains from) gets a
+    variant generated at the output's aspect, `SHOT@WxH`, whose chains lead to the variants
+    of their sources; the output is cut from the variants. Variants are shots like the others
+    (their own tasks, keys, costs and lock entries), after the storyboard's own."""
+    by_id = {s.id: s for s in shots}
+    made: dict[str, ResolvedShot] = {}
+    result = []
+    for out in outputs:
+        if out.reframe != "generate" or out.aspect is None:
+            result.append(out)
+            continue
+        tag = out.aspect.replace(":", "x")
+        wanted: list[str] = []
+        todo = list(dict.fromkeys(out.sequence))
+        while todo:
+            shot_id = todo.pop()
+            if shot_id in wanted or shot_id not in by_id:
+                continue
+            wanted.append(shot_id)
+            todo += [c.value for c in by_id[shot_id].chains]
+        variant = {shot_id: f"{shot_id}{VARIANT_MARK}{tag}" for shot_id in wanted}
+        for shot in shots:  # storyboard order: sources before what chains from them
+            vid = variant.get(shot.id)
+            if vid is None or vid in made:
+                continue
+            made[vid] = _variant(shot, vid, out.aspect, variant, len(shots) + len(made))
+        pieces = tuple(replace(p, shot=variant[p.shot]) if p.shot is not None else p
+                       for p in out.pieces)
+        result.append(replace(out, sequence=tuple(variant[s] for s in out.sequence),
+                              pieces=pieces, aspect=out.aspect))
+    return shots + tuple(made.values()), tuple(result)
+
+
+def _variant(shot: ResolvedShot, vid: str, aspect: str, variant: Mapping[str, str],
+             index: int) -> ResolvedShot:
+    """`shot` generated at `aspect`, its chains led to the variants of their sources."""
+    def moved(src: FrameSource | None) -> FrameSource | None:
+        if src is None or not src.is_chain:
+            return src
+        return replace(src, value=variant.get(src.value, src.value))
+
+    return replace(
+        shot, id=vid, index=index, aspect=aspect, size=None,
+        first_frame=moved(shot.first_frame), last_frame=moved(shot.last_frame),
+        video=moved(shot.video),
+        reference_images=tuple(moved(s) for s in shot.reference_images),  # type: ignore[misc]
+        reference_videos=tuple(moved(s) for s in shot.reference_videos))  # type: ignore[misc]
 
 
 def _line(location: Location | None) -> int | str | None:

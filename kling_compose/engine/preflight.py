@@ -120,7 +120,10 @@ def check_write_paths(plan: Plan) -> None:
     real_root = root.resolve()
     paths = ProjectPaths(root)
     places = [paths.shots, paths.objects, paths.tmp, paths.lock]
-    places += [root / t.assemble_params.path for t in plan.tasks.values() if t.kind == "assemble"]
+    films = [t.assemble_params for t in plan.tasks.values() if t.kind == "assemble"]
+    places += [root / film.path for film in films]
+    places += [(root / film.path).with_suffix("." + form) for film in films  # subtitles
+               for form in film.delivery.subtitles]
     for place in places:
         relative = place.relative_to(root)
         for depth in range(1, len(relative.parts) + 1):

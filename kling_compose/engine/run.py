@@ -90,6 +90,9 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
             state.close()
 
 
+SIDECARS = frozenset({".srt", ".vtt"})  # an assemble's artifacts after the film
+
+
 @dataclass
 class Runner:
     plan: Plan
@@ -307,6 +310,11 @@ class Runner:
         return self.store.path(digest, suffix)
 
     def export(self, task: Task, record: Record) -> None:
-        """Put the film where the storyboard asked for it."""
-        digest, suffix = record.artifacts[0]
-        self._export_if_changed(digest, suffix, self.plan.resolved.storyboard.root / task.assemble_params.path)
+        """Put the film where the storyboard asked for it, its subtitle files beside it
+        (renders/film.srt, renders/film.vtt)."""
+        film = self.plan.resolved.storyboard.root / task.assemble_params.path
+        (digest, suffix), *rest = record.artifacts
+        self._export_if_changed(digest, suffix, film)
+        for digest, suffix in rest:  # the cues' .json stays in the store
+            if suffix in SIDECARS:
+                self._export_if_changed(digest, suffix, film.with_suffix(suffix))

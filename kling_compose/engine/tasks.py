@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 import urllib.parse
 from decimal import Decimal
@@ -28,6 +29,7 @@ from .remote import BudgetExceeded, RemoteError
 if TYPE_CHECKING:
     from .run import Runner
 
+CUES_SUFFIX = ".json"  # an edited film's artifact listing its dialogue cues in film time
 Artifacts = Sequence[tuple[str, str]]  # (sha256, suffix) per take
 # what a kind's work made: its artifacts, the reference it hands on (an upload's URL, an
 # element's id), its result (URLs, seeds, extras) and what it cost
@@ -146,7 +148,9 @@ class Generate(TaskHandler):
                 first_image=_path(request.get("first_image")),
                 last_image=_path(request.get("last_image")), title=request["title"],
                 caption=request["prompt"], audio=request["audio"], tone_hz=_tone(task, take),
-                band=True, take=take + 1, takes=takes)
+                band=True, take=take + 1, takes=takes,
+                **({"lines": tuple(tuple(line) for line in request["lines"])}
+                   if request.get("lines") else {}))
             out = run.store.temp_path(".mp4")
             await asyncio.to_thread(render_animatic, spec, out)
             artifacts.append((run.store.adopt(out), ".mp4"))
@@ -209,17 +213,62 @@ class Assemble(TaskHandler):
     kind = "assemble"
 
     async def make(self, task: Task) -> Made:
-        from ..media.assemble import assemble
-
         run = self.run
         params = task.assemble_params
         clips = [run.artifact(f"generate:{s}", task.pick(f"generate:{s}"))
                  for s in params.sequence]
         out = run.store.temp_path(Path(params.path).suffix or ".mp4")
+        if params.edited:
+            return await self.cut(task, clips, out)
+        from ..media.assemble import assemble
+
         info = await asyncio.to_thread(assemble, clips, out, crossfade_s=params.crossfade_s,
                                        workdir=run.store.tmp)
         result = {"duration_s": round(info.video_duration_s, 3)}
         return [(run.store.adopt(out), out.suffix)], None, result, Decimal(0)
+
+    async def cut(self, task: Task, clips: list[Path], out: Path) -> Made:
+        """An edited, mixed or reframed film (media/cut.py), with its subtitle files."""
+        from dataclasses import asdict
+
+        from ..media.cut import Delivery, Part, Said, Watermark, render
+
+        run = self.run
+        params = task.assemble_params
+        clip_of = dict(zip(params.sequence, clips))
+        parts = [Part(
+            clip=clip_of[p.shot] if p.shot is not None else None,
+            start_s=p.start_s, end_s=p.end_s, transition=p.transition,
+            transition_s=p.transition_s, title=p.title, subtitle=p.subtitle,
+            duration_s=p.duration_s,
+            background=Path(p.background) if "/" in p.background else p.background,
+            focus=p.focus, lines=tuple(Said(*line) for line in p.lines))
+            for p in params.pieces]
+        fields = asdict(params.delivery)
+        fields["music"] = Path(fields["music"]) if fields["music"] else None
+        mark = fields.pop("watermark")
+        delivery = Delivery(**fields, watermark=Watermark(Path(mark[0]), *mark[1:])
+                            if mark else None)
+        made = await asyncio.to_thread(render, parts, delivery, out, workdir=run.store.tmp)
+        artifacts = [(run.store.adopt(out), out.suffix)]
+        for form, text in made.subtitles.items():
+            sidecar = run.store.temp_path("." + form)
+            sidecar.write_text(text, encoding="utf-8")
+            artifacts.append((run.store.adopt(sidecar), sidecar.suffix))
+        if made.cues:  # the dialogue in film time, for `export` and the report (not exported)
+            cues = run.store.temp_path(CUES_SUFFIX)
+            cues.write_text(json.dumps([asdict(c) for c in made.cues], indent=1) + "\n",
+                            encoding="utf-8")
+            artifacts.append((run.store.adopt(cues), CUES_SUFFIX))
+        result: dict = {"duration_s": round(made.duration_s, 3),
+                        "size": [made.width, made.height], "cues": len(made.cues)}
+        if made.loudness_lufs is not None:
+            result["loudness_lufs"] = round(made.loudness_lufs, 1)
+        if made.true_peak_db is not None:
+            result["true_peak_db"] = round(made.true_peak_db, 1)
+        if made.normalised:
+            result["normalised"] = made.normalised
+        return artifacts, None, result, Decimal(0)
 
     async def finished(self, task: Task, made: Made) -> Record:
         record = await super().finished(task, made)

@@ -5,6 +5,11 @@ One ffmpeg call per clip: each still is decoded once, scaled to cover the frame,
 slower). The last image fades in over the whole clip through an alpha `fade` + `overlay`
 (measured ~1.4x faster than `xfade` here). Encoder settings are fixed, so every clip of the
 same size and fps has the same codec parameters and clips join by stream copy.
+
+With dialogue (`lines`), each line is "spoken" for a part of its span (the span's lines
+spread by words, `SPOKEN_GAP_S` apart): its caption is drawn over the picture then, and the
+sound is a tone of its speaker's pitch then, over near-silence otherwise, so the film's cue
+alignment (subtitles.speech_spans), subtitles and music ducking can be rehearsed for free.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from .ffmpeg import atomic_output, run_ffmpeg
+from .subtitles import spread
 
 AUDIO_RATE = 48_000
 ZOOM_END = 1.08
@@ -24,6 +30,16 @@ TAKE_DRIFT = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # take 1 centre, then l
 # Audio fade length (s): long enough to avoid a click at every cut, short enough not to hear.
 _AUDIO_FADE_S = 0.05
 _TONE_GAIN = 0.25  # on top of the sine source's own 1/8 amplitude: about -30 dBFS
+# dialogue: one pitch per speaker index (cycled), a 4 Hz "syllable" swell, peak 0.1 (-20
+# dBFS, above the -50 dBFS gate and 12 dB over the floor that speech_spans needs), 20 ms
+# ramps; under it, noise at about -71 dBFS RMS ("near-silence", the quiet a VAD measures)
+SPEAKER_HZ = (220.0, 330.0, 495.0, 660.0, 880.0, 277.0, 415.0, 587.0)
+SPOKEN_GAP_S = 0.3  # between lines sharing a span: over speech_spans' 0.25 s bridge
+_VOICE_PEAK = 0.1
+_VOICE_RAMP_S = 0.02
+_NEAR_SILENCE = 0.0005
+_CAPTION_INK = ((255, 255, 255), (255, 220, 120), (150, 220, 255), (190, 255, 170),
+                (255, 170, 210), (220, 190, 255))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +64,8 @@ class AnimaticSpec:
     # tells them apart; every take's first frame is still the first image itself
     take: int = 1
     takes: int = 1
+    # dialogue: (speaker index, text, start_s, end_s) within the clip; see spoken()
+    lines: tuple[tuple[int, str, float, float], ...] = ()
 
     @property
     def label(self) -> str:
@@ -86,15 +104,47 @@ def render_animatic(spec: AnimaticSpec, out: Path) -> Path:
         if spec.band and (spec.first_image is not None or spec.last_image is not None):
             band = Path(tmp) / "band.png"
             caption_band(spec.width, spec.height, spec.label, spec.caption).save(band)
+        captions = []
+        for k, (speaker, text, start, end) in enumerate(spoken(spec)):
+            png = Path(tmp) / f"line-{k:03d}.png"
+            line_caption(spec.width, spec.height, text, speaker).save(png)
+            captions.append((png, start, end))
         with atomic_output(out) as part:
-            run_ffmpeg(_ffmpeg_args(spec, Path(base), part, band))
+            run_ffmpeg(_ffmpeg_args(spec, Path(base), part, band, captions))
     return out
 
 
-def _ffmpeg_args(spec: AnimaticSpec, base: Path, out: Path,
-                 band: Path | None = None) -> list[str]:
+def spoken(spec: AnimaticSpec) -> list[tuple[int, str, float, float]]:
+    """When each line is "spoken" in the clip: the lines sharing a span (consecutive, same
+    start and end) spread over it by words (subtitles.spread, SPOKEN_GAP_S apart), inside
+    the span less half a gap at each end (a tenth of it at most), spans clipped to the
+    clip; (speaker, text, start_s, end_s) in order."""
+    length = spec.frame_count / spec.fps
+    groups: list[tuple[float, float, list[tuple[int, str]]]] = []
+    for speaker, text, start, end in spec.lines:
+        if groups and (groups[-1][0], groups[-1][1]) == (start, end):
+            groups[-1][2].append((speaker, text))
+        else:
+            groups.append((start, end, [(speaker, text)]))
+    out = []
+    for start, end, group in groups:
+        a, b = max(0.0, start), min(length, end)
+        if b <= a:
+            continue
+        # a breath at both ends, so the lines of two adjacent spans are heard apart too
+        inset = min(SPOKEN_GAP_S / 2, (b - a) / 10)
+        a, b = a + inset, b - inset
+        cues = spread([(text, str(speaker)) for speaker, text in group], a, b,
+                      gap_s=SPOKEN_GAP_S)
+        out += [(int(c.speaker or 0), c.text, c.start_s, c.end_s) for c in cues]
+    return out
+
+
+def _ffmpeg_args(spec: AnimaticSpec, base: Path, out: Path, band: Path | None = None,
+                 captions: list[tuple[Path, float, float]] | None = None) -> list[str]:
     """The full ffmpeg argument list rendering `spec` from the still `base` to `out`; `band`
-    (the shot's own id and prompt) is laid over the bottom of every frame."""
+    (the shot's own id and prompt) is laid over the bottom of every frame, each caption
+    (picture, start, end) over the bottom (above the band) while its line is spoken."""
     n, fps = spec.frame_count, spec.fps
     inputs = ["-i", _file_url(base)]
     graph = [f"[0:v]{_still_chain(spec, zoom_in=True)}[base]"]
@@ -114,6 +164,13 @@ def _ffmpeg_args(spec: AnimaticSpec, base: Path, out: Path,
         inputs += ["-i", _file_url(band)]
         graph.append(f"{video}[{band_idx}:v]overlay=0:main_h-overlay_h:format=yuv420[banded]")
         video = "[banded]"
+    above = max(12, spec.height // 6) if band is not None else 0
+    for k, (png, start, end) in enumerate(captions or []):
+        idx = len(inputs) // 2
+        inputs += ["-i", _file_url(png)]
+        graph.append(f"{video}[{idx}:v]overlay=0:main_h-overlay_h-{above}:format=yuv420:"
+                     f"enable='between(t,{start:.4f},{end:.4f})'[said{k}]")
+        video = f"[said{k}]"
     audio_idx = len(inputs) // 2
     inputs += ["-f", "lavfi", "-i", _audio_source(spec)]
     graph.append(f"[{audio_idx}:a]{_audio_chain(spec)}[aud]")
@@ -168,7 +225,18 @@ def _still_chain(spec: AnimaticSpec, *, zoom_in: bool) -> str:
 
 
 def _audio_source(spec: AnimaticSpec) -> str:
-    """The lavfi audio source: a sine tone, or digital silence (still an AAC track)."""
+    """The lavfi audio source: a sine tone, the lines' voices over near-silence, or digital
+    silence (still an AAC track)."""
+    said = spoken(spec) if spec.audio else []
+    if said:
+        r = _VOICE_RAMP_S
+        voices = "+".join(
+            f"clip(min(t-{a:.4f},{b:.4f}-t)/{r},0,1)"
+            f"*sin(2*PI*{SPEAKER_HZ[speaker % len(SPEAKER_HZ)]:g}*t)"
+            for speaker, _text, a, b in said)
+        expr = (f"{_VOICE_PEAK}*(0.7+0.3*sin(2*PI*4*t))*({voices})"
+                f"+{_NEAR_SILENCE}*(random(0)*2-1)")
+        return f"aevalsrc='{expr}':s={AUDIO_RATE}:c=mono"
     if spec.audio:
         return f"sine=frequency={spec.tone_hz:g}:sample_rate={AUDIO_RATE}"
     return f"anullsrc=r={AUDIO_RATE}:cl=stereo"
@@ -181,8 +249,9 @@ def _audio_chain(spec: AnimaticSpec) -> str:
     if spec.audio:
         total = samples / AUDIO_RATE
         fade = min(_AUDIO_FADE_S, total / 4)
+        gain = 1 if spoken(spec) else _TONE_GAIN
         chain += (
-            f",pan=stereo|c0={_TONE_GAIN}*c0|c1={_TONE_GAIN}*c0"
+            f",pan=stereo|c0={gain}*c0|c1={gain}*c0"
             f",afade=t=in:d={fade:.4f},afade=t=out:st={total - fade:.6f}:d={fade:.4f}"
         )
     return chain
@@ -223,6 +292,27 @@ def caption_band(width: int, height: int, title: str, caption: str) -> Image.Ima
     for line in lines:
         draw.text((margin, y), line, font=font, fill=(235, 235, 240))
         y += int(size * 1.25)
+    return img
+
+
+def line_caption(width: int, height: int, text: str, speaker: int = 0) -> Image.Image:
+    """A subtitle for a spoken line: the text (at most two lines, cut with '...') centred on
+    a translucent dark strip, in the speaker's colour; RGBA, laid over the picture."""
+    size = max(8, height // 16)
+    font = ImageFont.load_default(size=size)
+    margin = max(4, width // 24)
+    lines = _wrap(text, font, width - 2 * margin, 2) or [""]
+    line_h = int(size * 1.3)
+    img = Image.new("RGBA", (width, line_h * len(lines) + size // 2), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    ink = _CAPTION_INK[speaker % len(_CAPTION_INK)]
+    y = size // 4
+    for line in lines:
+        box_w = int(font.getlength(line)) + size
+        draw.rectangle(((width - box_w) // 2, y - size // 8, (width + box_w) // 2,
+                        y + line_h - size // 8), fill=(0, 0, 0, 170))
+        draw.text((width // 2, y + line_h // 2), line, font=font, fill=(*ink, 255), anchor="mm")
+        y += line_h
     return img
 
 

@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .ffmpeg import ClipInfo, MediaError, atomic_output, probe, run_ffmpeg
+from .mix import declick_filter
 
 _DEFAULT_AUDIO = ("aac", "LC", 48_000, "stereo")
 _AUDIO_BITRATE = "160k"
@@ -56,11 +57,19 @@ class _Target:
 
 
 def assemble(
-    clips: list[Path], out: Path, *, crossfade_s: float = 0.0, workdir: Path
+    clips: list[Path], out: Path, *, crossfade_s: float = 0.0, workdir: Path,
+    declick_s: float = 0.0, audio: Path | None = None,
 ) -> ClipInfo:
-    """Concatenate `clips` into `out` atomically (crossfading if crossfade_s > 0); probe(out)."""
+    """Concatenate `clips` into `out` atomically (crossfading if crossfade_s > 0); probe(out).
+
+    Stream-copy join only (crossfade_s == 0):
+    declick_s > 0 fades each clip's audio in and out over that long (mix.declick_filter), so
+    no cut clicks; `audio` is a finished soundtrack (the film's length) muxed instead of the
+    clips' own, stream-copied (cut.py prepares it: mixed, normalised, encoded)."""
     if not clips:
         raise MediaError("assemble: no clips given")
+    if crossfade_s > 0 and (declick_s > 0 or audio is not None):
+        raise MediaError("assemble: declick_s and audio apply to the stream-copy join only")
     clips, out, workdir = [Path(c) for c in clips], Path(out), Path(workdir)
     infos = [probe(c) for c in clips]
     target = _Target.of(infos)
@@ -71,33 +80,50 @@ def assemble(
                 _check_crossfade(clips, infos, crossfade_s)
                 run_ffmpeg(_crossfade_args(clips, infos, target, crossfade_s, part))
             else:
-                _concat_copy(clips, infos, target, Path(tmp), part)
+                _concat_copy(clips, infos, target, Path(tmp), part, declick_s=declick_s,
+                             audio=audio)
     return probe(out)
 
 
 def _concat_copy(
-    clips: list[Path], infos: list[ClipInfo], target: _Target, tmp: Path, out: Path
+    clips: list[Path], infos: list[ClipInfo], target: _Target, tmp: Path, out: Path,
+    *, declick_s: float = 0.0, audio: Path | None = None,
 ) -> None:
-    """Concat demuxer, video copied, audio re-encoded; odd clips normalised into tmp first."""
-    parts = []
+    """Concat demuxer, video copied, audio re-encoded; odd clips normalised into tmp first.
+    declick_s > 0: each part's audio is read from the part itself (one input each), made
+    exactly its video's length, faded at both ends, and the parts joined by the concat filter.
+    `audio`: that file's first audio stream is copied instead."""
+    parts, lengths = [], []
     for i, (clip, info) in enumerate(zip(clips, infos)):
         norm = tmp / f"norm-{i:04d}.mp4"
+        seconds = info.video_duration_s
         if info.video_params != infos[0].video_params:
             run_ffmpeg(_normalise_args(clip, info, target, norm, video=True))
-            clip = norm
+            clip, seconds = norm, float(_frames_at(info, target.fps) / target.fps)
         elif not _audio_fits(info, target):
             run_ffmpeg(_normalise_args(clip, info, target, norm, video=False))
             clip = norm
         parts.append(clip)
+        lengths.append(seconds)
     listing = tmp / "concat.txt"
     listing.write_text("".join(f"file {_concat_quote(p)}\n" for p in parts), encoding="utf-8")
-    run_ffmpeg([
-        "-f", "concat", "-safe", "0", "-i", str(listing),
-        "-map", "0:v:0", "-map", "0:a:0",
-        "-c:v", "copy",
-        *_audio_encoder_args(target),
-        "-movflags", "+faststart", str(out),
-    ])  # fmt: skip
+    args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
+    if audio is not None:
+        args += ["-i", _file_url(audio), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+                 "-c:a", "copy"]
+    elif declick_s > 0:
+        graph = []
+        for k, (part_path, seconds) in enumerate(zip(parts, lengths)):
+            args += ["-i", _file_url(part_path)]
+            graph.append(f"[{k + 1}:a:0]{_audio_chain(target, seconds)},"
+                         f"{declick_filter(seconds, declick_s)}[a{k}]")
+        graph.append("".join(f"[a{k}]" for k in range(len(parts)))
+                     + f"concat=n={len(parts)}:v=0:a=1[a]")
+        args += ["-filter_complex", ";".join(graph), "-map", "0:v:0", "-map", "[a]",
+                 "-c:v", "copy", *_audio_encoder_args(target)]
+    else:
+        args += ["-map", "0:v:0", "-map", "0:a:0", "-c:v", "copy", *_audio_encoder_args(target)]
+    run_ffmpeg([*args, "-movflags", "+faststart", str(out)])
 
 
 def _audio_fits(info: ClipInfo, target: _Target) -> bool:

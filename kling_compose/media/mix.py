@@ -141,7 +141,9 @@ def loudnorm_filter(measured: Loudness, target_lufs: float, true_peak_dbtp: floa
 
 
 def normalise(src: Path | str, dst: Path | str, *, target_lufs: float = -14.0,
-              true_peak_dbtp: float = -1.0) -> Normalised:
+              true_peak_dbtp: float = -1.0,
+              audio_args: Sequence[str] | None = None,
+              measured: Loudness | None = None) -> Normalised:
     """Write `dst`: `src` with its audio brought to `target_lufs` integrated and a true peak
     at most `true_peak_dbtp` (two passes: ebur128 measures, loudnorm applies one gain in its
     linear mode; where one gain cannot keep the peaks under the ceiling, that gain and a
@@ -150,11 +152,16 @@ def normalise(src: Path | str, dst: Path | str, *, target_lufs: float = -14.0,
     The first pass is `measure` (ebur128), not loudnorm's own print-only pass: the same
     figures, 6x faster (loudnorm runs its dynamic mode at 192 kHz even when only printing).
     The audio comes out AAC 48 kHz stereo (loudnorm works at 192 kHz; it is resampled back).
-    `after` is measured on the written file, AAC encoding included.
+    `after` is measured on the written file, AAC encoding included. `audio_args` replaces
+    the AAC encoder arguments (e.g. PCM for a master's soundtrack); `measured` is `src`'s
+    loudness when the caller has measured it already (the first pass is then skipped).
     """
+    out_args = list(audio_args) if audio_args is not None else _AUDIO_OUT
+    mux = ["-movflags", "+faststart"] if Path(dst).suffix.lower() in (".mp4", ".m4a", ".mov",
+                                                                      ".m4v") else []
     if not _has_audio(src):
         raise MediaError(f"{src} has no audio stream to normalise")
-    before = measure(src)
+    before = measured if measured is not None else measure(src)
     if before.integrated_lufs <= _SILENT_LUFS:
         raise MediaError(f"{src} is silent: there is no loudness to normalise")
     video = ["-map", "0:v:0", "-c:v", "copy"] if _has_video(src) else []
@@ -166,7 +173,7 @@ def normalise(src: Path | str, dst: Path | str, *, target_lufs: float = -14.0,
             second = _loudnorm_json(_ffmpeg_stderr([
                 "-i", _file_url(src), *video, "-map", "0:a:0",
                 "-af", f"{graph},aresample={SAMPLE_RATE},{_STEREO}",
-                *_AUDIO_OUT, "-movflags", "+faststart", str(part)]))
+                *out_args, *mux, str(part)]))
         mode = second.get("normalization_type", "unknown")
         if mode != "linear":
             raise MediaError(f"normalising {src}: loudnorm refused its linear mode")
@@ -181,7 +188,7 @@ def normalise(src: Path | str, dst: Path | str, *, target_lufs: float = -14.0,
         for _ in range(_LIMIT_TRIES):
             run_ffmpeg(["-i", _file_url(src), *video, "-map", "0:a:0",
                         "-af", _limited_chain(gain, ceiling),
-                        *_AUDIO_OUT, "-movflags", "+faststart", str(part)])
+                        *out_args, *mux, str(part)])
             after = measure(part)
             miss = target_lufs - after.integrated_lufs
             if abs(miss) <= 0.5 and after.true_peak_dbtp <= true_peak_dbtp:

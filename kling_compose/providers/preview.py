@@ -7,6 +7,7 @@ that `media/animatic.py` reads; local inputs stay placeholders the engine replac
 
 from __future__ import annotations
 
+import zlib
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Mapping
@@ -84,6 +85,9 @@ class PreviewProvider(Declared):
             # reused for `takes: 2`, and `pick: 2` found no second take); one take leaves the
             # key of every existing single-take rehearsal as it was
             **({"takes": shot.takes} if shot.takes > 1 else {}),
+            # dialogue: captions and a tone per speaker while each line is spoken; a shot
+            # without lines keeps its key
+            **({"lines": speaker_lines(shot)} if shot.lines else {}),
         }
 
     def cost(
@@ -101,6 +105,22 @@ class PreviewProvider(Declared):
         if prompt is not None:
             return self.prompt_text(shot, prompt)
         return "\n".join(self.prompt_text(shot, seg.prompt) for seg in shot.multi_prompt or ())
+
+
+SPEAKER_TONES = 8  # the animatic's speaker pitches (media/animatic.py)
+
+
+def speaker_lines(shot: ResolvedShot) -> list[list[Any]]:
+    """[speaker tone, words, start s, end s] per line: a speaker's tone follows from its name,
+    so it sounds the same in every shot, and two speakers of one shot never share one."""
+    tones: dict[str, int] = {}
+    for speaker in shot.speakers:
+        tone = zlib.crc32(speaker.encode()) % SPEAKER_TONES
+        while tone in tones.values() and len(tones) < SPEAKER_TONES:
+            tone = (tone + 1) % SPEAKER_TONES
+        tones[speaker] = tone
+    return [[tones[line.speaker], f"{line.speaker.upper()}: {line.text}", start, end]
+            for line, start, end in shot.lines]
 
 
 def preview_size(shot: ResolvedShot) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Mapping
 
-from . import dialogue, rules
+from . import rules
 from ..errors import Diagnostic
 from ..model import Prompt, ResolvedShot
 from . import fal, kie, kling, kling_v3_task, runware
@@ -63,10 +63,8 @@ class PreviewProvider(Declared):
         return []
 
     def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
-        """The prompt as shown on the card: element references as `@name`, then its lines."""
-        text = prompt.render(lambda name: "@" + name)
-        speaker = dialogue.speaker_of(shot, lambda n, e: "@" + e.name)
-        return dialogue.spoken(text, dialogue.lines_of(shot, prompt), speaker)
+        """The prompt as shown on the card: element references as `@name`."""
+        return prompt.render(lambda name: "@" + name)
 
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         width, height = preview_size(shot)
@@ -101,9 +99,8 @@ class PreviewProvider(Declared):
         return None
 
     def _caption(self, shot: ResolvedShot) -> str:
-        prompt = dialogue.main_prompt(shot)
-        if prompt is not None:
-            return self.prompt_text(shot, prompt)
+        if shot.prompt is not None:
+            return self.prompt_text(shot, shot.prompt)
         return "\n".join(self.prompt_text(shot, seg.prompt) for seg in shot.multi_prompt or ())
 
 

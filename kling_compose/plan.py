@@ -522,6 +522,7 @@ class _Builder:
                     background=background if isinstance(background, str) else
                     file(background) if background is not None else "black"))
                 continue
+            assert piece.shot is not None  # a piece is a title card or a shot
             shot = self.jobs[piece.shot].shot
             pieces.append(CutPiece(
                 piece.shot, piece.start_s or 0.0, piece.end_s, into.kind, into.seconds,

@@ -1,12 +1,15 @@
 """`kling-compose export`: an assembled film's timeline for an editor, as OpenTimelineIO or a
 CMX 3600 EDL (through OTIO's `otio-cmx3600-adapter`).
 
-The timeline is the one `media/assemble.py` made, read from what the run recorded (the plan,
-the ledger, the clips in renders/shots), never re-derived from the storyboard alone: one clip
-per shot of the output's sequence (the picked take, as `run` exported it), its in point and
-duration in frames of the film's rate, and each crossfade as an OTIO Transition. A film that
-is not assembled from the current storyboard is refused. Before anything is written, the
-timeline's length is checked against the assembled film's own frame count.
+The timeline is the one `media/assemble.py` (a plain film) or `media/cut.py` (an edited one)
+made, read from what the run recorded (the plan, the ledger, the clips in renders/shots, the
+cues the run kept), never re-derived from the storyboard alone: one clip per shot piece (the
+picked take, as `run` exported it), its in point and duration in frames of the film's rate,
+each crossfade as an OTIO Transition, each dip as a fade out to a zero-length gap (black) and
+a fade up from it, each title card a black generator clip named by its title; the music on a
+track of its own and each cue of dialogue a marker. A film that is not assembled from the
+current storyboard is refused. Before anything is written, the timeline's length is checked
+against the assembled film's own frame count.
 
 opentimelineio is imported here only (and this module only by the `export` command), so no
 other command pays for it at start-up. It is an optional dependency (the `export` extra, with
@@ -21,13 +24,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError, did_you_mean
 from ..media.ffmpeg import ClipInfo
 
 if TYPE_CHECKING:  # plan.py imports networkx: only its names are needed here
-    from ..plan import Task
+    from ..plan import DeliveryParams, Task
     from ..project.state import Record
 
 FORMATS = {"otio": ".otio", "edl": ".edl"}
@@ -38,32 +41,67 @@ NEEDS = {"otio": [("opentimelineio", "OpenTimelineIO")],
                  ("otio_cmx3600_adapter", "OpenTimelineIO's CMX 3600 adapter")]}
 NAMESPACE = "kling_compose"  # the metadata key every clip and the timeline carry
 REEL_CHARS = 8  # CMX 3600 reel names: at most 8 characters
+MARKER_COLOR = "YELLOW"  # the dialogue's markers
+MUSIC_FADE_S = 2.0  # media/mix.py's bed fades in and out over this (bed_filter's fade_s)
 
 
 @dataclass(frozen=True, slots=True)
 class Placed:
-    """One shot where the film shows it: its clip and the film frame its first frame lands on."""
+    """One shot where the film shows it: its clip and the film frame its first frame (the
+    first frame of its trim) lands on, and how it is joined to the piece before."""
 
     shot: str
     clip: Path  # renders/shots/<shot><suffix>, the picked take
     info: ClipInfo
     frames: int  # frames it has at the film's rate
-    start: int  # the film frame showing its frame 0
+    start: int  # the film frame showing its first frame used (frame 0 when untrimmed)
     task: Task  # the plan's generate task
     record: Record  # its ledger row
+    first: int = 0  # the first source frame used (its in trim), in frames of the film's rate
+    into: str = "cut"  # cut | crossfade (overlaps the piece before) | dip (through black)
+    into_frames: int = 0  # the frames that transition takes
+    into_s: float = 0.0  # its seconds as written
+    trim: tuple[float, float | None] = (0.0, None)  # in and out as written, seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A title card where the film shows it: silence under a still of its text."""
+
+    title: str
+    subtitle: str
+    background: str  # a colour, or an image's absolute path
+    duration_s: float
+    frames: int
+    start: int
+    into: str = "cut"
+    into_frames: int = 0
+    into_s: float = 0.0
+    first: int = 0  # a card has no trim: its source starts at 0
+
+
+Piece = Placed | Card
 
 
 @dataclass(frozen=True, slots=True)
 class Film:
-    """An assembled output as a list of placed shots; overlaps[i] joins shots i and i + 1."""
+    """An assembled output as its pieces in film order; overlaps[i] joins pieces i and i + 1
+    (the frames a crossfade blends; 0 for a cut or a dip)."""
 
     path: str  # as in the storyboard's outputs
     crossfade_s: float
     fps: Fraction
     frames: int
-    shots: tuple[Placed, ...]
+    pieces: tuple[Piece, ...]
     overlaps: tuple[int, ...]
     record: Record  # the assemble task's ledger row
+    edited: bool = False  # made by media/cut.py from its pieces and delivery
+    cues: tuple[dict, ...] = ()  # the dialogue in film time: start_s, end_s, text, speaker
+    delivery: DeliveryParams | None = None  # how an edited film was finished
+
+    @property
+    def shots(self) -> tuple[Placed, ...]:
+        return tuple(p for p in self.pieces if isinstance(p, Placed))
 
 
 def export_films(plan, fmt: str, *, output: str | None = None, out: Path | None = None,
@@ -208,30 +246,91 @@ def _run_command(plan) -> str:
 
 
 def _film(plan, output, state) -> Film:
-    """The output's placed shots, checked against the film the ledger records."""
+    """The output's placed pieces, checked against the film the ledger records."""
     from ..media.ffmpeg import probe
     from ..paths import ProjectPaths
     from ..project.store import Store
 
     root = plan.resolved.storyboard.root
+    params = plan.tasks[f"assemble:{output.path}"].assemble_params
     assembled = state.get(plan.tasks[f"assemble:{output.path}"].cache_key)
     picked = {s: _picked_clip(plan, s, state) for s in dict.fromkeys(output.sequence)}
     infos = {s: probe(clip) for s, (clip, _task, _record) in picked.items()}
+    store = Store(ProjectPaths(root).state)
+    if params.edited:
+        film = _edited_film(output.path, params, picked, assembled, store)
+        explain = "media/cut.py lays them out"
+    else:
+        film = _plain_film(output, picked, infos, assembled)
+        explain = (f"media/assemble.py joins them (crossfade {output.crossfade_s:g} s, clips "
+                   f"of {[p.frames for p in film.shots]} frames at {film.fps} fps)")
+    digest, suffix = assembled.artifacts[0]
+    measured = probe(store.path(digest, suffix)).frame_count
+    if measured != film.frames:
+        # a bug, here or in the assembler: never hand an editor a timeline that is not the film
+        raise RuntimeError(
+            f"export: {output.path} has {measured} frames, but its pieces placed as "
+            f"{explain} give {film.frames}")
+    return film
+
+
+def _plain_film(output, picked: dict, infos: dict, assembled) -> Film:
+    """A film joined as it is (media/assemble.py): whole clips, cuts or one crossfade."""
     fps = infos[output.sequence[0]].fps  # the assembler brings every clip to the first's rate
     frames = [_frames_at(infos[s], fps) for s in output.sequence]
     starts, overlaps = film_layout(frames, fps, output.crossfade_s)
-    shots = tuple(Placed(s, picked[s][0], infos[s], n, start, picked[s][1], picked[s][2])
-                  for s, n, start in zip(output.sequence, frames, starts))
-    total = starts[-1] + frames[-1]
-    digest, suffix = assembled.artifacts[0]
-    measured = probe(Store(ProjectPaths(root).state).path(digest, suffix)).frame_count
-    if measured != total:
-        # a bug, here or in the assembler: never hand an editor a timeline that is not the film
-        raise RuntimeError(
-            f"export: {output.path} has {measured} frames, but its clips joined as "
-            f"media/assemble.py joins them give {total} (crossfade {output.crossfade_s:g} s, "
-            f"clips of {frames} frames at {fps} fps)")
-    return Film(output.path, output.crossfade_s, fps, total, shots, tuple(overlaps), assembled)
+    shots = tuple(Placed(s, picked[s][0], infos[s], n, start, picked[s][1], picked[s][2],
+                         into="crossfade" if i and overlaps[i - 1] else "cut",
+                         into_frames=overlaps[i - 1] if i else 0,
+                         into_s=output.crossfade_s if i and overlaps[i - 1] else 0.0)
+                  for i, (s, n, start) in enumerate(zip(output.sequence, frames, starts)))
+    return Film(output.path, output.crossfade_s, fps, starts[-1] + frames[-1], shots,
+                tuple(overlaps), assembled)
+
+
+def _edited_film(path: str, params, picked: dict, assembled, store) -> Film:
+    """An edited film (media/cut.py): its pieces placed by the renderer's own layout (trims
+    to whole frames, crossfades overlapping, dips and cards keeping their length)."""
+    from ..media.cut import Part, _timeline  # the renderer's own rule, not a copy of it
+
+    parts = [Part(clip=picked[p.shot][0] if p.shot is not None else None,
+                  start_s=p.start_s, end_s=p.end_s, transition=p.transition,
+                  transition_s=p.transition_s, title=p.title, subtitle=p.subtitle,
+                  duration_s=p.duration_s) for p in params.pieces]
+    layout = _timeline(parts)
+    fps = layout.fps
+    pieces: list[Piece] = []
+    for cut, placed in zip(params.pieces, layout.pieces):
+        into_s = cut.transition_s if placed.into != "cut" else 0.0
+        if cut.shot is None:
+            pieces.append(Card(cut.title, cut.subtitle, cut.background, cut.duration_s,
+                               placed.frames, placed.start, placed.into, placed.into_frames,
+                               into_s))
+            continue
+        clip, task, record = picked[cut.shot]
+        info = placed.info
+        assert info is not None  # a shot's part: its clip was probed
+        own = info.fps or fps
+        first = placed.first if own == fps else round(placed.first * fps / own)
+        pieces.append(Placed(cut.shot, clip, info, placed.frames, placed.start, task,
+                             record, first, placed.into, placed.into_frames, into_s,
+                             (cut.start_s, cut.end_s)))
+    overlaps = tuple(p.into_frames if p.into == "crossfade" else 0 for p in pieces[1:])
+    return Film(path, params.crossfade_s, fps, layout.frames, tuple(pieces), overlaps,
+                assembled, edited=True, cues=_cues(assembled, store),
+                delivery=params.delivery)
+
+
+def _cues(record, store) -> tuple[dict, ...]:
+    """The dialogue cues the run kept beside an edited film (film time), or none."""
+    import json
+
+    from ..engine.tasks import CUES_SUFFIX
+
+    for digest, suffix in record.artifacts[1:]:
+        if suffix == CUES_SUFFIX:
+            return tuple(json.loads(store.path(digest, suffix).read_text(encoding="utf-8")))
+    return ()
 
 
 def _picked_clip(plan, shot: str, state):
@@ -254,7 +353,9 @@ def _picked_clip(plan, shot: str, state):
 
 def _frames_at(info: ClipInfo, fps: Fraction) -> int:
     """Frames the clip has in the film (resampled to fps if its rate differs)."""
-    from ..media.assemble import _frames_at  # the assembler's own rule, not a copy of it
+    from ..media.assemble import (
+        _frames_at,  # the assembler's own rule, not a copy of it
+    )
 
     return _frames_at(info, fps)
 
@@ -299,7 +400,8 @@ def _rescale(seconds: float, fps: Fraction) -> int:
 
 def build_timeline(plan, film: Film, root: Path, folder: Path):
     """The OTIO Timeline of `film`: a video track and an audio track (the clips' sound, or a
-    gap where a clip has none), media referenced relative to `folder`."""
+    gap where a clip has none), media referenced relative to `folder`; for an edited film
+    also its title cards, dips and fades, the music (A2) and the dialogue as markers."""
     import opentimelineio as otio
 
     rate = float(film.fps)
@@ -309,47 +411,233 @@ def build_timeline(plan, film: Film, root: Path, folder: Path):
     reels = reel_names([p.shot for p in film.shots])
     video = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
     audio = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
-    for index, (placed, (first, count)) in enumerate(zip(film.shots, _trimmed(film))):
-        if index and film.overlaps[index - 1]:
-            video.append(_transition(film, index, rate))
-            audio.append(_transition(film, index, rate))
+    ranges = _trimmed(film)
+    fade_in, fade_out = _fades(film, ranges)
+    for track in (video, audio):
+        track.extend(_fade_items("in", fade_in, rate))
+    for index, (piece, (first, count)) in enumerate(zip(film.pieces, ranges)):
+        if index:
+            video.extend(_join_items(film, index, rate))
+            audio.extend(_join_items(film, index, rate))
         source = otio.opentime.TimeRange(otio.opentime.RationalTime(first, rate),
                                          otio.opentime.RationalTime(count, rate))
-        meta = {NAMESPACE: _shot_metadata(placed, root)}
-        video.append(_clip(placed, source, folder, meta, reels[placed.shot]))
-        if placed.info.has_audio:
-            audio.append(_clip(placed, source, folder, meta, reels[placed.shot]))
+        if isinstance(piece, Card):
+            video.append(_card(piece, source, root, folder))
+            audio.append(otio.schema.Gap(source_range=source,
+                                         name=f"{_label(piece)} (title card: silence)"))
+            continue
+        meta = {NAMESPACE: _shot_metadata(piece, root, film.edited)}
+        video.append(_clip(piece, source, folder, meta, reels[piece.shot]))
+        if piece.info.has_audio:
+            audio.append(_clip(piece, source, folder, meta, reels[piece.shot]))
         else:  # the assembler lays silence under a clip without sound
-            audio.append(otio.schema.Gap(source_range=source, name=f"{placed.shot} (no audio)"))
+            audio.append(otio.schema.Gap(source_range=source, name=f"{piece.shot} (no audio)"))
+    for track in (video, audio):
+        track.extend(_fade_items("out", fade_out, rate))
     timeline.tracks.append(video)
     timeline.tracks.append(audio)
+    music = _music_track(plan, film, root, folder) if film.edited else None
+    if music is not None:
+        timeline.tracks.append(music)
+    timeline.tracks.markers.extend(_marker(cue, rate) for cue in film.cues)
     return timeline
 
 
 def _trimmed(film: Film) -> list[tuple[int, int]]:
-    """(first source frame, frames) each shot has on the track: every crossfade centred on
-    its cut (the earlier half, rounded down, before it)."""
+    """(first source frame, frames) each piece has on the track: every crossfade centred on
+    its cut (the earlier half, rounded down, before it); a dip's cut is where the next piece
+    starts."""
     cuts = [0]
-    for placed, overlap in zip(film.shots[1:], film.overlaps):
-        cuts.append(placed.start + overlap // 2)
+    for piece, overlap in zip(film.pieces[1:], film.overlaps):
+        cuts.append(piece.start + overlap // 2)
     cuts.append(film.frames)
-    return [(cuts[i] - p.start, cuts[i + 1] - cuts[i]) for i, p in enumerate(film.shots)]
+    return [(p.first + cuts[i] - p.start, cuts[i + 1] - cuts[i])
+            for i, p in enumerate(film.pieces)]
+
+
+def _label(piece: Piece) -> str:
+    if isinstance(piece, Placed):
+        return piece.shot
+    return piece.title or piece.subtitle or "title card"
+
+
+def _join_items(film: Film, index: int, rate: float) -> list:
+    """What joins piece `index` to the one before on a track: nothing (a cut), a Transition
+    (a crossfade), or a dip: a fade out to a zero-length gap (black, silence) and a fade up
+    from it (OTIO has no dip-to-black transition; this is how an EDL writes one)."""
+    piece = film.pieces[index]
+    if piece.into == "crossfade":
+        return [_transition(film, index, rate)]
+    if piece.into != "dip":
+        return []
+
+    n = piece.into_frames
+    out, up = n // 2, n - n // 2  # as media/cut.py fades: out over the first half
+    a, b = _label(film.pieces[index - 1]), _label(piece)
+    meta = {NAMESPACE: {"dip_s": piece.into_s, "frames": n}}
+    return [*_fade_to_black(f"dip {a} -> {b}: out", out, rate, meta, before=True),
+            _black(f"black (dip {a} -> {b})", out, rate),
+            *_fade_to_black(f"dip {a} -> {b}: in", up, rate, meta, before=False)]
+
+
+def _black(name: str, after: int, rate: float):
+    """The zero-length gap a fade to black reaches: black, and silence. Its range starts
+    `after` frames in, the frames of the fade before it, so that an EDL (which starts a
+    dissolve on its cut, moving the gap's in point back by them) writes its BL event from
+    00:00:00:00 rather than a negative timecode."""
+    import opentimelineio as otio
+
+    return otio.schema.Gap(name=name, source_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(after, rate), otio.opentime.RationalTime(0, rate)))
+
+
+def _fade_to_black(name: str, frames: int, rate: float, metadata: dict, *,
+                   before: bool) -> list:
+    """A dissolve between a piece and black of `frames` frames, all of them the piece's own
+    (before the cut for a fade out, after it for a fade up): no handle is needed."""
+    import opentimelineio as otio
+
+    if frames <= 0:
+        return []
+    zero, span = otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(frames, rate)
+    return [otio.schema.Transition(
+        name=name, transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
+        in_offset=span if before else zero, out_offset=zero if before else span,
+        metadata=metadata)]
+
+
+def _fades(film: Film, ranges: list[tuple[int, int]]) -> tuple[int, int]:
+    """The frames of the film's fade in and out (media/cut.py's rounding), each kept inside
+    the first or last piece's place on the track."""
+    if not film.edited:
+        return 0, 0
+    delivery = film_delivery(film)
+    fade_in, fade_out = (min(film.frames, round(s * film.fps))
+                         for s in (delivery.fade_in_s, delivery.fade_out_s))
+    return min(fade_in, ranges[0][1]), min(fade_out, ranges[-1][1])
+
+
+def _fade_items(which: str, frames: int, rate: float) -> list:
+    """The film's fade in (black, then a fade up into the first piece) or out."""
+    if frames <= 0:
+        return []
+    black = _black(f"black (fade {which})", frames if which == "out" else 0, rate)
+    fade = _fade_to_black(f"fade {which}", frames, rate,
+                          {NAMESPACE: {f"fade_{which}_s": frames / rate, "frames": frames}},
+                          before=which == "out")
+    return [black, *fade] if which == "in" else [*fade, black]
+
+
+def film_delivery(film: Film) -> DeliveryParams:
+    """How an edited film was finished (its assemble task's DeliveryParams)."""
+    if film.delivery is None:
+        raise TypeError(f"{film.path} is not an edited film")
+    return film.delivery
 
 
 def _transition(film: Film, index: int, rate: float):
-    """The crossfade before shot `index`: in_offset before the cut (on the outgoing clip),
+    """The crossfade before piece `index`: in_offset before the cut (on the outgoing clip),
     out_offset after it (on the incoming one), together the overlap."""
     import opentimelineio as otio
 
     overlap = film.overlaps[index - 1]
     before = overlap // 2
-    a, b = film.shots[index - 1].shot, film.shots[index].shot
+    a, b = _label(film.pieces[index - 1]), _label(film.pieces[index])
     return otio.schema.Transition(
         name=f"crossfade {a} -> {b}",
         transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
         in_offset=otio.opentime.RationalTime(before, rate),
         out_offset=otio.opentime.RationalTime(overlap - before, rate),
-        metadata={NAMESPACE: {"crossfade_s": film.crossfade_s, "frames": overlap}})
+        metadata={NAMESPACE: {"crossfade_s": film.pieces[index].into_s, "frames": overlap}})
+
+
+def _card(card: Card, source, root: Path, folder: Path):
+    """A title card: a generator clip named by its title (black or a colour, or over an
+    image), its reel BL (black) in an EDL, its text in the generator's parameters."""
+    import opentimelineio as otio
+
+    image = Path(card.background) if "/" in card.background else None
+    available = otio.opentime.TimeRange(
+        otio.opentime.RationalTime(0, source.duration.rate),
+        otio.opentime.RationalTime(card.frames, source.duration.rate))
+    parameters = {"title": card.title, "subtitle": card.subtitle,
+                  "color": None if image else card.background,
+                  "image": media_url(image, folder) if image else None}
+    reference = otio.schema.GeneratorReference(
+        name=_label(card), generator_kind="SolidColor", available_range=available,
+        parameters=parameters)
+    meta = {NAMESPACE: {"title": card.title, "subtitle": card.subtitle,
+                        "background": _shown(image, root) if image else card.background,
+                        "duration_s": card.duration_s, "film_frame": card.start},
+            "cmx_3600": {"reel": "BL"}}
+    return otio.schema.Clip(name=_label(card), media_reference=reference,
+                            source_range=source, metadata=meta)
+
+
+def _music_track(plan, film: Film, root: Path, folder: Path):
+    """A2: the music bed, the music file from its start for the film's length (a clip per
+    loop where the film is longer than the music), its gain and ducking in metadata."""
+    import opentimelineio as otio
+
+    delivery = film_delivery(film)
+    if delivery.music is None:
+        return None
+    music = Path(delivery.music)
+    rate = float(film.fps)
+    length = max(1, math.floor(_audio_seconds(music) * film.fps))
+    available = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                        otio.opentime.RationalTime(length, rate))
+    track = otio.schema.Track(name="A2", kind=otio.schema.TrackKind.Audio,
+                              metadata={NAMESPACE: {"music": True}})
+    meta = {NAMESPACE: {"music": _shown(music, root), "gain_db": delivery.music_gain_db,
+                        "duck_db": delivery.duck_db, "ducked_under_dialogue": bool(film.cues),
+                        "fade_s": MUSIC_FADE_S}}
+    left, loop = film.frames, 0
+    while left > 0:
+        count = min(left, length)
+        reference = otio.schema.ExternalReference(target_url=media_url(music, folder),
+                                                  available_range=available)
+        track.append(otio.schema.Clip(
+            name=music.name, media_reference=reference, metadata={
+                NAMESPACE: {**meta[NAMESPACE], "loop": loop}},
+            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                 otio.opentime.RationalTime(count, rate))))
+        left, loop = left - count, loop + 1
+    return track
+
+
+def _audio_seconds(path: Path) -> float:
+    """The length of a music file's first audio stream, in seconds."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        return float(container.duration or 0) / av.time_base
+
+
+def _marker(cue: dict, rate: float):
+    """A cue of dialogue as a marker on the timeline: named by its speaker, its words as the
+    comment, over the frames it is on screen."""
+    import opentimelineio as otio
+
+    first = round(cue["start_s"] * rate)
+    last = max(first + 1, round(cue["end_s"] * rate))
+    return otio.schema.Marker(
+        name=cue.get("speaker") or "", comment=cue["text"], color=MARKER_COLOR,
+        marked_range=otio.opentime.TimeRange(otio.opentime.RationalTime(first, rate),
+                                             otio.opentime.RationalTime(last - first, rate)),
+        metadata={NAMESPACE: {"speaker": cue.get("speaker"), "text": cue["text"],
+                              "start_s": cue["start_s"], "end_s": cue["end_s"]}})
+
+
+def _shown(path: Path, root: Path) -> str:
+    """A file's path in the project when it is inside it, else as it is."""
+    try:
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _clip(placed: Placed, source, folder: Path, metadata: dict, reel: str):
@@ -373,9 +661,9 @@ def media_url(clip: Path, folder: Path) -> str:
     return Path(os.path.relpath(os.path.abspath(clip), folder)).as_posix()
 
 
-def _shot_metadata(placed: Placed, root: Path) -> dict:
+def _shot_metadata(placed: Placed, root: Path, edited: bool = False) -> dict:
     shot, record = placed.task.generation.shot, placed.record
-    return {
+    meta: dict[str, Any] = {
         "shot": placed.shot,
         "scene": shot.scene,
         "prompt": shot.prompt.text if shot.prompt is not None else None,
@@ -390,12 +678,19 @@ def _shot_metadata(placed: Placed, root: Path) -> dict:
         "take": shot.pick,
         "takes": shot.takes,
         "clip": placed.clip.relative_to(root).as_posix(),
-        "film_frame": placed.start,  # where the clip's frame 0 is in the film
+        "film_frame": placed.start,  # where its first frame used (frame 0 untrimmed) is
     }
+    if edited:
+        meta.update({"in_s": placed.trim[0], "out_s": placed.trim[1],
+                     "in_frame": placed.first, "transition": placed.into,
+                     "transition_s": placed.into_s,
+                     "dialogue": [{"speaker": line.speaker, "line": line.text,
+                                   "tone": line.tone} for line, *_span in shot.lines]})
+    return meta
 
 
 def _film_metadata(plan, film: Film, root: Path, folder: Path) -> dict:
-    return {
+    meta = {
         "storyboard": plan.resolved.storyboard.name,
         "output": film.path,
         "film": media_url(root / film.path, folder),
@@ -405,6 +700,38 @@ def _film_metadata(plan, film: Film, root: Path, folder: Path) -> dict:
         "crossfade_s": film.crossfade_s,
         "provider": plan.provider,
         "preview_resolution": plan.preview_short_side,
+    }
+    if film.edited:
+        meta.update(_edit_metadata(film, root, folder))
+    return meta
+
+
+def _edit_metadata(film: Film, root: Path, folder: Path) -> dict:
+    """What an edited film's timeline adds: its subtitle files (beside the film, as `run`
+    writes them), what was measured of it, and how it was finished."""
+    delivery = film_delivery(film)
+    result = film.record.result or {}
+    film_file = root / film.path
+    return {
+        "edited": True,
+        "subtitles": {form: media_url(film_file.with_suffix("." + form), folder)
+                      for form in delivery.subtitles},
+        "cues": len(film.cues),
+        "duration_s": result.get("duration_s"),
+        "size": result.get("size"),
+        "loudness_lufs": result.get("loudness_lufs"),
+        "true_peak_db": result.get("true_peak_db"),
+        "normalised": result.get("normalised"),
+        "music": None if delivery.music is None else {
+            "file": media_url(Path(delivery.music), folder), "gain_db": delivery.music_gain_db,
+            "duck_db": delivery.duck_db, "track": "A2"},
+        "loudness_target_lufs": delivery.loudness_lufs,
+        "fade_in_s": delivery.fade_in_s,
+        "fade_out_s": delivery.fade_out_s,
+        "aspect": None if delivery.aspect is None else "{}:{}".format(*delivery.aspect),
+        "reframe": delivery.reframe,
+        "preset": delivery.preset,
+        "burn_in": delivery.burn_in,
     }
 
 
@@ -438,7 +765,8 @@ def timeline_text(timeline, fmt: str, edl_style: str, fps: Fraction) -> str:
     del edl.tracks[1:]  # CMX 3600: one video track; the sound stays in the source clips
     if edl_style == "premiere":  # the adapter names events AX in this style, dissolves too
         for clip in edl.tracks[0].find_clips():
-            clip.metadata["cmx_3600"] = {"reel": "AX"}
+            if clip.metadata["cmx_3600"]["reel"] != "BL":  # a title card stays black
+                clip.metadata["cmx_3600"] = {"reel": "AX"}
     return otio.adapters.write_to_string(edl, "cmx_3600", rate=rate, style=edl_style)
 
 

@@ -5,7 +5,9 @@ re-derives what the engine recorded. Writes renders/report.html and, in renders/
 the page shows: every take and film (a hard link to the store's file, or a copy where the
 file system refuses links) and the first and last frame of each picked take as small JPEGs.
 Files there are named by the sha256 of the clip they come from, so running the command again
-writes only what is new and removes what the page no longer shows.
+writes only what is new and removes what the page no longer shows. A film with subtitles plays
+with them: its WebVTT file linked from the store, or (only .srt asked for) one written from
+the dialogue cues the run kept beside the film.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
+from urllib.parse import quote
 
 from ..errors import UserError
 from ..paths import RENDERS, REPORT_ASSETS, REPORT_PAGE, ProjectPaths
@@ -73,6 +76,27 @@ class PromptPart:
 
 
 @dataclass(frozen=True, slots=True)
+class LineView:
+    """A line of dialogue as the shot says it, and whose voice says it."""
+
+    speaker: str
+    text: str
+    tone: str | None
+    voice: str  # the element's voice sample (file name) or voice_id, "narrator", or "default"
+    span: tuple[float, float]  # seconds of the clip it is spoken in (a segment's, or all)
+
+
+@dataclass(frozen=True, slots=True)
+class CueView:
+    """A subtitle of a film, in film time."""
+
+    start_s: float
+    end_s: float
+    speaker: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ShotView:
     id: str
     scene: str
@@ -99,6 +123,7 @@ class ShotView:
     continuity: Continuity | None
     request: str  # the exact request body as JSON (placeholders for run-time inputs)
     notes: tuple[str, ...]
+    lines: tuple[LineView, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +133,12 @@ class FilmView:
     href: str | None
     duration_s: float | None
     sequence: tuple[str, ...]
+    subtitles: str | None = None  # a WebVTT file of its dialogue, relative to the page
+    track: str | None = None  # the same WebVTT as a data: URI, for the player's <track>
+    cues: tuple[CueView, ...] = ()
+    loudness_lufs: float | None = None  # integrated, as measured on the film
+    true_peak_db: float | None = None
+    normalised: str | None = None  # how a loudness target was reached
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +305,28 @@ def _shot_view(task, shot, status, record, entry: dict, feeds: dict, files: _Fil
         inputs=_links(shot), feeds=tuple(feeds.get(shot.id, ())),
         continuity=_continuity(status.continuity),
         request=json.dumps(_shortened(task.job.request), indent=2, ensure_ascii=False),
-        notes=notes)
+        notes=notes, lines=_lines(shot))
+
+
+def _lines(shot) -> tuple[LineView, ...]:
+    """The shot's dialogue (its segments' included), each with the voice that speaks it."""
+    from ..model import NARRATOR
+
+    elements = {e.name: e for e in shot.elements}
+    return tuple(LineView(line.speaker, line.text, line.tone,
+                          _voice(elements.get(line.speaker), line.speaker == NARRATOR),
+                          (start, end))
+                 for line, start, end in shot.lines)
+
+
+def _voice(element, narrator: bool) -> str:
+    if narrator:
+        return "narrator"
+    if element is not None and element.voice is not None:
+        return Path(element.voice.value).name
+    if element is not None and element.voice_id is not None:
+        return f"voice_id {element.voice_id}"
+    return "the provider's default"
 
 
 def _film_view(task, status, record, entry: dict, files: _Files) -> FilmView:
@@ -285,9 +337,67 @@ def _film_view(task, status, record, entry: dict, files: _Files) -> FilmView:
     result = (record.result if record is not None else None) or {}
     duration = result.get("duration_s", entry.get("duration_s"))
     shown = status.status if status.status == "done" or href is None else "restorable"
+    cues = _film_cues(artifacts[1:], files) if href is not None else ()
+    lufs, peak = (v if _number(v := result.get(k, entry.get(k))) else None
+                  for k in ("loudness_lufs", "true_peak_db"))
+    normalised = result.get("normalised")
+    subtitles, track = _subtitles(artifacts[1:], cues, files, href)
     return FilmView(task.assemble_params.path, shown, href,
                     duration if isinstance(duration, (int, float)) else None,
-                    task.assemble_params.sequence)
+                    _sequence(task.assemble_params), subtitles=subtitles, track=track,
+                    cues=cues, loudness_lufs=lufs, true_peak_db=peak,
+                    normalised=normalised if isinstance(normalised, str) else None)
+
+
+def _sequence(params) -> tuple[str, ...]:
+    """The film's pieces in order: shot ids, and an edited film's title cards."""
+    if not params.pieces:
+        return params.sequence
+    return tuple(p.shot if p.shot is not None else f"title “{p.title or p.subtitle}”"
+                 for p in params.pieces)
+
+
+def _film_cues(sidecars, files: _Files) -> tuple[CueView, ...]:
+    """The dialogue cues the run kept beside an edited film (film time), if in the store."""
+    from ..engine.tasks import CUES_SUFFIX
+
+    for digest, suffix in sidecars:
+        if files.suffix(digest, suffix) != CUES_SUFFIX:
+            continue
+        path = files.store.path(digest, CUES_SUFFIX)
+        if not path.is_file():
+            return ()
+        cues = json.loads(path.read_text(encoding="utf-8"))
+        return tuple(CueView(round(float(c["start_s"]), 3), round(float(c["end_s"]), 3),
+                             c.get("speaker"), str(c["text"])) for c in cues)
+    return ()
+
+
+def _subtitles(sidecars, cues: tuple[CueView, ...], files: _Files,
+               film: str | None) -> tuple[str | None, str | None]:
+    """The film's WebVTT for the page (the file, and it as a data: URI for the <track>):
+    the run's .vtt, else one written from its cues (an output that asked for .srt only); none
+    for a film without a subtitle file.
+
+    The player's <track> takes the data: URI because Chromium refuses a text track from a
+    file: URL ("'file:' URLs are treated as unique security origins"), and the page must play
+    from the folder, unserved; the file is linked beside the player for download."""
+    sidecars = tuple(sidecars)
+    if film is None:
+        return None, None
+    href = None
+    for digest, suffix in sidecars:
+        if files.suffix(digest, suffix) == ".vtt" and (href := files.clip(digest, ".vtt")):
+            break
+    else:
+        if not cues or not any(files.suffix(d, s) == ".srt" for d, s in sidecars):
+            return None, None
+        from ..engine.tasks import CUES_SUFFIX
+
+        source = next(d for d, s in sidecars if files.suffix(d, s) == CUES_SUFFIX)
+        href = files.webvtt(source, cues)
+    text = (files.folder / Path(href).name).read_text(encoding="utf-8")
+    return href, "data:text/vtt;charset=utf-8," + quote(text)
 
 
 def _task_id(status: str, record, entry: dict) -> str | None:
@@ -407,6 +517,16 @@ class _Files:
         target = self.folder / f"{digest}{suffix}"
         if not _same_file(source, target):
             _link_or_copy(source, target)
+        return self.href(target.name)
+
+    def webvtt(self, digest: str, cues) -> str:
+        """The page's WebVTT file of `cues` (the cues file `digest`), written once."""
+        from ..media.subtitles import Cue, webvtt
+
+        target = self.folder / f"{digest}.cues.vtt"
+        if not target.is_file():
+            _write_text(target, webvtt(Cue(c.start_s, c.end_s, c.text, c.speaker)
+                                       for c in cues))
         return self.href(target.name)
 
     def frames(self, digest: str, suffix: str | None) -> tuple[str | None, str | None,

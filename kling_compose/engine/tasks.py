@@ -149,8 +149,8 @@ class Generate(TaskHandler):
                 last_image=_path(request.get("last_image")), title=request["title"],
                 caption=request["prompt"], audio=request["audio"], tone_hz=_tone(task, take),
                 band=True, take=take + 1, takes=takes,
-                **({"lines": tuple(tuple(line) for line in request["lines"])}
-                   if request.get("lines") else {}))
+                lines=tuple((int(tone), str(words), float(start), float(end))
+                            for tone, words, start, end in request.get("lines") or ()))
             out = run.store.temp_path(".mp4")
             await asyncio.to_thread(render_animatic, spec, out)
             artifacts.append((run.store.adopt(out), ".mp4"))

@@ -589,6 +589,8 @@ def title_card(part: Part, size: tuple[int, int]) -> Image.Image:
 
     w, h = size
     bg = part.background
+    if isinstance(bg, str) and not bg.startswith("#") and Path(bg).is_file():
+        bg = Path(bg)  # an image given as a string
     if isinstance(bg, Path):
         try:
             with Image.open(bg) as im:

@@ -110,10 +110,11 @@ def voice_where(element: Element) -> Location | None:
     return (source.location if source is not None else None) or element.location
 
 
-def check_voice_count(shot: ResolvedShot, provider: str, most: int, source: str
-                      ) -> list[Diagnostic]:
-    """More voiced speakers in one generation than the provider binds."""
-    speakers = voiced(shot)
+def check_voice_count(shot: ResolvedShot, provider: str, most: int, source: str,
+                      bound: Iterable[Element] | None = None) -> list[Diagnostic]:
+    """More voiced speakers in one generation than the provider binds (`bound`: the speakers
+    whose voice it binds, when not every voiced one)."""
+    speakers = voiced(shot) if bound is None else tuple(bound)
     if len(speakers) <= most:
         return []
     extra = speakers[most]

@@ -260,3 +260,18 @@ def test_the_capabilities_say_who_makes_voices_and_how_many_a_generation_binds()
     for name, provider in PROVIDERS.items():
         if provider.creates_voices:
             assert type(provider).voice_request is not type(PROVIDERS["preview"]).voice_request
+
+
+def test_kling_counts_only_the_voices_it_binds():
+    singers = [element(n, videos=[VID], voice_id=f"v{n}") for n in ("a", "b", "c")]
+    lines = [line(n, "La.", at=40 + i) for i, n in enumerate(("a", "b", "c"))]
+    shot = make_shot(provider="kling", prompt_text="@a @b @c sing", first_frame=IMG, audio=True,
+                     elements=singers, dialogue=lines)
+    (error,) = [d for d in diagnostics(shot) if "voices speak" in d]
+    assert error.startswith(f"{FILE}:42:17: error: 3 voices speak in shot 's1' (a, b, c); kling "
+                            "binds at most 2 per generation")
+    # image elements' voices are not bound (a warning each), so they do not count
+    images = [element(n, frontal_image=IMG, images=[IMG2], voice_id=f"v{n}") for n in "abc"]
+    found = diagnostics(make_shot(provider="kling", prompt_text="@a @b @c sing",
+                                  first_frame=IMG, audio=True, elements=images, dialogue=lines))
+    assert found and all("warning" in d and "cannot bind" in d for d in found), found

@@ -221,7 +221,7 @@ def _check_voices(shot: ResolvedShot, omni: bool, provider: str) -> list[Diagnos
     """At most 2 voices per generation; samples as URLs (Kling has no upload: a local sample
     cannot reach it) of a documented format; what cannot be bound is a warning."""
     source = "Kling API, voice_list: \"A video generation task can reference up to 2 voices\""
-    diags = dialogue.check_voice_count(shot, provider, VOICES, source)
+    diags = dialogue.check_voice_count(shot, provider, VOICES, source, _bound(shot))
     voiced = [e for e in shot.elements if e.voice is not None and e.id is None and e.videos]
     diags += [Diagnostic(
         f"element '{e.name}': kling takes a voice sample only as an http(s) URL",

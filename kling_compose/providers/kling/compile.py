@@ -351,8 +351,8 @@ def _check_elements(shot: ResolvedShot) -> list[Diagnostic]:
                 f"element '{e.name}' has voices; kling binds a voice by its voice-library id, "
                 "not by an audio file",
                 where,
-                "remove voices; give the element a `voice:` sample URL (a custom voice is made "
-                "of it and bound to the element) or the `voice_id:` of a Kling voice",
+                "remove voices; a video element speaks in a voice given as `voice:` (a sample "
+                "URL, made a custom voice and bound to it) or `voice_id:` (a Kling voice)",
             ))  # fmt: skip
         if e.videos:  # with images too: rules.check_element_shapes says so
             if len(e.videos) > 1:

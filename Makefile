@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/run.py --scheduling
+	$(BIN)/python bench/mix_50.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -469,11 +469,13 @@ class _Resolver:
             into = piece.transition or out.transition
             if into.kind == "cut":
                 continue
-            if i == 0 and into.kind == "crossfade" and piece.transition is not None:
-                self.fail("the first piece of a film has nothing to crossfade from",
-                          into.location or piece.location,
-                          "use `fade_in:` on the output, or a `dip` (up from black)")
-                continue
+            if i == 0:
+                if piece.transition is not None:
+                    self.fail(f"the first piece of a film has nothing to {into.kind} from",
+                              into.location or piece.location,
+                              f"remove its transition; `fade_in: {into.seconds:g}` on the "
+                              "output fades the film up from black")
+                continue  # the output's own transition joins the pieces after it
             if into.kind == "crossfade" and (piece.transition is None or
                                              into.seconds < MIN_CROSSFADE_S):
                 continue  # the output's own crossfade: check_crossfade

@@ -291,32 +291,32 @@ def _plain_film(output, picked: dict, infos: dict, assembled) -> Film:
 def _edited_film(path: str, params, picked: dict, assembled, store) -> Film:
     """An edited film (media/cut.py): its pieces placed by the renderer's own layout (trims
     to whole frames, crossfades overlapping, dips and cards keeping their length)."""
-    from ..media.cut import Part, _timeline  # the renderer's own rule, not a copy of it
+    from ..media.cut import Part, layout  # the renderer's own rule, not a copy of it
 
     parts = [Part(clip=picked[p.shot][0] if p.shot is not None else None,
                   start_s=p.start_s, end_s=p.end_s, transition=p.transition,
                   transition_s=p.transition_s, title=p.title, subtitle=p.subtitle,
                   duration_s=p.duration_s) for p in params.pieces]
-    layout = _timeline(parts)
-    fps = layout.fps
+    laid = layout(parts)
+    fps = laid.fps
     pieces: list[Piece] = []
-    for cut, placed in zip(params.pieces, layout.pieces):
-        into_s = cut.transition_s if placed.into != "cut" else 0.0
+    for cut, at in zip(params.pieces, laid.pieces):
+        into_s = cut.transition_s if at.into != "cut" else 0.0
         if cut.shot is None:
             pieces.append(Card(cut.title, cut.subtitle, cut.background, cut.duration_s,
-                               placed.frames, placed.start, placed.into, placed.into_frames,
+                               at.frames, at.start, at.into, at.into_frames,
                                into_s))
             continue
         clip, task, record = picked[cut.shot]
-        info = placed.info
+        info = at.info
         assert info is not None  # a shot's part: its clip was probed
         own = info.fps or fps
-        first = placed.first if own == fps else round(placed.first * fps / own)
-        pieces.append(Placed(cut.shot, clip, info, placed.frames, placed.start, task,
-                             record, first, placed.into, placed.into_frames, into_s,
+        first = at.first if own == fps else round(at.first * fps / own)
+        pieces.append(Placed(cut.shot, clip, info, at.frames, at.start, task,
+                             record, first, at.into, at.into_frames, into_s,
                              (cut.start_s, cut.end_s)))
     overlaps = tuple(p.into_frames if p.into == "crossfade" else 0 for p in pieces[1:])
-    return Film(path, params.crossfade_s, fps, layout.frames, tuple(pieces), overlaps,
+    return Film(path, params.crossfade_s, fps, laid.frames, tuple(pieces), overlaps,
                 assembled, edited=True, cues=_cues(assembled, store),
                 delivery=params.delivery)
 

@@ -114,11 +114,17 @@ def render_animatic(spec: AnimaticSpec, out: Path) -> Path:
     return out
 
 
+SPOKEN_WORDS_PER_S = 2.5  # conversational speech, 150 words a minute
+MIN_LINE_S = 0.8  # a one-word line is still heard (and read) as a line
+SPOKEN_LEAD_S = 0.3  # a beat between the cut and the first line
+
+
 def spoken(spec: AnimaticSpec) -> list[tuple[int, str, float, float]]:
     """When each line is "spoken" in the clip: the lines sharing a span (consecutive, same
-    start and end) spread over it by words (subtitles.spread, SPOKEN_GAP_S apart), inside
-    the span less half a gap at each end (a tenth of it at most), spans clipped to the
-    clip; (speaker, text, start_s, end_s) in order."""
+    start and end), inside the span less half a gap at each end (a tenth of it at most),
+    SPOKEN_GAP_S apart: each for its words at SPOKEN_WORDS_PER_S from a beat after the span's
+    start where they fit, else spread over the span by words (subtitles.spread); spans
+    clipped to the clip; (speaker, text, start_s, end_s) in order."""
     length = spec.frame_count / spec.fps
     groups: list[tuple[float, float, list[tuple[int, str]]]] = []
     for speaker, text, start, end in spec.lines:
@@ -134,6 +140,17 @@ def spoken(spec: AnimaticSpec) -> list[tuple[int, str, float, float]]:
         # a breath at both ends, so the lines of two adjacent spans are heard apart too
         inset = min(SPOKEN_GAP_S / 2, (b - a) / 10)
         a, b = a + inset, b - inset
+        # at a natural pace where the span has room (a real clip's speech does not fill its
+        # shot, and its subtitles should not either), else spread over the whole span
+        natural = [max(MIN_LINE_S, len(text.split()) / SPOKEN_WORDS_PER_S)
+                   for _, text in group]
+        room = (b - a) - sum(natural) - SPOKEN_GAP_S * (len(group) - 1)
+        if room >= 0:
+            t = a + min(SPOKEN_LEAD_S, room / 2)
+            for (speaker, text), seconds in zip(group, natural):
+                out.append((speaker, text, t, t + seconds))
+                t += seconds + SPOKEN_GAP_S
+            continue
         cues = spread([(text, str(speaker)) for speaker, text in group], a, b,
                       gap_s=SPOKEN_GAP_S)
         out += [(int(c.speaker or 0), c.text, c.start_s, c.end_s) for c in cues]
@@ -144,7 +161,7 @@ def _ffmpeg_args(spec: AnimaticSpec, base: Path, out: Path, band: Path | None = 
                  captions: list[tuple[Path, float, float]] | None = None) -> list[str]:
     """The full ffmpeg argument list rendering `spec` from the still `base` to `out`; `band`
     (the shot's own id and prompt) is laid over the bottom of every frame, each caption
-    (picture, start, end) over the bottom (above the band) while its line is spoken."""
+    (picture, start, end) over the top while its line is spoken."""
     n, fps = spec.frame_count, spec.fps
     inputs = ["-i", _file_url(base)]
     graph = [f"[0:v]{_still_chain(spec, zoom_in=True)}[base]"]
@@ -164,11 +181,13 @@ def _ffmpeg_args(spec: AnimaticSpec, base: Path, out: Path, band: Path | None = 
         inputs += ["-i", _file_url(band)]
         graph.append(f"{video}[{band_idx}:v]overlay=0:main_h-overlay_h:format=yuv420[banded]")
         video = "[banded]"
-    above = max(12, spec.height // 6) if band is not None else 0
+    # at the top of the frame: the bottom is the band's and, in a film, the subtitles' (an
+    # output's burned-in cues would sit on a caption at the bottom)
+    top = max(2, spec.height // 24)
     for k, (png, start, end) in enumerate(captions or []):
         idx = len(inputs) // 2
         inputs += ["-i", _file_url(png)]
-        graph.append(f"{video}[{idx}:v]overlay=0:main_h-overlay_h-{above}:format=yuv420:"
+        graph.append(f"{video}[{idx}:v]overlay=0:{top}:format=yuv420:"
                      f"enable='between(t,{start:.4f},{end:.4f})'[said{k}]")
         video = f"[said{k}]"
     audio_idx = len(inputs) // 2

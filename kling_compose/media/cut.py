@@ -118,7 +118,7 @@ class Rendered:
 
 
 @dataclass(frozen=True, slots=True)
-class _Piece:
+class Placed:
     """A part placed on the film's timeline (frames at the film's fps)."""
 
     part: Part
@@ -132,8 +132,8 @@ class _Piece:
 
 
 @dataclass(frozen=True, slots=True)
-class _Timeline:
-    pieces: tuple[_Piece, ...]
+class Layout:
+    pieces: tuple[Placed, ...]
     fps: Fraction
     frames: int
 
@@ -174,7 +174,7 @@ def _check_delivery(delivery: Delivery, out: Path) -> None:
         raise MediaError(f"{delivery.music} has no audio stream to use as music")
 
 
-def _timeline(parts: Sequence[Part]) -> _Timeline:
+def layout(parts: Sequence[Part]) -> Layout:
     """Every part probed, trimmed to whole frames and placed in film frames; MediaError for a
     trim outside its clip, an empty title card, a transition longer than its parts."""
     if not parts:
@@ -185,7 +185,7 @@ def _timeline(parts: Sequence[Part]) -> _Timeline:
             infos[Path(part.clip)] = probe(part.clip)
     first_clip = next((infos[Path(p.clip)] for p in parts if p.clip is not None), None)
     fps = first_clip.fps if first_clip is not None and first_clip.fps else _NO_CLIP_FPS
-    pieces: list[_Piece] = []
+    pieces: list[Placed] = []
     start = 0
     for i, part in enumerate(parts):
         name = f"part {i + 1}"
@@ -219,13 +219,13 @@ def _timeline(parts: Sequence[Part]) -> _Timeline:
             into_frames = 0
         if into == "crossfade":
             start -= into_frames
-        pieces.append(_Piece(part, info, first, stop, frames, start, into, into_frames))
+        pieces.append(Placed(part, info, first, stop, frames, start, into, into_frames))
         start += frames
     _check_transitions(pieces, fps)
-    return _Timeline(tuple(pieces), fps, start)
+    return Layout(tuple(pieces), fps, start)
 
 
-def _check_transitions(pieces: list[_Piece], fps: Fraction) -> None:
+def _check_transitions(pieces: list[Placed], fps: Fraction) -> None:
     for i, piece in enumerate(pieces):
         if piece.into == "cut":
             continue
@@ -246,7 +246,7 @@ def _check_transitions(pieces: list[_Piece], fps: Fraction) -> None:
                                  "twice a part it joins")
 
 
-def _output_size(tl: _Timeline, delivery: Delivery) -> tuple[int, int]:
+def _output_size(tl: Layout, delivery: Delivery) -> tuple[int, int]:
     """The film's frame: size if given; else the first clip's frame re-cut to aspect (crop:
     the largest window; pad: the smallest canvas holding it); else the first clip's."""
     if delivery.size is not None:
@@ -261,7 +261,7 @@ def _output_size(tl: _Timeline, delivery: Delivery) -> tuple[int, int]:
     return size
 
 
-def _video_untouched(tl: _Timeline, delivery: Delivery) -> bool:
+def _video_untouched(tl: Layout, delivery: Delivery) -> bool:
     """True when the picture is the clips' own, whole, joined by cuts: it can be copied."""
     first = next((p.info for p in tl.pieces if p.info is not None), None)
     if first is None:
@@ -278,7 +278,7 @@ def _video_untouched(tl: _Timeline, delivery: Delivery) -> bool:
 # -- cues ----------------------------------------------------------------------------------------
 
 
-def _cues(tl: _Timeline) -> list[Cue]:
+def _cues(tl: Layout) -> list[Cue]:
     """Each part's lines aligned to the speech in its clip's audio (else spread by words)
     inside each line's span, cut to the trim, moved to film time; in order."""
     spans_of: dict[Path, list[tuple[float, float]]] = {}
@@ -336,7 +336,7 @@ def _file_url(path: Path | str) -> str:
     return "file:" + str(Path(path).resolve())
 
 
-def _audio_args(tl: _Timeline, delivery: Delivery, cues: Sequence[Cue], dst: Path,
+def _audio_args(tl: Layout, delivery: Delivery, cues: Sequence[Cue], dst: Path,
                 codec: list[str]) -> list[str]:
     """One ffmpeg call writing the film's soundtrack to `dst`: each part's audio trimmed like
     its picture (silence for titles and silent clips), declicked, joined by the parts'
@@ -393,7 +393,7 @@ def _audio_fades(delivery: Delivery, total: int) -> str:
     return out
 
 
-def _join(graph: list[str], labels: list[str], tl: _Timeline, *, audio: bool) -> str:
+def _join(graph: list[str], labels: list[str], tl: Layout, *, audio: bool) -> str:
     """Append to `graph` the filters joining `labels` (one per piece) in order: runs of cuts
     and dips by one concat filter each, the runs by crossfades (xfade / acrossfade, exactly
     the overlap in frames or samples; an xfade's offset is where its second part starts).
@@ -428,7 +428,7 @@ def _join(graph: list[str], labels: list[str], tl: _Timeline, *, audio: bool) ->
     return current
 
 
-def _soundtrack(tl: _Timeline, delivery: Delivery, cues: Sequence[Cue], tmp: Path,
+def _soundtrack(tl: Layout, delivery: Delivery, cues: Sequence[Cue], tmp: Path,
                 ) -> tuple[Path, str | None]:
     """The finished soundtrack (its final codec) and how its loudness was reached."""
     if delivery.preset == "master":
@@ -474,7 +474,7 @@ def _fit_chain(info: ClipInfo, size: tuple[int, int], delivery: Delivery,
     return chain
 
 
-def _video_args(tl: _Timeline, delivery: Delivery, size: tuple[int, int], tmp: Path,
+def _video_args(tl: Layout, delivery: Delivery, size: tuple[int, int], tmp: Path,
                 sound: Path, cues: Sequence[Cue], dst: Path) -> list[str]:
     """One ffmpeg call: every part trimmed, fitted to the film's frame, joined; then the
     burned-in cues, the watermark, the fades; encoded to the preset, the soundtrack copied."""
@@ -510,18 +510,13 @@ def _video_args(tl: _Timeline, delivery: Delivery, size: tuple[int, int], tmp: P
         labels.append(f"[v{i}]")
     post = _join(graph, labels, tl, audio=False)
     if delivery.burn_in and cues:
-        subs = tmp / "burn.srt"
-        subs.write_text(srt(cues), encoding="utf-8")
+        subs = tmp / "burn.ass"
+        subs.write_text(_ass(cues, w, h), encoding="utf-8")
         fonts = tmp / "fonts"
         fonts.mkdir(exist_ok=True)
         (fonts / "Aileron-Regular.ttf").write_bytes(_font_bytes())
-        # libass sizes an SRT's text against a 288-line script: a size of 6.5% of the short side
-        font_size = max(8, round(0.065 * min(w, h) * 288 / h))
-        margin = max(4, round(0.04 * h * 288 / h))
-        style = (f"FontName={_BURN_FONT}\\,FontSize={font_size}\\,Outline=1\\,Shadow=0"
-                 f"\\,MarginV={margin}")
         graph.append(f"{post}subtitles=filename={_filter_path(subs)}:"
-                     f"fontsdir={_filter_path(fonts)}:force_style={style}[vsub]")
+                     f"fontsdir={_filter_path(fonts)}[vsub]")
         post = "[vsub]"
     wm = delivery.watermark
     if wm is not None:
@@ -559,6 +554,46 @@ def _fade_out(frames: int, n: int) -> str:
     fade filter's last fading frame is still 1/nb_frames lit)."""
     nb = max(1, n - 1)
     return f"fade=t=out:start_frame={max(0, frames - 1 - nb)}:nb_frames={nb}"
+
+
+def _ass(cues: Sequence[Cue], width: int, height: int) -> str:
+    """The cues as an ASS script authored at the film's own size, so a size in it is pixels
+    of the film. (An SRT is laid out on libass's default 384x288 canvas and stretched to the
+    frame: on a 9:16 film its letters came out squeezed to half their width.) White with a
+    dark outline; on a landscape or square film 6.5% of the height, 4% of it above the
+    bottom; on a portrait one (a social cut) 5% of the height, 15% above the bottom, clear of
+    the apps' own captions and buttons."""
+    portrait = height > width
+    size = max(8, round((0.05 if portrait else 0.065) * height))
+    margin = max(4, round((0.15 if portrait else 0.04) * height))
+    outline = max(1, round(size / 12))
+    head = (
+        "[Script Info]\nScriptType: v4.00+\nWrapStyle: 0\nScaledBorderAndShadow: yes\n"
+        f"PlayResX: {width}\nPlayResY: {height}\n\n"
+        "[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, "
+        "OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, "
+        "Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, "
+        "Encoding\n"
+        f"Style: Default,{_BURN_FONT},{size},&H00FFFFFF,&H00FFFFFF,&H00000000,&H80000000,"
+        f"0,0,0,0,100,100,0,0,1,{outline},0,2,{margin},{margin},{margin},1\n\n"
+        "[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, "
+        "Text\n")
+    events = [f"Dialogue: 0,{_ass_time(c.start_s)},{_ass_time(c.end_s)},Default,,0,0,0,,"
+              f"{_ass_text(c.text)}\n" for c in cues]
+    return head + "".join(events)
+
+
+def _ass_time(seconds: float) -> str:
+    """H:MM:SS.cc, ASS's centisecond times."""
+    cs = max(0, round(seconds * 100))
+    return f"{cs // 360000}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
+
+
+def _ass_text(text: str) -> str:
+    """Words shown as written: no override block ({...}) or escape (\\N) read into them;
+    line breaks kept."""
+    text = text.replace("\\", "\\\u2060").replace("{", "\\{").replace("}", "\\}")
+    return "\\N".join(line.strip() for line in text.splitlines())
 
 
 def _filter_path(path: Path) -> str:
@@ -632,7 +667,7 @@ def render(parts: Sequence[Part], delivery: Delivery, out: Path, *, workdir: Pat
     was measured on it (duration, size, loudness) with its cues and subtitle texts."""
     out, workdir = Path(out), Path(workdir)
     _check_delivery(delivery, out)
-    tl = _timeline(parts)
+    tl = layout(parts)
     size = _output_size(tl, delivery)
     cues = _cues(tl)
     subtitles = {fmt: srt(cues) if fmt == "srt" else webvtt(cues) for fmt in delivery.subtitles}

@@ -91,8 +91,8 @@ def plan_requests(plan) -> list[dict]:
         if task.kind == "generate":
             entries.append({"task": task.id, "shot": task.shot, "provider": task.provider,
                             "request": task.job.request})
-        elif task.kind == "element":
-            entries.append({"task": task.id, "shot": None, "element": task.element_params.name,
+        elif task.kind in ("element", "voice"):
+            entries.append({"task": task.id, "shot": None, task.kind: task.element_params.name,
                             "provider": task.provider, "request": task.element_params.request})
     return entries
 
@@ -271,7 +271,7 @@ def print_plan_summary(plan, statuses: dict, reasons: dict, changes: dict,
     lines = [f"plan: {plan.resolved.storyboard.name}: {len(plan.order)} tasks "
              f"(a summary; `plan --full` prints every task, `plan --json` all details)"]
     by_kind = Counter((plan.tasks[t].kind, statuses.get(t, "new")) for t in plan.order)
-    for kind in ("generate", "extract_frame", "upload", "element", "assemble"):
+    for kind in ("generate", "extract_frame", "upload", "element", "voice", "assemble"):
         counts = {st: n for (k, st), n in sorted(by_kind.items()) if k == kind}
         if counts:
             lines.append(f"  {kind:<14}" + ", ".join(f"{n} {st}" for st, n in counts.items()))

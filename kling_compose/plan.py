@@ -3,8 +3,9 @@
 Task kinds: `upload` (a local file or a chained frame sent to a remote provider, or inlined as
 a data URI where the provider accepts one), `generate` (one clip), `extract_frame` (the first or
 last frame of a clip), `assemble` (one output film), `element` (an element created at a provider
-that keeps them, Kling's element library, before the generations that name it by id). An edge
-u -> v means "v needs the artifact of u".
+that keeps them, Kling's element library, before the generations that name it by id), `voice`
+(a voice made of an element's sample by a provider's create-voice API, once per sample content,
+before what names it by id). An edge u -> v means "v needs the artifact of u".
 
 Cache keys are Merkle hashes: a task's key hashes its canonical request (no taskUUID) with the
 content hash of each local file it reads and the key of each task it needs. So an unchanged
@@ -61,9 +62,10 @@ class UploadParams:
 
 @dataclass(frozen=True, slots=True)
 class ElementParams:
-    """An element created at its provider before the generations that name it."""
+    """An element (or a voice: the `voice` kind) created at its provider before the
+    generations that name it."""
 
-    name: str
+    name: str  # the element's name; a voice's: its sample as written
     request: Mapping[str, Any]  # with input placeholders, substituted at run time
     inputs: Mapping[str, str]  # placeholder -> the task whose artifact fills it
 
@@ -137,7 +139,7 @@ class Task:
     """One node of the plan."""
 
     id: str
-    kind: str  # upload | generate | extract_frame | assemble | element
+    kind: str  # upload | generate | extract_frame | assemble | element | voice
     cache_key: str
     depends_on: tuple[str, ...] = ()
     shot: str | None = None
@@ -305,6 +307,8 @@ class _Builder:
         inputs = {ref.placeholder: self.input_task(job, ref) for ref in job.inputs}
         elements = self.elements(job)
         inputs.update(elements)
+        voices = self.voices(job, job.request)
+        inputs.update(voices)
         files = {ref.placeholder: self.digest(ref.file) for ref in job.inputs
                  if ref.key.startswith("file:") and job.provider in LOCAL_PROVIDERS}
         deps = tuple(dict.fromkeys(t.id for t in inputs.values() if t is not None))
@@ -317,8 +321,8 @@ class _Builder:
         made_from: dict[str, Any] = {"provider": job.provider, "model": job.model.model_id,
                      "request": job.request, **size,
                      "inputs": {ref.key: self.identity(ref) for ref in job.inputs}}
-        for element in elements.values():  # an element's images are inputs of the clip too
-            made_from["inputs"].update(element.made_from["inputs"])
+        for made in (*elements.values(), *voices.values()):  # an element's images and a
+            made_from["inputs"].update(made.made_from["inputs"])  # voice's sample too
         return self.add(Task(
             id=f"generate:{shot.id}", kind="generate", cache_key=key, depends_on=deps,
             shot=shot.id, provider=job.provider, model=job.model.alias, job=job,
@@ -407,14 +411,65 @@ class _Builder:
         request = build(element, ref)
         needed = {r.placeholder: self.input_task(job, r) for r in refs.values()}
         inputs = {p: t for p, t in needed.items() if t is not None}
+        voices = self.voices(job, request)  # Kling: the voice bound to the element
+        inputs.update(voices)
         key = hash_key("element", job.provider, request,
                        {p: t.cache_key for p, t in inputs.items()})
+        sources = {r.key: self.identity(r) for r in refs.values()}
+        for voice in voices.values():
+            sources.update(voice.made_from["inputs"])
         return self.add(Task(
             id=f"element:{job.provider}:{element.name}", kind="element", cache_key=key,
             depends_on=tuple(dict.fromkeys(t.id for t in inputs.values())),
             provider=job.provider, cost_usd=None, weight_s=30.0,  # no price is published
             params=ElementParams(element.name, request, {p: t.id for p, t in inputs.items()}),
             picks=self.picks(t.id for t in inputs.values()),
+            made_from={"request": request, "inputs": sources}))
+
+    def voices(self, job: Job, request: Mapping[str, Any]) -> dict[str, Task]:
+        """The voice tasks a request names (a generation's on fal, an element's on Kling) by
+        their placeholders, for a provider that `creates_voices`: placeholder -> task. An
+        element's `voice_id:` is sent as it is and nothing is made."""
+        from .providers import PROVIDERS
+
+        provider = PROVIDERS.get(job.provider)
+        if provider is None or not provider.creates_voices:
+            return {}
+        sent = canonical_json(request)
+        found = {}
+        for element in job.shot.elements:
+            placeholder = f"{PLACEHOLDER_PREFIX}voice:{element.name}"
+            if element.voice is not None and json.dumps(placeholder) in sent:
+                found[placeholder] = self.voice(job, element)
+        return found
+
+    def voice(self, job: Job, element) -> Task:
+        """One voice per sample content, whichever elements and shots speak in it: its key
+        hashes the provider, the create-voice request and the sample's content (through its
+        upload's key), so an edited sample is a new voice and a renamed one is not."""
+        from .compiler import input_key
+        from .providers import PROVIDERS
+
+        provider = PROVIDERS[job.provider]
+        refs: dict[str, InputRef] = {}
+
+        def ref(source, media: str) -> str:
+            key = input_key(source, media, self.root)
+            if key is None:
+                return source.value
+            return refs.setdefault(key, InputRef(key, source, media)).placeholder
+
+        request = provider.voice_request(element, ref)
+        needed = {r.placeholder: self.input_task(job, r) for r in refs.values()}
+        inputs = {p: t for p, t in needed.items() if t is not None}
+        content = substitute(request, {p: t.cache_key for p, t in inputs.items()})
+        key = hash_key("voice", job.provider, content)
+        sample = next(iter(refs)).partition(":")[2] if refs else element.voice.value
+        return self.add(Task(
+            id=f"voice:{job.provider}:{sample}", kind="voice", cache_key=key,
+            depends_on=tuple(dict.fromkeys(t.id for t in inputs.values())),
+            provider=job.provider, cost_usd=provider.voice_cost(request), weight_s=10.0,
+            params=ElementParams(sample, request, {p: t.id for p, t in inputs.items()}),
             made_from={"request": request,
                        "inputs": {r.key: self.identity(r) for r in refs.values()}}))
 

@@ -71,7 +71,7 @@ scenes:
 
 LIMITS_ERRORS = """\
 storyboard.yaml:11:3: error: element 'singer' has voices; kling binds a voice by its voice-library id, not by an audio file
-  hint: remove voices (a Kling voice id can be sent through provider_options: voice_list, not together with elements)
+  hint: remove voices; a video element speaks in a voice given as `voice:` (a sample URL, made a custom voice and bound to it) or `voice_id:` (a Kling voice)
 storyboard.yaml:17:11: error: multi_prompt has 7 segments; kling model 'kling-3-pro' takes at most 6
   hint: merge segments or split the shot
 storyboard.yaml:27:11: error: multi_prompt segments add up to 6 s but the shot's duration is 8 s

@@ -239,18 +239,29 @@ class Remote:
     async def create_element(self, task, request: dict, previous: Record | None):
         """Create an element at the provider (Kling's element library) exactly once, as a
         generation is submitted and polled: (its id, what it cost)."""
+        return await self._create(task, request, previous, "element")
+
+    async def create_voice(self, task, request: dict, previous: Record | None):
+        """Make a voice of a sample at the provider (fal's create-voice, Kling's custom
+        voices) exactly once, submitted and polled as a generation: (its id, what it cost:
+        the provider's report, else the published price)."""
+        voice_id, cost = await self._create(task, request, previous, "voice")
+        return voice_id, cost if cost is not None else task.cost_usd
+
+    async def _create(self, task, request: dict, previous: Record | None, what: str):
         handle, status = await self._submitted(task, request, previous, 1, timed=False)
         if status.state in UNRESOLVED:
             self.budget.settle(task.id, None)
             raise RemoteError(_unresolved(task, handle, status))
         if status.state != "done" or not status.results:
             self.budget.release(task.id)
-            self.state.rejected(task.cache_key, status.message or "element creation failed")
-            raise RemoteError(f"{task.provider} did not create element "
+            self.state.rejected(task.cache_key, status.message or f"{what} creation failed")
+            raise RemoteError(f"{task.provider} did not create {what} "
                               f"'{task.element_params.name}': "
                               f"{status.message or status.state}")
-        made = status.results[0]  # an element's result is its id
-        self.budget.settle(task.id, made.cost_usd)
+        made = status.results[0]  # an element's or a voice's result is its id
+        self.budget.settle(task.id, made.cost_usd if made.cost_usd is not None
+                           else task.cost_usd if what == "voice" else None)
         return made.url, made.cost_usd
 
     async def follow(self, task, task_id: str, extra: dict) -> Status:

@@ -307,8 +307,21 @@ class Element(TaskHandler):
         return [], element_id, {"element_id": element_id}, cost
 
 
+class Voice(TaskHandler):
+    kind = "voice"
+
+    async def make(self, task: Task) -> Made:
+        """Make a voice of a sample at its provider; its id is handed on to what names it."""
+        run = self.run
+        await run.inputs_made(task)
+        request = substitute(task.element_params.request, self.references(task))
+        voice_id, cost = await run.remote.create_voice(task, request, run.previous.get(task.id))
+        return [], voice_id, {"voice_id": voice_id}, cost
+
+
 HANDLERS: Mapping[str, type[TaskHandler]] = {
-    handler.kind: handler for handler in (Generate, ExtractFrame, Assemble, Upload, Element)}
+    handler.kind: handler
+    for handler in (Generate, ExtractFrame, Assemble, Upload, Element, Voice)}
 
 
 def missing_pick(task: Task, record: Record | None) -> str | None:

@@ -42,7 +42,8 @@ class Verdict(enum.StrEnum):
 
 
 NOTHING_TO_PAY = (Verdict.CACHED, Verdict.RESTORABLE)  # a generation the run does not pay
-REMOTE_INPUTS = ("upload", "element")  # made at a provider, only for the generations using them
+# made at a provider, only for the generations using them
+REMOTE_INPUTS = ("upload", "element", "voice")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from ..plan import Task
 
 # work whose result is known from what it is made of: a frame, an upload, an element created
-# at the provider from its images (a new element from the same images is the same element)
-DERIVED = ("extract_frame", "upload", "element")
+# at the provider from its images (a new element from the same images is the same element),
+# a voice made of its sample
+DERIVED = ("extract_frame", "upload", "element", "voice")
 
 Identity = Callable[[Record, int], "str | None"]
 

@@ -200,7 +200,7 @@ class State:
         flying = finished = 0
         for values in rows:
             record = _decode(values)
-            if record.kind not in ("generate", "element"):
+            if record.kind not in ("generate", "element", "voice"):
                 continue  # free work, made again from what it is made of
             if record.status != "done" and record.phase in ("submitting", "submitted"):
                 flying += 1

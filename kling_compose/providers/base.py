@@ -141,6 +141,13 @@ class Capabilities:
     # (`result_request`, `read_result`: fal's response URL)
     result_fetch: bool = False
     creates_elements: bool = False  # elements are made before the generation that names them
+    # a voice is made of a sample once (`voice_request`, the `voice` task kind) and named by
+    # its id in the generations whose dialogue it speaks (fal's create-voice, Kling's
+    # custom voices); False: a sample travels as it is, or not at all (providers/dialogue.py)
+    creates_voices: bool = False
+    # how many voices one generation binds at most (fal, kling: 2); 0: none can be bound,
+    # and the lines go into the prompt alone
+    voices_per_task: int = 0
     upload_ttl_s: float | None = None  # how long an upload's URL lives; None: not limited
     result_ttl_s: float | None = None  # how long a finished result's URL lives (messages)
     unconfirmed_grace_s: float = 0.0  # an `unconfirmed` task is polled this long, then asked
@@ -150,6 +157,9 @@ class Capabilities:
         if self.lost_answer not in LOST_ANSWER_RECOVERY:
             raise ValueError(f"lost_answer {self.lost_answer!r} is not one of "
                              f"{sorted(LOST_ANSWER_RECOVERY)}")
+        if self.voices_per_task < 0 or (self.creates_voices and not self.voices_per_task):
+            raise ValueError(f"voices_per_task {self.voices_per_task!r}: a provider that "
+                             "creates voices binds at least one per task")
         for name in ("upload_ttl_s", "result_ttl_s", "unconfirmed_grace_s"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
@@ -217,6 +227,12 @@ class Provider(Protocol):
     @property
     def creates_elements(self) -> bool: ...
 
+    @property
+    def creates_voices(self) -> bool: ...
+
+    @property
+    def voices_per_task(self) -> int: ...
+
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
         """Rules specific to this provider beyond providers/rules.py's generic ModelSpec checks."""
 
@@ -234,6 +250,13 @@ class Provider(Protocol):
 
     def element_request(self, element: Element, ref: Ref) -> dict[str, Any]:
         """creates_elements: the body that creates `element` (plan.py makes it a task)."""
+
+    def voice_request(self, element: Element, ref: Ref) -> dict[str, Any]:
+        """creates_voices: the body that makes a voice of `element.voice`, its sample (plan.py
+        makes it a task of kind `voice`, once per sample content)."""
+
+    def voice_cost(self, request: Mapping[str, Any]) -> Decimal | None:
+        """creates_voices: what making one voice costs; None when no price is published."""
 
 
 @runtime_checkable
@@ -285,6 +308,9 @@ class RemoteProvider(Protocol):
 
     @property
     def creates_elements(self) -> bool: ...
+
+    @property
+    def creates_voices(self) -> bool: ...
 
     @property
     def upload_ttl_s(self) -> float | None: ...
@@ -374,7 +400,8 @@ class RegisteredProvider(Provider, RemoteProvider, Protocol):
 
 def shot_job(job: Job | None, provider: str) -> Job:
     """The job of a generation. The engine hands a task's job on as it is, which an element
-    task has none of; only a provider that `creates_elements` is sent those."""
+    task has none of; only a provider that `creates_elements` or `creates_voices` is sent
+    those."""
     if job is None:
         raise TypeError(f"{provider} makes generations only, and was sent a task without a shot")
     return job
@@ -445,6 +472,14 @@ class Declared(RemoteProvider):
     @property
     def creates_elements(self) -> bool:
         return self.spec.capabilities.creates_elements
+
+    @property
+    def creates_voices(self) -> bool:
+        return self.spec.capabilities.creates_voices
+
+    @property
+    def voices_per_task(self) -> int:
+        return self.spec.capabilities.voices_per_task
 
     @property
     def upload_ttl_s(self) -> float | None:
@@ -528,6 +563,12 @@ class Declared(RemoteProvider):
 
     def element_request(self, element: Element, ref: Ref) -> dict[str, Any]:
         raise _lacks(self, "element library")
+
+    def voice_request(self, element: Element, ref: Ref) -> dict[str, Any]:
+        raise _lacks(self, "voice creation API")
+
+    def voice_cost(self, request: Mapping[str, Any]) -> Decimal | None:
+        return None
 
 
 class ProviderError(Exception):

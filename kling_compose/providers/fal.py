@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
-from . import rules
+from . import dialogue, rules
 from ..errors import Diagnostic
 from ..model import Element, Prompt, ResolvedShot
 from .base import (
@@ -63,18 +63,35 @@ MODELS: Mapping[str, ModelSpec] = {
             {"multi_prompt", "negative_prompt", "duration", "size", "aspect", "audio",
              "first_frame", "last_frame", "elements", "cfg_scale"}
         ),  # fmt: skip
-        # provider reference, fal v3 pro model page: 0.112/s audio off, 0.168/s audio on
-        prices={"silent": Decimal("0.112"), "audio": Decimal("0.168")},
+        # provider reference, fal v3 pro model page: 0.112/s audio off, 0.168/s audio on,
+        # "$0.196/s with voice control" (docs/providers.md, "Dialogue and voices")
+        prices={"silent": Decimal("0.112"), "audio": Decimal("0.168"),
+                "voice": Decimal("0.196")},
     ),
 }
 
 # fal takes URLs ("the universal format"); data URIs are accepted by some models. fal has
-# no asset UUIDs; voices travel as voice_ids, which this format does not model. Local files
-# and chains are uploaded to fal's CDN at run time (any media).
+# no asset UUIDs; a voice travels as a voice id on its element (`elements[].voice_id`), made of
+# the element's sample by create-voice. Local files and chains are uploaded to fal's CDN at
+# run time (any media).
 ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {
     "image": frozenset({"url", "data", "path", "chain"}),
     "video": frozenset({"url", "path", "chain"}),
 }
+
+# Voices (docs/providers.md, "Dialogue and voices"). fal-js 1.10.1 endpoints.ts (commit
+# 381105e, 2026-08-02) `CreateVoiceInput.voice_url` ("Supports .mp3/.wav audio or .mp4/.mov
+# video. Duration must be 5-30 seconds"), `CreateVoiceOutput.voice_id`; the v3 inputs bind a
+# voice to an element (`KlingV3ComboElementInput.voice_id`: "references to this element will
+# use the binded voice"); fal's earlier v3 page (edenartlab/eve docs.md, 2026-02) had a
+# top-level `voice_ids`, "maximum 2 voices per task", which the current types no longer
+# declare on v3: the element's voice_id is sent, the limit of 2 is kept (the stricter reading)
+CREATE_VOICE = "fal-ai/kling-video/create-voice"
+VOICE_PRICE_USD = Decimal("0.007")  # fal create-voice llms.txt: "$0.007 per generations"
+VOICES_PER_TASK = 2
+_VOICE_SOURCE = ("fal: at most 2 voices per task (v3 page, `voice_ids`); a voice is bound to "
+                 "its element (fal-js KlingV3ComboElementInput.voice_id)")
+_SAMPLE_SOURCE = "fal create-voice: voice_url .mp3/.wav/.mp4/.mov, 5-30 s"
 
 # -- run time: fal's queue API (providers reference, section 2) ----------------------------------
 
@@ -111,6 +128,8 @@ SPEC = ProviderSpec(
         lost_answer="request_list",
         batch_poll=False,
         result_fetch=True,  # COMPLETED, then the response URL (`result_request`)
+        creates_voices=True,  # create-voice, once per sample (a `voice` task)
+        voices_per_task=VOICES_PER_TASK,
         upload_ttl_s=6 * 24 * 3600.0,  # [inferred] fal documents no CDN retention: weekly
     ),
     # doctor: fal documents an account call (`GET /v1/account/billing`, fal.ai/docs/
@@ -130,8 +149,10 @@ class FalQueue(Declared):
                        base_url: str, key: Credential) -> httpx.Request:
         import httpx
 
-        url = f"{base_url}/{endpoint_id(shot_job(job, 'fal').model, request)}"
-        return httpx.Request("POST", url, json=dict(request), headers=_auth(key))
+        endpoint = CREATE_VOICE if job is None and "voice_url" in request else \
+            endpoint_id(shot_job(job, 'fal').model, request)
+        return httpx.Request("POST", f"{base_url}/{endpoint}", json=dict(request),
+                             headers=_auth(key))
 
     def read_submit(self, response: httpx.Response, task_id: str) -> Handle:
         """The handle; retried only where fal-client retries a request (408, 409, 429, and a
@@ -175,6 +196,8 @@ class FalQueue(Declared):
 
         from .base import json_answer, raise_for_status, sent_digest
 
+        if job is None:  # a voice ($0.007): not looked for, the user is asked
+            return None
         job = shot_job(job, "fal")
         endpoint = endpoint_id(job.model, job.request)
         params = {"endpoint_id": endpoint, "expand": "payloads", "limit": "100"}
@@ -261,6 +284,8 @@ class FalQueue(Declared):
             raise TransientError(f"fal answered HTTP {response.status_code}")
         if response.status_code >= 400:
             return Status("failed", message=_detail(data) or f"HTTP {response.status_code}")
+        if isinstance(data, dict) and "video" not in data and "voice_id" in data:
+            return _voice_made(data)  # create-voice: `CreateVoiceOutput`
         video = data.get("video") or {}
         if not video.get("url"):
             return Status("failed", message="fal returned no video")
@@ -304,18 +329,35 @@ class FalProvider(FalQueue):
         diags += rules.check_element_frontal(shot, self.name)
         diags += _check_start_image(shot)
         diags += _check_elements(shot)
+        diags += dialogue.check_voice_count(shot, self.name, VOICES_PER_TASK, _VOICE_SOURCE)
+        diags += dialogue.check_sample_kinds(shot, self.name, frozenset({"url", "path"}))
+        diags += dialogue.check_samples(shot, self.name, _SAMPLE_SOURCE)
         return diags
 
     def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
-        """The prompt as sent: `@name` becomes `@ElementN`, N by first appearance."""
+        """The prompt as sent: `@name` becomes `@ElementN`, N by first appearance; its lines
+        follow, `[@ElementN, tone]: "words"` (providers/dialogue.py)."""
         numbers = {e.name: n for n, e in enumerate(shot.elements, 1)}
-        return prompt.render(lambda name: f"@Element{numbers[name]}")
+        text = prompt.render(lambda name: f"@Element{numbers[name]}")
+        speaker = dialogue.speaker_of(shot, lambda n, e: f"@Element{n}")
+        return dialogue.spoken(text, dialogue.lines_of(shot, prompt), speaker)
+
+    def voice_request(self, element: Element, ref: Ref) -> dict[str, Any]:
+        """create-voice's input (`CreateVoiceInput`): the sample's URL (a local file is
+        uploaded to fal's CDN first)."""
+        if element.voice is None:
+            raise TypeError(f"element '{element.name}' has no voice sample")  # a bug
+        return {"voice_url": ref(element.voice, "audio")}
+
+    def voice_cost(self, request: Mapping[str, Any]) -> Decimal | None:
+        return VOICE_PRICE_USD
 
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         # NOTE: the key order follows the seed 001 example body.
         body: dict[str, Any] = {}
-        if shot.prompt is not None:
-            body["prompt"] = self.prompt_text(shot, shot.prompt)
+        prompt = dialogue.main_prompt(shot)
+        if prompt is not None:
+            body["prompt"] = self.prompt_text(shot, prompt)
         duration = rules.effective_duration(shot)
         if duration is not None:
             body["duration"] = str(duration)  # fal durations are strings
@@ -339,14 +381,18 @@ class FalProvider(FalQueue):
         if shot.last_frame is not None:
             body["end_image_url"] = ref(shot.last_frame, "image")
         if shot.elements:
-            body["elements"] = [element_body(e, ref) for e in shot.elements]
+            speaking = {e.name for e in dialogue.voiced(shot)}
+            body["elements"] = [element_body(e, ref, e.name in speaking) for e in shot.elements]
         return body
 
     def cost(
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> Decimal | None:
         audio = payload.get("generate_audio", DEFAULT_AUDIO)
-        rate = spec.prices.get("audio" if audio else "silent")
+        elements = payload.get("elements")
+        voices = isinstance(elements, list) and any(
+            isinstance(e, dict) and e.get("voice_id") for e in elements)
+        rate = spec.prices.get(("voice" if voices else "audio") if audio else "silent")
         if rate is None:
             return None
         return rate * int(payload.get("duration", DEFAULT_DURATION_S))
@@ -373,20 +419,23 @@ def _queue_handle(url, endpoint: str, request_id: str):
     return Handle(request_id, {"status_url": f"{base}/status", "response_url": base})
 
 
-def element_body(element: Element, ref: Ref) -> dict[str, Any]:
-    """An `elements[]` item: {frontal_image_url, reference_image_urls} or {video_url}.
+def element_body(element: Element, ref: Ref, speaks: bool = False) -> dict[str, Any]:
+    """An `elements[]` item: {frontal_image_url, reference_image_urls} or {video_url}, and
+    the `voice_id` of an element that speaks in the shot with a voice.
 
     fal's types say reference_image_urls takes "1-3 images ... At least one image is
     required" (fal-js KlingV3ComboElementInput): an element with only a frontal image sends
     that image as its one reference too."""
+    voice = {"voice_id": dialogue.voice_value(element)} if speaks and element.has_voice else {}
     if element.videos:
-        return {"video_url": ref(element.videos[0], "video")}
+        return {"video_url": ref(element.videos[0], "video"), **voice}
     body: dict[str, Any] = {}
     if element.frontal_image is not None:
         body["frontal_image_url"] = ref(element.frontal_image, "image")
     references = element.images or ((element.frontal_image,) if element.frontal_image else ())
     if references:
         body["reference_image_urls"] = [ref(s, "image") for s in references]
+    body.update(voice)
     return body
 
 
@@ -445,6 +494,17 @@ def _check_elements(shot: ResolvedShot) -> list[Diagnostic]:
             "use image elements for the others",
         ))  # fmt: skip
     return diags
+
+
+def _voice_made(data: dict) -> Status:
+    """A create-voice result: its `voice_id` is what the task hands on."""
+    from .base import Result, Status
+
+    found = data.get("voice_id")
+    if not isinstance(found, str) or not found.strip() or len(found) > 256:
+        return Status("invalid", message=f"fal answered create-voice with voice_id "
+                      f"{found!r:.40}")
+    return Status("done", (Result(found),))  # fal reports no cost: the estimate counts
 
 
 def _handle_url(handle: Handle, name: str) -> str:

@@ -26,7 +26,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
-from . import rules
+from . import dialogue, rules
 from ..errors import Diagnostic
 from ..model import Element, FrameSource, Prompt, ResolvedShot
 from .base import (
@@ -207,6 +207,9 @@ SPEC = ProviderSpec(
     ),
     capabilities=Capabilities(
         inline_media=frozenset(),  # everything local is uploaded
+        # a voice is an element's audio (`element_input_audio_urls`, up to 1), at most 3
+        # elements (`kling_elements` maxItems 3)
+        voices_per_task=3,
         lost_answer="ask",  # the server assigns taskId and has no lookup: the user is asked
         batch_poll=False,  # recordInfo takes one taskId
         upload_ttl_s=20 * 3600,  # uploads are kept 24 h (pages say 24 h or 3 days): margin 4 h
@@ -401,19 +404,24 @@ class KieProvider(KieTasks):
         diags += _check_elements(shot)
         diags += _check_image_files(shot)
         diags += _check_size(shot, spec)
+        diags += _check_voices(shot, self.name)
         return diags
 
     def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
-        """The prompt as sent: `@name` stays `@name` (kie: `@element_name`)."""
-        return prompt.render(lambda name: "@" + name)
+        """The prompt as sent: `@name` stays `@name` (kie: `@element_name`); its lines follow,
+        `[@name, tone]: "words"` (providers/dialogue.py)."""
+        text = prompt.render(lambda name: "@" + name)
+        speaker = dialogue.speaker_of(shot, lambda n, e: "@" + e.name)
+        return dialogue.spoken(text, dialogue.lines_of(shot, prompt), speaker)
 
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         # NOTE: the key order follows the spec's field order (x-apidog-orders) and its examples.
         segments = shot.multi_prompt or ()
         multi = bool(segments)
         fields: dict[str, Any] = {}
-        if not multi and shot.prompt is not None:
-            fields["prompt"] = self.prompt_text(shot, shot.prompt)
+        prompt = dialogue.main_prompt(shot)
+        if not multi and prompt is not None:
+            fields["prompt"] = self.prompt_text(shot, prompt)
         frames = [f for f in (shot.first_frame, shot.last_frame) if f is not None]
         if frames:
             fields["image_urls"] = [ref(f, "image") for f in frames]
@@ -468,9 +476,27 @@ def element_body(element: Element, ref: Ref) -> dict[str, Any]:
         "description": element.description or element.name,
         "element_input_urls": [ref(s, "image") for s in images + list(element.images)],
     }
-    if element.voices:  # newer spec only
-        body["element_input_audio_urls"] = [ref(s, "audio") for s in element.voices]
+    voices = (*element.voices, *(() if element.voice is None else (element.voice,)))
+    if voices:  # newer spec only; a `voice:` sample is the element's voice audio
+        body["element_input_audio_urls"] = [ref(s, "audio") for s in voices]
     return body
+
+
+def _check_voices(shot: ResolvedShot, provider: str) -> list[Diagnostic]:
+    """A `voice:` sample is the element's one audio URL (with `voices:`, more than kie takes),
+    of the documented length; a `voice_id:` names a voice kie has no way to bind."""
+    diags = [Diagnostic(
+        f"element '{e.name}' has voices and a voice; kie takes at most {ELEMENT_VOICES}",
+        dialogue.voice_where(e),
+        "keep one (docs.kie.ai Kling 3.0: up to 1 audio URL per element)",
+    ) for e in shot.elements if e.voice is not None and len(e.voices) + 1 > ELEMENT_VOICES]
+    diags += dialogue.check_sample_kinds(shot, provider, ACCEPTED_KINDS["audio"] - {"chain"})
+    diags += dialogue.check_samples(shot, provider, "docs.kie.ai Kling 3.0: an element's "
+                                    "audio is one 5-30 s recording")
+    ids = [e for e in dialogue.voiced(shot) if e.voice is None]
+    diags += dialogue.prompt_only(shot, provider, "kie has no voice ids; an element takes a "
+                                  "voice as an audio file, `voice:`", ids)
+    return diags
 
 
 def _aspect_ratio(shot: ResolvedShot) -> str:

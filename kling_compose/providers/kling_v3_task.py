@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
-from . import rules
+from . import dialogue, rules
 from ..errors import Diagnostic
 from ..model import Element, Prompt, ResolvedShot
 from .base import (
@@ -208,16 +208,22 @@ class KlingV3TaskProvider(TaskQueue):
         diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)
         diags += _check_elements(shot)
         diags += _check_shot_mode(shot)
+        diags += dialogue.prompt_only(shot, self.name, "seed 002 documents no voice field",
+                                      dialogue.voiced(shot))
         return diags
 
     def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
-        """The prompt as sent: `@name` stays `@name` (seed 002: `@element_name`)."""
-        return prompt.render(lambda name: "@" + name)
+        """The prompt as sent: `@name` stays `@name` (seed 002: `@element_name`); its lines
+        follow, `[@name, tone]: "words"` (providers/dialogue.py)."""
+        text = prompt.render(lambda name: "@" + name)
+        speaker = dialogue.speaker_of(shot, lambda n, e: "@" + e.name)
+        return dialogue.spoken(text, dialogue.lines_of(shot, prompt), speaker)
 
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         fields: dict[str, Any] = {}
-        if shot.prompt is not None:
-            fields["prompt"] = self.prompt_text(shot, shot.prompt)
+        prompt = dialogue.main_prompt(shot)
+        if prompt is not None:
+            fields["prompt"] = self.prompt_text(shot, prompt)
         fields["multi_shots"] = bool(shot.multi_prompt)  # seed 002: required on every request
         if shot.multi_prompt:
             fields["shot_type"] = "customize"

@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from . import rules
+from . import dialogue, rules
 from ..errors import Diagnostic
 from ..model import Element, Prompt, ResolvedShot
 from .base import (
@@ -171,6 +171,9 @@ SPEC = ProviderSpec(
     endpoints=(("runware", "https://api.runware.ai/v1"),),  # Runware REST API (runware.ai/docs)
     capabilities=Capabilities(
         inline_media=frozenset({"image"}),  # images may be sent as data URI / base64
+        # a voice is an element's audio (`voices`, seed 000), not an id: one per element, at
+        # most 3 elements ("max items: 3")
+        voices_per_task=3,
         # The client picks taskUUID, so after a lost answer the engine asks getResponse for
         # that very UUID and sends it again only when Runware does not know it.
         lost_answer="resend",
@@ -198,19 +201,24 @@ class RunwareProvider(Declared):
         diags += rules.check_element_frontal(shot, self.name)
         diags += _check_requires(shot, spec)
         diags += _check_video_inputs(shot, spec)
+        diags += _check_voices(shot, self.name)
         return diags
 
     def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
-        """The prompt as sent: `@name` becomes `<<<element_N>>>`, N by first appearance."""
+        """The prompt as sent: `@name` becomes `<<<element_N>>>`, N by first appearance; its
+        lines follow, `[<<<element_N>>>, tone]: "words"` (providers/dialogue.py)."""
         numbers = {e.name: n for n, e in enumerate(shot.elements, 1)}
-        return prompt.render(lambda name: f"<<<element_{numbers[name]}>>>")
+        text = prompt.render(lambda name: f"<<<element_{numbers[name]}>>>")
+        speaker = dialogue.speaker_of(shot, lambda n, e: f"<<<element_{n}>>>")
+        return dialogue.spoken(text, dialogue.lines_of(shot, prompt), speaker)
 
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         # NOTE: the key order follows the seed examples (taskType, model, positivePrompt,
         # negativePrompt, width, height, duration, providerSettings, inputs).
         body: dict[str, Any] = {"taskType": "videoInference", "model": spec.model_id}
-        if shot.prompt is not None:
-            body["positivePrompt"] = self.prompt_text(shot, shot.prompt)
+        prompt = dialogue.main_prompt(shot)
+        if prompt is not None:
+            body["positivePrompt"] = self.prompt_text(shot, prompt)
         if shot.negative_prompt is not None and "negative_prompt" in spec.supports:
             body["negativePrompt"] = shot.negative_prompt
         size = output_size(shot)
@@ -541,7 +549,8 @@ def output_size(shot: ResolvedShot) -> tuple[int, int] | None:
 
 
 def element_body(element: Element, ref: Ref) -> dict[str, Any]:
-    """`inputs.elements[]` item: {id, description, frontalImage, images, videos, voices, tags}."""
+    """`inputs.elements[]` item: {id, description, frontalImage, images, videos, voices, tags};
+    a `voice:` sample is one more of the element's voices (Runware has no voice ids)."""
     body: dict[str, Any] = {"id": element.id or element.name}
     if element.description:
         body["description"] = element.description
@@ -550,13 +559,30 @@ def element_body(element: Element, ref: Ref) -> dict[str, Any]:
     for key, sources, media in (
         ("images", element.images, "image"),
         ("videos", element.videos, "video"),
-        ("voices", element.voices, "audio"),
+        ("voices", (*element.voices, *(() if element.voice is None else (element.voice,))),
+         "audio"),
     ):
         if sources:
             body[key] = [ref(s, media) for s in sources]
     if element.tags:
         body["tags"] = list(element.tags)
     return body
+
+
+def _check_voices(shot: ResolvedShot, provider: str) -> list[Diagnostic]:
+    """A `voice:` sample travels as the element's voice audio, which seed 000 allows only
+    beside images ("Voices via voices (can only be combined with images, not videos)"); a
+    `voice_id:` names a voice of another provider's account: Runware has none to bind."""
+    diags = [Diagnostic(
+        f"element '{e.name}' has a video and a voice; runware combines voices with images only",
+        dialogue.voice_where(e),
+        "seed 000, inputs.elements: voices \"can only be combined with images, not videos\"; "
+        "give the element images instead of the video, or drop `voice:`",
+    ) for e in shot.elements if e.voice is not None and e.videos]
+    ids = [e for e in dialogue.voiced(shot) if e.voice is None]
+    diags += dialogue.prompt_only(shot, provider, "Runware has no voice ids; an element "
+                                  "takes a voice as an audio file, `voice:`", ids)
+    return diags
 
 
 def _output_options(shot: ResolvedShot) -> dict[str, Any]:

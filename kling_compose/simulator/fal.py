@@ -18,6 +18,13 @@ https://rest.fal.ai) answers `{token, token_type, base_url: {base}/fal-cdn, expi
 X-Fal-File-Name) answers `{access_url}`. The fallback `POST {base}/fal-rest/storage/upload/
 initiate` answers `{upload_url, file_url}` for a `PUT` of the bytes.
 
+Voices: `POST /fal-ai/kling-video/create-voice` takes `{voice_url}` (fal's create-voice page:
+".mp3/.wav audio or .mp4/.mov video. Duration must be 5-30 seconds"; a sample uploaded here is
+measured) at $0.007, and its result is `{voice_id}` (fal-js `CreateVoiceOutput`). A generation
+binds a voice to an element (`elements[].voice_id`, fal-js `KlingV3ComboElementInput`) or
+lists it in `voice_ids` (fal's earlier v3 page), "maximum 2 voices per task" in all; an id
+this simulator did not make is refused, and voice control bills its own per-second price.
+
 Validation errors are 422 `{"detail": [{"loc": ["body", field, ...], "msg", "type"}]}` as
 FastAPI writes them; unknown fields are refused (`extra_forbidden`).
 """
@@ -29,6 +36,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 from decimal import Decimal
 from typing import Any
 
@@ -62,6 +70,14 @@ TIERS = {
     "pro": (Decimal("0.112"), Decimal("0.168")),
     "standard": (Decimal("0.084"), Decimal("0.126")),
 }
+# with voice control, per second: v3 pro "$0.196/s with voice control" (provider reference,
+# fal's model page); standard: Kling's own 1.1 units x $0.14 [inferred]
+VOICE_TIERS = {"pro": Decimal("0.196"), "standard": Decimal("0.154")}
+CREATE_VOICE = "fal-ai/kling-video/create-voice"
+VOICE_PRICE = Decimal("0.007")  # create-voice: "$0.007 per generations"
+VOICE_SUFFIXES = (".mp3", ".wav", ".mp4", ".mov")
+VOICE_SECONDS = (5.0, 30.0)
+VOICES_PER_TASK = 2
 _ENDPOINT = re.compile(
     r"fal-ai/kling-video/v3/(?P<tier>pro|standard)/(?P<kind>text-to-video|image-to-video)"
 )
@@ -88,6 +104,8 @@ class Fal:
         self.key = key
         self._tokens: set[str] = set()
         self._pending_puts: dict[str, tuple[str, str]] = {}
+        self._voice_requests: dict[str, dict[str, Any]] = {}  # request id -> its voice
+        self.voices: dict[str, str] = {}  # voice id -> the sample URL it was made of
         requests = r"/(?P<owner>[^/]+)/(?P<app>[^/]+)/requests/(?P<request_id>[^/]+)"
         # NOTE: first match wins; the catch-all submit route comes last.
         self.routes = (
@@ -137,6 +155,8 @@ class Fal:
 
     def submit(self, request: Request, endpoint: str) -> Response:
         """Validate the flat input and queue it; answer the request id and its URLs."""
+        if endpoint == CREATE_VOICE:
+            return self.create_voice(request)
         found = _ENDPOINT.fullmatch(endpoint)
         if found is None:
             return json_response(404, {"detail": f"Application '{endpoint}' not found"})
@@ -148,11 +168,13 @@ class Fal:
             )
         if not isinstance(body, dict):
             return _invalid([_detail(["body"], "Input should be a valid dictionary", "dict_type")])
-        check = _InputCheck(self.backend, found["kind"], body)
+        check = _InputCheck(self.backend, found["kind"], body, self.voices)
         plan = check.run()
         if check.details:
             return _invalid(check.details)
         silent, audio = TIERS[found["tier"]]
+        if check.voices:
+            audio = VOICE_TIERS[found["tier"]]
         seconds = int(plan.duration_s)
         cost = (audio if plan.audio else silent) * seconds
         request_id = str(uuid.uuid4())
@@ -172,8 +194,63 @@ class Fal:
             {"x-fal-request-id": request_id},
         )
 
+    def create_voice(self, request: Request) -> Response:
+        """Make a voice of a sample: `{voice_url}` only, a documented format and length."""
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _invalid([_detail(["body"], "Input should be a valid dictionary", "dict_type")])
+        details = [_detail(["body", key], "Extra inputs are not permitted", "extra_forbidden")
+                   for key in sorted(set(body) - {"voice_url"})]
+        url = body.get("voice_url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            details.append(_detail(["body", "voice_url"], "Field required (a URL)", "missing"))
+        else:
+            problem = self._sample_problem(url)
+            if problem:
+                details.append(_detail(["body", "voice_url"], problem, "voice_invalid"))
+        if details:
+            return _invalid(details)
+        request_id = str(uuid.uuid4())
+        voice_id = str(800000000000000000 + secrets.randbelow(10**17))
+        self._voice_requests[request_id] = {"voice_id": voice_id}
+        self.voices[voice_id] = url
+        self.backend.charge(NAME, VOICE_PRICE)
+        urls = self._urls("fal-ai/kling-video", request_id)
+        return json_response(
+            200,
+            {"request_id": request_id, **urls, "status": "IN_QUEUE", "queue_position": 0},
+            {"x-fal-request-id": request_id},
+        )
+
+    def _sample_problem(self, url: str) -> str | None:
+        """Why a voice sample is refused: its format by suffix, its length when it is a file
+        of this simulator (an outside URL cannot be fetched offline: taken as it is)."""
+        path = urlsplit(url).path.lower()
+        if re.search(r"\.[a-z0-9]{1,5}$", path) and not path.endswith(VOICE_SUFFIXES):
+            return "Supports .mp3/.wav audio or .mp4/.mov video only"
+        try:
+            stored = self.backend.local_file(url)
+        except InputError as exc:
+            return str(exc)
+        if stored is None:
+            return None
+        seconds = audio_seconds(stored.path)
+        if seconds is None:
+            return "The voice file has no readable audio"
+        low, high = VOICE_SECONDS
+        if not low <= seconds <= high:
+            return f"Duration must be 5-30 seconds (got {seconds:.1f} s)"
+        return None
+
     def status(self, request: Request, owner: str, app: str, request_id: str) -> Response:
         """202 IN_QUEUE / IN_PROGRESS while running; 200 COMPLETED (with error when failed)."""
+        if request_id in self._voice_requests and f"{owner}/{app}" == "fal-ai/kling-video":
+            return json_response(200, {"request_id": request_id, "status": "COMPLETED",
+                                       "response_url": self._urls(f"{owner}/{app}",
+                                                                  request_id)["response_url"]})
         generation = self._generation(owner, app, request_id)
         if generation is None:
             return json_response(404, {"detail": f"Request {request_id} not found"})
@@ -201,7 +278,11 @@ class Fal:
         return json_response(200, body)
 
     def result(self, request: Request, owner: str, app: str, request_id: str) -> Response:
-        """The output `{"video": {...}}`; the error status and body when it failed."""
+        """The output `{"video": {...}}`; the error status and body when it failed; a voice's
+        `{"voice_id"}`."""
+        voice = self._voice_requests.get(request_id)
+        if voice is not None and f"{owner}/{app}" == "fal-ai/kling-video":
+            return json_response(200, dict(voice))
         generation = self._generation(owner, app, request_id)
         if generation is None:
             return json_response(404, {"detail": f"Request {request_id} not found"})
@@ -373,9 +454,12 @@ class Fal:
 class _InputCheck:
     """Validates one flat input for text-to-video or image-to-video, collecting FastAPI details."""
 
-    def __init__(self, backend: Backend, kind: str, body: Mapping[str, Any]) -> None:
+    def __init__(self, backend: Backend, kind: str, body: Mapping[str, Any],
+                 known_voices: Mapping[str, str] | None = None) -> None:
         self.backend = backend
         self.kind = kind
+        self.known_voices = known_voices if known_voices is not None else {}
+        self.voices: list[str] = []  # the voices the input binds
         # seed 001's example sends "multi_prompt": null: null means absent
         self.body = {k: v for k, v in body.items() if v is not None}
         self.details: list[dict] = []
@@ -410,6 +494,7 @@ class _InputCheck:
                 end = self._image(["end_image_url"], body["end_image_url"])
             elements = self._elements()
         self._element_refs(texts, elements)
+        self._voice_count()
         if self.details:
             return None
         width, height = ASPECTS.get(body.get("aspect_ratio", "16:9"), (1920, 1080))
@@ -515,6 +600,24 @@ class _InputCheck:
             or not all(isinstance(v, str) for v in value)
         ):
             self.fail(["voice_ids"], "voice_ids should be a list of at most 2 strings", "too_long")
+        elif value:
+            for i, voice in enumerate(value):
+                self._voice(["voice_ids", i], voice)
+
+    def _voice(self, loc: list, value: Any) -> None:
+        """A voice id this simulator's create-voice made."""
+        if not isinstance(value, str) or not value:
+            self.fail(loc, "Input should be a valid string", "string_type")
+        elif value not in self.known_voices:
+            self.fail(loc, f"Voice {value} not found: create it with {CREATE_VOICE}",
+                      "voice_not_found")
+        else:
+            self.voices.append(value)
+
+    def _voice_count(self) -> None:
+        if len(set(self.voices)) > VOICES_PER_TASK:
+            self.fail(["elements"], f"{len(set(self.voices))} voices; maximum "
+                      f"{VOICES_PER_TASK} voices per task", "too_many_voices")
 
     def _image(self, loc: list, value: Any) -> ImageInput | None:
         try:
@@ -547,12 +650,15 @@ class _InputCheck:
             if not isinstance(element, dict):
                 self.fail(loc, "Input should be a valid dictionary", "dict_type")
                 continue
+            if "voice_id" in element:
+                self._voice([*loc, "voice_id"], element["voice_id"])
             if "video_url" in element:
                 videos += 1
-                if set(element) != {"video_url"}:
+                if set(element) - {"voice_id"} != {"video_url"}:
                     self.fail(loc, "A video element takes only video_url", "value_error")
                 continue
-            for key in sorted(set(element) - {"frontal_image_url", "reference_image_urls"}):
+            for key in sorted(set(element) - {"frontal_image_url", "reference_image_urls",
+                                              "voice_id"}):
                 self.fail([*loc, key], "Extra inputs are not permitted", "extra_forbidden")
             if "frontal_image_url" not in element:
                 self.fail([*loc, "frontal_image_url"], "Field required", "missing")
@@ -580,6 +686,24 @@ class _InputCheck:
                         f"@Element{number} refers to element {number} but elements has {count}",
                         "value_error",
                     )
+
+
+def audio_seconds(path) -> float | None:
+    """A file's audio length (its first audio stream), or None without readable audio."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            if container.duration is not None:
+                return container.duration / av.time_base
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+    return None
 
 
 def _detail(loc: list, msg: str, type_: str) -> dict:

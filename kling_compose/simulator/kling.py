@@ -53,6 +53,13 @@ comment beside it says so. Sources:
   .../advanced-custom-elements/{id}`, ends with `task_result.elements[{element_id (a long),
   element_name, ...}]`. Read in a Go client of the official element API (a QuantumNous/new-api
   derivative, `OfficialElementClient`) and a gateway's Chinese copy of the page (third-party).
+- [VOICE] "自定义音色" (custom voices), a gateway's Chinese copy of the page: `POST
+  /v1/general/custom-voices` with `voice_name` (required, "不超过20字符", at most 20
+  characters), `voice_url` (".mp3/.wav/.mp4/.mov，5-30秒", one clean voice) or `video_id` (one
+  of the two), `callback_url`, `external_task_id`; a task whose query, `GET
+  .../custom-voices/{id}`, ends with `task_result.voices[{voice_id, voice_name, trial_url,
+  owned_by}]`. The voice id goes to `voice_list` or an element's `element_voice_id`; an id
+  this simulator did not make is refused (official preset voices are not modelled).
 - [PRICE] Units per second for kling-v3 (std 0.6 silent, 0.9 with sound, 1.1 with sound and a
   voice; pro 0.8 / 1.2 / 1.4) and kling-v3-omni (std 0.6, 0.8 with sound, 0.9 with a video, 1.1
   both; pro 0.8 / 1.0 / 1.2 / 1.4), a unit being $0.14: only in a third-party compilation of the
@@ -256,6 +263,8 @@ class Kling:
         self.keys = split_key(key)
         self.tasks: dict[str, _Task] = {}  # by task_id
         self.element_tasks: dict[str, _ElementTask] = {}  # by task_id
+        self.voice_tasks: dict[str, _ElementTask] = {}  # by task_id; `element` is the voice
+        self.voices: dict[str, str] = {}  # voice_id -> the sample URL it was made of
         self._external: dict[str, str] = {}  # external_task_id -> task_id (all endpoints)
         self._elements: dict[int, str] = {}  # element_id -> its creation task_id
         self._ids = itertools.count(secrets.randbelow(10**16))
@@ -270,6 +279,9 @@ class Kling:
             Route("GET", r"/v1/general/advanced-custom-elements/(?P<task>[^/]+)",
                   self.query_element, "element"),
             Route("GET", r"/v1/general/advanced-custom-elements", self.list_elements,
+                  "element"),
+            Route("POST", r"/v1/general/custom-voices", self.create_voice, "element"),
+            Route("GET", r"/v1/general/custom-voices/(?P<task>[^/]+)", self.query_voice,
                   "element"),
         )  # fmt: skip
 
@@ -423,6 +435,9 @@ class Kling:
         if body is None:
             return error(1200, "the body must be a JSON object")
         problems = _element_problems(self.backend, body)
+        voice = body.get("element_voice_id")
+        if isinstance(voice, str) and voice not in self.voices:
+            problems.append(f"element_voice_id {voice!r} is no voice of this account")
         if problems:
             return error(1201, "; ".join(problems))
         external = body.get("external_task_id") or ""
@@ -467,6 +482,47 @@ class Kling:
         start = (int(page) - 1) * int(size)
         return ok([self._element_data(t) for t in tasks[start : start + int(size)]])
 
+    # custom voices -----------------------------------------------------------------------
+
+    def create_voice(self, request: Request) -> Response:
+        """Validate a custom voice and start its task [VOICE]."""
+        body = _json_object(request)
+        if body is None:
+            return error(1200, "the body must be a JSON object")
+        problems = _voice_problems(self.backend, body)
+        if problems:
+            return error(1201, "; ".join(problems))
+        external = body.get("external_task_id") or ""
+        with self._lock:
+            if external and external in self._external:
+                return error(1201, f"external_task_id {external!r} already exists")
+            task_id, voice_id = self._new_id(), self._new_id()
+            if external:
+                self._external[external] = task_id
+            voice = {"voice_id": voice_id, "voice_name": body["voice_name"],
+                     "trial_url": body.get("voice_url", ""), "owned_by": "creator"}
+            task = _ElementTask(task_id, external, voice, self.backend.clock(), None)
+            self.voice_tasks[task_id] = task
+            self.voices[voice_id] = body.get("voice_url", "")
+        return ok({"task_id": task_id, "task_status": "submitted", "task_info": _info(external),
+                   "created_at": task.created_ms, "updated_at": task.created_ms})
+
+    def query_voice(self, request: Request, task: str) -> Response:
+        """The voice task by task_id or external_task_id; its voice once it succeeded."""
+        task = unquote(task)
+        with self._lock:
+            found = self.voice_tasks.get(task) or self.voice_tasks.get(
+                self._external.get(task, ""))
+        if found is None:
+            return error(1203, f"no voice task with task_id or external_task_id {task!r}")
+        status = self._element_status(found)
+        data = {"task_id": found.task_id, "task_status": status, "task_status_msg": "",
+                "task_info": _info(found.external_task_id), "task_result": {},
+                "created_at": found.created_ms, "updated_at": int(time.time() * 1000)}
+        if status == "succeed":
+            data["task_result"] = {"voices": [dict(found.element)]}
+        return ok(data)
+
     def _element_data(self, found: _ElementTask) -> dict[str, Any]:
         status = self._element_status(found)
         data = {"task_id": found.task_id, "task_status": status,
@@ -495,6 +551,16 @@ class Kling:
             return f"element {value} does not exist"
         status = self._element_status(task)
         return None if status == "succeed" else f"element {value} is not ready ({status})"
+
+    def element_voice(self, value: Any) -> str | None:
+        """The voice bound to element `value`, if it is one of this account's with a voice."""
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        with self._lock:
+            task = self.element_tasks.get(self._elements.get(value, "")) \
+                if isinstance(value, int) else None
+        voice = task.element.get("element_voice_id") if task is not None else None
+        return voice if isinstance(voice, str) else None
 
     def _new_id(self) -> str:
         """An 18-digit numeric id, as the API's task ids are."""
@@ -690,6 +756,10 @@ class _VideoCheck:
 
     def _voices(self, texts: list[str], sound: str | None) -> bool:
         """True when the prompt speaks with a voice of voice_list (billed as voice)."""
+        bound = self._bound_voices()
+        if len(bound) > MAX_VOICES:
+            self.problems.append(f"{len(bound)} elements speak in a voice of their own; a video "
+                                 f"generation task can reference up to {MAX_VOICES} voices")
         if "voice_list" not in FIELDS[self.endpoint]:
             return False
         voices = self.body.get("voice_list")
@@ -703,6 +773,10 @@ class _VideoCheck:
                 and v["voice_id"] for v in voices)):  # fmt: skip
             self.problems.append(f"voice_list takes 1 to {MAX_VOICES} {{voice_id}} objects")
             return False
+        for voice in voices:
+            if voice["voice_id"] not in self.kling.voices:
+                self.problems.append(f"voice_id {voice['voice_id']!r} is no voice of this "
+                                     "account")
         if self.body.get("element_list"):
             self.problems.append("voice_list cannot be used together with element_list")
         if any(not 1 <= n <= len(voices) for n in refs):
@@ -711,6 +785,19 @@ class _VideoCheck:
         if refs and sound != "on":
             self.problems.append('sound must be "on" when the prompt references a voice')
         return bool(refs)
+
+    def _bound_voices(self) -> list[str]:
+        """The voices bound to the elements of element_list (`element_voice_id`)."""
+        elements = self.body.get("element_list")
+        if not isinstance(elements, list):
+            return []
+        found = []
+        for item in elements:
+            value = item.get("element_id") if isinstance(item, dict) else None
+            voice = self.kling.element_voice(value)
+            if voice is not None:
+                found.append(voice)
+        return found
 
     def _frames(self, texts: list[str]) -> tuple[dict[str, ImageInput | None], bool]:
         """The first and last frame images, and whether a video is an input (omni)."""
@@ -908,6 +995,52 @@ def video_problem(backend: Backend, value: Any) -> str | None:
     if stored is None and PurePosixPath(urlsplit(value).path).suffix.lower() not in VIDEO_SUFFIXES:
         return "must be an .mp4 or .mov video"
     return None
+
+
+VOICE_FIELDS = frozenset({"voice_name", "voice_url", "video_id", "callback_url",
+                          "external_task_id"})  # [VOICE]
+VOICE_NAME_CHARS, VOICE_SECONDS = 20, (5.0, 30.0)  # [VOICE]
+VOICE_SUFFIXES = (".mp3", ".wav", ".mp4", ".mov")  # [VOICE]
+
+
+def _voice_problems(backend: Backend, body: Mapping[str, Any]) -> list[str]:
+    """The problems of a custom-voice body [VOICE]."""
+    problems: list[str] = []
+    unknown = sorted(set(body) - VOICE_FIELDS)
+    if unknown:
+        problems.append(f"unknown field(s) {unknown}")
+    name = body.get("voice_name")
+    if not isinstance(name, str) or not name or len(name) > VOICE_NAME_CHARS:
+        problems.append(f"voice_name is required: 1 to {VOICE_NAME_CHARS} characters")
+    url, video = body.get("voice_url"), body.get("video_id")
+    if (url is None) == (video is None):
+        problems.append("give one of voice_url and video_id")
+    elif url is not None:
+        problems += _sample_problems(backend, url)
+    return problems
+
+
+def _sample_problems(backend: Backend, url: Any) -> list[str]:
+    if not _is_url(url):
+        return ["voice_url must be an http(s) URL"]
+    path = urlsplit(url).path.lower()
+    if re.search(r"\.[a-z0-9]{1,5}$", path) and not path.endswith(VOICE_SUFFIXES):
+        return ["voice_url must be .mp3/.wav/.mp4/.mov"]
+    try:
+        stored = backend.local_file(url)
+    except InputError as exc:
+        return [f"voice_url {exc}"]
+    if stored is None:
+        return []  # an outside URL: not fetched offline
+    from .fal import audio_seconds
+
+    seconds = audio_seconds(stored.path)
+    low, high = VOICE_SECONDS
+    if seconds is None:
+        return ["voice_url has no readable audio"]
+    if not low <= seconds <= high:
+        return [f"voice_url must last 5-30 s (got {seconds:.1f} s)"]
+    return []
 
 
 def _element_problems(backend: Backend, body: Mapping[str, Any]) -> list[str]:

@@ -364,6 +364,11 @@ class Backend:
             total = self._billed.get(generation.provider, Decimal(0))
             self._billed[generation.provider] = total + generation.cost_usd * generation.results
 
+    def charge(self, provider: str, amount: Decimal) -> None:
+        """Bill work that makes no clip (a voice) at once."""
+        with self._lock:
+            self._billed[provider] = self._billed.get(provider, Decimal(0)) + amount
+
     def billed(self, provider: str) -> Decimal:
         """The USD billed so far for `provider`'s successful generations."""
         with self._lock:

@@ -14,6 +14,7 @@ from kling_compose.model import (
     Element,
     ElementRef,
     FrameSource,
+    Line,
     Prompt,
     PromptSegment,
     Resolved,
@@ -76,7 +77,7 @@ def src(value: str, frame: str = "last") -> FrameSource:
 
 
 def element(name: str, **kw: Any) -> Element:
-    for key in ("frontal_image",):
+    for key in ("frontal_image", "voice"):
         if isinstance(kw.get(key), str):
             kw[key] = src(kw[key])
     for key in ("images", "videos", "voices"):
@@ -85,6 +86,16 @@ def element(name: str, **kw: Any) -> Element:
     if "tags" in kw:
         kw["tags"] = tuple(kw["tags"])
     return Element(name=name, location=Location(FILE, 3, 3), **kw)
+
+
+def line(speaker: str, text: str, tone: str | None = None, at: int = 40) -> Line:
+    """A dialogue line written on line `at` of the storyboard (its speaker at column 17)."""
+    return Line(speaker, text, tone, Location(FILE, at, 13), Location(FILE, at, 17))
+
+
+def segment(text: str, seconds: int, *lines: Line) -> PromptSegment:
+    """A multi_prompt segment with its own lines."""
+    return PromptSegment(prompt(text), seconds, dialogue=tuple(lines))
 
 
 def make_shot(
@@ -98,8 +109,11 @@ def make_shot(
     if "multi_prompt" in fields:
         prompt_text = None
         fields["multi_prompt"] = tuple(
-            PromptSegment(prompt(p), d) for p, d in fields["multi_prompt"]
+            s if isinstance(s, PromptSegment) else PromptSegment(prompt(s[0]), s[1])
+            for s in fields["multi_prompt"]
         )
+    if "dialogue" in fields:
+        fields["dialogue"] = tuple(fields["dialogue"])
     for key in ("first_frame", "last_frame", "video"):
         if isinstance(fields.get(key), str):
             fields[key] = src(fields[key])
@@ -167,12 +181,20 @@ def _shot_from_fields(fields: dict, scene: str, elements: dict, index: int) -> R
     if "size" in fields:
         w, _, h = fields["size"].partition("x")
         fields["size"] = (int(w), int(h))
+    said = lambda lines: [line(x["speaker"], x["line"], x.get("tone")) for x in lines or ()]
     if "multi_prompt" in fields:
-        fields["multi_prompt"] = [(s["prompt"], s["duration"]) for s in fields["multi_prompt"]]
+        fields["multi_prompt"] = [segment(s["prompt"], s["duration"], *said(s.get("dialogue")))
+                                  for s in fields["multi_prompt"]]
+    if "dialogue" in fields:
+        fields["dialogue"] = said(fields["dialogue"])
     names = [r.name for r in prompt(fields.get("prompt", "")).refs]
-    for p, _ in fields.get("multi_prompt", ()):
-        names += [r.name for r in prompt(p).refs]
+    for seg in fields.get("multi_prompt", ()):
+        names += [r.name for r in seg.prompt.refs]
     names += fields.pop("elements", [])
+    # who speaks is in the shot, as resolve.py makes it
+    spoken = [*fields.get("dialogue", ()), *(x for seg in fields.get("multi_prompt", ())
+                                            for x in seg.dialogue)]
+    names += [x.speaker for x in spoken if x.speaker in elements]
     if names:
         fields["elements"] = [elements[n] for n in dict.fromkeys(names)]
     shot = make_shot(

@@ -9,7 +9,8 @@ fal_types/extract_fal_types.py (the command is in each fixture's "generated_by")
   libs/client/src/types/endpoints.ts (@fal-ai/client 1.10.1): EndpointTypeMap ->
   KlingVideoV3ProTextToVideoInput = KlingVideoV34kTextToVideoInput,
   KlingVideoV3ProImageToVideoInput = KlingVideoV34kImageToVideoInput,
-  KlingV3MultiPromptElement, KlingV3ComboElementInput (standard aliases the same types).
+  KlingV3MultiPromptElement, KlingV3ComboElementInput (standard aliases the same types);
+  fal-ai/kling-video/create-voice -> KlingVideoCreateVoiceInput = CreateVoiceInput.
 - fal_types/eve_kling_v3_standard_i2v_openapi.json: fal's queue OpenAPI for
   fal-ai/kling-video/v3/standard/image-to-video as saved in
   edenartlab/eve@276bd4effa26c56eb74d738e1f6492c212d593b3 eve/tools/kling_v3/openapi.json:
@@ -41,7 +42,7 @@ from kling_compose.providers.fal import (
     endpoint_id,
 )
 
-from .factory import diagnostics, element, make_shot
+from .factory import diagnostics, element, line, make_shot, segment
 
 HERE = Path(__file__).parent / "fal_types"
 TYPES = json.loads((HERE / "kling_v3.json").read_text())
@@ -170,7 +171,8 @@ def check_doc_rules(body: dict) -> list[str]:
                             + cite("1-3 reference images"))
         image_set = "frontal_image_url" in item and bool(refs)
         video = "video_url" in item
-        if image_set == video or (video and len(item) > 1):
+        # voice_id binds a voice to the element whichever it is (its JSDoc names no kind)
+        if image_set == video or (video and len(set(item) - {"voice_id"}) > 1):
             problems.append(f"elements[{n}] is {item!r}: neither an image set (frontal_image_url"
                             " + reference_image_urls) nor a video alone; "
                             + cite("image set or video"))
@@ -210,6 +212,9 @@ def sent(job) -> dict:
     """The body the engine sends: placeholders replaced with CDN URLs, through JSON."""
     refs = {ref.placeholder: f"https://v3.fal.media/files/kc/{n}-{ref.media}"
             for n, ref in enumerate(job.inputs)}
+    # a voice made by the run: its create-voice answer's voice_id (fal's example id)
+    refs |= {f"{PLACEHOLDER_PREFIX}voice:{e.name}": "829877809978941442"
+             for e in job.shot.elements}
     body = json.loads(json.dumps(substitute(job.request, refs)))
     assert PLACEHOLDER_PREFIX not in json.dumps(body), body
     return body
@@ -226,6 +231,18 @@ def prop():
 
 def dancer():
     return element("dancer", videos=["assets/dance.mp4"])
+
+
+def mara():  # speaks in a voice made of her sample (create-voice, at run time)
+    return element("mara", frontal_image=IMG, voice="https://example.com/mara.wav")
+
+
+def theo():  # speaks in a voice his fal account has
+    return element("theo", frontal_image=IMG2, voice_id="829877809978941442")
+
+
+TALK = [line("mara", "You came back.", "quietly"), line("theo", "I never left."),
+        line("narrator", "She did not believe him.")]
 
 
 CASES = {
@@ -270,6 +287,18 @@ CASES = {
                                                 first_frame="from:opening", audio=False), I2V),
     "i2v video element URL": (fal_shot(prompt_text="@d", first_frame=IMG,
                                        elements=[element("d", videos=[VID])]), I2V),
+    # dialogue: two voices bound to their elements, a narrator, a voiced video element
+    "i2v dialogue, two voices": (fal_shot(prompt_text="@mara pours tea for @theo",
+                                          elements=[mara(), theo()], first_frame=IMG,
+                                          dialogue=TALK, audio=True), I2V),
+    "i2v multi_prompt dialogue": (fal_shot(multi_prompt=[
+        segment("@mara at the door", 5, line("mara", "Then stay.")),
+        segment("@theo sits", 5, line("theo", "I will.", "softly"))],
+        elements=[mara(), theo()], first_frame=IMG), I2V),
+    "i2v voiced video element": (fal_shot(prompt_text="@d sings", first_frame=IMG, elements=[
+        element("d", videos=[VID], voice_id="829877809978941443")],
+        dialogue=[line("d", "La la la.")]), I2V),
+    "t2v narrator only": (fal_shot(dialogue=[line("narrator", "It rained all week.")]), T2V),
 }
 
 
@@ -289,8 +318,8 @@ def test_compiled_request_keeps_to_fals_openapi_limits(compile_one, shot, endpoi
 
 
 def test_the_cases_send_every_field_fal_declares_that_the_project_sends(compile_one):
-    """The cases above exercise every field fal.py writes; voice_id is the one fal declares
-    that the project never sends (fal.py refuses element voices)."""
+    """The cases above exercise every field fal.py writes, each element field included (a
+    speaking element's voice_id)."""
     seen: dict[str, set] = {T2V: set(), I2V: set(), "element": set(), "segment": set()}
     for shot, endpoint in CASES.values():
         body = sent(compile_one(shot))
@@ -305,7 +334,7 @@ def test_the_cases_send_every_field_fal_declares_that_the_project_sends(compile_
                 for e in (T2V, I2V)}
     assert seen[T2V] == declared[T2V]
     assert seen[I2V] == declared[I2V] - {"aspect_ratio"}  # not declared for image-to-video
-    assert seen["element"] == set(TYPES["types"][ELEMENT]["fields"]) - {"voice_id"}
+    assert seen["element"] == set(TYPES["types"][ELEMENT]["fields"])
     assert seen["segment"] == set(TYPES["types"]["KlingV3MultiPromptElement"]["fields"])
 
 
@@ -451,3 +480,53 @@ def test_the_checker_finds_openapi_limit_breaks():
                      "body.shot_type: 'intelligent' is not in the OpenAPI enum",
                      "body.multi_prompt[0].duration: '2' is not in the OpenAPI enum"):
         assert expected in text
+
+
+# -- voices (issue 24) ----------------------------------------------------------------------
+
+CREATE_VOICE_ENDPOINT = "fal-ai/kling-video/create-voice"
+
+
+def test_a_voice_request_is_fals_create_voice_input(compile_one):
+    """The body of the `voice` task is `CreateVoiceInput` ({voice_url}: "Supports .mp3/.wav
+    audio or .mp4/.mov video. Duration must be 5-30 seconds"), sent to the endpoint fal-js maps
+    it to; its answer's `voice_id` (`CreateVoiceOutput`) is what the generations send."""
+    from kling_compose.providers import PROVIDERS
+    from kling_compose.providers.fal import CREATE_VOICE, VOICE_PRICE_USD
+
+    assert CREATE_VOICE == CREATE_VOICE_ENDPOINT
+    fal = PROVIDERS["fal"]
+    body = fal.voice_request(mara(), lambda source, media: source.value)
+    assert body == {"voice_url": "https://example.com/mara.wav"}
+    assert check_body(CREATE_VOICE_ENDPOINT, body) == []
+    entry = TYPES["endpoints"][CREATE_VOICE_ENDPOINT]
+    assert (entry["input"], entry["type"]) == ("KlingVideoCreateVoiceInput", "CreateVoiceInput")
+    doc = TYPES["types"]["CreateVoiceInput"]["fields"]["voice_url"]["doc"]
+    assert ".mp3/.wav audio or .mp4/.mov video" in doc and "5-30 seconds" in doc
+    assert fal.voice_cost(body) == VOICE_PRICE_USD == __import__("decimal").Decimal("0.007")
+
+
+def test_a_speaking_element_sends_its_voice_id_as_fal_types_bind_it(compile_one):
+    """`KlingV3ComboElementInput.voice_id`: "The voice will be binded to the element and
+    references to this element will use the binded voice"; at most 2 voices per task."""
+    job = compile_one(CASES["i2v dialogue, two voices"][0])
+    assert [e["voice_id"] for e in job.request["elements"]] == [
+        f"{PLACEHOLDER_PREFIX}voice:mara", "829877809978941442"]  # made by the run; as written
+    assert "binded voice" in _doc(ELEMENT, "voice_id")
+    # the current types have no top-level voice_ids on v3 (eve's older copy had one)
+    assert "voice_ids" not in TYPES["types"][TYPES["endpoints"][I2V]["type"]]["fields"]
+    assert "voice_ids" in OPENAPI_INPUT["properties"]
+
+
+def test_the_fal_golden_requests_keep_to_fals_types():
+    """The golden bodies (tests/cases/golden/fal-*), the dialogue case's voice ids included,
+    as the engine sends them: every field declared and typed, fal's prose rules kept."""
+    golden = Path(__file__).parent.parent / "cases" / "golden"
+    cases = sorted(golden.glob("fal-*/request.json"))
+    assert len(cases) >= 2
+    for path in cases:
+        body = json.loads(path.read_text().replace(f"{PLACEHOLDER_PREFIX}voice:mara",
+                                                   "829877809978941443"))
+        endpoint = I2V if "start_image_url" in body else T2V
+        problems = check_body(endpoint, body) + check_doc_rules(body)
+        assert problems == [], (path.parent.name, problems)

@@ -203,6 +203,7 @@ BACKED_BY = {
     "batch_poll": ("batch_poll_request", "read_statuses"),
     "result_fetch": ("result_request", "read_result"),
     "creates_elements": ("element_request",),
+    "creates_voices": ("voice_request", "voice_cost"),
     "key_check": ("key_check_request", "read_key_check"),
 }
 
@@ -218,6 +219,7 @@ def _declares(provider) -> dict[str, bool]:
         "batch_poll": caps.batch_poll,
         "result_fetch": caps.result_fetch,
         "creates_elements": caps.creates_elements,
+        "creates_voices": caps.creates_voices,
         "key_check": spec.key_check_endpoint is not None,
     }
 

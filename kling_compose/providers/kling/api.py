@@ -29,6 +29,7 @@ PATHS: Mapping[str, str] = {
     "image2video": "/v1/videos/image2video",
     "omni-video": "/v1/videos/omni-video",
     "element": "/v1/general/advanced-custom-elements",
+    "voice": "/v1/general/custom-voices",  # custom voices (docs/providers.md, "Dialogue ...")
 }
 
 
@@ -37,6 +38,8 @@ def endpoint(request: Mapping[str, Any]) -> str:
     its model; image-to-video when a first or last frame is sent."""
     if "element_name" in request or "reference_type" in request:
         return "element"
+    if "voice_name" in request or "voice_url" in request:
+        return "voice"
     if request.get("model_name") == OMNI_MODEL:
         return "omni-video"
     return "image2video" if "image" in request or "image_tail" in request else "text2video"
@@ -176,6 +179,10 @@ SPEC = ProviderSpec(
         # re-sent.
         lost_answer="lookup",
         creates_elements=True,  # the element library (`element_request`)
+        # custom voices (`voice_request`), bound to their elements (`element_voice_id`); at
+        # most 2 per generation (voice_list: "can reference up to 2 voices at most")
+        creates_voices=True,
+        voices_per_task=2,
         batch_poll=False,  # a query takes one task
         upload_ttl_s=None,  # nothing is uploaded: local images travel inline (raw base64)
         signs_tokens=True,  # doctor compares this computer's clock with Kling's
@@ -326,6 +333,8 @@ class KlingTasks(Declared):
             cost, note = _units_usd(data.get("final_unit_deduction"))
             if handle.extra.get("endpoint") == "element":
                 return _element_done(data, cost, note)
+            if handle.extra.get("endpoint") == "voice":
+                return _voice_done(data, cost, note)
             return _videos_done(data, cost, note, takes)
         if state == "failed":
             where = handle.extra.get("where")
@@ -346,7 +355,8 @@ class KlingTasks(Declared):
 
 
 def _what(response) -> str:
-    return "element" if _endpoint_of(response) == "element" else "generation"
+    kind = _endpoint_of(response)
+    return kind if kind in ("element", "voice") else "generation"
 
 
 def _endpoint_of(response) -> str:
@@ -403,6 +413,20 @@ def _videos_done(data: dict, cost: Decimal | None, note: str | None, takes: int)
         results.append(Result(url, cost_usd=cost if n == 0 else None,
                               cost_note=note if n == 0 else None))
     return Status("done", tuple(results))
+
+
+def _voice_done(data: dict, cost: Decimal | None, note: str | None = None):
+    """A custom voice's "result" is its id: `task_result.voices[0].voice_id` (a string)."""
+    from ..base import Result, Status
+
+    result = data.get("task_result")
+    voices = result.get("voices") if isinstance(result, dict) else None
+    first = voices[0] if isinstance(voices, list) and voices else None
+    found = first.get("voice_id") if isinstance(first, dict) else None
+    if isinstance(found, bool) or not isinstance(found, (int, str)) or not str(found).strip():
+        return Status("invalid", message="kling reported the voice made, but "
+                      f"task_result.voices[0].voice_id is {found!r:.40}")
+    return Status("done", (Result(str(found), cost_usd=cost, cost_note=note),))
 
 
 def _element_done(data: dict, cost: Decimal | None, note: str | None = None):

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from .. import rules
+from .. import dialogue, rules
 from ...errors import Diagnostic
 from ...model import Element, FrameSource, Prompt, ResolvedShot
 from ..base import PLACEHOLDER_PREFIX, ModelSpec, Ref, image_size
@@ -31,6 +31,7 @@ from .models import (
     RESOLUTIONS,
     SEGMENT_CHARS,
     VIDEO_INPUT_S,
+    VOICE_NAME_CHARS,
     VOICES,
     _OTHER_IMAGE_SUFFIXES,
     _OTHER_VIDEO_SUFFIXES,
@@ -59,13 +60,17 @@ class KlingProvider(KlingTasks):
         if omni:
             diags += _check_omni(shot)
         diags += _check_size(shot, spec)
+        diags += _check_voices(shot, omni, self.name)
         return diags
 
     def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
         """The prompt as sent: `@name` becomes `<<<element_N>>>`, N its place in
-        element_list (3.0 spec: "Specify a element ... such as <<<element_1>>>")."""
+        element_list (3.0 spec: "Specify a element ... such as <<<element_1>>>"); its lines
+        follow, `[<<<element_N>>>, tone]: "words"` (providers/dialogue.py)."""
         numbers = {e.name: n for n, e in enumerate(shot.elements, 1)}
-        return prompt.render(lambda name: f"<<<element_{numbers[name]}>>>")
+        text = prompt.render(lambda name: f"<<<element_{numbers[name]}>>>")
+        speaker = dialogue.speaker_of(shot, lambda n, e: f"<<<element_{n}>>>")
+        return dialogue.spoken(text, dialogue.lines_of(shot, prompt), speaker)
 
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         # NOTE: the key order follows the 3.0 spec's field tables.
@@ -124,7 +129,8 @@ class KlingProvider(KlingTasks):
         """`prompt`, or multi-shot: `multi_shot`, `shot_type`, `multi_prompt` (3.0 spec: with
         multi_shot true "the prompt parameter is invalid": not sent)."""
         if not shot.multi_prompt:
-            return {"prompt": self.prompt_text(shot, shot.prompt)} if shot.prompt else {}
+            prompt = dialogue.main_prompt(shot)
+            return {"prompt": self.prompt_text(shot, prompt)} if prompt is not None else {}
         return {"multi_shot": True, "shot_type": "customize", "multi_prompt": [
             {"index": n, "prompt": self.prompt_text(shot, seg.prompt),
              "duration": str(seg.duration_s)}
@@ -149,15 +155,34 @@ class KlingProvider(KlingTasks):
             body["element_image_list"] = {
                 "frontal_image": frontal,
                 "refer_images": [{"image_url": image_value(s, ref)} for s in element.images]}
+        if element.has_voice and element.videos:  # it speaks in this voice wherever it speaks
+            body["element_voice_id"] = dialogue.voice_value(element)
         tags = [ELEMENT_TAGS[t.lower()] for t in element.tags if t.lower() in ELEMENT_TAGS]
         if tags:
             body["tag_list"] = [{"tag_id": t} for t in dict.fromkeys(tags)]
         return body
 
+    def voice_request(self, element: Element, ref: Ref) -> dict[str, Any]:
+        """The body that makes a custom voice of `element.voice` (Kling's custom voices:
+        `voice_name` at most 20 characters, `voice_url`). The name is the sample's, so one
+        sample is one voice whichever elements speak in it."""
+        sample = element.voice
+        if sample is None:
+            raise TypeError(f"element '{element.name}' has no voice sample")  # a bug
+        stem = PurePosixPath(urlsplit(sample.value).path if sample.kind == "url"
+                             else sample.value.replace("\\", "/")).stem
+        return {"voice_name": (stem or "voice")[:VOICE_NAME_CHARS],
+                "voice_url": ref(sample, "audio")}
+
+    def voice_cost(self, request: Mapping[str, Any]) -> Decimal | None:
+        """Unknown: the price tables have no row for a custom voice; its query's
+        `final_unit_deduction` is recorded when it is made."""
+        return None
+
     def cost(
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> Decimal | None:
-        rate = spec.prices.get(price_key(payload))
+        rate = spec.prices.get(_voice_price_key(shot, spec, payload))
         seconds = billed_seconds(shot, payload)
         if rate is None or seconds is None:
             return None
@@ -169,7 +194,57 @@ class KlingProvider(KlingTasks):
         if billed_seconds(shot, payload) is None:
             return ("a video edit is billed by the source clip's duration, unknown until run "
                     "time (write it as the shot's duration)")
-        return "units x $0.14, the unit's list price (a discounted resource pack costs less)"
+        note = "units x $0.14, the unit's list price (a discounted resource pack costs less)"
+        if _voice_price_key(shot, spec, payload) == "voice" and not payload.get("voice_list"):
+            note += ("; priced with voice control, as Kling bills a voice_list: whether a voice "
+                     "bound to its element is billed so is not documented")
+        return note
+
+
+def _voice_price_key(shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]) -> str:
+    """price_key, and "voice" for a kling-v3 shot with sound in which an element speaks in a
+    voice bound to it (the higher price: an estimate never falls short)."""
+    key = price_key(payload)
+    if key == "audio" and spec.model_id != OMNI_MODEL and _bound(shot):
+        return "voice"
+    return key
+
+
+def _bound(shot: ResolvedShot) -> tuple[Element, ...]:
+    """The speaking elements whose voice the run binds: video elements created by the run
+    (`element_voice_id` "binds a voice to a video element only"; an element with a provider
+    `id:` exists already, with whatever voice it has)."""
+    return tuple(e for e in dialogue.voiced(shot) if e.id is None and e.videos)
+
+
+def _check_voices(shot: ResolvedShot, omni: bool, provider: str) -> list[Diagnostic]:
+    """At most 2 voices per generation; samples as URLs (Kling has no upload: a local sample
+    cannot reach it) of a documented format; what cannot be bound is a warning."""
+    source = "Kling API, voice_list: \"A video generation task can reference up to 2 voices\""
+    diags = dialogue.check_voice_count(shot, provider, VOICES, source, _bound(shot))
+    voiced = [e for e in shot.elements if e.voice is not None and e.id is None and e.videos]
+    diags += [Diagnostic(
+        f"element '{e.name}': kling takes a voice sample only as an http(s) URL",
+        dialogue.voice_where(e),
+        "Kling's custom voices take voice_url (it documents no upload): put the sample at an "
+        "http(s) URL, give the id of a voice your Kling account has (`voice_id:`), or use fal, "
+        "which uploads local files",
+    ) for e in voiced if e.voice is not None and e.voice.kind != "url"]
+    diags += dialogue.check_samples(shot, provider, "Kling custom voices: voice_url "
+                                    ".mp3/.wav/.mp4/.mov, 5-30 s", elements=voiced)
+    existing = [e for e in dialogue.voiced(shot) if e.id is not None]
+    diags += dialogue.prompt_only(shot, provider, "an element named by `id:` exists at Kling "
+                                  "already; a voice is bound when the element is created",
+                                  existing)
+    images = [e for e in dialogue.voiced(shot) if e.id is None and not e.videos]
+    diags += dialogue.prompt_only(shot, provider, "Kling binds a voice to a video element "
+                                  "only (element_voice_id), and voice_list cannot go with "
+                                  "element_list", images)
+    if omni:
+        diags += dialogue.prompt_only(shot, f"{provider} model kling-v3-omni", "the 3.0 "
+                                      "capability map gives the omni model no voice control",
+                                      _bound(shot))
+    return diags
 
 
 def price_key(payload: Mapping[str, Any]) -> str:
@@ -276,8 +351,8 @@ def _check_elements(shot: ResolvedShot) -> list[Diagnostic]:
                 f"element '{e.name}' has voices; kling binds a voice by its voice-library id, "
                 "not by an audio file",
                 where,
-                "remove voices (a Kling voice id can be sent through provider_options: "
-                "voice_list, not together with elements)",
+                "remove voices; a video element speaks in a voice given as `voice:` (a sample "
+                "URL, made a custom voice and bound to it) or `voice_id:` (a Kling voice)",
             ))  # fmt: skip
         if e.videos:  # with images too: rules.check_element_shapes says so
             if len(e.videos) > 1:

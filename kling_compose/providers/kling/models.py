@@ -104,6 +104,10 @@ ELEMENT_NAME_CHARS = 20  # element_name: "Must not exceed 20 characters" (cut, s
 ELEMENT_DESCRIPTION_CHARS = 100  # element_description: "Must not exceed 100 characters"
 ELEMENT_IMAGES = (1, 3)  # refer_images: "It is required to include 1 to 3 additional ..."
 VOICES = 2  # voice_list: "can reference up to 2 voices at most"
+# Custom voices (a copy of Kling's "自定义音色" page: `POST /v1/general/custom-voices`,
+# voice_name "不超过20字符", voice_url ".mp3/.wav/.mp4/.mov，5-30秒"); docs/providers.md,
+# "Dialogue and voices"
+VOICE_NAME_CHARS = 20
 # tag_list: "The relationship between tag ID and name"
 ELEMENT_TAGS: Mapping[str, str] = {
     "hottest": "o_101", "character": "o_102", "animal": "o_103", "item": "o_104",

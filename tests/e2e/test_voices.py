@@ -1,0 +1,157 @@
+"""Dialogue and voices against the simulator (issue 24): a two-character storyboard whose
+speaker has a voice sample runs on fal; the voice is made once (create-voice) and named by its
+id in every generation it speaks in, a second run and a second shot reuse it, and a keyless
+clone plans it unneeded with nothing to pay."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import wave
+from decimal import Decimal
+from pathlib import Path
+
+from _e2e import PREVIEW, cli, clone_project
+
+STORYBOARD = """\
+version: 1
+name: kitchen
+defaults:
+  duration: 5
+elements:
+  mara: { frontal_image: assets/start.png, voice: assets/mara-voice.wav }
+  theo: { frontal_image: assets/start.png }
+scenes:
+  - id: kitchen
+    shots:
+      - id: tea
+        prompt: "@mara pours tea for @theo"
+        first_frame: assets/start.png
+        dialogue:
+          - { speaker: mara, line: "You came back.", tone: quietly }
+          - { speaker: theo, line: "I never left." }
+          - { speaker: narrator, line: "She did not believe him." }
+      - id: door
+        prompt: "@mara at the door"
+        first_frame: assets/start.png
+        dialogue:
+          - { speaker: mara, line: "Then stay." }
+"""
+
+
+def write_voice(path: Path, seconds: float = 6.0) -> None:
+    """A mono 16 kHz WAV tone of `seconds`: a sample of the length fal documents (5-30 s)."""
+    rate = 16000
+    frames = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 220 * n / rate)))
+                      for n in range(int(rate * seconds)))
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames)
+
+
+def fal_run(root: Path, env: dict) -> dict:
+    result = cli("run", root, "--json", "--provider", "fal", *PREVIEW, env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def plan_json(root: Path, env: dict) -> dict:
+    result = cli("plan", root, "--json", "--provider", "fal", env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_a_voice_is_made_once_named_by_id_and_a_keyless_clone_pays_nothing(
+        project, sim, sim_env, tmp_path):
+    root = project(STORYBOARD)
+    write_voice(root / "assets" / "mara-voice.wav")
+    planned = plan_json(root, sim_env)
+    tasks = {t["id"]: t for t in planned["tasks"]}
+    voice = tasks["voice:fal:assets/mara-voice.wav"]
+    assert voice["status"] == "new" and voice["estimated_cost_usd"] == 0.007, voice
+    assert "upload:fal:assets/mara-voice.wav" in voice["depends_on"]
+
+    summary = fal_run(root, sim_env)
+    assert summary["failed"] == 0 and summary["generated"] == 2, summary
+    fal = sim.fal
+    assert len(fal.voices) == 1  # one voice for two shots
+    (voice_id,) = fal.voices
+    sent = [g.request["input"] for g in sim.generations("fal")]
+    for body in sent:  # bound to the speaking element, mara, the first element
+        assert body["elements"][0]["voice_id"] == voice_id
+        assert all("voice_id" not in e for e in body["elements"][1:])
+    tea = next(b for b in sent if "pours tea" in b["prompt"])
+    assert tea["prompt"].splitlines()[1:] == [
+        '[@Element1, quietly]: "You came back."',
+        '[@Element2]: "I never left."',
+        '[Narrator, off-screen voice-over]: "She did not believe him."',
+    ]
+    # voice control is billed: 2 x 5 s x $0.196, and the voice $0.007
+    assert sim.billed("fal") == 2 * 5 * Decimal("0.196") + Decimal("0.007")
+
+    again = fal_run(root, sim_env)
+    assert again["generated"] == 0 and again["cached"] >= 2
+    assert len(fal.voices) == 1  # reused, not made again
+
+    clone = clone_project(root, tmp_path / "teammate")
+    keyless = sim_env | {"FAL_KEY": ""}
+    cloned = plan_json(clone, keyless)
+    statuses = {t["id"]: t["status"] for t in cloned["tasks"]}
+    assert statuses["voice:fal:assets/mara-voice.wav"] == "unneeded", statuses
+    assert statuses["generate:tea"] == statuses["generate:door"] == "restorable"
+    to_pay = [t for t in cloned["tasks"] if t["status"] not in ("cached", "restorable",
+                                                                  "unneeded")]
+    assert sum(t["estimated_cost_usd"] or 0 for t in to_pay) == 0, to_pay
+    restored = fal_run(clone, keyless)
+    assert restored["restored"] == 2 and restored["generated"] == 0, restored
+    assert len(fal.voices) == 1
+
+
+KLING_STORYBOARD = """\
+version: 1
+name: song
+defaults: {provider: kling, model: kling-3-pro, duration: 3}
+elements:
+  singer:
+    description: A singer in a red coat
+    videos: [https://example.com/singer.mp4]
+    voice: https://example.com/singer-voice.wav
+scenes:
+  - id: main
+    shots:
+      - id: verse
+        prompt: "@singer on a stage"
+        first_frame: assets/start.png
+        dialogue: [{speaker: singer, line: "Here I am.", tone: warmly}]
+      - id: chorus
+        prompt: "@singer bows"
+        first_frame: assets/start.png
+        dialogue: [{speaker: singer, line: "Thank you."}]
+"""
+
+
+def test_kling_makes_a_custom_voice_once_and_binds_it_to_the_video_element(tmp_path):
+    from test_kling_runs import ACCESS, SECRET, run, write_project
+
+    from kling_compose.simulator import Faults, Simulator
+
+    with Simulator({"kling": f"{ACCESS}:{SECRET}"}, Faults(task_seconds=0.05),
+                   short_side=360) as sim:
+        root = write_project(tmp_path / "song", KLING_STORYBOARD)
+        summary = run(root, sim)
+        assert summary["failed"] == 0, summary
+        status = {t["id"]: t["status"] for t in summary["tasks"]}
+        voice_task = "voice:kling:https://example.com/singer-voice.wav"
+        assert status[voice_task] == status["element:kling:singer"] == "done"
+        (voice_id,) = sim.kling.voices  # one voice for two shots
+        (element,) = [t.element for t in sim.kling.element_tasks.values()]
+        assert element["element_voice_id"] == voice_id
+        prompts = sorted(g.request["prompt"] for g in sim.generations("kling"))
+        assert prompts == ['<<<element_1>>> bows\n[<<<element_1>>>]: "Thank you."',
+                           '<<<element_1>>> on a stage\n[<<<element_1>>>, warmly]: "Here I am."']
+        again = run(root, sim)
+        assert again["generated"] == 0 and len(sim.kling.voices) == 1
+        assert {t["id"]: t["status"] for t in again["tasks"]}[voice_task] == "cached"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import Diagnostic, UserError, did_you_mean
-from .model import FrameSource, Resolved, ResolvedShot
+from .model import Element, FrameSource, Resolved, ResolvedShot
 from .providers import PROVIDERS, InputRef, Job, ModelSpec, Provider, rules
 
 
@@ -27,7 +27,7 @@ def compile_shots(resolved: Resolved, provider_override: str | None = None) -> t
     for shot in resolved.shots:
         if provider_override is not None:
             shot = replace(shot, provider=provider_override)
-        job, diags = compile_shot(shot, root)
+        job, diags = compile_shot(shot, root, resolved.storyboard.elements)
         errors += [d for d in diags if d.severity == "error"]
         if job is not None:
             jobs.append(job)
@@ -36,7 +36,8 @@ def compile_shots(resolved: Resolved, provider_override: str | None = None) -> t
     return tuple(jobs)
 
 
-def compile_shot(shot: ResolvedShot, root: Path) -> tuple[Job | None, list[Diagnostic]]:
+def compile_shot(shot: ResolvedShot, root: Path, elements: Mapping[str, Element] | None = None
+                 ) -> tuple[Job | None, list[Diagnostic]]:
     """The Job of one shot and its diagnostics; no Job when any diagnostic is an error."""
     found = lookup(shot)
     if isinstance(found, Diagnostic):
@@ -46,6 +47,7 @@ def compile_shot(shot: ResolvedShot, root: Path) -> tuple[Job | None, list[Diagn
     diags += provider.check(shot, spec)
     diags += rules.check_frame_aspect(shot)
     diags += speech_rate_warnings(shot)
+    diags += unseen_speaker_warnings(shot, elements or {})
     if any(d.severity == "error" for d in diags):
         return None, diags
     refs = _InputRefs(root)
@@ -67,6 +69,27 @@ def compile_shot(shot: ResolvedShot, root: Path) -> tuple[Job | None, list[Diagn
 # Words a second that still sound natural: conversational English runs at about 2.5 (150 words
 # a minute), brisk speech at 3; past that a model rushes the line or cuts it off.
 NATURAL_WORDS_PER_S = 3.0
+
+
+def unseen_speaker_warnings(shot: ResolvedShot, elements: Mapping[str, Element]
+                            ) -> list[Diagnostic]:
+    """A speaker with a voice who is not one of the shot's elements: the voice binds through
+    the element (and lip sync needs the character in the picture), so it is not used here;
+    the line is sent with the speaker's name. Elements are not added for the speakers: on fal
+    and Kling 3.0 an element needs a first frame, and a text-to-video shot may speak."""
+    present = {e.name for e in shot.elements}
+    found = []
+    for line, _, _ in shot.lines:
+        element = None if line.speaker in present else elements.get(line.speaker)
+        if element is not None and element.has_voice:
+            present.add(line.speaker)  # once per speaker and shot
+            found.append(Diagnostic(
+                f"'{line.speaker}' speaks in shot '{shot.id}' but is not one of its elements, "
+                "so the voice is not bound: the line is spoken in a voice the model picks",
+                line.speaker_location or line.location,
+                f"name @{line.speaker} in the prompt, or add it to the shot's `elements:`",
+                severity="warning"))
+    return found
 
 
 def speech_rate_warnings(shot: ResolvedShot) -> list[Diagnostic]:

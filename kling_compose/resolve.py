@@ -356,11 +356,6 @@ class _Resolver:
                 explicit = level.elements
                 refs += level.elements
                 break
-        # who speaks is in the shot (a speaker is not an element: check_dialogue says so)
-        lines = [*(shot.fields.dialogue or ()),
-                 *(line for seg in values.get("multi_prompt") or () for line in seg.dialogue)]
-        refs += [ElementRef(line.speaker, line.speaker_location) for line in lines
-                 if line.speaker in self.sb.elements]
         used: dict[str, Element] = {}
         for ref in refs:
             element = self.sb.elements.get(ref.name)

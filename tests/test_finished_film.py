@@ -56,9 +56,10 @@ def test_lines_of_a_shot_and_of_its_segments_carry_their_spans(tmp_path):
         ("narrator", "She did not believe him.", None, 0.0, 5.0)]
     assert [(line.speaker, a, b) for line, a, b in door.lines] == [("theo", 0.0, 4.0)]
     assert tea.focus == (0.35, 0.5) and door.focus == (0.5, 0.5)
-    # who speaks is in the shot (the narrator is not an element), and a shot that speaks has
-    # sound unless told otherwise
-    assert [e.name for e in tea.elements] == ["kettle", "mara", "theo"]
+    # a speaker is not made one of the shot's elements (an element needs a first frame on
+    # fal and Kling 3.0, and a text-to-video shot may speak); a shot that speaks has sound
+    # unless told otherwise
+    assert [e.name for e in tea.elements] == ["kettle"]
     assert tea.audio is True and door.audio is True
     assert tea.where("audio").line == 15  # the first line: where sound was asked for
 
@@ -72,6 +73,48 @@ def test_lines_too_many_for_their_seconds_are_a_warning(tmp_path):
     assert warning.message.startswith("16 words of dialogue in a 4 s segment of 'door'")
     assert warning.location.line == 23
     assert "make the segment about 6 s" in warning.hint
+
+
+ON_FAL = """\
+version: 1
+name: fal-tea
+defaults: { provider: fal, duration: 5 }
+elements:
+  mara:
+    frontal_image: https://example.com/mara.png
+    voice_id: "829824295735410756"
+scenes:
+  - id: kitchen
+    shots:
+      - id: tea
+        prompt: A kitchen at night
+        dialogue:
+          - { speaker: mara, line: "You came back.", tone: quietly }
+          - { speaker: narrator, line: "She did not believe him." }
+      - id: door
+        prompt: "@mara at the door"
+        first_frame: https://example.com/door.png
+        dialogue: [{ speaker: mara, line: "Goodbye." }]
+"""
+
+
+def test_a_voice_that_cannot_bind_because_its_speaker_is_not_in_the_shot_is_a_warning(tmp_path):
+    jobs = {job.shot.id: job for job in compile_shots(resolved(tmp_path, ON_FAL))}
+    (warning,) = [w for w in jobs["tea"].warnings if "not one of its elements" in w.message]
+    assert warning.message.startswith("'mara' speaks in shot 'tea' but is not one of its "
+                                      "elements, so the voice is not bound")
+    assert (warning.location.line, warning.location.col) == (14, 24)
+    assert warning.hint == "name @mara in the prompt, or add it to the shot's `elements:`"
+    # a text-to-video shot speaks on fal: its speaker is named, not sent as an element
+    tea = jobs["tea"].request
+    assert "elements" not in tea and tea["prompt"] == (
+        'A kitchen at night\n[mara, quietly]: "You came back."\n'
+        '[Narrator, off-screen voice-over]: "She did not believe him."')
+    # `door` names @mara: she is its element, and her voice binds there
+    door = jobs["door"]
+    assert not [w for w in door.warnings if "not one of its elements" in w.message]
+    assert door.request["elements"][0]["voice_id"] == "829824295735410756"
+    assert door.request["prompt"].endswith('[@Element1]: "Goodbye."')
 
 
 def test_validate_accepts_the_documented_storyboard(tmp_path):

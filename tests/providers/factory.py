@@ -191,10 +191,7 @@ def _shot_from_fields(fields: dict, scene: str, elements: dict, index: int) -> R
     for seg in fields.get("multi_prompt", ()):
         names += [r.name for r in seg.prompt.refs]
     names += fields.pop("elements", [])
-    # who speaks is in the shot, as resolve.py makes it
-    spoken = [*fields.get("dialogue", ()), *(x for seg in fields.get("multi_prompt", ())
-                                            for x in seg.dialogue)]
-    names += [x.speaker for x in spoken if x.speaker in elements]
+    # as resolve.py: a speaker is not made an element of the shot (it may be text-to-video)
     if names:
         fields["elements"] = [elements[n] for n in dict.fromkeys(names)]
     shot = make_shot(

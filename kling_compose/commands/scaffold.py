@@ -71,9 +71,16 @@ scenes:
         prompt: The lantern joins hundreds of others in the night sky
         first_frame: {{ from: lantern-rises }}
         duration: 4
+        # dialogue:   # spoken lines: sent to the model, subtitled, the music ducked under them
+        #   - {{ speaker: narrator, line: "And then there were hundreds." }}
 
 outputs:
   - path: renders/{name}.mp4
+    # subtitles: [srt, vtt]             # renders/{name}.srt and .vtt, from the dialogue
+    # audio: {{ loudness: -14 }}          # measured and normalised (EBU R128) for the web
+  # - path: renders/{name}-vertical.mp4  # the social cut from the same shots
+  #   aspect: "9:16"
+  #   burn_in: true
 """
 
 BODY_URLS = """
@@ -87,9 +94,12 @@ scenes:
       - id: sky
         prompt: The lantern joins hundreds of others in the night sky
         duration: 4
+        # dialogue:   # spoken lines: sent to the model, subtitled, the music ducked under them
+        #   - {{ speaker: narrator, line: "And then there were hundreds." }}
 
 outputs:
   - path: renders/{name}.mp4
+    # subtitles: [srt, vtt]             # renders/{name}.srt and .vtt, from the dialogue
 """
 
 def _capabilities(provider: str) -> Capabilities:

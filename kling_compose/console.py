@@ -11,6 +11,9 @@ import click
 from .errors import Diagnostic
 from .project.decide import NOTHING_TO_PAY, Review
 
+# the task kinds a provider charges for, each with its estimate in the tables and --json
+PRICED = frozenset({"generate", "voice"})
+
 
 def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:
     """`path:line:col: error: message` then an indented `hint:` line, to stderr."""
@@ -226,7 +229,7 @@ def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None,
         cells = [task.id, *([task.shot or ""] if not narrow else []), status,
                  task.provider or "", *([task.model or ""] if not narrow else []),
                  f"{task.duration_s} s" if task.duration_s else "",
-                 format_usd(task.cost_usd) if task.kind == "generate" else "",
+                 format_usd(task.cost_usd) if task.kind in PRICED else "",
                  *([", ".join(task.depends_on)] if not narrow else [])]
         table.add_row(*cells)
     for orphan in orphans or ():
@@ -293,7 +296,7 @@ def print_plan_summary(plan, statuses: dict, reasons: dict, changes: dict,
         lines.append(f"will run ({len(to_run)}):")
         for task in to_run:
             status = statuses.get(task.id, "new")
-            cost = format_usd(task.cost_usd) if task.kind == "generate" else ""
+            cost = format_usd(task.cost_usd) if task.kind in PRICED else ""
             why = "; ".join(c.text for c in changes.get(task.id, ())) or reasons.get(task.id, "")
             line = f"  {task.id:<{width}}  {status:<8} {task.provider or '':<13} {cost:>8}"
             lines.append((line + (f"  {why}" if why else "")).rstrip())
@@ -353,7 +356,7 @@ def run_json(result) -> str:
         "tasks": [{"id": o.task.id, "kind": o.task.kind, "shot": o.task.shot,
                    "status": o.status, "cost_usd": float(o.cost_usd),
                    **({"estimated_cost_usd": _num(o.task.cost_usd)}
-                      if o.task.kind == "generate" else {}),
+                      if o.task.kind in PRICED else {}),
                    **({"error": o.error} if o.error else {}),
                    **({"continuity": c} if (c := continuity_of(o.task, o.record)) else {})}
                   for o in result.outcomes],
@@ -419,7 +422,7 @@ def print_run_summary(result, plan) -> None:
     colors = {"done": "green", "cached": "dim", "restored": "cyan", "unneeded": "dim",
               "failed": "red", "skipped": "yellow"}
     for o in result.outcomes:
-        generate = o.task.kind == "generate"
+        generate = o.task.kind in PRICED
         chain = continuity_of(o.task, o.record)
         note = o.error or (_chain_note(chain) if chain and chain["broken"] else "")
         table.add_row(o.task.id, _styled(o.status, colors[o.status]),
@@ -486,7 +489,7 @@ def print_status(report) -> None:
         table.add_column(column, overflow="fold" if wrap else "ellipsis", no_wrap=not wrap)
     for t in report.tasks:
         broken = t.continuity and t.continuity["broken"]
-        table.add_row(t.task_id, t.status, format_usd(t.cost_usd) if t.kind == "generate" else "",
+        table.add_row(t.task_id, t.status, format_usd(t.cost_usd) if t.kind in PRICED else "",
                       t.error or (_chain_note(t.continuity) if broken else ""))
     console.print(table)
     console.print(f"done {report.count('done')}, failed {report.count('failed')}, running "

@@ -56,10 +56,12 @@ def main_prompt(shot: ResolvedShot) -> Prompt | None:
 
 
 def line_text(line: Line, speaker: str) -> str:
-    """`[speaker, tone]: "words"`; a double quote in the words becomes a single one, so the
-    line's quotes stay the line's."""
-    tags = [speaker] + ([line.tone] if line.tone else [])
-    words = line.text.replace('"', "'")
+    """`[speaker, tone]: "words"`, on one line of the prompt: a double quote in the words
+    becomes a single one, so the line's quotes stay the line's, a bracket in the tone a
+    parenthesis, so the label ends where it should, and line breaks spaces."""
+    tone = " ".join(line.tone.split()).replace("[", "(").replace("]", ")") if line.tone else ""
+    tags = [speaker] + ([tone] if tone else [])
+    words = " ".join(line.text.split()).replace('"', "'")
     return f'[{", ".join(tags)}]: "{words}"'
 
 

@@ -275,3 +275,12 @@ def test_kling_counts_only_the_voices_it_binds():
     found = diagnostics(make_shot(provider="kling", prompt_text="@a @b @c sing",
                                   first_frame=IMG, audio=True, elements=images, dialogue=lines))
     assert found and all("warning" in d and "cannot bind" in d for d in found), found
+
+
+def test_a_line_stays_one_line_of_the_prompt_whatever_its_words_and_tone():
+    from kling_compose.model import Line
+    from kling_compose.providers.dialogue import line_text
+
+    line = Line("mara", 'You came\nback, "again".', "angry] [whispering\n  low")
+    assert line_text(line, "@Element1") == \
+        '[@Element1, angry) (whispering low]: "You came back, \'again\'."'

@@ -245,3 +245,11 @@ def test_deliverable_mistakes_are_located(tmp_path, field, message):
     result = cli("validate", tmp_path / "storyboard.yaml")
     assert result.exit_code == 1
     assert f"storyboard.yaml:12:5: error: {message}" in result.output
+
+
+def test_pick_on_a_variant_points_at_its_shot(tmp_path):
+    make_project(tmp_path, GENERATED)
+    result = cli("pick", "two@9x16", "1", tmp_path / "storyboard.yaml")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "'two@9x16' is shot 'two' generated again at 9:16" in result.output
+    assert "kling-compose pick two 1" in result.output

@@ -36,7 +36,7 @@ def set_pick(path: Path, display: str, variables: Mapping[str, object], shot_id:
     from ..parse import parse_document
     from ..pipeline import read_storyboard
     from ..render import render_source
-    from ..resolve import resolve_storyboard
+    from ..resolve import VARIANT_MARK, resolve_storyboard
     from ..validate import validate_document
     from .config import resolved_config
 
@@ -44,6 +44,12 @@ def set_pick(path: Path, display: str, variables: Mapping[str, object], shot_id:
     document = parse_document(render_source(source, variables))
     resolved = resolve_storyboard(validate_document(document))
     shots = {s.id: s for s in resolved.shots}
+    original, mark, aspect = shot_id.partition(VARIANT_MARK)
+    if mark and shot_id in shots:  # made again at an output's aspect (reframe: generate)
+        raise UserError.single(
+            f"'{shot_id}' is shot '{original}' generated again at {aspect.replace('x', ':')} "
+            "for an output's `reframe: generate`: it takes its takes and pick from that shot",
+            hint=f"pick for both with `kling-compose pick {original} {take}`")
     if shot_id not in shots:
         raise UserError.single(f"no shot '{shot_id}' in {display}",
                                hint=did_you_mean(shot_id, shots) or

@@ -384,7 +384,7 @@ def _film_facts(outcome) -> dict:
                 if suffix in (".srt", ".vtt")]
     return {"path": path, "status": outcome.status,
             **{k: result[k] for k in ("duration_s", "size", "loudness_lufs", "true_peak_db",
-                                      "normalised", "cues") if k in result},
+                                      "silent", "normalised", "cues") if k in result},
             **({"subtitles": sidecars} if sidecars else {})}
 
 
@@ -397,6 +397,8 @@ def _film_line(root, film, outcomes) -> str:
         notes.append(f"{facts['loudness_lufs']:g} LUFS")
     if "true_peak_db" in facts:
         notes.append(f"true peak {facts['true_peak_db']:g} dBTP")
+    if facts.get("silent"):
+        notes.append("silent")
     notes += facts.get("subtitles", [])
     return f"film: {root / film}" + (f" ({', '.join(notes)})" if notes else "")
 

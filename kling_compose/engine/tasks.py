@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import time
 import urllib.parse
 from decimal import Decimal
@@ -265,10 +266,14 @@ class Assemble(TaskHandler):
             artifacts.append((run.store.adopt(cues), CUES_SUFFIX))
         result: dict = {"duration_s": round(made.duration_s, 3),
                         "size": [made.width, made.height], "cues": len(made.cues)}
-        if made.loudness_lufs is not None:
-            result["loudness_lufs"] = round(made.loudness_lufs, 1)
-        if made.true_peak_db is not None:
-            result["true_peak_db"] = round(made.true_peak_db, 1)
+        peak = made.true_peak_db
+        if peak is not None and not math.isfinite(peak):  # digital silence: no peak at all
+            result["silent"] = True  # (ebur128 says -70 LUFS, -inf dBTP; JSON has no -inf)
+        else:
+            if made.loudness_lufs is not None:
+                result["loudness_lufs"] = round(made.loudness_lufs, 1)
+            if peak is not None:
+                result["true_peak_db"] = round(peak, 1)
         if made.normalised:
             result["normalised"] = made.normalised
         return artifacts, None, result, Decimal(0)

@@ -213,3 +213,21 @@ def test_the_preview_run_has_no_traceback_in_its_table(made):
     assert result.exit_code == 0 and "Traceback" not in result.output
     assert re.search(r"film: .*film\.mp4 \(-1[56](\.\d)? LUFS, true peak -[\d.]+ dBTP, "
                      r"renders/film\.srt, renders/film\.vtt\)", result.output), result.output
+
+
+def test_a_silent_film_is_reported_silent_in_valid_json(tmp_path):
+    root = make_project(tmp_path, """\
+version: 1
+name: quiet
+scenes:
+  - id: a
+    shots:
+      - { id: one, prompt: A kettle, duration: 3 }
+outputs:
+  - { path: renders/quiet.mp4, aspect: "1:1", reframe: pad }
+""")
+    result = cli("run", root, "--json", *PREVIEW)
+    assert result.exit_code == 0 and "Infinity" not in result.stdout  # not JSON
+    (film,) = run_json(root)["outputs"]
+    assert film["silent"] is True and "loudness_lufs" not in film
+    assert "(silent)" in cli("run", root, *PREVIEW).output

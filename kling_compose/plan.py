@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, TypeVar, Union
+from typing import Any, Callable, Iterable, Literal, Mapping, TypeVar, Union
 
 import networkx as nx
 
@@ -398,16 +398,7 @@ class _Builder:
     def element(self, job: Job, element, build) -> Task:
         """One element, created once whatever the number of shots that use it; its key hashes
         its request and its images' contents, so a changed image makes a new element."""
-        from .compiler import input_key
-
-        refs: dict[str, InputRef] = {}
-
-        def ref(source, media: str) -> str:
-            key = input_key(source, media, self.root)
-            if key is None:
-                return source.value
-            return refs.setdefault(key, InputRef(key, source, media)).placeholder
-
+        refs, ref = self.referencer()
         request = build(element, ref)
         needed = {r.placeholder: self.input_task(job, r) for r in refs.values()}
         inputs = {p: t for p, t in needed.items() if t is not None}
@@ -425,6 +416,22 @@ class _Builder:
             params=ElementParams(element.name, request, {p: t.id for p, t in inputs.items()}),
             picks=self.picks(t.id for t in inputs.values()),
             made_from={"request": request, "inputs": sources}))
+
+    def referencer(self) -> tuple[dict[str, InputRef], Callable[[Any, str], str]]:
+        """The inputs a request built by a provider names (an element's, a voice's), and the
+        `ref` it builds with: a local file or chain becomes a placeholder, anything else is
+        sent as written."""
+        from .compiler import input_key
+
+        refs: dict[str, InputRef] = {}
+
+        def ref(source, media: str) -> str:
+            key = input_key(source, media, self.root)
+            if key is None:
+                return source.value
+            return refs.setdefault(key, InputRef(key, source, media)).placeholder
+
+        return refs, ref
 
     def voices(self, job: Job, request: Mapping[str, Any]) -> dict[str, Task]:
         """The voice tasks a request names (a generation's on fal, an element's on Kling) by
@@ -447,18 +454,10 @@ class _Builder:
         """One voice per sample content, whichever elements and shots speak in it: its key
         hashes the provider, the create-voice request and the sample's content (through its
         upload's key), so an edited sample is a new voice and a renamed one is not."""
-        from .compiler import input_key
         from .providers import PROVIDERS
 
         provider = PROVIDERS[job.provider]
-        refs: dict[str, InputRef] = {}
-
-        def ref(source, media: str) -> str:
-            key = input_key(source, media, self.root)
-            if key is None:
-                return source.value
-            return refs.setdefault(key, InputRef(key, source, media)).placeholder
-
+        refs, ref = self.referencer()
         request = provider.voice_request(element, ref)
         needed = {r.placeholder: self.input_task(job, r) for r in refs.values()}
         inputs = {p: t for p, t in needed.items() if t is not None}

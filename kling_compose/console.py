@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import click
 
 from .errors import Diagnostic
-from .project.decide import NOTHING_TO_PAY, Review
+if TYPE_CHECKING:  # the plan's modules (networkx) are not loaded for `validate`
+    from .project.decide import Review
 
 # the task kinds a provider charges for, each with its estimate in the tables and --json
 PRICED = frozenset({"generate", "voice"})
@@ -59,6 +60,8 @@ def plan_json(plan, statuses: dict | None = None, reasons: dict | None = None,
     """The machine-readable plan (`plan --json`). A `changed` task has `changes` (what differs
     from its last result: commands/why.py) and `reason` (them in words); storyboard.lock's shots
     and outputs the storyboard no longer has are listed as `orphaned`."""
+    from .project.decide import NOTHING_TO_PAY
+
     statuses, reasons, changes = statuses or {}, reasons or {}, changes or {}
 
     def why(t) -> dict:
@@ -206,6 +209,8 @@ def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None,
     a table out cell by cell: 20 s for 40,000 rows), unless `full`."""
     from rich.table import Table
 
+    from .project.decide import NOTHING_TO_PAY, Review
+
     statuses, changes = statuses or {}, changes or {}
     if len(plan.order) >= LARGE_PLAN and not full:
         return print_plan_summary(plan, statuses, reasons or {}, changes, orphans or [])
@@ -270,6 +275,8 @@ def print_plan_summary(plan, statuses: dict, reasons: dict, changes: dict,
     """A large plan: counts by kind and status, the money, then one plain line per task that
     will run (not cached or restorable) with its reason; written in one go."""
     from collections import Counter
+
+    from .project.decide import Review
 
     lines = [f"plan: {plan.resolved.storyboard.name}: {len(plan.order)} tasks "
              f"(a summary; `plan --full` prints every task, `plan --json` all details)"]

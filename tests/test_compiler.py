@@ -117,6 +117,20 @@ def test_compiler_imports_no_heavy_library():
     assert out.stdout.strip() == "[]"
 
 
+def test_validate_imports_no_heavy_library(tmp_path):
+    """`validate` as a user runs it, error printing included (console.py once pulled the plan
+    and networkx in through the decision's module)."""
+    (tmp_path / "storyboard.yaml").write_text(
+        "version: 1\nname: t\nscenes:\n  - id: a\n    shots:\n      - { id: s, prompt: x }\n"
+        "outputs:\n  - { path: renders/t.mp4, subtitles: [srt] }\n")
+    heavy = ("httpx", "networkx", "rich", "PIL", "av")
+    code = ("import sys\nfrom kling_compose.cli import main\ntry:\n    main(['validate', "
+            f"{str(tmp_path / 'storyboard.yaml')!r}])\nexcept SystemExit:\n    pass\n"
+            f"print([m for m in {heavy} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 STORYBOARD = """\
 version: 1
 name: regatta

@@ -83,6 +83,11 @@ def _read_only(exc: OSError) -> bool:
     return exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
+# paid tasks that are not shots, which `run --force TASK_ID` makes again: a voice a provider no
+# longer knows, an element or voice whose lost answer was not found
+FORCEABLE_KINDS = frozenset({"voice", "element"})
+
+
 def check_request(plan: Plan, options: RunOptions, settings: Settings) -> dict[str, Verdict]:
     """Refuse bad --force/--only names, a missing API key, and an estimate of what would be
     paid above --max-cost, before anything (even the state file) is touched. Returns the
@@ -91,8 +96,12 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> dict[s
     check_write_paths(plan)
     selected = select(plan, options.only)
     for shot in options.force:
-        if f"generate:{shot}" not in plan.tasks:
-            raise UserError.single(f"--force: no shot '{shot}' in the storyboard")
+        made = plan.tasks.get(shot)  # a voice or an element is forced by its task id
+        if f"generate:{shot}" not in plan.tasks and (made is None or
+                                                     made.kind not in FORCEABLE_KINDS):
+            raise UserError.single(f"--force: no shot '{shot}' in the storyboard",
+                                   hint="give a shot id, or the id of a voice or element "
+                                        "task (`kling-compose plan` lists them)")
     statuses = read_statuses(plan)
     to_pay = Review(plan, statuses, options.force, tuple(selected)).to_pay
     for provider in sorted({t.provider for t in to_pay if t.provider} - LOCAL_PROVIDERS):

@@ -605,6 +605,10 @@ def _unresolved(task, handle: Handle, status: Status) -> str:
         why = (f"{task.provider} says it does not know task {handle.task_id}"
                + (f" ({status.message})" if status.message and status.message != handle.task_id
                   else ""))
+    if task.kind != "generate":  # a voice or an element: no clip to adopt, its id to force
+        return (f"{why}: it is kept, never submitted again by itself; `run` again later asks "
+                f"again; if your {task.provider} dashboard shows no such task, `run --force "
+                f"{task.id}` makes the {task.kind} anew (that pays again)")
     return (f"{why}: it is kept, never submitted again by itself; `run` again later asks "
             f"again; if your {task.provider} dashboard shows the clip, `kling-compose adopt "
             f"{shot} {handle.task_id}` takes it; if it shows no such task, `run --force {shot}` "
@@ -641,6 +645,12 @@ def _gone_hint(task, handle: Handle) -> str | None:
 def _lost_message(task, task_id: str, why: str, earlier: bool = True) -> str:
     shot = _shot(task)
     which = "an earlier submission" if earlier else "the submission"
+    if task.kind != "generate":  # a voice or an element: no clip to adopt, its id to force
+        return (f"{which} of {task.kind} '{task.id}' to {task.provider} may have been "
+                f"accepted, but its answer was lost, and {why}. Nothing is sent again by "
+                "itself: `run` again later looks for it again; if your "
+                f"{task.provider} dashboard shows no such request, `run --force {task.id}` "
+                "makes it anew (if it was accepted after all, that pays twice)")
     return (f"{which} of shot '{shot}' to {task.provider} may have been accepted, "
             f"but its answer was lost, and {why}. Nothing is sent again by itself: if your "
             f"{task.provider} dashboard shows the task, `kling-compose adopt {shot} TASK_ID` "

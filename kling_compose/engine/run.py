@@ -206,7 +206,8 @@ class Runner:
 
     async def _execute(self, task: Task) -> Outcome:
         record = self.state.get(task.cache_key)
-        forced = task.kind == "generate" and task.shot in self.options.force
+        forced = (task.kind == "generate" and task.shot in self.options.force) or \
+            task.id in self.options.force  # a voice or an element, by its task id
         decision = decide(task, record, self.records, store=self.store, lock=self.lock,
                           forced=forced, repair=True)
         if decision.status is Verdict.CACHED and decision.record is not None:

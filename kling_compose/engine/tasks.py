@@ -86,6 +86,11 @@ class TaskHandler:
             await self.run.team.release(task)
         return Outcome(task, status, error=message, elapsed_s=time.monotonic() - started)
 
+    def earlier(self, task: Task) -> Record | None:
+        """What an earlier run left of this task (a submission to resume), unless `run
+        --force` names it: then it is made anew."""
+        return None if task.id in self.run.options.force else self.run.previous.get(task.id)
+
     def references(self, task: Task) -> dict[str, str]:
         """Each run-time input's provider reference (URL, UUID, element id)."""
         refs = {}
@@ -108,7 +113,10 @@ class Generate(TaskHandler):
         request = substitute(task.generation.request, self.references(task))
         forced = task.shot in run.options.force  # a new generation, whatever came before
         previous = None if forced else run.previous.get(task.id)
-        return await run.remote.generate(task, request, previous)
+        try:
+            return await run.remote.generate(task, request, previous)
+        except RemoteError as exc:
+            raise RemoteError(_with_voice_hint(task, str(exc))) from None
 
     async def finished(self, task: Task, made: Made) -> Record:
         artifacts, _, result, _ = made
@@ -307,8 +315,7 @@ class Element(TaskHandler):
         run = self.run
         await run.inputs_made(task)
         request = substitute(task.element_params.request, self.references(task))
-        element_id, cost = await run.remote.create_element(task, request,
-                                                           run.previous.get(task.id))
+        element_id, cost = await run.remote.create_element(task, request, self.earlier(task))
         return [], element_id, {"element_id": element_id}, cost
 
 
@@ -320,7 +327,7 @@ class Voice(TaskHandler):
         run = self.run
         await run.inputs_made(task)
         request = substitute(task.element_params.request, self.references(task))
-        voice_id, cost = await run.remote.create_voice(task, request, run.previous.get(task.id))
+        voice_id, cost = await run.remote.create_voice(task, request, self.earlier(task))
         return [], voice_id, {"voice_id": voice_id}, cost
 
 
@@ -344,6 +351,18 @@ def missing_pick(task: Task, record: Record | None) -> str | None:
             f"shot '{shot.id}' has {have} take(s)\n  hint: {choose} (`kling-compose pick "
             f"{shot.id} {last}`), or make its {shot.takes} takes again with `kling-compose run "
             f"--force {shot.id}`")
+
+
+def _with_voice_hint(task: Task, message: str) -> str:
+    """A refusal that speaks of a voice, for a shot that binds one the run made: the account
+    may not know that voice (another account's key, a deleted or expired voice), and the
+    cached voice would be sent again on every run."""
+    voices = [dep for dep in task.depends_on if dep.startswith("voice:")]
+    if not voices or "voice" not in message.lower():
+        return message
+    return (f"{message}\n  hint: if {task.provider} no longer knows the voice (a key of "
+            f"another account, a deleted voice), `kling-compose run --force {voices[0]}` "
+            "makes it again (that pays for the voice again)")
 
 
 def _check_image(path: Path) -> None:

@@ -196,10 +196,13 @@ class FalQueue(Declared):
 
         from .base import json_answer, raise_for_status, sent_digest
 
-        if job is None:  # a voice ($0.007): not looked for, the user is asked
-            return None
-        job = shot_job(job, "fal")
-        endpoint = endpoint_id(job.model, job.request)
+        if job is None:  # a voice: create-voice's own list, by the digest of the body sent
+            if sent is None:
+                return None
+            endpoint, wanted = CREATE_VOICE, None
+        else:
+            job = shot_job(job, "fal")
+            endpoint, wanted = endpoint_id(job.model, job.request), dict(job.request)
         params = {"endpoint_id": endpoint, "expand": "payloads", "limit": "100"}
         if since is not None:
             start = dt.datetime.fromtimestamp(since - 300, dt.UTC)
@@ -208,7 +211,6 @@ class FalQueue(Declared):
                                           "by-endpoint", params=params, headers=_auth(key)))
         data = json_answer(answer, "fal")
         raise_for_status(answer, "fal", _detail(data))
-        wanted = dict(job.request)
         items = data.get("items") if isinstance(data, dict) else None
         for item in items if isinstance(items, list) else []:
             if not isinstance(item, dict) or not isinstance(item.get("request_id"), str):

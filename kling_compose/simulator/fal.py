@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -215,7 +216,8 @@ class Fal:
             return _invalid(details)
         request_id = str(uuid.uuid4())
         voice_id = str(800000000000000000 + secrets.randbelow(10**17))
-        self._voice_requests[request_id] = {"voice_id": voice_id}
+        self._voice_requests[request_id] = {"voice_id": voice_id, "input": body,
+                                            "created_ms": int(time.time() * 1000)}
         self.voices[voice_id] = url
         self.backend.charge(NAME, VOICE_PRICE)
         urls = self._urls("fal-ai/kling-video", request_id)
@@ -346,6 +348,16 @@ class Fal:
             )
         payloads = "payloads" in request.query.get("expand", "")
         items = []
+        if endpoint == CREATE_VOICE:  # create-voice is a queue app like the others
+            for request_id, voice in reversed(self._voice_requests.items()):
+                if voice["created_ms"] < since_ms:
+                    continue
+                item = {"request_id": request_id, "endpoint_id": endpoint,
+                        "sent_at": datetime.fromtimestamp(voice["created_ms"] / 1000,
+                                                          UTC).isoformat()}
+                if payloads:
+                    item["json_input"] = voice["input"]
+                items.append(item)
         for generation in reversed(self.backend.generations(NAME)):
             sent = generation.request or {}
             if sent.get("endpoint") != endpoint or generation.created_ms < since_ms:

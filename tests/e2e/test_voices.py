@@ -155,3 +155,53 @@ def test_kling_makes_a_custom_voice_once_and_binds_it_to_the_video_element(tmp_p
         again = run(root, sim)
         assert again["generated"] == 0 and len(sim.kling.voices) == 1
         assert {t["id"]: t["status"] for t in again["tasks"]}[voice_task] == "cached"
+
+
+def test_a_lost_create_voice_answer_is_found_on_fal_s_request_list_not_paid_again(
+        project, sim, sim_env):
+    """The create-voice request reached fal and was billed, its answer was lost: the next run
+    finds it on create-voice's request list by the body it sent, and the voice is not made
+    twice (before, the voice stayed 'submitting' for good with a way on that was refused)."""
+    root = project(STORYBOARD)
+    write_voice(root / "assets" / "mara-voice.wav")
+    sim.faults.reset(1, provider="fal", kind="submit", after_processing=True)
+    first = cli("run", root, "--json", "--provider", "fal", *PREVIEW, env=sim_env)
+    summary = json.loads(first.stdout)
+    if summary["failed"] or summary["skipped"]:  # the run stopped at the lost answer
+        summary = fal_run(root, sim_env)
+    assert summary["failed"] == 0, summary
+    assert len(sim.fal.voices) == 1  # made once, found again
+    assert sim.billed("fal") == 2 * 5 * Decimal("0.196") + Decimal("0.007")
+
+
+def test_a_voice_the_account_no_longer_knows_is_made_again_by_forcing_it(project, sim, sim_env):
+    """A deleted voice (or another account's key): the refusal says which voice to force, and
+    `run --force voice:...` makes it again; the shots already made are not paid again."""
+    root = project(STORYBOARD)
+    write_voice(root / "assets" / "mara-voice.wav")
+    fal_run(root, sim_env)
+    sim.fal.voices.clear()  # the account's voice was deleted
+    storyboard = root / "storyboard.yaml"
+    storyboard.write_text(storyboard.read_text().replace("@mara at the door",
+                                                         "@mara at the red door"))
+    refused = json.loads(cli("run", root, "--json", "--provider", "fal", *PREVIEW,
+                             env=sim_env).stdout)
+    (door,) = [t for t in refused["tasks"] if t["id"] == "generate:door"]
+    assert door["status"] == "failed"
+    assert "`kling-compose run --force voice:fal:assets/mara-voice.wav`" in door["error"]
+    billed = sim.billed("fal")
+    forced = cli("run", root, "--json", "--provider", "fal", *PREVIEW, "--force",
+                 "voice:fal:assets/mara-voice.wav", env=sim_env)
+    summary = json.loads(forced.stdout)
+    assert summary["failed"] == 0 and summary["generated"] == 1, summary  # door, not tea
+    assert len(sim.fal.voices) == 1
+    assert sim.billed("fal") == billed + Decimal("0.007") + 5 * Decimal("0.196")
+
+
+def test_force_names_a_shot_or_a_voice_or_element_task(project, sim_env):
+    root = project(STORYBOARD)
+    write_voice(root / "assets" / "mara-voice.wav")
+    result = cli("run", root, "--provider", "fal", "--force", "voice:fal:nothing", env=sim_env)
+    assert result.exit_code == 1
+    assert "--force: no shot 'voice:fal:nothing' in the storyboard" in result.output
+    assert "the id of a voice or element task" in result.output

@@ -115,8 +115,13 @@ class Generate(TaskHandler):
         previous = None if forced else run.previous.get(task.id)
         try:
             return await run.remote.generate(task, request, previous)
+        except BudgetExceeded:
+            raise
         except RemoteError as exc:
-            raise RemoteError(_with_voice_hint(task, str(exc))) from None
+            hinted = _with_voice_hint(task, str(exc))
+            if hinted == str(exc):
+                raise
+            raise RemoteError(hinted) from None
 
     async def finished(self, task: Task, made: Made) -> Record:
         artifacts, _, result, _ = made

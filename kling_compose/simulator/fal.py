@@ -284,7 +284,7 @@ class Fal:
         `{"voice_id"}`."""
         voice = self._voice_requests.get(request_id)
         if voice is not None and f"{owner}/{app}" == "fal-ai/kling-video":
-            return json_response(200, dict(voice))
+            return json_response(200, {"voice_id": voice["voice_id"]})  # CreateVoiceOutput
         generation = self._generation(owner, app, request_id)
         if generation is None:
             return json_response(404, {"detail": f"Request {request_id} not found"})

@@ -448,6 +448,7 @@ class _Resolver:
             if piece.is_title:
                 if isinstance(piece.background, FrameSource) and piece.background.kind == "path":
                     self.check_file(piece.background)
+                    self.check_media(piece.background, "image")
                 lengths.append(piece.duration_s)
                 continue
             clip = durations.get(piece.shot)
@@ -481,15 +482,38 @@ class _Resolver:
                           f"pieces it joins ({limit:g} s)", into.location or piece.location,
                           f"use a {into.kind} shorter than {limit:g} s")
 
+    def check_media(self, source: FrameSource, what: str) -> None:
+        """A music file that plays (found only when the film is assembled, after the shots
+        were paid for, and an empty one looped for ever), an image that decodes."""
+        if source.path is None or not self._exists.get(source.path):
+            return  # missing, outside, a folder: check_file said so
+        if what == "music":
+            from .media.ffmpeg import MIN_LOOP_S, audio_seconds  # lazy: PyAV
+
+            seconds = audio_seconds(source.path)
+            if seconds is None or seconds < MIN_LOOP_S:
+                self.fail(f"music '{source.value}' has no sound to play (no audio stream, or "
+                          "it is empty)", source.location,
+                          "give an audio file (mp3, wav, m4a, flac...) of at least a second")
+            return
+        if source.path.suffix.lower() in IMAGE_SUFFIXES:
+            return  # check_file decoded it
+        problem = image_size_problem(source.path)
+        if problem is not None:
+            self.fail(problem, source.location, "give a PNG or JPEG image")
+
     def check_deliverable(self, out: Output) -> None:
         """The files an output reads exist; size and aspect agree; each preset's container."""
-        for source in (out.audio.music if out.audio else None,
-                       out.watermark.image if out.watermark else None):
-            if source is not None and source.kind == "path":
-                self.check_file(source)
-            elif source is not None:
+        for source, what in ((out.audio.music if out.audio else None, "music"),
+                             (out.watermark.image if out.watermark else None, "image")):
+            if source is None:
+                continue
+            if source.kind != "path":
                 self.fail(f"'{source.value[:60]}' is not a local file", source.location,
                           "an output's music and watermark are files in the project")
+            else:
+                self.check_file(source)
+                self.check_media(source, what)
         if out.size and out.aspect:
             w, h = out.size
             aw, ah = (int(n) for n in out.aspect.split(":"))
@@ -516,6 +540,13 @@ class _Resolver:
                 self.fail(f"output path '{out.path}' is {_kind(mode)}: run writes the film "
                           "there", out.location or Location(self.sb.display_path),
                           "remove it, or give the film another path")
+            for form in out.subtitles:
+                sidecar = Path(out.path).with_suffix("." + form).as_posix()
+                mode, _ = _stat(root / sidecar)
+                if mode and not stat.S_ISREG(mode):
+                    self.fail(f"{sidecar} is {_kind(mode)}: run writes the film's {form} "
+                              "subtitles there", out.location or Location(self.sb.display_path),
+                              f"remove it, or give the film another path")
         wanted = {s.id: s for s in shots}
         try:
             with os.scandir(root / "renders" / "shots") as entries:

@@ -140,9 +140,21 @@ outputs:
 """
 
 
-def _plan(root: Path, text: str, music: bytes = b"RIFF theme"):
+def _wav(path: Path, hz: int) -> None:
+    """One second of a square-ish tone: a real, if dull, music file."""
+    import wave
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"".join((8000 if (n * hz // 4000) % 2 else -8000).to_bytes(
+            2, "little", signed=True) for n in range(8000)))
+
+
+def _plan(root: Path, text: str, music: int = 440):
     make_project(root, text)
-    (root / "assets" / "theme.wav").write_bytes(music)
+    _wav(root / "assets" / "theme.wav", music)
     return build_plan(load_storyboard(root / "storyboard.yaml"))
 
 
@@ -171,7 +183,7 @@ def test_an_output_s_edit_and_delivery_reach_its_assemble_task(tmp_path):
 def test_a_film_is_made_again_when_its_music_changes_and_only_then(tmp_path):
     first = _plan(tmp_path / "a", EDITED)
     same = _plan(tmp_path / "b", EDITED)
-    other = _plan(tmp_path / "c", EDITED, music=b"RIFF another theme")
+    other = _plan(tmp_path / "c", EDITED, music=330)
     key = lambda plan, out: plan.tasks[f"assemble:renders/{out}"].cache_key
     assert key(first, "cut.mp4") == key(same, "cut.mp4")  # the folder is not in the key
     assert key(first, "cut.mp4") != key(other, "cut.mp4")
@@ -253,3 +265,13 @@ def test_pick_on_a_variant_points_at_its_shot(tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "'two@9x16' is shot 'two' generated again at 9:16" in result.output
     assert "kling-compose pick two 1" in result.output
+
+
+def test_a_subtitle_path_that_is_a_folder_is_refused_before_the_run(tmp_path):
+    make_project(tmp_path, GENERATED.replace("    sequence: [two, three]\n",
+                                             "    sequence: [two, three]\n    subtitles: [srt]\n"))
+    (tmp_path / "renders" / "vertical.srt").mkdir(parents=True)
+    result = cli("validate", tmp_path / "storyboard.yaml")
+    assert result.exit_code == 1
+    assert "renders/vertical.srt is a folder: run writes the film's srt subtitles there" in \
+        result.output

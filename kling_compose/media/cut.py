@@ -28,7 +28,7 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont, ImageOps
 
 from . import deliver, mix
 from .assemble import assemble
-from .ffmpeg import ClipInfo, MediaError, atomic_output, probe, run_ffmpeg
+from .ffmpeg import ClipInfo, MediaError, atomic_output, loop_input, probe, run_ffmpeg
 from .subtitles import Cue, align, speech_spans, srt, webvtt
 
 SAMPLE_RATE = 48_000
@@ -371,7 +371,7 @@ def _audio_args(tl: Layout, delivery: Delivery, cues: Sequence[Cue], dst: Path,
     chain = f"{joined}apad,atrim=end_sample={total},asetpts=N/SR/TB"
     if delivery.music is not None:
         k = inputs.count("-i")
-        inputs += ["-stream_loop", "-1", "-i", _file_url(delivery.music)]
+        inputs += loop_input(delivery.music, total / SAMPLE_RATE)
         graph.append(f"{chain}[own]")
         graph.append(f"[{k}:a:0]" + mix.bed_filter(
             total / SAMPLE_RATE, gain_db=delivery.music_gain_db, duck_db=delivery.duck_db,

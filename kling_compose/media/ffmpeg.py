@@ -169,6 +169,45 @@ def _audio_params(stream) -> tuple:
     return (cc.name, cc.profile, cc.sample_rate, cc.layout.name if cc.layout else None)
 
 
+def audio_seconds(path: Path | str) -> float | None:
+    """How long the first audio stream of a file plays (s), from its header or, without one,
+    its packets; None when it has no readable audio. A voice sample's length, a music bed's
+    (an empty one cannot be looped to fill a film: ffmpeg's -stream_loop would spin)."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            if container.duration is not None:
+                return container.duration / av.time_base
+            end = 0.0
+            for packet in container.demux(stream):
+                if packet.pts is not None and packet.time_base is not None:
+                    end = max(end, float((packet.pts + (packet.duration or 0))
+                                         * packet.time_base))
+            return end or None
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+
+
+def loop_input(path: Path | str, seconds: float) -> list[str]:
+    """ffmpeg input args playing an audio file over and over for at least `seconds`: as many
+    loops as that takes (never -1, which spins for ever on an empty file); MediaError for a
+    file with no sound to loop."""
+    import math
+
+    length = audio_seconds(path)
+    if length is None or length < MIN_LOOP_S:
+        raise MediaError(f"{path} has no sound to play (no audio stream, or it is empty)")
+    loops = max(0, math.ceil(seconds / length))
+    return ["-stream_loop", str(loops), "-i", "file:" + str(Path(path).resolve())]
+
+
+MIN_LOOP_S = 0.1  # a music bed shorter than this is refused: it would loop thousands of times
+
+
 def open_video(path: Path | str):
     """An open PyAV container with a video stream (close it: `with`); MediaError otherwise."""
     try:

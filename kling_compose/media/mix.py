@@ -16,7 +16,7 @@ from pathlib import Path
 
 import av
 
-from .ffmpeg import MediaError, atomic_output, probe, run_ffmpeg, stderr_tail
+from .ffmpeg import MediaError, atomic_output, loop_input, probe, run_ffmpeg, stderr_tail
 
 SAMPLE_RATE = 48_000
 _AUDIO_OUT = ["-c:a", "aac", "-b:a", "192k", "-ar", str(SAMPLE_RATE)]
@@ -237,7 +237,7 @@ def bed_filter(duration_s: float, *, gain_db: float = -18.0, fade_s: float = 2.0
     """The filter chain turning a looped music input into the bed: 48 kHz stereo, exactly
     `duration_s` long (in samples), at `gain_db`, ducked under `dialogue`, faded in and out.
 
-    The input must loop (`-stream_loop -1`) for a film longer than the music.
+    The input must loop (`ffmpeg.loop_input`) for a film longer than the music.
     """
     samples = round(duration_s * SAMPLE_RATE)
     fade = max(0.0, min(fade_s, duration_s / 2))
@@ -277,7 +277,7 @@ def bed(music: Path | str, dst: Path | str, duration_s: float, *, gain_db: float
                        dialogue=_check_spans(dialogue), duck_db=duck_db, ramp_s=ramp_s)
     dst = Path(dst)
     with atomic_output(dst) as part:
-        run_ffmpeg(["-stream_loop", "-1", "-i", _file_url(music), "-map", "0:a:0",
+        run_ffmpeg([*loop_input(music, duration_s), "-map", "0:a:0",
                     "-af", chain, *_AUDIO_OUT, str(part)])
     return dst
 
@@ -304,7 +304,7 @@ def mix_music(film: Path | str, music: Path | str, dst: Path | str, *, gain_db: 
         graph.append("[bed]anull[a]")
     dst = Path(dst)
     with atomic_output(dst) as part:
-        run_ffmpeg(["-i", _file_url(film), "-stream_loop", "-1", "-i", _file_url(music),
+        run_ffmpeg(["-i", _file_url(film), *loop_input(music, duration),
                     "-filter_complex", ";".join(graph),
                     "-map", "0:v:0", "-map", "[a]", "-c:v", "copy", *_AUDIO_OUT,
                     "-movflags", "+faststart", str(part)])

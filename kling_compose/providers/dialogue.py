@@ -207,25 +207,9 @@ def sample_seconds(path: Path) -> float | None:
 
 
 def _measure(path: Path) -> float | None:
-    import av  # lazy: validate must start fast
+    from ..media.ffmpeg import audio_seconds  # lazy: PyAV, and validate must start fast
 
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                return None
-            stream = container.streams.audio[0]
-            if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
-            if container.duration is not None:
-                return container.duration / av.time_base
-            end = 0.0
-            for packet in container.demux(stream):
-                if packet.pts is not None and packet.time_base is not None:
-                    end = max(end, float((packet.pts + (packet.duration or 0))
-                                         * packet.time_base))
-            return end or None
-    except (av.FFmpegError, OSError, ValueError):
-        return None
+    return audio_seconds(path)
 
 
 def prompt_only(shot: ResolvedShot, provider: str, why: str, elements: Iterable[Element]

@@ -150,7 +150,7 @@ def test_kling_binds_a_voice_to_a_video_element_it_creates_and_prices_voice_cont
     body = kling.element_request(singer, lambda s, m: s.value)
     assert body["element_voice_id"] == VOICE and body["reference_type"] == "video_refer"
     assert kling.voice_request(singer, lambda s, m: s.value) == {
-        "voice_name": "mara", "voice_url": "https://example.com/mara.wav"}
+        "voice_name": "mara-26ef675d", "voice_url": "https://example.com/mara.wav"}
     assert job.cost_usd == Decimal("1.4") * Decimal("0.14") * 5  # pro, sound, voice
     assert "voice control" in (job.cost_note or "")
 

@@ -164,15 +164,21 @@ class KlingProvider(KlingTasks):
 
     def voice_request(self, element: Element, ref: Ref) -> dict[str, Any]:
         """The body that makes a custom voice of `element.voice` (Kling's custom voices:
-        `voice_name` at most 20 characters, `voice_url`). The name is the sample's, so one
-        sample is one voice whichever elements speak in it."""
+        `voice_name` at most 20 characters, `voice_url`). The name is the sample's file name
+        and a digest of where it is, so one sample is one voice whichever elements speak in it,
+        and two samples named alike (`a/voice.wav`, `b/voice.wav`) are two names: a name must
+        be unique within the account (gmicloud's copy of the custom-voice page, the stricter
+        reading; docs/providers.md)."""
+        import hashlib
+
         sample = element.voice
         if sample is None:
             raise TypeError(f"element '{element.name}' has no voice sample")  # a bug
         stem = PurePosixPath(urlsplit(sample.value).path if sample.kind == "url"
                              else sample.value.replace("\\", "/")).stem
-        return {"voice_name": (stem or "voice")[:VOICE_NAME_CHARS],
-                "voice_url": ref(sample, "audio")}
+        digest = hashlib.sha256(sample.value.encode()).hexdigest()[:8]
+        name = f"{(stem or 'voice')[:VOICE_NAME_CHARS - 9]}-{digest}"
+        return {"voice_name": name, "voice_url": ref(sample, "audio")}
 
     def voice_cost(self, request: Mapping[str, Any]) -> Decimal | None:
         """Unknown: the price tables have no row for a custom voice; its query's

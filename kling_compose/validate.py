@@ -203,7 +203,18 @@ def _describe(error, doc: Document) -> Diagnostic:
                           f"{name} needs at least {error.validator_value} items", location)
     if kind == "minLength":
         return Diagnostic(f"{name} must not be empty", location)
-    return Diagnostic(f"{name}: {error.message}", location)
+    if kind == "maxItems":
+        return Diagnostic(f"{name} has {len(error.instance)} items, more than the "
+                          f"{error.validator_value} allowed", location,
+                          hint="split them over several shots" if name == "'dialogue'" else None)
+    if kind == "maxLength":
+        return Diagnostic(f"{name} has {len(error.instance)} characters, more than the "
+                          f"{error.validator_value} allowed", location)
+    if kind == "uniqueItems":
+        return Diagnostic(f"{name} lists an item twice", location)
+    message = error.message  # jsonschema's own words hold the whole value: kept short
+    return Diagnostic(f"{name}: {message if len(message) <= 200 else message[:197] + '...'}",
+                      location)
 
 
 def _read_as_number(error, doc: Document, path) -> Diagnostic | None:

@@ -54,9 +54,9 @@ CASES = {
         shot("        provider_options: " + "{a: " * 200 + "1" + "}" * 200 + "\n"),
         "storyboard.yaml:", "provider_options is nested"),
     "a shot id of 300 bytes": (
-        shot(shot_id="a" * 300), "storyboard.yaml:", "is too long"),
+        shot(shot_id="a" * 300), "storyboard.yaml:", "has 300 characters, more than the 200 allowed"),
     "a name of 300 characters": (
-        shot(name="n" * 300), "storyboard.yaml:", "is too long"),
+        shot(name="n" * 300), "storyboard.yaml:", "has 300 characters, more than the 200 allowed"),
     "a NUL byte in an asset path": (
         shot('        first_frame: "assets/a\\0.png"\n'), "storyboard.yaml:", "NUL byte"),
     "a data URI of invalid base64": (

@@ -582,10 +582,16 @@ VARIANT_MARK = "@"  # a shot generated again for a deliverable: `tea@9x16` (no u
 
 def regenerated(shots: tuple[ResolvedShot, ...], outputs: tuple[Output, ...]
                 ) -> tuple[tuple[ResolvedShot, ...], tuple[Output, ...]]:
-    """`reframe: generate`: each shot of such an output (and each shot it chains from) gets a
-    variant generated at the output's aspect, `SHOT@WxH`, whose chains lead to the variants
+    """`reframe: generate`: each shot of such an output whose request the aspect changes gets
+    a variant generated at the output's aspect, `SHOT@WxH`, whose chains lead to the variants
     of their sources; the output is cut from the variants. Variants are shots like the others
-    (their own tasks, keys, costs and lock entries), after the storyboard's own."""
+    (their own tasks, keys, costs and lock entries), after the storyboard's own.
+
+    A shot the aspect would not change keeps its own clip in that output (cropped there like
+    any other): one already at the aspect, and one that starts or ends on a frame no variant
+    makes (an image, or a chain from a shot with no variant): every provider frames an
+    image-to-video clip by its image, so its variant would be the very same request, paid
+    twice in the plan's estimate."""
     by_id = {s.id: s for s in shots}
     made: dict[str, ResolvedShot] = {}
     result = []
@@ -602,17 +608,45 @@ def regenerated(shots: tuple[ResolvedShot, ...], outputs: tuple[Output, ...]
                 continue
             wanted.append(shot_id)
             todo += [c.value for c in by_id[shot_id].chains]
-        variant = {shot_id: f"{shot_id}{VARIANT_MARK}{tag}" for shot_id in wanted}
+        varied = _varied(by_id, wanted, out.aspect)
+        variant = {shot_id: f"{shot_id}{VARIANT_MARK}{tag}" for shot_id in varied}
         for shot in shots:  # storyboard order: sources before what chains from them
             vid = variant.get(shot.id)
             if vid is None or vid in made:
                 continue
             made[vid] = _variant(shot, vid, out.aspect, variant, len(shots) + len(made))
-        pieces = tuple(replace(p, shot=variant[p.shot]) if p.shot is not None else p
-                       for p in out.pieces)
-        result.append(replace(out, sequence=tuple(variant[s] for s in out.sequence),
+        pieces = tuple(replace(p, shot=variant.get(p.shot, p.shot)) if p.shot is not None
+                       else p for p in out.pieces)
+        result.append(replace(out, sequence=tuple(variant.get(s, s) for s in out.sequence),
                               pieces=pieces, aspect=out.aspect))
     return shots + tuple(made.values()), tuple(result)
+
+
+def _varied(by_id: Mapping[str, ResolvedShot], wanted: list[str], aspect: str) -> set[str]:
+    """The shots among `wanted` that a generation at `aspect` would change: not already at
+    it, and framed by the aspect (text-to-video) or by a frame a variant makes."""
+    aw, ah = (int(n) for n in aspect.split(":"))
+
+    def at_aspect(shot: ResolvedShot) -> bool:
+        if shot.size is not None:
+            return shot.size[0] * ah == shot.size[1] * aw
+        return shot.aspect is not None and \
+            (lambda w, h: w * ah == h * aw)(*(int(n) for n in shot.aspect.split(":")))
+
+    varied: set[str] = set()
+    changed = True
+    while changed:  # a chain may lead to a later shot: until nothing more is varied
+        changed = False
+        for shot_id in wanted:
+            shot = by_id[shot_id]
+            if shot_id in varied or at_aspect(shot):
+                continue
+            framing = [s for s in (shot.first_frame, shot.last_frame, shot.video)
+                       if s is not None]
+            if not framing or any(s.is_chain and s.value in varied for s in framing):
+                varied.add(shot_id)
+                changed = True
+    return varied
 
 
 def _variant(shot: ResolvedShot, vid: str, aspect: str, variant: Mapping[str, str],

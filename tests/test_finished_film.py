@@ -275,3 +275,20 @@ def test_a_subtitle_path_that_is_a_folder_is_refused_before_the_run(tmp_path):
     assert result.exit_code == 1
     assert "renders/vertical.srt is a folder: run writes the film's srt subtitles there" in \
         result.output
+
+
+def test_no_variant_where_the_aspect_would_not_change_the_request(tmp_path):
+    """A shot from an image is framed by its image on every provider, and one already at the
+    aspect is what the output wants: their variants would be the same paid request twice."""
+    text = GENERATED.replace(
+        "      - { id: three, prompt: Steam fills the room }\n",
+        "      - { id: three, prompt: Steam fills the room, first_frame: assets/start.png }\n"
+        "      - { id: four, prompt: A tall window, aspect: '9:16' }\n"
+        "      - { id: five, prompt: The window opens, first_frame: { from: three } }\n"
+    ).replace("    sequence: [two, three]\n", "    sequence: [two, three, four, five]\n")
+    plan = _plan(tmp_path, text)
+    made = [t for t in plan.order if t.startswith("generate:") and "@" in t]
+    assert made == ["generate:one@9x16", "generate:two@9x16"]
+    vertical = plan.tasks["assemble:renders/vertical.mp4"].assemble_params
+    assert vertical.sequence == ("two@9x16", "three", "four", "five")
+    assert vertical.delivery.reframe == "crop"  # what is not generated again is cropped

@@ -331,7 +331,7 @@ class FalProvider(FalQueue):
         diags += rules.check_element_frontal(shot, self.name)
         diags += _check_start_image(shot)
         diags += _check_elements(shot)
-        diags += dialogue.check_voice_count(shot, self.name, VOICES_PER_TASK, _VOICE_SOURCE)
+        diags += dialogue.check_voice_count(shot, self.name, self.voices_per_task, _VOICE_SOURCE)
         diags += dialogue.check_sample_kinds(shot, self.name, frozenset({"url", "path"}))
         diags += dialogue.check_samples(shot, self.name, _SAMPLE_SOURCE)
         return diags

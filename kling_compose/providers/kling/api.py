@@ -19,7 +19,7 @@ from ..base import (
     Status,
     UrlOf,
 )
-from .models import MODELS, NAME, OMNI_MODEL, UNIT_USD
+from .models import MODELS, NAME, OMNI_MODEL, UNIT_USD, VOICES
 
 if TYPE_CHECKING:
     import httpx
@@ -182,7 +182,7 @@ SPEC = ProviderSpec(
         # custom voices (`voice_request`), bound to their elements (`element_voice_id`); at
         # most 2 per generation (voice_list: "can reference up to 2 voices at most")
         creates_voices=True,
-        voices_per_task=2,
+        voices_per_task=VOICES,
         batch_poll=False,  # a query takes one task
         upload_ttl_s=None,  # nothing is uploaded: local images travel inline (raw base64)
         signs_tokens=True,  # doctor compares this computer's clock with Kling's

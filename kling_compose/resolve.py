@@ -629,9 +629,12 @@ def _varied(by_id: Mapping[str, ResolvedShot], wanted: list[str], aspect: str) -
 
     def at_aspect(shot: ResolvedShot) -> bool:
         if shot.size is not None:
-            return shot.size[0] * ah == shot.size[1] * aw
-        return shot.aspect is not None and \
-            (lambda w, h: w * ah == h * aw)(*(int(n) for n in shot.aspect.split(":")))
+            w, h = shot.size
+        elif shot.aspect is not None:
+            w, h = (int(n) for n in shot.aspect.split(":"))
+        else:
+            return False
+        return w * ah == h * aw
 
     varied: set[str] = set()
     changed = True

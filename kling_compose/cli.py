@@ -397,7 +397,9 @@ def graph(path, var_items, vars_files, provider, fmt) -> None:
               help="Refuse to start when the estimated cost of this run passes USD.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Tasks running at once (local rendering is also capped at the CPU count).")
-@click.option("--force", multiple=True, metavar="SHOT", help="Generate SHOT again (repeatable).")
+@click.option("--force", multiple=True, metavar="SHOT",
+              help="Generate SHOT again (repeatable); a voice or element task id makes that "
+                   "voice or element again.")
 @click.option("--only", multiple=True, metavar="SELECTOR",
               help="Run only what SELECTOR names (repeatable): SHOT or +SHOT (with what it "
               "needs), SHOT+ (and what is made from it), a scene id (its shots).")

@@ -257,11 +257,12 @@ def verify_clip(path: Path | str, expected_s: float | None = None) -> ClipInfo:
     info = probe(path)
     with open_video(path) as container:
         stream = container.streams.video[0]
+        header_frames = stream.frames  # read while open: PyAV 18.1.1 refuses it after close
         try:
             count, seconds = _scan_video_packets(container, stream)
         except av.FFmpegError as exc:
             raise MediaError(f"cannot read {path}: {exc}") from None
-    promised = stream.frames or info.frame_count
+    promised = header_frames or info.frame_count
     if count < promised:
         raise MediaError(f"{Path(path).name} holds {count} of the {promised} frames its header "
                          "promises (cut short)")

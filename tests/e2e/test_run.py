@@ -235,9 +235,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_work(project):
     assert proc.returncode == 130, err
     assert b"Traceback" not in err and b"interrupted" in err
     summary = run_json(root)
-    # every clip the ledger had recorded is reused; the newest object may have been stored a
-    # moment before its ledger row when the kill came (under load, seen once): made again
-    assert summary["failed"] == 0 and summary["cached"] >= max(1, len(finished) - 1)
+    assert summary["failed"] == 0 and summary["cached"] >= 2
     assert summary["generated"] + summary["cached"] == 12
     assert (root / "renders" / "chain.mp4").is_file()
 

@@ -75,7 +75,9 @@ def plan_json(plan, statuses: dict | None = None, reasons: dict | None = None,
     return {
         "tasks": [
             {"id": t.id, "kind": t.kind, "shot": t.shot, "depends_on": list(t.depends_on),
-             "provider": t.provider, "model": t.model, "cache_key": t.cache_key,
+             "provider": t.provider, "model": t.model,
+             **({"endpoint": route(t.job)} if t.kind == "generate" else {}),
+             "cache_key": t.cache_key,
              "estimated_cost_usd": _num(t.cost_usd), "status": statuses.get(t.id, "new"),
              **why(t)}
             for t in (plan.tasks[i] for i in plan.order)
@@ -88,6 +90,13 @@ def plan_json(plan, statuses: dict | None = None, reasons: dict | None = None,
     }
 
 
+def route(job) -> str:
+    """Where a generation's request goes: the endpoint or model id (and tier) it pays."""
+    from .providers import PROVIDERS
+
+    return PROVIDERS[job.provider].route(job.model, job.request)
+
+
 def plan_requests(plan) -> list[dict]:
     """Every request body the plan sends, in order (`plan --requests`): each generate task's,
     and each element a provider creates before the generations that name it (kling), with
@@ -96,7 +105,7 @@ def plan_requests(plan) -> list[dict]:
     for task in (plan.tasks[i] for i in plan.order):
         if task.kind == "generate":
             entries.append({"task": task.id, "shot": task.shot, "provider": task.provider,
-                            "request": task.job.request})
+                            "endpoint": route(task.job), "request": task.job.request})
         elif task.kind in ("element", "voice"):
             entries.append({"task": task.id, "shot": None, task.kind: task.element_params.name,
                             "provider": task.provider, "request": task.element_params.request})

@@ -203,3 +203,24 @@ def test_each_kind_has_its_typed_params_and_the_picks_it_reads(tmp_path):
         frame.generate_params
     preview = plan_of(tmp_path, "preview").tasks["generate:s1"]
     assert preview.generate_params.short_side == 360
+
+
+def test_each_request_says_where_it_goes_and_which_tier_it_pays(tmp_path):
+    """`plan --requests` and `plan --json` name each generation's endpoint or model id (and
+    mode) beside its body, so a user sees which paid tier each shot goes to (issue 25)."""
+    make_project(tmp_path, "version: 1\nname: t\ndefaults: { duration: 5 }\nscenes:\n"
+                           "  - id: a\n    shots:\n      - { id: one, prompt: a harbour }\n"
+                           "      - { id: two, prompt: boats leave }\n")
+    seen = {}
+    for provider in ("fal", "kling", "kie", "runware", "preview"):
+        result = cli("plan", tmp_path, "--requests", "--provider", provider)
+        assert result.exit_code == 0, result.output
+        seen[provider] = [entry["endpoint"] for entry in json.loads(result.stdout)]
+        planned = json.loads(cli("plan", tmp_path, "--json", "--provider", provider).stdout)
+        assert [t["endpoint"] for t in planned["tasks"] if t["kind"] == "generate"] == \
+            seen[provider]
+    assert seen["fal"] == ["fal-ai/kling-video/v3/pro/text-to-video"] * 2
+    assert seen["kling"] == ["/v1/videos/text2video model_name kling-v3 mode pro"] * 2
+    assert seen["kie"] == ["kling-3.0/video mode pro"] * 2
+    assert seen["runware"] == ["klingai:kling-video@3-pro"] * 2
+    assert seen["preview"] == ["local animatic (free)"] * 2

@@ -248,6 +248,10 @@ class Provider(Protocol):
     def cost_note(self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]) -> str | None:
         """Why the cost is unknown or approximate, for the plan."""
 
+    def route(self, spec: ModelSpec, request: Mapping[str, Any]) -> str:
+        """Where a request goes, in the provider's own words: the endpoint or the model id
+        (and tier) it is billed as; shown beside the body by `plan --requests` and `--json`."""
+
     def element_request(self, element: Element, ref: Ref) -> dict[str, Any]:
         """creates_elements: the body that creates `element` (plan.py makes it a task)."""
 
@@ -501,6 +505,10 @@ class Declared(RemoteProvider):
     def client_task_id(self) -> bool:
         """The client picks the task id (sent again only after proof it is unknown)."""
         return self.lost_answer == "resend"
+
+    def route(self, spec: ModelSpec, request: Mapping[str, Any]) -> str:
+        """The model id, where the request names its model (Runware's AIR id)."""
+        return spec.model_id
 
     # -- the defaults of a provider without the capability -------------------------------------
 

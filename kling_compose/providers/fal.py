@@ -145,6 +145,10 @@ SPEC = ProviderSpec(
 class FalQueue(Declared):
     """Submit to the queue, poll the returned status URL, fetch the returned response URL."""
 
+    def route(self, spec: ModelSpec, request: Mapping[str, Any]) -> str:
+        """The endpoint the request is posted to (its path on fal's queue)."""
+        return endpoint_id(spec, request)
+
     def submit_request(self, job: Job | None, request: Mapping[str, Any], task_id: str,
                        base_url: str, key: Credential) -> httpx.Request:
         import httpx

@@ -232,6 +232,12 @@ SPEC = ProviderSpec(
 class KieTasks(Declared):
     """createTask (the server assigns taskId), then recordInfo until success or fail."""
 
+    def route(self, spec: ModelSpec, request: Mapping[str, Any]) -> str:
+        """The model and its mode (std, pro, 4K: the tier it pays)."""
+        fields = request.get("input")
+        mode = fields.get("mode") if isinstance(fields, Mapping) else None
+        return f"{request.get('model', spec.model_id)}" + (f" mode {mode}" if mode else "")
+
     def submit_request(self, job: Job | None, request: Mapping[str, Any], task_id: str,
                        base_url: str, key: Credential) -> httpx.Request:
         import httpx

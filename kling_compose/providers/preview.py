@@ -88,6 +88,9 @@ class PreviewProvider(Declared):
             **({"lines": speaker_lines(shot)} if shot.lines else {}),
         }
 
+    def route(self, spec: ModelSpec, request: Mapping[str, Any]) -> str:
+        return "local animatic (free)"
+
     def cost(
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> Decimal | None:

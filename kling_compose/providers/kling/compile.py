@@ -12,6 +12,7 @@ from .. import dialogue, rules
 from ...errors import Diagnostic
 from ...model import Element, FrameSource, Prompt, ResolvedShot
 from ..base import PLACEHOLDER_PREFIX, ModelSpec, Ref, image_size
+from . import api
 from .api import SPEC, KlingTasks
 from .models import (
     ACCEPTED_KINDS,
@@ -161,6 +162,11 @@ class KlingProvider(KlingTasks):
         if tags:
             body["tag_list"] = [{"tag_id": t} for t in dict.fromkeys(tags)]
         return body
+
+    def route(self, spec: ModelSpec, request: Mapping[str, Any]) -> str:
+        """The path the request is posted to, its model and mode (the tier it pays)."""
+        fields = [f"{key} {request[key]}" for key in ("model_name", "mode") if key in request]
+        return " ".join([api.PATHS[api.endpoint(request)], *fields])
 
     def voice_request(self, element: Element, ref: Ref) -> dict[str, Any]:
         """The body that makes a custom voice of `element.voice` (Kling's custom voices:

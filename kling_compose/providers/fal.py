@@ -8,6 +8,7 @@ The body is the flat model input; which endpoint receives it depends on the inpu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -68,6 +69,20 @@ MODELS: Mapping[str, ModelSpec] = {
         prices={"silent": Decimal("0.112"), "audio": Decimal("0.168"),
                 "voice": Decimal("0.196")},
     ),
+}
+# Kling 3.0 Standard (720p): the same inputs and limits as Pro at fal (fal-js 381105e,
+# `KlingVideoV3StandardImageToVideoInput` / `TextToVideoInput` have Pro's fields), its own
+# endpoint and prices: fal's v3 standard page (fal.ai/models/fal-ai/kling-video/v3/standard/
+# text-to-video/llms.txt): $0.084/s audio off, $0.126/s on, $0.154/s with voice control
+# (docs/kling-family.md, F1 and F2; issue 25)
+MODELS = {
+    **MODELS,
+    "kling-3-std": replace(
+        MODELS["kling-3-pro"], alias="kling-3-std", model_id="fal-ai/kling-video/v3/standard",
+        source="fal's Kling Video V3 Standard page, fal.ai/models/fal-ai/kling-video/v3/"
+               "standard/text-to-video/llms.txt",
+        prices={"silent": Decimal("0.084"), "audio": Decimal("0.126"),
+                "voice": Decimal("0.154")}),
 }
 
 # fal takes URLs ("the universal format"); data URIs are accepted by some models. fal has

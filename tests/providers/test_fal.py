@@ -70,8 +70,21 @@ def test_costs(compile_one, fields, cost):
 
 def test_model_ids():
     assert {a: s.model_id for a, s in MODELS.items()} == {
-        "kling-3-pro": "fal-ai/kling-video/v3/pro"
+        "kling-3-pro": "fal-ai/kling-video/v3/pro",
+        "kling-3-std": "fal-ai/kling-video/v3/standard",
     }
+
+
+def test_the_standard_tier_is_pro_at_720p_prices():
+    """fal's v3 standard page: $0.084/s silent, $0.126/s with audio, $0.154/s with voice
+    control; its inputs are Pro's (one generated type in fal-js)."""
+    from dataclasses import replace as changed
+
+    std, pro = MODELS["kling-3-std"], MODELS["kling-3-pro"]
+    assert {k: str(v) for k, v in std.prices.items()} == \
+        {"silent": "0.084", "audio": "0.126", "voice": "0.154"}
+    assert changed(std, alias=pro.alias, model_id=pro.model_id, source=pro.source,
+                   prices=pro.prices) == pro
 
 
 # --- fal-only limits ------------------------------------------------------------------------

@@ -413,9 +413,13 @@ def test_the_fixture_names_its_source_and_every_endpoint_the_project_uses():
         used |= {endpoint_id(spec, {}), endpoint_id(spec, {"start_image_url": IMG})}
     assert used <= set(TYPES["endpoints"])
     names = {e: (TYPES["endpoints"][e]["input"], TYPES["endpoints"][e]["type"]) for e in used}
-    assert names == {
+    assert names == {  # Standard's inputs are Pro's type (one generated type for the tiers)
         T2V: ("KlingVideoV3ProTextToVideoInput", "KlingVideoV34kTextToVideoInput"),
         I2V: ("KlingVideoV3ProImageToVideoInput", "KlingVideoV34kImageToVideoInput"),
+        "fal-ai/kling-video/v3/standard/text-to-video":
+            ("KlingVideoV3StandardTextToVideoInput", "KlingVideoV34kTextToVideoInput"),
+        "fal-ai/kling-video/v3/standard/image-to-video":
+            ("KlingVideoV3StandardImageToVideoInput", "KlingVideoV34kImageToVideoInput"),
     }
     for rule, (type_name, field, sentence) in DOC_RULES.items():
         assert sentence in _doc(type_name, field), rule

@@ -27,7 +27,8 @@ def test_model_specs_are_consistent():
 def test_every_alias_is_kling_3_pro_or_o3_pro():
     aliases = {(name, a) for name, p in PROVIDERS.items() if name != "preview" for a in p.models}
     assert aliases == {("runware", "kling-3-pro"), ("runware", "kling-o3-pro"),
-                       ("fal", "kling-3-pro"), ("kling-v3-task", "kling-3-pro"),
+                       ("fal", "kling-3-pro"), ("fal", "kling-3-std"),
+                       ("kling-v3-task", "kling-3-pro"),
                        ("kie", "kling-3-std"), ("kie", "kling-3-pro"),
                        ("kie", "kling-3-4k"), ("kling", "kling-3-std"),
                        ("kling", "kling-3-pro"), ("kling", "kling-o3-std"),

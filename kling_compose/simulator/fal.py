@@ -239,6 +239,8 @@ class Fal:
             return str(exc)
         if stored is None:
             return None
+        from ..media.ffmpeg import audio_seconds  # a file's length: no reading of a protocol
+
         seconds = audio_seconds(stored.path)
         if seconds is None:
             return "The voice file has no readable audio"
@@ -698,24 +700,6 @@ class _InputCheck:
                         f"@Element{number} refers to element {number} but elements has {count}",
                         "value_error",
                     )
-
-
-def audio_seconds(path) -> float | None:
-    """A file's audio length (its first audio stream), or None without readable audio."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                return None
-            stream = container.streams.audio[0]
-            if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
-            if container.duration is not None:
-                return container.duration / av.time_base
-    except (av.FFmpegError, OSError, ValueError):
-        return None
-    return None
 
 
 def _detail(loc: list, msg: str, type_: str) -> dict:

@@ -1032,7 +1032,7 @@ def _sample_problems(backend: Backend, url: Any) -> list[str]:
         return [f"voice_url {exc}"]
     if stored is None:
         return []  # an outside URL: not fetched offline
-    from .fal import audio_seconds
+    from ..media.ffmpeg import audio_seconds
 
     seconds = audio_seconds(stored.path)
     low, high = VOICE_SECONDS

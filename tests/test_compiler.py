@@ -65,7 +65,7 @@ def test_unknown_model_lists_the_providers_models():
         compile_shots(make_resolved(make_shot(provider="fal", model="kling-o3-pro")))
     assert str(info.value) == (
         "storyboard.yaml:24:5: error: unknown model 'kling-o3-pro' for provider fal\n"
-        "  hint: did you mean 'kling-3-pro'? (fal models: kling-3-pro)"
+        "  hint: did you mean 'kling-3-pro'? (fal models: kling-3-pro, kling-3-std)"
     )
 
 

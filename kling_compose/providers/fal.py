@@ -83,7 +83,154 @@ MODELS = {
                "standard/text-to-video/llms.txt",
         prices={"silent": Decimal("0.084"), "audio": Decimal("0.126"),
                 "voice": Decimal("0.154")}),
+    # Kling 3.0 4K: fal-js 381105e gives it the very type Std and Pro alias
+    # (`KlingVideoV34kTextToVideoInput`, `KlingVideoV34kImageToVideoInput`), so Pro's limits.
+    # fal's v3 4k pages (fal.ai/models/fal-ai/kling-video/v3/4k/text-to-video/llms.txt and
+    # image-to-video/llms.txt): "$0.42 regardless of whether audio is on or off"; the
+    # playground's table prices audio "without voice control" only: no voice price is
+    # published, so a voice is not bound on 4K (`_VOICE_UNPRICED`; docs/kling-family.md F5, F6)
+    "kling-3-4k": replace(
+        MODELS["kling-3-pro"], alias="kling-3-4k", model_id="fal-ai/kling-video/v3/4k",
+        source="fal's Kling Video V3 4K page, fal.ai/models/fal-ai/kling-video/v3/4k/"
+               "text-to-video/llms.txt",
+        prices={"silent": Decimal("0.42"), "audio": Decimal("0.42")}),
 }
+
+# Kling 3.0 Omni (O3): three routes per tier, one type each for Standard, Pro and 4K (fal-js
+# 381105e: `O3ProTextToVideoInput`, `O3ProImageToVideoInput`, `O3ProReferenceVideoI2VInput`,
+# which the Standard and 4K inputs alias). No negative_prompt and no cfg_scale on any route;
+# image-to-video takes `image_url` (required) and `end_image_url`, no elements, no
+# aspect_ratio; reference-to-video takes start/end images, `image_urls` (@Image1...) and
+# `elements`, no frame required. `generate_audio` defaults to false on every O3 route (fal's
+# O3 API pages: "default: false"), so it is always sent.
+_O3_SOURCE = ("fal's Kling O3 pages, fal.ai/docs/model-api-reference/video-generation-api/"
+              "kling-video-o3-standard-reference-to-video")
+MODELS = {
+    **MODELS,
+    "kling-o3-std": ModelSpec(
+        alias="kling-o3-std",
+        model_id="fal-ai/kling-video/o3/standard",  # + text-to-video | image-to-video |
+        # reference-to-video (`endpoint_id`)
+        source=_O3_SOURCE,
+        durations_s=(3, 15),  # fal-js O3 inputs: duration "3".."15" ("3-15s")
+        prompt_chars=(2, 2500),  # as v3: fal documents no bound on O3
+        sizes=None,  # an aspect ratio, not pixels
+        aspects=("16:9", "9:16", "1:1"),  # fal-js O3ProTextToVideoInput.aspect_ratio
+        frame_images=(1, 2),  # image_url / start_image_url, optional end_image_url
+        # fal documents no element count on O3; Kling's omni-video takes at most 3 elements
+        # with a first frame (providers/kling/models.py): the stricter
+        max_elements=3,
+        max_element_images=3,  # the same element type as v3 (KlingV3ComboElementInput): 1-3
+        takes=(1, 1),
+        quality=None,
+        cfg_scale=None,  # no cfg_scale in fal-js's O3 inputs
+        multi_prompt_segments=6,  # as v3 (the same KlingV3MultiPromptElement)
+        segment_s=(3, 15),  # as v3 (the stricter of fal-js "1".."15" and the OpenAPI 3-15)
+        supports=frozenset(
+            {"multi_prompt", "duration", "size", "aspect", "audio", "first_frame",
+             "last_frame", "reference_images", "elements"}
+        ),  # fmt: skip
+        # fal's O3 standard image-to-video page: "$0.084 (audio off) or $0.112 (audio on)"
+        # (fal.ai/models/fal-ai/kling-video/o3/standard/image-to-video; F7)
+        prices={"silent": Decimal("0.084"), "audio": Decimal("0.112")},
+    ),
+}
+MODELS = {
+    **MODELS,
+    # O3 Pro: no stored fal page gives its price. Secondary sources disagree by 2x: 0.112/0.14
+    # (a fal models reference on forgedemy.org; also Kling's own O3 Pro units, 0.8/1.0 x $0.14,
+    # and Runware's O3 Pro page) and 0.224/0.28 (a third-party model registry of fal
+    # endpoints, the same doubling as fal's own v3 Pro llms.txt against its playground). The
+    # estimate takes the higher, so a run never costs more than it was planned at, and says so
+    # (`cost_note`; docs/kling-family.md F9, X3)
+    "kling-o3-pro": replace(
+        MODELS["kling-o3-std"], alias="kling-o3-pro", model_id="fal-ai/kling-video/o3/pro",
+        source="fal's Kling O3 Pro pages, fal.ai/docs/model-api-reference/"
+               "video-generation-api/kling-video-o3-pro-text-to-video",
+        prices={"silent": Decimal("0.224"), "audio": Decimal("0.28")}),
+    # O3 4K: "$0.42 regardless of whether audio is on or off" (fal.ai/models/fal-ai/
+    # kling-video/o3/4k/text-to-video/llms.txt, reference-to-video/llms.txt; F10, F11)
+    "kling-o3-4k": replace(
+        MODELS["kling-o3-std"], alias="kling-o3-4k", model_id="fal-ai/kling-video/o3/4k",
+        source="fal's Kling O3 4K pages, fal.ai/models/fal-ai/kling-video/o3/4k/"
+               "reference-to-video/llms.txt",
+        prices={"silent": Decimal("0.42"), "audio": Decimal("0.42")}),
+}
+_O3_PRO_NOTE = ("fal publishes no Kling O3 Pro price: estimated at $0.224/s silent, $0.28/s "
+                "with audio, the higher of two secondary readings (the other, 0.112/0.14, is "
+                "Kling's own O3 Pro price), so the run never costs more than planned")
+
+# Elements plus reference images on O3's reference-to-video: "Maximum 4 total (elements +
+# reference images) when using video" (fal-js O3ProReferenceVideoI2VInput.image_urls; a video
+# element is a video input), "Maximum 7 total (elements + reference images) is allowed" on
+# 4K (fal.ai/models/fal-ai/kling-video/o3/4k/reference-to-video/llms.txt), 7 without a video
+# on Kling's own omni-video too (its 3.0 specification): (without a video, with one)
+O3_REFERENCES = (7, 4)
+
+# Kling 3.0 Turbo: fal-js 381105e `KlingVideoV3TurboProTextToVideoInput` {prompt,
+# multi_prompt, aspect_ratio, duration} and `...ImageToVideoInput` {prompt, multi_prompt,
+# image_url (required), duration}, which the Standard inputs alias: no end frame, elements,
+# negative_prompt, cfg_scale, shot_type or generate_audio. The output has sound anyway (fal's
+# Turbo Standard page: "720P video with native audio"), so it is priced with audio and
+# `audio: false` is a warning (`_check_turbo_audio`).
+MODELS = {
+    **MODELS,
+    "kling-3-turbo-std": ModelSpec(
+        alias="kling-3-turbo-std",
+        model_id="fal-ai/kling-video/v3/turbo/standard",  # + text-to-video | image-to-video
+        source="fal's Kling Video V3 Turbo Standard page, fal.ai/models/fal-ai/kling-video/"
+               "v3/turbo/standard/image-to-video/llms.txt",
+        durations_s=(3, 15),  # fal-js Turbo inputs: duration "3".."15"
+        prompt_chars=(2, 2500),  # fal-js: "keep the prompt under 2500 characters"
+        sizes=None,
+        aspects=("16:9", "9:16", "1:1"),  # fal-js Turbo text-to-video aspect_ratio
+        frame_images=(1, 1),  # image_url only: no end frame
+        takes=(1, 1),
+        quality=None,
+        cfg_scale=None,
+        multi_prompt_segments=6,  # fal-js: "Multi-shot storyboard (1-6 shots)"
+        segment_s=(3, 15),  # as v3 (the same KlingV3MultiPromptElement); total <= 15 s
+        supports=frozenset(
+            {"multi_prompt", "duration", "size", "aspect", "audio", "first_frame"}
+        ),  # fmt: skip
+        # "you will be charged $0.112" a second, one price (the Turbo Standard llms.txt; F12)
+        prices={"audio": Decimal("0.112")},
+    ),
+}
+MODELS = {
+    **MODELS,
+    # "you will be charged $0.14" a second (fal.ai/models/fal-ai/kling-video/v3/turbo/pro/
+    # text-to-video/llms.txt, image-to-video/llms.txt; F13, F14)
+    "kling-3-turbo-pro": replace(
+        MODELS["kling-3-turbo-std"], alias="kling-3-turbo-pro",
+        model_id="fal-ai/kling-video/v3/turbo/pro",
+        source="fal's Kling Video V3 Turbo Pro page, fal.ai/models/fal-ai/kling-video/v3/"
+               "turbo/pro/text-to-video/llms.txt",
+        prices={"audio": Decimal("0.14")}),
+}
+
+# The families of fal's Kling endpoints, by model id: which fields a body holds.
+V3, O3, TURBO = "v3", "o3", "turbo"
+FAMILIES: Mapping[str, str] = {
+    "fal-ai/kling-video/v3/pro": V3, "fal-ai/kling-video/v3/standard": V3,
+    "fal-ai/kling-video/v3/4k": V3, "fal-ai/kling-video/o3/standard": O3,
+    "fal-ai/kling-video/o3/pro": O3, "fal-ai/kling-video/o3/4k": O3,
+    "fal-ai/kling-video/v3/turbo/standard": TURBO, "fal-ai/kling-video/v3/turbo/pro": TURBO,
+}  # fmt: skip
+# Where fal publishes no price with voice control, a voice is not bound (its lines are still
+# spoken, in a voice the model picks): 3.0 4K prices audio "without voice control" only; no
+# O3 page prices voice control, and Kling's 3.0 capability map gives its omni model none.
+_VOICE_UNPRICED = {
+    "kling-3-4k": "fal's 4K price covers audio without voice control only",
+    **{alias: "fal prices O3 with audio on or off only, and Kling gives its omni model no "
+              "voice control" for alias in ("kling-o3-std", "kling-o3-pro", "kling-o3-4k")},
+}
+
+
+def family_of(spec: ModelSpec) -> str:
+    """The family (v3, o3, turbo) of a fal model."""
+    return FAMILIES[spec.model_id]
+
 
 # fal takes URLs ("the universal format"); data URIs are accepted by some models. fal has
 # no asset UUIDs; a voice travels as a voice id on its element (`elements[].voice_id`), made of
@@ -346,10 +493,19 @@ class FalProvider(FalQueue):
     spec = SPEC
 
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+        family = family_of(spec)
         diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)
         diags += rules.check_element_frontal(shot, self.name)
-        diags += _check_start_image(shot)
+        diags += _check_start_image(shot, family)
         diags += _check_elements(shot)
+        if family == O3:
+            diags += _check_references(shot, spec)
+        if family == TURBO:
+            diags += _check_turbo_audio(shot, spec)
+        unpriced = _VOICE_UNPRICED.get(spec.alias)
+        if unpriced is not None:
+            return diags + dialogue.prompt_only(shot, f"{self.name} model '{spec.alias}'",
+                                                unpriced, dialogue.voiced(shot))
         diags += dialogue.check_voice_count(shot, self.name, self.voices_per_task, _VOICE_SOURCE)
         diags += dialogue.check_sample_kinds(shot, self.name, frozenset({"url", "path"}))
         diags += dialogue.check_samples(shot, self.name, _SAMPLE_SOURCE)
@@ -375,6 +531,7 @@ class FalProvider(FalQueue):
 
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         # NOTE: the key order follows the seed 001 example body.
+        family = family_of(spec)
         body: dict[str, Any] = {}
         prompt = dialogue.main_prompt(shot)
         if prompt is not None:
@@ -387,33 +544,39 @@ class FalProvider(FalQueue):
                 {"prompt": self.prompt_text(shot, seg.prompt), "duration": str(seg.duration_s)}
                 for seg in shot.multi_prompt
             ]
-        if shot.audio is not None:
+        if family == O3:  # O3 defaults to silence: always said, as the price depends on it
+            body["generate_audio"] = shot.audio is True
+        elif family == V3 and shot.audio is not None:
             body["generate_audio"] = shot.audio
-        body["shot_type"] = "customize"  # fal's default, sent as in seed 001
+        if family != TURBO:  # Turbo has no shot_type
+            body["shot_type"] = "customize"  # fal's default, sent as in seed 001
+        route = _route(spec, shot)
         aspect = _aspect_ratio(shot)
-        if aspect is not None:
+        if aspect is not None and route != "image-to-video":
             body["aspect_ratio"] = aspect
-        if shot.negative_prompt is not None:
+        if shot.negative_prompt is not None and "negative_prompt" in spec.supports:
             body["negative_prompt"] = shot.negative_prompt
-        if shot.cfg_scale is not None:
+        if shot.cfg_scale is not None and "cfg_scale" in spec.supports:
             body["cfg_scale"] = shot.cfg_scale
         if shot.first_frame is not None:
-            body["start_image_url"] = ref(shot.first_frame, "image")
+            # O3's and Turbo's image-to-video name the start image `image_url`
+            start = "image_url" if route == "image-to-video" and family != V3 else \
+                "start_image_url"
+            body[start] = ref(shot.first_frame, "image")
         if shot.last_frame is not None:
             body["end_image_url"] = ref(shot.last_frame, "image")
+        if shot.reference_images:  # O3 reference-to-video: @Image1, @Image2...
+            body["image_urls"] = [ref(s, "image") for s in shot.reference_images]
         if shot.elements:
-            speaking = {e.name for e in dialogue.voiced(shot)}
+            speaking = set() if spec.alias in _VOICE_UNPRICED else \
+                {e.name for e in dialogue.voiced(shot)}
             body["elements"] = [element_body(e, ref, e.name in speaking) for e in shot.elements]
         return body
 
     def cost(
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> Decimal | None:
-        audio = payload.get("generate_audio", DEFAULT_AUDIO)
-        elements = payload.get("elements")
-        voices = isinstance(elements, list) and any(
-            isinstance(e, dict) and e.get("voice_id") for e in elements)
-        rate = spec.prices.get(("voice" if voices else "audio") if audio else "silent")
+        rate = spec.prices.get(price_key(spec, payload))
         if rate is None:
             return None
         return rate * int(payload.get("duration", DEFAULT_DURATION_S))
@@ -421,13 +584,47 @@ class FalProvider(FalQueue):
     def cost_note(
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> str | None:
+        key = price_key(spec, payload)
+        if key not in spec.prices:
+            return f"fal publishes no {key} price for {spec.model_id}"
+        if spec.alias == "kling-o3-pro":
+            return _O3_PRO_NOTE
         return None
 
 
 def endpoint_id(spec: ModelSpec, request: Mapping[str, Any]) -> str:
-    """The fal endpoint that takes `request`: image-to-video when it sends a start image."""
-    kind = "image-to-video" if "start_image_url" in request else "text-to-video"
+    """The fal endpoint that takes `request`: O3's reference-to-video when it sends what only
+    that route takes (elements, reference images, a `start_image_url`), image-to-video when it
+    sends a start image, else text-to-video."""
+    family = family_of(spec)
+    if family == O3 and any(k in request for k in ("elements", "image_urls", "start_image_url")):
+        kind = "reference-to-video"
+    elif "start_image_url" in request or "image_url" in request:
+        kind = "image-to-video"
+    else:
+        kind = "text-to-video"
     return f"{spec.model_id}/{kind}"
+
+
+def _route(spec: ModelSpec, shot: ResolvedShot) -> str:
+    """The route a shot's body goes to (as `endpoint_id` reads it back from the body)."""
+    if family_of(spec) == O3 and (shot.elements or shot.reference_images):
+        return "reference-to-video"
+    return "image-to-video" if shot.first_frame is not None else "text-to-video"
+
+
+def price_key(spec: ModelSpec, payload: Mapping[str, Any]) -> str:
+    """Which per-second price a body pays: "voice" (an element speaks in a bound voice),
+    "audio" or "silent". Turbo has no switch and always makes sound; a body without
+    generate_audio gets fal's default (v3: true; O3 sends it always)."""
+    if family_of(spec) == TURBO:
+        return "audio"
+    if not payload.get("generate_audio", DEFAULT_AUDIO):
+        return "silent"
+    elements = payload.get("elements")
+    voices = isinstance(elements, list) and any(
+        isinstance(e, dict) and e.get("voice_id") for e in elements)
+    return "voice" if voices else "audio"
 
 
 def _queue_handle(url, endpoint: str, request_id: str):
@@ -468,7 +665,20 @@ def _aspect_ratio(shot: ResolvedShot) -> str | None:
     return shot.aspect
 
 
-def _check_start_image(shot: ResolvedShot) -> list[Diagnostic]:
+def _check_start_image(shot: ResolvedShot, family: str = V3) -> list[Diagnostic]:
+    """v3 takes an end frame and elements on image-to-video only, whose start image is
+    required. O3 takes elements without a frame (reference-to-video) but not an end frame
+    alone: fal's reference-to-video leaves start_image_url optional, Kling's own API "does not
+    support only the end frame" (the stricter). Turbo has no end frame at all (its spec)."""
+    if shot.first_frame is not None or family == TURBO:
+        return []
+    if family == O3:
+        return [Diagnostic(
+            "last_frame needs a first_frame on fal",
+            shot.where("last_frame"),
+            "add a first_frame: Kling O3 makes no clip from an end frame alone (Kling API: "
+            "\"Currently does not support only the end frame\")",
+        )] if shot.last_frame is not None else []  # fmt: skip
     needs = [("last_frame", "end_image_url"), ("elements", "elements")]
     return [
         Diagnostic(
@@ -477,8 +687,52 @@ def _check_start_image(shot: ResolvedShot) -> list[Diagnostic]:
             f"fal takes {field} only on image-to-video, whose start_image_url is required",
         )
         for name, field in needs
-        if shot.first_frame is None and rules.is_set(shot, name)
+        if rules.is_set(shot, name)
     ]
+
+
+def _check_references(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+    """O3 reference-to-video: elements and reference images together (`O3_REFERENCES`), and
+    no end frame with more than 2 images (Kling API, omni-video: "Setting an end frame is not
+    supported when there are more than 2 images"; fal sends O3 to it)."""
+    video = any(e.videos for e in shot.elements)
+    limit = O3_REFERENCES[1] if video else O3_REFERENCES[0]
+    count = len(shot.elements) + len(shot.reference_images)
+    diags = []
+    if count > limit:
+        diags.append(Diagnostic(
+            f"{len(shot.elements)} element(s) and {len(shot.reference_images)} reference "
+            f"image(s); {rules.label('fal', spec)} takes at most {limit} together"
+            + (" with a video element" if video else ""),
+            shot.where("reference_images") if shot.reference_images
+            else rules.elements_where(shot),
+            "fal's O3 reference-to-video: \"Maximum 4 total (elements + reference images) when "
+            "using video\", 7 otherwise (its 4K page; Kling's omni-video): drop some",
+        ))  # fmt: skip
+    images = len(shot.reference_images) + (shot.first_frame is not None) + \
+        (shot.last_frame is not None)
+    if shot.last_frame is not None and images > 2:
+        diags.append(Diagnostic(
+            f"an end frame cannot be combined with reference images on {rules.label('fal', spec)}",
+            shot.last_frame.location or shot.where("last_frame"),
+            "remove the last_frame or the reference_images (Kling API, omni-video: \"Setting an "
+            "end frame is not supported when there are more than 2 images\")",
+        ))  # fmt: skip
+    return diags
+
+
+def _check_turbo_audio(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+    """Turbo has no audio switch and its clips have sound (fal's Turbo pages: "with native
+    audio"): `audio: false` cannot be honoured, and the price is the one fal bills anyway."""
+    if shot.audio is not False:
+        return []
+    return [Diagnostic(
+        f"audio: false is not honoured: {rules.label('fal', spec)} always makes sound",
+        shot.where("audio"),
+        "fal's Turbo endpoints have no generate_audio and their clips come \"with native "
+        "audio\" (priced so): mute it when editing, or choose a model with an audio switch",
+        severity="warning",
+    )]  # fmt: skip
 
 
 def _check_elements(shot: ResolvedShot) -> list[Diagnostic]:

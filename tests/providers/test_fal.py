@@ -72,6 +72,12 @@ def test_model_ids():
     assert {a: s.model_id for a, s in MODELS.items()} == {
         "kling-3-pro": "fal-ai/kling-video/v3/pro",
         "kling-3-std": "fal-ai/kling-video/v3/standard",
+        "kling-3-4k": "fal-ai/kling-video/v3/4k",
+        "kling-o3-std": "fal-ai/kling-video/o3/standard",
+        "kling-o3-pro": "fal-ai/kling-video/o3/pro",
+        "kling-o3-4k": "fal-ai/kling-video/o3/4k",
+        "kling-3-turbo-std": "fal-ai/kling-video/v3/turbo/standard",
+        "kling-3-turbo-pro": "fal-ai/kling-video/v3/turbo/pro",
     }
 
 

@@ -10,7 +10,11 @@ fal_types/extract_fal_types.py (the command is in each fixture's "generated_by")
   KlingVideoV3ProTextToVideoInput = KlingVideoV34kTextToVideoInput,
   KlingVideoV3ProImageToVideoInput = KlingVideoV34kImageToVideoInput,
   KlingV3MultiPromptElement, KlingV3ComboElementInput (standard aliases the same types);
-  fal-ai/kling-video/create-voice -> KlingVideoCreateVoiceInput = CreateVoiceInput.
+  fal-ai/kling-video/create-voice -> KlingVideoCreateVoiceInput = CreateVoiceInput; and the
+  rest of the Kling 3.0 family the project compiles to (issue 25): v3/4k (the base type),
+  o3/{standard,pro,4k}/{text-to-video,image-to-video,reference-to-video} -> O3ProTextToVideo-
+  Input, O3ProImageToVideoInput, O3ProReferenceVideoI2VInput, and v3/turbo/{standard,pro}/
+  {text-to-video,image-to-video} -> KlingVideoV3TurboPro{TextToVideo,ImageToVideo}Input.
 - fal_types/eve_kling_v3_standard_i2v_openapi.json: fal's queue OpenAPI for
   fal-ai/kling-video/v3/standard/image-to-video as saved in
   edenartlab/eve@276bd4effa26c56eb74d738e1f6492c212d593b3 eve/tools/kling_v3/openapi.json:
@@ -380,27 +384,52 @@ def _enum(type_name: str, field: str) -> list[str]:
     return TYPES["types"][type_name]["fields"][field]["schema"]["enum"]
 
 
+# the input types of each family's routes in fal-js (Standard, Pro and 4K share them)
+FAMILY_TYPES = {
+    "v3": {"text-to-video": "KlingVideoV34kTextToVideoInput",
+           "image-to-video": "KlingVideoV34kImageToVideoInput"},
+    "o3": {"text-to-video": "O3ProTextToVideoInput", "image-to-video": "O3ProImageToVideoInput",
+           "reference-to-video": "O3ProReferenceVideoI2VInput"},
+    "turbo": {"text-to-video": "KlingVideoV3TurboProTextToVideoInput",
+              "image-to-video": "KlingVideoV3TurboProImageToVideoInput"},
+}  # fmt: skip
+
+
 @pytest.mark.parametrize("alias", sorted(MODELS))
 def test_model_limits_are_within_fals_types(alias):
+    from kling_compose.providers.fal import family_of
+
     spec = MODELS[alias]
-    t2v, i2v = "KlingVideoV34kTextToVideoInput", "KlingVideoV34kImageToVideoInput"
+    types = FAMILY_TYPES[family_of(spec)]
+    t2v = types["text-to-video"]
     low, high = spec.durations_s
-    for type_name in (t2v, i2v):
+    for type_name in types.values():
         assert [str(d) for d in range(low, high + 1)] == _enum(type_name, "duration")
+        assert TYPES["types"][type_name]["fields"]["duration"]["default"] == \
+            str(DEFAULT_DURATION_S)
     assert set(spec.aspects) <= set(_enum(t2v, "aspect_ratio"))
     segment = [str(d) for d in range(spec.segment_s[0], spec.segment_s[1] + 1)]
     assert set(segment) <= set(_enum("KlingV3MultiPromptElement", "duration"))
     props = OPENAPI_INPUT["properties"]
     assert set(segment) <= set(props["multi_prompt"]["items"]["properties"]["duration"]["enum"])
-    assert props["cfg_scale"]["minimum"] <= spec.cfg_scale[0] <= spec.cfg_scale[1] \
-        <= props["cfg_scale"]["maximum"]
     assert spec.prompt_chars[1] <= props["prompt"]["maxLength"]
-    assert spec.prompt_chars[1] <= props["negative_prompt"]["maxLength"]
-    assert "1-3 images supported" in _doc(ELEMENT, "reference_image_urls")
-    assert spec.max_element_images <= 3
-    defaults = TYPES["types"][t2v]["fields"]
-    assert defaults["duration"]["default"] == str(DEFAULT_DURATION_S)
-    assert defaults["generate_audio"]["default"] is DEFAULT_AUDIO
+    declared = set().union(*(TYPES["types"][t]["fields"] for t in types.values()))
+    if spec.cfg_scale is not None:
+        assert "cfg_scale" in declared
+        assert props["cfg_scale"]["minimum"] <= spec.cfg_scale[0] <= spec.cfg_scale[1] \
+            <= props["cfg_scale"]["maximum"]
+    # a storyboard field the model takes needs the body field fal declares for it
+    needs = {"negative_prompt": "negative_prompt", "cfg_scale": "cfg_scale",
+             "elements": "elements", "last_frame": "end_image_url",
+             "reference_images": "image_urls", "multi_prompt": "multi_prompt"}
+    for name, body_field in needs.items():
+        assert (name in spec.supports) == (body_field in declared), (alias, name)
+    if "elements" in spec.supports:
+        assert "1-3 images supported" in _doc(ELEMENT, "reference_image_urls")
+        assert spec.max_element_images <= 3
+    if family_of(spec) == "v3":
+        defaults = TYPES["types"][t2v]["fields"]
+        assert defaults["generate_audio"]["default"] is DEFAULT_AUDIO
 
 
 def test_the_fixture_names_its_source_and_every_endpoint_the_project_uses():
@@ -408,11 +437,19 @@ def test_the_fixture_names_its_source_and_every_endpoint_the_project_uses():
     assert (src["package"], src["repo"], src["path"]) == (
         "@fal-ai/client", "fal-ai/fal-js", "libs/client/src/types/endpoints.ts")
     assert src["commit"].startswith("381105e1") and src["commit"] in TYPES["generated_by"]
+    from kling_compose.providers.fal import family_of
+
     used = {KEY_CHECK_ENDPOINT_ID}
+    bodies = ({}, {"start_image_url": IMG}, {"image_url": IMG}, {"elements": []})
     for spec in MODELS.values():
-        used |= {endpoint_id(spec, {}), endpoint_id(spec, {"start_image_url": IMG})}
+        used |= {endpoint_id(spec, body) for body in bodies}
     assert used <= set(TYPES["endpoints"])
-    names = {e: (TYPES["endpoints"][e]["input"], TYPES["endpoints"][e]["type"]) for e in used}
+    for endpoint in used - {KEY_CHECK_ENDPOINT_ID}:
+        spec = next(s for s in MODELS.values() if endpoint.startswith(s.model_id + "/"))
+        route = endpoint[len(spec.model_id) + 1:]
+        assert TYPES["endpoints"][endpoint]["type"] == FAMILY_TYPES[family_of(spec)][route]
+    names = {e: (TYPES["endpoints"][e]["input"], TYPES["endpoints"][e]["type"])
+             for e in used if "/v3/pro/" in e or "/v3/standard/" in e}
     assert names == {  # Standard's inputs are Pro's type (one generated type for the tiers)
         T2V: ("KlingVideoV3ProTextToVideoInput", "KlingVideoV34kTextToVideoInput"),
         I2V: ("KlingVideoV3ProImageToVideoInput", "KlingVideoV34kImageToVideoInput"),

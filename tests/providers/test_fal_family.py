@@ -1,0 +1,356 @@
+"""providers/fal.py, issue 25: the Kling family on fal. Each tier compiles to its documented
+endpoint with its own body fields and price; the bodies keep to fal-js's types; what a tier
+lacks is refused (or dropped with a warning) where the storyboard wrote it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from kling_compose.providers.fal import MODELS, endpoint_id
+
+from .factory import diagnostics, element, line, make_shot
+from .test_fal_types import TYPES, check_body, check_doc_rules, sent
+
+IMG = "https://example.com/a.png"
+IMG2 = "https://example.com/b.png"
+VID = "https://example.com/v.mp4"
+FAL = "fal-ai/kling-video"
+
+
+def shot(model, **fields):
+    return make_shot(provider="fal", model=model, **fields)
+
+
+def hero():
+    return element("hero", frontal_image="assets/hero.png", images=[IMG2])
+
+
+def dancer():
+    return element("dancer", videos=[VID])
+
+
+def mara():  # speaks in a voice made of her sample
+    return element("mara", frontal_image=IMG, voice="https://example.com/mara.wav")
+
+
+# -- each tier: its endpoints and body ------------------------------------------------------
+
+ROUTES = {
+    # alias: (text-to-video endpoint, image-to-video endpoint, the start image's field)
+    "kling-3-4k": (
+        f"{FAL}/v3/4k/text-to-video", f"{FAL}/v3/4k/image-to-video", "start_image_url"),
+    "kling-o3-std": (
+        f"{FAL}/o3/standard/text-to-video", f"{FAL}/o3/standard/image-to-video", "image_url"),
+    "kling-o3-pro": (f"{FAL}/o3/pro/text-to-video", f"{FAL}/o3/pro/image-to-video", "image_url"),
+    "kling-o3-4k": (f"{FAL}/o3/4k/text-to-video", f"{FAL}/o3/4k/image-to-video", "image_url"),
+    "kling-3-turbo-std": (f"{FAL}/v3/turbo/standard/text-to-video",
+                          f"{FAL}/v3/turbo/standard/image-to-video", "image_url"),
+    "kling-3-turbo-pro": (f"{FAL}/v3/turbo/pro/text-to-video",
+                          f"{FAL}/v3/turbo/pro/image-to-video", "image_url"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("alias", sorted(ROUTES))
+def test_each_tier_goes_to_its_text_and_image_to_video_endpoints(compile_one, alias):
+    t2v, i2v, start = ROUTES[alias]
+    job = compile_one(shot(alias, aspect="9:16", duration=7))
+    assert endpoint_id(job.model, job.request) == t2v
+    assert job.request["aspect_ratio"] == "9:16" and job.request["duration"] == "7"
+    job = compile_one(shot(alias, first_frame="from:opening", aspect="9:16"))
+    assert endpoint_id(job.model, job.request) == i2v
+    assert job.request[start] == "kc-input:frame:opening:last"
+    assert "aspect_ratio" not in job.request  # the start image sets it
+
+
+def test_the_4k_tier_sends_v3_pro_s_body():
+    """3.0 4K is the type Std and Pro alias in fal-js: the same body at its own endpoint."""
+    from kling_compose.compiler import compile_shots
+    from dataclasses import replace
+
+    from .factory import make_resolved
+
+    fields = dict(prompt_text="@hero runs", elements=[hero()], first_frame=IMG, last_frame=IMG2,
+                  negative_prompt="blur", cfg_scale=0.4, audio=False, duration=9)
+    pro, k4 = compile_shots(make_resolved(shot("kling-3-pro", **fields),
+                                          replace(shot("kling-3-4k", **fields), id="s2")))
+    assert k4.request == pro.request
+    assert endpoint_id(k4.model, k4.request) == f"{FAL}/v3/4k/image-to-video"
+
+
+def test_o3_image_to_video_names_the_start_image_image_url_and_always_says_audio(compile_one):
+    job = compile_one(shot("kling-o3-std", first_frame=IMG, last_frame=IMG2, duration=6))
+    assert job.request == {"prompt": "A quiet harbour at dawn", "duration": "6",
+                           "generate_audio": False, "shot_type": "customize",
+                           "image_url": IMG, "end_image_url": IMG2}
+    # O3 defaults to silence (fal's O3 pages: generate_audio "default: false"), unlike v3
+    assert compile_one(shot("kling-o3-std")).request["generate_audio"] is False
+    assert compile_one(shot("kling-o3-std", audio=True)).request["generate_audio"] is True
+
+
+def test_o3_elements_and_reference_images_go_to_reference_to_video(compile_one):
+    """reference-to-video takes elements without a frame, reference images as image_urls
+    (@Image1...), and a first frame as start_image_url."""
+    job = compile_one(shot("kling-o3-pro", prompt_text="@hero dances like @dancer",
+                           elements=[hero(), dancer()], reference_images=[IMG, "from:opening"],
+                           aspect="1:1", audio=True))
+    assert endpoint_id(job.model, job.request) == f"{FAL}/o3/pro/reference-to-video"
+    assert job.request == {
+        "prompt": "@Element1 dances like @Element2", "generate_audio": True,
+        "shot_type": "customize", "aspect_ratio": "1:1",
+        "image_urls": [IMG, "kc-input:frame:opening:last"],
+        "elements": [{"frontal_image_url": "kc-input:file:assets/hero.png",
+                      "reference_image_urls": [IMG2]}, {"video_url": VID}]}
+    job = compile_one(shot("kling-o3-4k", prompt_text="@hero waits", elements=[hero()],
+                           first_frame=IMG, last_frame=IMG2))
+    assert endpoint_id(job.model, job.request) == f"{FAL}/o3/4k/reference-to-video"
+    assert (job.request["start_image_url"], job.request["end_image_url"]) == (IMG, IMG2)
+    assert "image_url" not in job.request and "aspect_ratio" not in job.request
+
+
+def test_turbo_sends_no_audio_switch_and_no_shot_type(compile_one):
+    job = compile_one(shot("kling-3-turbo-pro", multi_prompt=[("A step", 4), ("A turn", 5)],
+                           first_frame=IMG, audio=True))
+    assert job.request == {"duration": "9", "image_url": IMG, "multi_prompt": [
+        {"prompt": "A step", "duration": "4"}, {"prompt": "A turn", "duration": "5"}]}
+
+
+# -- prices: a 5 s shot with and without audio -------------------------------------------------
+
+PRICES = {  # alias: (5 s with audio, 5 s without), USD
+    "kling-3-std": ("0.630", "0.420"),  # fal v3 standard page: 0.126 / 0.084
+    "kling-3-pro": ("0.840", "0.560"),  # fal v3 pro page: 0.168 / 0.112
+    "kling-3-4k": ("2.10", "2.10"),  # fal v3 4k pages: 0.42 "regardless of whether audio is on"
+    "kling-o3-std": ("0.560", "0.420"),  # fal O3 standard page: 0.112 / 0.084
+    "kling-o3-pro": ("1.40", "1.120"),  # no fal price: the higher secondary, 0.28 / 0.224
+    "kling-o3-4k": ("2.10", "2.10"),  # fal O3 4k pages: 0.42 either way
+    "kling-3-turbo-std": ("0.560", "0.560"),  # fal Turbo Standard page: 0.112, sound always
+    "kling-3-turbo-pro": ("0.70", "0.70"),  # fal Turbo Pro pages: 0.14, sound always
+}
+
+
+@pytest.mark.parametrize("alias", sorted(PRICES))
+def test_the_price_of_a_5_s_shot_with_and_without_audio(compile_one, alias):
+    with_audio, without = PRICES[alias]
+    assert compile_one(shot(alias, duration=5, audio=True)).cost_usd == Decimal(with_audio)
+    assert compile_one(shot(alias, duration=5, audio=False)).cost_usd == Decimal(without)
+
+
+def test_every_fal_tier_is_priced():
+    assert set(PRICES) == set(MODELS)
+
+
+def test_o3_pro_says_its_price_is_not_fal_s():
+    job = make_shot(provider="fal", model="kling-o3-pro")
+    from kling_compose.compiler import compile_shots
+
+    from .factory import make_resolved
+
+    note = compile_shots(make_resolved(job))[0].cost_note
+    assert note is not None and "fal publishes no Kling O3 Pro price" in note
+    assert "0.224" in note and "0.28" in note
+    for alias in set(MODELS) - {"kling-o3-pro"}:
+        assert compile_shots(make_resolved(shot(alias)))[0].cost_note is None, alias
+
+
+# -- what a tier lacks ----------------------------------------------------------------------
+
+
+def test_o3_drops_negative_prompt_and_cfg_scale_with_a_warning(compile_one):
+    job = compile_one(shot("kling-o3-std", negative_prompt="blur", cfg_scale=0.5))
+    assert "negative_prompt" not in job.request and "cfg_scale" not in job.request
+    assert [str(w) for w in job.warnings] == [
+        "storyboard.yaml:12:5: warning: negative_prompt is not sent: fal model 'kling-o3-std' "
+        "has no such setting\n  hint: it is ignored for this shot; remove it or choose a model "
+        "that has it",
+        "storyboard.yaml:25:5: warning: cfg_scale is not sent: fal model 'kling-o3-std' has no "
+        "such setting\n  hint: it is ignored for this shot; remove it or choose a model that "
+        "has it"]
+
+
+def test_o3_refuses_a_video_input():
+    assert diagnostics(shot("kling-o3-std", video=VID)) == [
+        "storyboard.yaml:20:5: error: fal model 'kling-o3-std' does not support video\n  hint: "
+        "remove video from this shot or choose another model (fal's Kling O3 pages, fal.ai/"
+        "docs/model-api-reference/video-generation-api/kling-video-o3-standard-reference-to-"
+        "video)"]
+
+
+def test_o3_refuses_an_end_frame_alone():
+    assert diagnostics(shot("kling-o3-pro", last_frame=IMG)) == [
+        "storyboard.yaml:18:5: error: last_frame needs a first_frame on fal\n  hint: add a "
+        "first_frame: Kling O3 makes no clip from an end frame alone (Kling API: \"Currently "
+        "does not support only the end frame\")"]
+
+
+def test_o3_counts_elements_and_reference_images_together():
+    two = [hero(), element("lamp", frontal_image=IMG)]
+    assert diagnostics(shot("kling-o3-std", prompt_text="@hero @lamp", elements=two,
+                            reference_images=[IMG] * 6)) == [
+        "storyboard.yaml:19:5: error: 2 element(s) and 6 reference image(s); fal model "
+        "'kling-o3-std' takes at most 7 together\n  hint: fal's O3 reference-to-video: "
+        "\"Maximum 4 total (elements + reference images) when using video\", 7 otherwise (its "
+        "4K page; Kling's omni-video): drop some"]
+    assert diagnostics(shot("kling-o3-4k", prompt_text="@dancer", elements=[dancer()],
+                            reference_images=[IMG] * 4)) == [
+        "storyboard.yaml:19:5: error: 1 element(s) and 4 reference image(s); fal model "
+        "'kling-o3-4k' takes at most 4 together with a video element\n  hint: fal's O3 "
+        "reference-to-video: \"Maximum 4 total (elements + reference images) when using "
+        "video\", 7 otherwise (its 4K page; Kling's omni-video): drop some"]
+    assert diagnostics(shot("kling-o3-4k", prompt_text="@dancer", elements=[dancer()],
+                            reference_images=[IMG] * 3)) == []
+
+
+def test_o3_takes_no_end_frame_beside_reference_images():
+    assert diagnostics(shot("kling-o3-std", first_frame=IMG, last_frame=IMG2,
+                            reference_images=[IMG])) == [
+        "storyboard.yaml:18:5: error: an end frame cannot be combined with reference images on "
+        "fal model 'kling-o3-std'\n  hint: remove the last_frame or the reference_images "
+        "(Kling API, omni-video: \"Setting an end frame is not supported when there are more "
+        "than 2 images\")"]
+
+
+@pytest.mark.parametrize("alias", ["kling-3-std", "kling-3-pro", "kling-3-4k",
+                                   "kling-3-turbo-std", "kling-3-turbo-pro"])
+def test_reference_images_need_o3(alias):
+    found = diagnostics(shot(alias, reference_images=[IMG]))
+    assert len(found) == 1 and found[0].startswith(
+        f"storyboard.yaml:19:5: error: fal model '{alias}' does not support reference_images")
+
+
+def test_turbo_refuses_an_end_frame_and_elements():
+    assert diagnostics(shot("kling-3-turbo-std", first_frame=IMG, last_frame=IMG2)) == [
+        "storyboard.yaml:18:5: error: 2 frame images given; fal model 'kling-3-turbo-std' takes "
+        "1-1\n  hint: remove the last_frame",
+        "storyboard.yaml:18:5: error: fal model 'kling-3-turbo-std' does not support last_frame"
+        "\n  hint: remove last_frame from this shot or choose another model (fal's Kling Video "
+        "V3 Turbo Standard page, fal.ai/models/fal-ai/kling-video/v3/turbo/standard/image-to-"
+        "video/llms.txt)"]
+    assert diagnostics(shot("kling-3-turbo-pro", prompt_text="@hero", elements=[hero()],
+                            first_frame=IMG)) == [
+        "storyboard.yaml:22:5: error: fal model 'kling-3-turbo-pro' does not support elements\n"
+        "  hint: remove elements from this shot or choose another model (fal's Kling Video V3 "
+        "Turbo Pro page, fal.ai/models/fal-ai/kling-video/v3/turbo/pro/text-to-video/llms.txt)"]
+
+
+def test_turbo_drops_negative_prompt_and_cfg_scale_and_warns_that_sound_comes_anyway(
+        compile_one):
+    job = compile_one(shot("kling-3-turbo-std", audio=False, negative_prompt="blur",
+                           cfg_scale=0.5))
+    assert job.request == {"prompt": "A quiet harbour at dawn"}
+    assert [str(w) for w in job.warnings] == [
+        "storyboard.yaml:12:5: warning: negative_prompt is not sent: fal model "
+        "'kling-3-turbo-std' has no such setting\n  hint: it is ignored for this shot; remove "
+        "it or choose a model that has it",
+        "storyboard.yaml:25:5: warning: cfg_scale is not sent: fal model 'kling-3-turbo-std' "
+        "has no such setting\n  hint: it is ignored for this shot; remove it or choose a model "
+        "that has it",
+        "storyboard.yaml:16:5: warning: audio: false is not honoured: fal model "
+        "'kling-3-turbo-std' always makes sound\n  hint: fal's Turbo endpoints have no "
+        "generate_audio and their clips come \"with native audio\" (priced so): mute it when "
+        "editing, or choose a model with an audio switch"]
+    assert compile_one(shot("kling-3-turbo-std", audio=True)).warnings == ()
+
+
+@pytest.mark.parametrize("alias, why", [
+    ("kling-3-4k", "fal's 4K price covers audio without voice control only"),
+    ("kling-o3-std", "fal prices O3 with audio on or off only, and Kling gives its omni model "
+                     "no voice control"),
+])  # fmt: skip
+def test_a_voice_is_not_bound_where_fal_prices_no_voice_control(compile_one, alias, why):
+    """fal bills voice control at its own price where it publishes one (3.0 Std and Pro);
+    elsewhere a voice would cost an unknown amount: its lines are sent in the prompt alone."""
+    talk = shot(alias, prompt_text="@mara pours tea", elements=[mara()], first_frame=IMG,
+                dialogue=[line("mara", "You came back.")], audio=True, duration=5)
+    job = compile_one(talk)
+    assert job.request["elements"] == [{"frontal_image_url": IMG, "reference_image_urls": [IMG]}]
+    assert job.request["prompt"] == '@Element1 pours tea\n[@Element1]: "You came back."'
+    assert job.cost_usd == MODELS[alias].prices["audio"] * 5
+    assert [str(w) for w in job.warnings] == [
+        f"storyboard.yaml:3:3: warning: fal model '{alias}' cannot bind the voice of element "
+        f"'mara' ({why}): its lines go into the prompt alone, spoken in a voice the model "
+        "picks\n  hint: use a provider that binds voices (fal, kling; runware and kie take a "
+        "`voice:` sample file), or keep it: the words and tone are still sent"]
+    pro = compile_one(shot("kling-3-pro", prompt_text="@mara pours tea", elements=[mara()],
+                           first_frame=IMG, dialogue=[line("mara", "You came back.")]))
+    assert pro.request["elements"][0]["voice_id"] == "kc-input:voice:mara"  # bound on v3 Pro
+
+
+# -- the bodies against fal-js's types -------------------------------------------------------
+
+TYPED = {
+    "4k t2v": shot("kling-3-4k", aspect="1:1", negative_prompt="blur", cfg_scale=0.2,
+                   duration=15),
+    "4k i2v elements": shot("kling-3-4k", prompt_text="@hero and @dancer", first_frame=IMG,
+                            last_frame="from:opening", elements=[hero(), dancer()], audio=True),
+    "4k i2v multi_prompt": shot("kling-3-4k", multi_prompt=[("Walks in", 3), ("Walks out", 3)],
+                                first_frame=IMG, audio=False),
+    **{f"o3 {tier} t2v": shot(f"kling-o3-{tier}", aspect="9:16", duration=3, audio=True)
+       for tier in ("std", "pro", "4k")},
+    **{f"o3 {tier} t2v multi_prompt": shot(f"kling-o3-{tier}",
+                                           multi_prompt=[("A wave", 5), ("A gull", 10)])
+       for tier in ("std", "pro", "4k")},
+    **{f"o3 {tier} i2v": shot(f"kling-o3-{tier}", first_frame="assets/s.png",
+                           last_frame="from:opening", duration=15)
+       for tier in ("std", "pro", "4k")},
+    **{f"o3 {tier} i2v multi_prompt": shot(f"kling-o3-{tier}", first_frame=IMG,
+                                        multi_prompt=[("A wave", 4), ("A gull", 4)], audio=True)
+       for tier in ("std", "pro", "4k")},
+    **{f"o3 {tier} r2v": shot(f"kling-o3-{tier}", prompt_text="@hero by @dancer, like @@Image1",
+                           elements=[hero(), dancer()], reference_images=[IMG, IMG2],
+                           aspect="16:9", audio=True)
+       for tier in ("std", "pro", "4k")},
+    **{f"o3 {tier} r2v frames": shot(f"kling-o3-{tier}", prompt_text="@hero", elements=[hero()],
+                                  first_frame=IMG, last_frame=IMG2)
+       for tier in ("std", "pro", "4k")},
+    **{f"o3 {tier} r2v multi_prompt": shot(f"kling-o3-{tier}", elements=[hero()],
+                                           multi_prompt=[("@hero walks", 5),
+                                                         ("@hero waves", 6)])
+       for tier in ("std", "pro", "4k")},
+    "o3 r2v references only": shot("kling-o3-std", reference_images=[IMG] * 7),
+    "o3 r2v voice not bound": shot("kling-o3-pro", prompt_text="@mara", elements=[mara()],
+                                   dialogue=[line("mara", "Hello.")], audio=True),
+    **{f"turbo {tier} t2v": shot(f"kling-3-turbo-{tier}", aspect="1:1", duration=12,
+                                 audio=True)
+       for tier in ("std", "pro")},
+    **{f"turbo {tier} t2v multi_prompt": shot(f"kling-3-turbo-{tier}",
+                                              multi_prompt=[("A wave", 5)] * 3)
+       for tier in ("std", "pro")},
+    **{f"turbo {tier} i2v": shot(f"kling-3-turbo-{tier}", first_frame="from:opening", duration=3)
+       for tier in ("std", "pro")},
+    **{f"turbo {tier} i2v multi_prompt": shot(f"kling-3-turbo-{tier}", first_frame=IMG,
+                                              multi_prompt=[("A wave", 3), ("A gull", 3)])
+       for tier in ("std", "pro")},
+    "turbo spoken only": shot("kling-3-turbo-std", prompt_text=None,
+                              dialogue=[line("narrator", "It rained.")]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", TYPED.values(), ids=list(TYPED))
+def test_the_family_s_bodies_keep_to_fal_s_types(compile_one, case):
+    job = compile_one(case)
+    body = sent(job)
+    endpoint = endpoint_id(job.model, job.request)
+    problems = check_body(endpoint, body) + check_doc_rules(body)
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_cases_reach_every_route_of_every_tier_and_each_field_fal_declares(compile_one):
+    seen: dict[str, set] = {}
+    for case in TYPED.values():
+        job = compile_one(case)
+        seen.setdefault(endpoint_id(job.model, job.request), set()).update(sent(job))
+    family = {e for e in TYPES["endpoints"] if "/o3/" in e or "/turbo/" in e or "/4k/" in e}
+    assert set(seen) == family
+    for endpoint, fields in seen.items():
+        declared = set(TYPES["types"][TYPES["endpoints"][endpoint]["type"]]["fields"])
+        if endpoint.endswith("/image-to-video") and "/v3/4k/" in endpoint:
+            declared -= {"aspect_ratio"}
+        assert fields <= declared
+    # every field of each O3 and Turbo type is sent by some case
+    for route in ("o3/pro/text-to-video", "o3/pro/image-to-video", "o3/pro/reference-to-video",
+                  "v3/turbo/pro/text-to-video", "v3/turbo/pro/image-to-video"):
+        endpoint = f"{FAL}/{route}"
+        assert seen[endpoint] == set(TYPES["types"][TYPES["endpoints"][endpoint]["type"]]
+                                     ["fields"]), endpoint

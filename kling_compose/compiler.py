@@ -120,14 +120,28 @@ def lookup(shot: ResolvedShot) -> tuple[Provider, ModelSpec] | Diagnostic:
         return _unknown_provider(shot.provider, shot)
     spec = provider.models.get(shot.model)
     if spec is None:
-        hint = did_you_mean(shot.model, provider.models)
-        listing = f"{provider.name} models: {', '.join(provider.models)}"
-        return Diagnostic(
-            f"unknown model '{shot.model}' for provider {provider.name}",
-            shot.where("model"),
-            f"{hint} ({listing})" if hint else listing,
-        )
+        return _missing_model(provider, shot)
     return provider, spec
+
+
+def _missing_model(provider: Provider, shot: ResolvedShot) -> Diagnostic:
+    """A model the provider lacks: a tier another provider has names those providers (the
+    storyboard moves there with `--provider`), anything else gets a did-you-mean."""
+    listing = f"{provider.name} models: {', '.join(provider.models)}"
+    hosts = [p.name for p in PROVIDERS.values()
+             if shot.model in p.models and not p.spec.capabilities.local]
+    if hosts:
+        return Diagnostic(
+            f"{provider.name} has no {shot.model}: it is offered by {', '.join(hosts)}",
+            shot.where("model"),
+            f"run this shot on {' or '.join(hosts)} (`provider: {hosts[0]}`, or `--provider "
+            f"{hosts[0]}`), or choose a model {provider.name} has ({listing})")
+    hint = did_you_mean(shot.model, provider.models)
+    return Diagnostic(
+        f"unknown model '{shot.model}' for provider {provider.name}",
+        shot.where("model"),
+        f"{hint} ({listing})" if hint else listing,
+    )
 
 
 def _unknown_provider(name: str, shot: ResolvedShot | None) -> Diagnostic:

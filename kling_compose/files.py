@@ -475,7 +475,7 @@ def project_files(resolved, inputs: Iterable[Path | str] = ()) -> Protected:
     sources = []
     for shot in resolved.shots:
         sources += [shot.first_frame, shot.last_frame, shot.video, *shot.reference_images,
-                    *shot.reference_videos]
+                    *shot.keyframes, *shot.reference_videos]
         for element in shot.elements:
             sources += [element.frontal_image, *element.images, *element.videos,
                         *element.voices]

@@ -153,6 +153,8 @@ class ShotFields:
     provider_options: Mapping[str, Any] | None = None
     dialogue: tuple[Line, ...] | None = None
     framing: Framing | None = None
+    keyframes: tuple[FrameSource, ...] | None = None
+    resolution: str | None = None
     locations: Mapping[str, Location] = field(default_factory=lambda: EMPTY)
 
 
@@ -296,6 +298,8 @@ class ResolvedShot:
     first_frame: FrameSource | None = None
     last_frame: FrameSource | None = None
     reference_images: tuple[FrameSource, ...] = ()
+    # the frames between first_frame and last_frame, in order, spaced evenly (Kling 4.0)
+    keyframes: tuple[FrameSource, ...] = ()
     video: FrameSource | None = None
     reference_videos: tuple[FrameSource, ...] = ()
     elements: tuple[Element, ...] = ()  # in order of first use: prompt refs, then the explicit list
@@ -307,6 +311,7 @@ class ResolvedShot:
     provider_options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     dialogue: tuple[Line, ...] = ()  # the shot's own lines (a multi_prompt's are on its segments)
     focus: tuple[float, float] = (0.5, 0.5)
+    resolution: str | None = None  # "720p" | "1080p" | "4k" as written; None: the model's own
     location: Location | None = None  # the shot's `id`
     # field -> where its effective value was set
     locations: Mapping[str, Location] = field(default_factory=lambda: EMPTY)
@@ -336,7 +341,8 @@ class ResolvedShot:
     @property
     def chains(self) -> tuple[FrameSource, ...]:
         """Every input taken from another shot's clip."""
-        srcs = [self.first_frame, self.last_frame, self.video, *self.reference_images]
+        srcs = [self.first_frame, self.last_frame, self.video, *self.reference_images,
+                *self.keyframes]
         srcs += list(self.reference_videos)
         return tuple(s for s in srcs if s is not None and s.is_chain)
 

@@ -314,7 +314,7 @@ class _Builder:
         deps = tuple(dict.fromkeys(t.id for t in inputs.values() if t is not None))
         # the preview's clip size changes its output: it is part of the key (a film never mixes
         # 360p and 1080p rehearsal clips)
-        size = {"short_side": self.preview_short_side} if job.provider in LOCAL_PROVIDERS else {}
+        size = {"short_side": self._short_side(job)} if job.provider in LOCAL_PROVIDERS else {}
         key = hash_key("generate", job.provider, job.model.model_id, job.request,
                        {p: t.cache_key for p, t in inputs.items() if t is not None}, files,
                        *([size] if size else []))
@@ -334,6 +334,14 @@ class _Builder:
                 short_side=size.get("short_side")),
             picks=self.picks(deps), made_from=made_from,
         ))
+
+    def _short_side(self, job: Job) -> int:
+        """The preview's clip size: --preview-resolution, never above the tier's own (a
+        720p draft rehearses at 720p at most; the request's size is the tier's)."""
+        width, height = job.request.get("width"), job.request.get("height")
+        if isinstance(width, int) and isinstance(height, int):
+            return min(self.preview_short_side, width, height)
+        return self.preview_short_side
 
     def input_task(self, job: Job, ref: InputRef) -> Task | None:
         """The task whose artifact fills `ref` (None: the preview provider reads the file)."""

@@ -122,7 +122,7 @@ class _Resolver:
             ("first_frame", "last_frame", "video") if name in values}
         lists: dict[str, tuple[FrameSource, ...]] = {
             name: tuple(self.source(shot, index, s) for s in values[name]) for name in
-            ("reference_images", "reference_videos") if name in values}
+            ("reference_images", "reference_videos", "keyframes") if name in values}
         self.check_dialogue(shot, values, locations)
         elements = self.elements(shot, values, levels)
         values.update(chains)
@@ -644,8 +644,8 @@ def _varied(by_id: Mapping[str, ResolvedShot], wanted: list[str], aspect: str) -
             shot = by_id[shot_id]
             if shot_id in varied or at_aspect(shot):
                 continue
-            framing = [s for s in (shot.first_frame, shot.last_frame, shot.video)
-                       if s is not None]
+            framing = [s for s in (shot.first_frame, shot.last_frame, shot.video,
+                                   *shot.keyframes) if s is not None]
             if not framing or any(s.is_chain and s.value in varied for s in framing):
                 varied.add(shot_id)
                 changed = True
@@ -665,6 +665,7 @@ def _variant(shot: ResolvedShot, vid: str, aspect: str, variant: Mapping[str, st
         first_frame=moved(shot.first_frame), last_frame=moved(shot.last_frame),
         video=moved(shot.video),
         reference_images=tuple(moved(s) for s in shot.reference_images),  # type: ignore[misc]
+        keyframes=tuple(moved(s) for s in shot.keyframes),  # type: ignore[misc]
         reference_videos=tuple(moved(s) for s in shot.reference_videos))  # type: ignore[misc]
 
 

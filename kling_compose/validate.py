@@ -447,6 +447,7 @@ class _Builder:
         return tuple(self.source(path + (i,), v) for i, v in enumerate(value))
 
     _field_reference_videos = _field_reference_images
+    _field_keyframes = _field_reference_images
 
     def _field_elements(self, path, value) -> tuple[ElementRef, ...]:
         return tuple(ElementRef(name, self.doc.locate(path + (i,))) for i, name in enumerate(value))

@@ -62,11 +62,25 @@ def test_unknown_provider_lists_what_exists():
 
 def test_unknown_model_lists_the_providers_models():
     with pytest.raises(UserError) as info:
-        compile_shots(make_resolved(make_shot(provider="fal", model="kling-o3-pro")))
-    assert str(info.value) == (
-        "storyboard.yaml:24:5: error: unknown model 'kling-o3-pro' for provider fal\n"
-        "  hint: did you mean 'kling-3-pro'? (fal models: kling-3-pro, kling-3-std)"
-    )
+        compile_shots(make_resolved(make_shot(provider="kling", model="kling-3-prox")))
+    [diag] = info.value.diagnostics
+    assert str(info.value).startswith(
+        "storyboard.yaml:24:5: error: unknown model 'kling-3-prox' for provider kling\n"
+        "  hint: did you mean ")
+    assert "kling-o3-std" in (diag.hint or "")
+
+
+def test_a_tier_the_provider_lacks_names_the_providers_that_have_it():
+    """issue 25: kling-3-4k is kie's (and others'), not the official API's: the error is at
+    the shot's model and says where the tier is offered; the preview is never named."""
+    with pytest.raises(UserError) as info:
+        compile_shots(make_resolved(make_shot(provider="kling", model="kling-3-4k")))
+    [diag] = info.value.diagnostics
+    assert str(diag.location) == "storyboard.yaml:24:5"
+    assert diag.message.startswith("kling has no kling-3-4k: it is offered by ")
+    hosts = diag.message.split("offered by ")[1].split(", ")
+    assert "kie" in hosts and "preview" not in hosts and "kling" not in hosts
+    assert "--provider kie" in (diag.hint or "") or f"--provider {hosts[0]}" in (diag.hint or "")
 
 
 def test_unknown_override_is_reported_once_without_location():

@@ -347,3 +347,60 @@ def test_a_single_shot_keeps_its_last_frame_and_a_model_without_one_says_so_once
     shot = make_shot(first_frame=IMG, last_frame=IMG, multi_prompt=[("one", 3), ("two", 3)])
     assert [d.split("\n")[0] for d in diagnostics(shot)] == [
         "storyboard.yaml:11:5: error: runware model 'kling-3-pro' does not support multi_prompt"]
+
+
+# --- keyframes and resolution (issue 25: Kling 4.0, tiers) --------------------------------
+
+_V4 = ModelSpec(alias="kling-4", model_id="v4", source="a 4.0 page", durations_s=(3, 30),
+                max_keyframes=8, resolutions=("1080p", "720p"),
+                supports=frozenset({"first_frame", "last_frame", "keyframes", "duration"}))
+
+
+def _check(shot, spec=_V4):
+    return [str(d) for d in rules.check_shot(shot, spec, "fal", lambda p: p.text)]
+
+
+def test_eight_keyframes_pass_and_the_ninth_is_refused_at_itself():
+    frames = [f"https://example.com/k{i}.png" for i in range(9)]
+    assert _check(make_shot(first_frame=IMG, keyframes=frames[:8], duration=20)) == []
+    [error] = _check(make_shot(first_frame=IMG, keyframes=frames, duration=20))
+    assert error.startswith("storyboard.yaml:")
+    assert "9 keyframes given; fal model 'kling-4' takes at most 8" in error
+
+
+def test_keyframes_need_a_first_frame():
+    [error] = _check(make_shot(keyframes=[IMG]))
+    assert "keyframes need a first_frame on fal model 'kling-4'" in error
+    assert "spaced evenly" in error
+
+
+def test_a_model_without_keyframes_refuses_them():
+    [error] = _check(make_shot(first_frame=IMG, keyframes=[IMG]),
+                     ModelSpec(alias="kling-3-pro", model_id="p", source="seed",
+                               supports=frozenset({"first_frame"})))
+    assert "does not support keyframes" in error
+
+
+def test_duration_thirty_is_kling_4s_limit():
+    assert _check(make_shot(duration=30)) == []
+    [error] = _check(make_shot(duration=31))
+    assert "duration 31 s is out of range: fal model 'kling-4' makes 3-30 s" in error
+
+
+@pytest.mark.parametrize("resolution, expected", [
+    ("720p", None), ("1080p", None),
+    ("4k", "fal model 'kling-4' renders 1080p or 720p, not 4k"),
+])
+def test_resolution_is_one_the_model_offers(resolution, expected):
+    found = _check(make_shot(resolution=resolution))
+    assert (found == []) if expected is None else (expected in found[0])
+
+
+def test_a_fixed_tier_refuses_another_resolution_and_names_the_tiers():
+    std = ModelSpec(alias="kling-3-std", model_id="s", source="std page", resolutions=("720p",))
+    assert _check(make_shot(resolution="720p"), std) == []
+    [error] = _check(make_shot(resolution="1080p"), std)
+    assert "renders 720p, not 1080p" in error and "kling-3-pro 1080p" in error
+    [error] = _check(make_shot(resolution="720p"),
+                     ModelSpec(alias="x", model_id="x", source="x page"))
+    assert "has no resolution setting" in error

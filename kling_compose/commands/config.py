@@ -13,8 +13,8 @@ from ..model import Element, FrameSource, Line, Output, Piece, Prompt, Resolved,
 from ..resolve import VARIANT_MARK
 
 _SHOT_FIELDS = ("provider", "model", "prompt", "multi_prompt", "negative_prompt", "duration",
-                "size", "aspect", "audio", "first_frame", "last_frame", "reference_images",
-                "video", "reference_videos", "elements", "cfg_scale", "takes", "pick",
+                "size", "aspect", "resolution", "audio", "first_frame", "keyframes",
+                "last_frame", "reference_images", "video", "reference_videos", "elements", "cfg_scale", "takes", "pick",
                 "output_format", "quality", "provider_options", "dialogue")
 
 

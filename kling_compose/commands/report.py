@@ -426,7 +426,8 @@ def _prompt_parts(job, prompt) -> tuple[PromptPart, ...]:
     return tuple(parts)
 
 
-_LINK_FIELDS = ("first_frame", "last_frame", "video", "reference_images", "reference_videos")
+_LINK_FIELDS = ("first_frame", "keyframes", "last_frame", "video", "reference_images",
+                "reference_videos")
 
 
 def _links(shot) -> tuple[Link, ...]:

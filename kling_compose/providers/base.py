@@ -89,6 +89,11 @@ class ModelSpec:
     supports: frozenset[str] = frozenset()
     # pairs of storyboard fields that must not be combined, with the rule's text
     excludes: tuple[tuple[str, str, str], ...] = ()
+    # the output resolutions the model offers ("720p", "1080p", "4k"), the first its default: a
+    # tier has one (kling-3-std renders 720p), Kling 4.0 two; () unknown (a shot's `resolution`
+    # is then refused). The preview renders a tier's rehearsal no larger (providers/preview.py)
+    resolutions: tuple[str, ...] = ()
+    max_keyframes: int = 0  # middle keyframes between the first and last frame (Kling 4.0)
     # USD per second of output, keyed "silent" | "audio" | "video_input"; a missing key is unknown
     prices: Mapping[str, Decimal] = field(default_factory=lambda: EMPTY)
 

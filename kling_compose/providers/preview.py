@@ -28,15 +28,30 @@ _ALIASES = sorted(
 )
 
 
+_HOSTED = (runware.MODELS, fal.MODELS, kling_v3_task.MODELS, kie.MODELS, kling.MODELS)
+
+# the short side in pixels of each output resolution (a 4K rehearsal renders at 1080p: a 4K
+# animatic would take minutes and show nothing more)
+SHORT_SIDES: Mapping[str, int] = {"720p": 720, "1080p": 1080, "4k": 1080}
+
+
 def _spec(alias: str) -> ModelSpec:
-    # Kling's duration, prompt and multi_prompt limits, so a rehearsal fails where a real
-    # run would; sizes, aspects and inputs are free.
+    """Every hosted provider's limits of the alias put together (the widest duration range,
+    every resolution offered), so a rehearsal fails where any real run would and a draft tier
+    rehearses at its own resolution; sizes, aspects and inputs are free."""
+    hosted = [models[alias] for models in _HOSTED if alias in models]
+    resolutions = tuple(dict.fromkeys(r for spec in hosted for r in rules.resolutions(spec)))
+    durations = (min((s.durations_s[0] for s in hosted), default=3),
+                 max((s.durations_s[1] for s in hosted), default=15))
     return ModelSpec(
         alias=alias,
         model_id="preview",
         source="kling-compose preview provider (local animatic)",
+        durations_s=durations,
         sizes=None,
         aspects=None,
+        resolutions=resolutions,
+        max_keyframes=max((s.max_keyframes for s in hosted), default=0),
         supports=frozenset(rules.CHECKED_FIELDS),
         prices={"silent": Decimal(0), "audio": Decimal(0), "video_input": Decimal(0)},
     )
@@ -67,7 +82,7 @@ class PreviewProvider(Declared):
         return prompt.render(lambda name: "@" + name)
 
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
-        width, height = preview_size(shot)
+        width, height = preview_size(shot, tier_short_side(shot, spec))
         return {
             "duration": rules.effective_duration(shot) or DEFAULT_DURATION_S,
             "width": width,
@@ -86,6 +101,10 @@ class PreviewProvider(Declared):
             # dialogue: captions and a tone per speaker while each line is spoken; a shot
             # without lines keeps its key
             **({"lines": speaker_lines(shot)} if shot.lines else {}),
+            # Kling 4.0's middle keyframes: inputs like any frame, so a chain through them
+            # re-renders the rehearsal when its source changes (a shot without keeps its key)
+            **({"keyframes": [ref(k, "image") for k in shot.keyframes]}
+               if shot.keyframes else {}),
         }
 
     def route(self, spec: ModelSpec, request: Mapping[str, Any]) -> str:
@@ -123,8 +142,24 @@ def speaker_lines(shot: ResolvedShot) -> list[list[Any]]:
             for line, start, end in shot.lines]
 
 
-def preview_size(shot: ResolvedShot) -> tuple[int, int]:
-    """The shot's size; else its aspect with a 1080 px short side; else 1920x1080."""
+def tier_short_side(shot: ResolvedShot, spec: ModelSpec) -> int | None:
+    """The short side of the resolution the shot's tier renders (its `resolution`, else the
+    model's default), None when the alias names none."""
+    resolution = shot.resolution or (spec.resolutions[0] if spec.resolutions else None)
+    return SHORT_SIDES.get(resolution) if resolution else None
+
+
+def preview_size(shot: ResolvedShot, short_side: int | None = None) -> tuple[int, int]:
+    """The shot's size; else its aspect with a 1080 px short side; else 1920x1080; scaled
+    down to `short_side` (the tier's resolution: a 720p draft is 1280x720)."""
+    width, height = _nominal(shot)
+    if short_side is None or min(width, height) <= short_side:
+        return width, height
+    scale = Fraction(short_side, min(width, height))
+    return _even(width * scale), _even(height * scale)
+
+
+def _nominal(shot: ResolvedShot) -> tuple[int, int]:
     if shot.size is not None:
         return shot.size
     if shot.aspect is None:

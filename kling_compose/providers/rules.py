@@ -31,7 +31,7 @@ SOFT_FIELDS: frozenset[str] = frozenset(
 CHECKED_FIELDS: tuple[str, ...] = (
     "multi_prompt", "negative_prompt", "duration", "size", "aspect", "audio", "first_frame",
     "last_frame", "reference_images", "video", "reference_videos", "elements", "cfg_scale",
-    "takes", "output_format", "quality",
+    "takes", "output_format", "quality", "keyframes",
 )  # fmt: skip
 
 # The allowed values of ResolvedShot fields that mean "not set".
@@ -208,6 +208,60 @@ def check_frame_count(shot: ResolvedShot, spec: ModelSpec, provider: str) -> lis
     )]  # fmt: skip
 
 
+def check_keyframe_count(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    """Middle keyframes: at most the model's number, and only between a first frame and the
+    end (a keyframe list without a first frame has nothing to space them from)."""
+    if not shot.keyframes or "keyframes" not in spec.supports:
+        return []  # check_supported says a model without keyframes does not take them
+    if len(shot.keyframes) > spec.max_keyframes:
+        return [Diagnostic(
+            f"{len(shot.keyframes)} keyframes given; {label(provider, spec)} takes at most "
+            f"{spec.max_keyframes} between the first and last frame",
+            shot.keyframes[spec.max_keyframes].location or shot.where("keyframes"),
+            f"remove {len(shot.keyframes) - spec.max_keyframes}, or split the shot in two "
+            f"chained shots ({spec.source})")]
+    if shot.first_frame is None:
+        return [Diagnostic(
+            f"keyframes need a first_frame on {label(provider, spec)}",
+            shot.where("keyframes"),
+            "add a first_frame (a path, URL or `{from: previous, frame: last}`): the "
+            "keyframes are spaced evenly from it to the end of the clip")]
+    return []
+
+
+_RESOLUTION_OF_SHORT_SIDE: Mapping[int, str] = {720: "720p", 1080: "1080p", 1440: "1080p",
+                                                2160: "4k", 2880: "4k"}
+
+
+def resolutions(spec: ModelSpec) -> tuple[str, ...]:
+    """The resolutions a model offers: its own list, else what its size table says (Runware's
+    1:1 sizes are 960x960 at 720p, 1440x1440 at 1080p and 2880x2880 at 4K: the widescreen
+    sizes' short side decides)."""
+    if spec.resolutions or not spec.sizes:
+        return spec.resolutions
+    sides = sorted({min(w, h) for w, h in spec.sizes if w != h} or
+                   {min(w, h) for w, h in spec.sizes})
+    found = [_RESOLUTION_OF_SHORT_SIDE.get(side) for side in sides]
+    return tuple(dict.fromkeys(r for r in found if r is not None))
+
+
+def check_resolution(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
+    """A shot's `resolution` is one the model offers; a tier offers one (its own)."""
+    offered = resolutions(spec)
+    if shot.resolution is None or shot.resolution in offered:
+        return []
+    if not offered:
+        return [Diagnostic(f"{label(provider, spec)} has no resolution setting",
+                           shot.where("resolution"),
+                           f"remove resolution from this shot ({spec.source})")]
+    listed = " or ".join(offered)
+    tier = ("a tier is one resolution: choose the tier of that resolution (kling-3-std 720p, "
+            "kling-3-pro 1080p, kling-3-4k 4k)" if len(offered) == 1 else f"write {listed}")
+    return [Diagnostic(
+        f"{label(provider, spec)} renders {listed}, not {shot.resolution}",
+        shot.where("resolution"), tier)]
+
+
 def check_element_count(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
     if len(shot.elements) <= spec.max_elements:
         return []
@@ -335,6 +389,8 @@ _CHECKS = (
     check_duration,
     check_size,
     check_frame_count,
+    check_keyframe_count,
+    check_resolution,
     check_element_count,
     check_element_shapes,
     check_takes,
@@ -380,7 +436,8 @@ def shot_sources(shot: ResolvedShot) -> Iterator[tuple[str, FrameSource, str, Lo
     for name, source, media in singles:
         if source is not None:
             yield name, source, media, source.location or shot.where(name)
-    for name, media in (("reference_images", "image"), ("reference_videos", "video")):
+    for name, media in (("reference_images", "image"), ("keyframes", "image"),
+                        ("reference_videos", "video")):
         for source in getattr(shot, name):
             yield name, source, media, source.location or shot.where(name)
     for element in shot.elements:

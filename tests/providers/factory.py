@@ -117,7 +117,7 @@ def make_shot(
     for key in ("first_frame", "last_frame", "video"):
         if isinstance(fields.get(key), str):
             fields[key] = src(fields[key])
-    for key in ("reference_images", "reference_videos"):
+    for key in ("reference_images", "reference_videos", "keyframes"):
         if key in fields:
             fields[key] = tuple(src(v) if isinstance(v, str) else v for v in fields[key])
     if "elements" in fields:

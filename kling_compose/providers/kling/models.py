@@ -59,6 +59,9 @@ _OMNI_EXCLUDES = (
 )
 
 
+_RESOLUTION = {"std": "720p", "pro": "1080p"}
+
+
 def _spec(alias: str) -> ModelSpec:
     model, mode = MODES[alias]
     omni = model == OMNI_MODEL
@@ -70,6 +73,7 @@ def _spec(alias: str) -> ModelSpec:
         prompt_chars=(2, 2500),  # `prompt` "Cannot exceed 2500 characters"; 2: product brief
         sizes=None,  # the API takes an aspect ratio; the mode sets the resolution
         aspects=("16:9", "9:16", "1:1"),  # `aspect_ratio` enum
+        resolutions=(_RESOLUTION[mode],),  # 3.0 spec: std "generating 720P", pro "1080P"
         frame_images=(1, 2),  # image + image_tail / image_list first_frame + end_frame
         max_elements=3,  # image2video element_list: "Supports up to 3 reference elements";
         # omni: "a maximum of 3 subjects" with a first (and last) frame (the stricter)

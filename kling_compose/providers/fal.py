@@ -50,6 +50,8 @@ MODELS: Mapping[str, ModelSpec] = {
         prompt_chars=(2, 2500),  # product brief (fal documents no bounds)
         sizes=None,  # fal takes an aspect ratio, not pixels
         aspects=("16:9", "9:16", "1:1"),  # seed 001 / fal: aspect_ratio enum
+        # fal takes no resolution: the tier is one (Kling's 3.0 spec: pro "generating 1080P")
+        resolutions=("1080p",),
         frame_images=(1, 2),  # fal image-to-video: start_image_url, optional end_image_url
         max_elements=3,  # product brief (fal documents no count)
         max_element_images=3,  # fal: reference_image_urls 1-3
@@ -81,6 +83,7 @@ MODELS = {
         MODELS["kling-3-pro"], alias="kling-3-std", model_id="fal-ai/kling-video/v3/standard",
         source="fal's Kling Video V3 Standard page, fal.ai/models/fal-ai/kling-video/v3/"
                "standard/text-to-video/llms.txt",
+        resolutions=("720p",),  # Kling's 3.0 spec: std "generating 720P"
         prices={"silent": Decimal("0.084"), "audio": Decimal("0.126"),
                 "voice": Decimal("0.154")}),
     # Kling 3.0 4K: fal-js 381105e gives it the very type Std and Pro alias
@@ -93,6 +96,7 @@ MODELS = {
         MODELS["kling-3-pro"], alias="kling-3-4k", model_id="fal-ai/kling-video/v3/4k",
         source="fal's Kling Video V3 4K page, fal.ai/models/fal-ai/kling-video/v3/4k/"
                "text-to-video/llms.txt",
+        resolutions=("4k",),  # fal's v3 4k page: "directly outputs professional-grade 4K video"
         prices={"silent": Decimal("0.42"), "audio": Decimal("0.42")}),
 }
 
@@ -116,6 +120,7 @@ MODELS = {
         prompt_chars=(2, 2500),  # as v3: fal documents no bound on O3
         sizes=None,  # an aspect ratio, not pixels
         aspects=("16:9", "9:16", "1:1"),  # fal-js O3ProTextToVideoInput.aspect_ratio
+        resolutions=("720p",),  # Kling's 3.0 spec: omni std "720P"; no resolution field
         frame_images=(1, 2),  # image_url / start_image_url, optional end_image_url
         # fal documents no element count on O3; Kling's omni-video takes at most 3 elements
         # with a first frame (providers/kling/models.py): the stricter
@@ -147,6 +152,7 @@ MODELS = {
         MODELS["kling-o3-std"], alias="kling-o3-pro", model_id="fal-ai/kling-video/o3/pro",
         source="fal's Kling O3 Pro pages, fal.ai/docs/model-api-reference/"
                "video-generation-api/kling-video-o3-pro-text-to-video",
+        resolutions=("1080p",),  # Kling's 3.0 spec: omni pro "1080P"
         prices={"silent": Decimal("0.224"), "audio": Decimal("0.28")}),
     # O3 4K: "$0.42 regardless of whether audio is on or off" (fal.ai/models/fal-ai/
     # kling-video/o3/4k/text-to-video/llms.txt, reference-to-video/llms.txt; F10, F11)
@@ -154,6 +160,7 @@ MODELS = {
         MODELS["kling-o3-std"], alias="kling-o3-4k", model_id="fal-ai/kling-video/o3/4k",
         source="fal's Kling O3 4K pages, fal.ai/models/fal-ai/kling-video/o3/4k/"
                "reference-to-video/llms.txt",
+        resolutions=("4k",),  # fal's O3 4k pages: "native 4K"
         prices={"silent": Decimal("0.42"), "audio": Decimal("0.42")}),
 }
 _O3_PRO_NOTE = ("fal publishes no Kling O3 Pro price: estimated at $0.224/s silent, $0.28/s "
@@ -184,6 +191,7 @@ MODELS = {
         prompt_chars=(2, 2500),  # fal-js: "keep the prompt under 2500 characters"
         sizes=None,
         aspects=("16:9", "9:16", "1:1"),  # fal-js Turbo text-to-video aspect_ratio
+        resolutions=("720p",),  # fal's Turbo Standard page: "into 720P video"
         frame_images=(1, 1),  # image_url only: no end frame
         takes=(1, 1),
         quality=None,
@@ -206,6 +214,7 @@ MODELS = {
         model_id="fal-ai/kling-video/v3/turbo/pro",
         source="fal's Kling Video V3 Turbo Pro page, fal.ai/models/fal-ai/kling-video/v3/"
                "turbo/pro/text-to-video/llms.txt",
+        resolutions=("1080p",),  # fal's Turbo Pro page: "high quality 1080p videos"
         prices={"audio": Decimal("0.14")}),
 }
 

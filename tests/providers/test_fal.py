@@ -90,7 +90,8 @@ def test_the_standard_tier_is_pro_at_720p_prices():
     assert {k: str(v) for k, v in std.prices.items()} == \
         {"silent": "0.084", "audio": "0.126", "voice": "0.154"}
     assert changed(std, alias=pro.alias, model_id=pro.model_id, source=pro.source,
-                   prices=pro.prices) == pro
+                   resolutions=pro.resolutions, prices=pro.prices) == pro
+    assert (std.resolutions, pro.resolutions) == (("720p",), ("1080p",))
 
 
 # --- fal-only limits ------------------------------------------------------------------------

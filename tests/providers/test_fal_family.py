@@ -354,3 +354,16 @@ def test_the_cases_reach_every_route_of_every_tier_and_each_field_fal_declares(c
         endpoint = f"{FAL}/{route}"
         assert seen[endpoint] == set(TYPES["types"][TYPES["endpoints"][endpoint]["type"]]
                                      ["fields"]), endpoint
+
+
+# -- resolutions: a tier is one ----------------------------------------------------------------
+
+
+def test_each_tier_renders_one_resolution_and_refuses_another():
+    assert {a: s.resolutions for a, s in MODELS.items()} == {
+        "kling-3-std": ("720p",), "kling-3-pro": ("1080p",), "kling-3-4k": ("4k",),
+        "kling-o3-std": ("720p",), "kling-o3-pro": ("1080p",), "kling-o3-4k": ("4k",),
+        "kling-3-turbo-std": ("720p",), "kling-3-turbo-pro": ("1080p",)}
+    assert diagnostics(shot("kling-3-4k", resolution="4k")) == []
+    [error] = diagnostics(shot("kling-3-turbo-std", resolution="1080p"))
+    assert "fal model 'kling-3-turbo-std' renders 720p, not 1080p" in error

@@ -1,4 +1,5 @@
-"""fal's queue protocol for Kling Video V3 (text-to-video, image-to-video) and its CDN uploads.
+"""fal's queue protocol for the Kling family (3.0 Standard/Pro/4K, O3 Standard/Pro/4K, 3.0
+Turbo Standard/Pro, 4.0) and its CDN uploads.
 
 Written from seed 001 and the project's provider reference, section 2. Paths are relative to
 `{base}/fal`, which stands for https://queue.fal.run:
@@ -24,6 +25,13 @@ measured) at $0.007, and its result is `{voice_id}` (fal-js `CreateVoiceOutput`)
 binds a voice to an element (`elements[].voice_id`, fal-js `KlingV3ComboElementInput`) or
 lists it in `voice_ids` (fal's earlier v3 page), "maximum 2 voices per task" in all; an id
 this simulator did not make is refused, and voice control bills its own per-second price.
+
+Each tier's endpoints take their own fields (`ROUTES`, from fal's model pages and fal-js's
+generated types, @fal-ai/client 1.10.1, commit 381105e): O3's image-to-video names its start
+image `image_url` and takes no elements, its reference-to-video takes `image_urls` and elements
+without a frame; Turbo has no end frame, elements, negative prompt, cfg_scale, shot_type or
+audio switch (its clips have sound); 4.0 takes integer durations of 3-30 s, a `resolution`
+and up to 8 `middle_image_urls`. Each bills its page's price (`TIERS`).
 
 Validation errors are 422 `{"detail": [{"loc": ["body", field, ...], "msg", "type"}]}` as
 FastAPI writes them; unknown fields are refused (`extra_forbidden`).
@@ -65,27 +73,109 @@ FIELDS = {
     "text-to-video": _COMMON_FIELDS | {"aspect_ratio"},
     "image-to-video": _COMMON_FIELDS | {"start_image_url", "end_image_url", "elements"},
 }
-# (tier, price per second silent, with audio); v3 pro from the provider reference.
-# The standard tier's fal price is not published there: Runware's 720p rates [inferred].
-TIERS = {
-    "pro": (Decimal("0.112"), Decimal("0.168")),
-    "standard": (Decimal("0.084"), Decimal("0.126")),
+# O3 (fal-js O3ProTextToVideoInput, O3ProImageToVideoInput, O3ProReferenceVideoI2VInput, the
+# types Standard and 4K alias): no negative_prompt, cfg_scale or voice_ids anywhere
+_O3_COMMON = frozenset({"prompt", "multi_prompt", "duration", "generate_audio", "shot_type"})
+# Turbo (fal-js KlingVideoV3TurboPro{TextToVideo,ImageToVideo}Input, Standard aliases them)
+_TURBO_COMMON = frozenset({"prompt", "multi_prompt", "duration"})
+# 4.0 (fal.ai/models/fal-ai/kling-video/v4/{text-to-video,image-to-video}/llms.txt): integer
+# duration 3-30, resolution 720p|1080p; image-to-video's duration and resolution are inferred
+# from text-to-video's (the stored page stops after multi_prompt); no audio switch
+_V4_COMMON = frozenset({"prompt", "multi_prompt", "duration", "resolution"})
+
+
+class RouteSpec:
+    """What one endpoint kind of one family takes."""
+
+    def __init__(self, fields: frozenset[str], start: str | None = None,
+                 start_required: bool = False, audio_default: bool | None = True) -> None:
+        self.fields = fields
+        self.start = start  # the field of the start image
+        self.start_required = start_required
+        # generate_audio's default; None: no switch, the clip always has sound
+        self.audio_default = audio_default
+
+
+ROUTES: dict[tuple[str, str], RouteSpec] = {
+    ("v3", "text-to-video"): RouteSpec(FIELDS["text-to-video"]),
+    ("v3", "image-to-video"): RouteSpec(FIELDS["image-to-video"], "start_image_url", True),
+    # O3: generate_audio "default: false" (fal's O3 API pages)
+    ("o3", "text-to-video"): RouteSpec(_O3_COMMON | {"aspect_ratio"}, audio_default=False),
+    ("o3", "image-to-video"): RouteSpec(_O3_COMMON | {"image_url", "end_image_url"},
+                                        "image_url", True, audio_default=False),
+    ("o3", "reference-to-video"): RouteSpec(
+        _O3_COMMON | {"aspect_ratio", "start_image_url", "end_image_url", "image_urls",
+                      "elements"}, "start_image_url", False, audio_default=False),
+    ("turbo", "text-to-video"): RouteSpec(_TURBO_COMMON | {"aspect_ratio"},
+                                          audio_default=None),
+    ("turbo", "image-to-video"): RouteSpec(_TURBO_COMMON | {"image_url"}, "image_url", True,
+                                           audio_default=None),
+    ("v4", "text-to-video"): RouteSpec(_V4_COMMON | {"aspect_ratio"}, audio_default=None),
+    ("v4", "image-to-video"): RouteSpec(
+        _V4_COMMON | {"start_image_url", "middle_image_urls", "end_image_url"},
+        "start_image_url", True, audio_default=None),
 }
-# with voice control, per second: v3 pro "$0.196/s with voice control" (provider reference,
-# fal's model page); standard: Kling's own 1.1 units x $0.14 [inferred]
-VOICE_TIERS = {"pro": Decimal("0.196"), "standard": Decimal("0.154")}
+
+
+class Tier:
+    """A tier's family, output short side and prices per second."""
+
+    def __init__(self, family: str, silent: Decimal | None, audio: Decimal,
+                 voice: Decimal | None = None, short_side: int = 1080,
+                 by_resolution: dict[str, Decimal] | None = None) -> None:
+        self.family = family
+        self.silent = silent
+        self.audio = audio
+        self.voice = voice  # with voice control; None: not published (billed as audio)
+        self.short_side = short_side
+        self.by_resolution = by_resolution or {}
+
+
+TIERS = {
+    # (silent, with audio, with voice control) per second. v3 pro: the provider reference and
+    # fal's model page ("$0.196/s with voice control")
+    "v3/pro": Tier("v3", Decimal("0.112"), Decimal("0.168"), Decimal("0.196")),
+    # v3 standard: fal's page, 0.084 / 0.126 / 0.154 with voice control; 720p
+    "v3/standard": Tier("v3", Decimal("0.084"), Decimal("0.126"), Decimal("0.154"), 720),
+    # v3 4k: "$0.42 regardless of whether audio is on or off"; no voice price published
+    "v3/4k": Tier("v3", Decimal("0.42"), Decimal("0.42"), short_side=2160),
+    # O3 standard: "$0.084 (audio off) or $0.112 (audio on)"
+    "o3/standard": Tier("o3", Decimal("0.084"), Decimal("0.112"), short_side=720),
+    # O3 pro: fal publishes no price; Kling's own O3 Pro units (0.8 / 1.0 x $0.14), Runware's
+    # O3 Pro page and a fal models reference say 0.112 / 0.14 [secondary]
+    "o3/pro": Tier("o3", Decimal("0.112"), Decimal("0.14")),
+    # O3 4k: "$0.42 regardless of whether audio is on or off"
+    "o3/4k": Tier("o3", Decimal("0.42"), Decimal("0.42"), short_side=2160),
+    # Turbo: one price, sound always ("$0.112", "$0.14" a second)
+    "v3/turbo/standard": Tier("turbo", None, Decimal("0.112"), short_side=720),
+    "v3/turbo/pro": Tier("turbo", None, Decimal("0.14")),
+    # 4.0: "$0.157 per second at 720p and $0.235 per second at 1080p" (kling/v4 pages); the
+    # fal-ai/kling-video/v4 pages say "$0.157 per seconds" alone: 1080p bills the higher
+    "v4": Tier("v4", None, Decimal("0.235"),
+               by_resolution={"720p": Decimal("0.157"), "1080p": Decimal("0.235")}),
+}
 CREATE_VOICE = "fal-ai/kling-video/create-voice"
 VOICE_PRICE = Decimal("0.007")  # create-voice: "$0.007 per generations"
 VOICE_SUFFIXES = (".mp3", ".wav", ".mp4", ".mov")
 VOICE_SECONDS = (5.0, 30.0)
 VOICES_PER_TASK = 2
 _ENDPOINT = re.compile(
-    r"fal-ai/kling-video/v3/(?P<tier>pro|standard)/(?P<kind>text-to-video|image-to-video)"
+    r"fal-ai/kling-video/(?P<tier>v3/pro|v3/standard|v3/4k|v3/turbo/standard|v3/turbo/pro"
+    r"|o3/standard|o3/pro|o3/4k|v4)/(?P<kind>text-to-video|image-to-video|reference-to-video)"
 )
 DURATIONS = tuple(str(n) for n in range(3, 16))  # "3".."15", strings
+V4_DURATIONS = (3, 30)  # 4.0: `duration` integer, "Range: 3 to 30"
+V4_RESOLUTIONS = ("720p", "1080p")  # 4.0: ResolutionEnum, default "1080p"
+V4_MIDDLE_IMAGES = 8  # "Ordered keyframes between the first and last frames (max 8)"
+# O3 reference-to-video: "Maximum 4 total (elements + reference images) when using video";
+# the 4K page: "Maximum 7 total (elements + reference images) is allowed"
+O3_REFERENCES = 7
+O3_REFERENCES_WITH_VIDEO = 4
 ASPECTS = {"16:9": (1920, 1080), "9:16": (1080, 1920), "1:1": (1440, 1440)}
 SHOT_TYPES = ("customize", "intelligent")
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # image-to-video: images up to 10 MB
+# Turbo's image_url: "max 50MB"; 4.0's start_image_url: "Max file size: 30.0MB"
+MAX_START_BYTES = {"turbo": 50 * 1024 * 1024, "v4": 30 * 1024 * 1024}
 IMAGE_ASPECT = (0.40, 2.50)  # image-to-video: aspect ratio 0.40-2.50
 _ELEMENT_REF = re.compile(r"@Element(\d+)")
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})  # pydantic's truthy query strings
@@ -159,7 +249,8 @@ class Fal:
         if endpoint == CREATE_VOICE:
             return self.create_voice(request)
         found = _ENDPOINT.fullmatch(endpoint)
-        if found is None:
+        tier = TIERS[found["tier"]] if found is not None else None
+        if found is None or tier is None or (tier.family, found["kind"]) not in ROUTES:
             return json_response(404, {"detail": f"Application '{endpoint}' not found"})
         try:
             body = request.json()
@@ -169,15 +260,13 @@ class Fal:
             )
         if not isinstance(body, dict):
             return _invalid([_detail(["body"], "Input should be a valid dictionary", "dict_type")])
-        check = _InputCheck(self.backend, found["kind"], body, self.voices)
+        check = _InputCheck(self.backend, found["kind"], body, self.voices, tier.family,
+                            tier.short_side)
         plan = check.run()
         if check.details:
             return _invalid(check.details)
-        silent, audio = TIERS[found["tier"]]
-        if check.voices:
-            audio = VOICE_TIERS[found["tier"]]
         seconds = int(plan.duration_s)
-        cost = (audio if plan.audio else silent) * seconds
+        cost = _rate(tier, plan.audio, bool(check.voices), check.resolution) * seconds
         request_id = str(uuid.uuid4())
         owner_app = "/".join(endpoint.split("/")[:2])
         self.backend.start(
@@ -469,9 +558,14 @@ class _InputCheck:
     """Validates one flat input for text-to-video or image-to-video, collecting FastAPI details."""
 
     def __init__(self, backend: Backend, kind: str, body: Mapping[str, Any],
-                 known_voices: Mapping[str, str] | None = None) -> None:
+                 known_voices: Mapping[str, str] | None = None, family: str = "v3",
+                 short_side: int = 1080) -> None:
         self.backend = backend
         self.kind = kind
+        self.family = family
+        self.route = ROUTES[(family, kind)]
+        self.short_side = short_side
+        self.resolution: str | None = None  # 4.0's, as asked (default 1080p)
         self.known_voices = known_voices if known_voices is not None else {}
         self.voices: list[str] = []  # the voices the input binds
         # seed 001's example sends "multi_prompt": null: null means absent
@@ -485,12 +579,18 @@ class _InputCheck:
     def run(self) -> ClipPlan | None:
         """The clip plan of a valid input; None when `details` lists what is wrong."""
         body = self.body
-        for key in sorted(set(body) - FIELDS[self.kind]):
+        route = self.route
+        for key in sorted(set(body) - route.fields):
             self.fail([key], "Extra inputs are not permitted", "extra_forbidden")
-        duration = self._duration()
+        duration = self._v4_duration() if self.family == "v4" else self._duration()
         texts = self._prompts(duration)
         self._literal("shot_type", SHOT_TYPES)
-        self._literal("aspect_ratio", tuple(ASPECTS))
+        # 4.0's AspectRatioEnum starts with "auto" (its text-to-video page)
+        self._literal("aspect_ratio", (("auto",) if self.family == "v4" else ()) + tuple(ASPECTS))
+        if self.family == "v4":
+            self._literal("resolution", V4_RESOLUTIONS)
+            resolution = body.get("resolution", V4_RESOLUTIONS[1])
+            self.resolution = resolution if resolution in V4_RESOLUTIONS else None
         if "generate_audio" in body and not isinstance(body["generate_audio"], bool):
             self.fail(["generate_audio"], "Input should be a valid boolean", "bool_type")
         if "negative_prompt" in body and not isinstance(body["negative_prompt"], str):
@@ -498,30 +598,92 @@ class _InputCheck:
         self._cfg_scale()
         self._voice_ids()
         start = end = None
-        elements = 0
-        if self.kind == "image-to-video":
-            if "start_image_url" not in body:
-                self.fail(["start_image_url"], "Field required", "missing")
-            else:
-                start = self._image(["start_image_url"], body["start_image_url"])
-            if "end_image_url" in body:
-                end = self._image(["end_image_url"], body["end_image_url"])
-            elements = self._elements()
+        if route.start is not None:
+            if route.start in body:
+                start = self._image([route.start], body[route.start],
+                                    MAX_START_BYTES.get(self.family, MAX_IMAGE_BYTES))
+            elif route.start_required:
+                self.fail([route.start], "Field required", "missing")
+        if "end_image_url" in body:
+            end = self._image(["end_image_url"], body["end_image_url"])
+        self._middle_images()
+        references = self._image_urls()
+        elements = self._elements() if "elements" in route.fields else 0
+        self._references(references, elements)
         self._element_refs(texts, elements)
         self._voice_count()
         if self.details:
             return None
         width, height = ASPECTS.get(body.get("aspect_ratio", "16:9"), (1920, 1080))
+        short = 720 if self.resolution == "720p" else self.short_side
+        if short != 1080:  # the nominal size of a 720p or 4K tier
+            side = min(width, height)
+            width, height = width * short // side, height * short // side
+        # v3: default true; O3: default false; Turbo and 4.0: no switch, sound always
+        audio = True if route.audio_default is None else \
+            bool(body.get("generate_audio", route.audio_default))
         return ClipPlan(
             duration_s=float(duration),
             width=width,
             height=height,
-            audio=body.get("generate_audio", True) is not False,  # v3: default true
+            audio=audio,
             first_image=start if start and start.path else None,
             last_image=end if end and end.path else None,
-            title=f"fal {self.kind}",
+            title=f"fal {self.family} {self.kind}",
             caption="\n".join(texts),
         )
+
+    def _v4_duration(self) -> int:
+        """4.0: an integer of seconds, 3-30 (a string is refused, as FastAPI's int_type)."""
+        value = self.body.get("duration", 5)
+        low, high = V4_DURATIONS
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(["duration"], "Input should be a valid integer", "int_type")
+            return 5
+        if not low <= value <= high:
+            self.fail(["duration"], f"Input should be between {low} and {high}",
+                      "less_than_equal" if value > high else "greater_than_equal")
+            return 5
+        return value
+
+    def _middle_images(self) -> None:
+        """4.0's `middle_image_urls`: "Ordered keyframes between the first and last frames
+        (max 8)"."""
+        value = self.body.get("middle_image_urls")
+        if value is None:
+            return
+        if not isinstance(value, list):
+            self.fail(["middle_image_urls"], "Input should be a valid list", "list_type")
+            return
+        if len(value) > V4_MIDDLE_IMAGES:
+            self.fail(["middle_image_urls"], f"List should have at most {V4_MIDDLE_IMAGES} "
+                      f"items after validation, not {len(value)}", "too_long")
+        for i, url in enumerate(value):
+            self._image(["middle_image_urls", i], url)
+
+    def _image_urls(self) -> int:
+        """O3 reference-to-video's reference images (@Image1...)."""
+        value = self.body.get("image_urls")
+        if value is None:
+            return 0
+        if not isinstance(value, list):
+            self.fail(["image_urls"], "Input should be a valid list", "list_type")
+            return 0
+        for i, url in enumerate(value):
+            self._image(["image_urls", i], url)
+        return len(value)
+
+    def _references(self, images: int, elements: int) -> None:
+        """O3 reference-to-video: elements and reference images together, at most 7, at most
+        4 with a video element."""
+        if self.kind != "reference-to-video":
+            return
+        items = self.body.get("elements") if isinstance(self.body.get("elements"), list) else []
+        video = any(isinstance(e, dict) and "video_url" in e for e in items)
+        limit = O3_REFERENCES_WITH_VIDEO if video else O3_REFERENCES
+        if images + elements > limit:
+            self.fail(["image_urls"], f"Maximum {limit} total (elements + reference images)"
+                      + (" when using video" if video else ""), "too_long")
 
     def _literal(self, key: str, allowed: tuple) -> None:
         if key in self.body and self.body[key] not in allowed:
@@ -633,14 +795,14 @@ class _InputCheck:
             self.fail(["elements"], f"{len(set(self.voices))} voices; maximum "
                       f"{VOICES_PER_TASK} voices per task", "too_many_voices")
 
-    def _image(self, loc: list, value: Any) -> ImageInput | None:
+    def _image(self, loc: list, value: Any, most: int = MAX_IMAGE_BYTES) -> ImageInput | None:
         try:
             image = self.backend.image_input(value)
         except InputError as exc:
             self.fail(loc, f"Image URL {exc}", "image_load_error")
             return None
-        if image.byte_count > MAX_IMAGE_BYTES:
-            self.fail(loc, "Image is larger than 10 MB", "image_too_large")
+        if image.byte_count > most:
+            self.fail(loc, f"Image is larger than {most // (1024 * 1024)} MB", "image_too_large")
         if image.size is not None:
             ratio = image.size[0] / image.size[1]
             if not IMAGE_ASPECT[0] <= ratio <= IMAGE_ASPECT[1]:
@@ -700,6 +862,15 @@ class _InputCheck:
                         f"@Element{number} refers to element {number} but elements has {count}",
                         "value_error",
                     )
+
+
+def _rate(tier: Tier, audio: bool, voices: bool, resolution: str | None) -> Decimal:
+    """The price per second of one generation of `tier`."""
+    if tier.by_resolution:
+        return tier.by_resolution.get(resolution or "", tier.audio)
+    if not audio and tier.silent is not None:
+        return tier.silent
+    return tier.voice if voices and tier.voice is not None else tier.audio
 
 
 def _detail(loc: list, msg: str, type_: str) -> dict:

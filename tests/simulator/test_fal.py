@@ -353,3 +353,134 @@ def test_an_image_with_an_extreme_aspect_is_refused(sim, client):
     answer = submit(client, sim, {"prompt": "x", "start_image_url": wide}, I2V)
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["type"] == "image_aspect_ratio"
+
+
+# -- issue 25: the Kling family's endpoints, each with its own body and price ----------------
+
+FAL = "fal-ai/kling-video"
+
+FAMILY = [
+    # (endpoint, body without images, the start image's field or None, USD billed for 5 s)
+    (f"{FAL}/v3/standard/text-to-video", {"generate_audio": False}, None, "0.420"),
+    (f"{FAL}/v3/4k/text-to-video", {"generate_audio": False}, None, "2.10"),
+    (f"{FAL}/v3/4k/image-to-video", {}, "start_image_url", "2.10"),
+    (f"{FAL}/o3/standard/text-to-video", {}, None, "0.420"),  # O3: silent by default
+    (f"{FAL}/o3/standard/image-to-video", {"generate_audio": True}, "image_url", "0.560"),
+    (f"{FAL}/o3/standard/reference-to-video", {"generate_audio": True,
+                                               "image_urls": [OUTSIDE_JPG]}, None, "0.560"),
+    (f"{FAL}/o3/pro/text-to-video", {"generate_audio": True}, None, "0.70"),
+    (f"{FAL}/o3/pro/image-to-video", {"generate_audio": False}, "image_url", "0.560"),
+    (f"{FAL}/o3/4k/reference-to-video", {"shot_type": "customize"}, "start_image_url", "2.10"),
+    (f"{FAL}/o3/4k/text-to-video", {"generate_audio": True}, None, "2.10"),
+    (f"{FAL}/v3/turbo/standard/text-to-video", {"aspect_ratio": "9:16"}, None, "0.560"),
+    (f"{FAL}/v3/turbo/standard/image-to-video", {}, "image_url", "0.560"),
+    (f"{FAL}/v3/turbo/pro/image-to-video", {}, "image_url", "0.70"),
+    (f"{FAL}/v4/text-to-video", {"duration": 5, "resolution": "720p"}, None, "0.785"),
+    (f"{FAL}/v4/image-to-video", {"duration": 5}, "start_image_url", "1.175"),  # 1080p default
+]
+
+
+@pytest.mark.parametrize("endpoint, body, start, billed", FAMILY,
+                         ids=[f[0][len(FAL) + 1:] for f in FAMILY])
+def test_each_tier_runs_a_shot_and_bills_its_documented_price(sim, client, png, endpoint, body,
+                                                              start, billed):
+    body = {"prompt": "A lantern on the water", **body}
+    if "/v4/" not in endpoint:
+        body.setdefault("duration", "5")
+    if start is not None:
+        body[start] = data_uri(png)
+    answer = submit(client, sim, body, endpoint)
+    assert answer.status_code == 200, answer.text
+    done = fal_wait(client, answer.json()["status_url"])[-1].json()
+    assert done["status"] == "COMPLETED" and "error" not in done
+    video = client.get(answer.json()["response_url"], headers=FAL_AUTH).json()["video"]
+    clip = client.get(video["url"]).content
+    if start is not None:
+        assert matches(frames(clip)[0], png)
+    assert sim.billed("fal") == Decimal(billed)
+
+
+def test_a_4_0_shot_with_keyframes_runs_through_them(sim, client, png, png_last):
+    middle = [data_uri(make_image(hue=h)) for h in (40, 80, 120)]
+    body = {"prompt": "Boats cross the harbour", "start_image_url": data_uri(png),
+            "middle_image_urls": middle, "end_image_url": data_uri(png_last), "duration": 20,
+            "resolution": "720p"}
+    answer = submit(client, sim, body, f"{FAL}/v4/image-to-video")
+    assert answer.status_code == 200, answer.text
+    fal_wait(client, answer.json()["status_url"])
+    url = client.get(answer.json()["response_url"], headers=FAL_AUTH).json()["video"]["url"]
+    decoded = frames(client.get(url).content)
+    assert matches(decoded[0], png) and matches(decoded[-1], png_last)
+    assert sim.billed("fal") == Decimal("0.157") * 20
+    listed = sim.generations("fal")[0].request["input"]
+    assert listed["middle_image_urls"] == middle  # kept in order
+
+
+FAMILY_VALIDATION = [
+    # (id, endpoint, body, loc, type)
+    ("o3-t2v-negative", f"{FAL}/o3/standard/text-to-video", {"prompt": "x",
+     "negative_prompt": "blur"}, ["body", "negative_prompt"], "extra_forbidden"),
+    ("o3-t2v-cfg", f"{FAL}/o3/pro/text-to-video", {"prompt": "x", "cfg_scale": 0.5},
+     ["body", "cfg_scale"], "extra_forbidden"),
+    ("o3-i2v-start-name", f"{FAL}/o3/standard/image-to-video", {"prompt": "x",
+     "start_image_url": OUTSIDE_JPG}, ["body", "image_url"], "missing"),
+    ("o3-i2v-elements", f"{FAL}/o3/4k/image-to-video", {"prompt": "x", "image_url": OUTSIDE_JPG,
+     "elements": [{"frontal_image_url": OUTSIDE_JPG}]}, ["body", "elements"], "extra_forbidden"),
+    ("o3-i2v-aspect", f"{FAL}/o3/pro/image-to-video", {"prompt": "x", "image_url": OUTSIDE_JPG,
+     "aspect_ratio": "16:9"}, ["body", "aspect_ratio"], "extra_forbidden"),
+    ("o3-r2v-eight", f"{FAL}/o3/standard/reference-to-video", {"prompt": "x",
+     "image_urls": [OUTSIDE_JPG] * 8}, ["body", "image_urls"], "too_long"),
+    ("o3-r2v-video-five", f"{FAL}/o3/4k/reference-to-video", {"prompt": "x",
+     "image_urls": [OUTSIDE_JPG] * 4, "elements": [{"video_url": "https://x.test/a.mp4"}]},
+     ["body", "image_urls"], "too_long"),
+    ("o3-no-reference-on-v3", f"{FAL}/v3/4k/image-to-video", {"prompt": "x",
+     "start_image_url": OUTSIDE_JPG, "image_urls": [OUTSIDE_JPG]}, ["body", "image_urls"],
+     "extra_forbidden"),
+    ("turbo-end", f"{FAL}/v3/turbo/standard/image-to-video", {"prompt": "x",
+     "image_url": OUTSIDE_JPG, "end_image_url": OUTSIDE_JPG}, ["body", "end_image_url"],
+     "extra_forbidden"),
+    ("turbo-audio", f"{FAL}/v3/turbo/pro/text-to-video", {"prompt": "x",
+     "generate_audio": False}, ["body", "generate_audio"], "extra_forbidden"),
+    ("turbo-shot-type", f"{FAL}/v3/turbo/pro/text-to-video", {"prompt": "x",
+     "shot_type": "customize"}, ["body", "shot_type"], "extra_forbidden"),
+    ("turbo-negative", f"{FAL}/v3/turbo/standard/text-to-video", {"prompt": "x",
+     "negative_prompt": "blur"}, ["body", "negative_prompt"], "extra_forbidden"),
+    ("turbo-elements", f"{FAL}/v3/turbo/pro/image-to-video", {"prompt": "x",
+     "image_url": OUTSIDE_JPG, "elements": []}, ["body", "elements"], "extra_forbidden"),
+    ("turbo-no-image", f"{FAL}/v3/turbo/pro/image-to-video", {"prompt": "x"},
+     ["body", "image_url"], "missing"),
+    ("turbo-no-reference", f"{FAL}/v3/turbo/pro/reference-to-video", {"prompt": "x"},
+     None, None),
+    ("v4-31-s", f"{FAL}/v4/text-to-video", {"prompt": "x", "duration": 31},
+     ["body", "duration"], "less_than_equal"),
+    ("v4-2-s", f"{FAL}/v4/text-to-video", {"prompt": "x", "duration": 2},
+     ["body", "duration"], "greater_than_equal"),
+    ("v4-duration-string", f"{FAL}/v4/text-to-video", {"prompt": "x", "duration": "5"},
+     ["body", "duration"], "int_type"),
+    ("v4-4k", f"{FAL}/v4/text-to-video", {"prompt": "x", "resolution": "4k"},
+     ["body", "resolution"], "literal_error"),
+    ("v4-nine-middle", f"{FAL}/v4/image-to-video", {"prompt": "x",
+     "start_image_url": OUTSIDE_JPG, "middle_image_urls": [OUTSIDE_JPG] * 9},
+     ["body", "middle_image_urls"], "too_long"),
+    ("v4-middle-on-t2v", f"{FAL}/v4/text-to-video", {"prompt": "x",
+     "middle_image_urls": [OUTSIDE_JPG]}, ["body", "middle_image_urls"], "extra_forbidden"),
+    ("v4-no-start", f"{FAL}/v4/image-to-video", {"prompt": "x"}, ["body", "start_image_url"],
+     "missing"),
+    ("v4-audio", f"{FAL}/v4/text-to-video", {"prompt": "x", "generate_audio": True},
+     ["body", "generate_audio"], "extra_forbidden"),
+    ("v4-no-reference-route", f"{FAL}/v4/reference-to-video", {"prompt": "x"}, None, None),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "body", "loc", "type_"),
+                         [c[1:] for c in FAMILY_VALIDATION], ids=[c[0] for c in FAMILY_VALIDATION])
+def test_each_tier_refuses_what_its_endpoint_does_not_take(sim, client, endpoint, body, loc,
+                                                           type_):
+    answer = submit(client, sim, body, endpoint)
+    if loc is None:  # a route this simulator does not serve (not modelled: 404)
+        assert answer.status_code == 404
+        return
+    assert answer.status_code == 422, answer.text
+    details = answer.json()["detail"]
+    assert any(d["loc"] == loc and d["type"] == type_ and d["msg"] for d in details), details
+    assert sim.generations() == []

@@ -12,7 +12,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
-from . import dialogue, rules
+from . import dialogue, fal_v4, rules
 from ..errors import Diagnostic
 from ..model import Element, Prompt, ResolvedShot
 from .base import (
@@ -218,13 +218,18 @@ MODELS = {
         prices={"audio": Decimal("0.14")}),
 }
 
+# Kling 4.0: fal-ai/kling-video/v4/{text-to-video,image-to-video}, 3-30 s, 720p or 1080p,
+# up to 8 middle keyframes (providers/fal_v4.py gives its sources and decisions)
+MODELS = {**MODELS, "kling-4": fal_v4.MODEL}
+
 # The families of fal's Kling endpoints, by model id: which fields a body holds.
-V3, O3, TURBO = "v3", "o3", "turbo"
+V3, O3, TURBO, V4 = "v3", "o3", "turbo", "v4"
 FAMILIES: Mapping[str, str] = {
     "fal-ai/kling-video/v3/pro": V3, "fal-ai/kling-video/v3/standard": V3,
     "fal-ai/kling-video/v3/4k": V3, "fal-ai/kling-video/o3/standard": O3,
     "fal-ai/kling-video/o3/pro": O3, "fal-ai/kling-video/o3/4k": O3,
     "fal-ai/kling-video/v3/turbo/standard": TURBO, "fal-ai/kling-video/v3/turbo/pro": TURBO,
+    fal_v4.MODEL_ID: V4,
 }  # fmt: skip
 # Where fal publishes no price with voice control, a voice is not bound (its lines are still
 # spoken, in a voice the model picks): 3.0 4K prices audio "without voice control" only; no
@@ -237,7 +242,7 @@ _VOICE_UNPRICED = {
 
 
 def family_of(spec: ModelSpec) -> str:
-    """The family (v3, o3, turbo) of a fal model."""
+    """The family (v3, o3, turbo, v4) of a fal model."""
     return FAMILIES[spec.model_id]
 
 
@@ -509,8 +514,8 @@ class FalProvider(FalQueue):
         diags += _check_elements(shot)
         if family == O3:
             diags += _check_references(shot, spec)
-        if family == TURBO:
-            diags += _check_turbo_audio(shot, spec)
+        if family in (TURBO, V4):
+            diags += _check_sound_always(shot, spec, family)
         unpriced = _VOICE_UNPRICED.get(spec.alias)
         if unpriced is not None:
             return diags + dialogue.prompt_only(shot, f"{self.name} model '{spec.alias}'",
@@ -541,6 +546,9 @@ class FalProvider(FalQueue):
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         # NOTE: the key order follows the seed 001 example body.
         family = family_of(spec)
+        if family == V4:
+            return fal_v4.body(shot, ref, dialogue.main_prompt(shot), self.prompt_text,
+                               _aspect_ratio(shot))
         body: dict[str, Any] = {}
         prompt = dialogue.main_prompt(shot)
         if prompt is not None:
@@ -628,6 +636,8 @@ def price_key(spec: ModelSpec, payload: Mapping[str, Any]) -> str:
     generate_audio gets fal's default (v3: true; O3 sends it always)."""
     if family_of(spec) == TURBO:
         return "audio"
+    if family_of(spec) == V4:
+        return fal_v4.price_key(payload)
     if not payload.get("generate_audio", DEFAULT_AUDIO):
         return "silent"
     elements = payload.get("elements")
@@ -681,6 +691,13 @@ def _check_start_image(shot: ResolvedShot, family: str = V3) -> list[Diagnostic]
     support only the end frame" (the stricter). Turbo has no end frame at all (its spec)."""
     if shot.first_frame is not None or family == TURBO:
         return []
+    if family == V4:  # 4.0: no elements at all (its spec); an end frame on image-to-video
+        return [Diagnostic(
+            "last_frame needs a first_frame on fal",
+            shot.where("last_frame"),
+            "fal takes end_image_url only on 4.0's image-to-video, whose start_image_url is "
+            "required",
+        )] if shot.last_frame is not None else []  # fmt: skip
     if family == O3:
         return [Diagnostic(
             "last_frame needs a first_frame on fal",
@@ -730,16 +747,24 @@ def _check_references(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
     return diags
 
 
-def _check_turbo_audio(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
-    """Turbo has no audio switch and its clips have sound (fal's Turbo pages: "with native
-    audio"): `audio: false` cannot be honoured, and the price is the one fal bills anyway."""
+_SOUND_ALWAYS = {
+    TURBO: "fal's Turbo endpoints have no generate_audio and their clips come \"with native "
+           "audio\" (priced so)",
+    V4: "fal's 4.0 endpoints document no audio switch and Kling 4.0 clips come with a stereo "
+        "soundtrack (the price is the same)",
+}
+
+
+def _check_sound_always(shot: ResolvedShot, spec: ModelSpec, family: str) -> list[Diagnostic]:
+    """Turbo and 4.0 have no audio switch and their clips have sound: `audio: false` cannot
+    be honoured (a warning: the clip is made, with sound, at the price fal bills anyway)."""
     if shot.audio is not False:
         return []
     return [Diagnostic(
         f"audio: false is not honoured: {rules.label('fal', spec)} always makes sound",
         shot.where("audio"),
-        "fal's Turbo endpoints have no generate_audio and their clips come \"with native "
-        "audio\" (priced so): mute it when editing, or choose a model with an audio switch",
+        f"{_SOUND_ALWAYS[family]}: mute it when editing, or choose a model with an audio "
+        "switch",
         severity="warning",
     )]  # fmt: skip
 

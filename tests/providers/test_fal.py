@@ -78,6 +78,7 @@ def test_model_ids():
         "kling-o3-4k": "fal-ai/kling-video/o3/4k",
         "kling-3-turbo-std": "fal-ai/kling-video/v3/turbo/standard",
         "kling-3-turbo-pro": "fal-ai/kling-video/v3/turbo/pro",
+        "kling-4": "fal-ai/kling-video/v4",
     }
 
 

@@ -127,6 +127,7 @@ PRICES = {  # alias: (5 s with audio, 5 s without), USD
     "kling-o3-4k": ("2.10", "2.10"),  # fal O3 4k pages: 0.42 either way
     "kling-3-turbo-std": ("0.560", "0.560"),  # fal Turbo Standard page: 0.112, sound always
     "kling-3-turbo-pro": ("0.70", "0.70"),  # fal Turbo Pro pages: 0.14, sound always
+    "kling-4": ("1.175", "1.175"),  # 1080p (fal's default): 0.235, sound always
 }
 
 
@@ -363,7 +364,204 @@ def test_each_tier_renders_one_resolution_and_refuses_another():
     assert {a: s.resolutions for a, s in MODELS.items()} == {
         "kling-3-std": ("720p",), "kling-3-pro": ("1080p",), "kling-3-4k": ("4k",),
         "kling-o3-std": ("720p",), "kling-o3-pro": ("1080p",), "kling-o3-4k": ("4k",),
-        "kling-3-turbo-std": ("720p",), "kling-3-turbo-pro": ("1080p",)}
+        "kling-3-turbo-std": ("720p",), "kling-3-turbo-pro": ("1080p",),
+        "kling-4": ("1080p", "720p")}
     assert diagnostics(shot("kling-3-4k", resolution="4k")) == []
     [error] = diagnostics(shot("kling-3-turbo-std", resolution="1080p"))
     assert "fal model 'kling-3-turbo-std' renders 720p, not 1080p" in error
+
+
+
+# -- Kling 4.0 (issue 25): keyframes, 3-30 s, 720p or 1080p -------------------------------------
+
+V4_I2V = f"{FAL}/v4/image-to-video"
+V4_T2V = f"{FAL}/v4/text-to-video"
+
+
+def _v4_pages():
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "fal_types" / "kling_v4_pages.json").read_text())
+
+
+PAGES = _v4_pages()
+
+
+def check_v4(endpoint: str, body: dict) -> list[str]:
+    """Problems of a body against fal's 4.0 page for `endpoint` (fal_types/kling_v4_pages.json,
+    transcribed from fal's llms.txt: fal-js has no 4.0 types yet)."""
+    page = PAGES["endpoints"][endpoint]
+    where = page["page"]
+    problems = [f"{key}: missing; required by {where}" for key in page["required"]
+                if key not in body]
+    for key, value in body.items():
+        field = page["properties"].get(key)
+        if field is None:
+            problems.append(f"{key}: sent, but {where} declares no {key!r} "
+                            f"(it declares {sorted(page['properties'])})")
+            continue
+        kind = field["type"]
+        ok = {"string": isinstance(value, str), "array": isinstance(value, list),
+              "integer": isinstance(value, int) and not isinstance(value, bool)}[kind]
+        if not ok:
+            problems.append(f"{key}: {value!r} is not an {kind} ({where})")
+            continue
+        if "enum" in field and value not in field["enum"]:
+            problems.append(f"{key}: {value!r} is not one of {field['enum']}"
+                            + (" (the stored enum is cut)" if field.get("enum_truncated")
+                               else "") + f" ({where})")
+        if "minimum" in field and not field["minimum"] <= value <= field["maximum"]:
+            problems.append(f"{key}: {value} is outside {field['minimum']}-{field['maximum']}")
+        if "maxItems" in field and len(value) > field["maxItems"]:
+            problems.append(f"{key}: {len(value)} items, at most {field['maxItems']} ({where})")
+        if kind == "array" and field["items"]["type"] == "string" and \
+                not all(isinstance(v, str) for v in value):
+            problems.append(f"{key}: every item is a string URL ({where})")
+    if ("prompt" in body) == ("multi_prompt" in body):
+        problems.append(f"prompt xor multi_prompt: \"{page['properties']['prompt']['doc']}\"")
+    return problems
+
+
+def test_a_4_0_shot_with_a_first_frame_2_keyframes_and_a_last_frame_of_20_s(compile_one):
+    """Issue 25: it compiles on fal with the keyframes in order, at 1080p by default."""
+    job = compile_one(shot("kling-4", first_frame="assets/start.png",
+                           keyframes=["from:opening", "https://example.com/k2.png"],
+                           last_frame=IMG2, duration=20))
+    assert endpoint_id(job.model, job.request) == V4_I2V
+    assert job.request == {
+        "prompt": "A quiet harbour at dawn", "start_image_url": "kc-input:file:assets/start.png",
+        "middle_image_urls": ["kc-input:frame:opening:last", "https://example.com/k2.png"],
+        "end_image_url": IMG2, "duration": 20, "resolution": "1080p"}
+    assert [ref.key for ref in job.inputs] == ["file:assets/start.png", "frame:opening:last"]
+    assert job.cost_usd == Decimal("4.700")  # 20 s x $0.235 (1080p)
+    assert check_v4(V4_I2V, sent(job)) == []
+
+
+def test_a_4_0_shot_of_31_s_is_refused_where_its_duration_is():
+    assert diagnostics(shot("kling-4", first_frame=IMG, keyframes=[IMG, IMG2],
+                            last_frame=IMG2, duration=31)) == [
+        "storyboard.yaml:13:5: error: duration 31 s is out of range: fal model 'kling-4' makes "
+        "3-30 s\n  hint: set a duration from 3 to 30 seconds"]
+
+
+def test_9_middle_keyframes_are_refused_at_the_ninth():
+    from kling_compose.errors import Location
+    from kling_compose.model import FrameSource
+
+    frames = [FrameSource("url", f"https://example.com/k{n}.png",
+                          location=Location("storyboard.yaml", 40 + n, 9)) for n in range(9)]
+    [error] = diagnostics(shot("kling-4", first_frame=IMG, keyframes=frames, duration=20))
+    assert error.startswith(
+        "storyboard.yaml:48:9: error: 9 keyframes given; fal model 'kling-4' takes at most 8 "
+        "between the first and last frame\n  hint: remove 1, or split the shot in two chained "
+        "shots (fal's Kling 4.0 schema pages")
+    assert diagnostics(shot("kling-4", first_frame=IMG, keyframes=frames[:8], duration=20)) == []
+
+
+def test_keyframes_and_an_end_frame_need_a_first_frame_on_4_0():
+    assert diagnostics(shot("kling-4", keyframes=[IMG])) == [
+        "storyboard.yaml:33:5: error: keyframes need a first_frame on fal model 'kling-4'\n  "
+        "hint: add a first_frame (a path, URL or `{from: previous, frame: last}`): the keyframes "
+        "are spaced evenly from it to the end of the clip"]
+    assert diagnostics(shot("kling-4", last_frame=IMG)) == [
+        "storyboard.yaml:18:5: error: last_frame needs a first_frame on fal\n  hint: fal takes "
+        "end_image_url only on 4.0's image-to-video, whose start_image_url is required"]
+
+
+@pytest.mark.parametrize("alias", sorted(set(MODELS) - {"kling-4"}))
+def test_only_4_0_takes_keyframes(alias):
+    [error] = diagnostics(shot(alias, first_frame=IMG, keyframes=[IMG2]))
+    assert error.startswith(f"storyboard.yaml:33:5: error: fal model '{alias}' does not support "
+                            "keyframes")
+
+
+def test_4_0_text_to_video_at_720p_and_its_price(compile_one):
+    job = compile_one(shot("kling-4", resolution="720p", aspect="9:16", duration=30))
+    assert endpoint_id(job.model, job.request) == V4_T2V
+    assert job.request == {"prompt": "A quiet harbour at dawn", "duration": 30,
+                           "resolution": "720p", "aspect_ratio": "9:16"}
+    assert job.cost_usd == Decimal("4.710")  # 30 s x $0.157
+    assert check_v4(V4_T2V, sent(job)) == []
+    default = compile_one(shot("kling-4"))
+    assert default.request == {"prompt": "A quiet harbour at dawn", "duration": 5,
+                               "resolution": "1080p"}
+    assert default.cost_usd == Decimal("1.175")
+
+
+def test_4_0_refuses_4k_multi_prompt_elements_and_21_9():
+    [error] = diagnostics(shot("kling-4", resolution="4k"))
+    assert "fal model 'kling-4' renders 1080p or 720p, not 4k" in error
+    [error] = diagnostics(shot("kling-4", multi_prompt=[("Walks in", 3), ("Walks out", 4)]))
+    assert error.startswith("storyboard.yaml:11:5: error: fal model 'kling-4' does not support "
+                            "multi_prompt")  # KlingV4Shot's fields are not documented
+    [error] = diagnostics(shot("kling-4", prompt_text="@hero", elements=[hero()],
+                               first_frame=IMG))
+    assert error.startswith("storyboard.yaml:22:5: error: fal model 'kling-4' does not support "
+                            "elements")
+    [error] = diagnostics(shot("kling-4", aspect="21:9"))
+    assert "aspect 21:9 is not available on fal model 'kling-4'" in error
+
+
+def test_4_0_has_sound_always(compile_one):
+    job = compile_one(shot("kling-4", audio=False, negative_prompt="blur"))
+    assert "generate_audio" not in job.request and "negative_prompt" not in job.request
+    assert [str(w).split("\n")[0] for w in job.warnings] == [
+        "storyboard.yaml:12:5: warning: negative_prompt is not sent: fal model 'kling-4' has no "
+        "such setting",
+        "storyboard.yaml:16:5: warning: audio: false is not honoured: fal model 'kling-4' always "
+        "makes sound"]
+
+
+V4_CASES = {
+    "t2v": shot("kling-4"),
+    "t2v 720p 3 s 1:1": shot("kling-4", resolution="720p", duration=3, aspect="1:1"),
+    "t2v spoken only": shot("kling-4", prompt_text=None,
+                            dialogue=[line("narrator", "The tide turns.")]),
+    "i2v first frame": shot("kling-4", first_frame="from:opening", duration=10),
+    "i2v eight keyframes": shot("kling-4", first_frame=IMG, keyframes=[IMG2] * 8,
+                                last_frame=IMG, duration=30, resolution="720p"),
+    "i2v end frame, size": shot("kling-4", first_frame=IMG, last_frame=IMG2,
+                                size=(1080, 1920)),
+}
+
+
+@pytest.mark.parametrize("case", V4_CASES.values(), ids=list(V4_CASES))
+def test_4_0_bodies_keep_to_fal_s_4_0_pages(compile_one, case):
+    job = compile_one(case)
+    endpoint = endpoint_id(job.model, job.request)
+    problems = check_v4(endpoint, sent(job))
+    if "aspect_ratio" in job.request and job.request["aspect_ratio"] == "1:1":
+        # 1:1 is past where the stored enum is cut (every other Kling tier on fal has it)
+        assert problems == ["aspect_ratio: '1:1' is not one of ['auto', '16:9', '9:16'] (the "
+                            f"stored enum is cut) ({PAGES['endpoints'][endpoint]['page']})"]
+    else:
+        assert problems == [], "\n".join(problems)
+
+
+def test_the_4_0_checker_finds_misreadings():
+    assert any("duration: '5' is not an integer" in p
+               for p in check_v4(V4_T2V, {"prompt": "x", "duration": "5"}))
+    assert any("31 is outside 3-30" in p for p in check_v4(V4_T2V, {"prompt": "x",
+                                                                     "duration": 31}))
+    assert any("9 items, at most 8" in p for p in check_v4(
+        V4_I2V, {"prompt": "x", "start_image_url": IMG, "middle_image_urls": [IMG] * 9}))
+    assert any("start_image_url: missing" in p for p in check_v4(V4_I2V, {"prompt": "x"}))
+    assert any("declares no 'generate_audio'" in p for p in check_v4(
+        V4_T2V, {"prompt": "x", "generate_audio": True}))
+    assert any("'4k' is not one of" in p for p in check_v4(V4_T2V, {"prompt": "x",
+                                                                    "resolution": "4k"}))
+    assert any("declares no 'middle_image_urls'" in p for p in check_v4(
+        V4_T2V, {"prompt": "x", "middle_image_urls": [IMG]}))
+
+
+def test_the_4_0_limits_are_the_pages():
+    spec = MODELS["kling-4"]
+    t2v, i2v = (PAGES["endpoints"][e]["properties"] for e in (V4_T2V, V4_I2V))
+    assert spec.durations_s == (t2v["duration"]["minimum"], t2v["duration"]["maximum"])
+    assert spec.resolutions[0] == t2v["resolution"]["default"]
+    assert set(spec.resolutions) == set(t2v["resolution"]["enum"])
+    assert spec.max_keyframes == i2v["middle_image_urls"]["maxItems"] == 8
+    assert "(max 8)" in i2v["middle_image_urls"]["doc"]
+    assert "API access is coming soon" in PAGES["source"]["branded_pages"]
+    assert spec.prices == {"720p": Decimal("0.157"), "1080p": Decimal("0.235")}

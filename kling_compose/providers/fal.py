@@ -1,9 +1,13 @@
-"""fal queue API for Kling Video V3 Pro: capability data and one class.
+"""fal queue API for the Kling family: capability data and one class.
 
-Sources: seed 001 (fal model page "Kling Video V3 Pro") and the fal section of the project's
-provider reference (fal.ai/docs/model-api-reference/video-generation-api/kling-video-v3-pro).
-The body is the flat model input; which endpoint receives it depends on the inputs
-(`endpoint_id`): text-to-video, or image-to-video when a start image is sent.
+Tiers (issue 25; docs/kling-family.md gives every source): Kling 3.0 Standard, Pro and 4K
+(`fal-ai/kling-video/v3/{standard,pro,4k}`), 3.0 Omni "O3" Standard, Pro and 4K
+(`fal-ai/kling-video/o3/...`), 3.0 Turbo Standard and Pro (`fal-ai/kling-video/v3/turbo/...`)
+and 4.0 (`fal-ai/kling-video/v4`, providers/fal_v4.py). Sources: seed 001 (fal model page
+"Kling Video V3 Pro"), fal's model pages for each tier and fal-js's generated endpoint types
+(@fal-ai/client 1.10.1, commit 381105e). The body is the flat model input; which endpoint
+receives it depends on the inputs (`endpoint_id`): text-to-video; image-to-video when a start
+image is sent; O3's reference-to-video when elements or reference images are.
 """
 
 from __future__ import annotations
@@ -502,7 +506,7 @@ def _ingress_error(response) -> bool:
 
 
 class FalProvider(FalQueue):
-    """Builds fal Kling V3 Pro inputs and estimates costs."""
+    """Builds fal's Kling inputs (each tier's own fields) and estimates costs."""
 
     spec = SPEC
 

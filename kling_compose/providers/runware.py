@@ -289,11 +289,15 @@ REQUIRES: Mapping[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
 # providerSettings cannot be used" (O3 Pro, 3.0 Omni Pro, O3 Standard), or "When
 # inputs.referenceVideos is provided, providerSettings cannot be used" (3.0 Standard). The 3.0
 # Pro page has no such rule (it even asks for providerSettings with referenceVideos), so 3.0
-# Pro sends `sound` with them; the 4K page has neither rule. Values: the pages, for messages.
+# Pro sends `sound` with them; the 4K page has neither rule. Values: the rule as the pages
+# word it, for messages.
+_NO_SETTINGS = "When inputs.video or inputs.referenceVideos is provided, providerSettings " \
+    "cannot be used"
 NO_SETTINGS_WITH_VIDEO: Mapping[str, str] = {
-    "kling-o3-pro": "Runware's O3 Pro and 3.0 Omni Pro pages",
-    "kling-o3-std": "Runware's O3 Standard page",
-    "kling-3-std": "Runware's 3.0 Standard page",
+    "kling-o3-pro": f"{_NO_SETTINGS} (Runware's O3 Pro and 3.0 Omni Pro pages)",
+    "kling-o3-std": f"{_NO_SETTINGS} (Runware's Kling VIDEO O3 Standard page)",
+    "kling-3-std": "When inputs.referenceVideos is provided, providerSettings cannot be used "
+                   "(Runware's Kling VIDEO 3.0 Standard page)",
 }
 
 # seeds 003/004: "When inputs.video or inputs.referenceVideos is provided,
@@ -824,9 +828,7 @@ def _check_video_inputs(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]
         diags.append(Diagnostic(
             "audio is not sent: a shot with a video input cannot carry providerSettings",
             shot.where("audio"),
-            "When inputs.video or inputs.referenceVideos is provided, providerSettings cannot "
-            f"be used ({NO_SETTINGS_WITH_VIDEO[spec.alias]}); set audio: false to silence "
-            "this warning",
+            f"{NO_SETTINGS_WITH_VIDEO[spec.alias]}; set audio: false to silence this warning",
             severity="warning",
         ))  # fmt: skip
     if "video" not in spec.supports or not (shot.video or shot.reference_videos):

@@ -108,8 +108,14 @@ def test_sound_is_not_sent_with_reference_videos_and_says_so(compile_one, alias)
     shot = make_shot(model=alias, reference_videos=[VID], audio=True)
     assert "providerSettings" not in compile_one(shot).request
     [warning] = diagnostics(shot)
-    assert warning.startswith(f"{at(16)}: warning: audio is not sent: a shot with a video input "
-                              "cannot carry providerSettings")
+    page = {"kling-o3-std": "When inputs.video or inputs.referenceVideos is provided, "
+                            "providerSettings cannot be used (Runware's Kling VIDEO O3 Standard "
+                            "page)",
+            "kling-3-std": "When inputs.referenceVideos is provided, providerSettings cannot be "
+                           "used (Runware's Kling VIDEO 3.0 Standard page)"}[alias]
+    assert warning == (f"{at(16)}: warning: audio is not sent: a shot with a video input cannot "
+                       f"carry providerSettings\n  hint: {page}; set audio: false to silence "
+                       "this warning")
 
 
 def test_3_4k_sends_sound_with_reference_videos(compile_one):

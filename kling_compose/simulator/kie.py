@@ -381,7 +381,8 @@ def _check_turbo(backend: Backend, body: Mapping[str, Any]) -> tuple[list[str], 
     if "duration" in fields and not (isinstance(duration, str) and duration in DURATIONS):
         problems.append(f"duration must be a string from '3' to '15', got {duration!r}")
     resolution = fields.get("resolution")
-    if "resolution" in fields and resolution not in TURBO_SIZES:
+    if "resolution" in fields and not (isinstance(resolution, str)
+                                       and resolution in TURBO_SIZES):
         problems.append(f"resolution must be one of {list(TURBO_SIZES)}, got {resolution!r}")
     aspect = fields.get("aspect_ratio")
     if "aspect_ratio" in fields and not (isinstance(aspect, str) and aspect in ASPECTS):

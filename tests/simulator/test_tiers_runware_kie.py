@@ -191,6 +191,7 @@ def test_kie_turbo_is_accepted_billed_by_resolution_and_has_sound(
     (T2V, {**TEXT, "image_urls": [U]}, "unknown input field(s) ['image_urls']"),
     (I2V, {**IMAGE, "aspect_ratio": "16:9"}, "unknown input field(s) ['aspect_ratio']"),
     (T2V, {**TEXT, "resolution": "4K"}, "resolution must be one of ['720p', '1080p']"),
+    (T2V, {**TEXT, "resolution": ["720p"]}, "resolution must be one of ['720p', '1080p']"),
     (T2V, {**TEXT, "duration": 5}, "duration must be a string from '3' to '15'"),
     (T2V, {**TEXT, "duration": "16"}, "duration must be a string from '3' to '15'"),
     (T2V, {**TEXT, "aspect_ratio": "4:3"}, "aspect_ratio must be one of"),

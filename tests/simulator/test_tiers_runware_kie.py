@@ -111,7 +111,8 @@ def test_turbo_is_billed_by_resolution_and_always_has_sound(sim, client, fields,
     (TURBO, {"negativePrompt": "blurry"}, ("invalidNegativePrompt", "negativePrompt")),
     (TURBO, {"positivePrompt": None}, ("invalidPositivePrompt", "positivePrompt")),
     (TURBO, {"width": None, "height": None, "inputs": {"frameImages": [
-        {"image": OUTSIDE_JPG, "frame": "last"}]}}, ("invalidFrame", "inputs.frameImages[0].frame")),
+        {"image": OUTSIDE_JPG, "frame": "last"}]}},
+     ("invalidFrame", "inputs.frameImages[0].frame")),
     (TURBO, {"inputs": {"referenceImages": [OUTSIDE_JPG]}},
      ("unknownParameter", "inputs.referenceImages")),
 ])  # fmt: skip

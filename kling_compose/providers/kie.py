@@ -1,4 +1,8 @@
-"""kie.ai's Kling 3.0 (model `kling-3.0/video`): capability data and one class.
+"""kie.ai's Kling 3.0 (model `kling-3.0/video`) and 3.0 Turbo: capability data and one class.
+
+Kling 3.0 Turbo (issue 25, docs/kling-family.md K3-K5) is a pair of models of its own,
+`kling/v3-turbo-text-to-video` and `kling/v3-turbo-image-to-video`, with their own input shapes
+(see TURBO_* below). kie has no O3 (Omni) and no 4.0 model (K2, K3).
 
 Sources (see docs/providers.md, "kie"): the Kling 3.0 page
 https://docs.kie.ai/market/kling/kling-3-0 (OpenAPI `.md`, the newer spec: `mode` std|pro|4K, elements with `element_input_audio_urls`) and
@@ -103,11 +107,55 @@ def _spec(alias: str) -> ModelSpec:
 
 MODELS: Mapping[str, ModelSpec] = {alias: _spec(alias) for alias in MODES}
 
+# -- Kling 3.0 Turbo (issue 25) ----------------------------------------------------------------
+# Sources: K4 = kie's "Kling V3 Turbo 文生视频" (text-to-video) createTask OpenAPI and K5 = its
+# "Kling V3 Turbo 图生视频" (image-to-video), copies henjicc/Henji-AI@a4cc65b docs/api/KIE/Video
+# Models/Kling/071-..., 072-...; K3 = kie's pricing page of 2026-06-30 (the copy named above),
+# rows "kling 3.0 turbo, text-to-video/image-to-video, 720P/1080P".
+# K4 `input`: prompt (maxLength 2500), duration (string, "3s - 15s", default "5"), aspect_ratio
+# (1:1 | 9:16 | 16:9, default 16:9), resolution (720p | 1080p, default 720p), all four required.
+# K5 `input`: prompt, image_urls (uploaded file URLs, image/jpeg or image/png, at most 10 MB),
+# duration, resolution, all four required; no aspect_ratio (the image sets the frame).
+# Neither has sound, negative_prompt, multi_shots/multi_prompt, kling_elements, mode or an end
+# frame. Audio: there is no switch, and Turbo's clips have sound (fal's and Runware's Turbo
+# pages: "with native audio"; docs/kling-family.md Table 3): one price per resolution, kept
+# under "audio"; `audio: false` is a warning.
+TURBO_MODEL_ID = "kling/v3-turbo"  # + "-text-to-video" (K4) or "-image-to-video" (K5)
+TURBO_RESOLUTIONS: Mapping[str, str] = {"kling-3-turbo-std": "720p", "kling-3-turbo-pro": "1080p"}
+# K3, USD per second, text-to-video and image-to-video alike
+TURBO_PRICES: Mapping[str, Decimal] = {"720p": Decimal("0.09"), "1080p": Decimal("0.1125")}
+TURBO_SHORT_SIDE = {"720p": 720, "1080p": 1080}  # what the resolution names [inferred]
+_SOURCE_TURBO = ("kie.ai's Kling V3 Turbo pages, models kling/v3-turbo-text-to-video and "
+                 "kling/v3-turbo-image-to-video")
+
+
+def _turbo_spec(alias: str) -> ModelSpec:
+    return ModelSpec(
+        alias=alias,
+        model_id=TURBO_MODEL_ID,
+        source=_SOURCE_TURBO,
+        durations_s=(3, 15),  # K4/K5 `duration`: "3s - 15s"
+        prompt_chars=(2, 2500),  # K4/K5 `prompt` maxLength 2500 (the minimum: as 3.0's)
+        sizes=None,  # the API takes an aspect ratio; `resolution` sets the size
+        aspects=ASPECTS,  # K4 `aspect_ratio` enum
+        frame_images=(1, 1),  # K5 `image_urls`: the start image; no end frame
+        takes=(1, 1),  # one video per task
+        quality=None,
+        cfg_scale=None,
+        # `audio` is accepted: the clip has sound anyway (no switch to send)
+        supports=frozenset({"duration", "size", "aspect", "audio", "first_frame"}),
+        prices={"audio": TURBO_PRICES[TURBO_RESOLUTIONS[alias]]},
+    )
+
+
+MODELS = {**MODELS, **{alias: _turbo_spec(alias) for alias in TURBO_RESOLUTIONS}}
+
 SEGMENT_CHARS = 500  # `multi_prompt[].prompt` maxLength 500
 ELEMENT_REF_CHARS = 37  # "Each @element will occupy 37 characters"
 ELEMENT_IMAGES = (2, 4)  # `element_input_urls`: "2-4 URLs required"
 ELEMENT_VOICES = 1  # newer spec: "Up to 1 audio URL" (`element_input_audio_urls`)
-ELEMENT_IMAGE_BYTES = 10 * 1024 * 1024  # "Maximum file size: 10MB per image"
+# "Maximum file size: 10MB per image"; Turbo's start image too (K5: "最大文件大小：10.0MB")
+ELEMENT_IMAGE_BYTES = 10 * 1024 * 1024
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})  # "Only JPG, JPEG, PNG" / "JPG, PNG"
 # image suffixes a URL may end with that kie does not take
 _OTHER_IMAGE_SUFFIXES = frozenset(
@@ -233,10 +281,12 @@ class KieTasks(Declared):
     """createTask (the server assigns taskId), then recordInfo until success or fail."""
 
     def route(self, spec: ModelSpec, request: Mapping[str, Any]) -> str:
-        """The model and its mode (std, pro, 4K: the tier it pays)."""
+        """The model and its tier: Kling 3.0's mode (std, pro, 4K), Turbo's resolution."""
         fields = request.get("input")
-        mode = fields.get("mode") if isinstance(fields, Mapping) else None
-        return f"{request.get('model', spec.model_id)}" + (f" mode {mode}" if mode else "")
+        fields = fields if isinstance(fields, Mapping) else {}
+        mode, resolution = fields.get("mode"), fields.get("resolution")
+        return (f"{request.get('model', spec.model_id)}" + (f" mode {mode}" if mode else "")
+                + (f" resolution {resolution}" if resolution else ""))
 
     def submit_request(self, job: Job | None, request: Mapping[str, Any], task_id: str,
                        base_url: str, key: Credential) -> httpx.Request:
@@ -403,6 +453,9 @@ class KieProvider(KieTasks):
     spec = SPEC
 
     def check(self, shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+        if spec.alias in TURBO_RESOLUTIONS:  # no elements, segments or end frame to check
+            diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)
+            return diags + _check_image_files(shot) + _check_turbo(shot, spec)
         diags = rules.check_source_kinds(shot, self.name, ACCEPTED_KINDS)
         diags += rules.check_element_frontal(shot, self.name)
         diags += _check_frames(shot)
@@ -422,6 +475,8 @@ class KieProvider(KieTasks):
 
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         # NOTE: the key order follows the spec's field order (x-apidog-orders) and its examples.
+        if spec.alias in TURBO_RESOLUTIONS:
+            return self._turbo_payload(shot, spec, ref)
         segments = shot.multi_prompt or ()
         multi = bool(segments)
         fields: dict[str, Any] = {}
@@ -447,19 +502,39 @@ class KieProvider(KieTasks):
             fields["kling_elements"] = [element_body(e, ref) for e in shot.elements]
         return {"model": spec.model_id, "input": fields}
 
+    def _turbo_payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
+        """K4 (text-to-video: prompt, duration, aspect_ratio, resolution) or K5 (image-to-video:
+        prompt, image_urls, duration, resolution), every field required, in their order."""
+        fields: dict[str, Any] = {}
+        prompt = dialogue.main_prompt(shot)
+        if prompt is not None:
+            fields["prompt"] = self.prompt_text(shot, prompt)
+        if shot.first_frame is not None:
+            fields["image_urls"] = [ref(shot.first_frame, "image")]
+        fields["duration"] = str(rules.effective_duration(shot) or DEFAULT_DURATION)
+        if shot.first_frame is None:
+            fields["aspect_ratio"] = _aspect_ratio(shot)
+        fields["resolution"] = TURBO_RESOLUTIONS[spec.alias]
+        kind = "image-to-video" if shot.first_frame is not None else "text-to-video"
+        return {"model": f"{TURBO_MODEL_ID}-{kind}", "input": fields}
+
     def cost(
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> Decimal | None:
         """The sent mode's per-second price, with or without sound, times `duration`, all as
-        sent (provider_options may change them)."""
+        sent (provider_options may change them); Turbo's by the `resolution` sent."""
         fields = payload.get("input")
         fields = fields if isinstance(fields, Mapping) else {}
-        mode = fields.get("mode", MODES[spec.alias])
-        rates = PRICES.get(mode) if isinstance(mode, str) else None
         try:
             seconds = int(str(fields.get("duration", DEFAULT_DURATION)))
         except ValueError:
             return None
+        if spec.alias in TURBO_RESOLUTIONS:
+            resolution = fields.get("resolution", TURBO_RESOLUTIONS[spec.alias])
+            rate = TURBO_PRICES.get(resolution) if isinstance(resolution, str) else None
+            return None if rate is None else rate * seconds
+        mode = fields.get("mode", MODES[spec.alias])
+        rates = PRICES.get(mode) if isinstance(mode, str) else None
         if rates is None:
             return None
         return rates["audio" if fields.get("sound", False) is True else "silent"] * seconds
@@ -662,6 +737,49 @@ def _check_image_files(shot: ResolvedShot) -> list[Diagnostic]:
                     where,
                     "save it smaller (a JPEG of a few MB is plenty)",
                 ))  # fmt: skip
+    return diags
+
+
+def _check_turbo(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+    """Turbo's own warnings: `audio: false` (its clips have sound and there is no switch), and
+    a size whose resolution is not the tier's (a size is sent as its aspect)."""
+    diags = []
+    if shot.audio is False:
+        diags.append(Diagnostic(
+            f"audio: false is not honoured: kie model '{spec.alias}' has no sound switch and "
+            "its clips have sound",
+            shot.where("audio"),
+            "mute the clip in the edit, or choose kling-3-std (silent at $0.07/s); kie's Turbo "
+            "pages have no `sound` field, and Kling 3.0 Turbo makes video \"with native audio\" "
+            "(fal's and Runware's Turbo pages)",
+            severity="warning",
+        ))  # fmt: skip
+    frame = shot.first_frame
+    if frame is not None and frame.kind == "path" and frame.path is not None:
+        try:
+            size = frame.path.stat().st_size
+        except OSError:
+            size = 0  # a missing file is reported where the file is read
+        if size > ELEMENT_IMAGE_BYTES:
+            diags.append(Diagnostic(
+                f"first_frame: {frame.value} is {size / 1024 / 1024:.1f} MB; kie's Turbo "
+                "image-to-video takes images of at most 10 MB",
+                frame.location or shot.where("first_frame"),
+                "save it smaller (a JPEG of a few MB is plenty)",
+            ))  # fmt: skip
+    resolution = TURBO_RESOLUTIONS[spec.alias]
+    if shot.size is not None and not rules.follows_input(shot) \
+            and min(shot.size) != TURBO_SHORT_SIDE[resolution]:
+        others = [a for a, r in TURBO_RESOLUTIONS.items()
+                  if TURBO_SHORT_SIDE[r] == min(shot.size)]  # fmt: skip
+        hint = f"use model {others[0]}" if others else "write aspect: instead of size:"
+        diags.append(Diagnostic(
+            f"size {shot.size[0]}x{shot.size[1]} is sent as aspect_ratio "
+            f"{rules.aspect_of(shot.size)}: kie model '{spec.alias}' makes {resolution} video",
+            shot.where("size"),
+            f"{hint} (kie's Turbo text-to-video page: `resolution` 720p or 1080p)",
+            severity="warning",
+        ))  # fmt: skip
     return diags
 
 

@@ -1,4 +1,9 @@
-"""Runware `videoInference` for Kling VIDEO 3.0 Pro and O3 Pro: capability data and one class.
+"""Runware `videoInference` for the Kling VIDEO 3.0 family: capability data and one class.
+
+Tiers (issue 25, docs/kling-family.md R1-R7): 3.0 Standard / Pro / 4K, O3 (3.0 Omni)
+Standard / Pro, 3.0 Turbo at 720p and 1080p (one model id, two storyboard aliases). O3 4K
+(`klingai:kling-video@o3-4k`) is not offered: runware-sdk 1.8.0 types it, but no Runware page
+with its price or sizes was found (third parties only).
 
 Sources: seed 000 (runware.ai/docs/models/klingai-video-3-0-pro), seed 003
 (runware.ai/docs/models/klingai-video-3-0-omni-pro), seed 004
@@ -13,6 +18,7 @@ The request bodies reproduce the seed examples field for field and in key order;
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -48,6 +54,13 @@ if TYPE_CHECKING:
 
 _SOURCE_3_PRO = "Runware's KlingAI Video 3.0 Pro page, runware.ai/docs/models/klingai-video-3-0-pro"
 _SOURCE_O3_PRO = "Runware's KlingAI Video O3 Pro page, runware.ai/docs/models/klingai-video-o3-pro"
+_SOURCE_3_STD = ("Runware's Kling VIDEO 3.0 Standard page, "
+                 "runware.ai/docs/models/klingai-video-3-0-standard")
+_SOURCE_3_4K = "Runware's Kling VIDEO 3.0 4K page, runware.ai/docs/models/klingai-video-3-0-4k"
+_SOURCE_O3_STD = ("Runware's Kling VIDEO O3 Standard page, "
+                  "runware.ai/docs/models/klingai-video-o3-standard")
+_SOURCE_TURBO = ("Runware's Kling VIDEO 3.0 Turbo page, "
+                 "runware.ai/docs/models/klingai-video-3-0-turbo")
 
 # seeds 000, 003, 004: "Provide exactly one of ... frameImages or width/height". Sizes for an
 # aspect come from the O3 dimension table (seeds 003/004); both models render 1080p.
@@ -57,6 +70,11 @@ ASPECT_SIZES: Mapping[str, tuple[int, int]] = {
     "9:16": (1080, 1920),
 }
 DEFAULT_SIZE = (1920, 1080)  # seeds 000/004 text-to-video examples
+# The dimension tables of the other tiers ("The following dimension combinations are
+# supported"), 16:9, 1:1, 9:16; a text-to-video shot's aspect picks its tier's size.
+SIZES_720P = ((1280, 720), (960, 960), (720, 1280))  # 3.0 Standard, O3 Standard, Turbo 720p
+SIZES_1080P = ((1920, 1080), (1440, 1440), (1080, 1920))  # 3.0 Pro, O3 Pro, Turbo 1080p
+SIZES_4K = ((3840, 2160), (2880, 2880), (2160, 3840))  # 3.0 4K
 DEFAULT_DURATION_S = 5  # seeds 000, 003, 004: duration default 5
 
 _COMMON_FIELDS = frozenset(
@@ -137,6 +155,115 @@ MODELS: Mapping[str, ModelSpec] = {
     ),
 }
 
+# -- issue 25: the other Kling 3.0 tiers (docs/kling-family.md, Tables 1-3, R1-R7) ------------
+#
+# Durations: runware-sdk 1.8.0 types `duration: NotRequired[int]` without bounds for every tier
+# (runware/types/task_map.py, KlingaiVideo30StandardParams, ...304kParams, ...OmniStandard
+# Params, ...TurboParams), and the stored copies of the new tiers' pages stop before their
+# `duration` entry; 3-15 s is what every source gives for these tiers (Runware's 3.0 Pro and O3
+# Pro pages for the family, fal F2/F12, kie K1/K4), none gives a narrower range, and the 4K
+# examples page sends `duration: 9`.
+# numberResults: not in the stored copies either; 4 is the smallest maximum any Runware Kling
+# 3.0 page states (seed 003; 3.0 Pro says 20), so a request is never refused for it.
+_NEW_TAKES = (1, 4)
+_NEW_DURATIONS = (3, 15)
+
+MODELS = {
+    **MODELS,
+    # 3.0 Standard (R2): 3.0 Pro's inputs at 720p. The page says both "When
+    # inputs.referenceVideos is provided, providerSettings cannot be used" and "... is
+    # required"; as on the O3 pages (which say the same) `sound` is not sent with reference
+    # videos (NO_SETTINGS_WITH_VIDEO), with a warning.
+    "kling-3-std": replace(
+        MODELS["kling-3-pro"],
+        alias="kling-3-std",
+        model_id="klingai:kling-video@3-standard",  # R2 "ID"; runware-sdk KlingaiVideo30Standard
+        source=_SOURCE_3_STD,
+        durations_s=_NEW_DURATIONS,  # see above
+        sizes=SIZES_720P,  # R2 dimension table: 1280x720, 960x960, 720x1280
+        takes=_NEW_TAKES,  # see above
+        # R2: "$0.084/s without audio & $0.126/s with audio" (720p · 1s rows)
+        prices={"silent": Decimal("0.084"), "audio": Decimal("0.126")},
+    ),
+    # 3.0 4K (R4, released 2026-04-23): 3.0 Pro's inputs at 4K, one price with or without
+    # audio. The examples page also sends providerSettings.klingai.multiPrompt; multi_prompt is
+    # not offered until a page documents the field (3.0 Pro's has none).
+    "kling-3-4k": replace(
+        MODELS["kling-3-pro"],
+        alias="kling-3-4k",
+        model_id="klingai:kling-video@3-4k",  # R4 "ID"; runware-sdk KlingaiVideo304kParams
+        source=_SOURCE_3_4K,
+        durations_s=_NEW_DURATIONS,  # see above
+        sizes=SIZES_4K,  # R4 dimension table: 3840x2160, 2880x2880, 2160x3840
+        takes=_NEW_TAKES,  # see above
+        # R4 Pricing: "1s: $0.42", the one row; examples send sound: true at that price
+        prices={"silent": Decimal("0.42"), "audio": Decimal("0.42")},
+    ),
+    # O3 Standard (R5): O3 Pro's inputs and video rules at 720p (its page carries the same
+    # compatibility lines: providerSettings not with video inputs, no elements with
+    # inputs.video, referenceImages <= 4 with a video; no negativePrompt in the SDK type).
+    "kling-o3-std": replace(
+        MODELS["kling-o3-pro"],
+        alias="kling-o3-std",
+        model_id="klingai:kling-video@o3-standard",  # R5 "ID"; KlingaiVideo30OmniStandard
+        source=_SOURCE_O3_STD,
+        durations_s=_NEW_DURATIONS,  # see above
+        sizes=SIZES_720P,  # R5 dimension table: 1280x720, 960x960, 720x1280
+        takes=_NEW_TAKES,  # see above (O3 Pro: 4, seed 003)
+        # R5 Pricing, 720p · 1s: no input + no audio $0.084, audio + no input $0.112, video
+        # input + no audio $0.126
+        prices={"silent": Decimal("0.084"), "audio": Decimal("0.112"),
+                "video_input": Decimal("0.126")},
+    ),
+}
+
+# 3.0 Turbo (R7, released 2026-06-17): ONE model id, `klingai:kling-video@3.0-turbo`; its tier
+# is the output resolution. runware-sdk's KlingaiVideo30TurboParams has `resolution:
+# Literal['720p', '1080p']`, `positivePrompt: str` (required), `negativePrompt`, width, height,
+# duration, inputs, and NO providerSettings: no sound switch, no multiPrompt. R7: "When
+# inputs.frameImages is provided, width/height cannot be used", "`resolution` cannot be used
+# with width/height", "When `resolution` is provided, inputs.frameImages is required", "When
+# negativePrompt is provided, inputs.frameImages is required". So text-to-video picks the tier
+# by width/height (the tier's dimension table), image-to-video by `resolution`.
+# Audio: no switch, and the output has sound (R7: "$0.112 per second of video at 720p with
+# native audio"): priced as audio; `audio: false` is a warning (see `_check_turbo`).
+TURBO_MODEL_ID = "klingai:kling-video@3.0-turbo"  # R7 "ID"; KlingaiVideo30TurboParams
+TURBO_RESOLUTIONS: Mapping[str, str] = {"kling-3-turbo-std": "720p", "kling-3-turbo-pro": "1080p"}
+# R7 Pricing: "$0.112 per second of video at 720p with native audio", "720p . 3s: $0.336",
+# "1080p . 3s: $0.42" (= $0.14 a second)
+TURBO_PRICES: Mapping[str, Decimal] = {"720p": Decimal("0.112"), "1080p": Decimal("0.14")}
+TURBO_SIZES: Mapping[str, tuple[tuple[int, int], ...]] = {  # R7 dimension table
+    "720p": SIZES_720P, "1080p": SIZES_1080P}
+
+
+def _turbo(alias: str) -> ModelSpec:
+    resolution = TURBO_RESOLUTIONS[alias]
+    return ModelSpec(
+        alias=alias,
+        model_id=TURBO_MODEL_ID,
+        source=_SOURCE_TURBO,
+        durations_s=_NEW_DURATIONS,  # see above (fal F12, kie K4: 3-15 s for Turbo too)
+        prompt_chars=(2, 2500),  # Runware's Kling prompts, seed 000: 2-2500
+        sizes=TURBO_SIZES[resolution],  # R7 dimension table of the tier
+        aspects=tuple(ASPECT_SIZES),
+        # a first frame only: R7 names inputs.frameImages without a count, and every other
+        # source gives Turbo a start image and no end frame (fal F12 `image_url` only; kie K5;
+        # docs/kling-family.md Table 3): the stricter reading
+        frame_images=(1, 1),
+        takes=_NEW_TAKES,  # see above
+        quality=(20, 99),  # outputQuality, a platform option (seed 000: 20-99)
+        cfg_scale=None,
+        # no providerSettings (runware-sdk KlingaiVideo30TurboParams): no multi_prompt and no
+        # sound switch; `audio` is accepted because the output has sound anyway (R7); inputs:
+        # R7 names frameImages only (no referenceImages, referenceVideos, elements, video)
+        supports=frozenset({"duration", "size", "aspect", "first_frame", "takes",
+                            "output_format", "quality", "negative_prompt", "audio"}),
+        prices={"audio": TURBO_PRICES[resolution]},  # R7; always audio
+    )
+
+
+MODELS = {**MODELS, **{alias: _turbo(alias) for alias in TURBO_RESOLUTIONS}}
+
 # What each media input accepts (provider reference: images take a UUID, URL, data URI or
 # base64; inputs.video and referenceVideos a UUID or URL only). Local files and chains: images
 # travel inline as data URIs, videos and audio through mediaStorage, whose mediaUUID any input
@@ -149,17 +276,29 @@ ACCEPTED_KINDS: Mapping[str, frozenset[str]] = {
 
 # Rules of one model that need an input when another is given: (field, any of, rule).
 REQUIRES: Mapping[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
-    "kling-3-pro": (
+    alias: (
         ("elements", ("first_frame", "last_frame"),
-         "When inputs.elements is provided, inputs.frameImages is required (Runware's "
-         "KlingAI Video 3.0 Pro page)"),
-    ),  # fmt: skip
-}
+         f"When inputs.elements is provided, inputs.frameImages is required ({page})"),
+    )
+    for alias, page in (("kling-3-pro", "Runware's KlingAI Video 3.0 Pro page"),
+                        ("kling-3-std", "Runware's Kling VIDEO 3.0 Standard page"),
+                        ("kling-3-4k", "Runware's Kling VIDEO 3.0 4K page"))
+}  # fmt: skip
 
 # Models whose page says "When inputs.video or inputs.referenceVideos is provided,
-# providerSettings cannot be used" (O3 Pro, 3.0 Omni Pro). The 3.0 Pro page has no such rule
-# (it even asks for providerSettings with referenceVideos), so 3.0 Pro sends `sound` with them.
-NO_SETTINGS_WITH_VIDEO = frozenset({"kling-o3-pro"})
+# providerSettings cannot be used" (O3 Pro, 3.0 Omni Pro, O3 Standard), or "When
+# inputs.referenceVideos is provided, providerSettings cannot be used" (3.0 Standard). The 3.0
+# Pro page has no such rule (it even asks for providerSettings with referenceVideos), so 3.0
+# Pro sends `sound` with them; the 4K page has neither rule. Values: the rule as the pages
+# word it, for messages.
+_NO_SETTINGS = "When inputs.video or inputs.referenceVideos is provided, providerSettings " \
+    "cannot be used"
+NO_SETTINGS_WITH_VIDEO: Mapping[str, str] = {
+    "kling-o3-pro": f"{_NO_SETTINGS} (Runware's O3 Pro and 3.0 Omni Pro pages)",
+    "kling-o3-std": f"{_NO_SETTINGS} (Runware's Kling VIDEO O3 Standard page)",
+    "kling-3-std": "When inputs.referenceVideos is provided, providerSettings cannot be used "
+                   "(Runware's Kling VIDEO 3.0 Standard page)",
+}
 
 # seeds 003/004: "When inputs.video or inputs.referenceVideos is provided,
 # inputs.referenceImages is limited to 4 items."
@@ -202,7 +341,15 @@ class RunwareProvider(Declared):
         diags += _check_requires(shot, spec)
         diags += _check_video_inputs(shot, spec)
         diags += _check_voices(shot, self.name)
+        diags += _check_turbo(shot, spec)
         return diags
+
+    def route(self, spec: ModelSpec, request: Mapping[str, Any]) -> str:
+        """The model id; for Turbo (one id, two tiers) also the resolution it is billed at."""
+        model = request.get("model", spec.model_id)
+        if spec.alias not in TURBO_RESOLUTIONS:
+            return str(model)
+        return f"{model} resolution {turbo_resolution(spec, request)}"
 
     def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
         """The prompt as sent: `@name` becomes `<<<element_N>>>`, N by first appearance; its
@@ -219,11 +366,15 @@ class RunwareProvider(Declared):
         prompt = dialogue.main_prompt(shot)
         if prompt is not None:
             body["positivePrompt"] = self.prompt_text(shot, prompt)
-        if shot.negative_prompt is not None and "negative_prompt" in spec.supports:
-            body["negativePrompt"] = shot.negative_prompt
-        size = output_size(shot)
+        if shot.negative_prompt is not None and "negative_prompt" in spec.supports and not (
+                spec.alias in TURBO_RESOLUTIONS and shot.first_frame is None):
+            body["negativePrompt"] = shot.negative_prompt  # Turbo: with frameImages only (R7)
+        size = output_size(shot, spec)
         if size is not None:
             body["width"], body["height"] = size
+        elif spec.alias in TURBO_RESOLUTIONS:
+            # R7: `resolution` only with inputs.frameImages (and never with width/height)
+            body["resolution"] = TURBO_RESOLUTIONS[spec.alias]
         duration = rules.effective_duration(shot)
         if duration is not None and shot.video is None:
             body["duration"] = duration
@@ -239,7 +390,7 @@ class RunwareProvider(Declared):
     def cost(
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> Decimal | None:
-        rate = spec.prices.get(price_key(payload))
+        rate = _rate(spec, payload)
         seconds = billed_seconds(shot, payload)
         if rate is None or seconds is None:
             return None
@@ -248,8 +399,8 @@ class RunwareProvider(Declared):
     def cost_note(
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> str | None:
-        key = price_key(payload)
-        if key not in spec.prices:
+        key = price_key(payload, spec)
+        if _rate(spec, payload) is None:
             return f"Runware publishes no {key.replace('_', ' ')} price for {spec.model_id}"
         if "video" in payload.get("inputs", {}) and shot.duration is None:
             if billed_seconds(shot, payload) is None:
@@ -263,6 +414,8 @@ class RunwareProvider(Declared):
 
     def _settings(self, shot: ResolvedShot, spec: ModelSpec) -> dict[str, Any]:
         settings: dict[str, Any] = {}
+        if spec.alias in TURBO_RESOLUTIONS:
+            return settings  # runware-sdk KlingaiVideo30TurboParams has no providerSettings
         if shot.audio is True and "audio" in spec.supports and not _no_settings(shot, spec):
             # seed 004 examples, sdk-python IKlingAIProviderSettings.sound: Optional[bool];
             # sound defaults to false
@@ -537,15 +690,38 @@ def _no_settings(shot: ResolvedShot, spec: ModelSpec) -> bool:
     return video_input and spec.alias in NO_SETTINGS_WITH_VIDEO
 
 
-def output_size(shot: ResolvedShot) -> tuple[int, int] | None:
-    """width x height to send: none when an input image or video sets the frame."""
+def output_size(shot: ResolvedShot, spec: ModelSpec) -> tuple[int, int] | None:
+    """width x height to send: none when an input image or video sets the frame; an aspect
+    (or none: 16:9) is the model's size of that aspect (its dimension table)."""
     if rules.follows_input(shot):
         return None
     if shot.size is not None:
         return shot.size
+    table = {rules.aspect_of(size): size for size in spec.sizes or ()} or ASPECT_SIZES
     if shot.aspect is not None:
-        return ASPECT_SIZES[shot.aspect]
-    return DEFAULT_SIZE
+        return table.get(shot.aspect, DEFAULT_SIZE)  # another aspect: check_size's error
+    return table.get("16:9", DEFAULT_SIZE)
+
+
+def turbo_resolution(spec: ModelSpec, payload: Mapping[str, Any]) -> str:
+    """The resolution a Turbo request is made (and billed) at, as sent: its `resolution`, or
+    the tier whose dimension table holds its width x height, else the alias's tier."""
+    sent = payload.get("resolution")
+    if isinstance(sent, str) and sent in TURBO_SIZES:
+        return sent
+    size = (payload.get("width"), payload.get("height"))
+    for resolution, sizes in TURBO_SIZES.items():
+        if size in sizes:
+            return resolution
+    return TURBO_RESOLUTIONS[spec.alias]
+
+
+def _rate(spec: ModelSpec, payload: Mapping[str, Any]) -> Decimal | None:
+    """USD per second of one result: Turbo's by the resolution sent (always with audio), the
+    others' by `price_key`."""
+    if spec.alias in TURBO_RESOLUTIONS:
+        return TURBO_PRICES.get(turbo_resolution(spec, payload))
+    return spec.prices.get(price_key(payload, spec))
 
 
 def element_body(element: Element, ref: Ref) -> dict[str, Any]:
@@ -596,8 +772,11 @@ def _output_options(shot: ResolvedShot) -> dict[str, Any]:
     return options
 
 
-def price_key(payload: Mapping[str, Any]) -> str:
-    """Which per-second price applies: "video_input", "audio" or "silent"."""
+def price_key(payload: Mapping[str, Any], spec: ModelSpec | None = None) -> str:
+    """Which per-second price applies: "video_input", "audio" or "silent" (Turbo: "audio"
+    always, its output has sound without a switch)."""
+    if spec is not None and spec.alias in TURBO_RESOLUTIONS:
+        return "audio"
     inputs = payload.get("inputs", {})
     elements = inputs.get("elements", ())
     if "video" in inputs or inputs.get("referenceVideos") or any("videos" in e for e in elements):
@@ -644,9 +823,16 @@ def _check_requires(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
 
 
 def _check_video_inputs(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
-    if "video" not in spec.supports or not (shot.video or shot.reference_videos):
-        return []
     diags = []
+    if shot.audio is True and _no_settings(shot, spec):
+        diags.append(Diagnostic(
+            "audio is not sent: a shot with a video input cannot carry providerSettings",
+            shot.where("audio"),
+            f"{NO_SETTINGS_WITH_VIDEO[spec.alias]}; set audio: false to silence this warning",
+            severity="warning",
+        ))  # fmt: skip
+    if "video" not in spec.supports or not (shot.video or shot.reference_videos):
+        return diags
     if len(shot.reference_images) > MAX_REFERENCE_IMAGES_WITH_VIDEO:
         diags.append(Diagnostic(
             f"{len(shot.reference_images)} reference_images given; with a video input "
@@ -668,13 +854,31 @@ def _check_video_inputs(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]
                 "inputs.video cannot be used with duration); trim the source clip to pay less",
                 severity="warning",
             ))  # fmt: skip
-    if shot.audio is True:
+    return diags
+
+
+def _check_turbo(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
+    """Turbo has no sound switch and its output has sound (R7 prices it "with native audio"):
+    `audio: false` is a warning; a negative prompt travels only with a first frame."""
+    if spec.alias not in TURBO_RESOLUTIONS:
+        return []
+    diags = []
+    if shot.audio is False:
         diags.append(Diagnostic(
-            "audio is not sent: a shot with a video input cannot carry providerSettings",
+            f"audio: false is not honoured: {rules.label('runware', spec)} has no sound switch "
+            "and its clips have sound",
             shot.where("audio"),
-            "When inputs.video or inputs.referenceVideos is provided, providerSettings cannot "
-            "be used (Runware's O3 Pro and 3.0 Omni Pro pages); set audio: false to silence "
-            "this warning",
+            f"mute the clip in the edit, or choose kling-3-std (silent at $0.084/s); "
+            f"{spec.source}: \"with native audio\"",
+            severity="warning",
+        ))  # fmt: skip
+    if shot.negative_prompt is not None and shot.first_frame is None:
+        diags.append(Diagnostic(
+            f"negative_prompt is not sent: {rules.label('runware', spec)} takes one only with "
+            "a first_frame",
+            shot.where("negative_prompt"),
+            f"When negativePrompt is provided, inputs.frameImages is required ({spec.source}); "
+            "add a first_frame or remove negative_prompt",
             severity="warning",
         ))  # fmt: skip
     return diags

@@ -1,4 +1,15 @@
-"""kie.ai's Kling 3.0 (model `kling-3.0/video`) and its File Upload API.
+"""kie.ai's Kling 3.0 (model `kling-3.0/video`), Kling 3.0 Turbo and its File Upload API.
+
+Kling 3.0 Turbo (issue 25) is two models of their own, written from kie's "Kling V3 Turbo"
+text-to-video and image-to-video createTask pages (copies: henjicc/Henji-AI@a4cc65b,
+docs/api/KIE/Video Models/Kling/071-..., 072-...) and kie's pricing page of 2026-06-30:
+`kling/v3-turbo-text-to-video` takes `input` {prompt (maxLength 2500), duration ("3s -
+15s", a string), aspect_ratio (1:1 | 9:16 | 16:9), resolution (720p | 1080p)}, all required;
+`kling/v3-turbo-image-to-video` takes {prompt, image_urls (JPEG/PNG, at most 10 MB; one start
+image [inferred: no end frame]), duration, resolution}, all required. No other field (sound,
+mode, multi_shots...) is accepted. Clips have sound; billed $0.09/s at 720p, $0.1125/s at
+1080p. The pages give no size per resolution: 720p renders kie's std sizes and 1080p its pro
+sizes [inferred].
 
 Written from the docs (https://docs.kie.ai/market/kling/kling-3-0 in its two versions,
 https://docs.kie.ai/market/common/get-task-detail, https://docs.kie.ai/file-upload-api). Two
@@ -89,6 +100,14 @@ RESOLUTIONS = {  # "Resolution Mappings"
     "4K": {"16:9": (3840, 2160), "9:16": (2160, 3840), "1:1": (2160, 2160)},
 }
 MAX_SHOTS = 5  # "Supports up to 5 shots"
+TURBO_T2V = "kling/v3-turbo-text-to-video"
+TURBO_I2V = "kling/v3-turbo-image-to-video"
+TURBO_FIELDS = {  # each model's `input`, every field required (its `required` list)
+    TURBO_T2V: ("prompt", "duration", "aspect_ratio", "resolution"),
+    TURBO_I2V: ("prompt", "image_urls", "duration", "resolution"),
+}
+TURBO_SIZES = {"720p": RESOLUTIONS["std"], "1080p": RESOLUTIONS["pro"]}  # [inferred]
+TURBO_PROMPT_CHARS = 2500  # `prompt` maxLength 2500
 SHOT_SECONDS = (1, 12)  # multi_prompt[].duration minimum 1, maximum 12
 SHOT_CHARS = 500  # multi_prompt[].prompt maxLength 500
 ELEMENT_REF_CHARS = 37  # "Each @element will occupy 37 characters"
@@ -156,10 +175,12 @@ class Kie:
             return error(422, "the body must be a JSON object", http_status=200)
         if not isinstance(body, dict):
             return error(422, "the body must be a JSON object", http_status=200)
-        problems, plan = _check(self.backend, body)
+        turbo = body.get("model") in TURBO_FIELDS
+        problems, plan = (_check_turbo if turbo else _check)(self.backend, body)
         if problems:
             return error(422, "; ".join(problems), http_status=200)
-        task_id = f"task_kling-3.0_{int(time.time() * 1000)}{uuid.uuid4().hex[:8]}"
+        prefix = "task_kling_" if turbo else "task_kling-3.0_"  # the pages' examples
+        task_id = f"{prefix}{int(time.time() * 1000)}{uuid.uuid4().hex[:8]}"
         self.backend.start(NAME, task_id, plan, prompt=plan.caption, request=body,
                            cost_usd=_billed(body))
         return json_response(200, {"code": 200, "msg": "success", "data": {"taskId": task_id}})
@@ -191,7 +212,8 @@ class Kie:
 
     def task_data(self, generation: Generation) -> dict[str, Any]:
         """recordInfo's `data` object."""
-        return task_record(self.backend, generation, MODEL)
+        model = generation.request.get("model")
+        return task_record(self.backend, generation, model if isinstance(model, str) else MODEL)
 
     # the upload host -----------------------------------------------------------------------
 
@@ -275,7 +297,8 @@ def _check(backend: Backend, body: Mapping[str, Any]) -> tuple[list[str], ClipPl
     if unknown_top:
         problems.append(f"unknown field(s) {unknown_top}")
     if body.get("model") != MODEL:
-        problems.append(f"model must be {MODEL!r}, got {body.get('model')!r}")
+        problems.append(f"model must be {MODEL!r} (or Turbo's {TURBO_T2V!r}, {TURBO_I2V!r}), "
+                        f"got {body.get('model')!r}")
     callback = body.get("callBackUrl")
     if callback is not None and not _is_url(callback):
         problems.append("callBackUrl must be an http(s) URL")
@@ -324,6 +347,67 @@ def _check(backend: Backend, body: Mapping[str, Any]) -> tuple[list[str], ClipPl
         last_image=images[1] if not multi and len(images) > 1 and images[1].path else None,
         title=MODEL,
         caption="\n".join(texts),
+    )
+
+
+def _check_turbo(backend: Backend, body: Mapping[str, Any]) -> tuple[list[str], ClipPlan | None]:
+    """(problems, clip plan) of a Kling 3.0 Turbo createTask body (module docstring)."""
+    problems: list[str] = []
+    model = body["model"]
+    unknown_top = sorted(set(body) - {"model", "callBackUrl", "input"})
+    if unknown_top:
+        problems.append(f"unknown field(s) {unknown_top}")
+    callback = body.get("callBackUrl")
+    if callback is not None and not _is_url(callback):
+        problems.append("callBackUrl must be an http(s) URL")
+    fields = body.get("input")
+    if not isinstance(fields, dict):
+        return problems + ["input is required and must be an object"], None
+    wanted = TURBO_FIELDS[model]
+    unknown = sorted(set(fields) - set(wanted))
+    if unknown:
+        problems.append(f"unknown input field(s) {unknown} for {model}")
+    missing = [name for name in wanted if name not in fields]
+    if missing:
+        problems.append(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                        "required")  # fmt: skip
+    prompt = fields.get("prompt")
+    if "prompt" in fields and not (isinstance(prompt, str) and prompt):
+        problems.append("prompt must be a non-empty string")
+    elif isinstance(prompt, str) and len(prompt) > TURBO_PROMPT_CHARS:
+        problems.append(f"prompt is {len(prompt)} characters; the maximum is "
+                        f"{TURBO_PROMPT_CHARS}")  # fmt: skip
+    duration = fields.get("duration")
+    if "duration" in fields and not (isinstance(duration, str) and duration in DURATIONS):
+        problems.append(f"duration must be a string from '3' to '15', got {duration!r}")
+    resolution = fields.get("resolution")
+    if "resolution" in fields and not (isinstance(resolution, str)
+                                       and resolution in TURBO_SIZES):
+        problems.append(f"resolution must be one of {list(TURBO_SIZES)}, got {resolution!r}")
+    aspect = fields.get("aspect_ratio")
+    if "aspect_ratio" in fields and not (isinstance(aspect, str) and aspect in ASPECTS):
+        problems.append(f"aspect_ratio must be one of {list(ASPECTS)}, got {aspect!r}")
+    images: list[ImageInput] = []
+    urls = fields.get("image_urls")
+    if "image_urls" in fields:
+        if not (isinstance(urls, list) and len(urls) == 1):
+            problems.append("image_urls takes the start image: a list of 1 URL")
+        else:
+            image = _image(backend, urls[0], "image_urls[0]", problems)
+            if image is not None and image.byte_count > IMAGE_BYTES:
+                problems.append("image_urls[0]: maximum file size is 10.0MB")
+            images = [image] if image is not None else []
+    if problems:
+        return problems, None
+    width, height = TURBO_SIZES[resolution][aspect] if model == TURBO_T2V else (None, None)
+    return [], ClipPlan(
+        duration_s=float(int(duration)),
+        width=width,
+        height=height,
+        audio=True,  # no switch: Turbo's clips have sound
+        first_image=images[0] if images and images[0].path else None,
+        title=model,
+        caption=prompt,
     )
 
 
@@ -563,14 +647,23 @@ def _text(part: Part | None) -> str:
 _RATES = {"std": ("0.07", "0.10"), "pro": ("0.09", "0.135"), "4K": ("0.335", "0.335")}
 
 
+# Kling 3.0 Turbo, USD per second by resolution (the same pricing page: "kling 3.0 turbo,
+# text-to-video/image-to-video, 720P $0.09, 1080P $0.1125"); sound always
+_TURBO_RATES = {"720p": "0.09", "1080p": "0.1125"}
+
+
 def _billed(body: dict) -> Decimal | None:
-    """What kie bills for a createTask body: the mode's rate times the seconds asked for."""
+    """What kie bills for a createTask body: the mode's rate (Turbo: the resolution's) times
+    the seconds asked for."""
     fields = body.get("input") if isinstance(body.get("input"), dict) else {}
-    rates = _RATES.get(fields.get("mode", "pro"))
     try:
         seconds = int(str(fields.get("duration", "5")))
     except ValueError:
         return None
+    if body.get("model") in TURBO_FIELDS:
+        rate = _TURBO_RATES.get(fields.get("resolution"))
+        return None if rate is None else Decimal(rate) * seconds
+    rates = _RATES.get(fields.get("mode", "pro"))
     if rates is None:
         return None
     return Decimal(rates[1] if fields.get("sound") else rates[0]) * seconds

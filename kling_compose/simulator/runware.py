@@ -21,6 +21,23 @@ Stricter readings (issue 21; docs/simulator.md "Runware: stricter readings"):
   once if that one is over), billed when it finishes; getResponse for the taskUUID reports the
   results of every generation made under it.
 - 3.0 Pro takes only its dimension table (1920x1080, 1440x1440, 1080x1920), like O3 Pro.
+
+The other Kling 3.0 tiers (issue 25), each from its Runware model page (runware.ai/docs/models/
+klingai-video-3-0-standard, -3-0-4k, -o3-standard, -3-0-turbo) and runware-sdk 1.8.0's
+generated types (`KlingaiVideo30StandardParams`, `...304kParams`, `...30OmniStandardParams`,
+`...30TurboParams`), kept here apart from the provider's reading of them:
+
+- 3.0 Standard (`@3-standard`) and 3.0 4K (`@3-4k`) are 3.0 Pro at 720p and at 4K; Standard
+  refuses providerSettings with inputs.referenceVideos (its page: "When inputs.referenceVideos
+  is provided, providerSettings cannot be used").
+- O3 Standard (`@o3-standard`) is O3 Pro at 720p, `resolution: '720p'` (with inputs.video).
+- 3.0 Turbo (`@3.0-turbo`) is one model at two resolutions: width/height from either table, or
+  inputs.frameImages (a first frame only [inferred: every source gives Turbo no end frame])
+  with `resolution` 720p | 1080p; no providerSettings; negativePrompt only with frameImages;
+  its clips have sound; billed by resolution (a frame without `resolution` at the dearer
+  1080p [inferred: the stricter bill]).
+- numberResults on the new tiers: 1-4 [inferred: their pages' bounds were not read; 4 is the
+  smallest maximum of a Runware Kling 3.0 page].
 """
 
 from __future__ import annotations
@@ -30,7 +47,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -91,6 +108,17 @@ class ModelRules:
     sizes: frozenset[tuple[int, int]] | None
     number_results: tuple[int, int]
     prices: Mapping[str, Decimal]
+    # `resolution` values and the sizes each one makes (O3: with inputs.video only; Turbo: with
+    # inputs.frameImages only, and it is the tier billed)
+    resolutions: Mapping[str, frozenset[tuple[int, int]]] = field(default_factory=dict)
+    resolution_needs: str = "video"  # the input `resolution` requires
+    # inputs whose presence forbids providerSettings (the O3 pages; 3.0 Standard's page)
+    no_settings_with: tuple[str, ...] = ()
+    frames: tuple[str, ...] = ("first", "last")  # frame positions frameImages may hold
+    negative_needs_frames: bool = False  # Turbo: negativePrompt only with frameImages
+    always_audio: bool = False  # Turbo: no sound switch, its clips have sound
+    # USD per second by resolution (Turbo), instead of `prices`
+    resolution_prices: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 MODELS: Mapping[str, ModelRules] = {
@@ -121,6 +149,77 @@ MODELS: Mapping[str, ModelRules] = {
         number_results=(1, 4),  # seed 003 says max 4, seed 004 max 20: the stricter one
         # seeds 003/004: 0.112 no input, 0.14 audio, 0.168 video input (per second)
         prices={"silent": Decimal("0.112"), "audio": Decimal("0.14"), "video": Decimal("0.168")},
+        resolutions={"1080p": frozenset({(1920, 1080), (1440, 1440), (1080, 1920)})},
+        no_settings_with=("video", "referenceVideos"),  # seeds 003/004
+    ),
+}
+
+_SIZES_720P = frozenset({(1280, 720), (960, 960), (720, 1280)})  # the 720p dimension tables
+_SIZES_1080P = frozenset({(1920, 1080), (1440, 1440), (1080, 1920)})
+_SIZES_4K = frozenset({(3840, 2160), (2880, 2880), (2160, 3840)})  # the 3.0 4K page's table
+_NEW_RESULTS = (1, 4)  # numberResults of the issue-25 tiers [inferred] (module docstring)
+
+MODELS = {
+    **MODELS,
+    # Kling VIDEO 3.0 Standard page: 720p table; "$0.084/s without audio & $0.126/s with audio"
+    "klingai:kling-video@3-standard": ModelRules(
+        omni=False,
+        keys=_COMMON_KEYS | {"negativePrompt"},  # runware-sdk KlingaiVideo30StandardParams
+        input_keys=frozenset({"referenceImages", "frameImages", "referenceVideos", "elements"}),
+        settings_keys=frozenset({"characterOrientation", "keepOriginalSound", "sound"}),
+        sizes=_SIZES_720P,
+        number_results=_NEW_RESULTS,
+        prices={"silent": Decimal("0.084"), "audio": Decimal("0.126")},
+        no_settings_with=("referenceVideos",),
+    ),
+    # Kling VIDEO 3.0 4K page: 4K table (1:1 is 2880x2880); "1s: $0.42", audio or not
+    "klingai:kling-video@3-4k": ModelRules(
+        omni=False,
+        keys=_COMMON_KEYS | {"negativePrompt"},  # runware-sdk KlingaiVideo304kParams
+        input_keys=frozenset({"referenceImages", "frameImages", "referenceVideos", "elements"}),
+        settings_keys=frozenset({"characterOrientation", "keepOriginalSound", "sound"}),
+        sizes=_SIZES_4K,
+        number_results=_NEW_RESULTS,
+        prices={"silent": Decimal("0.42"), "audio": Decimal("0.42")},
+    ),
+    # Kling VIDEO O3 Standard page: O3 Pro's rules at 720p; 720p · 1s: no input + no audio
+    # $0.084, audio + no input $0.112, video input + no audio $0.126; runware-sdk
+    # KlingaiVideo30OmniStandardParams: `resolution: Literal['720p']`, no negativePrompt
+    "klingai:kling-video@o3-standard": ModelRules(
+        omni=True,
+        keys=_COMMON_KEYS | {"resolution"},
+        input_keys=frozenset(
+            {"referenceImages", "frameImages", "video", "referenceVideos", "elements"}
+        ),
+        settings_keys=frozenset(
+            {"characterOrientation", "keepOriginalSound", "multiPrompt", "sound"}
+        ),
+        sizes=_SIZES_720P,
+        number_results=_NEW_RESULTS,
+        prices={"silent": Decimal("0.084"), "audio": Decimal("0.112"), "video": Decimal("0.126")},
+        resolutions={"720p": _SIZES_720P},
+        no_settings_with=("video", "referenceVideos"),
+    ),
+    # Kling VIDEO 3.0 Turbo page: "When inputs.frameImages is provided, width/height cannot be
+    # used", "When negativePrompt is provided, inputs.frameImages is required", "`resolution`
+    # cannot be used with width/height", "When `resolution` is provided, inputs.frameImages is
+    # required"; 720p and 1080p tables; "$0.112 per second of video at 720p with native audio",
+    # "1080p . 3s: $0.42". runware-sdk KlingaiVideo30TurboParams: positivePrompt required,
+    # negativePrompt, width, height, resolution, duration, inputs; no providerSettings.
+    "klingai:kling-video@3.0-turbo": ModelRules(
+        omni=False,
+        keys=(_COMMON_KEYS - {"providerSettings"}) | {"negativePrompt", "resolution"},
+        input_keys=frozenset({"frameImages"}),  # the page names no other input
+        settings_keys=frozenset(),
+        sizes=_SIZES_720P | _SIZES_1080P,
+        number_results=_NEW_RESULTS,
+        prices={},
+        resolutions={"720p": _SIZES_720P, "1080p": _SIZES_1080P},
+        resolution_needs="frameImages",
+        frames=("first",),
+        negative_needs_frames=True,
+        always_audio=True,
+        resolution_prices={"720p": Decimal("0.112"), "1080p": Decimal("0.14")},
     ),
 }
 
@@ -635,6 +734,10 @@ class _VideoCheck:
             if position in positions:
                 self.errors.add(f"{where}[{i}].frame", f"two frame images for the {position} frame")
                 continue
+            if position not in self.rules.frames:
+                self.errors.add(f"{where}[{i}].frame", f"{self.task.get('model')} takes "
+                                f"{' and '.join(self.rules.frames)} frame images only")
+                continue
             positions[position] = self._image(item["image"], f"{where}[{i}].image")
         return positions
 
@@ -768,21 +871,26 @@ class _VideoCheck:
     # cross-field rules -------------------------------------------------------------------
 
     def _compatibility(self, references: list) -> None:
-        """The O3 compatibility rules of seeds 003/004 that the seed examples also follow."""
+        """The compatibility rules of the model pages (O3: seeds 003/004, which the seed
+        examples also follow; 3.0 Standard; 3.0 Turbo)."""
+        inputs, task, add = self.inputs, self.task, self.errors.add
+        excluding = self.rules.no_settings_with
+        if "providerSettings" in task and any(k in inputs for k in excluding):
+            named = " or ".join(f"inputs.{k}" for k in excluding)
+            add("providerSettings",
+                f"When {named} is provided, providerSettings cannot be used")  # fmt: skip
+        self._resolution()
+        if self.rules.negative_needs_frames and "negativePrompt" in task \
+                and "frameImages" not in inputs:
+            add("negativePrompt",
+                "When negativePrompt is provided, inputs.frameImages is required")  # fmt: skip
         if not self.rules.omni:
             return
-        inputs, task, add = self.inputs, self.task, self.errors.add
         video, ref_videos = "video" in inputs, "referenceVideos" in inputs
         if video and ref_videos:
             add("inputs.video", "Inside inputs, video cannot be used with referenceVideos")
         if video and "duration" in task:
             add("duration", "inputs.video cannot be used with duration")
-        if (video or ref_videos) and "providerSettings" in task:
-            add(
-                "providerSettings",
-                "When inputs.video or inputs.referenceVideos is provided, "
-                "providerSettings cannot be used",
-            )
         if video and "elements" in inputs:
             add("inputs.elements", "When inputs.video is provided, inputs.elements cannot be used")
         if (video or ref_videos) and len(references) > 4:
@@ -791,11 +899,39 @@ class _VideoCheck:
                 "When inputs.video or inputs.referenceVideos is provided, "
                 "inputs.referenceImages is limited to 4 items",
             )
-        if "resolution" in task:
-            if task["resolution"] != "1080p":
-                add("resolution", "resolution must be '1080p'")
-            if not video:
-                add("resolution", "When resolution is provided, inputs.video is required")
+
+    def _resolution(self) -> None:
+        """`resolution`: one of the model's values, with the input it needs (O3: inputs.video;
+        Turbo: inputs.frameImages), never with width/height (the Turbo page)."""
+        task, add = self.task, self.errors.add
+        if "resolution" not in task:
+            return
+        allowed = sorted(self.rules.resolutions)
+        if not allowed:
+            return  # not a parameter of this model: `unknownParameter` says so
+        if task["resolution"] not in allowed:
+            add("resolution", "resolution must be " + " or ".join(f"'{r}'" for r in allowed))
+        needs = self.rules.resolution_needs
+        if needs not in self.inputs:
+            add("resolution", f"When resolution is provided, inputs.{needs} is required")
+        if "width" in task or "height" in task:
+            add("resolution", "resolution cannot be used with width/height")
+
+    def tier(self) -> str | None:
+        """The resolution a task is made at, where the model bills by it (Turbo): its
+        `resolution`, else the table its width x height is in, else the dearest one (a frame
+        without `resolution`: the stricter bill)."""
+        prices = self.rules.resolution_prices
+        if not prices:
+            return None
+        task = self.task
+        if task.get("resolution") in prices:
+            return task["resolution"]
+        size = (task.get("width"), task.get("height"))
+        for name, sizes in self.rules.resolutions.items():
+            if size in sizes:
+                return name
+        return max(prices, key=lambda name: prices[name])
 
     def _settings(self) -> None:
         settings, add = self.settings, self.errors.add
@@ -810,7 +946,7 @@ class _VideoCheck:
 
     def _plan(self, duration: int | None, prompt: str, frames: Mapping, source: Any) -> tuple:
         task = self.task
-        audio = self.settings.get("sound") is True
+        audio = self.settings.get("sound") is True or self.rules.always_audio
         width, height = task.get("width"), task.get("height")
         first = frames.get("first")
         seconds = duration or DEFAULT_DURATION_S
@@ -837,7 +973,9 @@ class _VideoCheck:
         video_input = source is not None or bool(self.inputs.get("referenceVideos")) or any(
             isinstance(e, dict) and e.get("videos") for e in elements)
         tiers = ["silent"] + ["audio"] * audio + ["video"] * video_input
-        rate = max(self.rules.prices[t] for t in tiers if t in self.rules.prices)
+        tier = self.tier()
+        rate = self.rules.resolution_prices[tier] if tier is not None else \
+            max(self.rules.prices[t] for t in tiers if t in self.rules.prices)
         cost = (rate * round(seconds)).quantize(Decimal("0.001"))
         return plan, prompt, cost
 

@@ -157,6 +157,9 @@ def test_prices_follow_the_mode_sound_and_duration_as_sent(compile_one):
         "kling-3-std": {"silent": Decimal("0.07"), "audio": Decimal("0.10")},
         "kling-3-pro": {"silent": Decimal("0.09"), "audio": Decimal("0.135")},
         "kling-3-4k": {"silent": Decimal("0.335"), "audio": Decimal("0.335")},
+        # issue 25: Turbo, one price per resolution, with sound (tests/providers/test_kie_tiers.py)
+        "kling-3-turbo-std": {"audio": Decimal("0.09")},
+        "kling-3-turbo-pro": {"audio": Decimal("0.1125")},
     }
 
 
@@ -434,7 +437,8 @@ def test_a_size_the_mode_does_not_make_is_a_warning():
 
 def test_the_registry_knows_kie():
     assert isinstance(KIE, KieProvider) and KIE.name == "kie"
-    assert set(KIE.models) == {"kling-3-std", "kling-3-pro", "kling-3-4k"}
+    assert set(KIE.models) == {"kling-3-std", "kling-3-pro", "kling-3-4k", "kling-3-turbo-std",
+                               "kling-3-turbo-pro"}
     assert KIE.inline_media == frozenset()
     assert (KIE.client_task_id, KIE.batch_poll, KIE.upload_ttl_s) == (False, False, 72000)
 

@@ -22,6 +22,12 @@ def test_models_and_ids():
     assert {a: s.model_id for a, s in MODELS.items()} == {
         "kling-3-pro": "klingai:kling-video@3-pro",
         "kling-o3-pro": "klingai:kling-video@o3-pro",
+        # issue 25 (tests/providers/test_runware_tiers.py)
+        "kling-3-std": "klingai:kling-video@3-standard",
+        "kling-3-4k": "klingai:kling-video@3-4k",
+        "kling-o3-std": "klingai:kling-video@o3-standard",
+        "kling-3-turbo-std": "klingai:kling-video@3.0-turbo",
+        "kling-3-turbo-pro": "klingai:kling-video@3.0-turbo",
     }
 
 

@@ -72,8 +72,28 @@ _RUN_ENV = [*_KEYS, "KLING_COMPOSE_<HOST>_URL: another base URL for a host (docs
             "  KLING_COMPOSE_DOWNLOAD_TIMEOUT_SECONDS: polling and download timing", *_TABLES]
 
 
+PROFILE = "kling_compose.profile"  # where --profile waits in click's context (ctx.meta)
+
+
+def _remember_profile(ctx, param, value):
+    if value is not None:
+        ctx.meta[PROFILE] = value
+    return value
+
+
+def current_profile() -> str | None:
+    """The --profile of the command being run (None: the storyboard's plain defaults)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(PROFILE) if ctx is not None else None
+
+
 def storyboard_options(command):
-    """PATH plus the template variable options, shared by every command that reads a storyboard."""
+    """PATH plus the template variable options and --profile, shared by every command that
+    reads a storyboard."""
+    command = click.option("--profile", metavar="NAME", expose_value=False, is_eager=True,
+                           callback=_remember_profile,
+                           help="Apply the storyboard's profile NAME (`profiles:`) over its "
+                           "defaults; its clips, lock and films are kept apart.")(command)
     command = click.option("--vars", "vars_files", multiple=True, metavar="FILE.yaml",
                            help="Template variables from a YAML mapping (repeatable).")(command)
     command = click.option("--var", "var_items", multiple=True, metavar="NAME=VALUE",
@@ -101,7 +121,7 @@ def _load(path, var_items, vars_files, variables=None):
     file, display = storyboard_path(path)
     if variables is None:
         variables = read_variables(var_items, vars_files)
-    return load_resolved(file, variables, display)
+    return load_resolved(file, variables, display, current_profile())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -309,6 +329,8 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
     the_plan = _plan(path, var_items, vars_files, provider, preview_resolution, variables)
     reasons: dict[str, str] = {}
     statuses = plan_statuses(the_plan, reasons)
+    profiles = _profile_costs(path, variables, provider, preview_resolution, the_plan, statuses) \
+        if the_plan.resolved.storyboard.profiles and not (requests or diff) else None
     if requests:
         click.echo(json.dumps(console.plan_requests(the_plan), indent=2, ensure_ascii=False))
     elif diff:
@@ -335,9 +357,35 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
         return
     if as_json:
         click.echo(console.json_lines(console.plan_json(the_plan, statuses, reasons, changes,
-                                                        orphans), "tasks"))
+                                                        orphans, profiles), "tasks"))
     else:
         console.print_plan(the_plan, statuses, reasons, changes, orphans, full=full)
+        if profiles:
+            click.echo(console.profiles_line(profiles, the_plan.resolved.storyboard.profile))
+
+
+def _profile_costs(path, variables, provider, preview_resolution, the_plan, statuses):
+    """The storyboard's cost under its plain defaults and under each profile (the one planned
+    is the plan itself; a profile that does not compile counts its errors)."""
+    from .console import ProfileCost
+    from .errors import UserError
+    from .pipeline import build_storyboard_plan, load_resolved, plan_statuses
+    from .project.decide import Review
+
+    file, display = storyboard_path(path)
+    board = the_plan.resolved.storyboard
+    costs = []
+    for name in (None, *board.profiles):
+        try:
+            plan = the_plan if name == board.profile else build_storyboard_plan(
+                load_resolved(file, variables, display, name), provider, preview_resolution)
+        except UserError as exc:
+            costs.append(ProfileCost(name, errors=len(exc.diagnostics)))
+            continue
+        found = statuses if plan is the_plan else plan_statuses(plan)
+        costs.append(ProfileCost(name, plan.total_cost_usd, Review(plan, found).to_pay_usd,
+                                 len(plan.unknown_costs)))
+    return costs
 
 
 def _saved_plan_target(out: str, the_plan, vars_files) -> Path:
@@ -469,8 +517,13 @@ def _saved_plan(file, path, var_items, vars_files, provider, preview_resolution)
     variables = read_variables(var_items, vars_files) if var_items or vars_files \
         else dict(then.get("variables") or {})
     sb_file, display = storyboard_path(path)
-    the_plan = build_storyboard_plan(load_resolved(sb_file, variables, display),
-                                     then.get("provider"), then.get("preview_resolution"))
+    if current_profile() is not None and current_profile() != then.get("profile"):
+        saved_as = f"--profile {then['profile']}" if then.get("profile") else "no --profile"
+        raise click.UsageError(f"--profile {current_profile()} differs from the saved plan "
+                               f"({saved_as}); leave it out, or save a new plan")
+    the_plan = build_storyboard_plan(
+        load_resolved(sb_file, variables, display, then.get("profile")),
+        then.get("provider"), then.get("preview_resolution"))
     check_saved(Path(file), saved, the_plan, variables, plan_statuses(the_plan))
     return the_plan
 
@@ -579,11 +632,12 @@ def gc(path, var_items, vars_files, dry_run) -> None:
     clip it names) nor the current storyboard's plan."""
     from .commands.gc import collect, find_garbage
     from .engine.run import project_lock
-    from .project.lockfile import check_lockfile
+    from .project.lockfile import check_lockfile, lock_profiles
     from .project.runs import last_run
 
     root = storyboard_path(path)[0].parent
-    check_lockfile(root)  # a damaged lock would make every paid clip look unneeded
+    for profile in lock_profiles(root):  # a damaged lock would make its paid clips look unneeded
+        check_lockfile(root, profile)
     last = last_run(root)
     plans = [_plan(path, var_items, vars_files, None),
              _plan(path, var_items, vars_files, last.get("provider"),
@@ -602,6 +656,9 @@ def gc(path, var_items, vars_files, dry_run) -> None:
 
 
 def _shared_store(path, var_items, vars_files):
+    """The project's root, its store and the profiles whose locks `push`/`pull` move: the
+    --profile given, else every lock in the project (storyboard.lock and each profile's)."""
+    from .project.lockfile import lock_profiles
     from .settings import Settings
     from .share.artifacts import project_store
 
@@ -614,7 +671,9 @@ def _shared_store(path, var_items, vars_files):
         raise UserError.single("this project names no artifact store",
                                hint="add `store: s3://bucket/prefix` (or a folder) to the "
                                     "storyboard, or set KLING_COMPOSE_STORE")
-    return storyboard.root, remote
+    profiles = [storyboard.profile] if current_profile() is not None else \
+        (lock_profiles(storyboard.root) or [None])
+    return storyboard.root, remote, profiles
 
 
 @main.command(epilog=_epilog([
@@ -656,16 +715,17 @@ def export(path, var_items, vars_files, provider, preview_resolution, fmt, outpu
 @storyboard_options
 @_user_errors
 def push(path, var_items, vars_files) -> None:
-    """Send every clip storyboard.lock names to the shared artifact store (what it lacks)."""
+    """Send every clip storyboard.lock (and each profile's lock, or only --profile's) names
+    to the shared artifact store (what it lacks)."""
     from .paths import ProjectPaths
     from .project.store import Store
     from .share.artifacts import STORE_FAILURES, lock_objects, store_failure
     from .share.artifacts import push as push_objects
 
-    root, remote = _shared_store(path, var_items, vars_files)
+    root, remote, profiles = _shared_store(path, var_items, vars_files)
     store = Store(ProjectPaths(root).state)
     try:
-        moved = push_objects(remote, store, lock_objects(root, store))
+        moved = push_objects(remote, store, lock_objects(root, store, profiles))
     except STORE_FAILURES as exc:  # a bug is not "the store failed": it keeps its traceback
         raise store_failure(remote, exc) from None
     click.echo(f"pushed {len(moved.done)} object(s) to {remote.url}; "
@@ -676,22 +736,23 @@ def push(path, var_items, vars_files) -> None:
 @storyboard_options
 @_user_errors
 def pull(path, var_items, vars_files) -> None:
-    """Fetch every clip storyboard.lock names from the shared artifact store, verified, and
-    write the films and shot clips to renders/ (no key needed)."""
+    """Fetch every clip storyboard.lock (and each profile's lock, or only --profile's) names
+    from the shared artifact store, verified, and write the films and shot clips to renders/
+    (no key needed)."""
     from .engine.run import project_lock
     from .paths import ProjectPaths
     from .project.store import Store
     from .share.artifacts import STORE_FAILURES, export_lock, lock_objects, store_failure
     from .share.artifacts import pull as pull_objects
 
-    root, remote = _shared_store(path, var_items, vars_files)
+    root, remote, profiles = _shared_store(path, var_items, vars_files)
     store = Store(ProjectPaths(root).state)
     with project_lock(root):
         try:
-            moved = pull_objects(remote, store, lock_objects(root, store))
+            moved = pull_objects(remote, store, lock_objects(root, store, profiles))
         except STORE_FAILURES as exc:  # a bug keeps its traceback
             raise store_failure(remote, exc) from None
-        written = export_lock(root, store)
+        written = [path for profile in profiles for path in export_lock(root, store, profile)]
     for name in moved.refused:
         click.echo(f"warning: {name} in {remote.url} does not hash to its name: not used",
                    err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -56,13 +57,15 @@ def json_lines(data: dict, list_key: str) -> str:
 
 
 def plan_json(plan, statuses: dict | None = None, reasons: dict | None = None,
-              changes: dict | None = None, orphans: list | None = None) -> dict:
+              changes: dict | None = None, orphans: list | None = None,
+              profiles: list | None = None) -> dict:
     """The machine-readable plan (`plan --json`). A `changed` task has `changes` (what differs
     from its last result: commands/why.py) and `reason` (them in words); storyboard.lock's shots
     and outputs the storyboard no longer has are listed as `orphaned`."""
-    from .project.decide import NOTHING_TO_PAY
+    from .project.decide import NOTHING_TO_PAY, Review
 
     statuses, reasons, changes = statuses or {}, reasons or {}, changes or {}
+    review = Review(plan, statuses)
 
     def why(t) -> dict:
         words = [reasons[t.id]] if t.id in reasons and \
@@ -85,9 +88,45 @@ def plan_json(plan, statuses: dict | None = None, reasons: dict | None = None,
               "provider": o["provider"], "model": None, "cache_key": o["cache_key"],
               "estimated_cost_usd": 0, "status": "orphaned"} for o in orphans or ()],
         "total_estimated_cost_usd": _num(plan.total_cost_usd),
+        "to_pay_usd": _num(review.to_pay_usd),
         "unknown_cost_tasks": list(plan.unknown_costs),
         "critical_path": plan.critical_path(),
+        "profile": plan.resolved.storyboard.profile,
+        **({"profiles": [p.as_json() for p in profiles]} if profiles else {}),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileCost:
+    """One profile's plan in a line: what the whole storyboard costs under it, what its
+    next run pays (`plan`'s comparison of the storyboard's profiles)."""
+
+    name: str | None  # None: the storyboard's plain defaults
+    total_usd: Decimal = Decimal(0)
+    to_pay_usd: Decimal = Decimal(0)
+    unknown: int = 0  # generations at an unknown price
+    errors: int = 0  # the profile does not compile: this many errors (`plan --profile NAME`)
+
+    def as_json(self) -> dict:
+        if self.errors:
+            return {"profile": self.name, "errors": self.errors}
+        return {"profile": self.name, "total_estimated_cost_usd": _num(self.total_usd),
+                "to_pay_usd": _num(self.to_pay_usd), "unknown_cost_tasks": self.unknown}
+
+
+def profiles_line(costs: list[ProfileCost], current: str | None) -> str:
+    """`profiles: (defaults) $4.200 · draft $1.260 (to pay $0.840) · *final $4.200`."""
+    parts = []
+    for cost in costs:
+        name = cost.name or "(defaults)"
+        mark = "*" if cost.name == current else ""
+        if cost.errors:
+            parts.append(f"{mark}{name}: {cost.errors} error(s), see `plan --profile {name}`")
+            continue
+        pay = f" (to pay {format_usd(cost.to_pay_usd)})" if cost.to_pay_usd else ""
+        unknown = f" (+{cost.unknown} unknown)" if cost.unknown else ""
+        parts.append(f"{mark}{name} {format_usd(cost.total_usd)}{unknown}{pay}")
+    return "profiles: " + " · ".join(parts)
 
 
 def route(job) -> str:

@@ -464,9 +464,11 @@ def project_files(resolved, inputs: Iterable[Path | str] = ()) -> Protected:
     from .paths import ProjectPaths
 
     root = storyboard.root
-    paths = ProjectPaths(root)
+    paths = storyboard.paths
     protected = Protected().add(storyboard.path, "the storyboard")
-    protected.add(paths.lock, "storyboard.lock (what was paid for)")
+    for profile in (None, *storyboard.profiles):  # every profile's lock, not only this one's
+        lock = ProjectPaths(root, profile).lock
+        protected.add(lock, f"{lock.name} (what was paid for)")
     protected.add_folder(paths.state, "inside the project's state folder .kling-compose/")
     protected.add_folder(paths.shots, "inside renders/shots/, where run "
                                                      "writes each shot's clip")

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .errors import Location
+from .paths import ProjectPaths
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -269,10 +270,17 @@ class Storyboard:
     outputs: tuple[Output, ...]
     outputs_given: bool = True
     store: str | None = None  # the shared artifact store's URL (share/artifacts.py)
+    profile: str | None = None  # the `--profile` applied to `defaults` (None: none)
+    profiles: tuple[str, ...] = ()  # every profile the storyboard declares
 
     @property
     def root(self) -> Path:
         return self.path.parent
+
+    @property
+    def paths(self) -> ProjectPaths:
+        """Where this storyboard's project keeps its lock and renders (the profile's own)."""
+        return ProjectPaths(self.root, self.profile)
 
     @property
     def shots(self) -> tuple[Shot, ...]:

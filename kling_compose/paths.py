@@ -2,6 +2,7 @@
 spelled out in every module.
 
     <root>/storyboard.lock              what was generated and paid for (in git)
+    <root>/storyboard.<profile>.lock    the same for a `--profile` (in git)
     <root>/.kling-compose/              the state folder (never in git)
         state.db                        the ledger (SQLite, WAL)
         objects/ab/<sha256><suffix>     the content-addressed store
@@ -12,6 +13,7 @@ spelled out in every module.
     <root>/renders/                     what the user watches
         shots/<shot><suffix>            each shot's picked take
         report.html, report/            the review page and its clips and frames
+        <profile>/shots/, report.html   the same for a `--profile`: kept apart
 
 A leaf module: it imports nothing of the project, so any stage may use it.
 """
@@ -35,11 +37,30 @@ REPORT_PAGE = "report.html"
 REPORT_ASSETS = "report"
 
 
+def lock_name(profile: str | None = None) -> str:
+    """storyboard.lock, or storyboard.<profile>.lock."""
+    return LOCK if profile is None else f"storyboard.{profile}.lock"
+
+
+def profiled(path: str, profile: str | None) -> str:
+    """A film's path under a profile: renders/film.mp4 -> renders/film.draft.mp4 (its
+    subtitles and hand-off files follow the film's name)."""
+    if profile is None:
+        return path
+    head, sep, name = path.rpartition("/")
+    stem, dot, suffix = name.rpartition(".")
+    named = f"{stem}.{profile}.{suffix}" if dot and stem else f"{name}.{profile}"
+    return head + sep + named
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectPaths:
-    """The paths of the project whose storyboard lives in `root` (nothing is created)."""
+    """The paths of the project whose storyboard lives in `root` (nothing is created); with a
+    `profile` (`--profile draft`), its own lock and renders, so switching profiles never
+    overwrites the other's records or clips."""
 
     root: Path
+    profile: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.root, Path):
@@ -76,29 +97,34 @@ class ProjectPaths:
 
     @property
     def lock(self) -> Path:
-        """storyboard.lock."""
-        return self.root / LOCK
+        """storyboard.lock; storyboard.<profile>.lock for a profile."""
+        return self.root / lock_name(self.profile)
 
     @property
     def renders(self) -> Path:
         return self.root / RENDERS
 
     @property
+    def profile_renders(self) -> Path:
+        """renders/, or renders/<profile>/: where this profile's shots and report go."""
+        return self.renders if self.profile is None else self.renders / self.profile
+
+    @property
     def shots(self) -> Path:
-        """renders/shots/: each shot's picked take."""
-        return self.renders / SHOTS
+        """renders/shots/: each shot's picked take (renders/<profile>/shots/)."""
+        return self.profile_renders / SHOTS
 
     def shot_clip(self, shot: str, suffix: str = ".mp4") -> Path:
         return self.shots / f"{shot}{suffix}"
 
     @property
     def report_page(self) -> Path:
-        return self.renders / REPORT_PAGE
+        return self.profile_renders / REPORT_PAGE
 
     @property
     def report_assets(self) -> Path:
         """renders/report/: the report page's own clips and frames."""
-        return self.renders / REPORT_ASSETS
+        return self.profile_renders / REPORT_ASSETS
 
     def shown(self, path: Path) -> str:
         """`path` as messages name it: relative to the project when inside it."""

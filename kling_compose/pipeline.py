@@ -18,8 +18,9 @@ if TYPE_CHECKING:  # the ledger's reader is imported only when a command needs i
 
 
 def load_resolved(path: Path, variables: Mapping[str, object] | None = None,
-                  display: str | None = None) -> Resolved:
-    """Render, parse, validate and resolve the storyboard at `path`."""
+                  display: str | None = None, profile: str | None = None) -> Resolved:
+    """Render, parse, validate and resolve the storyboard at `path` (with `profile`'s fields
+    over its defaults)."""
     from .parse import parse_document
     from .render import render_source
     from .resolve import resolve_storyboard
@@ -27,7 +28,7 @@ def load_resolved(path: Path, variables: Mapping[str, object] | None = None,
 
     source = read_storyboard(path, display or str(path))
     rendered = render_source(source, variables)
-    return resolve_storyboard(validate_document(parse_document(rendered)))
+    return resolve_storyboard(validate_document(parse_document(rendered), profile))
 
 
 def compile_storyboard(resolved: Resolved, provider: str | None = None):

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 
 from .errors import Diagnostic, Location, UserError, did_you_mean
 from .files import real_path
+from .paths import profiled
 from .parse import extent
 from .model import (
     NARRATOR,
@@ -389,7 +390,7 @@ class _Resolver:
                 self.fail(f"the name makes a file name of {len(slug.encode())} bytes, more "
                           f"than the {MAX_NAME_BYTES} a film's file name may have",
                           None, "shorten the name, or give outputs: with a path")
-            return (Output(f"renders/{slug}.mp4", all_ids),)
+            return (Output(profiled(f"renders/{slug}.mp4", self.sb.profile), all_ids),)
         seen: dict[str, Output] = {}
         result = []
         durations = {s.id: s.duration for s in shots}
@@ -548,8 +549,10 @@ class _Resolver:
                               "subtitles there", out.location or Location(self.sb.display_path),
                               f"remove it, or give the film another path")
         wanted = {s.id: s for s in shots}
+        folder = self.sb.paths.shots
+        shown = folder.relative_to(root).as_posix()
         try:
-            with os.scandir(root / "renders" / "shots") as entries:
+            with os.scandir(folder) as entries:
                 found = [(e.name, e.stat(follow_symlinks=False).st_mode) for e in entries
                          if e.name.rpartition(".")[0] in wanted]
         except (OSError, ValueError):
@@ -557,9 +560,9 @@ class _Resolver:
         for name, mode in sorted(found):
             if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
                 shot = wanted[name.rpartition(".")[0]]
-                self.fail(f"renders/shots/{name} is {_kind(mode)}: run copies the clip of "
+                self.fail(f"{shown}/{name} is {_kind(mode)}: run copies the clip of "
                           f"shot '{shot.id}' there", shot.location,
-                          f"remove renders/shots/{name}")
+                          f"remove {shown}/{name}")
 
     def check_crossfade(self, out: Output, sequence, durations) -> None:
         if out.crossfade_s and out.crossfade_s < MIN_CROSSFADE_S:

@@ -17,6 +17,7 @@ from typing import Any
 from .errors import Diagnostic, Location, UserError, did_you_mean
 from .model import (
     CUT,
+    SHOT_FIELD_NAMES,
     Element,
     ElementRef,
     FrameSource,
@@ -35,6 +36,7 @@ from .model import (
     Watermark,
 )
 from .parse import Document
+from .paths import profiled
 
 SCHEMA_RESOURCE = "storyboard.schema.json"
 
@@ -107,14 +109,15 @@ def _fast_validator():
     return fastjsonschema.compile(json.loads(schema_text()))
 
 
-def validate_document(doc: Document) -> Storyboard:
-    """Check the document against the schema (all errors at once), then build the Storyboard."""
+def validate_document(doc: Document, profile: str | None = None) -> Storyboard:
+    """Check the document against the schema (all errors at once), then build the Storyboard,
+    with the named profile's fields over `defaults`."""
     values = _check_extent(doc)
     errors = schema_errors(doc.data, values)
     if errors:
         diagnostics = sorted({_describe(e, doc) for e in errors}, key=Diagnostic.sort_key)
         raise UserError(*diagnostics)
-    return _Builder(doc).storyboard()
+    return _Builder(doc, profile).storyboard()
 
 
 def _check_extent(doc: Document) -> int:
@@ -345,11 +348,15 @@ def _own_folder(key: tuple[str, ...]) -> str | None:
 
 
 
+RESERVED_PROFILES = frozenset({"shots", "report"})  # folders of renders/ (paths.py)
+
+
 class _Builder:
     """Builds model objects from schema-valid data, stamping each with its Location."""
 
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, profile: str | None = None) -> None:
         self.doc = doc
+        self.profile = profile
         self.root = doc.rendered.root
         self.problems: list[Diagnostic] = []
         self.media_sources: list[FrameSource] = []  # every input file, for check_outputs
@@ -362,15 +369,44 @@ class _Builder:
         outputs = tuple(self.output(i, o) for i, o in enumerate(data.get("outputs") or []))
         self.check_outputs(outputs, [o["path"] for o in data.get("outputs") or []])
         self.check_store(data.get("store"))
+        defaults = self.with_profile(self.fields(("defaults",), data.get("defaults") or {}))
         if self.problems:
             raise UserError(*self.problems)
         src = self.doc.rendered.source
         return Storyboard(
             version=data["version"], name=data["name"], path=src.path, display_path=src.display,
-            defaults=self.fields(("defaults",), data.get("defaults") or {}),
+            defaults=defaults,
             elements=MappingProxyType(elements), scenes=scenes, outputs=outputs,
             outputs_given="outputs" in data, store=data.get("store"),
+            profile=self.profile, profiles=tuple(data.get("profiles") or ()),
         )
+
+    def with_profile(self, defaults: ShotFields) -> ShotFields:
+        """`defaults` with the chosen profile's fields over them (each located in the profile);
+        an unknown profile is a problem naming the ones there are."""
+        profiles = self.doc.data.get("profiles") or {}
+        for name in profiles:
+            if name in RESERVED_PROFILES:  # renders/<profile>/ would be renders/shots/...
+                self.problems.append(Diagnostic(
+                    f"'{name}' cannot name a profile: renders/{name}/ is kling-compose's own",
+                    self.doc.locate(("profiles", name)),
+                    "choose another name, e.g. draft or final"))
+        if self.profile is None:
+            return defaults
+        if self.profile not in profiles:
+            names = ", ".join(profiles)
+            hint = did_you_mean(self.profile, profiles)
+            self.problems.append(Diagnostic(
+                f"no profile '{self.profile}' in {self.doc.rendered.source.display}",
+                self.doc.locate(("profiles",)) if profiles else None,
+                (f"{hint} (profiles: {names})" if hint else f"profiles: {names}") if profiles
+                else "declare it: `profiles: {draft: {model: kling-3-std}}` beside defaults"))
+            return defaults
+        override = self.fields(("profiles", self.profile), profiles[self.profile] or {})
+        values = {name: getattr(override, name) if getattr(override, name) is not None
+                  else getattr(defaults, name) for name in SHOT_FIELD_NAMES}
+        locations = {**defaults.locations, **override.locations}
+        return ShotFields(**values, locations=MappingProxyType(locations))
 
     def check_store(self, url: str | None) -> None:
         """`store:` names a folder or an s3:// bucket: anything else is refused here, not by
@@ -592,7 +628,7 @@ class _Builder:
         audio = data.get("audio")
         mark = data.get("watermark")
         return Output(
-            path=output_path(data["path"]), sequence=tuple(s for s, _ in shots),
+            path=profiled(output_path(data["path"]), self.profile), sequence=tuple(s for s, _ in shots),
             crossfade_s=crossfade, location=locate(path),
             crossfade_location=transition.location if crossfade else None,
             sequence_locations=tuple(where for _, where in shots),

@@ -39,7 +39,7 @@ def test_every_error_of_every_shot_is_raised_once_sorted_by_location():
 
 
 def test_an_error_shared_by_several_shots_is_reported_once():
-    shots = [make_shot(id=i, provider="fal", model="kling-o3-pro") for i in "ab"]
+    shots = [make_shot(id=i, provider="kling-v3-task", model="kling-o3-pro") for i in "ab"]
     with pytest.raises(UserError) as info:
         compile_shots(make_resolved(*shots))
     assert len(info.value.diagnostics) == 1

@@ -184,13 +184,21 @@ def state_check(root: Path) -> Iterator[Check]:
 
 
 def lock_check(root: Path) -> Iterator[Check]:
+    """storyboard.lock and every profile's storyboard.<profile>.lock read back."""
+    from ..project.lockfile import lock_profiles
+
+    for profile in lock_profiles(root) or [None]:
+        yield from _one_lock(root, profile)
+
+
+def _one_lock(root: Path, profile: str | None) -> Iterator[Check]:
     from ..files import shown
     from ..paths import ProjectPaths
     from ..project.lockfile import check_lockfile
 
-    path = ProjectPaths(root).lock
+    path = ProjectPaths(root, profile).lock
     try:
-        check_lockfile(root)
+        check_lockfile(root, profile)
         present = path.is_file()
     except UserError as exc:
         yield from _problems(exc)

@@ -1,7 +1,7 @@
 """`kling-compose gc`: remove stored objects nothing needs any more.
 
-Kept: every take and film `storyboard.lock` names (paid clips travel with the project), and
-every artifact of a ledger row whose cache key is in one of the given plans (the current
+Kept: every take and film `storyboard.lock` or a profile's `storyboard.<profile>.lock` names
+(paid clips travel with the project), and every artifact of a ledger row whose cache key is in one of the given plans (the current
 storyboard as the last run ran it, and as it would run with no flags). Everything else under
 .kling-compose/objects (earlier takes of changed shots, old films, frames of deleted chains)
 goes; the ledger rows that named them then read as `missing`, made again if ever needed.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import ProjectPaths
-from ..project.lockfile import read_lockfile
+from ..project.lockfile import lock_profiles, read_lockfile
 from ..project.state import State, state_path
 
 
@@ -71,9 +71,10 @@ def collect(garbage: Garbage) -> None:
 
 
 def _lock_digests(root: Path) -> set[str]:
-    lock = read_lockfile(root)
+    """Every take and film any lock names: storyboard.lock and each profile's."""
     digests: set[str] = set()
-    for entry in lock.entries():
+    entries = [e for profile in lock_profiles(root) for e in read_lockfile(root, profile).entries()]
+    for entry in entries:
         values = entry.get("sha256")
         if isinstance(values, list):
             digests |= {v for v in values if isinstance(v, str)}

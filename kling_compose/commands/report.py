@@ -169,8 +169,11 @@ def write_report(plan) -> Path:
     """Write renders/report.html for `plan` (and its clips and frames in renders/report/);
     returns the page's path. Only reads the ledger, the lock and the store."""
     root = plan.resolved.storyboard.root
-    _check_inside(root, (PAGE, ASSETS))
-    page, folder = root / PAGE, root / ASSETS
+    paths = plan.resolved.storyboard.paths  # renders/<profile>/ for a profile
+    rel_page, rel_assets = (paths.report_page.relative_to(root),
+                            paths.report_assets.relative_to(root))
+    _check_inside(root, (rel_page, rel_assets))
+    page, folder = root / rel_page, root / rel_assets
     try:
         folder.mkdir(parents=True, exist_ok=True)
         files = _Files(plan.resolved.storyboard.root, folder)
@@ -179,7 +182,8 @@ def write_report(plan) -> Path:
         files.prune()
     except OSError as exc:
         raise UserError.single(
-            f"could not write {_shown(root, exc.filename) or PAGE}: {exc.strerror or exc}",
+            f"could not write {_shown(root, exc.filename) or rel_page}: "
+            f"{exc.strerror or exc}",
             hint="free disk space, fix the folder's permissions or move what is in the way, "
                  "then run `kling-compose report` again") from None
     return page
@@ -194,7 +198,7 @@ def review(plan, files: _Files) -> ReportView:
     status = project_status(plan)
     by_task = {t.task_id: t for t in status.tasks}
     records = _records(plan)
-    lock = read_lockfile(plan.resolved.storyboard.root)
+    lock = read_lockfile(plan.resolved.storyboard.root, plan.resolved.storyboard.profile)
     feeds = _feeds(plan.resolved.shots)
     shots = tuple(
         _shot_view(plan.tasks[f"generate:{s.id}"], s, by_task[f"generate:{s.id}"],

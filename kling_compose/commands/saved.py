@@ -32,12 +32,13 @@ def fingerprint(plan, variables: dict) -> dict:
         for key, identity in (task.made_from.get("inputs") or {}).items():
             if key.startswith("file:"):
                 files[key[5:]] = identity
-    lock = lock_path(storyboard.root)
+    lock = lock_path(storyboard.root, storyboard.profile)
     return {
         "storyboard_sha256": _sha256(storyboard.path),
         "variables": {k: variables[k] for k in sorted(variables)},
         "provider": plan.provider,
         "preview_resolution": plan.preview_short_side,
+        **({"profile": storyboard.profile} if storyboard.profile is not None else {}),
         "files": dict(sorted(files.items())),
         "lock_sha256": _sha256(lock) if lock.is_file() else None,
         "tasks": {task_id: plan.tasks[task_id].cache_key for task_id in plan.order},

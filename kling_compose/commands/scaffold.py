@@ -137,8 +137,11 @@ GITIGNORE = """\
 renders/
 # a lock file being written (an interrupted run leaves it; the next run removes it)
 .storyboard.lock.*
-# storyboard.lock records what was generated and paid for: keep it in git
+.storyboard.*.lock.*
+# storyboard.lock (and storyboard.<profile>.lock for each --profile) records what was
+# generated and paid for: keep them in git
 !storyboard.lock
+!storyboard.*.lock
 # API keys (RUNWARE_API_KEY=..., FAL_KEY=...): never in git
 .env
 """

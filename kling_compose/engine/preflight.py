@@ -92,7 +92,7 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> dict[s
     """Refuse bad --force/--only names, a missing API key, and an estimate of what would be
     paid above --max-cost, before anything (even the state file) is touched. Returns the
     plan's statuses (decide.read_statuses)."""
-    check_lockfile(plan.resolved.storyboard.root)
+    check_lockfile(plan.resolved.storyboard.root, plan.resolved.storyboard.profile)
     check_write_paths(plan)
     selected = select(plan, options.only)
     for shot in options.force:
@@ -127,7 +127,7 @@ def check_write_paths(plan: Plan) -> None:
     written (outputs: are checked by validate, the default output and shot copies here)."""
     root = plan.resolved.storyboard.root
     real_root = root.resolve()
-    paths = ProjectPaths(root)
+    paths = plan.resolved.storyboard.paths
     places = [paths.shots, paths.objects, paths.tmp, paths.lock]
     films = [t.assemble_params for t in plan.tasks.values() if t.kind == "assemble"]
     places += [root / film.path for film in films]
@@ -151,13 +151,14 @@ def remove_stale_temp_files(plan: Plan) -> None:
     """Temp files a killed run left just before a final rename (renders/.tmp-*, the shot
     copies', .storyboard.lock.*): only this project's, and only while it holds the run lock."""
     root = plan.resolved.storyboard.root
-    paths = ProjectPaths(root)
+    paths = plan.resolved.storyboard.paths
     folders = {root, paths.renders, paths.shots}
     folders |= {(root / task.assemble_params.path).parent for task in plan.tasks.values()
                 if task.kind == "assemble"}
     for folder in folders:
         if not folder.is_dir():
             continue
-        for stale in [*folder.glob(".tmp-*"), *folder.glob(".storyboard.lock.*")]:
+        for stale in [*folder.glob(".tmp-*"), *folder.glob(".storyboard.lock.*"),
+                      *folder.glob(".storyboard.*.lock.*")]:  # a profile's lock
             if stale.is_file() and not stale.is_symlink():
                 stale.unlink(missing_ok=True)

@@ -78,7 +78,8 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
             runner.export_shots(result)
             write_lockfile(plan, state)
             if shared is not None:
-                problem = push_shared(shared, root, generations(plan, state))
+                problem = push_shared(shared, root, generations(plan, state),
+                                      plan.resolved.storyboard.profile)
                 if problem:
                     result = replace(result, warnings=(*result.warnings, problem))
             return result
@@ -125,7 +126,8 @@ class Runner:
                              self.reporter_progress, lambda: self.remote)
 
     async def run(self) -> RunResult:
-        self.lock = read_lockfile(self.plan.resolved.storyboard.root)
+        board = self.plan.resolved.storyboard
+        self.lock = read_lockfile(board.root, board.profile)
         self.store.clean_temp()
         remove_stale_temp_files(self.plan)
         # local rendering is CPU-bound: at most one task per core; each remote provider gets
@@ -291,7 +293,8 @@ class Runner:
                     outcome.status not in MADE:
                 continue
             digest, suffix = outcome.record.artifacts[outcome.task.generation.shot.pick - 1]
-            target = ProjectPaths(root).shot_clip(outcome.task.shot or "", suffix)
+            target = ProjectPaths(root, self.plan.resolved.storyboard.profile).shot_clip(
+                outcome.task.shot or "", suffix)
             self._export_if_changed(digest, suffix, target)
 
     def _export_if_changed(self, digest: str, suffix: str, target: Path) -> None:

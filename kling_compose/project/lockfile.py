@@ -24,8 +24,22 @@ LOCK_NAME = LOCK
 LOCK_VERSION = 1
 
 
-def lock_path(root: Path) -> Path:
-    return ProjectPaths(root).lock
+def lock_path(root: Path, profile: str | None = None) -> Path:
+    return ProjectPaths(root, profile).lock
+
+
+def lock_profiles(root: Path) -> list[str | None]:
+    """The profiles whose lock is in the project: None for storyboard.lock, then each
+    storyboard.<profile>.lock by name (a folder's `gc`, `push` and `pull` keep them all)."""
+    try:
+        found: list[str | None] = [None] if (root / LOCK_NAME).is_file() else []
+        for path in sorted(root.glob("storyboard.*.lock")):
+            name = path.name[len("storyboard."):-len(".lock")]
+            if name and "." not in name and path.is_file():
+                found.append(name)
+    except (OSError, ValueError):  # a path too long, a loop of links: reading says why
+        return [None]
+    return found
 
 
 MAX_LOCK_BYTES = 128 * 1024 * 1024  # far above any storyboard's lock; /dev/zero is not one
@@ -67,15 +81,15 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def check_lockfile(root: Path) -> None:
+def check_lockfile(root: Path, profile: str | None = None) -> None:
     """A lock file that cannot be read back is refused before the run starts (after it, the
     run would fail at the end, with every clip paid for): a UserError naming the file."""
     from ..errors import UserError
 
-    path = lock_path(root)
+    path = lock_path(root, profile)
     if not (path.exists() or path.is_symlink()):
         return
-    hint = ("restore it from git (`git checkout storyboard.lock`), or move it aside: the next "
+    hint = (f"restore it from git (`git checkout {path.name}`), or move it aside: the next "
             "run writes it anew from .kling-compose/state.db")
     try:
         data = _load(path, hint)  # not a regular file, too large: read_bytes's UserError
@@ -117,12 +131,13 @@ class Lock:
         return [e for e in (*self.shots.values(), *self.outputs.values()) if isinstance(e, dict)]
 
 
-def read_lockfile(root: Path) -> Lock:
-    """The lock file's content, or an empty lock when there is none (or it is unreadable)."""
+def read_lockfile(root: Path, profile: str | None = None) -> Lock:
+    """The lock file's content (storyboard.lock, or a profile's storyboard.<profile>.lock), or
+    an empty lock when there is none (or it is unreadable)."""
     from ..errors import UserError
 
     try:
-        data = _load(lock_path(root))
+        data = _load(lock_path(root, profile))
     except (UserError, ValueError):  # none, or unreadable: check_lockfile says why
         return Lock()
     if not isinstance(data, dict):
@@ -134,8 +149,8 @@ def read_lockfile(root: Path) -> Lock:
 
 def write_lockfile(plan, state: State) -> None:
     """Update storyboard.lock from the state of every shot and output in the plan."""
-    root = plan.resolved.storyboard.root
-    old = read_lockfile(root)
+    root, profile = plan.resolved.storyboard.root, plan.resolved.storyboard.profile
+    old = read_lockfile(root, profile)
     shots, outputs = {}, {}
     for task_id in plan.order:
         task = plan.tasks[task_id]
@@ -152,13 +167,14 @@ def write_lockfile(plan, state: State) -> None:
             if entry:
                 outputs[task.assemble_params.path] = entry
     data = {"version": LOCK_VERSION, "storyboard": plan.resolved.storyboard.name,
+            **({"profile": profile} if profile is not None else {}),
             "shots": shots, "outputs": outputs}
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    target = lock_path(root)
+    target = lock_path(root, profile)
     if target.is_file() and target.read_bytes() == text.encode("utf-8"):
         return
     # the temp file's name is the one .gitignore (commands/scaffold.py) and run's clean-up know
-    replace_atomically(target, text, prefix=f".{LOCK_NAME}.")
+    replace_atomically(target, text, prefix=f".{target.name}.")
 
 
 

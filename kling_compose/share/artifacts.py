@@ -22,7 +22,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Iterable, Protocol
 from urllib.parse import urlsplit
 
 from ..files import user_mode
@@ -123,19 +123,20 @@ def project_store(storyboard, settings) -> ArtifactStore | None:
     return open_store(url, storyboard.root) if url else None
 
 
-def export_lock(root: Path, store: Store) -> list[Path]:
-    """Each film and shot clip the lock names, where a run would put it (renders/...), from
-    the local store: a teammate watches the film after `pull`, without a key."""
+def export_lock(root: Path, store: Store, profile: str | None = None) -> list[Path]:
+    """Each film and shot clip the lock (a profile's) names, where a run would put it
+    (renders/..., renders/<profile>/shots/...), from the local store: a teammate watches the
+    film after `pull`, without a key."""
     from ..project.lockfile import read_lockfile
 
-    lock = read_lockfile(root)
+    lock = read_lockfile(root, profile)
     written = []
     places = [(root / path, entry) for path, entry in lock.outputs.items()]
     for shot, entry in lock.shots.items():
         pick = entry.get("pick", 1) if isinstance(entry.get("pick"), int) else 1
         digests = entry.get("sha256") or []
         if isinstance(digests, list) and 0 < pick <= len(digests):
-            places.append((ProjectPaths(root).shot_clip(shot),
+            places.append((ProjectPaths(root, profile).shot_clip(shot),
                            {"sha256": [digests[pick - 1]]}))
     for target, entry in places:
         digests = entry.get("sha256") if isinstance(entry, dict) else None
@@ -166,12 +167,19 @@ class Transfer:
     refused: tuple[str, ...] = ()  # pulled bytes that did not hash to their name
 
 
-def lock_objects(root: Path, store: Store) -> dict[str, str]:
-    """{sha256: suffix} of every take and film storyboard.lock names (suffix from the local
-    store when it is there, else .mp4)."""
+def lock_objects(root: Path, store: Store,
+                 profiles: Iterable[str | None] = (None,)) -> dict[str, str]:
+    """{sha256: suffix} of every take and film the locks of `profiles` name (None:
+    storyboard.lock; suffix from the local store when it is there, else .mp4)."""
     from ..project.lockfile import read_lockfile
 
-    lock = read_lockfile(root)
+    found: dict[str, str] = {}
+    for profile in profiles:
+        found.update(_lock_objects(read_lockfile(root, profile), store))
+    return found
+
+
+def _lock_objects(lock, store: Store) -> dict[str, str]:
     found: dict[str, str] = {}
     for section, entries in (("shots", lock.shots), ("outputs", lock.outputs)):
         for key, entry in entries.items():

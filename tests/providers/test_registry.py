@@ -24,15 +24,19 @@ def test_model_specs_are_consistent():
                 assert {first, second} <= set(CHECKED_FIELDS) and rule
 
 
-def test_every_alias_is_kling_3_pro_or_o3_pro():
-    aliases = {(name, a) for name, p in PROVIDERS.items() if name != "preview" for a in p.models}
-    assert aliases == {("runware", "kling-3-pro"), ("runware", "kling-o3-pro"),
-                       ("fal", "kling-3-pro"), ("fal", "kling-3-std"),
-                       ("kling-v3-task", "kling-3-pro"),
-                       ("kie", "kling-3-std"), ("kie", "kling-3-pro"),
-                       ("kie", "kling-3-4k"), ("kling", "kling-3-std"),
-                       ("kling", "kling-3-pro"), ("kling", "kling-o3-std"),
-                       ("kling", "kling-o3-pro")}  # fmt: skip
+FAMILY = {  # issue 25: each Kling tier on each provider that documents it (docs/providers.md)
+    "fal": {"kling-3-std", "kling-3-pro", "kling-3-4k", "kling-o3-std", "kling-o3-pro",
+            "kling-o3-4k", "kling-3-turbo-std", "kling-3-turbo-pro", "kling-4"},
+    "runware": {"kling-3-std", "kling-3-pro", "kling-3-4k", "kling-o3-std", "kling-o3-pro",
+                "kling-3-turbo-std", "kling-3-turbo-pro"},
+    "kie": {"kling-3-std", "kling-3-pro", "kling-3-4k", "kling-3-turbo-std", "kling-3-turbo-pro"},
+    "kling": {"kling-3-std", "kling-3-pro", "kling-o3-std", "kling-o3-pro"},
+    "kling-v3-task": {"kling-3-pro"},
+}
+
+
+def test_the_kling_family_by_provider():
+    assert {name: set(p.models) for name, p in PROVIDERS.items() if name != "preview"} == FAMILY
 
 
 # -- issue 23: every provider declares its run-time half --------------------------------------

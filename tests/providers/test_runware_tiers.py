@@ -58,8 +58,8 @@ def test_o3_4k_is_not_offered_without_a_page_that_prices_it():
     assert "kling-o3-4k" not in MODELS
     assert sdk.KlingaiVideo30Omni4kParams  # the type exists, so this is a decision
     [message] = diagnostics(make_shot(model="kling-o3-4k"))
-    assert message.startswith(f"{at(24)}: error: unknown model 'kling-o3-4k' for provider "
-                              "runware")
+    assert message.startswith(f"{at(24)}: error: runware has no kling-o3-4k: it is offered "
+                              "by fal")  # issue 25: the tier's providers are named
 
 
 # --- request bodies and costs ----------------------------------------------------------------

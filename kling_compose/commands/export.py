@@ -341,12 +341,13 @@ def _picked_clip(plan, shot: str, state):
     task = plan.tasks[f"generate:{shot}"]
     record = state.get(task.cache_key)
     digest, suffix = record.artifacts[task.job.shot.pick - 1]
-    rel = f"renders/shots/{shot}{suffix}"
-    clip = plan.resolved.storyboard.root / rel
+    board = plan.resolved.storyboard
+    clip = board.paths.shot_clip(shot, suffix)  # renders/<profile>/shots/ for a profile
+    rel = clip.relative_to(board.root).as_posix()
     if not clip.is_file() or file_sha256(clip) != digest:
         state_of = "is missing" if not clip.is_file() else "is not the clip the film was made from"
         raise UserError.single(f"{rel} {state_of}", hint=f"run `{_run_command(plan)}`: it "
-                               "writes every shot's picked take to renders/shots/ again, "
+                               "writes every shot's picked take to renders/ again, "
                                "without generating anything")
     return clip, task, record
 

@@ -118,3 +118,24 @@ def test_an_unknown_profile_is_a_located_error_naming_the_profiles(project, sim_
     assert result.exit_code == 1
     assert "storyboard.yaml:5:3: error: no profile" in result.stderr  # at the profiles
     assert "no profile 'drat'" in result.stderr and "did you mean 'draft'?" in result.stderr
+
+
+def test_status_report_and_export_read_the_profile_s_own_records(paid, sim_env):
+    for profile in ("draft", "final"):
+        status = json.loads(cli("status", paid, "--json", "--profile", profile, *PREVIEW,
+                                env=sim_env).stdout)
+        assert status["pending"] == 0, status
+        report = cli("report", paid, "--profile", profile, *PREVIEW, env=sim_env)
+        assert report.exit_code == 0, report.output
+        page = paid / "renders" / profile / "report.html"
+        assert page.is_file() and f"profiles.{profile}.mp4" in page.read_text()
+        export = cli("export", paid, "--profile", profile, env=sim_env)
+        assert export.exit_code == 0, export.output
+        assert (paid / "renders" / f"profiles.{profile}.otio").is_file()
+    # the plain defaults never ran: nothing of theirs is done, and their plan says so
+    plain = json.loads(cli("status", paid, "--json", *PREVIEW, env=sim_env).stdout)
+    assert plain["pending"] > 0
+    line = cli("plan", paid, "--profile", "draft", *PREVIEW, env=sim_env).stdout
+    # one line: each profile's whole cost, and what its next run pays where it is not $0
+    assert "profiles: (defaults) $1.680 (to pay $1.680) · *draft $0.840 · final $1.680\n" \
+        in line, line

@@ -134,7 +134,7 @@ def _missing_model(provider: Provider, shot: ResolvedShot) -> Diagnostic:
         return Diagnostic(
             f"{provider.name} has no {shot.model}: it is offered by {', '.join(hosts)}",
             shot.where("model"),
-            f"run this shot on {' or '.join(hosts)} (`provider: {hosts[0]}`, or `--provider "
+            f"run this shot on {_either(hosts)} (`provider: {hosts[0]}`, or `--provider "
             f"{hosts[0]}`), or choose a model {provider.name} has ({listing})")
     hint = did_you_mean(shot.model, provider.models)
     return Diagnostic(
@@ -142,6 +142,11 @@ def _missing_model(provider: Provider, shot: ResolvedShot) -> Diagnostic:
         shot.where("model"),
         f"{hint} ({listing})" if hint else listing,
     )
+
+
+def _either(names: list[str]) -> str:
+    """`fal`, `fal or kie`, `runware, fal or kie`."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _unknown_provider(name: str, shot: ResolvedShot | None) -> Diagnostic:

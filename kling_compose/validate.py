@@ -51,6 +51,8 @@ _PATTERN_TEXT = {
     "^[1-9][0-9]*x[1-9][0-9]*$": "WIDTHxHEIGHT, for example 1920x1080",
     "^[1-9][0-9]*:[1-9][0-9]*$": "W:H, for example 16:9",
     "^[^/].*\\.(mp4|mov)$": "a relative path ending in .mp4 or .mov",
+    "^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$": "up to 40 letters, digits, '-' and '_', starting with "
+    "a letter or digit (it names a lock file and a folder)",
 }
 # JSON Schema counts 5.0 as an integer; the request must carry 5
 _INTEGER_FIELDS = frozenset({"duration", "takes", "pick", "quality"})
@@ -169,11 +171,11 @@ def _describe(error, doc: Document) -> Diagnostic:
     if "propertyNames" in error.schema_path:
         bad = error.instance
         pattern = error.validator_value if kind == "pattern" else ""  # "": no such pattern
-        return Diagnostic(f"element name '{bad}' must be {_PATTERN_TEXT.get(pattern, 'a plain name')}",
+        return Diagnostic(f"{_named(path)} '{bad}' must be {_PATTERN_TEXT.get(pattern, 'a plain name')}",
                           doc.locate(path + (bad,), key=True))
     if kind == "propertyNames":
         bad = error.instance
-        return Diagnostic(f"element name '{bad}' must be {_PATTERN_TEXT.get(error.validator_value.get('pattern'), 'a plain name')}",
+        return Diagnostic(f"{_named(path)} '{bad}' must be {_PATTERN_TEXT.get(error.validator_value.get('pattern'), 'a plain name')}",
                           doc.locate(path + (bad,), key=True))
     location = doc.locate(path)
     got = _show(error.instance)
@@ -264,6 +266,11 @@ def _unknown_fields(error, doc: Document, path) -> Diagnostic:
         hint = "known fields here: " + ", ".join(known)
     return Diagnostic(f"unknown field '{unknown}' in {_owner(path)}",
                       doc.locate(path + (unknown,), key=True), hint=hint)
+
+
+def _named(path) -> str:
+    """What the keys of the mapping at `path` name: `profile name`, `element name`."""
+    return "profile name" if tuple(path) == ("profiles",) else "element name"
 
 
 def _owner(path) -> str:

@@ -89,6 +89,8 @@ def _spec(alias: str) -> ModelSpec:
         prompt_chars=(2, 2500),  # product brief: the spec gives no bound for `prompt`
         sizes=None,  # the API takes an aspect ratio; the mode sets the resolution
         aspects=ASPECTS,  # `aspect_ratio` enum
+        # K1 "Resolution Mappings": std 720P, pro 1080P, 4K 2160P
+        resolutions=({"std": "720p", "pro": "1080p", "4K": "4k"}[MODES[alias]],),
         frame_images=(1, 2),  # `image_urls`: 1 = first frame, 2 = first + last
         max_elements=3,  # `kling_elements` maxItems 3
         max_element_images=3,  # "2-4 URLs required" = frontal + at most 3
@@ -138,6 +140,7 @@ def _turbo_spec(alias: str) -> ModelSpec:
         prompt_chars=(2, 2500),  # K4/K5 `prompt` maxLength 2500 (the minimum: as 3.0's)
         sizes=None,  # the API takes an aspect ratio; `resolution` sets the size
         aspects=ASPECTS,  # K4 `aspect_ratio` enum
+        resolutions=(TURBO_RESOLUTIONS[alias],),  # K4/K5 `resolution` 720p | 1080p
         frame_images=(1, 1),  # K5 `image_urls`: the start image; no end frame
         takes=(1, 1),  # one video per task
         quality=None,

@@ -28,7 +28,10 @@ defaults:
   aspect: "16:9"
   duration: 5
   audio: true
-{negative}"""
+{negative}
+# profiles:   # `kling-compose run --profile draft`: a cheap 720p draft beside the final,
+#   draft: {{ model: kling-3-std, audio: false }}   # kept apart, nothing paid twice
+"""
 
 NEGATIVE = "  negative_prompt: text, watermark, flicker\n"
 

@@ -282,6 +282,8 @@ def _owner(path) -> str:
         if isinstance(part, str):
             if len(path) >= 2 and path[-2] == "elements" and part == path[-1]:
                 return f"element '{part}'"
+            if len(path) == 2 and path[0] == "profiles":
+                return f"profile '{part}'"
             return names.get(part, f"'{part}'")
     return "the storyboard"
 

@@ -543,7 +543,7 @@ def status(path, var_items, vars_files, provider, preview_resolution, as_json) -
     from .commands.status import project_status
     from .project.runs import last_run
 
-    last = last_run(storyboard_path(path)[0].parent)
+    last = last_run(storyboard_path(path)[0].parent, current_profile())
     report = project_status(_plan(path, var_items, vars_files,
                                   provider or last.get("provider"),
                                   preview_resolution or last.get("preview_resolution")))
@@ -638,7 +638,7 @@ def gc(path, var_items, vars_files, dry_run) -> None:
     root = storyboard_path(path)[0].parent
     for profile in lock_profiles(root):  # a damaged lock would make its paid clips look unneeded
         check_lockfile(root, profile)
-    last = last_run(root)
+    last = last_run(root, current_profile())
     plans = [_plan(path, var_items, vars_files, None),
              _plan(path, var_items, vars_files, last.get("provider"),
                    last.get("preview_resolution"))]
@@ -703,7 +703,7 @@ def export(path, var_items, vars_files, provider, preview_resolution, fmt, outpu
     from .commands.export import export_films
     from .project.runs import last_run
 
-    last = last_run(storyboard_path(path)[0].parent)
+    last = last_run(storyboard_path(path)[0].parent, current_profile())
     the_plan = _plan(path, var_items, vars_files, provider or last.get("provider"),
                      preview_resolution or last.get("preview_resolution"))
     for written in export_films(the_plan, fmt, output=output_name,
@@ -778,7 +778,7 @@ def report(path, var_items, vars_files, provider, preview_resolution) -> None:
     from .commands.report import write_report
     from .project.runs import last_run
 
-    last = last_run(storyboard_path(path)[0].parent)
+    last = last_run(storyboard_path(path)[0].parent, current_profile())
     page = write_report(_plan(path, var_items, vars_files, provider or last.get("provider"),
                               preview_resolution or last.get("preview_resolution")))
     click.echo(f"report: {page}")

@@ -89,7 +89,10 @@ class ProjectPaths:
 
     @property
     def last_run(self) -> Path:
-        return self.state / LAST_RUN
+        """last-run.json; last-run.<profile>.json for a profile (each remembers its own)."""
+        if self.profile is None:
+            return self.state / LAST_RUN
+        return self.state / LAST_RUN.replace(".json", f".{self.profile}.json")
 
     @property
     def project_id(self) -> Path:

@@ -12,11 +12,12 @@ from ..files import replace_atomically
 from ..paths import ProjectPaths
 
 
-def last_run(root) -> dict:
-    """What the last `run` was asked for ({"provider", "preview_resolution"}), or {}: `status`
-    shows the project as that run left it, whatever flags it is given."""
+def last_run(root, profile: str | None = None) -> dict:
+    """What the last `run` (of the profile) was asked for ({"provider",
+    "preview_resolution"}), or {}: `status` shows the project as that run left it, whatever
+    flags it is given."""
     try:
-        data = json.loads(ProjectPaths(root).last_run.read_text(encoding="utf-8"))
+        data = json.loads(ProjectPaths(root, profile).last_run.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):
@@ -31,7 +32,8 @@ def last_run(root) -> dict:
 def record_run(plan) -> None:
     """Remember what this run was asked for (written atomically)."""
     text = json.dumps({"provider": plan.provider, "preview_resolution": plan.preview_short_side})
-    replace_atomically(ProjectPaths(plan.resolved.storyboard.root).last_run, text)
+    board = plan.resolved.storyboard
+    replace_atomically(ProjectPaths(board.root, board.profile).last_run, text)
 
 
 def run_in_progress(root) -> bool:

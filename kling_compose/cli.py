@@ -628,23 +628,34 @@ def adopt(shot, task_id, path, var_items, vars_files, provider) -> None:
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @_user_errors
 def gc(path, var_items, vars_files, dry_run) -> None:
-    """Remove stored clips and frames nothing needs: neither storyboard.lock (never a paid
-    clip it names) nor the current storyboard's plan."""
+    """Remove stored clips and frames nothing needs: neither a lock (storyboard.lock or a
+    profile's: never a paid clip it names) nor the storyboard's plan under any profile."""
     from .commands.gc import collect, find_garbage
     from .engine.run import project_lock
     from .project.lockfile import check_lockfile, lock_profiles
     from .project.runs import last_run
 
-    root = storyboard_path(path)[0].parent
+    from .pipeline import build_storyboard_plan, load_resolved, read_variables
+
+    file, display = storyboard_path(path)
+    root = file.parent
     for profile in lock_profiles(root):  # a damaged lock would make its paid clips look unneeded
         check_lockfile(root, profile)
-    last = last_run(root, current_profile())
-    plans = [_plan(path, var_items, vars_files, None),
-             _plan(path, var_items, vars_files, last.get("provider"),
-                   last.get("preview_resolution"))]
+    variables = read_variables(var_items, vars_files)
+    board = _load(path, var_items, vars_files, variables).storyboard
+    # every profile's plan, as it would run with no flags and as its last run ran it: a clip
+    # one profile paid for is never garbage because gc was run with another (or none)
+    plans = []
+    for profile in dict.fromkeys((None, *board.profiles, board.profile)):
+        resolved = load_resolved(file, variables, display, profile)
+        last = last_run(root, profile)
+        plans += [build_storyboard_plan(resolved),
+                  build_storyboard_plan(resolved, last.get("provider"),
+                                        last.get("preview_resolution"))]
     with project_lock(root):  # never while a run writes
         garbage = find_garbage(plans)
-        lines = [f"{'would remove' if dry_run else 'removed'} {file.relative_to(root)} "
+        shown = board.paths.shown  # the project's own paths, however PATH was written
+        lines = [f"{'would remove' if dry_run else 'removed'} {shown(file)} "
                  f"({file.stat().st_size} bytes)" for file in garbage.files]
         if not dry_run:
             collect(garbage)  # first: never "removed" for what could not be removed

@@ -139,3 +139,28 @@ def test_status_report_and_export_read_the_profile_s_own_records(paid, sim_env):
     # one line: each profile's whole cost, and what its next run pays where it is not $0
     assert "profiles: (defaults) $1.680 (to pay $1.680) · *draft $0.840 · final $1.680\n" \
         in line, line
+
+
+def _stored(root: Path) -> set[str]:
+    return {p.name.split(".")[0] for p in (root / ".kling-compose" / "objects").glob("*/*")}
+
+
+def test_gc_keeps_every_profile_s_paid_clips_whatever_it_is_run_with(paid, sim_env,
+                                                                     monkeypatch):
+    """The review's finding: a rehearsal of `final` on the preview rewrote its lock, and a
+    `gc` without --profile then removed final's paid clips (paid again on the next run). gc
+    keeps every profile's plan; run from inside the project with no PATH (its own example),
+    it names what it removes relative to the project and never fails."""
+    paid_clips = {json.loads((paid / f"storyboard.{p}.lock").read_text())["shots"]["one"]
+                  ["sha256"][0] for p in ("draft", "final")}
+    rehearsal = _run(paid, sim_env, "--profile", "final", "--provider", "preview")
+    assert rehearsal["failed"] == 0
+    monkeypatch.chdir(paid)
+    for flags in ((), ("--profile", "draft")):
+        result = cli("gc", *flags, env=sim_env)
+        assert result.exit_code == 0, result.output
+        assert "Traceback" not in result.output
+        assert paid_clips <= _stored(paid), result.output
+    # and so `final` on fal is still cached: nothing is paid again
+    again = _run(paid, sim_env, "--profile", "final")
+    assert again["generated"] == 0, again

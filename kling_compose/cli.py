@@ -586,13 +586,15 @@ def pick(shot, take, path, var_items, vars_files) -> None:
     from .pipeline import read_variables
 
     file, display = storyboard_path(path)
-    picked = set_pick(file, display, read_variables(var_items, vars_files), shot, take)
+    picked = set_pick(file, display, read_variables(var_items, vars_files), shot, take,
+                      current_profile())
     if not picked.changed:
         click.echo(f"shot '{shot}' already uses take {take}; nothing changed")
         return
     click.echo(f"{picked.where}: pick of '{shot}': {picked.before} -> {picked.after}")
-    click.echo("next: `kling-compose plan` shows what runs again (nothing is paid for "
-               f"'{shot}' itself), `kling-compose run` makes it")
+    flag = f" --profile {current_profile()}" if current_profile() else ""
+    click.echo(f"next: `kling-compose plan{flag}` shows what runs again (nothing is paid for "
+               f"'{shot}' itself), `kling-compose run{flag}` makes it")
 
 
 @main.command(epilog=_epilog(["kling-compose adopt opening 3f2a9c1e-...",
@@ -620,7 +622,9 @@ def adopt(shot, task_id, path, var_items, vars_files, provider) -> None:
                    "downloaded and verified")
     else:
         click.echo(f"adopted task {adopted.task_id} as shot '{shot}': still processing")
-    click.echo("next: `kling-compose run` collects it (nothing is submitted for it again)")
+    flag = f" --profile {current_profile()}" if current_profile() else ""
+    click.echo(f"next: `kling-compose run{flag}` collects it (nothing is submitted for it "
+               "again)")
 
 
 @main.command(epilog=_epilog(["kling-compose gc --dry-run", "kling-compose gc"]))

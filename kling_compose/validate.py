@@ -11,6 +11,7 @@ import functools
 import json
 import re
 from importlib import resources
+from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
@@ -394,12 +395,20 @@ class _Builder:
         """`defaults` with the chosen profile's fields over them (each located in the profile);
         an unknown profile is a problem naming the ones there are."""
         profiles = self.doc.data.get("profiles") or {}
+        folded: dict[str, str] = {}
         for name in profiles:
-            if name in RESERVED_PROFILES:  # renders/<profile>/ would be renders/shots/...
+            if name.casefold() in RESERVED_PROFILES:  # renders/<profile>/: renders/shots/...
                 self.problems.append(Diagnostic(
                     f"'{name}' cannot name a profile: renders/{name}/ is kling-compose's own",
                     self.doc.locate(("profiles", name)),
                     "choose another name, e.g. draft or final"))
+            elif name.casefold() in folded:  # one lock file and folder on macOS and Windows
+                self.problems.append(Diagnostic(
+                    f"profiles '{folded[name.casefold()]}' and '{name}' differ only in case: "
+                    "on macOS and Windows they would share one lock file",
+                    self.doc.locate(("profiles", name)), "give them distinct names"))
+            folded.setdefault(name.casefold(), name)
+        self.check_profiled_paths(folded)
         if self.profile is None:
             return defaults
         if self.profile not in profiles:
@@ -416,6 +425,20 @@ class _Builder:
                   else getattr(defaults, name) for name in SHOT_FIELD_NAMES}
         locations = {**defaults.locations, **override.locations}
         return ShotFields(**values, locations=MappingProxyType(locations))
+
+    def check_profiled_paths(self, folded: dict[str, str]) -> None:
+        """A film named like another film under a profile (renders/cut.final.mp4 beside
+        renders/cut.mp4 and a profile `final`) would be one file written by two runs."""
+        for index, output in enumerate(self.doc.data.get("outputs") or ()):
+            path = output.get("path") if isinstance(output, dict) else None
+            stem = PurePosixPath(path).stem if isinstance(path, str) else ""
+            tag = stem.rpartition(".")[2] if "." in stem else ""
+            if tag.casefold() in folded:
+                self.problems.append(Diagnostic(
+                    f"output path '{path}' is where profile '{folded[tag.casefold()]}' writes "
+                    f"the film of '{path.replace('.' + tag, '', 1)}'",
+                    self.doc.locate(("outputs", index, "path")),
+                    f"name the film without '.{tag}' before its suffix"))
 
     def check_store(self, url: str | None) -> None:
         """`store:` names a folder or an s3:// bucket: anything else is refused here, not by

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError, did_you_mean
+from ..paths import profiled
 from ..media.ffmpeg import ClipInfo
 
 if TYPE_CHECKING:  # plan.py imports networkx: only its names are needed here
@@ -174,7 +175,12 @@ def chosen_outputs(plan, name: str | None, out: Path | None) -> list:
         raise UserError.single("this storyboard assembles no film (`outputs: []`)",
                                hint="add an output to export its timeline")
     if name is not None:
-        outputs = [o for o in outputs if name in (o.path, Path(o.path).name, Path(o.path).stem)]
+        profile = plan.resolved.storyboard.profile
+        named = profiled(name, profile) if profile and Path(name).suffix else name
+        if profile and not Path(name).suffix:
+            named = f"{name}.{profile}"  # the stem as written in the storyboard
+        outputs = [o for o in outputs
+                   if {name, named} & {o.path, Path(o.path).name, Path(o.path).stem}]
         if not outputs:
             paths = [o.path for o in plan.resolved.outputs]
             names = [n for p in paths for n in (p, Path(p).name, Path(p).stem)]
@@ -238,6 +244,8 @@ def _run_command(plan) -> str:
     from ..plan import PREVIEW_SHORT_SIDE
 
     words = ["kling-compose run"]
+    if plan.resolved.storyboard.profile:
+        words.append(f"--profile {plan.resolved.storyboard.profile}")
     if plan.provider:
         words.append(f"--provider {plan.provider}")
     if plan.preview_short_side != PREVIEW_SHORT_SIDE:

@@ -32,7 +32,9 @@ class Picked:
 
 
 def set_pick(path: Path, display: str, variables: Mapping[str, object], shot_id: str,
-             take: int) -> Picked:
+             take: int, profile: str | None = None) -> Picked:
+    """Set the shot's `pick:` (shared by every profile); `profile`: the --profile whose takes
+    the pick is checked against (a profile may ask for more takes)."""
     from ..parse import parse_document
     from ..pipeline import read_storyboard
     from ..render import render_source
@@ -42,7 +44,7 @@ def set_pick(path: Path, display: str, variables: Mapping[str, object], shot_id:
 
     source = read_storyboard(path, display)
     document = parse_document(render_source(source, variables))
-    resolved = resolve_storyboard(validate_document(document))
+    resolved = resolve_storyboard(validate_document(document, profile))
     shots = {s.id: s for s in resolved.shots}
     original, mark, aspect = shot_id.partition(VARIANT_MARK)
     if mark and shot_id in shots:  # made again at an output's aspect (reframe: generate)

@@ -190,12 +190,14 @@ class State:
         rest is rebuilt from the lock; what it says, or None when it took nothing over."""
         if damaged.is_symlink() or not damaged.is_file():
             return None
-        from .lockfile import read_lockfile
+        from .lockfile import lock_profiles, read_lockfile
         from .store import Store
 
         rows, lost = salvage(damaged)
-        shots = read_lockfile(self.path.parent.parent).shots
-        locked = {e.get("cache_key") for e in shots.values() if isinstance(e, dict)}
+        root = self.path.parent.parent
+        shots = [e for profile in lock_profiles(root)  # every profile's lock brings back its own
+                 for e in read_lockfile(root, profile).shots.values()]
+        locked = {e.get("cache_key") for e in shots if isinstance(e, dict)}
         store = Store(self.path.parent)
         flying = finished = 0
         for values in rows:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Mapping
 
 from . import dialogue, fal_v4, rules
@@ -520,6 +521,7 @@ class FalProvider(FalQueue):
             diags += _check_references(shot, spec)
         if family in (TURBO, V4):
             diags += _check_sound_always(shot, spec, family)
+            diags += _check_frame_images(shot, family)
         unpriced = _VOICE_UNPRICED.get(spec.alias)
         if unpriced is not None:
             return diags + dialogue.prompt_only(shot, f"{self.name} model '{spec.alias}'",
@@ -686,6 +688,58 @@ def _aspect_ratio(shot: ResolvedShot) -> str | None:
     if shot.size is not None:
         return rules.aspect_of(shot.size)
     return shot.aspect
+
+
+# fal's 4.0 and Turbo image inputs, each local file checked before anything is paid (an
+# independent review saw a 4:1 first frame refused after other shots were paid): fal v4
+# image-to-video `start_image_url` "Max file size: 30.0MB, Min width: 300px, Min height: 300px,
+# Min aspect ratio: 0.40, Max aspect ratio: 2.50" (fal_v4.py; its middle and end images are
+# checked the same, the stricter reading); Turbo's `image_url` "Min 300x300px, aspect ratio
+# between 1:2.5 and 2.5:1" and ".jpg, .jpeg, .png" (F12, F14)
+FRAME_MIN_PX = 300
+FRAME_RATIO = (Fraction(2, 5), Fraction(5, 2))
+FRAME_BYTES = {V4: 30 * 1024 * 1024, TURBO: 50 * 1024 * 1024}
+FRAME_SUFFIXES = {TURBO: frozenset({".jpg", ".jpeg", ".png"})}
+
+
+def _check_frame_images(shot: ResolvedShot, family: str) -> list[Diagnostic]:
+    """Each local image the shot sends as a frame or keyframe: an image fal reads, at least
+    300 px a side, its aspect from 2:5 to 5:2, within fal's file size."""
+    from .base import image_size
+
+    found = []
+    frames = [("first_frame", shot.first_frame), ("last_frame", shot.last_frame),
+              *(("keyframes", k) for k in shot.keyframes)]
+    for name, source in frames:
+        if source is None or source.kind != "path" or source.path is None or \
+                not source.path.exists():  # a missing file: resolve says so, located
+            continue
+        where = source.location or shot.where(name)
+        suffixes = FRAME_SUFFIXES.get(family)
+        if suffixes is not None and source.path.suffix.lower() not in suffixes:
+            found.append(Diagnostic(f"{name} {source.value}: fal takes {', '.join(sorted(suffixes))} "
+                                    "images here", where, "convert it to PNG or JPEG"))
+            continue
+        size = image_size(source.path)
+        if size is None:
+            found.append(Diagnostic(f"{name} {source.value} is not an image fal can read", where,
+                                    "use a PNG or JPEG file (a clip's frame: a chain "
+                                    "`{from: SHOT, frame: last}`)"))
+            continue
+        width, height = size
+        ratio = Fraction(width, height)
+        try:
+            too_big = source.path.stat().st_size > FRAME_BYTES[family]
+        except OSError:
+            too_big = False
+        if min(width, height) < FRAME_MIN_PX or not FRAME_RATIO[0] <= ratio <= FRAME_RATIO[1] \
+                or too_big:
+            found.append(Diagnostic(
+                f"{name} {source.value} is {width}x{height}"
+                + (f", more than {FRAME_BYTES[family] // 2**20} MB" if too_big else "")
+                + f": fal takes images of at least {FRAME_MIN_PX} px a side, from 2:5 to 5:2",
+                where, "crop or scale the image (fal refuses it after other shots are paid)"))
+    return found
 
 
 def _check_start_image(shot: ResolvedShot, family: str = V3) -> list[Diagnostic]:

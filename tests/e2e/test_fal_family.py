@@ -50,6 +50,7 @@ ESTIMATES = {  # shot: (endpoint, estimate for 3 s with audio, what fal bills)
 def test_one_shot_of_each_tier_runs_at_its_endpoint_and_is_billed_its_price(project, sim,
                                                                            sim_env):
     root = project(TIERS)
+    _fal_sized_start(root)
     planned = json.loads(cli("plan", root, "--json", env=sim_env).stdout)
     generated = {t["shot"]: (t["endpoint"], t["estimated_cost_usd"]) for t in planned["tasks"]
                  if t["kind"] == "generate"}
@@ -91,6 +92,7 @@ scenes:
 
 def test_a_4_0_shot_runs_through_keyframes_chained_from_another_shot(project, sim, sim_env):
     root = project(KEYFRAMES)
+    _fal_sized_start(root)
     planned = json.loads(cli("plan", root, "--json", env=sim_env).stdout)
     tasks = {t["id"]: t for t in planned["tasks"]}
     crossing = tasks["generate:crossing"]
@@ -113,3 +115,11 @@ def test_a_4_0_shot_runs_through_keyframes_chained_from_another_shot(project, si
     assert middle[0] != middle[1] and body["end_image_url"] == middle[0]  # opening's last frame
     # opening: fal v3 generate_audio defaults to true (0.126)
     assert sim.billed("fal") == Decimal("0.126") * 3 + Decimal("0.157") * 8
+
+
+def _fal_sized_start(root) -> None:
+    """assets/start.png at 640x360: fal's 4.0 and Turbo image inputs are at least 300 px a
+    side (checked before paying; the project's 320x180 is refused, as fal would)."""
+    from PIL import Image
+
+    Image.new("RGB", (640, 360), (40, 90, 140)).save(root / "assets" / "start.png")

@@ -565,3 +565,44 @@ def test_the_4_0_limits_are_the_pages():
     assert "(max 8)" in i2v["middle_image_urls"]["doc"]
     assert "API access is coming soon" in PAGES["source"]["branded_pages"]
     assert spec.prices == {"720p": Decimal("0.157"), "1080p": Decimal("0.235")}
+
+
+# -- fal's image limits on 4.0 and Turbo, before anything is paid (the independent review) ---
+
+
+def _image(tmp_path, name, size):
+    from PIL import Image
+
+    path = tmp_path / name
+    Image.new("RGB", size, (20, 60, 90)).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("model", ["kling-4", "kling-3-turbo-std"])
+def test_a_frame_fal_would_refuse_is_an_error_at_the_frame(tmp_path, model):
+    good = _image(tmp_path, "good.png", (640, 360))
+    wide = _image(tmp_path, "wide.png", (1200, 300))  # 4:1, outside 2:5-5:2
+    small = _image(tmp_path, "small.png", (200, 200))
+    assert diagnostics(shot(model, first_frame=good)) == []
+    for bad, words in ((wide, "is 1200x300"), (small, "is 200x200")):
+        [error] = diagnostics(shot(model, first_frame=bad))
+        assert f"first_frame {bad} {words}: fal takes images of at least 300 px" in error
+
+
+def test_a_keyframe_that_is_a_clip_or_too_wide_is_refused(tmp_path):
+    good = _image(tmp_path, "good.png", (640, 360))
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    wide = _image(tmp_path, "wide.png", (1200, 300))
+    errors = diagnostics(shot("kling-4", first_frame=good, keyframes=[good, str(clip), wide]))
+    assert any(f"keyframes {clip} is not an image fal can read" in e for e in errors), errors
+    assert any(f"keyframes {wide} is 1200x300" in e for e in errors), errors
+
+
+def test_turbo_takes_only_png_and_jpeg(tmp_path):
+    from PIL import Image
+
+    webp = tmp_path / "start.webp"
+    Image.new("RGB", (640, 360)).save(webp)
+    [error] = diagnostics(shot("kling-3-turbo-pro", first_frame=str(webp)))
+    assert "fal takes .jpeg, .jpg, .png images here" in error

@@ -142,7 +142,11 @@ MODELS = {
         ),  # fmt: skip
         # fal's O3 standard image-to-video page: "$0.084 (audio off) or $0.112 (audio on)"
         # (fal.ai/models/fal-ai/kling-video/o3/standard/image-to-video; F7)
-        prices={"silent": Decimal("0.084"), "audio": Decimal("0.112")},
+        # with a video element: no fal page prices it (the O3 4K reference page: video
+        # elements "may be priced under a separate tier"); Kling's own omni std and Runware's
+        # O3 Std charge $0.126/s with a video input, sound off (the independent review)
+        prices={"silent": Decimal("0.084"), "audio": Decimal("0.112"),
+                "video_input": Decimal("0.126")},
     ),
 }
 MODELS = {
@@ -158,7 +162,9 @@ MODELS = {
         source="fal's Kling O3 Pro pages, fal.ai/docs/model-api-reference/"
                "video-generation-api/kling-video-o3-pro-text-to-video",
         resolutions=("1080p",),  # Kling's 3.0 spec: omni pro "1080P"
-        prices={"silent": Decimal("0.224"), "audio": Decimal("0.28")}),
+        # video input: twice Kling's own 0.168 (the same doubling as the estimate above)
+        prices={"silent": Decimal("0.224"), "audio": Decimal("0.28"),
+                "video_input": Decimal("0.336")}),
     # O3 4K: "$0.42 regardless of whether audio is on or off" (fal.ai/models/fal-ai/
     # kling-video/o3/4k/text-to-video/llms.txt, reference-to-video/llms.txt; F10, F11)
     "kling-o3-4k": replace(
@@ -568,7 +574,9 @@ class FalProvider(FalQueue):
                 for seg in shot.multi_prompt
             ]
         if family == O3:  # O3 defaults to silence: always said, as the price depends on it
-            body["generate_audio"] = shot.audio is True
+            # with a video element the sound can only be off (Kling's omni-video: "When there
+            # is a reference video, the value of the sound parameter can only be off")
+            body["generate_audio"] = shot.audio is True and not _video_element(shot)
         elif family == V3 and shot.audio is not None:
             body["generate_audio"] = shot.audio
         if family != TURBO:  # Turbo has no shot_type
@@ -610,6 +618,10 @@ class FalProvider(FalQueue):
         key = price_key(spec, payload)
         if key not in spec.prices:
             return f"fal publishes no {key} price for {spec.model_id}"
+        if key == "video_input":
+            return ("fal publishes no price for Kling O3 with a video element: estimated at "
+                    "Kling's own video-input price" + (" doubled, as O3 Pro's other prices"
+                                                       if spec.alias == "kling-o3-pro" else ""))
         if spec.alias == "kling-o3-pro":
             return _O3_PRO_NOTE
         return None
@@ -644,9 +656,12 @@ def price_key(spec: ModelSpec, payload: Mapping[str, Any]) -> str:
         return "audio"
     if family_of(spec) == V4:
         return fal_v4.price_key(payload)
+    elements = payload.get("elements")
+    if family_of(spec) == O3 and isinstance(elements, list) and any(
+            isinstance(e, dict) and e.get("video_url") for e in elements):
+        return "video_input"  # O3 4K has no such price: unknown, and the plan says so
     if not payload.get("generate_audio", DEFAULT_AUDIO):
         return "silent"
-    elements = payload.get("elements")
     voices = isinstance(elements, list) and any(
         isinstance(e, dict) and e.get("voice_id") for e in elements)
     return "voice" if voices else "audio"
@@ -775,14 +790,25 @@ def _check_start_image(shot: ResolvedShot, family: str = V3) -> list[Diagnostic]
     ]
 
 
+def _video_element(shot: ResolvedShot) -> bool:
+    return any(e.videos for e in shot.elements)
+
+
 def _check_references(shot: ResolvedShot, spec: ModelSpec) -> list[Diagnostic]:
     """O3 reference-to-video: elements and reference images together (`O3_REFERENCES`), and
     no end frame with more than 2 images (Kling API, omni-video: "Setting an end frame is not
     supported when there are more than 2 images"; fal sends O3 to it)."""
-    video = any(e.videos for e in shot.elements)
+    video = _video_element(shot)
     limit = O3_REFERENCES[1] if video else O3_REFERENCES[0]
     count = len(shot.elements) + len(shot.reference_images)
     diags = []
+    if video and shot.audio is True:
+        diags.append(Diagnostic(
+            f"audio is not sent with a video element on {rules.label('fal', spec)}",
+            shot.where("audio"),
+            "the clip is made silent (Kling's omni-video: \"When there is a reference video, "
+            "the value of the sound parameter can only be off\"); add sound in the edit",
+            severity="warning"))
     if count > limit:
         diags.append(Diagnostic(
             f"{len(shot.elements)} element(s) and {len(shot.reference_images)} reference "

@@ -92,10 +92,20 @@ def body(shot: ResolvedShot, ref: Ref, prompt: Prompt | None,
         if shot.last_frame is not None:
             out["end_image_url"] = ref(shot.last_frame, "image")
     out["duration"] = rules.effective_duration(shot) or DEFAULT_DURATION_S  # an integer
-    out["resolution"] = shot.resolution or DEFAULT_RESOLUTION
+    out["resolution"] = resolution_of(shot)
     if aspect is not None and shot.first_frame is None:
         out["aspect_ratio"] = aspect  # image-to-video follows its start image
     return out
+
+
+def resolution_of(shot: ResolvedShot) -> str:
+    """The shot's `resolution`; else what its `size` asks (a 720-px short side: 720p, the
+    cheaper; the review saw 1280x720 sent as 1080p at the dearer price); else fal's 1080p."""
+    if shot.resolution is not None:
+        return shot.resolution
+    if shot.size is not None and min(shot.size) <= 720:
+        return "720p"
+    return DEFAULT_RESOLUTION
 
 
 def price_key(payload: Mapping[str, Any]) -> str:

@@ -96,8 +96,14 @@ def test_o3_elements_and_reference_images_go_to_reference_to_video(compile_one):
                            elements=[hero(), dancer()], reference_images=[IMG, "from:opening"],
                            aspect="1:1", audio=True))
     assert endpoint_id(job.model, job.request) == f"{FAL}/o3/pro/reference-to-video"
+    # with a video element (the dancer's) the sound can only be off (Kling's omni rule): a
+    # warning, sent silent, priced at the video-input estimate with its note (the review)
+    assert [w.message for w in job.warnings] == [
+        "audio is not sent with a video element on fal model 'kling-o3-pro'"]
+    assert job.cost_usd == Decimal("0.336") * 5  # fal's default 5 s
+    assert "video element" in (job.cost_note or "")
     assert job.request == {
-        "prompt": "@Element1 dances like @Element2", "generate_audio": True,
+        "prompt": "@Element1 dances like @Element2", "generate_audio": False,
         "shot_type": "customize", "aspect_ratio": "1:1",
         "image_urls": [IMG, "kc-input:frame:opening:last"],
         "elements": [{"frontal_image_url": "kc-input:file:assets/hero.png",
@@ -606,3 +612,13 @@ def test_turbo_takes_only_png_and_jpeg(tmp_path):
     Image.new("RGB", (640, 360)).save(webp)
     [error] = diagnostics(shot("kling-3-turbo-pro", first_frame=str(webp)))
     assert "fal takes .jpeg, .jpg, .png images here" in error
+
+
+def test_a_4_0_size_of_720_lines_picks_720p_and_its_price(compile_one):
+    """The review: size 1280x720 on kling-4 was sent as fal's default 1080p, at $0.235/s."""
+    job = compile_one(shot("kling-4", size=(1280, 720), duration=5))
+    assert job.request["resolution"] == "720p" and job.cost_usd == Decimal("0.157") * 5
+    job = compile_one(shot("kling-4", size=(1920, 1080), duration=5))
+    assert job.request["resolution"] == "1080p" and job.cost_usd == Decimal("0.235") * 5
+    job = compile_one(shot("kling-4", size=(1280, 720), resolution="1080p", duration=5))
+    assert job.request["resolution"] == "1080p"  # an explicit resolution wins

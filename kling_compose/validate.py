@@ -431,7 +431,9 @@ class _Builder:
         renders/cut.mp4 and a profile `final`) would be one file written by two runs."""
         for index, output in enumerate(self.doc.data.get("outputs") or ()):
             path = output.get("path") if isinstance(output, dict) else None
-            stem = PurePosixPath(path).stem if isinstance(path, str) else ""
+            if not isinstance(path, str):
+                continue
+            stem = PurePosixPath(path).stem
             tag = stem.rpartition(".")[2] if "." in stem else ""
             if tag.casefold() in folded:
                 self.problems.append(Diagnostic(

@@ -56,6 +56,11 @@ def json_lines(data: dict, list_key: str) -> str:
     return head + ("[\n" + body + "\n]" if items else "[]") + tail
 
 
+def _lock(plan) -> str:
+    """The lock's file name: storyboard.lock, or a profile's storyboard.NAME.lock."""
+    return plan.resolved.storyboard.paths.lock.name
+
+
 def plan_json(plan, statuses: dict | None = None, reasons: dict | None = None,
               changes: dict | None = None, orphans: list | None = None,
               profiles: list | None = None) -> dict:
@@ -298,7 +303,7 @@ def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None,
     console.print("critical path: " + " -> ".join(plan.critical_path()))
     for task_id, why in (reasons or {}).items():
         if statuses.get(task_id) not in NOTHING_TO_PAY:
-            console.print(f"{task_id}: storyboard.lock names its result, but {why}: it will "
+            console.print(f"{task_id}: {_lock(plan)} names its result, but {why}: it will "
                           "be generated (and paid for) again")
     explained = [(t, c) for t, c in changes.items() if plan.tasks[t].kind in ("generate",
                                                                                 "assemble")]
@@ -307,7 +312,7 @@ def print_plan(plan, statuses: dict | None = None, reasons: dict | None = None,
         for task_id, found in explained:
             console.print(f"  {task_id}: " + "; ".join(c.text for c in found))
     if orphans:
-        console.print(f"orphaned: {len(orphans)} result(s) in storyboard.lock the storyboard "
+        console.print(f"orphaned: {len(orphans)} result(s) in {_lock(plan)} the storyboard "
                       "no longer has (dropped from the lock by the next run; `kling-compose gc` "
                       "frees their clips)")
 
@@ -334,7 +339,7 @@ def print_plan_summary(plan, statuses: dict, reasons: dict, changes: dict,
         if counts:
             lines.append(f"  {kind:<14}" + ", ".join(f"{n} {st}" for st, n in counts.items()))
     if orphans:
-        lines.append(f"  orphaned      {len(orphans)} result(s) in storyboard.lock the "
+        lines.append(f"  orphaned      {len(orphans)} result(s) in {_lock(plan)} the "
                      "storyboard no longer has")
     review = Review(plan, statuses)
     to_run = review.to_run
@@ -490,7 +495,7 @@ def print_run_summary(result, plan) -> None:
     restored = result.count("restored", "generate")
     console.print(f"generated {result.count('done', 'generate')}, cached "
                   f"{result.count('cached', 'generate')}, "
-                  + (f"restored from storyboard.lock {restored}, " if restored else "")
+                  + (f"restored from {_lock(plan)} {restored}, " if restored else "")
                   + f"failed {result.count('failed')}, "
                   f"skipped {result.count('skipped')}; cost {format_usd(result.cost_usd)}")
     for film in result.films:

@@ -11,6 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from kling_compose.cli import main
+from support.locks import read_lock, rehearsal_lock
 
 FORMAT = (Path(__file__).parents[1] / "docs" / "format.md").read_text(encoding="utf-8")
 VOLATILE = {"created_at", "sha256"}
@@ -54,5 +55,9 @@ def test_the_json_examples_are_what_the_commands_print(tmp_path):
     run("run", "--json")
     _same(json.loads(_block("### run --json", "json")), run("run", "--json"))
     _same(json.loads(_block("### status --json", "json")), run("status", "--json"))
-    lock = json.loads((tmp_path / "storyboard.lock").read_text(encoding="utf-8"))
-    _same(json.loads(_block("## The lock file", "json")), lock)
+    # a preview run records apart from the committed lock (issue 26): none is written
+    assert not (tmp_path / "storyboard.lock").exists()
+    lock = read_lock(rehearsal_lock(tmp_path))
+    documented = tmp_path / "documented.lock"
+    documented.write_text(_block("## The lock file", "jsonl"), encoding="utf-8")
+    _same(read_lock(documented), lock)

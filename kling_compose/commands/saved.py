@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..files import read_bytes, write_atomic
 from ..project.decide import Review
-from ..project.lockfile import lock_path
+from ..project.lockfile import lock_path, rehearsal_path
 
 FORMAT = "kling-compose plan"
 VERSION = 1
@@ -33,6 +33,7 @@ def fingerprint(plan, variables: dict) -> dict:
             if key.startswith("file:"):
                 files[key[5:]] = identity
     lock = lock_path(storyboard.root, storyboard.profile)
+    rehearsal = rehearsal_path(storyboard.root, storyboard.profile)
     return {
         "storyboard_sha256": _sha256(storyboard.path),
         "variables": {k: variables[k] for k in sorted(variables)},
@@ -41,6 +42,8 @@ def fingerprint(plan, variables: dict) -> dict:
         **({"profile": storyboard.profile} if storyboard.profile is not None else {}),
         "files": dict(sorted(files.items())),
         "lock_sha256": _sha256(lock) if lock.is_file() else None,
+        # a preview run's records (beside the ledger: issue 26) decide what is cached too
+        **({"rehearsal_sha256": _sha256(rehearsal)} if rehearsal.is_file() else {}),
         "tasks": {task_id: plan.tasks[task_id].cache_key for task_id in plan.order},
     }
 
@@ -95,7 +98,11 @@ def check_saved(path: Path, saved: dict, plan, variables: dict, statuses: dict) 
         elif old_files[name] != new_files[name]:
             problems.append(f"{name} changed")
     if then.get("lock_sha256") != now["lock_sha256"]:
-        problems.append("storyboard.lock changed (a run or a teammate's commit since)")
+        board = plan.resolved.storyboard
+        problems.append(f"{lock_path(board.root, board.profile).name} changed (a run or a "
+                        "teammate's commit since)")
+    elif then.get("rehearsal_sha256") != now.get("rehearsal_sha256"):
+        problems.append("the rehearsal records changed (a preview run since)")
     if not problems and then.get("tasks") != now["tasks"]:
         old_tasks = then.get("tasks") or {}
         differ = [t for t in now["tasks"] if old_tasks.get(t) != now["tasks"][t]]

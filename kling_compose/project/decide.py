@@ -84,7 +84,7 @@ def decide(task: Task, record: Record | None, upstream: Mapping[str, Record], *,
         made = Verdict.CHANGED
     why = None
     if not forced and known and task.kind == "generate" and may_restore(record):
-        entry = lock.shot(task.shot)
+        entry = lock.shot(task.shot, task.cache_key)  # after a merge: the one asked for
         restored, why, fetches = lock_record(task, entry, upstream, store, repair=repair)
         if restored is not None:
             return Decision(Verdict.RESTORABLE, restored, tuple(fetches), otherwise=made)
@@ -96,8 +96,9 @@ def _made_before(task: Task, lock: Lock, ledger: State | None) -> bool:
     """The ledger, or storyboard.lock (a clone), names an earlier result of this task."""
     if ledger is not None and ledger.latest_for(task.id) is not None:
         return True
-    entry = lock.shot(task.shot) if task.kind == "generate" else \
-        lock.output(task.assemble_params.path) if task.kind == "assemble" else None
+    entry = lock.shot(task.shot, task.cache_key) if task.kind == "generate" else \
+        lock.output(task.assemble_params.path, task.cache_key) if task.kind == "assemble" \
+        else None
     return isinstance(entry, dict) and entry.get("cache_key") not in (None, task.cache_key)
 
 

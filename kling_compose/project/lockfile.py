@@ -1,9 +1,17 @@
-"""storyboard.lock: what was generated for each shot, for git.
+"""storyboard.lock: what was generated and paid for, for git, in a form git merges.
 
-JSON with sorted keys and one entry per shot, written atomically. Every value comes from the
-state ledger (times are when a result was made, not when the run happened), so a run that
-changes nothing leaves the file byte-identical and a one-shot change is a small diff.
-Shots not run this time keep their previous entry; shots no longer in the storyboard go.
+Format 2 (issue 26) is line-oriented, like go.sum: a header line, then one JSON object per
+line, one per result (a shot's generation, `{"shot": ...}`, or a film, `{"output": ...}`),
+sorted. Every value comes from the state ledger, and an entry whose cache key is already in
+the lock is kept as written (a restore-only run rewrites nothing), so a run that changes
+nothing leaves the file byte-identical and a one-shot change is a one-line diff. Two branches
+that ran different shots differ in different lines: `init`'s `.gitattributes` merges the lock
+with git's built-in `merge=union`, and a union of two locks is a lock (a shot may then have
+two entries, both paid: the plan's cache key picks the one the storyboard asks for). Shots no
+longer in the storyboard go; a shot's earlier paid results stay, so going back to an earlier
+version of a shot restores it for $0. Format 1 (one JSON object) is read and rewritten as 2 on
+the next run; a lock with git's conflict markers is named, with the command that resolves it
+(`kling-compose lock resolve`: the union of both sides).
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ if TYPE_CHECKING:  # the ledger reads the lock (state.py, taking over a damaged 
     from .state import State
 
 LOCK_NAME = LOCK
-LOCK_VERSION = 1
+LOCK_VERSION = 2
+HEADER_KEY = "kling-compose-lock"  # the first line: {"kling-compose-lock": 2, ...}
+CONFLICT_MARKERS = ("<<<<<<<", "=======", ">>>>>>>", "|||||||")
 
 
 def lock_path(root: Path, profile: str | None = None) -> Path:
@@ -52,18 +62,54 @@ class _Unusable(ValueError):
 
 
 def _load(path: Path, hint: str | None = None):
-    """The lock's JSON, read as a regular file of bounded size (files.read_bytes: UserError
-    otherwise) and bounded nesting (_Unusable; UnicodeDecodeError, ValueError)."""
+    """The lock's content, read as a regular file of bounded size (files.read_bytes:
+    UserError otherwise) and bounded nesting (_Unusable; UnicodeDecodeError, ValueError):
+    `parse_text`'s (format 1's object, or format 2's header and records)."""
     from ..files import read_bytes
 
     text = read_bytes(path, path.name, what=path.name, limit=MAX_LOCK_BYTES,
                       hint=hint).decode("utf-8")
+    return parse_text(text)
+
+
+def parse_text(text: str):
+    """A lock's text as format 1's JSON object, or format 2's list of line objects (the
+    header first when present). Raises Conflicted (git's markers), _Unusable (too deep) or
+    ValueError (not JSON), naming the line."""
     if _nesting(text) > MAX_DEPTH:
         raise _Unusable(f"nests deeper than {MAX_DEPTH} levels")
+    lines = text.splitlines()
+    marked = [n for n, line in enumerate(lines, 1) if line.startswith(CONFLICT_MARKERS)]
+    if marked:
+        raise Conflicted(marked[0])
     try:
-        return json.loads(text)
+        if not text.lstrip().startswith('{"' + HEADER_KEY):
+            try:
+                data = json.loads(text)  # format 1: one object
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and ("shots" in data or "outputs" in data or
+                                           "version" in data):
+                return data
+        records = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError as exc:
+                raise ValueError(f"line {number}: {exc}") from None
+        return records
     except RecursionError:
         raise _Unusable(f"nests deeper than {MAX_DEPTH} levels") from None
+
+
+class Conflicted(ValueError):
+    """A lock with git's conflict markers (a merge without `merge=union`)."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"has git conflict markers (line {line})")
+        self.line = line
 
 
 def _nesting(text: str) -> int:
@@ -83,7 +129,9 @@ def _nesting(text: str) -> int:
 
 def check_lockfile(root: Path, profile: str | None = None) -> None:
     """A lock file that cannot be read back is refused before the run starts (after it, the
-    run would fail at the end, with every clip paid for): a UserError naming the file."""
+    run would fail at the end, with every clip paid for), and by every command that reads it
+    (a conflicted lock read as empty would plan every paid shot as new): a UserError naming
+    the file and the command that fixes it."""
     from ..errors import UserError
 
     path = lock_path(root, profile)
@@ -95,87 +143,244 @@ def check_lockfile(root: Path, profile: str | None = None) -> None:
         data = _load(path, hint)  # not a regular file, too large: read_bytes's UserError
     except UnicodeDecodeError:
         raise UserError.single(f"{path.name} is not UTF-8 text", hint=hint) from None
+    except Conflicted as exc:
+        flag = f" --profile {profile}" if profile else ""
+        raise UserError.single(
+            f"{path.name} {exc}: a git merge left both sides in it",
+            hint=f"`kling-compose lock resolve{flag}` keeps both sides' results (each was "
+                 f"paid for; the storyboard picks the one it uses), or take one side: `git "
+                 f"checkout --theirs {path.name}` (or --ours); then `git add {path.name}`. "
+                 "`kling-compose lock setup` makes git merge locks without conflicts") from None
     except _Unusable as exc:
         raise UserError.single(f"{path.name} {exc}", hint=hint) from None
     except ValueError as exc:
         raise UserError.single(f"{path.name} is not valid JSON ({exc})", hint=hint) from None
-    sections = ("shots", "outputs")
-    if not isinstance(data, dict) or not all(
-            isinstance(data.get(k, {}), dict) and
-            all(isinstance(v, dict) for v in data.get(k, {}).values()) for k in sections):
+    if not _well_formed(data):
         raise UserError.single(f"{path.name} does not have the shape of a kling-compose lock "
-                               "file (an object with 'shots' and 'outputs' objects)", hint=hint)
+                               "file (a header line, then one object per result)", hint=hint)
+
+
+def _well_formed(data) -> bool:
+    if isinstance(data, dict):  # format 1
+        sections = ("shots", "outputs")
+        return all(isinstance(data.get(k, {}), dict) and
+                   all(isinstance(v, dict) for v in data.get(k, {}).values()) for k in sections)
+    return isinstance(data, list) and all(
+        isinstance(r, dict) and (HEADER_KEY in r or isinstance(r.get("shot"), str)
+                                 or isinstance(r.get("output"), str)) for r in data)
 
 
 @dataclass(frozen=True, slots=True)
 class Lock:
-    """storyboard.lock, parsed once: each shot's and each output's entry (a JSON object from
-    the ledger's values). A section that is not an object reads as empty, as does a lock that
-    cannot be read (`check_lockfile` says why before a run)."""
+    """A lock, parsed once: every entry of each shot and each output (JSON objects from the
+    ledger's values; after a merge a shot may have several, each paid for). A lock that
+    cannot be read reads as empty (`check_lockfile` says why first)."""
 
-    shots: Mapping[str, Any] = field(default_factory=dict)
-    outputs: Mapping[str, Any] = field(default_factory=dict)
+    shot_entries: Mapping[str, tuple[dict, ...]] = field(default_factory=dict)
+    output_entries: Mapping[str, tuple[dict, ...]] = field(default_factory=dict)
     version: Any = LOCK_VERSION
+    storyboard: str | None = None  # the storyboard's name the lock was written for
 
-    def shot(self, name: str | None) -> dict | None:
-        """The entry of a shot, if the lock holds one that is an object."""
-        entry = self.shots.get(name) if name is not None else None
-        return entry if isinstance(entry, dict) else None
+    @property
+    def shots(self) -> Mapping[str, dict]:
+        """One entry per shot: its newest."""
+        return {name: _newest(entries) for name, entries in self.shot_entries.items()}
 
-    def output(self, path: str) -> dict | None:
-        entry = self.outputs.get(path)
-        return entry if isinstance(entry, dict) else None
+    @property
+    def outputs(self) -> Mapping[str, dict]:
+        return {path: _newest(entries) for path, entries in self.output_entries.items()}
+
+    def shot(self, name: str | None, cache_key: str | None = None) -> dict | None:
+        """The shot's entry made for `cache_key` when the lock holds one, else its newest."""
+        return _pick(self.shot_entries.get(name, ()) if name is not None else (), cache_key)
+
+    def output(self, path: str, cache_key: str | None = None) -> dict | None:
+        return _pick(self.output_entries.get(path, ()), cache_key)
 
     def entries(self) -> list[dict]:
-        """Every entry that is an object, shots then outputs."""
-        return [e for e in (*self.shots.values(), *self.outputs.values()) if isinstance(e, dict)]
+        """Every entry, shots then outputs."""
+        return [e for group in (*self.shot_entries.values(), *self.output_entries.values())
+                for e in group]
+
+
+def _newest(entries: tuple[dict, ...]) -> dict:
+    return max(entries, key=lambda e: str(e.get("created_at") or ""))
+
+
+def _pick(entries: tuple[dict, ...], cache_key: str | None) -> dict | None:
+    if not entries:
+        return None
+    if cache_key is not None:
+        for entry in entries:
+            if entry.get("cache_key") == cache_key:
+                return entry
+    return _newest(entries)
+
+
+def parse_lock(text: str, name: str = LOCK_NAME) -> Lock:
+    """A lock's text (of either format) as a Lock; an empty Lock when it is not one. `name`
+    names it in errors (`git show REF:storyboard.lock` is read this way)."""
+    try:
+        return _as_lock(parse_text(text))
+    except ValueError:
+        return Lock()
+
+
+def _as_lock(data) -> Lock:
+    shots: dict[str, list[dict]] = {}
+    outputs: dict[str, list[dict]] = {}
+    version: Any = None
+    storyboard = None
+    if isinstance(data, dict):  # format 1: {"shots": {name: entry}, "outputs": {path: entry}}
+        for section, target in (("shots", shots), ("outputs", outputs)):
+            values = data.get(section)
+            for key, entry in (values.items() if isinstance(values, dict) else ()):
+                if isinstance(entry, dict):
+                    target.setdefault(key, []).append(entry)
+        version, storyboard = data.get("version"), data.get("storyboard")
+    elif isinstance(data, list):
+        for record in data:
+            if not isinstance(record, dict):
+                continue
+            if HEADER_KEY in record:
+                version, storyboard = record.get(HEADER_KEY), record.get("storyboard")
+                continue
+            key, target = (record.get("shot"), shots) if "shot" in record else \
+                (record.get("output"), outputs)
+            if isinstance(key, str):
+                entry = {k: v for k, v in record.items() if k not in ("shot", "output")}
+                group = target.setdefault(key, [])
+                if entry not in group:  # a union merge may repeat a line
+                    group.append(entry)
+    return Lock({k: tuple(v) for k, v in shots.items()},
+                {k: tuple(v) for k, v in outputs.items()}, version,
+                storyboard if isinstance(storyboard, str) else None)
 
 
 def read_lockfile(root: Path, profile: str | None = None) -> Lock:
-    """The lock file's content (storyboard.lock, or a profile's storyboard.<profile>.lock), or
-    an empty lock when there is none (or it is unreadable)."""
+    """What the lock (storyboard.lock, or a profile's storyboard.<profile>.lock) and this
+    clone's rehearsal records (`rehearsal_path`) name, together; an empty lock when neither
+    can be read (`check_lockfile` says why)."""
+    return _union(_read(lock_path(root, profile)), _read(rehearsal_path(root, profile)))
+
+
+def rehearsal_path(root: Path, profile: str | None = None) -> Path:
+    """Where the results of free local rehearsals (the preview) are recorded: beside the
+    ledger, never in git, so a rehearsal never touches the committed lock (issue 26)."""
+    paths = ProjectPaths(root, profile)
+    return paths.state / f"rehearsal.{paths.lock.name}"
+
+
+def _read(path: Path) -> Lock:
     from ..errors import UserError
 
     try:
-        data = _load(lock_path(root, profile))
-    except (UserError, ValueError):  # none, or unreadable: check_lockfile says why
+        data = _load(path)
+    except (UserError, ValueError, OSError):  # none, or unreadable: check_lockfile says why
         return Lock()
-    if not isinstance(data, dict):
-        return Lock()
-    shots, outputs = data.get("shots", {}), data.get("outputs", {})
-    return Lock(shots if isinstance(shots, dict) else {},
-                outputs if isinstance(outputs, dict) else {}, data.get("version"))
+    return _as_lock(data)
+
+
+def _union(paid: Lock, rehearsed: Lock) -> Lock:
+    def merged(a: Mapping[str, tuple[dict, ...]], b: Mapping[str, tuple[dict, ...]]):
+        out = {k: list(v) for k, v in a.items()}
+        for key, group in b.items():
+            out.setdefault(key, []).extend(e for e in group if e not in out[key])
+        return {k: tuple(v) for k, v in out.items()}
+
+    if not rehearsed.shot_entries and not rehearsed.output_entries:
+        return paid
+    return Lock(merged(paid.shot_entries, rehearsed.shot_entries),
+                merged(paid.output_entries, rehearsed.output_entries), paid.version,
+                paid.storyboard or rehearsed.storyboard)
 
 
 def write_lockfile(plan, state: State) -> None:
-    """Update storyboard.lock from the state of every shot and output in the plan."""
-    root, profile = plan.resolved.storyboard.root, plan.resolved.storyboard.profile
-    old = read_lockfile(root, profile)
-    shots, outputs = {}, {}
+    """Update the lock from the state of every shot and output in the plan: each paid result
+    made now is added (an entry whose cache key the lock holds is kept as written), each
+    shot's earlier paid results stay, and what the storyboard no longer has goes. Results of a
+    local provider (the free preview), and films made from them, go to this clone's rehearsal
+    records instead: a rehearsal never touches the committed lock (issue 26)."""
+    from ..providers import LOCAL_PROVIDERS
+
+    board = plan.resolved.storyboard
+    root, profile = board.root, board.profile
+    paid_old, rehearsed_old = _read(lock_path(root, profile)), _read(rehearsal_path(root, profile))
+    paid: dict[str, dict[str, list[dict]]] = {"shot": {}, "output": {}}
+    rehearsed: dict[str, dict[str, list[dict]]] = {"shot": {}, "output": {}}
     for task_id in plan.order:
         task = plan.tasks[task_id]
-        if task.kind not in ("generate", "assemble"):
-            continue
-        record = state.get(task.cache_key)
-        entry = _entry(task, record) if record is not None and record.status == "done" else None
         if task.kind == "generate":
-            entry = entry or old.shots.get(task.shot)
-            if entry:
-                shots[task.shot] = entry
+            kind, name = "shot", task.shot
+            local = task.provider in LOCAL_PROVIDERS
+            old_paid = paid_old.shot_entries.get(name or "", ())
+            old_local = rehearsed_old.shot_entries.get(name or "", ())
+        elif task.kind == "assemble":
+            kind, name = "output", task.assemble_params.path
+            local = any(plan.tasks[d].provider in LOCAL_PROVIDERS for d in _shots_of(plan, task))
+            old_paid = paid_old.output_entries.get(name, ())
+            old_local = rehearsed_old.output_entries.get(name, ())
         else:
-            entry = entry or old.outputs.get(task.assemble_params.path)
-            if entry:
-                outputs[task.assemble_params.path] = entry
-    data = {"version": LOCK_VERSION, "storyboard": plan.resolved.storyboard.name,
-            **({"profile": profile} if profile is not None else {}),
-            "shots": shots, "outputs": outputs}
-    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    target = lock_path(root, profile)
-    if target.is_file() and target.read_bytes() == text.encode("utf-8"):
+            continue
+        if name is None:
+            continue
+        # a format 1 lock held rehearsals too: they move to the rehearsal records
+        moved = [e for e in old_paid if e.get("provider") in LOCAL_PROVIDERS or
+                 (kind == "output" and local and e.get("cache_key") == task.cache_key)]
+        kept = [e for e in old_paid if e not in moved]
+        record = state.get(task.cache_key)
+        new = _entry(task, record) if record is not None and record.status == "done" else None
+        if local:
+            earlier = [*old_local, *moved]
+            same = [e for e in earlier if e.get("cache_key") == task.cache_key]
+            entry = (same[0] if same else new) or (_newest(tuple(earlier)) if earlier else None)
+            if entry is not None:
+                rehearsed[kind][name] = [entry]
+        elif new is not None and not any(e.get("cache_key") == task.cache_key for e in kept):
+            kept.append(new)
+        if kept:
+            paid[kind][name] = kept
+    header = {HEADER_KEY: LOCK_VERSION, "storyboard": board.name,
+              **({"profile": profile} if profile is not None else {})}
+    _write(lock_path(root, profile), format_lock(header, paid["shot"], paid["output"]),
+           bool(paid["shot"] or paid["output"]))
+    _write(rehearsal_path(root, profile),
+           format_lock(header, rehearsed["shot"], rehearsed["output"]),
+           bool(rehearsed["shot"] or rehearsed["output"]))
+
+
+def _write(path: Path, text: str, anything: bool) -> None:
+    """Write the lock's text when it changed; no file for nothing at all (a rehearsal of a new
+    project makes no storyboard.lock)."""
+    if path.is_file() and path.read_bytes() == text.encode("utf-8"):
+        return
+    if not anything and not path.exists():
         return
     # the temp file's name is the one .gitignore (commands/scaffold.py) and run's clean-up know
-    replace_atomically(target, text, prefix=f".{target.name}.")
+    replace_atomically(path, text, prefix=f".{path.name}.")
 
+
+def format_lock(header: dict, shots: Mapping[str, list[dict]],
+                outputs: Mapping[str, list[dict]]) -> str:
+    """Format 2: the header, then a line per entry, shots then outputs, sorted by name and
+    then by when each result was made (a stable order: no run moves a line)."""
+    def line(record: dict) -> str:
+        return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+    lines = [line(header)]
+    for kind, section in (("shot", shots), ("output", outputs)):
+        for name in sorted(section):
+            for entry in sorted(section[name], key=lambda e: (str(e.get("created_at") or ""),
+                                                             str(e.get("cache_key") or ""))):
+                rest = {k: v for k, v in entry.items() if k not in ("shot", "output")}
+                # the shot or film first, so a line reads (and a diff shows) whose it is
+                lines.append(line({kind: name})[:-1] + ("," + line(rest)[1:] if rest else "}"))
+    return "\n".join(lines) + "\n"
+
+
+def _shots_of(plan, task) -> list[str]:
+    """The generate tasks a film is assembled from."""
+    return [d for d in task.depends_on if plan.tasks[d].kind == "generate"]
 
 
 def _entry(task, record) -> dict:

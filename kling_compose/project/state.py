@@ -195,8 +195,9 @@ class State:
 
         rows, lost = salvage(damaged)
         root = self.path.parent.parent
-        shots = [e for profile in lock_profiles(root)  # every profile's lock brings back its own
-                 for e in read_lockfile(root, profile).shots.values()]
+        # every profile's lock (and its rehearsal records) brings back its own
+        shots = [e for profile in lock_profiles(root) or [None]
+                 for e in read_lockfile(root, profile).entries()]
         locked = {e.get("cache_key") for e in shots if isinstance(e, dict)}
         store = Store(self.path.parent)
         flying = finished = 0

@@ -181,8 +181,8 @@ def lock_objects(root: Path, store: Store,
 
 def _lock_objects(lock, store: Store) -> dict[str, str]:
     found: dict[str, str] = {}
-    for section, entries in (("shots", lock.shots), ("outputs", lock.outputs)):
-        for key, entry in entries.items():
+    for section, groups in (("shots", lock.shot_entries), ("outputs", lock.output_entries)):
+        for key, entry in ((k, e) for k, group in groups.items() for e in group):
             digests = entry.get("sha256") if isinstance(entry, dict) else None
             default = Path(key).suffix if section == "outputs" and Path(key).suffix else ".mp4"
             for digest in digests if isinstance(digests, list) else ():

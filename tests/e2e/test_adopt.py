@@ -9,6 +9,7 @@ import json
 import pytest
 from _e2e import cli
 from test_money_runs import ONE_SHOT, environment, run, sim  # noqa: F401
+from support.locks import read_lock
 
 TWO_SHOTS = ONE_SHOT + "      - id: s2\n        prompt: the lantern goes out over the water\n"
 
@@ -33,7 +34,7 @@ def test_a_lost_kie_submission_is_adopted_and_never_paid_twice(project, sim):
     summary = run(root, "kie", sim)
     assert summary["failed"] == 0, summary
     assert len(sim.generations("kie")) == 1  # one generation paid, one clip kept
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(root / "storyboard.lock")
     assert lock["shots"]["s1"]["task_id"] == made.id
     # the takes adopt downloaded and verified are not fetched again
     assert len(sim.requests("kie", "download")) + len(sim.requests("files", "download")) \
@@ -82,7 +83,7 @@ def test_every_hosted_provider_adopts_a_task_by_its_id_alone(project, sim, provi
     assert adopted.exit_code == 0, adopted.output
     summary = run(clone, provider, sim)
     assert summary["failed"] == 0 and len(sim.generations(provider)) == 1, summary
-    assert json.loads((clone / "storyboard.lock").read_text())["shots"]["s1"]["task_id"] == \
+    assert read_lock(clone / "storyboard.lock")["shots"]["s1"]["task_id"] == \
         _task_id(sim, provider, generation) or provider == "kling"
 
 

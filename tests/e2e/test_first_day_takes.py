@@ -9,6 +9,7 @@ import json
 import sqlite3
 
 from _e2e import cli, run_json
+from support.locks import read_lock
 
 STORYBOARD = """\
 version: 1
@@ -47,7 +48,7 @@ def test_raising_takes_then_picking_take_2_renders_the_second_take(project):
     assert summary["failed"] == 0 and summary["skipped"] == 0, summary
     status = {t["id"]: t["status"] for t in summary["tasks"]}
     assert status["generate:s2"] == "done"  # two takes now, not the cached single take
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(root / "storyboard.lock")
     assert len(lock["shots"]["s2"]["sha256"]) == 2 and lock["shots"]["s2"]["pick"] == 2
     assert "interrupted" not in _statuses(root).values()
     assert (root / "renders" / "takes.mp4").is_file()

@@ -20,6 +20,7 @@ from _e2e import PREVIEW, chain_storyboard, cli, run_json
 from test_money_runs import KEYS, environment, sim  # noqa: F401
 
 from kling_compose.simulator import Faults, Simulator
+from support.locks import read_lock, rehearsal_lock
 
 
 def run(root, *args):
@@ -322,8 +323,8 @@ def test_objects_and_result_url_gone_plan_and_run_agree_the_shot_is_paid_again(p
 @pytest.mark.parametrize("command", ["status", "run"])
 def test_a_lock_that_is_not_a_regular_file_ends_at_once(project, kind, command):
     root = made(project, 1)
-    lock = root / "storyboard.lock"
-    lock.unlink()
+    lock = root / "storyboard.lock"  # a preview project has none (issue 26): one is put there
+    lock.unlink(missing_ok=True)
     if kind == "dev-zero":
         lock.symlink_to("/dev/zero")
     elif kind == "fifo":
@@ -359,9 +360,9 @@ def move_aside(root: Path) -> None:
 
 def test_a_finished_generation_the_lock_does_not_name_is_taken_over(project):
     root = made(project, 2)
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(rehearsal_lock(root))
     del lock["shots"]["s2"]  # a run killed after s2 was made, before it wrote the lock
-    (root / "storyboard.lock").write_text(json.dumps(lock))
+    rehearsal_lock(root).write_text(json.dumps(lock))
     damage_row(root, "generate:s1")
     assert "state.db is damaged" in cli("plan", root).output
     move_aside(root)
@@ -395,7 +396,7 @@ def test_a_generation_in_flight_in_a_damaged_ledger_is_polled_not_paid_again(pro
     db.close()
     for sha, suffix in json.loads(digest):
         (root / ".kling-compose" / "objects" / sha[:2] / f"{sha}{suffix}").unlink()
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(root / "storyboard.lock")  # runware: paid, in the committed lock
     del lock["shots"]["s2"]
     (root / "storyboard.lock").write_text(json.dumps(lock))
     damage_row(root, "generate:s1")
@@ -416,9 +417,9 @@ def test_a_generation_in_flight_in_a_damaged_ledger_is_polled_not_paid_again(pro
 
 def test_a_damaged_ledger_is_taken_over_once(project):
     root = made(project, 2)
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(rehearsal_lock(root))
     del lock["shots"]["s2"]
-    (root / "storyboard.lock").write_text(json.dumps(lock))
+    rehearsal_lock(root).write_text(json.dumps(lock))
     damage_row(root, "generate:s1")
     move_aside(root)
     result = cli("run", root, *PREVIEW)

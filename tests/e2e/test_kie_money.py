@@ -11,6 +11,7 @@ import pytest
 from _e2e import PREVIEW, cli
 
 from kling_compose.simulator import Faults, Simulator
+from support.locks import read_lock
 
 KEY = "kie-key-e2e"
 THREE_SHOTS = """version: 1
@@ -64,7 +65,7 @@ def test_a_record_not_shown_yet_is_waited_for_not_paid_again(project, sim):
     nulls = [r for r in sim.requests("kie", "poll") if r.time_s - started[r.query["taskId"]] < 0.3]
     assert nulls, "no poll met the null window: the test proves nothing"
     assert first["failed"] == 0 and first["generated"] == 3, first
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(root / "storyboard.lock")
     assert {lock["shots"][s]["task_id"] for s in ("s1", "s2", "s3")} == \
         {g.id for g in sim.generations("kie")}
     second = run(root, sim)

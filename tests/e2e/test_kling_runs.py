@@ -13,6 +13,7 @@ from _e2e import cli
 from PIL import Image
 
 from kling_compose.simulator import Faults, Simulator
+from support.locks import read_lock
 
 ACCESS, SECRET = "e2e-kling-access-key-0001", "e2e-kling-secret-key-0001-abcdef012345"
 
@@ -84,7 +85,7 @@ def test_elements_chains_and_multi_shot_run_and_rerun_for_free(tmp_path, sim):
     assert statuses(summary)["element:kling:keeper"] == "done"
     assert len(sim.generations("kling")) == 3
     assert (root / "renders" / "harbour.mp4").is_file()
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(root / "storyboard.lock")
     assert set(lock["shots"]) == {"arrive", "storm", "wide"}
     again = run(root, sim)
     assert again["generated"] == 0 and len(sim.generations("kling")) == 3

@@ -16,6 +16,7 @@ from _e2e import PREVIEW, cli
 
 from kling_compose.media.animatic import AnimaticSpec, render_animatic
 from kling_compose.simulator import Faults, Simulator
+from support.locks import read_lock
 
 KEYS = {"runware": "rw-key-e2e", "fal": "fal-key-e2e", "kling-v3-task": "task-key-e2e",
         "kie": "kie-key-e2e",
@@ -70,7 +71,7 @@ def interrupt_at(root, provider, sim, kind: str, how=signal.SIGKILL, after_s: fl
 
 
 def lock_of(root) -> dict:
-    return json.loads((root / "storyboard.lock").read_text())
+    return read_lock(root / "storyboard.lock")
 
 
 @pytest.mark.parametrize("provider", ["runware", "fal", "kling-v3-task", "kie", "kling"])

@@ -15,6 +15,7 @@ import pytest
 
 from _e2e import PREVIEW, cli
 from kling_compose.settings import KEY_VARIABLES
+from support.locks import read_lock
 
 STORYBOARD = """\
 version: 1
@@ -65,8 +66,8 @@ def test_each_profile_renders_its_own_tier_to_its_own_lock_and_film(paid, sim):
     assert _tiers(sim) == ["standard", "standard", "pro", "pro"]
     assert sorted(p.name for p in paid.glob("*.lock")) == ["storyboard.draft.lock",
                                                            "storyboard.final.lock"]
-    draft = json.loads((paid / "storyboard.draft.lock").read_text())
-    final = json.loads((paid / "storyboard.final.lock").read_text())
+    draft = read_lock(paid / "storyboard.draft.lock")
+    final = read_lock(paid / "storyboard.final.lock")
     assert draft["profile"] == "draft" and final["profile"] == "final"
     assert set(draft["outputs"]) == {"renders/profiles.draft.mp4"}
     assert set(final["outputs"]) == {"renders/profiles.final.mp4"}
@@ -151,7 +152,7 @@ def test_gc_keeps_every_profile_s_paid_clips_whatever_it_is_run_with(paid, sim_e
     `gc` without --profile then removed final's paid clips (paid again on the next run). gc
     keeps every profile's plan; run from inside the project with no PATH (its own example),
     it names what it removes relative to the project and never fails."""
-    paid_clips = {json.loads((paid / f"storyboard.{p}.lock").read_text())["shots"]["one"]
+    paid_clips = {read_lock(paid / f"storyboard.{p}.lock")["shots"]["one"]
                   ["sha256"][0] for p in ("draft", "final")}
     rehearsal = _run(paid, sim_env, "--profile", "final", "--provider", "preview")
     assert rehearsal["failed"] == 0

@@ -20,6 +20,7 @@ import pytest
 from _e2e import PREVIEW, chain_storyboard, cli, make_project
 
 from kling_compose.simulator import Faults, Simulator
+from support.locks import read_lock, rehearsal_lock
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags, Chromium's own connections (component updates,
@@ -233,7 +234,7 @@ def test_preview_page_shows_each_shot_in_order_with_prompt_takes_and_chain(previ
 
 
 def test_preview_clips_are_the_stored_takes_linked_under_renders(preview_project):
-    lock = json.loads((preview_project / "storyboard.lock").read_text())
+    lock = read_lock(rehearsal_lock(preview_project))
     folder = preview_project / "renders" / "report"
     for shot, entry in lock["shots"].items():
         for digest in entry["sha256"]:
@@ -307,7 +308,7 @@ def hosted_tab(hosted_project, browser, tmp_path_factory):
 
 def test_hosted_page_shows_costs_task_ids_and_the_failure_at_the_top(hosted_project, hosted_tab):
     tab = hosted_tab
-    lock = json.loads((hosted_project / "storyboard.lock").read_text())["shots"]
+    lock = read_lock(hosted_project / "storyboard.lock")["shots"]
     shots = shot_facts(tab)
     assert [s["status"] for s in shots.values()] == ["done", "done", "done", "failed"]
     for shot in ("s1", "s2", "s3"):

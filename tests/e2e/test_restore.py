@@ -15,6 +15,7 @@ import time
 import pytest
 from _e2e import PREVIEW, chain_storyboard, cli, clone_project, run_json
 from test_money_runs import (KEY_VARIABLES, environment, interrupt_at, lock_of, run,  # noqa: F401
+from support.locks import read_lock
                              sim)
 
 
@@ -123,7 +124,7 @@ def test_a_lock_entry_made_from_other_inputs_is_not_restored(project):
     root = project(chain_storyboard(2))
     assert run_json(root)["generated"] == 2
     move_ledger_aside(root)
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(root / "storyboard.lock")
     lock["shots"]["s2"]["inputs"] = {"frame:s1:last": "~" + "0" * 64}
     (root / "storyboard.lock").write_text(json.dumps(lock))
     result = cli("plan", root, "--json", *PREVIEW)
@@ -186,7 +187,7 @@ def clone_with_other_bytes_for_s1(project, sim, tmp_path):
     root = project(chain_storyboard(2))
     assert run(root, "fal", sim)["generated"] == 2
     clone = clone_project(root, tmp_path / "teammate")
-    lock = json.loads((clone / "storyboard.lock").read_text())
+    lock = read_lock(clone / "storyboard.lock")
     lock["shots"]["s1"]["sha256"] = ["f" * 64]
     (clone / "storyboard.lock").write_text(json.dumps(lock))
     return clone, len(sim.generations("fal"))
@@ -245,7 +246,7 @@ def test_an_expired_result_url_is_named_by_the_plan_and_counted(project, sim, tm
     root = project(chain_storyboard(3))
     assert run(root, "fal", sim)["generated"] == 3
     clone = clone_project(root, tmp_path / "teammate")
-    lock = json.loads((clone / "storyboard.lock").read_text())
+    lock = read_lock(clone / "storyboard.lock")
     url = lock["shots"]["s2"]["result_url"][0]
     lock["shots"]["s2"]["result_url"] = [url.rsplit("/", 1)[0] + "/expired-long-ago.mp4"]
     (clone / "storyboard.lock").write_text(json.dumps(lock))

@@ -14,6 +14,7 @@ from PIL import Image
 
 from kling_compose.errors import UserError
 from kling_compose.commands.pick import set_pick
+from support.locks import read_lock, rehearsal_lock
 
 
 def plan_of(root, *extra) -> dict:
@@ -115,6 +116,8 @@ def test_orphaned_results_are_listed(made):
 
 
 def test_a_clone_explains_changes_from_the_lock(made, tmp_path):
+    # a lock that names the results (a preview run records them apart: issue 26)
+    (made / "storyboard.lock").write_bytes(rehearsal_lock(made).read_bytes())
     clone = clone_project(made, tmp_path / "clone")
     edit(clone, "prompt: shot number 1", "prompt: shot number one")
     tasks = plan_of(clone)
@@ -148,14 +151,14 @@ def test_a_saved_plan_runs_exactly_and_a_stale_one_is_refused(made, tmp_path):
     summary = json.loads(cli("run", made, "--plan", saved, "--json").stdout)
     assert summary["generated"] == 1 and summary["failed"] == 0
     stale = cli("run", made, "--plan", saved)
-    assert stale.exit_code == 1 and "storyboard.lock changed" in stale.output
+    assert stale.exit_code == 1 and "the rehearsal records changed" in stale.output
 
 
 @pytest.mark.parametrize("change, message", [
     ("storyboard", "storyboard.yaml changed"),
     ("asset", "assets/start.png changed"),
     ("variable", "variable 'mood' is 'dawn', the plan was saved with 'dusk'"),
-    ("lock", "storyboard.lock changed"),
+    ("lock", "the rehearsal records changed (a preview run since)"),
     ("provider", "--provider fal differs from the saved plan (no --provider)"),
 ])
 def test_a_saved_plan_is_refused_when_anything_changed(project, tmp_path, change, message):
@@ -171,9 +174,9 @@ def test_a_saved_plan_is_refused_when_anything_changed(project, tmp_path, change
     elif change == "variable":
         args = ["--var", "mood=dawn"]
     elif change == "lock":
-        lock = json.loads((root / "storyboard.lock").read_text())
+        lock = read_lock(rehearsal_lock(root))
         lock["shots"]["s1"]["cost_usd"] = "9.000"
-        (root / "storyboard.lock").write_text(json.dumps(lock))
+        rehearsal_lock(root).write_text(json.dumps(lock))
     else:
         args = ["--provider", "fal"]
     result = cli("run", root, "--plan", saved, *args)

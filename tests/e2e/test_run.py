@@ -17,6 +17,7 @@ from PIL import ImageChops, ImageStat
 from kling_compose.media.ffmpeg import probe
 
 from _e2e import PREVIEW, chain_storyboard, cli, run_json
+from support.locks import read_lock, rehearsal_lock
 
 
 def generated(summary: dict) -> list[str]:
@@ -39,22 +40,22 @@ def test_first_run_generates_every_shot_and_writes_the_film(project):
 def test_rerun_generates_nothing_and_keeps_the_lock_byte_identical(project):
     root = project(chain_storyboard(3))
     run_json(root)
-    lock = (root / "storyboard.lock").read_bytes()
+    lock = (rehearsal_lock(root)).read_bytes()
     summary = run_json(root)
     assert summary["generated"] == 0 and summary["cached"] == 3
     assert {t["status"] for t in summary["tasks"]} == {"cached"}
-    assert (root / "storyboard.lock").read_bytes() == lock
+    assert (rehearsal_lock(root)).read_bytes() == lock
 
 
 def test_editing_shot_k_regenerates_exactly_the_shots_chained_from_it(project):
     n, k = 5, 3
     root = project(chain_storyboard(n))
     run_json(root)
-    before = json.loads((root / "storyboard.lock").read_text())
+    before = read_lock(rehearsal_lock(root))
     (root / "storyboard.yaml").write_text(chain_storyboard(n, {k: "an edited prompt"}))
     summary = run_json(root)
     assert generated(summary) == [f"s{i}" for i in range(k, n + 1)]  # n - k + 1 shots
-    after = json.loads((root / "storyboard.lock").read_text())
+    after = read_lock(rehearsal_lock(root))
     changed = {s for s in after["shots"] if after["shots"][s] != before["shots"][s]}
     assert changed == {f"s{i}" for i in range(k, n + 1)}
 
@@ -213,7 +214,7 @@ def test_takes_render_variations_and_pick_feeds_the_chain(project):
     root = project(chain_storyboard(2).replace("  duration: 3\n", "  duration: 3\n  takes: 2\n  pick: 2\n"))
     summary = run_json(root)
     assert summary["generated"] == 2
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(rehearsal_lock(root))
     assert len(lock["shots"]["s1"]["sha256"]) == 2 and lock["shots"]["s1"]["pick"] == 2
     db = sqlite3.connect(root / ".kling-compose" / "state.db")
     inputs = db.execute("SELECT inputs FROM tasks WHERE task_id='frame:s1:last'").fetchone()[0]
@@ -297,5 +298,5 @@ def test_a_tampered_film_of_the_same_size_is_written_again(project):
     run_json(root)
     from kling_compose.plan import file_digest
 
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(rehearsal_lock(root))
     assert file_digest(film) == lock["outputs"]["renders/chain.mp4"]["sha256"][0]

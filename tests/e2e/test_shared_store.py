@@ -13,6 +13,7 @@ from _e2e import chain_storyboard, cli, clone_project
 from test_money_runs import environment, run, sim  # noqa: F401
 
 from kling_compose.share.artifacts import FolderStore
+from support.locks import read_lock
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def team(project, sim, tmp_path):
 
 def test_a_run_pushes_its_paid_clips_and_a_clone_pulls_them_without_a_key(team, tmp_path):
     root, shared = team
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(root / "storyboard.lock")
     names = {p.name for p in shared.iterdir()}
     assert {d + ".mp4" for s in lock["shots"].values() for d in s["sha256"]} <= names
     assert lock["outputs"]["renders/chain.mp4"]["sha256"][0] + ".mp4" in names
@@ -46,7 +47,7 @@ def test_a_clone_whose_result_urls_expired_restores_from_the_store(team, sim, tm
     root, _ = team
     billed = len(sim.generations("fal"))
     clone = clone_project(root, tmp_path / "carol")
-    lock = json.loads((clone / "storyboard.lock").read_text())
+    lock = read_lock(clone / "storyboard.lock")
     for entry in lock["shots"].values():
         entry["result_url"] = ["http://127.0.0.1:9/expired.mp4"]
     (clone / "storyboard.lock").write_text(json.dumps(lock))

@@ -12,6 +12,7 @@ import pytest
 from _e2e import PREVIEW, chain_storyboard, cli
 
 from kling_compose.simulator import Faults, Simulator
+from support.locks import read_lock
 
 KEYS = {"runware": "rw-key-e2e", "fal": "fal-key-e2e", "kling-v3-task": "task-key-e2e"}
 
@@ -46,7 +47,7 @@ def test_a_chained_storyboard_runs_at_the_provider_and_reruns_for_free(project, 
     assert (root / "renders" / "chain.mp4").is_file()
     again = fast(root, provider, sim)
     assert again["generated"] == 0 and len(sim.generations(provider)) == 2
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(root / "storyboard.lock")
     assert lock["shots"]["s1"]["result_url"][0].startswith(sim.base_url)
 
 

@@ -18,6 +18,7 @@ from support.projects import chain_storyboard, make_project
 from kling_compose import RunOptions, build_plan, load_storyboard, run_plan
 from kling_compose.media.animatic import AnimaticSpec, render_animatic
 from kling_compose.settings import Secret, Settings
+from support.locks import read_lock
 
 KEY = "rw-secret-key-123"
 BASE = "https://runware.test/v1"
@@ -168,7 +169,7 @@ def test_a_chain_runs_remotely_with_inline_frames_and_exact_bodies(tmp_path, run
     assert first["inputs"]["frameImages"][0]["image"].startswith("data:image/png;base64,")
     chained = second["inputs"]["frameImages"][0]["image"]
     assert chained.startswith("data:image/png;base64,") and chained != first["inputs"]["frameImages"][0]["image"]
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(root / "storyboard.lock")
     entry = lock["shots"]["s1"]
     (generation, _) = sim_in_process.generations("runware")
     assert entry["task_id"] == first["taskUUID"] == generation.id

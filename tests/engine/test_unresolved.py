@@ -17,6 +17,7 @@ from test_remote import FakeRunware, chain_storyboard, clip, make_project, run, 
 from kling_compose.engine.remote import Budget
 from kling_compose.providers import PROVIDERS
 from kling_compose.providers.base import Result, Status
+from support.locks import read_lock
 
 
 def _phase(root, task_id="generate:s1"):
@@ -94,7 +95,7 @@ def test_a_reported_cost_that_is_not_a_number_is_replaced_by_the_estimate(tmp_pa
     answers.append(Status("done", (bad,)))
     result, _ = run(root, fake, max_cost_usd=Decimal("10"))
     assert result.ok
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(root / "storyboard.lock")
     entry = lock["shots"]["s1"]
     assert entry["cost_usd"] == entry.get("estimate_usd", entry["cost_usd"])
     assert Decimal(entry["cost_usd"]) > 0

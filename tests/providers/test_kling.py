@@ -25,6 +25,7 @@ from kling_compose.providers.kling import KlingProvider, sign_token
 from kling_compose.settings import KeyPair, Secret, Settings
 
 from .factory import diagnostics, element, make_shot, resolved_from_yaml
+from support.locks import read_lock
 
 AK = "kling-access-AK7f3e"
 SK = "kling-secret-SK9b21-do-not-print"
@@ -629,7 +630,7 @@ def test_final_unit_deduction_is_recorded_as_spent(tmp_path, clip):
     fake = FakeKling(clip)
     fake.units = "3.6"
     assert run(root, fake).ok
-    lock = json.loads((root / "storyboard.lock").read_text())
+    lock = read_lock(root / "storyboard.lock")
     assert lock["shots"]["s1"]["cost_usd"] == "0.504"  # 3.6 units x $0.14
     assert lock["shots"]["s1"]["task_id"] in fake.tasks
 

@@ -238,12 +238,15 @@ def init(directory, provider) -> None:
 
 
 def _plan(path, var_items, vars_files, provider, preview_resolution=None, variables=None):
-    """The plan, after printing the compiler's warnings (once each) to stderr."""
+    """The plan, after printing the compiler's warnings (once each) to stderr; a lock that
+    cannot be read (git's conflict markers, not JSON) is named first, never read as empty."""
     from .console import print_diagnostics
     from .pipeline import build_storyboard_plan
+    from .project.lockfile import check_lockfile
 
-    plan = build_storyboard_plan(_load(path, var_items, vars_files, variables), provider,
-                                 preview_resolution)
+    resolved = _load(path, var_items, vars_files, variables)
+    check_lockfile(resolved.storyboard.root, resolved.storyboard.profile)
+    plan = build_storyboard_plan(resolved, provider, preview_resolution)
     jobs = (t.job for t in plan.tasks.values() if t.job is not None)
     print_diagnostics(dict.fromkeys(w for job in jobs for w in job.warnings))
     return plan
@@ -677,7 +680,11 @@ def _shared_store(path, var_items, vars_files):
     from .settings import Settings
     from .share.artifacts import project_store
 
+    from .project.lockfile import check_lockfile
+
     storyboard = _load(path, var_items, vars_files).storyboard
+    for profile in lock_profiles(storyboard.root):  # a conflicted lock would move nothing
+        check_lockfile(storyboard.root, profile)
     settings = Settings.from_environment(project_root=storyboard.root)
     remote = project_store(storyboard, settings)
     if remote is None:
@@ -797,6 +804,45 @@ def report(path, var_items, vars_files, provider, preview_resolution) -> None:
     page = write_report(_plan(path, var_items, vars_files, provider or last.get("provider"),
                               preview_resolution or last.get("preview_resolution")))
     click.echo(f"report: {page}")
+
+
+@main.group()
+def lock() -> None:
+    """The lock file in git: set up conflict-free merges, resolve a conflicted merge."""
+
+
+@lock.command(epilog=_epilog(["kling-compose lock setup && git add .gitattributes"]))
+@storyboard_options
+@_user_errors
+def setup(path, var_items, vars_files) -> None:
+    """Write the .gitattributes lines that have git merge lock files without conflicts
+    (`merge=union`: both sides' results kept). `init` writes them for a new project."""
+    from .project.lockfile import setup_gitattributes
+
+    root = storyboard_path(path)[0].parent
+    if setup_gitattributes(root):
+        click.echo(f"wrote {root / '.gitattributes'}: commit it; from now on git merges the "
+                   "lock files line by line")
+    else:
+        click.echo(".gitattributes already merges the lock files")
+
+
+@lock.command(epilog=_epilog(["git merge feature  # CONFLICT (content): storyboard.lock",
+                              "kling-compose lock resolve && git add storyboard.lock"]))
+@storyboard_options
+@_user_errors
+def resolve(path, var_items, vars_files) -> None:
+    """Rewrite a lock a git merge left with conflict markers as the union of both sides:
+    every result either branch paid for is kept, and the storyboard picks the one it uses."""
+    from .project.lockfile import lock_path, resolve_conflict
+
+    root = storyboard_path(path)[0].parent
+    kept = resolve_conflict(root, current_profile())
+    name = lock_path(root, current_profile()).name
+    if kept:
+        click.echo(f"{name}: both sides kept ({kept} result(s)); next: `git add {name}`")
+    else:
+        click.echo(f"{name} has no conflict to resolve")
 
 
 # `kling-compose simulate`: the one click command `python -m kling_compose.simulator` runs too,

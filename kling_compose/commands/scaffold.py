@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import Location, UserError
+from ..project.lockfile import GITATTRIBUTES
 from ..validate import schema_text
 
 if TYPE_CHECKING:
@@ -138,7 +139,8 @@ GITIGNORE = """\
 # kling-compose: local state and downloaded artifacts, and the assembled renders
 .kling-compose/
 renders/
-# a lock file being written (an interrupted run leaves it; the next run removes it)
+# a lock file being written (an interrupted run leaves it; the next run removes it); free
+# rehearsals are recorded in .kling-compose/, never in the lock
 .storyboard.lock.*
 .storyboard.*.lock.*
 # storyboard.lock (and storyboard.<profile>.lock for each --profile) records what was
@@ -183,6 +185,7 @@ def create_project(directory: Path, provider: str = "preview") -> list[str]:
         "storyboard.yaml": storyboard_text(name.strip("-") or "film", provider),
         "storyboard.schema.json": schema_text(),
         ".gitignore": GITIGNORE,
+        ".gitattributes": GITATTRIBUTES,  # locks merge without conflicts (issue 26)
     }
     if _capabilities(provider).local_inputs:  # URLs only: no asset images
         files["assets/lantern.png"] = _lantern_image(side=False)

@@ -414,3 +414,72 @@ def _iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+def resolve_conflict(root: Path, profile: str | None = None) -> int:
+    """Rewrite a lock git left with conflict markers as the union of both sides (each result
+    was paid for; the storyboard picks the one it uses): `kling-compose lock resolve`. Returns
+    the number of entries kept; a lock without markers is left as it is (0)."""
+    from ..errors import UserError
+    from ..files import read_bytes
+
+    path = lock_path(root, profile)
+    if not path.is_file():
+        raise UserError.single(f"no {path.name} here", hint="run `kling-compose lock resolve` "
+                               "in the project folder (or give its path)")
+    text = read_bytes(path, path.name, what=path.name, limit=MAX_LOCK_BYTES).decode("utf-8")
+    sides: tuple[list[str], list[str]] = ([], [])
+    state = "both"
+    for line in text.splitlines():
+        if line.startswith("<<<<<<<"):
+            state = "ours"
+        elif line.startswith("|||||||"):
+            state = "base"
+        elif line.startswith("=======") and state in ("ours", "base"):
+            state = "theirs"
+        elif line.startswith(">>>>>>>"):
+            state = "both"
+        else:
+            if state in ("both", "ours"):
+                sides[0].append(line)
+            if state in ("both", "theirs"):
+                sides[1].append(line)
+    if sides[0] == sides[1]:
+        return 0
+    locks = []
+    for side, name in zip(sides, ("ours", "theirs")):
+        try:
+            locks.append(_as_lock(parse_text("\n".join(side) + "\n")))
+        except ValueError as exc:
+            raise UserError.single(f"{path.name}: {name} side is not a lock ({exc})",
+                                   hint=f"take one side: `git checkout --theirs {path.name}` "
+                                        "(or --ours)") from None
+    merged = _union(locks[0], locks[1])
+    header = {HEADER_KEY: LOCK_VERSION, "storyboard": merged.storyboard,
+              **({"profile": profile} if profile is not None else {})}
+    shots = {k: list(v) for k, v in merged.shot_entries.items()}
+    outputs = {k: list(v) for k, v in merged.output_entries.items()}
+    replace_atomically(path, format_lock(header, shots, outputs), prefix=f".{path.name}.")
+    return sum(len(v) for v in shots.values()) + sum(len(v) for v in outputs.values())
+
+
+GITATTRIBUTES = """\
+# kling-compose: git merges the lock files line by line, keeping both sides' results (each
+# was paid for; the storyboard picks the one it uses): no conflicts, no per-clone setup
+storyboard.lock merge=union
+storyboard.*.lock merge=union
+"""
+
+
+def setup_gitattributes(root: Path) -> bool:
+    """Add the lock's merge attributes to the project's .gitattributes (created when
+    missing); False when they are there already."""
+    path = root / ".gitattributes"
+    current = path.read_text(encoding="utf-8") if path.is_file() else ""
+    wanted = [line for line in GITATTRIBUTES.splitlines()
+              if line and not line.startswith("#")]
+    if all(line in current.splitlines() for line in wanted):
+        return False
+    text = current + ("\n" if current and not current.endswith("\n") else "") + GITATTRIBUTES
+    replace_atomically(path, text)
+    return True

@@ -1,0 +1,143 @@
+"""Issue 26, a lock that merges: two branches of a project that ran different shots merge with
+`git merge` and no conflict, and a fresh clone of the merge pays nothing; when both changed
+the same shot, the merged lock keeps both results and the storyboard picks one. A lock git
+left with conflict markers is named by every command that reads it, and `lock resolve` keeps
+both sides. Real git, against the simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from _e2e import PREVIEW, cli
+from kling_compose.project.lockfile import GITATTRIBUTES
+from kling_compose.settings import KEY_VARIABLES
+from support.locks import read_lock
+
+STORYBOARD = """\
+version: 1
+name: merges
+defaults: { provider: fal, model: kling-3-std, duration: 3, aspect: "16:9" }
+scenes:
+  - id: a
+    shots:
+      - { id: one, prompt: A harbour at dawn }
+      - { id: two, prompt: Boats leave the harbour }
+"""
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    return subprocess.run(["git", *args], cwd=cwd, check=check, capture_output=True,
+                          text=True, env=env)
+
+
+def run(root: Path, env: dict, *extra: str) -> dict:
+    result = cli("run", root, "--json", *PREVIEW, *extra, env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def repo(project):
+    root = project(STORYBOARD)
+    (root / ".gitignore").write_text(".kling-compose/\nrenders/\n")
+    (root / ".gitattributes").write_text(GITATTRIBUTES)  # what `init` writes
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "storyboard")
+    return root
+
+
+def branch_run(root: Path, branch: str, env: dict, *only: str) -> None:
+    git(root, "checkout", "-q", "-b", branch, "main")
+    summary = run(root, env, *(f"--only={s}" for s in only))
+    assert summary["failed"] == 0 and summary["generated"] == len(only), summary
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", f"ran {' '.join(only)}")
+
+
+def test_two_branches_that_ran_different_shots_merge_and_a_clone_pays_nothing(
+        repo, sim, sim_env, tmp_path):
+    branch_run(repo, "alice", sim_env, "one")
+    git(repo, "checkout", "-q", "main")
+    # bob's clone of main has none of alice's state: a separate ledger
+    bob = tmp_path / "bob"
+    git(tmp_path, "clone", "-q", str(repo), str(bob))
+    branch_run(bob, "bob", sim_env, "two")
+    git(repo, "fetch", "-q", str(bob), "bob:bob")
+    git(repo, "checkout", "-q", "alice")
+    merged = git(repo, "merge", "--no-edit", "bob", check=False)
+    assert merged.returncode == 0, merged.stdout + merged.stderr  # no conflict
+    lock = read_lock(repo / "storyboard.lock")
+    assert set(lock["shots"]) == {"one", "two"}
+    billed = len(sim.generations("fal"))
+    clone = tmp_path / "carol"
+    git(tmp_path, "clone", "-q", "-b", "alice", str(repo), str(clone))
+    keyless = {**sim_env, **{v: "" for v in KEY_VARIABLES.values()}}
+    planned = json.loads(cli("plan", clone, "--json", *PREVIEW, env=keyless).stdout)
+    statuses = {t["id"]: t["status"] for t in planned["tasks"]}
+    assert statuses["generate:one"] == "restorable" and statuses["generate:two"] == "restorable"
+    assert planned["to_pay_usd"] == 0
+    summary = run(clone, keyless)
+    assert summary["generated"] == 0 and summary["restored"] == 2, summary
+    assert len(sim.generations("fal")) == billed
+
+
+def test_the_same_shot_changed_on_both_sides_keeps_both_and_the_storyboard_picks(
+        repo, sim, sim_env, tmp_path):
+    for branch, prompt in (("alice", "A harbour at noon"), ("bob", "A harbour at dusk")):
+        git(repo, "checkout", "-q", "-b", branch, "main")
+        (repo / "storyboard.yaml").write_text(STORYBOARD.replace("A harbour at dawn", prompt))
+        assert run(repo, sim_env, "--only=one")["generated"] == 1
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", prompt)
+    git(repo, "checkout", "-q", "alice")
+    merged = git(repo, "merge", "--no-edit", "bob", check=False)
+    # the storyboard's prompt line conflicts (the filmmaker decides); the lock never does
+    assert "CONFLICT (content): Merge conflict in storyboard.yaml" in merged.stdout
+    assert "conflict in storyboard.lock" not in merged.stdout.lower()
+    text = (repo / "storyboard.lock").read_text()
+    assert "<<<<<<<" not in text and text.count('{"shot":"one"') == 2  # both were paid
+    (repo / "storyboard.yaml").write_text(STORYBOARD.replace("A harbour at dawn",
+                                                             "A harbour at dusk"))  # bob's
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "merge: bob's dusk")
+    billed = len(sim.generations("fal"))
+    clone = tmp_path / "carol"
+    git(tmp_path, "clone", "-q", "-b", "alice", str(repo), str(clone))
+    planned = json.loads(cli("plan", clone, "--json", *PREVIEW, env=sim_env).stdout)
+    statuses = {t["id"]: t["status"] for t in planned["tasks"]}
+    assert statuses["generate:one"] == "restorable"  # bob's result, picked by the storyboard
+    summary = run(clone, sim_env, "--only=one")
+    assert summary["generated"] == 0 and summary["restored"] == 1, summary
+    assert len(sim.generations("fal")) == billed
+
+
+def test_a_conflicted_lock_is_named_by_every_command_and_resolved_keeping_both(
+        repo, sim, sim_env, tmp_path):
+    (repo / ".gitattributes").unlink()  # a project from before `lock setup`
+    git(repo, "commit", "-qam", "no attributes")
+    branch_run(repo, "alice", sim_env, "one")
+    git(repo, "checkout", "-q", "main")
+    branch_run(repo, "bob", sim_env, "two")
+    git(repo, "checkout", "-q", "alice")
+    merged = git(repo, "merge", "--no-edit", "bob", check=False)
+    assert merged.returncode != 0 and "storyboard.lock" in merged.stdout
+    for command in ("plan", "status", "report", "run", "export", "push", "pull", "gc"):
+        result = cli(command, repo, env=sim_env)
+        assert result.exit_code == 1, (command, result.output)
+        assert "storyboard.lock has git conflict markers (line" in result.output, command
+        assert "kling-compose lock resolve" in result.output, command
+    resolved = cli("lock", "resolve", repo)
+    assert resolved.exit_code == 0 and "both sides kept" in resolved.output, resolved.output
+    assert set(read_lock(repo / "storyboard.lock")["shots"]) == {"one", "two"}
+    planned = json.loads(cli("plan", repo, "--json", *PREVIEW, env=sim_env).stdout)
+    assert planned["to_pay_usd"] == 0
+    assert cli("lock", "setup", repo).exit_code == 0
+    assert "storyboard.lock merge=union" in (repo / ".gitattributes").read_text()

@@ -357,12 +357,13 @@ def _row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-MARKDOWN_PUNCTUATION = frozenset("\\`*_[]<>|~#!&")
+MARKDOWN_PUNCTUATION = frozenset("\\`*_[]<|~&")
 
 
 def md(text: Any) -> str:
     """Text for a markdown table cell or line, shown as written: every character markdown
-    reads as markup escaped (a `|` splits no cell, `<b>` is no tag, `*a*` no emphasis), lines
+    reads as markup inside a line escaped (a `|` splits no cell, `<b>` is no tag, `*a*` no
+    emphasis, `[a](b)` no link, `&amp;` no entity), lines
     joined (a newline would end the table row), and `@name` kept from mentioning a GitHub
     user (a zero-width space after `@`, as Dependabot writes it)."""
     text = " ".join(str(text).split())
@@ -397,15 +398,15 @@ class Spending:
         unknown = f" + {len(self.unknown)} at an unknown price" if self.unknown else ""
         lines = [f"this run pays for {count} generation(s), an estimated "
                  f"{_usd(self.total_usd)}{unknown}:"]
-        width = max(len(f"{p}  {r}") for p, r, _ in self.groups)
+        wide = max(len(p) for p, _, _ in self.groups), max(len(r) for _, r, _ in self.groups)
         for provider, tier, tasks in self.groups:
             known = [t.cost_usd for t in tasks if t.cost_usd is not None]
             cost = _usd(sum(known, Decimal(0))) if len(known) == len(tasks) else "unknown"
             names = [t.shot or t.id for t in tasks]
             shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6
                                             else "")
-            lines.append(f"  {f'{provider}  {tier}':<{width}}  {len(tasks):>3} shot(s) "
-                         f"{cost:>9}  {shown}")
+            lines.append(f"  {provider:<{wide[0]}}  {tier:<{wide[1]}}  {len(tasks):>3} "
+                         f"shot(s)  {cost:>8}  {shown}")
         if self.free:
             lines.append(f"  (and {self.free} free generation(s) on a local provider)")
         return lines

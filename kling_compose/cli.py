@@ -336,7 +336,7 @@ def plan(path, var_items, vars_files, provider, preview_resolution, fmt, as_json
     from .pipeline import plan_statuses, read_variables
     from .project.decide import Review
 
-    fmt = _plan_format(fmt, as_json, requests, diff)
+    fmt, base = _plan_format(fmt, as_json, requests, diff), _plan_base(base, requests, diff)
     variables = read_variables(var_items, vars_files)  # once: compiled and saved alike
     the_plan = _plan(path, var_items, vars_files, provider, preview_resolution, variables)
     reasons: dict[str, str] = {}
@@ -400,6 +400,14 @@ def _plan_format(fmt: str | None, as_json: bool, requests: bool, diff: bool) -> 
         raise click.UsageError("--format markdown prints the review; --requests and --diff "
                                "print the request bodies: ask for one at a time")
     return fmt
+
+
+def _plan_base(base: str | None, requests: bool, diff: bool) -> str | None:
+    """--base compares the plan's shots: not with --requests or --diff (request bodies)."""
+    if base is not None and (requests or diff):
+        raise click.UsageError("--base compares the shots with a git ref's lock; --requests "
+                               "and --diff print request bodies: ask for one at a time")
+    return base
 
 
 def _base_delta(the_plan, ref: str):

@@ -14,7 +14,8 @@ from support.projects import PREVIEW, cli, make_project
 
 from kling_compose.commands.review import md
 
-HOSTILE = "boats | nets <img src=x onerror=alert(1)> *bold* [link](http://x) @@octocat `tick` &amp; ~~gone~~"
+HOSTILE = ("boats | nets <img src=x onerror=alert(1)> *bold* [link](http://x) @@octocat "
+           "`tick` &amp; ~~gone~~")
 STORYBOARD = """version: 1
 name: "quay | night"
 defaults:
@@ -122,6 +123,7 @@ def test_format_json_is_json(tmp_path):
                                   ["--json", "--format", "table"],
                                   ["--format", "markdown", "--requests"],
                                   ["--format", "markdown", "--diff"],
+                                  ["--base", "main", "--requests"],
                                   ["--format", "html"]])
 def test_formats_that_exclude_each_other_are_usage_errors(tmp_path, args):
     root = make_project(tmp_path / "film", board("boats"))

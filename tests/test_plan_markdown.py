@@ -10,7 +10,7 @@ import re
 
 import pytest
 from markdown_it import MarkdownIt
-from support.projects import PREVIEW, cli, make_project
+from support.projects import PREVIEW, chain_storyboard, cli, make_project
 
 from kling_compose.commands.review import md
 
@@ -130,3 +130,14 @@ def test_formats_that_exclude_each_other_are_usage_errors(tmp_path, args):
     result = cli("plan", root, *args)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
+
+
+def test_a_large_plan_fits_in_a_pull_request_comment(tmp_path):
+    text = chain_storyboard(400).replace("  aspect: '16:9'", "  aspect: '16:9'\n  provider: fal")
+    root = make_project(tmp_path / "film", text)
+    result = cli("plan", root, "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout) < 65536  # GitHub's limit of a comment
+    assert "- **Next run:** 400 of 400 shot(s) to generate" in result.stdout
+    assert "... and 300 more (`kling-compose plan` lists every task)" in result.stdout
+    assert "| s100 | new |" in result.stdout and "| s101 |" not in result.stdout

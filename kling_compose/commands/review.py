@@ -32,6 +32,7 @@ Route = Callable[[Any], str]  # a generation's endpoint or model id (console.rou
 PRICED = frozenset({"generate", "voice"})  # the task kinds a provider charges for
 GIT_TIMEOUT_S = 60
 PROMPT_CHARS = 80  # a prompt longer than this is cut in a table cell
+MAX_ROWS = 100  # shots listed in a markdown plan: a PR comment holds 65,536 characters
 
 
 # -- the lock of a git ref ----------------------------------------------------------------------
@@ -258,8 +259,9 @@ def plan_markdown(plan, statuses: Mapping[str, str], reasons: Mapping[str, str],
         lines.append("- " + _base_summary(delta))
     lines.append("")
 
-    rows = [t for t in (plan.tasks[i] for i in plan.order) if t.kind in PRICED and (
+    listed = [t for t in (plan.tasks[i] for i in plan.order) if t.kind in PRICED and (
         t.id in running or (delta is not None and delta.marks.get(t.id, ON_BASE) != ON_BASE))]
+    rows = listed[:MAX_ROWS]  # a GitHub comment holds at most 65,536 characters
     if rows:
         head = ["shot", "next run", "why", "provider", "model", "endpoint", "est. cost"]
         if delta is not None:
@@ -276,6 +278,9 @@ def plan_markdown(plan, statuses: Mapping[str, str], reasons: Mapping[str, str],
             if delta is not None:
                 cells.append(delta.marks.get(task.id, ""))
             lines.append(_row([md(c) if i != 5 else c for i, c in enumerate(cells)]))
+        if len(listed) > len(rows):
+            lines += ["", f"... and {len(listed) - len(rows)} more (`kling-compose plan` lists "
+                      "every task)"]
         lines.append("")
         prompts = [(t, _prompt(t)) for t in rows if t.job is not None and _prompt(t)]
         if prompts:
@@ -283,7 +288,7 @@ def plan_markdown(plan, statuses: Mapping[str, str], reasons: Mapping[str, str],
                       _row(["---", "---"])]
             lines += [_row([md(t.shot or t.id), md(_cut(p))]) for t, p in prompts]
             lines += ["", "</details>", ""]
-    shown = {t.id for t in rows}
+    shown = {t.id for t in listed}
     quiet = [t for t in generations if t.id not in running and t.id not in shown]
     if quiet:
         names = ", ".join(md(t.shot or t.id) for t in quiet[:20])
@@ -295,7 +300,8 @@ def plan_markdown(plan, statuses: Mapping[str, str], reasons: Mapping[str, str],
             md(t.assemble_params.path) for t in films), ""]
     if orphans:
         lines += [f"Orphaned: {len(orphans)} result(s) in {md(lock)} the storyboard no longer "
-                  "has (" + ", ".join(md(o["id"]) for o in orphans[:10]) + ")", ""]
+                  "has (" + ", ".join(md(o["id"]) for o in orphans[:10])
+                  + (f" and {len(orphans) - 10} more" if len(orphans) > 10 else "") + ")", ""]
     if profiles:
         lines += [_row(["profile", "whole storyboard", "next run pays"]),
                   _row(["---", "--:", "--:"])]

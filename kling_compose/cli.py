@@ -366,9 +366,18 @@ def plan(path, var_items, vars_files, provider, preview_resolution, fmt, as_json
                                    Location(shown(out))) from None
         click.echo(f"saved the plan to {out}: `kling-compose run --plan {out}` runs exactly "
                    "it", err=True)
-    if requests or diff:
-        pass
-    elif fmt == "json":
+    if not (requests or diff):
+        _show_plan(fmt, the_plan, statuses, reasons, changes, orphans, profiles, delta, full)
+    if detailed_exitcode and Review(the_plan, statuses).to_run:
+        sys.exit(2)  # something would run: Terraform's "changes present"
+
+
+def _show_plan(fmt, the_plan, statuses, reasons, changes, orphans, profiles, delta,
+               full) -> None:
+    """`plan`'s review in its format: the table, JSON or markdown, with --base's delta."""
+    from . import console
+
+    if fmt == "json":
         data = console.plan_json(the_plan, statuses, reasons, changes, orphans, profiles)
         if delta is not None:
             data["base"] = delta.as_json()
@@ -386,8 +395,6 @@ def plan(path, var_items, vars_files, provider, preview_resolution, fmt, as_json
             from .commands.review import base_line
 
             click.echo(base_line(delta))
-    if detailed_exitcode and Review(the_plan, statuses).to_run:
-        sys.exit(2)  # something would run: Terraform's "changes present"
 
 
 def _plan_format(fmt: str | None, as_json: bool, requests: bool, diff: bool) -> str:
@@ -582,8 +589,8 @@ def _ask_before_paying(the_plan, options, settings) -> None:
         click.echo(line)
     if settings.store_url or the_plan.resolved.storyboard.store:
         click.echo("  (clips the shared store already has are fetched first, not paid again)")
-    if options.max_cost_usd is None:
-        click.echo("  (`--max-cost USD` caps a run; `-y` skips this question)")
+    cap = "`--max-cost USD` caps a run; " if options.max_cost_usd is None else ""
+    click.echo(f"  ({cap}`-y` skips this question)")
     try:
         go = click.confirm("Continue?", default=False)
     except click.Abort:

@@ -305,11 +305,21 @@ def preview_option(command):
     "kling-compose plan",
     "kling-compose plan --provider fal --json",
     "kling-compose plan --requests --provider runware",
+    "kling-compose plan --format markdown --base origin/main > plan.md   # a PR comment",
+    "kling-compose plan --detailed-exitcode   # exit 0: nothing to do, 2: something runs",
 ], _TABLES))
 @storyboard_options
 @provider_option
 @preview_option
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default=None, help="How to print the plan: a table [default], JSON (as --json) "
+              "or markdown for a pull request's comment.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (--format json).")
+@click.option("--base", metavar="REF", help="Also compare with the lock git ref REF holds "
+              "(e.g. origin/main): which shots the base already paid for, and what this branch "
+              "adds.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when the next run has nothing "
+              "to do, 2 when it would make something (1 on an error), as Terraform: for CI.")
 @click.option("--requests", is_flag=True, help="Print the exact request bodies as JSON.")
 @click.option("--diff", is_flag=True, help="Print a unified diff of each changed request body "
               "against the one its last result was made from.")
@@ -318,8 +328,8 @@ def preview_option(command):
 @click.option("--full", is_flag=True, help="The full table even for a large plan (by default "
               "one of 300 tasks or more prints as a summary and the tasks that will run).")
 @_user_errors
-def plan(path, var_items, vars_files, provider, preview_resolution, as_json, requests,
-         diff, out, full) -> None:
+def plan(path, var_items, vars_files, provider, preview_resolution, fmt, as_json, base,
+         detailed_exitcode, requests, diff, out, full) -> None:
     """Show the tasks, their order, cache status and cost before anything is spent; for a
     changed task, why."""
     import json
@@ -327,11 +337,14 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
     from . import console
     from .commands.why import explain_plan, orphaned, request_diffs
     from .pipeline import plan_statuses, read_variables
+    from .project.decide import Review
 
+    fmt, base = _plan_format(fmt, as_json, requests, diff), _plan_base(base, requests, diff)
     variables = read_variables(var_items, vars_files)  # once: compiled and saved alike
     the_plan = _plan(path, var_items, vars_files, provider, preview_resolution, variables)
     reasons: dict[str, str] = {}
     statuses = plan_statuses(the_plan, reasons)
+    delta = _base_delta(the_plan, base) if base is not None else None
     profiles = _profile_costs(path, variables, provider, preview_resolution, the_plan, statuses) \
         if the_plan.resolved.storyboard.profiles and not (requests or diff) else None
     if requests:
@@ -356,15 +369,62 @@ def plan(path, var_items, vars_files, provider, preview_resolution, as_json, req
                                    Location(shown(out))) from None
         click.echo(f"saved the plan to {out}: `kling-compose run --plan {out}` runs exactly "
                    "it", err=True)
-    if requests or diff:
-        return
-    if as_json:
-        click.echo(console.json_lines(console.plan_json(the_plan, statuses, reasons, changes,
-                                                        orphans, profiles), "tasks"))
+    if not (requests or diff):
+        _show_plan(fmt, the_plan, statuses, reasons, changes, orphans, profiles, delta, full)
+    if detailed_exitcode and Review(the_plan, statuses).to_run:
+        sys.exit(2)  # something would run: Terraform's "changes present"
+
+
+def _show_plan(fmt, the_plan, statuses, reasons, changes, orphans, profiles, delta,
+               full) -> None:
+    """`plan`'s review in its format: the table, JSON or markdown, with --base's delta."""
+    from . import console
+
+    if fmt == "json":
+        data = console.plan_json(the_plan, statuses, reasons, changes, orphans, profiles)
+        if delta is not None:
+            data["base"] = delta.as_json()
+        click.echo(console.json_lines(data, "tasks"))
+    elif fmt == "markdown":
+        from .commands.review import plan_markdown
+
+        click.echo(plan_markdown(the_plan, statuses, reasons, changes, orphans, console.route,
+                                 profiles, delta), nl=False)
     else:
         console.print_plan(the_plan, statuses, reasons, changes, orphans, full=full)
         if profiles:
             click.echo(console.profiles_line(profiles, the_plan.resolved.storyboard.profile))
+        if delta is not None:
+            from .commands.review import base_line
+
+            click.echo(base_line(delta))
+
+
+def _plan_format(fmt: str | None, as_json: bool, requests: bool, diff: bool) -> str:
+    """`plan`'s output format: --format, or --json (the two agree or it is a usage error);
+    markdown is a review of its own, not combined with --requests or --diff."""
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json and --format {fmt} exclude each other")
+    fmt = "json" if as_json else (fmt or "table")
+    if fmt == "markdown" and (requests or diff):
+        raise click.UsageError("--format markdown prints the review; --requests and --diff "
+                               "print the request bodies: ask for one at a time")
+    return fmt
+
+
+def _plan_base(base: str | None, requests: bool, diff: bool) -> str | None:
+    """--base compares the plan's shots: not with --requests or --diff (request bodies)."""
+    if base is not None and (requests or diff):
+        raise click.UsageError("--base compares the shots with a git ref's lock; --requests "
+                               "and --diff print request bodies: ask for one at a time")
+    return base
+
+
+def _base_delta(the_plan, ref: str):
+    """`plan --base REF`: each generation against the lock git ref REF holds."""
+    from .commands.review import base_lock, compare_with_base
+
+    return compare_with_base(the_plan, base_lock(the_plan, ref))
 
 
 def _profile_costs(path, variables, provider, preview_resolution, the_plan, statuses):
@@ -463,10 +523,16 @@ def graph(path, var_items, vars_files, provider, fmt) -> None:
 @click.option("--plan", "saved_plan", type=click.Path(dir_okay=False), metavar="FILE",
               help="Run exactly the plan saved by `plan --out FILE` (its variables, provider "
               "and preview resolution); refused if anything changed since.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before paying (at a terminal, a "
+              "paid run shows what it pays and asks first).")
 @_user_errors
 def run(path, var_items, vars_files, provider, max_cost, concurrency, force, only,
-        preview_resolution, as_json, quiet, verbose, saved_plan) -> None:
-    """Execute the plan: generate, chain, assemble; pay only for what changed."""
+        preview_resolution, as_json, quiet, verbose, saved_plan, yes) -> None:
+    """Execute the plan: generate, chain, assemble; pay only for what changed.
+
+    At a terminal, a run that pays a hosted provider first shows what it pays (by provider
+    and tier) and asks to continue; --yes, --json, --plan FILE and runs without a terminal
+    (CI, scripts) do not ask. --max-cost refuses a run above it either way."""
     from decimal import Decimal
 
     from . import console
@@ -483,10 +549,12 @@ def run(path, var_items, vars_files, provider, max_cost, concurrency, force, onl
         max_cost_usd=None if max_cost is None else Decimal(str(max_cost)))
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
+    settings = Settings.from_environment(project_root=storyboard_path(path)[0].parent)
+    if not (yes or as_json or saved_plan) and _at_terminal():
+        _ask_before_paying(the_plan, options, settings)
     with console.RunProgress(the_plan, quiet=as_json or quiet,
                              verbose=verbose and not as_json) as progress:
-        result = run_plan(the_plan, options, progress, Settings.from_environment(
-            project_root=storyboard_path(path)[0].parent))
+        result = run_plan(the_plan, options, progress, settings)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
@@ -496,6 +564,43 @@ def run(path, var_items, vars_files, provider, max_cost, concurrency, force, onl
     else:
         console.print_run_summary(result, the_plan)
     if not result.ok:
+        sys.exit(1)
+
+
+def _at_terminal() -> bool:
+    """Someone at a terminal can answer: stdin and stdout are both TTYs."""
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
+def _ask_before_paying(the_plan, options, settings) -> None:
+    """The gate before spending: when the run would pay a hosted provider, what it pays (by
+    provider and tier) and "Continue?"; no (or Ctrl-C, or end of input) exits 1 with nothing
+    touched. The run's own checks come first (--force and --only names, keys, --max-cost): a
+    run that would be refused never asks."""
+    from . import console
+    from .commands.review import spending
+    from .engine.run import check_request
+
+    statuses = check_request(the_plan, options, settings)
+    paid = spending(the_plan, statuses, options.force, options.only, console.route)
+    if paid is None:
+        return  # free: the preview, or everything cached or restorable
+    for line in paid.lines():
+        click.echo(line)
+    if settings.store_url or the_plan.resolved.storyboard.store:
+        click.echo("  (clips the shared store already has are fetched first, not paid again)")
+    cap = "`--max-cost USD` caps a run; " if options.max_cost_usd is None else ""
+    click.echo(f"  ({cap}`-y` skips this question)")
+    try:
+        go = click.confirm("Continue?", default=False)
+    except click.Abort:
+        go = False
+        click.echo("", err=True)
+    if not go:
+        click.echo("nothing was paid: the run did not start", err=True)
         sys.exit(1)
 
 

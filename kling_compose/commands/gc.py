@@ -73,7 +73,8 @@ def collect(garbage: Garbage) -> None:
 def _lock_digests(root: Path) -> set[str]:
     """Every take and film any lock names: storyboard.lock and each profile's."""
     digests: set[str] = set()
-    entries = [e for profile in lock_profiles(root) for e in read_lockfile(root, profile).entries()]
+    entries = [e for profile in lock_profiles(root) or [None]  # with the rehearsal records
+               for e in read_lockfile(root, profile).entries()]
     for entry in entries:
         values = entry.get("sha256")
         if isinstance(values, list):

@@ -197,6 +197,13 @@ class Lock:
     def output(self, path: str, cache_key: str | None = None) -> dict | None:
         return _pick(self.output_entries.get(path, ()), cache_key)
 
+    @classmethod
+    def of(cls, shots: Mapping[str, dict] | None = None,
+           outputs: Mapping[str, dict] | None = None) -> "Lock":
+        """A lock with one entry per shot and output (as format 1 held them)."""
+        return cls({k: (v,) for k, v in (shots or {}).items()},
+                   {k: (v,) for k, v in (outputs or {}).items()})
+
     def entries(self) -> list[dict]:
         """Every entry, shots then outputs."""
         return [e for group in (*self.shot_entries.values(), *self.output_entries.values())

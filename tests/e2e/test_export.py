@@ -21,7 +21,7 @@ from PIL import Image, ImageStat
 from kling_compose.media.ffmpeg import probe
 
 from _e2e import PREVIEW, cli, make_project
-from support.locks import read_lock
+from support.locks import read_lock, rehearsal_lock
 
 FPS = 24
 STORYBOARD = """\
@@ -111,7 +111,7 @@ def film_frame_of_media_zero(clip) -> int:
 
 
 def check_against_lock(root: Path, clip, shot: str) -> None:
-    lock = read_lock(root / "storyboard.lock")["shots"][shot]
+    lock = read_lock(rehearsal_lock(root))["shots"][shot]
     meta = clip.metadata["kling_compose"]
     assert meta["shot"] == shot and clip.name == shot
     assert (meta["provider"], meta["model"], meta["cost_usd"], meta["task_id"]) == (

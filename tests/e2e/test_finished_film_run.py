@@ -200,6 +200,9 @@ def test_a_teammate_s_clone_makes_the_same_films_without_generating(made, tmp_pa
     root, _ = made
     clone = clone_project(root, tmp_path / "clone")
     shutil.copytree(root / ".kling-compose" / "objects", clone / ".kling-compose" / "objects")
+    # the preview's records travel with the objects here (they are not in the lock: issue 26)
+    shutil.copy(root / ".kling-compose" / "rehearsal.storyboard.lock",
+                clone / ".kling-compose" / "rehearsal.storyboard.lock")
     result = run_json(clone)
     assert result["generated"] == 0 and result["failed"] == 0, result
     assert (clone / "renders" / "film.srt").read_text() == \

@@ -9,7 +9,7 @@ import json
 import sqlite3
 
 from _e2e import cli, run_json
-from support.locks import read_lock
+from support.locks import read_lock, rehearsal_lock
 
 STORYBOARD = """\
 version: 1
@@ -48,7 +48,7 @@ def test_raising_takes_then_picking_take_2_renders_the_second_take(project):
     assert summary["failed"] == 0 and summary["skipped"] == 0, summary
     status = {t["id"]: t["status"] for t in summary["tasks"]}
     assert status["generate:s2"] == "done"  # two takes now, not the cached single take
-    lock = read_lock(root / "storyboard.lock")
+    lock = read_lock(rehearsal_lock(root))
     assert len(lock["shots"]["s2"]["sha256"]) == 2 and lock["shots"]["s2"]["pick"] == 2
     assert "interrupted" not in _statuses(root).values()
     assert (root / "renders" / "takes.mp4").is_file()

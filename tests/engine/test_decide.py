@@ -84,7 +84,7 @@ def test_a_reusable_result_whose_clip_is_gone_is_missing_and_a_run_repairs_the_s
 
 def test_a_forced_shot_is_never_cached_nor_restored():
     task = shot_task()
-    lock = Lock(shots={"s1": {"cache_key": task.cache_key, "sha256": [CLIP], "inputs": {}}})
+    lock = Lock.of(shots={"s1": {"cache_key": task.cache_key, "sha256": [CLIP], "inputs": {}}})
     decision = decide(task, done(task), {}, store=Store(CLIP), lock=lock, forced=True)
     assert decision.status not in NOTHING_TO_PAY and decision.record is None
 
@@ -104,7 +104,7 @@ def test_an_upload_older_than_its_provider_keeps_files_is_expired_for_plan_and_r
 
 def test_the_lock_restores_a_shot_whose_clip_is_in_the_store():
     task = shot_task()
-    lock = Lock(shots={"s1": {"cache_key": task.cache_key, "sha256": [CLIP], "inputs": {},
+    lock = Lock.of(shots={"s1": {"cache_key": task.cache_key, "sha256": [CLIP], "inputs": {},
                              "cost_usd": "1.5"}})
     decision = decide(task, None, {}, store=Store(CLIP), lock=lock)
     assert decision.status is Verdict.RESTORABLE and decision.fetches == ()
@@ -114,7 +114,7 @@ def test_the_lock_restores_a_shot_whose_clip_is_in_the_store():
 
 def test_a_take_the_store_lacks_is_fetched_and_a_failed_fetch_falls_back():
     task = shot_task()
-    lock = Lock(shots={"s1": {"cache_key": task.cache_key, "sha256": [CLIP], "inputs": {},
+    lock = Lock.of(shots={"s1": {"cache_key": task.cache_key, "sha256": [CLIP], "inputs": {},
                              "result_url": ["https://cdn.example/a.mp4"]}})
     decision = decide(task, None, {}, store=Store(), lock=lock)
     assert decision.status is Verdict.RESTORABLE
@@ -127,7 +127,7 @@ def test_a_lock_entry_for_other_inputs_is_not_restored_and_says_why():
     upstream_task = shot_task("s0", "k-s0")
     task = shot_task("s1", "k-s1", depends_on=(upstream_task.id,))
     upstream = {upstream_task.id: done(upstream_task, artifacts=((OTHER_CLIP, ".mp4"),))}
-    lock = Lock(shots={"s1": {"cache_key": task.cache_key, "sha256": [CLIP],
+    lock = Lock.of(shots={"s1": {"cache_key": task.cache_key, "sha256": [CLIP],
                              "inputs": {upstream_task.id: CLIP}}})
     decision = decide(task, None, upstream, store=Store(CLIP), lock=lock)
     assert decision.status is Verdict.NEW and decision.why == \
@@ -155,7 +155,7 @@ def test_an_upstream_to_be_made_leaves_the_task_undecidable_until_it_is():
 
 def test_the_lock_naming_an_earlier_result_makes_a_clone_say_changed():
     task = shot_task()
-    lock = Lock(shots={"s1": {"cache_key": "an-earlier-key", "sha256": [CLIP]}})
+    lock = Lock.of(shots={"s1": {"cache_key": "an-earlier-key", "sha256": [CLIP]}})
     assert decide(task, None, {}, store=Store(CLIP), lock=lock).status is Verdict.CHANGED
 
 

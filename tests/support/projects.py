@@ -61,6 +61,7 @@ def clone_project(root: Path, to: Path) -> Path:
 
     to.mkdir()
     for name in ("storyboard.yaml", "storyboard.lock"):
-        shutil.copy(root / name, to / name)
+        if (root / name).exists():  # a project only rehearsed has no lock (issue 26)
+            shutil.copy(root / name, to / name)
     shutil.copytree(root / "assets", to / "assets")
     return to

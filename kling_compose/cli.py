@@ -245,8 +245,8 @@ def _plan(path, var_items, vars_files, provider, preview_resolution=None, variab
     from .project.lockfile import check_lockfile
 
     resolved = _load(path, var_items, vars_files, variables)
-    check_lockfile(resolved.storyboard.root, resolved.storyboard.profile)
     plan = build_storyboard_plan(resolved, provider, preview_resolution)
+    check_lockfile(resolved.storyboard.root, resolved.storyboard.profile)
     jobs = (t.job for t in plan.tasks.values() if t.job is not None)
     print_diagnostics(dict.fromkeys(w for job in jobs for w in job.warnings))
     return plan

@@ -339,12 +339,20 @@ def write_lockfile(plan, state: State) -> None:
         new = _entry(task, record) if record is not None and record.status == "done" else None
         if local:
             earlier = [*old_local, *moved]
-            same = [e for e in earlier if e.get("cache_key") == task.cache_key]
+            same = [e for e in earlier if e.get("cache_key") == task.cache_key and
+                    (new is None or e.get("sha256") == new.get("sha256"))]
             entry = (same[0] if same else new) or (_newest(tuple(earlier)) if earlier else None)
             if entry is not None:
                 rehearsed[kind][name] = [entry]
-        elif new is not None and not any(e.get("cache_key") == task.cache_key for e in kept):
-            kept.append(new)
+        elif new is not None:
+            same = [i for i, e in enumerate(kept) if e.get("cache_key") == task.cache_key]
+            if not same:
+                kept.append(new)
+            elif _facts(kept[same[0]]) != _facts(new):
+                kept[same[0]] = new  # paid again for the same request (--force): its takes,
+                # task and result URLs, the freshest way back
+            # else: the same result (restored, or a film made again byte for byte): kept as
+            # written, so the line never changes
         if kept:
             paid[kind][name] = kept
     header = {HEADER_KEY: LOCK_VERSION, "storyboard": board.name,
@@ -365,6 +373,12 @@ def _write(path: Path, text: str, anything: bool) -> None:
         return
     # the temp file's name is the one .gitignore (commands/scaffold.py) and run's clean-up know
     replace_atomically(path, text, prefix=f".{path.name}.")
+
+
+def _facts(entry: dict) -> tuple:
+    """What identifies a result: its bytes and the provider's task (a restored result has the
+    lock's own; a film only its bytes)."""
+    return (entry.get("sha256"), entry.get("task_id"))
 
 
 def format_lock(header: dict, shots: Mapping[str, list[dict]],

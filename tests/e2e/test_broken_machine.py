@@ -10,6 +10,7 @@ import stat
 
 import pytest
 from _e2e import PREVIEW, chain_storyboard, cli, run_json
+from support.locks import rehearsal_lock
 
 
 def run(root):
@@ -67,7 +68,7 @@ def test_films_clips_and_the_lock_are_written_with_the_users_umask(project):
         assert run(root).exit_code == 0
     finally:
         os.umask(old)
-    for path in [root / "storyboard.lock", root / "renders" / "chain.mp4",
+    for path in [rehearsal_lock(root), root / "renders" / "chain.mp4",
                  *(root / "renders" / "shots").iterdir()]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 

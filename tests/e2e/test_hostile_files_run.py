@@ -32,6 +32,10 @@ def made(tmp_path_factory):
                         chain_storyboard(2) + "outputs:\n  - path: renders/cut.mp4\n")
     result = cli("run", root, "-q", *PREVIEW)
     assert result.exit_code == 0, result.output
+    # a preview run writes no storyboard.lock (issue 26): the paid lock a teammate committed
+    lock = root / ".kling-compose" / "rehearsal.storyboard.lock"
+    (root / "storyboard.lock").write_bytes(lock.read_bytes().replace(b'"provider":"preview"',
+                                                                      b'"provider":"runware"'))
     assert (root / "storyboard.lock").is_file() and (root / "renders" / "cut.mp4").is_file()
     return root
 

@@ -15,8 +15,9 @@ import time
 import pytest
 from _e2e import PREVIEW, chain_storyboard, cli, clone_project, run_json
 from test_money_runs import (KEY_VARIABLES, environment, interrupt_at, lock_of, run,  # noqa: F401
-from support.locks import read_lock
                              sim)
+
+from support.locks import read_lock, rehearsal_lock
 
 
 def plan_statuses(root, provider, sim) -> dict:
@@ -124,9 +125,9 @@ def test_a_lock_entry_made_from_other_inputs_is_not_restored(project):
     root = project(chain_storyboard(2))
     assert run_json(root)["generated"] == 2
     move_ledger_aside(root)
-    lock = read_lock(root / "storyboard.lock")
+    lock = read_lock(rehearsal_lock(root))  # a preview run's records (issue 26)
     lock["shots"]["s2"]["inputs"] = {"frame:s1:last": "~" + "0" * 64}
-    (root / "storyboard.lock").write_text(json.dumps(lock))
+    rehearsal_lock(root).write_text(json.dumps(lock))
     result = cli("plan", root, "--json", *PREVIEW)
     statuses = {t["id"]: t["status"] for t in json.loads(result.stdout)["tasks"]}
     assert statuses["generate:s1"] == "restorable" and statuses["generate:s2"] == "new"

@@ -114,31 +114,15 @@ def _shown(folder: Path) -> str:
 
 
 def _parse_lock(text: str, name: str) -> Lock:
-    """A lock's text as a Lock: project.lockfile.parse_lock where it exists (issue 26's
-    mergeable lock reads every format), else the one-object format read here."""
-    from ..project import lockfile
+    """A lock's text (either format) as a Lock."""
+    from ..project.lockfile import parse_lock
 
-    parse = getattr(lockfile, "parse_lock", None)
-    if parse is not None:
-        return parse(text, name)
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return Lock()
-    if not isinstance(data, dict):
-        return Lock()
-    shots: Any = data.get("shots") if isinstance(data.get("shots"), dict) else {}
-    outputs: Any = data.get("outputs") if isinstance(data.get("outputs"), dict) else {}
-    return Lock(shots, outputs, data.get("version"))
+    return parse_lock(text, name)
 
 
 def paid_entry(lock: Lock, shot: str | None, cache_key: str) -> dict | None:
     """The lock's entry of `shot` made for exactly `cache_key`: that request was paid for."""
-    find: Callable[..., Any] = lock.shot
-    try:
-        entry = find(shot, cache_key)  # a lock with several results per shot: this one's
-    except TypeError:  # one entry per shot
-        entry = find(shot)
+    entry = lock.shot(shot, cache_key)  # after a merge, several results per shot: this one's
     return entry if isinstance(entry, dict) and entry.get("cache_key") == cache_key else None
 
 

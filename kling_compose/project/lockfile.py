@@ -345,11 +345,11 @@ def write_lockfile(plan, state: State) -> None:
             if entry is not None:
                 rehearsed[kind][name] = [entry]
         elif new is not None:
-            same = [i for i, e in enumerate(kept) if e.get("cache_key") == task.cache_key]
-            if not same:
+            at = [i for i, e in enumerate(kept) if e.get("cache_key") == task.cache_key]
+            if not at:
                 kept.append(new)
-            elif _facts(kept[same[0]]) != _facts(new):
-                kept[same[0]] = new  # paid again for the same request (--force): its takes,
+            elif _facts(kept[at[0]]) != _facts(new):
+                kept[at[0]] = new  # paid again for the same request (--force): its takes,
                 # task and result URLs, the freshest way back
             # else: the same result (restored, or a film made again byte for byte): kept as
             # written, so the line never changes

@@ -246,7 +246,8 @@ def _plan(path, var_items, vars_files, provider, preview_resolution=None, variab
 
     resolved = _load(path, var_items, vars_files, variables)
     plan = build_storyboard_plan(resolved, provider, preview_resolution)
-    check_lockfile(resolved.storyboard.root, resolved.storyboard.profile)
+    board = resolved.storyboard
+    check_lockfile(board.root, board.profile, board.path.stem)
     jobs = (t.job for t in plan.tasks.values() if t.job is not None)
     print_diagnostics(dict.fromkeys(w for job in jobs for w in job.warnings))
     return plan
@@ -751,8 +752,8 @@ def gc(path, var_items, vars_files, dry_run) -> None:
 
     file, display = storyboard_path(path)
     root = file.parent
-    for profile in lock_profiles(root):  # a damaged lock would make its paid clips look unneeded
-        check_lockfile(root, profile)
+    for profile in lock_profiles(root, file.stem):  # a damaged lock: its clips look unneeded
+        check_lockfile(root, profile, file.stem)
     variables = read_variables(var_items, vars_files)
     board = _load(path, var_items, vars_files, variables).storyboard
     # every profile's plan, as it would run with no flags and as its last run ran it: a clip
@@ -788,8 +789,9 @@ def _shared_store(path, var_items, vars_files):
     from .project.lockfile import check_lockfile
 
     storyboard = _load(path, var_items, vars_files).storyboard
-    for profile in lock_profiles(storyboard.root):  # a conflicted lock would move nothing
-        check_lockfile(storyboard.root, profile)
+    stem = storyboard.path.stem
+    for profile in lock_profiles(storyboard.root, stem):  # a conflicted lock would move nothing
+        check_lockfile(storyboard.root, profile, stem)
     settings = Settings.from_environment(project_root=storyboard.root)
     remote = project_store(storyboard, settings)
     if remote is None:
@@ -799,8 +801,8 @@ def _shared_store(path, var_items, vars_files):
                                hint="add `store: s3://bucket/prefix` (or a folder) to the "
                                     "storyboard, or set KLING_COMPOSE_STORE")
     profiles = [storyboard.profile] if current_profile() is not None else \
-        (lock_profiles(storyboard.root) or [None])
-    return storyboard.root, remote, profiles
+        (lock_profiles(storyboard.root, stem) or [None])
+    return storyboard.root, remote, profiles, stem
 
 
 @main.command(epilog=_epilog([
@@ -849,10 +851,10 @@ def push(path, var_items, vars_files) -> None:
     from .share.artifacts import STORE_FAILURES, lock_objects, store_failure
     from .share.artifacts import push as push_objects
 
-    root, remote, profiles = _shared_store(path, var_items, vars_files)
+    root, remote, profiles, stem = _shared_store(path, var_items, vars_files)
     store = Store(ProjectPaths(root).state)
     try:
-        moved = push_objects(remote, store, lock_objects(root, store, profiles))
+        moved = push_objects(remote, store, lock_objects(root, store, profiles, stem))
     except STORE_FAILURES as exc:  # a bug is not "the store failed": it keeps its traceback
         raise store_failure(remote, exc) from None
     click.echo(f"pushed {len(moved.done)} object(s) to {remote.url}; "
@@ -872,14 +874,15 @@ def pull(path, var_items, vars_files) -> None:
     from .share.artifacts import STORE_FAILURES, export_lock, lock_objects, store_failure
     from .share.artifacts import pull as pull_objects
 
-    root, remote, profiles = _shared_store(path, var_items, vars_files)
+    root, remote, profiles, stem = _shared_store(path, var_items, vars_files)
     store = Store(ProjectPaths(root).state)
     with project_lock(root):
         try:
-            moved = pull_objects(remote, store, lock_objects(root, store, profiles))
+            moved = pull_objects(remote, store, lock_objects(root, store, profiles, stem))
         except STORE_FAILURES as exc:  # a bug keeps its traceback
             raise store_failure(remote, exc) from None
-        written = [path for profile in profiles for path in export_lock(root, store, profile)]
+        written = [path for profile in profiles
+                   for path in export_lock(root, store, profile, stem)]
     for name in moved.refused:
         click.echo(f"warning: {name} in {remote.url} does not hash to its name: not used",
                    err=True)
@@ -924,8 +927,9 @@ def setup(path, var_items, vars_files) -> None:
     (`merge=union`: both sides' results kept). `init` writes them for a new project."""
     from .project.lockfile import setup_gitattributes
 
-    root = storyboard_path(path)[0].parent
-    if setup_gitattributes(root):
+    file = storyboard_path(path)[0]
+    root = file.parent
+    if setup_gitattributes(root, file.stem):
         click.echo(f"wrote {root / '.gitattributes'}: commit it; from now on git merges the "
                    "lock files line by line")
     else:
@@ -942,8 +946,9 @@ def resolve(path, var_items, vars_files) -> None:
     from .project.lockfile import lock_path, resolve_conflict
 
     root = storyboard_path(path)[0].parent
-    kept = resolve_conflict(root, current_profile())
-    name = lock_path(root, current_profile()).name
+    stem = storyboard_path(path)[0].stem
+    kept = resolve_conflict(root, current_profile(), stem)
+    name = lock_path(root, current_profile(), stem).name
     if kept:
         click.echo(f"{name}: both sides kept ({kept} result(s)); next: `git add {name}`")
     else:

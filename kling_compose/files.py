@@ -467,7 +467,7 @@ def project_files(resolved, inputs: Iterable[Path | str] = ()) -> Protected:
     paths = storyboard.paths
     protected = Protected().add(storyboard.path, "the storyboard")
     for profile in (None, *storyboard.profiles):  # every profile's lock, not only this one's
-        lock = ProjectPaths(root, profile).lock
+        lock = ProjectPaths(root, profile, storyboard.path.stem).lock
         protected.add(lock, f"{lock.name} (what was paid for)")
     protected.add_folder(paths.state, "inside the project's state folder .kling-compose/")
     protected.add_folder(paths.shots, "inside renders/shots/, where run "

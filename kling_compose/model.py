@@ -280,7 +280,7 @@ class Storyboard:
     @property
     def paths(self) -> ProjectPaths:
         """Where this storyboard's project keeps its lock and renders (the profile's own)."""
-        return ProjectPaths(self.root, self.profile)
+        return ProjectPaths(self.root, self.profile, self.path.stem)
 
     @property
     def shots(self) -> tuple[Shot, ...]:

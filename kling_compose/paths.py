@@ -37,9 +37,10 @@ REPORT_PAGE = "report.html"
 REPORT_ASSETS = "report"
 
 
-def lock_name(profile: str | None = None) -> str:
-    """storyboard.lock, or storyboard.<profile>.lock."""
-    return LOCK if profile is None else f"storyboard.{profile}.lock"
+def lock_name(profile: str | None = None, stem: str = "storyboard") -> str:
+    """The lock of the storyboard file `stem`.yaml: storyboard.lock, or
+    storyboard.<profile>.lock; alt.yaml's is alt.lock (each storyboard its own: issue 26)."""
+    return f"{stem}.lock" if profile is None else f"{stem}.{profile}.lock"
 
 
 def profiled(path: str, profile: str | None) -> str:
@@ -61,6 +62,7 @@ class ProjectPaths:
 
     root: Path
     profile: str | None = None
+    stem: str = "storyboard"  # the storyboard file's name without its suffix: its lock's name
 
     def __post_init__(self) -> None:
         if not isinstance(self.root, Path):
@@ -101,7 +103,7 @@ class ProjectPaths:
     @property
     def lock(self) -> Path:
         """storyboard.lock; storyboard.<profile>.lock for a profile."""
-        return self.root / lock_name(self.profile)
+        return self.root / lock_name(self.profile, self.stem)
 
     @property
     def renders(self) -> Path:

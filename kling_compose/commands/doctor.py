@@ -60,7 +60,7 @@ def diagnose(storyboard: Path, display: str, load_plan: Callable[[], object],
         yield storyboard_check(plan, display)
     root = storyboard.parent
     yield from state_check(root)
-    yield from lock_check(root)
+    yield from lock_check(root, storyboard.stem)
     if plan is not None:
         yield from store_check(plan, environ, root)
     providers = hosted_providers(plan, provider)
@@ -183,22 +183,22 @@ def state_check(root: Path) -> Iterator[Check]:
     yield Check(True, f"{path} readable ({count} task record(s))")
 
 
-def lock_check(root: Path) -> Iterator[Check]:
+def lock_check(root: Path, stem: str = "storyboard") -> Iterator[Check]:
     """storyboard.lock and every profile's storyboard.<profile>.lock read back."""
     from ..project.lockfile import lock_profiles
 
-    for profile in lock_profiles(root) or [None]:
-        yield from _one_lock(root, profile)
+    for profile in lock_profiles(root, stem) or [None]:
+        yield from _one_lock(root, profile, stem)
 
 
-def _one_lock(root: Path, profile: str | None) -> Iterator[Check]:
+def _one_lock(root: Path, profile: str | None, stem: str) -> Iterator[Check]:
     from ..files import shown
     from ..paths import ProjectPaths
     from ..project.lockfile import check_lockfile
 
-    path = ProjectPaths(root, profile).lock
+    path = ProjectPaths(root, profile, stem).lock
     try:
-        check_lockfile(root, profile)
+        check_lockfile(root, profile, stem)
         present = path.is_file()
     except UserError as exc:
         yield from _problems(exc)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import ProjectPaths
-from ..project.lockfile import lock_profiles, read_lockfile
+from ..project.lockfile import all_locks
 from ..project.state import State, state_path
 
 
@@ -73,8 +73,8 @@ def collect(garbage: Garbage) -> None:
 def _lock_digests(root: Path) -> set[str]:
     """Every take and film any lock names: storyboard.lock and each profile's."""
     digests: set[str] = set()
-    entries = [e for profile in lock_profiles(root) or [None]  # with the rehearsal records
-               for e in read_lockfile(root, profile).entries()]
+    # every storyboard's and profile's lock in the folder, and the rehearsal records
+    entries = [e for lock in all_locks(root) for e in lock.entries()]
     for entry in entries:
         values = entry.get("sha256")
         if isinstance(values, list):

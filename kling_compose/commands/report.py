@@ -198,7 +198,8 @@ def review(plan, files: _Files) -> ReportView:
     status = project_status(plan)
     by_task = {t.task_id: t for t in status.tasks}
     records = _records(plan)
-    lock = read_lockfile(plan.resolved.storyboard.root, plan.resolved.storyboard.profile)
+    board = plan.resolved.storyboard
+    lock = read_lockfile(board.root, board.profile, board.path.stem)
     feeds = _feeds(plan.resolved.shots)
     shots = tuple(
         _shot_view(plan.tasks[f"generate:{s.id}"], s, by_task[f"generate:{s.id}"],

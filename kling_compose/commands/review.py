@@ -174,7 +174,7 @@ class BaseDelta:
 def compare_with_base(plan, base: BaseLock) -> BaseDelta:
     """Each generation of the plan against the base's lock and this branch's own lock."""
     storyboard = plan.resolved.storyboard
-    here = read_lockfile(storyboard.root, storyboard.profile)
+    here = read_lockfile(storyboard.root, storyboard.profile, storyboard.path.stem)
     marks: dict[str, str] = {}
     costs: dict[str, Decimal | None] = {}
     for task in (plan.tasks[t] for t in plan.order):

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..files import read_bytes, write_atomic
 from ..project.decide import Review
-from ..project.lockfile import lock_path, rehearsal_path
+from ..project.lockfile import rehearsal_path
 
 FORMAT = "kling-compose plan"
 VERSION = 1
@@ -32,8 +32,8 @@ def fingerprint(plan, variables: dict) -> dict:
         for key, identity in (task.made_from.get("inputs") or {}).items():
             if key.startswith("file:"):
                 files[key[5:]] = identity
-    lock = lock_path(storyboard.root, storyboard.profile)
-    rehearsal = rehearsal_path(storyboard.root, storyboard.profile)
+    lock = storyboard.paths.lock
+    rehearsal = rehearsal_path(storyboard.root, storyboard.profile, storyboard.path.stem)
     return {
         "storyboard_sha256": _sha256(storyboard.path),
         "variables": {k: variables[k] for k in sorted(variables)},
@@ -99,7 +99,7 @@ def check_saved(path: Path, saved: dict, plan, variables: dict, statuses: dict) 
             problems.append(f"{name} changed")
     if then.get("lock_sha256") != now["lock_sha256"]:
         board = plan.resolved.storyboard
-        problems.append(f"{lock_path(board.root, board.profile).name} changed (a run or a "
+        problems.append(f"{board.paths.lock.name} changed (a run or a "
                         "teammate's commit since)")
     elif then.get("rehearsal_sha256") != now.get("rehearsal_sha256"):
         problems.append("the rehearsal records changed (a preview run since)")

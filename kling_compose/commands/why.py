@@ -124,7 +124,7 @@ def explain_plan(plan, statuses: dict[str, str]) -> dict[str, list[Change]]:
 
 def _explained(plan, statuses: dict[str, str]) -> _Explainer:
     root = plan.resolved.storyboard.root
-    lock = read_lockfile(root, plan.resolved.storyboard.profile)
+    lock = read_lockfile(root, plan.resolved.storyboard.profile, plan.resolved.storyboard.path.stem)
     path = state_path(root)
     state = State(path, readonly=True) if path.is_file() else None
     explainer = _Explainer(plan, statuses)
@@ -167,7 +167,8 @@ def request_diffs(plan, statuses: dict[str, str]) -> str:
 
 def orphaned(plan) -> list[dict]:
     """Shots and outputs storyboard.lock names that the storyboard no longer has."""
-    lock = read_lockfile(plan.resolved.storyboard.root, plan.resolved.storyboard.profile)
+    board = plan.resolved.storyboard
+    lock = read_lockfile(board.root, board.profile, board.path.stem)
     shots = {t.shot for t in plan.tasks.values() if t.kind == "generate"}
     outputs = {t.assemble_params.path for t in plan.tasks.values() if t.kind == "assemble"}
     found = [{"id": f"generate:{shot}", "kind": "generate", "shot": shot,

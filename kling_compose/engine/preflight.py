@@ -92,7 +92,8 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> dict[s
     """Refuse bad --force/--only names, a missing API key, and an estimate of what would be
     paid above --max-cost, before anything (even the state file) is touched. Returns the
     plan's statuses (decide.read_statuses)."""
-    check_lockfile(plan.resolved.storyboard.root, plan.resolved.storyboard.profile)
+    board = plan.resolved.storyboard
+    check_lockfile(board.root, board.profile, board.path.stem)
     check_write_paths(plan)
     selected = select(plan, options.only)
     for shot in options.force:

@@ -79,7 +79,8 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
             write_lockfile(plan, state)
             if shared is not None:
                 problem = push_shared(shared, root, generations(plan, state),
-                                      plan.resolved.storyboard.profile)
+                                      plan.resolved.storyboard.profile,
+                                      plan.resolved.storyboard.path.stem)
                 if problem:
                     result = replace(result, warnings=(*result.warnings, problem))
             return result
@@ -127,7 +128,7 @@ class Runner:
 
     async def run(self) -> RunResult:
         board = self.plan.resolved.storyboard
-        self.lock = read_lockfile(board.root, board.profile)
+        self.lock = read_lockfile(board.root, board.profile, board.path.stem)
         self.store.clean_temp()
         remove_stale_temp_files(self.plan)
         # local rendering is CPU-bound: at most one task per core; each remote provider gets
@@ -293,8 +294,8 @@ class Runner:
                     outcome.status not in MADE:
                 continue
             digest, suffix = outcome.record.artifacts[outcome.task.generation.shot.pick - 1]
-            target = ProjectPaths(root, self.plan.resolved.storyboard.profile).shot_clip(
-                outcome.task.shot or "", suffix)
+            target = self.plan.resolved.storyboard.paths.shot_clip(outcome.task.shot or "",
+                                                                   suffix)
             self._export_if_changed(digest, suffix, target)
 
     def _export_if_changed(self, digest: str, suffix: str, target: Path) -> None:

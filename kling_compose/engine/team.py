@@ -237,14 +237,15 @@ def pull_shared(plan: Plan, settings: Settings) -> ArtifactStore | None:
     root = plan.resolved.storyboard.root
     store = Store(ProjectPaths(root).state)
     try:
-        pull(remote, store, lock_objects(root, store, (plan.resolved.storyboard.profile,)))
+        board = plan.resolved.storyboard
+        pull(remote, store, lock_objects(root, store, (board.profile,), board.path.stem))
     except STORE_FAILURES as exc:  # translated at the store's boundary
         raise store_failure(remote, exc) from None
     return remote
 
 
 def push_shared(remote: ArtifactStore, root: Path, generations: Sequence[Record] = (),
-                profile: str | None = None) -> str | None:
+                profile: str | None = None, stem: str = "storyboard") -> str | None:
     """Push every clip the lock names that the shared store lacks (create-only, idempotent),
     and publish each finished generation's result the store lacks (a run killed between
     finishing a claimed shot and publishing it left others waiting). A failure loses nothing
@@ -255,7 +256,7 @@ def push_shared(remote: ArtifactStore, root: Path, generations: Sequence[Record]
 
     store = Store(ProjectPaths(root).state)
     try:
-        push(remote, store, lock_objects(root, store, (profile,)))
+        push(remote, store, lock_objects(root, store, (profile,), stem))
         publish_missing(remote, store, generations)
     except STORE_FAILURES as exc:
         return (f"could not push to the artifact store {remote.url}: {exc}; the clips are "

@@ -177,7 +177,7 @@ def read_statuses(plan: Plan, reasons: dict[str, str] | None = None, *,
     root = plan.resolved.storyboard.root
     path = state_path(root)
     refuse_links(path)  # a dangling link would read as no ledger: every shot new, to pay
-    lock = read_lockfile(root, plan.resolved.storyboard.profile)
+    lock = read_lockfile(root, plan.resolved.storyboard.profile, plan.resolved.storyboard.path.stem)
     # no ledger, one moved aside as damaged: what the run will take over from it
     state = State(path, readonly=True) if path.is_file() else State.salvaged_only(path)
     store = Store(ProjectPaths(root).state)

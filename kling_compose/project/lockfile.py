@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -34,21 +35,37 @@ HEADER_KEY = "kling-compose-lock"  # the first line: {"kling-compose-lock": 2, .
 CONFLICT_MARKERS = ("<<<<<<<", "=======", ">>>>>>>", "|||||||")
 
 
-def lock_path(root: Path, profile: str | None = None) -> Path:
-    return ProjectPaths(root, profile).lock
+def lock_path(root: Path, profile: str | None = None, stem: str = "storyboard") -> Path:
+    return ProjectPaths(root, profile, stem).lock
 
 
-def lock_profiles(root: Path) -> list[str | None]:
+def lock_profiles(root: Path, stem: str = "storyboard") -> list[str | None]:
     """The profiles whose lock is in the project: None for storyboard.lock, then each
     storyboard.<profile>.lock by name (a folder's `gc`, `push` and `pull` keep them all)."""
     try:
-        found: list[str | None] = [None] if (root / LOCK_NAME).is_file() else []
-        for path in sorted(root.glob("storyboard.*.lock")):
-            name = path.name[len("storyboard."):-len(".lock")]
+        found: list[str | None] = [None] if (root / f"{stem}.lock").is_file() else []
+        for path in sorted(root.glob(f"{glob_escape(stem)}.*.lock")):
+            name = path.name[len(stem) + 1:-len(".lock")]
             if name and "." not in name and path.is_file():
                 found.append(name)
     except (OSError, ValueError):  # a path too long, a loop of links: reading says why
         return [None]
+    return found
+
+
+def all_locks(root: Path) -> list[Lock]:
+    """Every lock in the project folder, of every storyboard and profile, and the rehearsal
+    records: what `gc` keeps and a damaged ledger's take-over counts as recorded."""
+    found = []
+    try:
+        paths = [*sorted(root.glob("*.lock")),
+                 *sorted((root / ".kling-compose").glob("rehearsal.*.lock"))]
+    except (OSError, ValueError):
+        return []
+    for path in paths:
+        lock = _read(path) if path.is_file() else Lock()
+        if lock.shot_entries or lock.output_entries:
+            found.append(lock)
     return found
 
 
@@ -127,14 +144,14 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def check_lockfile(root: Path, profile: str | None = None) -> None:
+def check_lockfile(root: Path, profile: str | None = None, stem: str = "storyboard") -> None:
     """A lock file that cannot be read back is refused before the run starts (after it, the
     run would fail at the end, with every clip paid for), and by every command that reads it
     (a conflicted lock read as empty would plan every paid shot as new): a UserError naming
     the file and the command that fixes it."""
     from ..errors import UserError
 
-    path = lock_path(root, profile)
+    path = lock_path(root, profile, stem)
     if not (path.exists() or path.is_symlink()):
         return
     hint = (f"restore it from git (`git checkout {path.name}`), or move it aside: the next "
@@ -264,17 +281,18 @@ def _as_lock(data) -> Lock:
                 storyboard if isinstance(storyboard, str) else None)
 
 
-def read_lockfile(root: Path, profile: str | None = None) -> Lock:
+def read_lockfile(root: Path, profile: str | None = None, stem: str = "storyboard") -> Lock:
     """What the lock (storyboard.lock, or a profile's storyboard.<profile>.lock) and this
     clone's rehearsal records (`rehearsal_path`) name, together; an empty lock when neither
     can be read (`check_lockfile` says why)."""
-    return _union(_read(lock_path(root, profile)), _read(rehearsal_path(root, profile)))
+    return _union(_read(lock_path(root, profile, stem)),
+                  _read(rehearsal_path(root, profile, stem)))
 
 
-def rehearsal_path(root: Path, profile: str | None = None) -> Path:
+def rehearsal_path(root: Path, profile: str | None = None, stem: str = "storyboard") -> Path:
     """Where the results of free local rehearsals (the preview) are recorded: beside the
     ledger, never in git, so a rehearsal never touches the committed lock (issue 26)."""
-    paths = ProjectPaths(root, profile)
+    paths = ProjectPaths(root, profile, stem)
     return paths.state / f"rehearsal.{paths.lock.name}"
 
 
@@ -311,8 +329,9 @@ def write_lockfile(plan, state: State) -> None:
     from ..providers import LOCAL_PROVIDERS
 
     board = plan.resolved.storyboard
-    root, profile = board.root, board.profile
-    paid_old, rehearsed_old = _read(lock_path(root, profile)), _read(rehearsal_path(root, profile))
+    root, profile, stem = board.root, board.profile, board.path.stem
+    paid_old = _read(lock_path(root, profile, stem))
+    rehearsed_old = _read(rehearsal_path(root, profile, stem))
     paid: dict[str, dict[str, list[dict]]] = {"shot": {}, "output": {}}
     rehearsed: dict[str, dict[str, list[dict]]] = {"shot": {}, "output": {}}
     for task_id in plan.order:
@@ -357,9 +376,9 @@ def write_lockfile(plan, state: State) -> None:
             paid[kind][name] = kept
     header = {HEADER_KEY: LOCK_VERSION, "storyboard": board.name,
               **({"profile": profile} if profile is not None else {})}
-    _write(lock_path(root, profile), format_lock(header, paid["shot"], paid["output"]),
+    _write(lock_path(root, profile, stem), format_lock(header, paid["shot"], paid["output"]),
            bool(paid["shot"] or paid["output"]))
-    _write(rehearsal_path(root, profile),
+    _write(rehearsal_path(root, profile, stem),
            format_lock(header, rehearsed["shot"], rehearsed["output"]),
            bool(rehearsed["shot"] or rehearsed["output"]))
 
@@ -437,14 +456,14 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
 
 
-def resolve_conflict(root: Path, profile: str | None = None) -> int:
+def resolve_conflict(root: Path, profile: str | None = None, stem: str = "storyboard") -> int:
     """Rewrite a lock git left with conflict markers as the union of both sides (each result
     was paid for; the storyboard picks the one it uses): `kling-compose lock resolve`. Returns
     the number of entries kept; a lock without markers is left as it is (0)."""
     from ..errors import UserError
     from ..files import read_bytes
 
-    path = lock_path(root, profile)
+    path = lock_path(root, profile, stem)
     if not path.is_file():
         raise UserError.single(f"no {path.name} here", hint="run `kling-compose lock resolve` "
                                "in the project folder (or give its path)")
@@ -492,15 +511,16 @@ storyboard.*.lock merge=union
 """
 
 
-def setup_gitattributes(root: Path) -> bool:
-    """Add the lock's merge attributes to the project's .gitattributes (created when
-    missing); False when they are there already."""
+def setup_gitattributes(root: Path, stem: str = "storyboard") -> bool:
+    """Add the merge attributes of the storyboard `stem`'s locks to the project's
+    .gitattributes (created when missing); False when they are there already."""
     path = root / ".gitattributes"
     current = path.read_text(encoding="utf-8") if path.is_file() else ""
-    wanted = [line for line in GITATTRIBUTES.splitlines()
-              if line and not line.startswith("#")]
+    text = GITATTRIBUTES.replace("storyboard.", f"{stem}.").replace(
+        "git merges the lock files", "git merges the lock files", 1)
+    wanted = [line for line in text.splitlines() if line and not line.startswith("#")]
     if all(line in current.splitlines() for line in wanted):
         return False
-    text = current + ("\n" if current and not current.endswith("\n") else "") + GITATTRIBUTES
+    text = current + ("\n" if current and not current.endswith("\n") else "") + text
     replace_atomically(path, text)
     return True

@@ -190,14 +190,13 @@ class State:
         rest is rebuilt from the lock; what it says, or None when it took nothing over."""
         if damaged.is_symlink() or not damaged.is_file():
             return None
-        from .lockfile import lock_profiles, read_lockfile
+        from .lockfile import all_locks
         from .store import Store
 
         rows, lost = salvage(damaged)
         root = self.path.parent.parent
         # every profile's lock (and its rehearsal records) brings back its own
-        shots = [e for profile in lock_profiles(root) or [None]
-                 for e in read_lockfile(root, profile).entries()]
+        shots = [e for lock in all_locks(root) for e in lock.entries()]
         locked = {e.get("cache_key") for e in shots if isinstance(e, dict)}
         store = Store(self.path.parent)
         flying = finished = 0

@@ -123,20 +123,21 @@ def project_store(storyboard, settings) -> ArtifactStore | None:
     return open_store(url, storyboard.root) if url else None
 
 
-def export_lock(root: Path, store: Store, profile: str | None = None) -> list[Path]:
+def export_lock(root: Path, store: Store, profile: str | None = None,
+                stem: str = "storyboard") -> list[Path]:
     """Each film and shot clip the lock (a profile's) names, where a run would put it
     (renders/..., renders/<profile>/shots/...), from the local store: a teammate watches the
     film after `pull`, without a key."""
     from ..project.lockfile import read_lockfile
 
-    lock = read_lockfile(root, profile)
+    lock = read_lockfile(root, profile, stem)
     written = []
     places = [(root / path, entry) for path, entry in lock.outputs.items()]
     for shot, entry in lock.shots.items():
         pick = entry.get("pick", 1) if isinstance(entry.get("pick"), int) else 1
         digests = entry.get("sha256") or []
         if isinstance(digests, list) and 0 < pick <= len(digests):
-            places.append((ProjectPaths(root, profile).shot_clip(shot),
+            places.append((ProjectPaths(root, profile, stem).shot_clip(shot),
                            {"sha256": [digests[pick - 1]]}))
     for target, entry in places:
         digests = entry.get("sha256") if isinstance(entry, dict) else None
@@ -167,15 +168,15 @@ class Transfer:
     refused: tuple[str, ...] = ()  # pulled bytes that did not hash to their name
 
 
-def lock_objects(root: Path, store: Store,
-                 profiles: Iterable[str | None] = (None,)) -> dict[str, str]:
+def lock_objects(root: Path, store: Store, profiles: Iterable[str | None] = (None,),
+                 stem: str = "storyboard") -> dict[str, str]:
     """{sha256: suffix} of every take and film the locks of `profiles` name (None:
     storyboard.lock; suffix from the local store when it is there, else .mp4)."""
     from ..project.lockfile import read_lockfile
 
     found: dict[str, str] = {}
     for profile in profiles:
-        found.update(_lock_objects(read_lockfile(root, profile), store))
+        found.update(_lock_objects(read_lockfile(root, profile, stem), store))
     return found
 
 

@@ -141,3 +141,20 @@ def test_a_conflicted_lock_is_named_by_every_command_and_resolved_keeping_both(
     assert planned["to_pay_usd"] == 0
     assert cli("lock", "setup", repo).exit_code == 0
     assert "storyboard.lock merge=union" in (repo / ".gitattributes").read_text()
+
+
+def test_two_storyboards_in_one_folder_keep_two_locks(repo, sim, sim_env):
+    """A second file is the natural way to make a cut: alt.yaml has its own alt.lock, never
+    writes storyboard.lock, and gc run for it keeps the other storyboard's paid clips."""
+    assert run(repo, sim_env)["generated"] == 2
+    main_lock = (repo / "storyboard.lock").read_bytes()
+    (repo / "alt.yaml").write_text(STORYBOARD.replace("name: merges", "name: alt").replace(
+        "Boats leave the harbour", "Gulls over the harbour"))
+    alt = run(repo / "alt.yaml", sim_env)
+    assert alt["generated"] == 1 and alt["cached"] == 1, alt  # shot one: the same request
+    assert (repo / "storyboard.lock").read_bytes() == main_lock
+    assert set(read_lock(repo / "alt.lock")["shots"]) == {"one", "two"}
+    assert cli("gc", repo / "alt.yaml", env=sim_env).exit_code == 0
+    assert run(repo, sim_env)["generated"] == 0  # storyboard.yaml's clips are all still here
+    setup = cli("lock", "setup", repo / "alt.yaml")
+    assert setup.exit_code == 0 and "alt.lock merge=union" in (repo / ".gitattributes").read_text()

@@ -59,7 +59,7 @@ def all_locks(root: Path) -> list[Lock]:
     found = []
     try:
         paths = [*sorted(root.glob("*.lock")),
-                 *sorted((root / ".kling-compose").glob("rehearsal.*.lock"))]
+                 *sorted(ProjectPaths(root).state.glob("rehearsal.*.lock"))]
     except (OSError, ValueError):
         return []
     for path in paths:

@@ -429,11 +429,13 @@ def _base_delta(the_plan, ref: str):
 
 
 def _profile_costs(path, variables, provider, preview_resolution, the_plan, statuses):
-    """The storyboard's cost under its plain defaults and under each profile (the one planned
-    is the plan itself; a profile that does not compile counts its errors)."""
+    """The storyboard's whole cost under its plain defaults and under each profile; what the
+    next run pays only for the one planned (its statuses are read already: another profile's
+    would mean reading its lock and asking each of its result URLs again on every `plan`). A
+    profile that does not compile counts its errors."""
     from .console import ProfileCost
     from .errors import UserError
-    from .pipeline import build_storyboard_plan, load_resolved, plan_statuses
+    from .pipeline import build_storyboard_plan, load_resolved
     from .project.decide import Review
 
     file, display = storyboard_path(path)
@@ -446,9 +448,8 @@ def _profile_costs(path, variables, provider, preview_resolution, the_plan, stat
         except UserError as exc:
             costs.append(ProfileCost(name, errors=len(exc.diagnostics)))
             continue
-        found = statuses if plan is the_plan else plan_statuses(plan)
-        costs.append(ProfileCost(name, plan.total_cost_usd, Review(plan, found).to_pay_usd,
-                                 len(plan.unknown_costs)))
+        to_pay = Review(plan, statuses).to_pay_usd if plan is the_plan else None
+        costs.append(ProfileCost(name, plan.total_cost_usd, to_pay, len(plan.unknown_costs)))
     return costs
 
 

@@ -108,7 +108,7 @@ class ProfileCost:
 
     name: str | None  # None: the storyboard's plain defaults
     total_usd: Decimal = Decimal(0)
-    to_pay_usd: Decimal = Decimal(0)
+    to_pay_usd: Decimal | None = None  # the planned profile's only
     unknown: int = 0  # generations at an unknown price
     errors: int = 0  # the profile does not compile: this many errors (`plan --profile NAME`)
 
@@ -116,7 +116,8 @@ class ProfileCost:
         if self.errors:
             return {"profile": self.name, "errors": self.errors}
         return {"profile": self.name, "total_estimated_cost_usd": _num(self.total_usd),
-                "to_pay_usd": _num(self.to_pay_usd), "unknown_cost_tasks": self.unknown}
+                "to_pay_usd": None if self.to_pay_usd is None else _num(self.to_pay_usd),
+                "unknown_cost_tasks": self.unknown}
 
 
 def profiles_line(costs: list[ProfileCost], current: str | None) -> str:

@@ -297,7 +297,8 @@ def plan_markdown(plan, statuses: Mapping[str, str], reasons: Mapping[str, str],
                 lines.append(_row([name, f"{cost.errors} error(s)", ""]))
                 continue
             extra = f" + {cost.unknown} unknown" if cost.unknown else ""
-            lines.append(_row([name, _usd(cost.total_usd) + extra, _usd(cost.to_pay_usd)]))
+            pays = "" if cost.to_pay_usd is None else _usd(cost.to_pay_usd)  # this plan's only
+            lines.append(_row([name, _usd(cost.total_usd) + extra, pays]))
         lines.append("")
     lines.append("<sub>`kling-compose plan` pays nothing; `kling-compose run` makes what is "
                  "listed, `plan --diff` shows the changed requests.</sub>")

@@ -192,9 +192,9 @@ def _previous(task, state: State | None, lock: Lock) -> dict | None:
             return record.made_from
     entry = None
     if task.kind == "generate":
-        entry = lock.shots.get(task.shot)
-    elif task.kind == "assemble":
-        entry = lock.outputs.get(task.assemble_params.path)
+        entry = lock.shot(task.shot)  # its newest (Lock.shots builds every shot's: per task,
+    elif task.kind == "assemble":  # that was quadratic on a large plan)
+        entry = lock.output(task.assemble_params.path)
     if isinstance(entry, dict) and entry.get("cache_key") != task.cache_key:
         made_from = entry.get("made_from")
         return made_from if isinstance(made_from, dict) else None

@@ -137,9 +137,9 @@ def test_status_report_and_export_read_the_profile_s_own_records(paid, sim_env):
     plain = json.loads(cli("status", paid, "--json", *PREVIEW, env=sim_env).stdout)
     assert plain["pending"] > 0
     line = cli("plan", paid, "--profile", "draft", *PREVIEW, env=sim_env).stdout
-    # one line: each profile's whole cost, and what its next run pays where it is not $0
-    assert "profiles: (defaults) $1.680 (to pay $1.680) · *draft $0.840 · final $1.680\n" \
-        in line, line
+    # one line: each profile's whole cost, and what the planned one's next run pays where it
+    # is not $0 (another profile's is not asked for: no probe of its result URLs)
+    assert "profiles: (defaults) $1.680 · *draft $0.840 · final $1.680\n" in line, line
 
 
 def _stored(root: Path) -> set[str]:

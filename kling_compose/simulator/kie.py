@@ -283,6 +283,20 @@ def upload_error(code: int, detail: str) -> Response:
 # -- createTask validation -------------------------------------------------------------------
 
 
+def _envelope(body: Mapping[str, Any]) -> tuple[list[str], dict | None]:
+    """(problems, `input`) of any createTask body: only model, callBackUrl and input at the
+    top, a callback URL that is one, `input` an object (None when it is not)."""
+    problems: list[str] = []
+    unknown_top = sorted(set(body) - {"model", "callBackUrl", "input"})
+    if unknown_top:
+        problems.append(f"unknown field(s) {unknown_top}")
+    callback = body.get("callBackUrl")
+    if callback is not None and not _is_url(callback):
+        problems.append("callBackUrl must be an http(s) URL")
+    fields = body.get("input")
+    return problems, fields if isinstance(fields, dict) else None
+
+
 def _check(backend: Backend, body: Mapping[str, Any]) -> tuple[list[str], ClipPlan | None]:
     """(problems, clip plan) of a createTask body, in the docs' words where they have some.
 
@@ -292,18 +306,11 @@ def _check(backend: Backend, body: Mapping[str, Any]) -> tuple[list[str], ClipPl
     `multi_prompt` when it is true, `aspect_ratio` always (every example sends it, with
     image_urls too), and `sound` falls back to its documented default.
     """
-    problems: list[str] = []
-    unknown_top = sorted(set(body) - {"model", "callBackUrl", "input"})
-    if unknown_top:
-        problems.append(f"unknown field(s) {unknown_top}")
+    problems, fields = _envelope(body)
     if body.get("model") != MODEL:
         problems.append(f"model must be {MODEL!r} (or Turbo's {TURBO_T2V!r}, {TURBO_I2V!r}), "
                         f"got {body.get('model')!r}")
-    callback = body.get("callBackUrl")
-    if callback is not None and not _is_url(callback):
-        problems.append("callBackUrl must be an http(s) URL")
-    fields = body.get("input")
-    if not isinstance(fields, dict):
+    if fields is None:
         return problems + ["input is required and must be an object"], None
     unknown = sorted(set(fields) - INPUT_FIELDS)
     if unknown:
@@ -352,16 +359,9 @@ def _check(backend: Backend, body: Mapping[str, Any]) -> tuple[list[str], ClipPl
 
 def _check_turbo(backend: Backend, body: Mapping[str, Any]) -> tuple[list[str], ClipPlan | None]:
     """(problems, clip plan) of a Kling 3.0 Turbo createTask body (module docstring)."""
-    problems: list[str] = []
     model = body["model"]
-    unknown_top = sorted(set(body) - {"model", "callBackUrl", "input"})
-    if unknown_top:
-        problems.append(f"unknown field(s) {unknown_top}")
-    callback = body.get("callBackUrl")
-    if callback is not None and not _is_url(callback):
-        problems.append("callBackUrl must be an http(s) URL")
-    fields = body.get("input")
-    if not isinstance(fields, dict):
+    problems, fields = _envelope(body)
+    if fields is None:
         return problems + ["input is required and must be an object"], None
     wanted = TURBO_FIELDS[model]
     unknown = sorted(set(fields) - set(wanted))

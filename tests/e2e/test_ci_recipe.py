@@ -16,26 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 from _e2e import PREVIEW, cli, make_project
+from test_pr_gates import storyboard  # the two-shot fal storyboard, its noon prompt given
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
 HOOKS = ROOT / ".pre-commit-hooks.yaml"
 
-STORYBOARD = """version: 1
-name: harbour
-defaults:
-  provider: fal
-  model: kling-3-pro
-  duration: 3
-  aspect: '16:9'
-scenes:
-  - id: main
-    shots:
-      - id: dawn
-        prompt: boats leave the harbour at dawn
-      - id: noon
-        prompt: {noon}
-"""
 
 
 def block(after: str, lang: str) -> str:
@@ -103,7 +89,7 @@ def test_the_workflow_runs_on_a_pull_request(tmp_path, sim, sim_env, machine):
     # a team's origin: main paid for both shots; the pull request's branch rewrites noon
     origin, alice = tmp_path / "origin.git", tmp_path / "alice"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    make_project(alice, STORYBOARD.format(noon="a market on the quay at noon"))
+    make_project(alice, storyboard("a market on the quay at noon"))
     (alice / ".gitignore").write_text(".kling-compose/\nrenders/\n")
     assert cli("run", alice, *PREVIEW, env=sim_env | {"KLING_COMPOSE_STORE": ""}).exit_code == 0
     git(alice, "init", "-q", "-b", "main")
@@ -112,7 +98,7 @@ def test_the_workflow_runs_on_a_pull_request(tmp_path, sim, sim_env, machine):
     git(alice, "remote", "add", "origin", str(origin))
     git(alice, "push", "-q", "origin", "main")
     git(alice, "checkout", "-qb", "noon-at-dusk")
-    (alice / "storyboard.yaml").write_text(STORYBOARD.format(noon="the market closes at dusk"))
+    (alice / "storyboard.yaml").write_text(storyboard("the market closes at dusk"))
     git(alice, "commit", "-qam", "noon at dusk")
     git(alice, "push", "-q", "origin", "noon-at-dusk")
 
@@ -146,7 +132,7 @@ def test_the_workflow_runs_on_a_pull_request(tmp_path, sim, sim_env, machine):
     assert len(sim.generations("fal")) == 2  # alice paid for main; CI paid nothing
 
     # a storyboard that does not validate fails the job at its first step
-    (ci / "storyboard.yaml").write_text(STORYBOARD.format(noon="x").replace("duration: 3",
+    (ci / "storyboard.yaml").write_text(storyboard("x").replace("duration: 3",
                                                                             "duration: 99"))
     validate = next(s for s in workflow()["jobs"]["plan"]["steps"] if s.get("name") ==
                     "Validate")
@@ -184,8 +170,8 @@ def test_the_hook_is_declared_for_pre_commit():
 
 
 def test_the_hook_and_the_documented_config_validate(tmp_path, machine):
-    repo = make_project(tmp_path / "repo", STORYBOARD.format(noon="noon"))
-    teaser = make_project(repo / "films" / "teaser", STORYBOARD.format(noon="{{ mood }}"))
+    repo = make_project(tmp_path / "repo", storyboard("noon"))
+    teaser = make_project(repo / "films" / "teaser", storyboard("{{ mood }}"))
     (teaser / "storyboard.yaml").rename(teaser / "alt.yaml")
     (teaser / "vars.yaml").write_text("mood: a storm at noon\n")
 
@@ -197,12 +183,12 @@ def test_the_hook_and_the_documented_config_validate(tmp_path, machine):
         assert done.returncode == 0, (entry, done.stdout, done.stderr)
         assert ": ok: 1 scene(s), 2 shot(s)" in done.stdout
 
-    broken = STORYBOARD.format(noon="noon").replace("duration: 3", "duration: 99")
+    broken = storyboard("noon").replace("duration: 3", "duration: 99")
     (repo / "storyboard.yaml").write_text(broken)
     done = as_pre_commit_runs(hook(), hook()["args"], repo, machine)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "storyboard.yaml:6:13: error: duration 99 s is out of range" in done.stderr
-    (teaser / "alt.yaml").write_text(STORYBOARD.format(noon="{{ mood }}").replace(
+    (teaser / "alt.yaml").write_text(storyboard("{{ mood }}").replace(
         "duration: 3", "duration: 99"))
     done = as_pre_commit_runs(hook(), entries[1]["args"], repo, machine)
     assert done.returncode == 1, done.stdout + done.stderr

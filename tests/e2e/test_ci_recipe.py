@@ -23,7 +23,6 @@ DOC = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
 HOOKS = ROOT / ".pre-commit-hooks.yaml"
 
 
-
 def block(after: str, lang: str) -> str:
     """The first ```lang code block of docs/ci.md after the text `after`."""
     start = DOC.index(after)

@@ -98,7 +98,65 @@ def storyboard_options(command):
                            help="Template variables from a YAML mapping (repeatable).")(command)
     command = click.option("--var", "var_items", multiple=True, metavar="NAME=VALUE",
                            help="A template variable, as a string (repeatable).")(command)
-    return click.argument("path", required=False, metavar="[PATH]")(command)
+    command = click.argument("path", required=False, metavar="[PATH]")(command)
+
+    @functools.wraps(command)
+    @_user_errors
+    def with_project_defaults(*args, **kwargs):
+        return command(*args, **_project_defaults(kwargs))
+
+    return with_project_defaults
+
+
+PROJECT = "kling_compose.project"  # the project file's defaults, in click's context (ctx.meta)
+
+# commands that show what the last run made: the project's provider and preview resolution
+# come after the last run's, not before
+_AFTER_LAST_RUN = frozenset({"status", "export", "report"})
+
+
+def _project_defaults(kwargs: dict) -> dict:
+    """The command's arguments with the project file's defaults (kling-compose.yaml beside
+    the storyboard) filled in where the command line gave nothing: its vars files go first,
+    so --vars and --var override them. `run --plan FILE` takes its variables, provider and
+    preview resolution from the saved plan, never from the file."""
+    from .project.defaults import project_defaults
+
+    file, display = storyboard_path(kwargs.get("path"))
+    defaults = project_defaults(file.parent, os.path.dirname(display))
+    click.get_current_context().meta[PROJECT] = defaults
+    kwargs = dict(kwargs)
+    saved = bool(kwargs.get("saved_plan"))
+    if not saved:
+        kwargs["vars_files"] = (*defaults.vars, *kwargs.get("vars_files", ()))
+    fill = {"concurrency": defaults.concurrency, "max_cost": defaults.max_cost}
+    if not saved and click.get_current_context().info_name not in _AFTER_LAST_RUN:
+        fill |= {"provider": defaults.provider,
+                 "preview_resolution": defaults.preview_resolution}
+    for name, value in fill.items():
+        if name in kwargs and kwargs[name] is None:
+            kwargs[name] = value
+    return kwargs
+
+
+def _as_last_run(path, provider, preview_resolution) -> tuple:
+    """--provider and --preview-resolution for a command that shows what the last run made:
+    as given, else as the last run ran, else the project file's."""
+    from .project.runs import last_run
+
+    last = last_run(storyboard_path(path)[0].parent, current_profile())
+    defaults = project_file_defaults()
+    return (provider or last.get("provider") or defaults.provider,
+            preview_resolution or last.get("preview_resolution")
+            or defaults.preview_resolution)
+
+
+def project_file_defaults():
+    """The project file's defaults for the command being run (ProjectDefaults)."""
+    from .project.defaults import ProjectDefaults
+
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(PROJECT, ProjectDefaults()) if ctx is not None else ProjectDefaults()
 
 
 def storyboard_path(path: str | None) -> tuple[Path, str]:
@@ -171,7 +229,8 @@ def render(path, var_items, vars_files) -> None:
 @_user_errors
 def config(path, var_items, vars_files, as_json) -> None:
     """Print the storyboard as the compiler sees it: templated, defaults inherited into every
-    shot, references resolved."""
+    shot, references resolved; first, as comments, what the project file (kling-compose.yaml)
+    sets (on stderr with --json)."""
     import json
 
     import yaml
@@ -179,6 +238,14 @@ def config(path, var_items, vars_files, as_json) -> None:
     from .commands.config import resolved_config
 
     data = resolved_config(_load(path, var_items, vars_files))
+    defaults = project_file_defaults()
+    if defaults.file is not None:  # said beside the storyboard, which stays a storyboard
+        said = yaml.safe_dump(defaults.settings(), sort_keys=False, allow_unicode=True,
+                              default_flow_style=None).splitlines() if defaults.settings() \
+            else ["(none set)"]
+        click.echo("\n".join([f"# defaults from {defaults.file} (the command line overrides "
+                              "them):", *(f"#   {line}" for line in said)]),
+                   err=as_json)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
@@ -508,8 +575,9 @@ def graph(path, var_items, vars_files, provider, fmt) -> None:
 @provider_option
 @click.option("--max-cost", type=_Usd(), metavar="USD",
               help="Refuse to start when the estimated cost of this run passes USD.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Tasks running at once (local rendering is also capped at the CPU count).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Tasks running at once (local rendering is also capped at the CPU count) "
+              "[default: the project file's, else 4].")
 @click.option("--force", multiple=True, metavar="SHOT",
               help="Generate SHOT again (repeatable); a voice or element task id makes that "
                    "voice or element again.")
@@ -546,9 +614,13 @@ def run(path, var_items, vars_files, provider, max_cost, concurrency, force, onl
                                preview_resolution)
     else:
         the_plan = _plan(path, var_items, vars_files, provider, preview_resolution)
+    from_file = max_cost is not None and click.get_current_context().get_parameter_source(
+        "max_cost") is click.core.ParameterSource.DEFAULT
     options = RunOptions(
-        concurrency=concurrency, force=frozenset(force), only=frozenset(only),
-        max_cost_usd=None if max_cost is None else Decimal(str(max_cost)))
+        concurrency=concurrency or 4, force=frozenset(force), only=frozenset(only),
+        max_cost_usd=None if max_cost is None else Decimal(str(max_cost)),
+        max_cost_name=f"max_cost in {project_file_defaults().file}" if from_file
+        else "--max-cost")
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
     settings = Settings.from_environment(project_root=storyboard_path(path)[0].parent)
@@ -592,7 +664,8 @@ def _ask_before_paying(the_plan, options, settings) -> None:
         return  # free: the preview, or everything cached or restorable
     for line in paid.lines():
         click.echo(line)
-    if settings.store_url or the_plan.resolved.storyboard.store:
+    if settings.store_url or the_plan.resolved.storyboard.store or \
+            project_file_defaults().store:
         click.echo("  (clips the shared store already has are fetched first, not paid again)")
     cap = "`--max-cost USD` caps a run; " if options.max_cost_usd is None else ""
     click.echo(f"  ({cap}`-y` skips this question)")
@@ -651,12 +724,9 @@ def status(path, var_items, vars_files, provider, preview_resolution, as_json) -
     it (with that run's provider and preview size)."""
     from . import console
     from .commands.status import project_status
-    from .project.runs import last_run
 
-    last = last_run(storyboard_path(path)[0].parent, current_profile())
     report = project_status(_plan(path, var_items, vars_files,
-                                  provider or last.get("provider"),
-                                  preview_resolution or last.get("preview_resolution")))
+                                  *_as_last_run(path, provider, preview_resolution)))
     if as_json:
         click.echo(console.status_json(report))
     else:
@@ -800,7 +870,8 @@ def _shared_store(path, var_items, vars_files):
 
         raise UserError.single("this project names no artifact store",
                                hint="add `store: s3://bucket/prefix` (or a folder) to the "
-                                    "storyboard, or set KLING_COMPOSE_STORE")
+                                    "storyboard or to kling-compose.yaml, or set "
+                                    "KLING_COMPOSE_STORE")
     profiles = [storyboard.profile] if current_profile() is not None else \
         (lock_profiles(storyboard.root, stem) or [None])
     return storyboard.root, remote, profiles, stem
@@ -831,11 +902,9 @@ def export(path, var_items, vars_files, provider, preview_resolution, fmt, outpu
 
     Without --provider and --preview-resolution, the film the last run made."""
     from .commands.export import export_films
-    from .project.runs import last_run
 
-    last = last_run(storyboard_path(path)[0].parent, current_profile())
-    the_plan = _plan(path, var_items, vars_files, provider or last.get("provider"),
-                     preview_resolution or last.get("preview_resolution"))
+    the_plan = _plan(path, var_items, vars_files,
+                     *_as_last_run(path, provider, preview_resolution))
     for written in export_films(the_plan, fmt, output=output_name,
                                 out=Path(out) if out else None, edl_style=edl_style):
         click.echo(str(written))
@@ -907,11 +976,9 @@ def report(path, var_items, vars_files, provider, preview_resolution) -> None:
     Without --provider and --preview-resolution, the project is shown as the last run left
     it (with that run's provider and preview size)."""
     from .commands.report import write_report
-    from .project.runs import last_run
 
-    last = last_run(storyboard_path(path)[0].parent, current_profile())
-    page = write_report(_plan(path, var_items, vars_files, provider or last.get("provider"),
-                              preview_resolution or last.get("preview_resolution")))
+    page = write_report(_plan(path, var_items, vars_files,
+                              *_as_last_run(path, provider, preview_resolution)))
     click.echo(f"report: {page}")
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import Location, UserError
+from ..project.defaults import PROJECT_FILE
 from ..project.lockfile import GITATTRIBUTES
 from ..validate import schema_text
 
@@ -152,6 +153,20 @@ renders/
 """
 
 
+PROJECT_DEFAULTS = """\
+# kling-compose.yaml: defaults for every kling-compose command run on a storyboard in this
+# folder, committed so that every teammate runs with the same ones; the command line wins.
+# Uncomment what you need (docs/format.md, "The project file").
+#
+# vars: [vars.yaml]          # --vars files, read before those on the command line
+# provider: preview          # --provider when none is given
+# concurrency: 4             # run --concurrency
+# max_cost: 20               # run --max-cost, in US dollars
+# preview_resolution: 360    # --preview-resolution
+# store: s3://bucket/prefix  # the shared artifact store, when the storyboard names none
+"""
+
+
 def create_project(directory: Path, provider: str = "preview") -> list[str]:
     """Write storyboard.yaml (for `provider`), its schema, assets/ and .gitignore; returns
     what was created. Nothing is ever written over, nor through a symbolic link (a link
@@ -186,6 +201,7 @@ def create_project(directory: Path, provider: str = "preview") -> list[str]:
         "storyboard.schema.json": schema_text(),
         ".gitignore": GITIGNORE,
         ".gitattributes": GITATTRIBUTES,  # locks merge without conflicts (issue 26)
+        PROJECT_FILE: PROJECT_DEFAULTS,
     }
     if _capabilities(provider).local_inputs:  # URLs only: no asset images
         files["assets/lantern.png"] = _lantern_image(side=False)

@@ -43,6 +43,7 @@ class Budget:
     limit: Decimal | None = None
     spent: Decimal = Decimal(0)
     in_flight: dict[str, Decimal] = field(default_factory=dict)
+    name: str = "--max-cost"  # the cap as messages name it (RunOptions.max_cost_name)
 
     def reserve(self, task_id: str, estimate: Decimal | None, *, force: bool = False) -> None:
         """Count a submission in flight; BudgetExceeded (nothing counted) if it would pass."""
@@ -50,7 +51,7 @@ class Budget:
         committed = self.spent + sum(self.in_flight.values(), Decimal(0))
         if not force and self.limit is not None and committed + amount > self.limit:
             raise BudgetExceeded(
-                f"not submitted: --max-cost ${self.limit:.3f} would be passed (spent "
+                f"not submitted: {self.name} ${self.limit:.3f} would be passed (spent "
                 f"${self.spent:.3f}, in flight ${committed - self.spent:.3f}, this shot "
                 f"${amount:.3f}); run again with a higher --max-cost to go on")
         self.in_flight[task_id] = amount

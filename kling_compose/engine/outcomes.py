@@ -20,6 +20,8 @@ class RunOptions:
 
     concurrency: int = 4
     max_cost_usd: Decimal | None = None
+    # where the cap was set, as messages name it: the option, or the project file's key
+    max_cost_name: str = "--max-cost"
     force: frozenset[str] = frozenset()  # shot ids to generate again
     only: frozenset[str] = frozenset()  # shot ids to run, with what they need
 

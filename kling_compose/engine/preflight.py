@@ -113,12 +113,16 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> dict[s
     unknown = [t.id for t in to_pay if t.cost_usd is None]
     total = sum((t.cost_usd for t in to_pay if t.cost_usd is not None), Decimal(0))
     if unknown:
-        raise UserError.single(f"--max-cost: the price of {', '.join(unknown)} is unknown",
-                               hint="run without --max-cost once you accept that")
+        raise UserError.single(f"{options.max_cost_name}: the price of {', '.join(unknown)} "
+                               "is unknown", hint="run without a cost cap once you accept "
+                               "that")
     if total > limit:
         raise UserError.single(
-            f"--max-cost: this run would cost an estimated ${total:.3f}, more than the "
-            f"${limit:.3f} allowed", hint="raise --max-cost, or run fewer shots with --only")
+            f"{options.max_cost_name}: this run would cost an estimated ${total:.3f}, more "
+            f"than the ${limit:.3f} allowed",
+            hint="raise --max-cost, or run fewer shots with --only"
+            if options.max_cost_name == "--max-cost" else "give a higher --max-cost USD (it "
+            "overrides the project file's), or run fewer shots with --only")
     return statuses
 
 

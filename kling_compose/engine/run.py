@@ -150,7 +150,8 @@ class Runner:
             from ..media.ffmpeg import verify_clip
 
             self.remote = Remote(client, self.settings, self.state, self.store,
-                                 Clock(self.sleep), Budget(self.options.max_cost_usd),
+                                 Clock(self.sleep), Budget(self.options.max_cost_usd,
+                                        name=self.options.max_cost_name),
                                  verify_clip, notify=getattr(self.reporter, "progress", None))
             if self.team is not None:
                 self.remote.on_submitted = self.team.announce

@@ -118,8 +118,11 @@ def open_store(url: str, root: Path) -> ArtifactStore:
 
 
 def project_store(storyboard, settings) -> ArtifactStore | None:
-    """The store KLING_COMPOSE_STORE names (a user's own), else the storyboard's `store:`."""
-    url = settings.store_url or storyboard.store
+    """The store KLING_COMPOSE_STORE names (a user's own), else the storyboard's `store:`,
+    else the project file's (project/defaults.py)."""
+    from ..project.defaults import project_defaults
+
+    url = settings.store_url or storyboard.store or project_defaults(storyboard.root).store
     return open_store(url, storyboard.root) if url else None
 
 

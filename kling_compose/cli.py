@@ -314,7 +314,7 @@ def _plan(path, var_items, vars_files, provider, preview_resolution=None, variab
     resolved = _load(path, var_items, vars_files, variables)
     plan = build_storyboard_plan(resolved, provider, preview_resolution)
     board = resolved.storyboard
-    check_lockfile(board.root, board.profile, board.path.stem)
+    check_lockfile(board.root, board.profile, board.path.stem, board.name)
     jobs = (t.job for t in plan.tasks.values() if t.job is not None)
     print_diagnostics(dict.fromkeys(w for job in jobs for w in job.warnings))
     return plan
@@ -862,7 +862,7 @@ def _shared_store(path, var_items, vars_files):
     storyboard = _load(path, var_items, vars_files).storyboard
     stem = storyboard.path.stem
     for profile in lock_profiles(storyboard.root, stem):  # a conflicted lock would move nothing
-        check_lockfile(storyboard.root, profile, stem)
+        check_lockfile(storyboard.root, profile, stem, storyboard.name)
     settings = Settings.from_environment(project_root=storyboard.root)
     remote = project_store(storyboard, settings)
     if remote is None:
@@ -1021,6 +1021,32 @@ def resolve(path, var_items, vars_files) -> None:
         click.echo(f"{name}: both sides kept ({kept} result(s)); next: `git add {name}`")
     else:
         click.echo(f"{name} has no conflict to resolve")
+
+
+@lock.command(epilog=_epilog(["kling-compose lock rename && git add storyboard.lock"]))
+@storyboard_options
+@_user_errors
+def rename(path, var_items, vars_files) -> None:
+    """Record the storyboard's new `name:` in its lock files (every profile's, or only
+    --profile's), keeping every result: after renaming a storyboard, whose lock a command
+    then refuses as another storyboard's."""
+    from .pipeline import load_resolved, read_variables
+    from .project.lockfile import lock_path, lock_profiles, rename_lock
+
+    file, display = storyboard_path(path)
+    board = load_resolved(file, read_variables(var_items, vars_files), display,
+                          current_profile()).storyboard
+    profiles = [board.profile] if current_profile() is not None else \
+        lock_profiles(board.root, file.stem)
+    renamed = 0
+    for profile in profiles:
+        before = rename_lock(board.root, profile, file.stem, board.name)
+        if before is not None:
+            renamed += 1
+            click.echo(f"{lock_path(board.root, profile, file.stem).name}: '{before}' -> "
+                       f"'{board.name}'")
+    if not renamed:
+        click.echo(f"the locks already name '{board.name}'")
 
 
 # `kling-compose simulate`: the one click command `python -m kling_compose.simulator` runs too,

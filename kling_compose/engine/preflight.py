@@ -93,7 +93,7 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> dict[s
     paid above --max-cost, before anything (even the state file) is touched. Returns the
     plan's statuses (decide.read_statuses)."""
     board = plan.resolved.storyboard
-    check_lockfile(board.root, board.profile, board.path.stem)
+    check_lockfile(board.root, board.profile, board.path.stem, board.name)
     check_write_paths(plan)
     selected = select(plan, options.only)
     for shot in options.force:

@@ -144,11 +144,14 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def check_lockfile(root: Path, profile: str | None = None, stem: str = "storyboard") -> None:
+def check_lockfile(root: Path, profile: str | None = None, stem: str = "storyboard",
+                   name: str | None = None) -> None:
     """A lock file that cannot be read back is refused before the run starts (after it, the
     run would fail at the end, with every clip paid for), and by every command that reads it
     (a conflicted lock read as empty would plan every paid shot as new): a UserError naming
-    the file and the command that fixes it."""
+    the file and the command that fixes it. So is, given the storyboard's `name`, a lock
+    written for another storyboard (files renamed or swapped): a run would drop every paid
+    entry of that storyboard's shots from it."""
     from ..errors import UserError
 
     path = lock_path(root, profile, stem)
@@ -175,6 +178,16 @@ def check_lockfile(root: Path, profile: str | None = None, stem: str = "storyboa
     if not _well_formed(data):
         raise UserError.single(f"{path.name} does not have the shape of a kling-compose lock "
                                "file (a header line, then one object per result)", hint=hint)
+    written_for = _as_lock(data).storyboard
+    if name is not None and written_for is not None and written_for != name:
+        flag = f" --profile {profile}" if profile else ""
+        raise UserError.single(
+            f"{path.name} was written for storyboard '{written_for}', not '{name}'",
+            hint=f"each storyboard file has its own lock, named after the file (alt.yaml: "
+                 f"alt.lock): if another storyboard's file was renamed or copied to "
+                 f"{stem}.yaml, give it back its own name. If you renamed this storyboard "
+                 f"(`name: {written_for}` before), `kling-compose lock rename{flag}` records "
+                 "the new name and keeps every result")
 
 
 def _well_formed(data) -> bool:
@@ -334,6 +347,12 @@ def write_lockfile(plan, state: State) -> None:
     rehearsed_old = _read(rehearsal_path(root, profile, stem))
     paid: dict[str, dict[str, list[dict]]] = {"shot": {}, "output": {}}
     rehearsed: dict[str, dict[str, list[dict]]] = {"shot": {}, "output": {}}
+    # the cache keys of rehearsed shots: a film made from one is a rehearsal too
+    rehearsal_keys = {e.get("cache_key") for lock in (paid_old, rehearsed_old)
+                      for entries in lock.shot_entries.values() for e in entries
+                      if e.get("provider") in LOCAL_PROVIDERS} | \
+        {t.cache_key for t in plan.tasks.values()
+         if t.kind == "generate" and t.provider in LOCAL_PROVIDERS}
     for task_id in plan.order:
         task = plan.tasks[task_id]
         if task.kind == "generate":
@@ -350,9 +369,11 @@ def write_lockfile(plan, state: State) -> None:
             continue
         if name is None:
             continue
-        # a format 1 lock held rehearsals too: they move to the rehearsal records
+        # a format 1 lock held rehearsals too (shots and the films made from them): they
+        # move to the rehearsal records
         moved = [e for e in old_paid if e.get("provider") in LOCAL_PROVIDERS or
-                 (kind == "output" and local and e.get("cache_key") == task.cache_key)]
+                 (kind == "output" and local and e.get("cache_key") == task.cache_key) or
+                 (kind == "output" and _made_from_any(e, rehearsal_keys))]
         kept = [e for e in old_paid if e not in moved]
         record = state.get(task.cache_key)
         new = _entry(task, record) if record is not None and record.status == "done" else None
@@ -381,6 +402,14 @@ def write_lockfile(plan, state: State) -> None:
     _write(rehearsal_path(root, profile, stem),
            format_lock(header, rehearsed["shot"], rehearsed["output"]),
            bool(rehearsed["shot"] or rehearsed["output"]))
+
+
+def _made_from_any(entry: dict, cache_keys: set) -> bool:
+    """A film's entry assembled from a shot result with one of these cache keys."""
+    made_from = entry.get("made_from")
+    inputs = made_from.get("inputs") if isinstance(made_from, dict) else None
+    return isinstance(inputs, dict) and any(
+        name.startswith("clip:") and key in cache_keys for name, key in inputs.items())
 
 
 def _write(path: Path, text: str, anything: bool) -> None:
@@ -501,6 +530,23 @@ def resolve_conflict(root: Path, profile: str | None = None, stem: str = "storyb
     outputs = {k: list(v) for k, v in merged.output_entries.items()}
     replace_atomically(path, format_lock(header, shots, outputs), prefix=f".{path.name}.")
     return sum(len(v) for v in shots.values()) + sum(len(v) for v in outputs.values())
+
+
+def rename_lock(root: Path, profile: str | None, stem: str, name: str) -> str | None:
+    """Record the storyboard's new `name` in its lock (`kling-compose lock rename`), every
+    entry kept as written; returns the name it had, None when there is nothing to rename."""
+    path = lock_path(root, profile, stem)
+    if not path.is_file():
+        return None
+    lock = _read(path)
+    if lock.storyboard in (None, name):
+        return None
+    header = {HEADER_KEY: LOCK_VERSION, "storyboard": name,
+              **({"profile": profile} if profile is not None else {})}
+    replace_atomically(path, format_lock(header, {k: list(v) for k, v in lock.shot_entries.items()},
+                                         {k: list(v) for k, v in lock.output_entries.items()}),
+                       prefix=f".{path.name}.")
+    return lock.storyboard
 
 
 GITATTRIBUTES = """\

@@ -158,3 +158,52 @@ def test_two_storyboards_in_one_folder_keep_two_locks(repo, sim, sim_env):
     assert run(repo, sim_env)["generated"] == 0  # storyboard.yaml's clips are all still here
     setup = cli("lock", "setup", repo / "alt.yaml")
     assert setup.exit_code == 0 and "alt.lock merge=union" in (repo / ".gitattributes").read_text()
+
+
+def test_a_lock_written_for_another_storyboard_is_refused_and_a_rename_is_recorded(
+        repo, sim, sim_env):
+    """Files swapped (another storyboard's file now named storyboard.yaml): a run would drop
+    every paid entry of the lock's own storyboard, so every command refuses it. A storyboard
+    renamed on purpose gets its lock with `lock rename`, every result kept."""
+    assert run(repo, sim_env)["generated"] == 2
+    lock = (repo / "storyboard.lock").read_bytes()
+    board = repo / "storyboard.yaml"
+    board.write_text(board.read_text().replace("name: merges", "name: harbour-cut"))
+    for command in ("plan", "status", "run", "push"):
+        result = cli(command, repo, env=sim_env)
+        assert result.exit_code == 1, (command, result.output)
+        assert "storyboard.lock was written for storyboard 'merges', not 'harbour-cut'" \
+            in result.output, (command, result.output)
+        assert "kling-compose lock rename" in result.output
+    assert (repo / "storyboard.lock").read_bytes() == lock
+    renamed = cli("lock", "rename", repo)
+    assert renamed.exit_code == 0 and "'merges' -> 'harbour-cut'" in renamed.output
+    after = (repo / "storyboard.lock").read_text().splitlines()
+    assert after[1:] == lock.decode().splitlines()[1:]  # every entry as written
+    assert read_lock(repo / "storyboard.lock")["storyboard"] == "harbour-cut"
+    assert run(repo, sim_env)["generated"] == 0
+    assert len(sim.generations("fal")) == 2
+
+
+def test_a_format_1_lock_with_rehearsals_is_migrated_on_the_first_paid_run(repo, sim, sim_env):
+    """Before issue 26 a preview rehearsal wrote its shots, and the film made from them, into
+    storyboard.lock: a teammate's clone then planned those as paid. The first run with the new
+    format moves every one of them (films included) to the rehearsal records."""
+    from support.locks import rehearsal_lock
+
+    assert run(repo, {}, "--provider", "preview")["generated"] == 2
+    old = read_lock(rehearsal_lock(repo))
+    assert old["outputs"] and {e["provider"] for e in old["shots"].values()} == {"preview"}
+    (repo / "storyboard.lock").write_text(json.dumps({**old, "version": 1}))
+    rehearsal_lock(repo).unlink()
+    paid = run(repo, sim_env, "--only", "one")
+    assert paid["generated"] == 1, paid
+    lock = (repo / "storyboard.lock").read_text()
+    assert lock.startswith('{"kling-compose-lock":2')
+    assert set(read_lock(repo / "storyboard.lock")["shots"]) == {"one"}
+    assert '"provider":"preview"' not in lock and '"output"' not in lock
+    # a rehearsal now keeps its records apart again, and the paid lock stays as it is
+    before = (repo / "storyboard.lock").read_bytes()
+    assert run(repo, {}, "--provider", "preview")["failed"] == 0
+    assert (repo / "storyboard.lock").read_bytes() == before
+    assert set(read_lock(rehearsal_lock(repo))["outputs"]) == set(old["outputs"])

@@ -154,8 +154,13 @@ def test_gc_keeps_every_profile_s_paid_clips_whatever_it_is_run_with(paid, sim_e
     it names what it removes relative to the project and never fails."""
     paid_clips = {read_lock(paid / f"storyboard.{p}.lock")["shots"]["one"]
                   ["sha256"][0] for p in ("draft", "final")}
+    final_lock = (paid / "storyboard.final.lock").read_bytes()
     rehearsal = _run(paid, sim_env, "--profile", "final", "--provider", "preview")
-    assert rehearsal["failed"] == 0
+    assert rehearsal["failed"] == 0 and rehearsal["generated"] == 2
+    # the profile's rehearsal is recorded apart: its paid lock is byte-identical
+    assert (paid / "storyboard.final.lock").read_bytes() == final_lock
+    assert set(read_lock(paid / ".kling-compose" / "rehearsal.storyboard.final.lock")
+               ["shots"]) == {"one", "two"}
     monkeypatch.chdir(paid)
     for flags in ((), ("--profile", "draft")):
         result = cli("gc", *flags, env=sim_env)

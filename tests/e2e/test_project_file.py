@@ -171,3 +171,19 @@ def test_init_writes_a_project_file_that_changes_nothing_until_edited(tmp_path):
     assert all(line.startswith("#") for line in text.splitlines() if line)
     assert "# provider:" in text and "# vars:" in text and "# store:" in text
     assert cli("validate", tmp_path / "new").exit_code == 0
+
+
+@pytest.mark.parametrize("kind", ["folder", "device", "binary", "loop"])
+def test_a_project_file_that_is_not_text_is_refused_with_its_name(root, kind):
+    target = root / "kling-compose.yaml"
+    if kind == "folder":
+        target.mkdir()
+    elif kind == "device":
+        target.symlink_to("/dev/zero")
+    elif kind == "binary":
+        target.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    else:
+        target.symlink_to(target)
+    result = cli("plan", root)
+    assert result.exit_code == 1, result.output
+    assert "kling-compose.yaml" in result.output and "Traceback" not in result.output

@@ -328,7 +328,7 @@ def _ref_digests(root: Path, prefix: str, refs: list[str]) -> tuple[set[str], in
     blobs: dict[str, tuple[str, list[str]]] = {}  # lock blob id -> its name, where (ref:path)
     stems_of: dict[str, set[str]] = {}
     for tree, holders in trees.items():
-        listed = _git(root, "ls-tree", "-z", tree)
+        listed = _git(root, "ls-tree", "-z", "--full-tree", tree)  # not relative to cwd
         if listed.returncode != 0:
             raise UserError.single(f"gc --store: git cannot list {holders[0]}:{folder} "
                                    f"({_said(listed)})", hint="nothing was removed")

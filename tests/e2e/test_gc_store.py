@@ -255,6 +255,59 @@ def test_a_store_that_fails_is_one_message(project, s3):
     assert result.exit_code == 1 and "this project names no artifact store" in result.output
 
 
+def _lock(*digests: str) -> str:
+    lines = ['{"kling-compose-lock":2,"storyboard":"harbour"}']
+    lines += [json.dumps({"shot": f"s{n}", "cache_key": f"k{n}", "sha256": [d]})
+              for n, d in enumerate(digests)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_project_in_a_subfolder_reads_its_folder_on_every_ref(tmp_path, monkeypatch):
+    """films/harbour/ in a larger repository, gc run from a folder inside it (git paths are
+    the repository's, whatever the working directory); a `yarn.lock` beside the storyboard is
+    none of gc's business, conflict markers and all."""
+    repo, drive = tmp_path / "repo", tmp_path / "drive"
+    folder = repo / "films" / "harbour"
+    folder.mkdir(parents=True)
+    drive.mkdir()
+    (folder / "storyboard.yaml").write_text(STORYBOARD.format(store=drive))
+    clips = {}
+    for name in ("tree", "feature", "other-film", "nobody"):
+        clips[name] = hashlib.sha256(name.encode()).hexdigest()
+        (drive / f"{clips[name]}.mp4").write_bytes(name.encode())
+    (repo / "films" / "lighthouse").mkdir()
+    (repo / "films" / "lighthouse" / "storyboard.lock").write_text(_lock(clips["other-film"]))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "two films")
+    git(repo, "checkout", "-q", "-b", "feature")
+    (folder / "storyboard.fast.lock").write_text(_lock(clips["feature"]))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a profile's run")
+    git(repo, "checkout", "-q", "main")
+    (folder / "storyboard.lock").write_text(_lock(clips["tree"]))  # not committed
+    (folder / "yarn.lock").write_text("<<<<<<< HEAD\nnot ours\n")
+    then = time.time() - 40 * DAY
+    for path in drive.iterdir():
+        os.utime(path, (then, then))
+    monkeypatch.chdir(repo / "films")
+    done = cli("gc", "harbour", "--store")
+    assert done.exit_code == 0, done.output
+    # the lighthouse's lock is another folder's: its clip is this prefix's garbage (one prefix
+    # per project, docs/studio.md)
+    assert _removed(done.stdout, "removed") == {f"{clips[n]}.mp4"
+                                                 for n in ("other-film", "nobody")}
+    assert "kept 2 named by a lock" in done.stdout
+    git(repo, "checkout", "-q", "feature")
+    (folder / "storyboard.fast.lock").write_text("<<<<<<< HEAD\n" + _lock(clips["feature"]))
+    git(repo, "commit", "-qam", "conflicted")
+    git(repo, "checkout", "-q", "main")
+    refused = cli("gc", "harbour", "--store", "--dry-run")
+    assert refused.exit_code == 1
+    assert "feature:films/harbour/storyboard.fast.lock has git conflict markers (line 1)" in \
+        refused.output
+
+
 # -- what is kept of the team's records, on a store alone -------------------------------------
 
 def _digest(n: int) -> str:

@@ -276,7 +276,7 @@ def _repository(root: Path, refs: tuple[str, ...] | None) -> tuple[str, str | No
         raise UserError.single(f"gc --store: git cannot read this repository ({said})",
                                hint="fix what git says (`git status`) and run it again; "
                                     "nothing was removed")
-    prefix = done.stdout.decode("utf-8", "surrogateescape").strip()
+    prefix = done.stdout.decode("utf-8", "surrogateescape").removesuffix("\n")
     if "\n" in prefix:
         raise UserError.single("gc --store: the project's folder has a line break in its "
                                "path, which git's batch reading cannot name",

@@ -807,13 +807,41 @@ def adopt(shot, task_id, path, var_items, vars_files, provider) -> None:
                "again)")
 
 
-@main.command(epilog=_epilog(["kling-compose gc --dry-run", "kling-compose gc"]))
+@main.command(epilog=_epilog([
+    "kling-compose gc --dry-run",
+    "kling-compose gc",
+    "git fetch --all && kling-compose gc --store --dry-run",
+    "kling-compose gc --store --older-than 90d",
+]))
 @storyboard_options
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option("--store", "shared", is_flag=True, help="Clean the shared artifact store "
+              "(`store:` or KLING_COMPOSE_STORE) instead: remove what no lock names, in this "
+              "folder or on a git ref (docs/studio.md).")
+@click.option("--ref", "refs", multiple=True, metavar="REF", help="With --store: a git ref "
+              "whose locks keep their clips (repeatable; default: every branch, "
+              "remote-tracking branch and tag).")
+@click.option("--older-than", metavar="AGE", help="With --store: remove only what is older "
+              "than AGE (30d, 12h, 0; default 30d).")
 @_user_errors
-def gc(path, var_items, vars_files, dry_run) -> None:
+def gc(path, var_items, vars_files, dry_run, shared, refs, older_than) -> None:
     """Remove stored clips and frames nothing needs: neither a lock (storyboard.lock or a
-    profile's: never a paid clip it names) nor the storyboard's plan under any profile."""
+    profile's: never a paid clip it names) nor the storyboard's plan under any profile.
+
+    With --store, the shared store's clips no lock names (here or on any git ref) and older
+    than --older-than; a generation's claim and result records go with its clips."""
+    if shared:
+        from .commands.gc import DEFAULT_AGE, parse_age, store_gc
+
+        try:
+            age = parse_age(DEFAULT_AGE if older_than is None else older_than)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--older-than'") from None
+        board = _load(path, var_items, vars_files).storyboard
+        store_gc(board, refs, age, dry_run, click.echo)
+        return
+    if refs or older_than is not None:
+        raise click.UsageError("--ref and --older-than go with --store")
     from .commands.gc import collect, find_garbage
     from .engine.run import project_lock
     from .project.lockfile import check_lockfile, lock_profiles

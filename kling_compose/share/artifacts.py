@@ -11,7 +11,9 @@ clip at once store it once. Everything pulled is hashed before it is adopted.
 `push` sends every object storyboard.lock names that the store lacks (one listing, not a
 request per object); `pull` fetches every one the local store lacks; `run` pulls what the lock
 names before it would pay (project/restore.py treats a pulled take like a local one) and pushes
-each clip it generated. Transfers run a few at a time, in threads, streaming.
+each clip it generated. Transfers run a few at a time, in threads, streaming. `inventory` is the
+listing with each object's size and age, for `gc --store` (commands/gc.py): the only caller
+that deletes anything but a claim.
 """
 
 from __future__ import annotations
@@ -44,10 +46,19 @@ class StoreError(Exception):
 STORE_FAILURES: tuple[type[Exception], ...] = (StoreError, OSError)
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An object in a shared store, as its listing shows it."""
+
+    size: int  # bytes
+    modified: float | None  # when it was written, seconds since the epoch; None: not said
+
+
 class ArtifactStore(Protocol):
     url: str
 
     def listing(self) -> set[str]: ...
+    def inventory(self) -> dict[str, Stored]: ...
     def put(self, source: Path, name: str) -> bool: ...
     def get(self, name: str, dest: Path) -> None: ...
     def delete(self, name: str) -> None: ...
@@ -66,6 +77,24 @@ class FolderStore:
         if not self.folder.is_dir():
             return set()
         return {p.name for p in self.folder.iterdir() if not p.name.startswith(".")}
+
+    def inventory(self) -> dict[str, Stored]:
+        """Each regular file of the listing (never a folder or a link), with its size and
+        mtime: when it was linked into place, as a push copies the bytes anew."""
+        found: dict[str, Stored] = {}
+        if not self.folder.is_dir():
+            return found
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):  # a push's temp file
+                    continue
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        info = entry.stat(follow_symlinks=False)
+                        found[entry.name] = Stored(info.st_size, info.st_mtime)
+                except FileNotFoundError:  # removed while listed
+                    continue
+        return found
 
     def put(self, source: Path, name: str) -> bool:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -95,7 +124,8 @@ class FolderStore:
         shutil.copyfile(source, dest)
 
     def delete(self, name: str) -> None:
-        """Remove `name` if it is there (claims only: clips are never deleted from a store)."""
+        """Remove `name` if it is there: a released claim, or what `gc --store` found that no
+        lock names (nothing else deletes from a store)."""
         (self.folder / name).unlink(missing_ok=True)
 
 

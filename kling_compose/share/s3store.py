@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
-from .artifacts import StoreError
+from .artifacts import Stored, StoreError
 
 __all__ = ["S3Store", "StoreError", "parse_url"]  # StoreError: where callers imported it from
 
@@ -82,10 +82,15 @@ class S3Store:
 
     def listing(self) -> set[str]:
         """Every object name directly under the prefix, from one paginated listing."""
+        return set(self.inventory())
+
+    def inventory(self) -> dict[str, Stored]:
+        """The listing, with each object's size and LastModified (ListObjectsV2 gives both;
+        a service that leaves the time out gives None, and `gc --store` keeps the object)."""
         with self._translated():
             paginator = self._client.get_paginator("list_objects_v2")
             pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/")
-            return {item["Key"][len(self.prefix):]
+            return {item["Key"][len(self.prefix):]: _stored(item)
                     for page in pages for item in page.get("Contents", ())}
 
     def put(self, source: Path, name: str) -> bool:
@@ -129,7 +134,9 @@ class S3Store:
                     out.write(chunk)
 
     def delete(self, name: str) -> None:
-        """Remove `name` if it is there (claims only: clips are never deleted from a store)."""
+        """Remove `name` if it is there: a released claim, or what `gc --store` found that no
+        lock names (in a versioned bucket, a delete marker: the bytes stay as an older version
+        until the bucket's lifecycle rules expire them)."""
         key = self.prefix + name
         with self._translated(key):
             self._client.delete_object(Bucket=self.bucket, Key=key)
@@ -201,6 +208,14 @@ def parse_url(url: str) -> tuple[str, str]:
                                hint="write it as s3://bucket or s3://bucket/some/prefix")
     prefix = parts.path.strip("/")
     return parts.netloc, prefix + "/" if prefix else ""
+
+
+def _stored(item: dict) -> Stored:
+    """A ListObjectsV2 entry: its Size and LastModified (a timezone-aware datetime)."""
+    modified = item.get("LastModified")
+    size = item.get("Size")
+    return Stored(size if isinstance(size, int) else 0,
+                  modified.timestamp() if hasattr(modified, "timestamp") else None)
 
 
 def _code(exc) -> str:

@@ -844,19 +844,20 @@ def gc(path, var_items, vars_files, dry_run, shared, refs, older_than) -> None:
         raise click.UsageError("--ref and --older-than go with --store")
     from .commands.gc import collect, find_garbage
     from .engine.run import project_lock
+    from .pipeline import build_storyboard_plan, load_resolved, read_variables
     from .project.lockfile import check_lockfile, lock_profiles
     from .project.runs import last_run
 
-    from .pipeline import build_storyboard_plan, load_resolved, read_variables
-
     file, display = storyboard_path(path)
     root = file.parent
-    for profile in lock_profiles(root, file.stem):  # a damaged lock: its clips look unneeded
-        check_lockfile(root, profile, file.stem)
     variables = read_variables(var_items, vars_files)
     board = _load(path, var_items, vars_files, variables).storyboard
-    # every profile's plan, as it would run with no flags and as its last run ran it: a clip
-    # one profile paid for is never garbage because gc was run with another (or none)
+    for profile in lock_profiles(root, file.stem):  # a damaged lock: its clips look unneeded
+        check_lockfile(root, profile, file.stem, board.name)
+    # every profile's plan, as it would run with no flags (the project file's defaults and
+    # none) and as its last run ran it: a clip one profile paid for is never garbage because
+    # gc was run with another (or none)
+    defaults = project_file_defaults()
     plans = []
     for profile in dict.fromkeys((None, *board.profiles, board.profile)):
         resolved = load_resolved(file, variables, display, profile)
@@ -864,6 +865,9 @@ def gc(path, var_items, vars_files, dry_run, shared, refs, older_than) -> None:
         plans += [build_storyboard_plan(resolved),
                   build_storyboard_plan(resolved, last.get("provider"),
                                         last.get("preview_resolution"))]
+        if defaults.provider or defaults.preview_resolution:
+            plans.append(build_storyboard_plan(resolved, defaults.provider,
+                                               defaults.preview_resolution))
     with project_lock(root):  # never while a run writes
         garbage = find_garbage(plans)
         shown = board.paths.shown  # the project's own paths, however PATH was written
@@ -881,11 +885,9 @@ def gc(path, var_items, vars_files, dry_run, shared, refs, older_than) -> None:
 def _shared_store(path, var_items, vars_files):
     """The project's root, its store and the profiles whose locks `push`/`pull` move: the
     --profile given, else every lock in the project (storyboard.lock and each profile's)."""
-    from .project.lockfile import lock_profiles
+    from .project.lockfile import check_lockfile, lock_profiles
     from .settings import Settings
     from .share.artifacts import project_store
-
-    from .project.lockfile import check_lockfile
 
     storyboard = _load(path, var_items, vars_files).storyboard
     stem = storyboard.path.stem

@@ -187,3 +187,18 @@ def test_a_project_file_that_is_not_text_is_refused_with_its_name(root, kind):
     result = cli("plan", root)
     assert result.exit_code == 1, result.output
     assert "kling-compose.yaml" in result.output and "Traceback" not in result.output
+
+
+def test_gc_after_a_rehearsal_keeps_what_the_project_default_run_needs(root, sim_env, sim):
+    """The project's provider is how the project runs with no flags: gc keeps that plan's
+    clips and frames even when the last run was a free rehearsal on the preview."""
+    _project_file(root, "vars: [vars.yaml]\nprovider: fal\n")
+    assert cli("run", root, "--json", *PREVIEW, env=sim_env).exit_code == 0
+    assert cli("run", root, "--json", *PREVIEW, "--provider", "preview").exit_code == 0
+    collected = cli("gc", root, env=sim_env)
+    assert collected.exit_code == 0, collected.output
+    again = cli("run", root, "--json", *PREVIEW, env=sim_env)
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.stdout)
+    assert summary["generated"] == 0 and summary["failed"] == 0, summary
+    assert len(sim.generations("fal")) == 2

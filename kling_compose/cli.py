@@ -240,9 +240,9 @@ def config(path, var_items, vars_files, as_json) -> None:
     data = resolved_config(_load(path, var_items, vars_files))
     defaults = project_file_defaults()
     if defaults.file is not None:  # said beside the storyboard, which stays a storyboard
-        said = yaml.safe_dump(defaults.settings(), sort_keys=False, allow_unicode=True,
-                              default_flow_style=None).splitlines() if defaults.settings() \
-            else ["(none set)"]
+        said = [yaml.safe_dump({key: value}, allow_unicode=True, width=1000,
+                               default_flow_style=True)[1:-2]
+                for key, value in defaults.settings().items()] or ["(none set)"]
         click.echo("\n".join([f"# defaults from {defaults.file} (the command line overrides "
                               "them):", *(f"#   {line}" for line in said)]),
                    err=as_json)

@@ -49,7 +49,9 @@ class ProjectDefaults:
         """Each setting the file makes, by key, in the file's own terms (for `config`)."""
         values = {"vars": list(self.vars) or None, "provider": self.provider,
                   "concurrency": self.concurrency, "preview_resolution": self.preview_resolution,
-                  "max_cost": None if self.max_cost is None else float(self.max_cost),
+                  "max_cost": None if self.max_cost is None else
+                  int(self.max_cost) if self.max_cost == int(self.max_cost)
+                  else float(self.max_cost),
                   "store": self.store}
         return {k: v for k, v in values.items() if v is not None}
 

@@ -138,6 +138,10 @@ def test_config_shows_the_project_defaults_and_stays_a_storyboard(root):
     as_json = cli("config", root, "--json")
     assert json.loads(as_json.stdout)["name"] == "harbour"
     assert "provider: fal" in as_json.stderr
+    # one setting a line whatever their kinds (scalars only came out as one flow mapping)
+    _project_file(root, "provider: fal\nmax_cost: 2.5\n")
+    head = cli("config", root, "--var", "mood=x").stdout.splitlines()[:3]
+    assert head[1:] == ["#   provider: fal", "#   max_cost: 2.5"], head
 
 
 @pytest.mark.parametrize("text, expected", [

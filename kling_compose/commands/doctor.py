@@ -59,6 +59,7 @@ def diagnose(storyboard: Path, display: str, load_plan: Callable[[], object],
     else:
         yield storyboard_check(plan, display)
     root = storyboard.parent
+    yield from project_file_check(root, os.path.dirname(display))
     yield from state_check(root)
     yield from lock_check(root, storyboard.stem)
     if plan is not None:
@@ -112,6 +113,22 @@ def store_check(plan, environ, root: Path) -> Iterator[Check]:
                          "s3://), or unset KLING_COMPOSE_STORE / remove `store:`")
         return
     yield Check(True, f"artifact store {remote.url} readable ({count} object(s))")
+
+
+def project_file_check(root: Path, shown_folder: str) -> Iterator[Check]:
+    """The project file's defaults, when there is one: what every command here runs with."""
+    from ..project.defaults import project_defaults
+
+    try:
+        defaults = project_defaults(root, shown_folder)
+    except UserError as exc:
+        yield from _problems(exc)
+        return
+    if defaults.file is None:
+        return
+    said = ", ".join(f"{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                     for k, v in defaults.settings().items()) or "no setting"
+    yield Check(True, f"project file {defaults.file}: {said}")
 
 
 def python_check() -> Check:

@@ -206,3 +206,11 @@ def test_gc_after_a_rehearsal_keeps_what_the_project_default_run_needs(root, sim
     summary = json.loads(again.stdout)
     assert summary["generated"] == 0 and summary["failed"] == 0, summary
     assert len(sim.generations("fal")) == 2
+
+
+def test_doctor_says_what_the_project_file_sets(root):
+    _project_file(root, "vars: [vars.yaml]\nprovider: preview\nconcurrency: 2\n")
+    result = cli("doctor", root)
+    assert result.exit_code == 0, result.output
+    assert "ok       project file " in result.output
+    assert "provider preview, concurrency 2" in result.output

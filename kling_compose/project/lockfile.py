@@ -95,7 +95,7 @@ def parse_text(text: str):
     ValueError (not JSON), naming the line."""
     if _nesting(text) > MAX_DEPTH:
         raise _Unusable(f"nests deeper than {MAX_DEPTH} levels")
-    lines = text.splitlines()
+    lines = _lines(text)
     marked = [n for n, line in enumerate(lines, 1) if line.startswith(CONFLICT_MARKERS)]
     if marked:
         raise Conflicted(marked[0])
@@ -119,6 +119,12 @@ def parse_text(text: str):
         return records
     except RecursionError:
         raise _Unusable(f"nests deeper than {MAX_DEPTH} levels") from None
+
+
+def _lines(text: str) -> list[str]:
+    """A lock's lines as git sees them: split at "\n" only (a prompt may hold U+2028 or U+0085,
+    which str.splitlines would break a JSON line at), a Windows checkout's "\r" dropped."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 class Conflicted(ValueError):
@@ -499,7 +505,7 @@ def resolve_conflict(root: Path, profile: str | None = None, stem: str = "storyb
     text = read_bytes(path, path.name, what=path.name, limit=MAX_LOCK_BYTES).decode("utf-8")
     sides: tuple[list[str], list[str]] = ([], [])
     state = "both"
-    for line in text.splitlines():
+    for line in _lines(text):
         if line.startswith("<<<<<<<"):
             state = "ours"
         elif line.startswith("|||||||"):

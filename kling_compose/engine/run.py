@@ -76,7 +76,9 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
             if state.salvaged:  # the ledger was moved aside as damaged: what it gave back
                 result = replace(result, warnings=(state.salvaged, *result.warnings))
             runner.export_shots(result)
-            write_lockfile(plan, state)
+            lock_warnings = write_lockfile(plan, state)
+            if lock_warnings:
+                result = replace(result, warnings=(*result.warnings, *lock_warnings))
             if shared is not None:
                 problem = push_shared(shared, root, generations(plan, state),
                                       plan.resolved.storyboard.profile,

@@ -46,11 +46,33 @@ def lock_profiles(root: Path, stem: str = "storyboard") -> list[str | None]:
         found: list[str | None] = [None] if (root / f"{stem}.lock").is_file() else []
         for path in sorted(root.glob(f"{glob_escape(stem)}.*.lock")):
             name = path.name[len(stem) + 1:-len(".lock")]
-            if name and "." not in name and path.is_file():
+            if name and "." not in name and path.is_file() and \
+                    not _own_storyboard(root, f"{stem}.{name}") and \
+                    _read(path).profile in (None, name):
                 found.append(name)
     except (OSError, ValueError):  # a path too long, a loop of links: reading says why
         return [None]
     return found
+
+
+def _own_storyboard(root: Path, stem: str) -> bool:
+    """A storyboard file named `stem` is in the folder (storyboard.v2.yaml: storyboard.v2.lock
+    is its lock, not profile v2's of storyboard.yaml)."""
+    return any((root / f"{stem}{suffix}").is_file() for suffix in (".yaml", ".yml"))
+
+
+def storyboard_argument(root: Path, stem: str) -> str:
+    """How a command names the storyboard `stem` in a hint: nothing for ./storyboard.yaml,
+    else its file (with its folder when that is not the current one)."""
+    name = next((f"{stem}{s}" for s in (".yaml", ".yml") if (root / f"{stem}{s}").is_file()),
+                f"{stem}.yaml")
+    try:
+        here = root.resolve() == Path.cwd().resolve()
+    except OSError:
+        here = False
+    if here:
+        return "" if name == "storyboard.yaml" else f" {name}"
+    return f" {root / name}"
 
 
 def all_locks(root: Path) -> list[Lock]:
@@ -92,7 +114,9 @@ def _load(path: Path, hint: str | None = None):
 def parse_text(text: str):
     """A lock's text as format 1's JSON object, or format 2's list of line objects (the
     header first when present). Raises Conflicted (git's markers), _Unusable (too deep) or
-    ValueError (not JSON), naming the line."""
+    ValueError (not JSON), naming the line. git's union of a format 1 lock (a teammate on an
+    older release) and a format 2 one reads as both: format 2's lines, and the rest as the
+    format 1 object."""
     if _nesting(text) > MAX_DEPTH:
         raise _Unusable(f"nests deeper than {MAX_DEPTH} levels")
     lines = _lines(text)
@@ -115,10 +139,41 @@ def parse_text(text: str):
             try:
                 records.append(json.loads(line))
             except ValueError as exc:
+                mixed = _mixed_formats(lines)
+                if mixed is not None:
+                    return mixed
                 raise ValueError(f"line {number}: {exc}") from None
         return records
     except RecursionError:
         raise _Unusable(f"nests deeper than {MAX_DEPTH} levels") from None
+
+
+def _mixed_formats(lines: list[str]) -> list | None:
+    """The records of a union of a format 2 lock's lines and a format 1 lock's text (the
+    latter's shots and outputs as format 2 records), or None when it is not that."""
+    records, rest = [], []
+    for line in lines:
+        try:
+            value = json.loads(line) if line.startswith('{"') else None
+        except ValueError:
+            value = None
+        if isinstance(value, dict) and (HEADER_KEY in value or "shot" in value
+                                        or "output" in value):
+            records.append(value)
+        else:
+            rest.append(line)
+    try:
+        old = json.loads("\n".join(rest))
+    except ValueError:
+        return None
+    if not records or not isinstance(old, dict):
+        return None
+    for section, kind in (("shots", "shot"), ("outputs", "output")):
+        values = old.get(section)
+        for key, entry in (values.items() if isinstance(values, dict) else ()):
+            if isinstance(entry, dict):
+                records.append({kind: key, **entry})
+    return records
 
 
 def _lines(text: str) -> list[str]:
@@ -163,6 +218,7 @@ def check_lockfile(root: Path, profile: str | None = None, stem: str = "storyboa
     path = lock_path(root, profile, stem)
     if not (path.exists() or path.is_symlink()):
         return
+    where = storyboard_argument(root, stem)
     hint = (f"restore it from git (`git checkout {path.name}`), or move it aside: the next "
             "run writes it anew from .kling-compose/state.db")
     try:
@@ -173,10 +229,11 @@ def check_lockfile(root: Path, profile: str | None = None, stem: str = "storyboa
         flag = f" --profile {profile}" if profile else ""
         raise UserError.single(
             f"{path.name} {exc}: a git merge left both sides in it",
-            hint=f"`kling-compose lock resolve{flag}` keeps both sides' results (each was "
-                 f"paid for; the storyboard picks the one it uses), or take one side: `git "
-                 f"checkout --theirs {path.name}` (or --ours); then `git add {path.name}`. "
-                 "`kling-compose lock setup` makes git merge locks without conflicts") from None
+            hint=f"`kling-compose lock resolve{where}{flag}` keeps both sides' results (each "
+                 f"was paid for; the storyboard picks the one it uses), or take one side: "
+                 f"`git checkout --theirs {path.name}` (or --ours); then `git add "
+                 f"{path.name}`. `kling-compose lock setup{where}` makes git merge locks "
+                 "without conflicts") from None
     except _Unusable as exc:
         raise UserError.single(f"{path.name} {exc}", hint=hint) from None
     except ValueError as exc:
@@ -184,16 +241,33 @@ def check_lockfile(root: Path, profile: str | None = None, stem: str = "storyboa
     if not _well_formed(data):
         raise UserError.single(f"{path.name} does not have the shape of a kling-compose lock "
                                "file (a header line, then one object per result)", hint=hint)
-    written_for = _as_lock(data).storyboard
-    if name is not None and written_for is not None and written_for != name:
+    lock = _as_lock(data)
+    written_for = lock.storyboard
+    if name is not None and lock.names and name not in lock.names and \
+            not _templated_name(root, stem):
         flag = f" --profile {profile}" if profile else ""
         raise UserError.single(
             f"{path.name} was written for storyboard '{written_for}', not '{name}'",
             hint=f"each storyboard file has its own lock, named after the file (alt.yaml: "
                  f"alt.lock): if another storyboard's file was renamed or copied to "
                  f"{stem}.yaml, give it back its own name. If you renamed this storyboard "
-                 f"(`name: {written_for}` before), `kling-compose lock rename{flag}` records "
-                 "the new name and keeps every result")
+                 f"(`name: {written_for}` before), `kling-compose lock rename{where}{flag}` "
+                 "records the new name and keeps every result")
+
+
+def _templated_name(root: Path, stem: str) -> bool:
+    """The storyboard's `name:` is a template (`name: harbour-{{ lang }}`): each value is
+    the same storyboard, so its lock is not checked against one of them."""
+    import re
+
+    for suffix in (".yaml", ".yml"):
+        try:
+            text = (root / f"{stem}{suffix}").read_text("utf-8", errors="replace")
+        except (OSError, ValueError):
+            continue
+        found = re.search(r"^name\s*:(.*)$", text, re.M)
+        return found is None or "{{" in found.group(1) or "{%" in found.group(1)
+    return False
 
 
 def _well_formed(data) -> bool:
@@ -216,6 +290,9 @@ class Lock:
     output_entries: Mapping[str, tuple[dict, ...]] = field(default_factory=dict)
     version: Any = LOCK_VERSION
     storyboard: str | None = None  # the storyboard's name the lock was written for
+    # every storyboard name its header lines give (a union merge after a rename keeps both)
+    names: frozenset[str] = frozenset()
+    profile: str | None = None  # the profile its header names
 
     @property
     def shots(self) -> Mapping[str, dict]:
@@ -273,7 +350,8 @@ def _as_lock(data) -> Lock:
     shots: dict[str, list[dict]] = {}
     outputs: dict[str, list[dict]] = {}
     version: Any = None
-    storyboard = None
+    storyboard = profile = None
+    names: set[str] = set()
     if isinstance(data, dict):  # format 1: {"shots": {name: entry}, "outputs": {path: entry}}
         for section, target in (("shots", shots), ("outputs", outputs)):
             values = data.get(section)
@@ -281,12 +359,15 @@ def _as_lock(data) -> Lock:
                 if isinstance(entry, dict):
                     target.setdefault(key, []).append(entry)
         version, storyboard = data.get("version"), data.get("storyboard")
+        names.add(storyboard)
     elif isinstance(data, list):
         for record in data:
             if not isinstance(record, dict):
                 continue
             if HEADER_KEY in record:
                 version, storyboard = record.get(HEADER_KEY), record.get("storyboard")
+                profile = record.get("profile")
+                names.add(storyboard)
                 continue
             key, target = (record.get("shot"), shots) if "shot" in record else \
                 (record.get("output"), outputs)
@@ -297,7 +378,9 @@ def _as_lock(data) -> Lock:
                     group.append(entry)
     return Lock({k: tuple(v) for k, v in shots.items()},
                 {k: tuple(v) for k, v in outputs.items()}, version,
-                storyboard if isinstance(storyboard, str) else None)
+                storyboard if isinstance(storyboard, str) else None,
+                frozenset(n for n in names if isinstance(n, str)),
+                profile if isinstance(profile, str) else None)
 
 
 def read_lockfile(root: Path, profile: str | None = None, stem: str = "storyboard") -> Lock:
@@ -339,17 +422,25 @@ def _union(paid: Lock, rehearsed: Lock) -> Lock:
                 paid.storyboard or rehearsed.storyboard)
 
 
-def write_lockfile(plan, state: State) -> None:
+def write_lockfile(plan, state: State) -> list[str]:
     """Update the lock from the state of every shot and output in the plan: each paid result
     made now is added (an entry whose cache key the lock holds is kept as written), each
     shot's earlier paid results stay, and what the storyboard no longer has goes. Results of a
     local provider (the free preview), and films made from them, go to this clone's rehearsal
-    records instead: a rehearsal never touches the committed lock (issue 26)."""
+    records instead: a rehearsal never touches the committed lock (issue 26). A film keeps
+    only its entry for what the storyboard now makes (a film is re-made free from its shots).
+
+    The lock is read again here, strictly: git may have left it conflicted during the run
+    (a merge in another terminal). Then both sides' results are kept with this run's, as
+    `lock resolve` does; a lock that does not read at all is left as it is. Returns the
+    warnings that say so."""
     from ..providers import LOCAL_PROVIDERS
 
     board = plan.resolved.storyboard
     root, profile, stem = board.root, board.profile, board.path.stem
-    paid_old = _read(lock_path(root, profile, stem))
+    paid_old, warnings = _read_to_write(lock_path(root, profile, stem))
+    if paid_old is None:
+        return warnings
     rehearsed_old = _read(rehearsal_path(root, profile, stem))
     paid: dict[str, dict[str, list[dict]]] = {"shot": {}, "output": {}}
     rehearsed: dict[str, dict[str, list[dict]]] = {"shot": {}, "output": {}}
@@ -391,16 +482,24 @@ def write_lockfile(plan, state: State) -> None:
             if entry is not None:
                 rehearsed[kind][name] = [entry]
         elif new is not None:
+            if kind == "output":  # only the film the storyboard makes now
+                kept = [e for e in kept if e.get("cache_key") == task.cache_key][:1]
             at = [i for i, e in enumerate(kept) if e.get("cache_key") == task.cache_key]
             if not at:
                 kept.append(new)
             elif _facts(kept[at[0]]) != _facts(new):
                 kept[at[0]] = new  # paid again for the same request (--force): its takes,
-                # task and result URLs, the freshest way back
+                # task and result URLs, the freshest way back; or another take picked
             # else: the same result (restored, or a film made again byte for byte): kept as
             # written, so the line never changes
         if kept:
             paid[kind][name] = kept
+    if warnings:  # a lock git left conflicted mid-run: the other side's shots, which this
+        # run's storyboard may not have yet, are kept too (nothing paid is dropped)
+        for kind, entries in (("shot", paid_old.shot_entries),
+                              ("output", paid_old.output_entries)):
+            for name, group in entries.items():
+                paid[kind].setdefault(name, list(group))
     header = {HEADER_KEY: LOCK_VERSION, "storyboard": board.name,
               **({"profile": profile} if profile is not None else {})}
     _write(lock_path(root, profile, stem), format_lock(header, paid["shot"], paid["output"]),
@@ -408,6 +507,36 @@ def write_lockfile(plan, state: State) -> None:
     _write(rehearsal_path(root, profile, stem),
            format_lock(header, rehearsed["shot"], rehearsed["output"]),
            bool(rehearsed["shot"] or rehearsed["output"]))
+    return warnings
+
+
+def _read_to_write(path: Path) -> tuple[Lock | None, list[str]]:
+    """The lock a run is about to rewrite, and what to warn: a conflicted one as the union of
+    its sides; None (leave it) when it does not read."""
+    from ..errors import UserError
+
+    if not (path.exists() or path.is_symlink()):
+        return Lock(), []
+    try:
+        return _as_lock(_load(path)), []
+    except Conflicted:
+        pass
+    except (UserError, ValueError, OSError) as exc:
+        reason = exc.diagnostics[0].message if isinstance(exc, UserError) else str(exc)
+        return None, [f"{path.name} could not be read when the run ended ({reason}): it was "
+                      "left as it is. This run's results are kept in .kling-compose/state.db; "
+                      "the next run writes them into the lock once it reads"]
+    from ..files import read_bytes
+
+    text = read_bytes(path, path.name, limit=MAX_LOCK_BYTES).decode("utf-8", "replace")
+    sides = _sides(text)
+    if sides is None:
+        return None, [f"{path.name} has git conflict markers that do not parse as two locks: "
+                      "it was left as it is; take one side (`git checkout --theirs "
+                      f"{path.name}`), then run again: nothing is paid twice"]
+    return _union(*sides), [f"{path.name} had git conflict markers when the run ended: both "
+                            "sides' results were kept with this run's (as `kling-compose lock "
+                            f"resolve` does); review it and `git add {path.name}`"]
 
 
 def _made_from_any(entry: dict, cache_keys: set) -> bool:
@@ -431,8 +560,8 @@ def _write(path: Path, text: str, anything: bool) -> None:
 
 def _facts(entry: dict) -> tuple:
     """What identifies a result: its bytes and the provider's task (a restored result has the
-    lock's own; a film only its bytes)."""
-    return (entry.get("sha256"), entry.get("task_id"))
+    lock's own; a film only its bytes), and the take the storyboard picks of it."""
+    return (entry.get("sha256"), entry.get("task_id"), entry.get("pick"))
 
 
 def format_lock(header: dict, shots: Mapping[str, list[dict]],
@@ -502,7 +631,31 @@ def resolve_conflict(root: Path, profile: str | None = None, stem: str = "storyb
     if not path.is_file():
         raise UserError.single(f"no {path.name} here", hint="run `kling-compose lock resolve` "
                                "in the project folder (or give its path)")
-    text = read_bytes(path, path.name, what=path.name, limit=MAX_LOCK_BYTES).decode("utf-8")
+    try:
+        text = read_bytes(path, path.name, what=path.name, limit=MAX_LOCK_BYTES).decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError.single(f"{path.name} is not UTF-8 text", hint=f"take one side: `git "
+                               f"checkout --theirs {path.name}` (or --ours)") from None
+    if not any(line.startswith(CONFLICT_MARKERS) for line in _lines(text)):
+        return 0
+    try:
+        locks = _sides(text, strict=True)
+    except ValueError as exc:
+        raise UserError.single(f"{path.name}: {exc}",
+                               hint=f"take one side: `git checkout --theirs {path.name}` "
+                                    "(or --ours)") from None
+    merged = _union(locks[0], locks[1])
+    header = {HEADER_KEY: LOCK_VERSION, "storyboard": merged.storyboard,
+              **({"profile": profile} if profile is not None else {})}
+    shots = {k: list(v) for k, v in merged.shot_entries.items()}
+    outputs = {k: list(v) for k, v in merged.output_entries.items()}
+    replace_atomically(path, format_lock(header, shots, outputs), prefix=f".{path.name}.")
+    return sum(len(v) for v in shots.values()) + sum(len(v) for v in outputs.values())
+
+
+def _sides(text: str, strict: bool = False):
+    """The two locks a text with git's conflict markers holds (ours, theirs); None (or with
+    `strict`, ValueError naming the side) when a side is not a lock."""
     sides: tuple[list[str], list[str]] = ([], [])
     state = "both"
     for line in _lines(text):
@@ -519,23 +672,15 @@ def resolve_conflict(root: Path, profile: str | None = None, stem: str = "storyb
                 sides[0].append(line)
             if state in ("both", "theirs"):
                 sides[1].append(line)
-    if sides[0] == sides[1]:
-        return 0
     locks = []
     for side, name in zip(sides, ("ours", "theirs")):
         try:
             locks.append(_as_lock(parse_text("\n".join(side) + "\n")))
         except ValueError as exc:
-            raise UserError.single(f"{path.name}: {name} side is not a lock ({exc})",
-                                   hint=f"take one side: `git checkout --theirs {path.name}` "
-                                        "(or --ours)") from None
-    merged = _union(locks[0], locks[1])
-    header = {HEADER_KEY: LOCK_VERSION, "storyboard": merged.storyboard,
-              **({"profile": profile} if profile is not None else {})}
-    shots = {k: list(v) for k, v in merged.shot_entries.items()}
-    outputs = {k: list(v) for k, v in merged.output_entries.items()}
-    replace_atomically(path, format_lock(header, shots, outputs), prefix=f".{path.name}.")
-    return sum(len(v) for v in shots.values()) + sum(len(v) for v in outputs.values())
+            if strict:
+                raise ValueError(f"{name} side is not a lock ({exc})") from None
+            return None
+    return locks[0], locks[1]
 
 
 def rename_lock(root: Path, profile: str | None, stem: str, name: str) -> str | None:
@@ -544,8 +689,9 @@ def rename_lock(root: Path, profile: str | None, stem: str, name: str) -> str | 
     path = lock_path(root, profile, stem)
     if not path.is_file():
         return None
+    check_lockfile(root, profile, stem)  # conflicted or unreadable: said, never "renamed"
     lock = _read(path)
-    if lock.storyboard in (None, name):
+    if lock.storyboard in (None, name) and lock.names <= {name}:
         return None
     header = {HEADER_KEY: LOCK_VERSION, "storyboard": name,
               **({"profile": profile} if profile is not None else {})}

@@ -144,7 +144,8 @@ def _as_last_run(path, provider, preview_resolution) -> tuple:
     as given, else as the last run ran, else the project file's."""
     from .project.runs import last_run
 
-    last = last_run(storyboard_path(path)[0].parent, current_profile())
+    file = storyboard_path(path)[0]
+    last = last_run(file.parent, current_profile(), file.stem)
     defaults = project_file_defaults()
     return (provider or last.get("provider") or defaults.provider,
             preview_resolution or last.get("preview_resolution")
@@ -861,7 +862,7 @@ def gc(path, var_items, vars_files, dry_run, shared, refs, older_than) -> None:
     plans = []
     for profile in dict.fromkeys((None, *board.profiles, board.profile)):
         resolved = load_resolved(file, variables, display, profile)
-        last = last_run(root, profile)
+        last = last_run(root, profile, file.stem)
         plans += [build_storyboard_plan(resolved),
                   build_storyboard_plan(resolved, last.get("provider"),
                                         last.get("preview_resolution"))]
@@ -981,8 +982,9 @@ def pull(path, var_items, vars_files) -> None:
             moved = pull_objects(remote, store, lock_objects(root, store, profiles, stem))
         except STORE_FAILURES as exc:  # a bug keeps its traceback
             raise store_failure(remote, exc) from None
-        written = [path for profile in profiles
-                   for path in export_lock(root, store, profile, stem)]
+        written = [file for profile in profiles
+                   for file in export_lock(root, store, profile, stem,
+                                           _wanted(path, var_items, vars_files, profile))]
     for name in moved.refused:
         click.echo(f"warning: {name} in {remote.url} does not hash to its name: not used",
                    err=True)
@@ -990,6 +992,28 @@ def pull(path, var_items, vars_files) -> None:
                f"already here; wrote {len(written)} file(s) under renders/")
     if moved.refused:
         sys.exit(1)
+
+
+def _wanted(path, var_items, vars_files, profile) -> dict[str, str]:
+    """Each shot's and film's cache key as the storyboard (under `profile`) now asks for it,
+    with the project's provider: which of a shot's paid results `pull` writes to renders/."""
+    from .errors import UserError
+    from .pipeline import build_storyboard_plan, load_resolved, read_variables
+
+    file, display = storyboard_path(path)
+    try:
+        plan = build_storyboard_plan(
+            load_resolved(file, read_variables(var_items, vars_files), display, profile),
+            project_file_defaults().provider)
+    except UserError:  # a profile that does not compile: its newest results
+        return {}
+    wanted = {}
+    for task in plan.tasks.values():
+        if task.kind == "generate" and task.shot is not None:
+            wanted[task.shot] = task.cache_key
+        elif task.kind == "assemble":
+            wanted[task.assemble_params.path] = task.cache_key
+    return wanted
 
 
 @main.command(epilog=_epilog([

@@ -91,10 +91,11 @@ class ProjectPaths:
 
     @property
     def last_run(self) -> Path:
-        """last-run.json; last-run.<profile>.json for a profile (each remembers its own)."""
-        if self.profile is None:
-            return self.state / LAST_RUN
-        return self.state / LAST_RUN.replace(".json", f".{self.profile}.json")
+        """last-run.json; last-run.<profile>.json for a profile (each remembers its own); a
+        storyboard file other than storyboard.yaml has its own: last-run@<stem>[.<profile>].json
+        (an "@": profile x of storyboard.yaml and the file x.yaml are not one)."""
+        name = "last-run" if self.stem == "storyboard" else f"last-run@{self.stem}"
+        return self.state / (name + (f".{self.profile}" if self.profile else "") + ".json")
 
     @property
     def project_id(self) -> Path:
@@ -111,8 +112,11 @@ class ProjectPaths:
 
     @property
     def profile_renders(self) -> Path:
-        """renders/, or renders/<profile>/: where this profile's shots and report go."""
-        return self.renders if self.profile is None else self.renders / self.profile
+        """renders/, or renders/<profile>/: where this profile's shots and report go; for a
+        storyboard file other than storyboard.yaml, under renders/<stem>/ (two storyboards
+        in one folder would otherwise write one renders/shots/)."""
+        base = self.renders if self.stem == "storyboard" else self.renders / self.stem
+        return base if self.profile is None else base / self.profile
 
     @property
     def shots(self) -> Path:

@@ -12,12 +12,12 @@ from ..files import replace_atomically
 from ..paths import ProjectPaths
 
 
-def last_run(root, profile: str | None = None) -> dict:
+def last_run(root, profile: str | None = None, stem: str = "storyboard") -> dict:
     """What the last `run` (of the profile) was asked for ({"provider",
     "preview_resolution"}), or {}: `status` shows the project as that run left it, whatever
     flags it is given."""
     try:
-        data = json.loads(ProjectPaths(root, profile).last_run.read_text(encoding="utf-8"))
+        data = json.loads(ProjectPaths(root, profile, stem).last_run.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):
@@ -33,7 +33,7 @@ def record_run(plan) -> None:
     """Remember what this run was asked for (written atomically)."""
     text = json.dumps({"provider": plan.provider, "preview_resolution": plan.preview_short_side})
     board = plan.resolved.storyboard
-    replace_atomically(ProjectPaths(board.root, board.profile).last_run, text)
+    replace_atomically(ProjectPaths(board.root, board.profile, board.path.stem).last_run, text)
 
 
 def run_in_progress(root) -> bool:

@@ -157,16 +157,21 @@ def project_store(storyboard, settings) -> ArtifactStore | None:
 
 
 def export_lock(root: Path, store: Store, profile: str | None = None,
-                stem: str = "storyboard") -> list[Path]:
+                stem: str = "storyboard", wanted: dict[str, str] | None = None) -> list[Path]:
     """Each film and shot clip the lock (a profile's) names, where a run would put it
     (renders/..., renders/<profile>/shots/...), from the local store: a teammate watches the
-    film after `pull`, without a key."""
+    film after `pull`, without a key. `wanted` (shot id or film path -> the cache key the
+    storyboard now asks for) picks among a shot's several paid results the one the
+    storyboard uses; without it, or for a name it lacks, the newest."""
     from ..project.lockfile import read_lockfile
 
     lock = read_lockfile(root, profile, stem)
+    wanted = wanted or {}
     written = []
-    places = [(root / path, entry) for path, entry in lock.outputs.items()]
-    for shot, entry in lock.shots.items():
+    outputs = {path: lock.output(path, wanted.get(path)) for path in lock.output_entries}
+    shots = {shot: lock.shot(shot, wanted.get(shot)) for shot in lock.shot_entries}
+    places = [(root / path, entry) for path, entry in outputs.items()]
+    for shot, entry in shots.items():
         pick = entry.get("pick", 1) if isinstance(entry.get("pick"), int) else 1
         digests = entry.get("sha256") or []
         if isinstance(digests, list) and 0 < pick <= len(digests):

@@ -1,10 +1,13 @@
 """`kling-compose gc`: remove stored objects nothing needs any more.
 
-Kept: every take and film `storyboard.lock` or a profile's `storyboard.<profile>.lock` names
-(paid clips travel with the project), and every artifact of a ledger row whose cache key is in one of the given plans (the current
-storyboard as the last run ran it, and as it would run with no flags). Everything else under
-.kling-compose/objects (earlier takes of changed shots, old films, frames of deleted chains)
-goes; the ledger rows that named them then read as `missing`, made again if ever needed.
+Kept: every take and film any lock in the folder names (each storyboard's and profile's, and
+the rehearsal records), every paid generation the ledger holds (a hosted provider's takes:
+paid bytes are never garbage here, even of a shot since removed or of a run killed before it
+wrote its lock), and every artifact of a ledger row whose cache key is in one of the given
+plans (the storyboard as the last run ran it, and as it would run with no flags). Everything
+else under .kling-compose/objects (preview takes of changed shots, old films, frames of
+deleted chains) goes; the ledger rows that named them then read as `missing`, made again
+for free if ever needed.
 
 `gc --store` does the same for the team's shared artifact store (share/artifacts.py): it removes
 what no lock names, in this folder or on any git ref, once it is older than an age (below).
@@ -50,8 +53,17 @@ def find_garbage(plans) -> Garbage:
     keep = _lock_digests(root)
     path = state_path(root)
     if path.is_file():
+        from ..providers import LOCAL_PROVIDERS
+
         state = State(path, readonly=True)
         try:
+            # every paid generation the ledger holds, whatever storyboard or lock: another
+            # storyboard file's run killed before it wrote its lock, a shot since removed.
+            # Paid bytes are never garbage here; only what is free to make again is
+            for record in state.all():
+                if record.kind == "generate" and record.provider is not None and \
+                        record.provider not in LOCAL_PROVIDERS:
+                    keep |= {digest for digest, _ in record.artifacts}
             for plan in plans:
                 for task in plan.tasks.values():
                     record = state.get(task.cache_key)

@@ -370,7 +370,45 @@ def preview_option(command):
         "[default: 360]; part of their cache keys.")(command)
 
 
-@main.command(epilog=_epilog([
+class _GateCommand(click.Command):
+    """A command whose exit code 2 means something else with --detailed-exitcode ("changes",
+    as Terraform): a usage error there exits 1, so a CI gate never reads a bad option as
+    "shots to make"."""
+
+    def main(self, args=None, *rest, **kwargs):
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            return super().main(argv, *rest, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.Exit as done:  # --help, or a command's own sys.exit path
+            sys.exit(done.exit_code)
+        except click.ClickException as exc:
+            if isinstance(exc, click.UsageError) and "--detailed-exitcode" in argv:
+                exc.exit_code = 1
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            if ctx.params.get("detailed_exitcode"):
+                exc.exit_code = 1
+            raise
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        detailed = "--detailed-exitcode" in args
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if detailed:
+                exc.exit_code = 1
+            raise
+
+
+@main.command(cls=_GateCommand, epilog=_epilog([
     "kling-compose plan",
     "kling-compose plan --provider fal --json",
     "kling-compose plan --requests --provider runware",

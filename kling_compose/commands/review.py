@@ -67,7 +67,7 @@ def base_lock(plan, ref: str) -> BaseLock:
             f"--base: {_shown(folder)} is not in a git repository{why}", where,
             hint="--base compares with the lock a git ref holds: run it in a clone of the "
                  "project, or leave --base out")
-    prefix = done.stdout.strip()
+    prefix = done.stdout.removesuffix("\n")  # a folder may begin or end with a space
     known = _git(folder, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if known.returncode != 0:
         hint = "`git branch -a` lists the refs this clone knows"

@@ -1,4 +1,6 @@
-"""share/s3store.py against a real S3-compatible server (moto's, tests/e2e/_s3.py)."""
+"""share/s3store.py against real S3-compatible servers (tests/e2e/_s3.py): SeaweedFS, a
+production object store; moto's server only where a test needs what only moto does (seeding
+1,100 objects at once, injecting 409 ConditionalRequestConflict, checking credentials)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import pytest
 from kling_compose.share.s3store import S3Store, StoreError, parse_url
 from kling_compose.errors import UserError
 
-pytest_plugins = ["_s3"]  # the fixtures s3_server and s3
+pytest_plugins = ["_s3"]  # the fixtures s3 (SeaweedFS) and moto_s3
 MiB = 1 << 20
 
 
@@ -47,7 +49,7 @@ def test_put_listing_get_round_trip(s3, tmp_path):
 
 def test_put_is_create_only(s3, tmp_path):
     """A second put of a name writes nothing, even with other bytes: the object keeps the
-    first; moto is sent If-None-Match: * and answers 412."""
+    first; the server is sent If-None-Match: * and answers 412 PreconditionFailed."""
     first, name = clip(tmp_path / "first.mp4", 64 * 1024)
     other, _ = clip(tmp_path / "other.mp4", 64 * 1024)
     store = S3Store(f"s3://{s3.bucket}/p")
@@ -85,9 +87,11 @@ def test_two_machines_pushing_one_clip_at_once_write_it_once(s3, tmp_path):
     assert stores[0].listing() == {name}
 
 
-def test_a_conflicting_conditional_write_is_retried(s3, tmp_path):
+def test_a_conflicting_conditional_write_is_retried(moto_s3, tmp_path):
     """S3 answers 409 ConditionalRequestConflict while another conditional write of the key is
-    in progress and asks for a retry; after the last retry the store gives up, naming it."""
+    in progress and asks for a retry; after the last retry the store gives up, naming it.
+    moto: the 409 is injected (SeaweedFS makes the later writer wait on a lock instead)."""
+    s3 = moto_s3
     source, name = clip(tmp_path / "take.mp4", 1024)
     slept = []
     store = S3Store(f"s3://{s3.bucket}/p", sleep=slept.append)
@@ -102,9 +106,11 @@ def test_a_conflicting_conditional_write_is_retried(s3, tmp_path):
     assert "again.mp4" not in store.listing()
 
 
-def test_listing_reads_every_page(s3):
+def test_listing_reads_every_page(moto_s3):
     """More than 1,000 objects (one ListObjectsV2 page); nothing outside the prefix or in a
-    folder below it."""
+    folder below it. moto: 1,106 objects seeded in its backend at once (over HTTP they would
+    take seconds)."""
+    s3 = moto_s3
     names = s3.server.seed(s3.bucket, "team/film/", 1100)
     s3.server.seed(s3.bucket, "team/other/", 2)
     s3.server.seed(s3.bucket, "team/film/old/", 3)
@@ -122,8 +128,8 @@ def test_get_of_a_missing_name_raises_file_not_found(s3, tmp_path):
 
 
 def test_transfers_stream(s3, tmp_path):
-    """A 32 MiB clip goes up and comes down with a few MiB of memory at most (the server,
-    which holds it whole, runs in another process)."""
+    """A 32 MiB clip goes up and comes down with a few MiB of memory at most (the server runs
+    in another process)."""
     source, name = clip(tmp_path / "big.mp4", 32 * MiB)
     store = S3Store(f"s3://{s3.bucket}/p")
     store.listing()  # the client and its service model, made before measuring
@@ -139,7 +145,9 @@ def test_transfers_stream(s3, tmp_path):
 
 
 @pytest.mark.parametrize("known", [False, True], ids=["unknown-key", "wrong-secret"])
-def test_refused_credentials_name_the_bucket_not_the_secret(s3, monkeypatch, known):
+def test_refused_credentials_name_the_bucket_not_the_secret(moto_s3, monkeypatch, known):
+    """moto: it checks signatures against its IAM users (SeaweedFS here has none)."""
+    s3 = moto_s3
     key_id, problem = "AKIANOSUCHKEY0000000", "the access key is not known to the service"
     code = "InvalidAccessKeyId"
     if known:  # a user moto knows, signing with another secret

@@ -145,7 +145,8 @@ class Seaweed:
             log.flush()
             self.process = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.folder, start_new_session=True, preexec_fn=_die_with_parent,
+                cwd=self.folder, start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 (it only calls prctl)
                 env=_environment())
         deadline = time.monotonic() + STARTUP_SECONDS
         while not self.ready():

@@ -125,7 +125,7 @@ class Seaweed:
                 self.start()
                 return
             except RuntimeError:
-                self.kill()
+                self.stop()  # and its sockets: the next attempt has other ports
                 if attempt == 2:
                     raise
 

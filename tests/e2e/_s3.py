@@ -1,8 +1,17 @@
-"""A real S3-compatible server for the tests: moto's, in a subprocess on 127.0.0.1.
+"""Real S3-compatible servers for the tests, as fixtures for a test module that names this file
+in `pytest_plugins`:
 
-Fixtures, for a test module that names this file in `pytest_plugins`: `s3_server`, one per
-test run (per xdist worker), and `s3`, a fresh bucket with an environment holding nothing of
-the machine's AWS settings: only the server's endpoint and throwaway credentials.
+- `s3_server`: SeaweedFS (tests/e2e/_seaweed.py), a production object store, one per test run
+  (per xdist worker); a test may `kill()` it and `start()` it again on the same data and ports;
+- `s3`: a fresh bucket on it, with an environment holding nothing of the machine's AWS
+  settings: only the server's endpoint and throwaway credentials (SeaweedFS accepts any key);
+- `moto_server` and `moto_s3`: the same on moto's server, kept for what only moto does:
+  `seed` (thousands of objects at once), `conflict` (409 ConditionalRequestConflict, which
+  S3 answers while another conditional write of the key is in progress) and
+  `checking_credentials` (moto refuses unknown keys and wrong secrets; SeaweedFS has no
+  credentials configured).
+
+A failed test that used SeaweedFS shows its log's path and tail (a "SeaweedFS" section).
 
 Run as a script, this file serves moto on a free port, prints the port, then runs commands read
 from stdin, one JSON list a line, answering "ok" to each, until stdin closes:
@@ -16,7 +25,7 @@ from stdin, one JSON list a line, answering "ok" to each, until stdin closes:
 In a process of its own the server shares no memory, lock or GIL with the code under test.
 Conditional writes are serialised here: moto (5.2) checks If-None-Match and then writes without
 a lock, so two simultaneous puts of one key both succeed about once in 300 tries, where S3
-itself lets exactly one through. Everything else is moto's own behaviour.
+itself (and SeaweedFS) lets exactly one through. Everything else is moto's own behaviour.
 """
 
 from __future__ import annotations
@@ -31,12 +40,13 @@ from dataclasses import dataclass
 from typing import IO, Iterator
 
 import pytest
+from _seaweed import Seaweed
 
 REGION = "us-east-1"
 
 
-class S3Server:
-    """The server subprocess: its endpoint, seeding, and moto's credential checking."""
+class MotoServer:
+    """moto's server in a subprocess: its endpoint, seeding, conflicts, credential checking."""
 
     def __init__(self, log: IO[str]) -> None:
         self.process = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE,
@@ -86,7 +96,7 @@ class S3Server:
 class S3:
     """A fresh bucket on the server; the environment names the server and these keys."""
 
-    server: S3Server
+    server: Seaweed | MotoServer
     bucket: str
     access_key_id: str
     secret_access_key: str
@@ -99,23 +109,47 @@ class S3:
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory) -> Iterator[S3Server]:
+def s3_server(tmp_path_factory) -> Iterator[Seaweed]:
+    """SeaweedFS, one per test run (per xdist worker)."""
+    server = Seaweed(tmp_path_factory.mktemp("seaweed"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch, tmp_path) -> Iterator[S3]:
+    """A new bucket on SeaweedFS, and an environment with only the server's endpoint and test
+    keys: no profile, config file or instance metadata of the machine running the tests. A
+    test that killed the server and left it down finds it started again after it."""
+    if not s3_server.alive():
+        s3_server.start()
+    yield _bucket(s3_server, monkeypatch, tmp_path)
+    if not s3_server.alive():
+        s3_server.start()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory) -> Iterator[MotoServer]:
+    """moto's server, for seeding, 409 conflicts and credential checks (see the top)."""
     log_path = tmp_path_factory.mktemp("moto") / "server.log"
     with log_path.open("w") as log:
-        server = S3Server(log)
+        server = MotoServer(log)
         yield server
         server.stop()
 
 
 @pytest.fixture
-def s3(s3_server, monkeypatch, tmp_path) -> S3:
-    """A new bucket, and an environment with only the server's endpoint and test keys: no
-    profile, config file or instance metadata of the machine running the tests."""
+def moto_s3(moto_server, monkeypatch, tmp_path) -> S3:
+    """`s3`, on moto's server."""
+    return _bucket(moto_server, monkeypatch, tmp_path)
+
+
+def _bucket(server: Seaweed | MotoServer, monkeypatch, tmp_path) -> S3:
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
-    keys = S3(s3_server, f"films-{uuid.uuid4().hex[:12]}", "AKIATESTKEY",
+    keys = S3(server, f"films-{uuid.uuid4().hex[:12]}", "AKIATESTKEY",
               f"test-secret-{uuid.uuid4().hex}")
-    for name, value in {"AWS_ENDPOINT_URL": s3_server.endpoint,
+    for name, value in {"AWS_ENDPOINT_URL": server.endpoint,
                         "AWS_DEFAULT_REGION": REGION,
                         "AWS_ACCESS_KEY_ID": keys.access_key_id,
                         "AWS_SECRET_ACCESS_KEY": keys.secret_access_key,
@@ -125,6 +159,16 @@ def s3(s3_server, monkeypatch, tmp_path) -> S3:
         monkeypatch.setenv(name, value)
     keys.client().create_bucket(Bucket=keys.bucket)
     return keys
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that used SeaweedFS names its log, and shows its last lines."""
+    outcome = yield
+    report = outcome.get_result()
+    server = getattr(item, "funcargs", {}).get("s3_server")
+    if report.failed and isinstance(server, Seaweed):
+        report.sections.append(("SeaweedFS", f"log: {server.log_path}\n{server.log_tail()}"))
 
 
 def _seed_name(n: int) -> str:

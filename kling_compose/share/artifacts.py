@@ -195,8 +195,10 @@ def store_failure(remote: ArtifactStore, exc: Exception):  # exc: one of STORE_F
 
     return UserError.single(
         f"artifact store {remote.url}: {exc}",
-        hint="check the store's URL and credentials (AWS_* variables or profile for s3://), "
-             "or run without it: unset KLING_COMPOSE_STORE / remove `store:`")
+        hint="check the store's URL and credentials (AWS_* variables or profile for s3://) "
+             "and that its server is up (a transfer cut off midway leaves nothing half-written: "
+             "run the command again), or run without it: unset KLING_COMPOSE_STORE / remove "
+             "`store:`")
 
 
 @dataclass(frozen=True, slots=True)

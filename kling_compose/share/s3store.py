@@ -90,8 +90,11 @@ class S3Store:
         with self._translated():
             paginator = self._client.get_paginator("list_objects_v2")
             pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/")
+            # a key equal to the prefix, or ending in "/", is a folder marker (the S3
+            # console's "Create folder"; SeaweedFS lists the emptied prefix so): not an object
             return {item["Key"][len(self.prefix):]: _stored(item)
-                    for page in pages for item in page.get("Contents", ())}
+                    for page in pages for item in page.get("Contents", ())
+                    if len(item["Key"]) > len(self.prefix) and not item["Key"].endswith("/")}
 
     def put(self, source: Path, name: str) -> bool:
         """Upload `source` as `name` unless the store has that name; True if written.

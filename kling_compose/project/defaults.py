@@ -121,7 +121,15 @@ class _Reader:
             if not isinstance(item, str) or not item.strip():
                 self.problem("each of 'vars' must be the name of a YAML file", where)
                 continue
-            if not (self.folder / item).is_file():
+            try:
+                found = (self.folder / item).is_file()
+            except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+                from ..files import os_problem
+
+                reason = os_problem(exc) if isinstance(exc, OSError) else "a NUL byte"
+                self.problem(f"vars file '{item[:80]}' cannot be read: {reason}", where)
+                continue
+            if not found:
                 self.problem(f"vars file '{item}' does not exist", where,
                              f"a path relative to {self.shown}'s folder")
                 continue

@@ -709,13 +709,37 @@ storyboard.*.lock merge=union
 """
 
 
+def _attribute_pattern(name: str, glob: str = "") -> str:
+    """A .gitattributes pattern matching the file `name` (+ `glob`, a pattern itself): glob
+    characters escaped, and C-quoted when it holds a space or a quote (git 2.20's quoting)."""
+    import re
+
+    escaped = re.sub(r"([\\\[\]*?!])", r"\\\1", name) + glob
+    if not re.search(r'[\s"]', escaped):
+        return escaped
+    quoted = escaped.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + quoted.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r") + '"'
+
+
 def setup_gitattributes(root: Path, stem: str = "storyboard") -> bool:
     """Add the merge attributes of the storyboard `stem`'s locks to the project's
     .gitattributes (created when missing); False when they are there already."""
+    from ..errors import UserError
+    from ..files import os_problem
+
     path = root / ".gitattributes"
-    current = path.read_text(encoding="utf-8") if path.is_file() else ""
-    text = GITATTRIBUTES.replace("storyboard.", f"{stem}.").replace(
-        "git merges the lock files", "git merges the lock files", 1)
+    try:
+        current = path.read_bytes().decode("utf-8") if path.exists() else ""
+    except UnicodeDecodeError:
+        raise UserError.single(".gitattributes is not UTF-8 text (git reads it as UTF-8)",
+                               hint="save it as UTF-8 (PowerShell 5's `>` writes UTF-16), then "
+                                    "run `kling-compose lock setup` again") from None
+    except OSError as exc:
+        raise UserError.single(f"cannot read .gitattributes: {os_problem(exc)}",
+                               hint="it must be a file git can read; move it aside and run "
+                                    "`kling-compose lock setup` again") from None
+    text = GITATTRIBUTES.replace("storyboard.lock", _attribute_pattern(f"{stem}.lock")) \
+        .replace("storyboard.*.lock", _attribute_pattern(stem, ".*.lock"))
     wanted = [line for line in text.splitlines() if line and not line.startswith("#")]
     if all(line in current.splitlines() for line in wanted):
         return False

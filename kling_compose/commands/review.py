@@ -387,7 +387,9 @@ class Spending:
     def lines(self) -> list[str]:
         count = sum(len(tasks) for _, _, tasks in self.groups)
         unknown = f" + {len(self.unknown)} at an unknown price" if self.unknown else ""
-        lines = [f"this run pays for {count} generation(s), an estimated "
+        made = sum(t.kind == "generate" for _, _, tasks in self.groups for t in tasks)
+        more = f" and {count - made} voice or element task(s)" if count > made else ""
+        lines = [f"this run pays for {made} generation(s){more}, an estimated "
                  f"{_usd(self.total_usd)}{unknown}:"]
         wide = max(len(p) for p, _, _ in self.groups), max(len(r) for _, r, _ in self.groups)
         for provider, tier, tasks in self.groups:
@@ -396,8 +398,9 @@ class Spending:
             names = [t.shot or t.id for t in tasks]
             shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6
                                             else "")
+            what = "shot(s)" if all(t.kind == "generate" for t in tasks) else "task(s)"
             lines.append(f"  {provider:<{wide[0]}}  {tier:<{wide[1]}}  {len(tasks):>3} "
-                         f"shot(s)  {cost:>8}  {shown}")
+                         f"{what}  {cost:>8}  {shown}")
         if self.free:
             lines.append(f"  (and {self.free} free generation(s) on a local provider)")
         return lines
@@ -411,13 +414,15 @@ def spending(plan, statuses: Mapping[str, str], force: Iterable[str], only: Iter
     from ..selection import select
 
     review = Review(plan, statuses, frozenset(force), tuple(select(plan, only)))
-    paid = [t for t in review.to_pay if t.provider not in LOCAL_PROVIDERS
+    # generations, and what else a provider bills (a fal voice, a Kling element: unknown)
+    paid = [t for t in review.to_run if t.provider and t.provider not in LOCAL_PROVIDERS
             and (t.cost_usd is None or t.cost_usd > 0)]
     if not paid:
         return None
     groups: dict[tuple[str, str], list[Any]] = {}
     for task in paid:
-        groups.setdefault((task.provider or "", route(task.job)), []).append(task)
+        tier = route(task.job) if task.kind == "generate" else task.kind
+        groups.setdefault((task.provider, tier), []).append(task)
     return Spending([(p, r, tasks) for (p, r), tasks in groups.items()],
                     sum((t.cost_usd for t in paid if t.cost_usd), Decimal(0)),
                     [t.id for t in paid if t.cost_usd is None],

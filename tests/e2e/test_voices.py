@@ -205,3 +205,24 @@ def test_force_names_a_shot_or_a_voice_or_element_task(project, sim_env):
     assert result.exit_code == 1
     assert "--force: no shot 'voice:fal:nothing' in the storyboard" in result.output
     assert "the id of a voice or element task" in result.output
+
+
+def test_the_question_before_paying_counts_the_voice_it_makes(project):
+    """The gate before spending listed generations only: a fal voice ($0.007) was left out
+    of what it showed, while the run pays for it (review of issue 26)."""
+    from kling_compose.commands.review import spending
+    from kling_compose.console import route
+    from kling_compose.pipeline import build_storyboard_plan, load_resolved, plan_statuses
+
+    root = project(STORYBOARD)
+    write_voice(root / "assets" / "mara-voice.wav")
+    plan = build_storyboard_plan(load_resolved(root / "storyboard.yaml", {}, "storyboard.yaml",
+                                               None), "fal")
+    paid = spending(plan, plan_statuses(plan), (), (), route)
+    voices = [t for t in plan.tasks.values() if t.kind == "voice"]
+    assert voices and voices[0].cost_usd > 0
+    lines = paid.lines()
+    assert "2 generation(s) and 1 voice or element task(s)" in lines[0], lines
+    assert paid.total_usd == sum(t.cost_usd for t in plan.tasks.values()
+                                 if t.cost_usd and t.provider == "fal")
+    assert any(line.split()[:2] == ["fal", "voice"] for line in lines[1:]), lines

@@ -60,10 +60,10 @@ def find_garbage(plans) -> Garbage:
             # every paid generation the ledger holds, whatever storyboard or lock: another
             # storyboard file's run killed before it wrote its lock, a shot since removed.
             # Paid bytes are never garbage here; only what is free to make again is
-            for record in state.all():
-                if record.kind == "generate" and record.provider is not None and \
-                        record.provider not in LOCAL_PROVIDERS:
-                    keep |= {digest for digest, _ in record.artifacts}
+            for row in state.all():
+                if row.kind == "generate" and row.provider is not None and \
+                        row.provider not in LOCAL_PROVIDERS:
+                    keep |= {digest for digest, _ in row.artifacts}
             for plan in plans:
                 for task in plan.tasks.values():
                     record = state.get(task.cache_key)
@@ -414,9 +414,12 @@ def _blob_digests(data: bytes, name: str, places: list[str], stems: set[str]) ->
     except ValueError as exc:  # not UTF-8, not JSON, nested too deep
         raise UserError.single(f"{where} does not read as a lock ({exc}); gc cannot tell "
                                "which clips it keeps", hint=hint) from None
-    return {v for entry in parse_lock(text).entries()
-            for v in (entry.get("sha256") if isinstance(entry.get("sha256"), list) else ())
-            if isinstance(v, str)}
+    digests: set[str] = set()
+    for entry in parse_lock(text).entries():
+        values = entry.get("sha256")
+        if isinstance(values, list):
+            digests |= {v for v in values if isinstance(v, str)}
+    return digests
 
 
 def find_store_garbage(remote: ArtifactStore, named: frozenset[str], age_s: float,

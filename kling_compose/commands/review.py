@@ -422,7 +422,7 @@ def spending(plan, statuses: Mapping[str, str], force: Iterable[str], only: Iter
     groups: dict[tuple[str, str], list[Any]] = {}
     for task in paid:
         tier = route(task.job) if task.kind == "generate" else task.kind
-        groups.setdefault((task.provider, tier), []).append(task)
+        groups.setdefault((task.provider or "", tier), []).append(task)
     return Spending([(p, r, tasks) for (p, r), tasks in groups.items()],
                     sum((t.cost_usd for t in paid if t.cost_usd), Decimal(0)),
                     [t.id for t in paid if t.cost_usd is None],

@@ -351,7 +351,7 @@ def _as_lock(data) -> Lock:
     outputs: dict[str, list[dict]] = {}
     version: Any = None
     storyboard = profile = None
-    names: set[str] = set()
+    names: set[Any] = set()
     if isinstance(data, dict):  # format 1: {"shots": {name: entry}, "outputs": {path: entry}}
         for section, target in (("shots", shots), ("outputs", outputs)):
             values = data.get(section)

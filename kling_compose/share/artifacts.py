@@ -172,6 +172,8 @@ def export_lock(root: Path, store: Store, profile: str | None = None,
     shots = {shot: lock.shot(shot, wanted.get(shot)) for shot in lock.shot_entries}
     places = [(root / path, entry) for path, entry in outputs.items()]
     for shot, entry in shots.items():
+        if entry is None:
+            continue
         pick = entry.get("pick", 1) if isinstance(entry.get("pick"), int) else 1
         digests = entry.get("sha256") or []
         if isinstance(digests, list) and 0 < pick <= len(digests):

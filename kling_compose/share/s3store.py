@@ -217,8 +217,8 @@ def _stored(item: dict) -> Stored:
     """A ListObjectsV2 entry: its Size and LastModified (a timezone-aware datetime)."""
     modified = item.get("LastModified")
     size = item.get("Size")
-    return Stored(size if isinstance(size, int) else 0,
-                  modified.timestamp() if hasattr(modified, "timestamp") else None)
+    stamp = getattr(modified, "timestamp", None)
+    return Stored(size if isinstance(size, int) else 0, stamp() if callable(stamp) else None)
 
 
 def _code(exc) -> str:

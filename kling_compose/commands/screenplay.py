@@ -212,6 +212,12 @@ def slug(text: str, separator: str = "-") -> str:
     return re.sub(r"[^a-z0-9]+", separator, ascii_text.lower()).strip(separator)
 
 
+def _capitalised(name: str) -> str:
+    """A cue's name as a prompt writes it: MARA is Mara, DR. SMITH Dr. Smith, 2ND GUARD 2nd
+    Guard (a letter starts a word after a space, a dot or a hyphen)."""
+    return re.sub(r"(^|[\s.-])(\w)", lambda m: m.group(1) + m.group(2).upper(), name.lower())
+
+
 def _unique(base: str, taken: set[str]) -> str:
     name, n = base, 2
     while name in taken:
@@ -364,7 +370,7 @@ class _Mapper:
                 key = "_" + key
             speaker = key
             if key not in self.characters:
-                shown = name.title() if name == name.upper() else name
+                shown = _capitalised(name) if name == name.upper() else name
                 self.characters[key] = Character(name, shown, e.line)
         tones = []
         for extension in e.extensions:

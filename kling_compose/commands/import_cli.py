@@ -13,7 +13,7 @@ from ..errors import UserError
 
 EPILOG = """\b
 Examples:
-  kling-compose import harbour.fountain          # harbour/storyboard.yaml beside it
+  kling-compose import harbour.fountain          # storyboard.yaml beside it
   kling-compose import harbour.fountain -o films/harbour/
   kling-compose import harbour.fountain -o - | less
   kling-compose import harbour.fountain --force && kling-compose run

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Diagnostic, Location, UserError
-from .fountain import Element, parse, plain
+from .fountain import Element, parse
 
 PROVIDER = "preview"  # free and local: the storyboard runs at once
 MODEL = "kling-3-pro"

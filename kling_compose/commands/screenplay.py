@@ -353,9 +353,10 @@ class _Mapper:
         text = flat(e.text)
         if not any(c.isalnum() for c in text):  # "...", "--": nothing to film
             return
-        prompt = text.replace("@", "@@")
-        for part in _chunks(prompt, 10**9, PROMPT_CHARS):
-            self.open = self.shot(part, e.line, len(part.split()))
+        # cut as sent (an `@` is one character there), then escaped; a prompt has 2 or more
+        for part in _chunks(text, 10**9, PROMPT_CHARS):
+            if len(part) >= 2:
+                self.open = self.shot(part.replace("@", "@@"), e.line, len(part.split()))
 
     def character(self, e: Element) -> None:
         name = flat(e.name)

@@ -201,6 +201,12 @@ def test_long_speech_overflows_into_the_next_shot_and_long_action_is_split(tmp_p
     assert [s["duration"] for s in shots(board)] == [15, 15, 10]
 
 
+def test_paragraphs_with_nothing_to_film_are_left_out(tmp_path):
+    board = imported(tmp_path, "INT. A - DAY\n\n...\n\n--\n\nA\n\nI.\n\nMail me@home.\n")
+    validate(tmp_path)
+    assert [s["prompt"] for s in shots(board)] == ["I.", "Mail me@@home."]
+
+
 def spoken_lines(board: dict) -> list[dict]:
     return [d for shot in shots(board) for d in shot.get("dialogue", ())]
 

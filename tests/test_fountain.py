@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from kling_compose.commands.fountain import parse, plain
 
@@ -369,3 +371,41 @@ def test_hostile_text_is_parsed_in_linear_time(text):
     started = time.perf_counter()
     parse(text)
     assert time.perf_counter() - started < 5
+
+
+# -- whatever the screenplay, the storyboard made from it validates ---------------------------
+
+FRAGMENTS = ["", "", "  ", "INT. HOUSE - DAY", "ext. été - night #2#", ".DREAM", "MARA",
+             "THEO ^", "@McCLANE (V.O.) (cont'd)", "2ND GUARD (O.S.)", "NARRATOR", "@黒澤",
+             "(quietly)", "(beat)", "Hello @ {{ x }} {% y %} {# z #}", "~la la la", "CUT TO:",
+             "DISSOLVE TO:", "FADE OUT.", "FADE IN:", ">THE END<", "> Burn to White.", "[[a note",
+             "]]", "/*", "*/", "# Act", "= a synopsis", "===", "!FORCED ACTION", "Title: X",
+             "Author: Y", "A", "...", "*bold* _under_ \\*", "She waits.\u2028Then\x85more.",
+             " ".join(["word."] * 40), "x" * 2600]
+
+
+@settings(deadline=None, max_examples=400, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(st.one_of(st.sampled_from(FRAGMENTS),
+                          st.text(st.characters(blacklist_categories=("Cs", "Cc")),
+                                  max_size=30)), max_size=40))
+def test_whatever_the_screenplay_its_storyboard_validates(tmp_path_factory, lines):
+    """The import either says there is nothing to film or makes a storyboard that every
+    stage up to compile accepts, without a warning (check_storyboard raises, naming the
+    mapping's mistake, otherwise)."""
+    from kling_compose.commands.screenplay import check_storyboard, import_text, storyboard_text
+    from kling_compose.errors import UserError
+
+    text = "\n".join(lines)
+    try:
+        imported = import_text(text, "script.fountain", "script")
+    except UserError as exc:
+        (diagnostic,) = exc.diagnostics
+        assert "nothing to film" in diagnostic.message
+        event("nothing to film")
+        return
+    event(f"{min(len(imported.shots), 5)}+ shots, {min(imported.lines, 5)}+ lines")
+    storyboard = storyboard_text(imported, "script.fountain")
+    folder = tmp_path_factory.mktemp("import")
+    assert check_storyboard(storyboard, folder / "storyboard.yaml", "storyboard.yaml",
+                            "script.fountain") == []

@@ -479,6 +479,16 @@ def quoted(text: str) -> str:
     return _JINJA.sub(r"\\u007b", out)
 
 
+# plain scalars YAML 1.1 reads as something else than a string
+_YAML_WORDS = frozenset({"y", "yes", "n", "no", "true", "false", "on", "off", "null"})
+
+
+def yaml_name(key: str) -> str:
+    """An element's name as YAML text: plain (`mara`), quoted when YAML would read the word
+    as a boolean or null (a character called NULL or YES)."""
+    return quoted(key) if key in _YAML_WORDS else key
+
+
 def _number(value: float) -> str:
     return f"{value:g}"
 
@@ -525,7 +535,7 @@ def storyboard_text(imported: Imported, source: str) -> str:
         for key, character in imported.characters.items():
             shown = character.shown
             out.append(
-                f"  {key}:  # {_comment(character.name)}, line {character.at}\n"
+                f"  {yaml_name(key)}:  # {_comment(character.name)}, line {character.at}\n"
                 f"    description: {quoted(f'{shown}: describe how they look (age, face, hair, clothes)')}\n"
                 f"    # frontal_image: assets/{key}.png   # a picture of {_comment(shown)}\n"
                 f"    # voice: assets/{key}-voice.wav     # a clean 5-30 s recording: the "
@@ -544,7 +554,7 @@ def storyboard_text(imported: Imported, source: str) -> str:
                 out.append("        dialogue:\n")
                 for line in shot.lines:
                     tone = f", tone: {quoted(line.tone)}" if line.tone else ""
-                    out.append(f"          - {{ speaker: {line.speaker}, line: "
+                    out.append(f"          - {{ speaker: {yaml_name(line.speaker)}, line: "
                                f"{quoted(line.line)}{tone} }}\n")
     out.append(_outputs(imported))
     return "".join(out)

@@ -1146,3 +1146,4 @@ def rename(path, var_items, vars_files) -> None:
 from .simulator.__main__ import command as _simulate  # noqa: E402
 
 main.add_command(_simulate, "simulate")
+main.add_command(__import__(f"{__package__}.commands.import_cli", fromlist=["_"]).command)

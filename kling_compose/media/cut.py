@@ -412,7 +412,12 @@ def _join(graph: list[str], labels: list[str], tl: Layout, *, audio: bool) -> st
             heads.append(labels[run[0]])
             continue
         media = "v=0:a=1" if audio else "v=1:a=0"
-        graph.append("".join(labels[i] for i in run) + f"concat=n={len(run)}:{media}[{tag}r{r}]")
+        # concat's timestamps are in microseconds, a piece's in frames (its fps filter):
+        # xfade refuses inputs of two time bases, so a run it joins is put back in frames
+        base = f",settb={tl.fps.denominator}/{tl.fps.numerator}" \
+            if not audio and len(runs) > 1 else ""
+        graph.append("".join(labels[i] for i in run)
+                     + f"concat=n={len(run)}:{media}{base}[{tag}r{r}]")
         heads.append(f"[{tag}r{r}]")
     current = heads[0]
     for r in range(1, len(runs)):

@@ -129,6 +129,21 @@ def test_crossfade_overlaps_and_moves_the_cues_with_the_picture(media, tmp_path)
     assert "<v bob>General Kenobi</v>" in r.subtitles["vtt"]
 
 
+def test_a_crossfade_after_a_run_of_cut_pieces_joins(media, tmp_path):
+    """Cut pieces are joined by one concat filter, whose timestamps are in microseconds; a
+    crossfade (xfade) from that run into the next piece, or from a single piece into a run,
+    needs both sides in one time base (ffmpeg: "First input link main timebase (1/24) do
+    not match the corresponding second input link xfade timebase (1/1000000)"). A screenplay
+    imported with a DISSOLVE TO: after two cut shots, or a title card, makes such a film."""
+    parts = [Part(title="Opening", duration_s=1.0),
+             Part(media["quiet"], transition="crossfade", transition_s=0.5),  # 3 s
+             Part(media["mute"]),  # 2 s, a cut
+             Part(media["quiet"], transition="crossfade", transition_s=0.5)]  # 3 s
+    r = render(parts, Delivery(), tmp_path / "x.mp4", workdir=tmp_path / "w")
+    assert r.duration_s == pytest.approx(8.0, abs=FRAME)
+    assert probe(tmp_path / "x.mp4").frame_count == 192
+
+
 def test_a_trim_drops_and_moves_cues(media, tmp_path):
     r = render([Part(media["talk"], start_s=1.8, lines=lines())], Delivery(subtitles=("srt",)),
                tmp_path / "x.mp4", workdir=tmp_path)

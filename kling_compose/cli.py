@@ -1141,9 +1141,42 @@ def rename(path, var_items, vars_files) -> None:
         click.echo(f"the locks already name '{board.name}'")
 
 
+@main.command("import", epilog=_epilog([
+    "kling-compose import harbour.fountain          # storyboard.yaml beside it",
+    "kling-compose import harbour.fountain -o films/harbour/",
+    "kling-compose import harbour.fountain -o - | less",
+    "kling-compose import harbour.fountain --force && kling-compose run",
+]) + "\n\n\b\nFountain is the plain-text screenplay format: https://fountain.io/syntax\n"
+    "The mapping is in docs/format.md, \"Importing a screenplay\".")
+@click.argument("screenplay", metavar="SCREENPLAY.fountain")
+@click.option("-o", "--output", metavar="FILE",
+              help="Where to write the storyboard [default: storyboard.yaml beside the "
+                   "screenplay]; a folder means its storyboard.yaml; `-` prints it.")
+@click.option("--force", is_flag=True,
+              help="Replace the file if it exists (never the screenplay itself).")
+@_user_errors
+def import_(screenplay: str, output: str | None, force: bool) -> None:
+    """Make a storyboard from a Fountain screenplay: a scene per scene heading, a shot per
+    action paragraph, an element per character, the dialogue on its shots. It validates and
+    renders on the free preview at once."""
+    from .commands.screenplay import import_screenplay
+
+    written = import_screenplay(screenplay, output, force)
+    for warning in written.warnings:
+        click.echo(str(warning), err=True)
+    imported = written.imported
+    summary = (f"{len(imported.scenes)} scene(s), {len(imported.shots)} shot(s), "
+               f"{len(imported.characters)} element(s), {imported.lines} line(s) of dialogue")
+    if written.target is None:
+        click.echo(written.text, nl=False)
+        click.echo(f"storyboard from {screenplay}: {summary}", err=True)
+        return
+    click.echo(f"wrote {written.target}: {summary}, from {screenplay}")
+    click.echo(f"next: kling-compose run {written.target}   # a free preview")
+
+
 # `kling-compose simulate`: the one click command `python -m kling_compose.simulator` runs too,
 # so both list the same options (it imports the server only when it runs)
 from .simulator.__main__ import command as _simulate  # noqa: E402
 
 main.add_command(_simulate, "simulate")
-main.add_command(__import__(f"{__package__}.commands.import_cli", fromlist=["_"]).command)

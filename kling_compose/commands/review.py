@@ -15,7 +15,6 @@ Nothing here writes: the git commands only read, and the gate's checks are the r
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from dataclasses import dataclass, field

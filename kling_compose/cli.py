@@ -1172,3 +1172,8 @@ def rename(path, var_items, vars_files) -> None:
 from .simulator.__main__ import command as _simulate  # noqa: E402
 
 main.add_command(_simulate, "simulate")
+
+# `kling-compose watch` (kling_compose/watch_cli.py; its loop: commands/watch.py)
+from .watch_cli import watch as _watch  # noqa: E402
+
+main.add_command(_watch, "watch")

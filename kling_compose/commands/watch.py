@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic, UserError
@@ -160,14 +161,22 @@ def named(items: Sequence[str]) -> str:
 
 # -- which saves count ---------------------------------------------------------------------
 
+def watchfiles() -> ModuleType:
+    """The watchfiles package; missing, one message saying how to install it."""
+    try:
+        import watchfiles
+    except ImportError:
+        raise UserError.single("`kling-compose watch` needs watchfiles, which is not installed",
+                               hint="pip install 'watchfiles>=1.0'") from None
+    return watchfiles
+
+
 class SaveFilter:
     """watchfiles' filter: the saves that may change the storyboard (templates, vars files,
     the project file, the files shots read), never what the watch writes itself."""
 
     def __init__(self, root: Path) -> None:
-        from watchfiles import DefaultFilter
-
-        self.default = DefaultFilter()  # .git, __pycache__, editors' swap and backup files
+        self.default = watchfiles().DefaultFilter()  # .git, __pycache__, editors' swap and backup files
         self.root = root
         paths = ProjectPaths(root)
         self.own = (paths.state, paths.renders)
@@ -244,8 +253,7 @@ class Watch:
 
     def run(self) -> int:
         """Watch until Ctrl-C: the exit code (0, or 130 when a render was interrupted)."""
-        from watchfiles import watch
-
+        watch = watchfiles().watch
         if not self.root.is_dir():
             raise UserError.single(f"cannot watch '{self.request.display}': its folder "
                                    "does not exist", hint="give the path of a storyboard, "

@@ -461,3 +461,14 @@ def test_the_watch_ignores_what_it_writes_and_follows_what_the_storyboard_reads(
     assert saves({(Change.added, gone), (Change.deleted, gone), (Change.modified, board)}) \
         == [board]
     assert saves({(Change.deleted, gone)}) == [gone]
+
+
+def test_watch_without_watchfiles_says_how_to_install_it(project, monkeypatch):
+    root = project(BOARD)
+    monkeypatch.setitem(sys.modules, "watchfiles", None)  # as when it is not installed
+    result = cli("watch", root, "--serve", "--port", "0")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "needs watchfiles, which is not installed" in result.stderr
+    assert "pip install 'watchfiles>=1.0'" in result.stderr
+    result = cli("watch", root, "--port", "8000")
+    assert result.exit_code == 2 and "--port goes with --serve" in result.output

@@ -114,6 +114,18 @@ def check(request: Request) -> Checked:
     return Checked(plan, warnings, inputs, outputs, defaults.concurrency or 4)
 
 
+def vars_inputs(request: Request) -> tuple[Path, ...]:
+    """The vars files the storyboard is read with (the project file's, then --vars), before
+    it is read: what the watch must follow from its start."""
+    from ..project.defaults import project_defaults
+
+    try:
+        first = project_defaults(request.file.parent, os.path.dirname(request.display)).vars
+    except UserError:
+        first = ()  # said by the first round
+    return tuple(Path(v).absolute() for v in (*first, *request.vars_files))
+
+
 def _unique(diagnostics) -> tuple[Diagnostic, ...]:
     return tuple(dict.fromkeys(diagnostics))
 
@@ -260,7 +272,8 @@ class Watch:
                                    "or create one with `kling-compose init DIR`")
         previous = signal.getsignal(signal.SIGINT)
         try:
-            folders = watched_folders(self.root, ())
+            self.filter.inputs = frozenset(vars_inputs(self.request))
+            folders = watched_folders(self.root, self.filter.inputs)
             while True:
                 # the first round runs once the watch is set up (its first timeout), so a
                 # save during it is never missed; then one round per burst of saves
@@ -273,8 +286,10 @@ class Watch:
                         self.once(saved)
                         first = False
                     if watched_folders(self.root, self.filter.inputs) != folders:
+                        # a vars file in another folder now (the project file changed): watch
+                        # it too; the new watch's first round catches a save made meanwhile
                         folders = watched_folders(self.root, self.filter.inputs)
-                        break  # a vars file in another folder now: watch it too
+                        break
                 else:
                     return 0
         except KeyboardInterrupt:

@@ -472,3 +472,40 @@ def test_watch_without_watchfiles_says_how_to_install_it(project, monkeypatch):
     assert "pip install 'watchfiles>=1.0'" in result.stderr
     result = cli("watch", root, "--port", "8000")
     assert result.exit_code == 2 and "--port goes with --serve" in result.output
+
+
+def test_an_included_template_and_a_vars_file_elsewhere_are_followed(project, watching,
+                                                                     tmp_path):
+    """The storyboard's {% include %}d part, and a --vars file outside its folder (whose
+    folder is watched, and in it that file alone)."""
+    board = BOARD.replace("  - id: aside\n    shots:\n      - id: solo\n"
+                          "        prompt: gulls over the harbour\n"
+                          "        first_frame: assets/start.png\n",
+                          '{% include "parts/aside.yaml" %}\n')
+    board = board.replace("the boat reaches the pier", "the boat reaches the pier at {{ hour }}")
+    root = project(board)
+    (root / "parts").mkdir()
+    part = root / "parts" / "aside.yaml"
+    part.write_text("  - id: aside\n    shots:\n      - id: solo\n"
+                    "        prompt: gulls over the harbour\n"
+                    "        first_frame: assets/start.png\n", encoding="utf-8")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "vars.yaml").write_text("hour: dawn\n", encoding="utf-8")
+    watch = watching(root, "--vars", str(shared / "vars.yaml"))
+    assert rendered(watch.expect(r"^rendered: ([^;(]+?)(;| \()")) == {"s1", "s2", "s3", "solo"}
+    watch.expect(r"^report: ")
+
+    part.write_text(part.read_text(encoding="utf-8").replace("harbour", "bay"),
+                    encoding="utf-8")
+    watch.expect(r"^changed: parts/aside.yaml$")
+    assert rendered(watch.expect(r"^rendered: ([^;(]+?)(;| \()")) == {"solo"}
+    watch.expect(r"^report: ")
+
+    (shared / "notes.txt").write_text("not read by the storyboard\n", encoding="utf-8")
+    (shared / "vars.yaml").write_text("hour: dusk\n", encoding="utf-8")
+    watch.expect(rf"^changed: {re.escape(str(shared / 'vars.yaml'))}$")  # not notes.txt
+    assert rendered(watch.expect(r"^rendered: ([^;(]+?)(;| \()")) == {"s3"}
+    watch.expect(r"^report: ")
+    assert "at dusk" in (root / "renders" / "report.html").read_text(encoding="utf-8")
+    assert watch.stop() == 0, watch.output

@@ -398,6 +398,34 @@ def test_the_server_serves_the_folder_only_with_ranges_and_a_version(project):
         server.stop()
 
 
+def test_report_serve_serves_until_ctrl_c_and_follows_a_report_written_again(project):
+    import json
+
+    root = project(BOARD)
+    environ = os.environ | {"PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "kling_compose", "report", "--serve",
+                             "--port", "0"], cwd=root, env=environ, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("report: ")
+        line = proc.stdout.readline()
+        port = int(re.match(r"serving http://127\.0\.0\.1:(\d+)/report\.html ", line)[1])
+        version = json.loads(_get(port, "/__kling-compose__/state").body)["version"]
+        assert b"the lantern drifts out" in _get(port, "/report.html").body
+        edit(root, "the lantern drifts out", "the lantern drifts out to sea")
+        assert cli("report", root).exit_code == 0  # another terminal's `report`
+        assert json.loads(_get(port, "/__kling-compose__/state").body)["version"] != version
+        assert b"the lantern drifts out to sea" in _get(port, "/report.html").body
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        assert proc.stdout.read() == "stopped serving\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_report_serve_refuses_a_port_in_use_before_writing_anything(project):
     root = project(BOARD)
     with socket.socket() as taken:

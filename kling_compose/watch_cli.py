@@ -46,7 +46,7 @@ def watch(path, var_items, vars_files, preview_resolution, serve, port) -> None:
     the free preview provider only the shots that changed and what chains from them, then
     the films and the report. Never calls a paid provider, whatever the storyboard names.
     Ctrl-C stops it."""
-    from .commands.watch import Request, Watch
+    from .commands.watch import FREE_PROVIDER, Request, Watch
 
     if port is not None and not serve:
         raise click.UsageError("--port goes with --serve")
@@ -58,8 +58,6 @@ def watch(path, var_items, vars_files, preview_resolution, serve, port) -> None:
         watcher = Watch(request, click.echo, lambda line: click.echo(line, err=True), server)
         if server is not None:
             click.echo(f"serving {server.page_url} (the page reloads after each render)")
-        from .commands.watch import FREE_PROVIDER
-
         px = f" at {preview_resolution} px" if preview_resolution else ""
         click.echo(f"watching {display}: every shot on the free {FREE_PROVIDER} provider{px}, "
                    "whatever it names; Ctrl-C stops")

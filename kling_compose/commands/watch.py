@@ -360,13 +360,13 @@ class Watch:
         what = [*(shots and [f"shot(s) {named(shots)}"]),
                 *(films and [f"film(s) {named(films)}"])]
         busy = f"rendering {' and '.join(what)} ..." if what else "writing the report ..."
-        if what:
-            self.out(busy)
-        if self.server is not None:
-            self.server.live.set(busy=busy)
         started = time.monotonic()
-        self.rendering = True
+        self.rendering = True  # from the line on: a Ctrl-C stops a render
         try:
+            if what:
+                self.out(busy)
+            if self.server is not None:
+                self.server.live.set(busy=busy)
             settings = Settings.from_environment(project_root=plan.resolved.storyboard.root)
             result = run_plan(plan, RunOptions(concurrency=concurrency), Quiet(), settings)
             self.rendering = False  # made and recorded: a Ctrl-C now stops between rounds

@@ -241,7 +241,7 @@ def test_a_save_during_a_render_is_rendered_after_it_from_the_latest_text(projec
     watch.expect(r"^rendering shot\(s\) s1, s2, s3 ")
     # two saves while the chain renders: only the last one's text is ever rendered
     edit(root, "gulls over the harbour", "gulls over the water")
-    time.sleep(0.3)
+    time.sleep(0.05)  # within the render, or at worst within one burst of saves after it
     edit(root, "gulls over the water", "gulls over the lighthouse")
     assert rendered(watch.expect(r"^rendered: ([^;(]+?)(;| \()")) == {"s1", "s2", "s3"}
     watch.expect(r"^changed: storyboard.yaml$")

@@ -1057,21 +1057,47 @@ def _wanted(path, var_items, vars_files, profile) -> dict[str, str]:
 @main.command(epilog=_epilog([
     "kling-compose report                     # then open renders/report.html",
     "kling-compose report films/harbour --provider fal",
+    "kling-compose report --serve             # http://127.0.0.1:8765/, live",
 ]))
 @storyboard_options
 @provider_option
 @preview_option
+@click.option("--serve", is_flag=True, help="Then serve renders/ on 127.0.0.1 until Ctrl-C: "
+              "the open page reloads when the report is written again (by `report` or "
+              "`watch`).")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=None, metavar="P",
+              help="With --serve: the port [default: 8765; 0: any free one].")
 @_user_errors
-def report(path, var_items, vars_files, provider, preview_resolution) -> None:
+def report(path, var_items, vars_files, provider, preview_resolution, serve, port) -> None:
     """Write renders/report.html: an offline page to review every film, shot and take.
 
     Without --provider and --preview-resolution, the project is shown as the last run left
-    it (with that run's provider and preview size)."""
+    it (with that run's provider and preview size). With --serve, the page is then served
+    on 127.0.0.1 only, with live reload (the file on disk stays an offline page)."""
     from .commands.report import write_report
 
-    page = write_report(_plan(path, var_items, vars_files,
-                              *_as_last_run(path, provider, preview_resolution)))
-    click.echo(f"report: {page}")
+    if port is not None and not serve:
+        raise click.UsageError("--port goes with --serve")
+    the_plan = _plan(path, var_items, vars_files, *_as_last_run(path, provider,
+                                                                preview_resolution))
+    server = None
+    if serve:  # bound first: a port in use is refused before anything is written
+        from .commands.serve import DEFAULT_PORT, ReportServer
+
+        paths = the_plan.resolved.storyboard.paths
+        server = ReportServer(paths.renders, paths.report_page,
+                              DEFAULT_PORT if port is None else port)
+    try:
+        page = write_report(the_plan)
+        click.echo(f"report: {page}")
+    except BaseException:
+        if server is not None:
+            server.server_close()
+        raise
+    if server is not None:
+        from .commands.serve import serve_until_interrupted
+
+        serve_until_interrupted(server, click.echo)
 
 
 @main.group()
@@ -1180,3 +1206,8 @@ def import_(screenplay: str, output: str | None, force: bool) -> None:
 from .simulator.__main__ import command as _simulate  # noqa: E402
 
 main.add_command(_simulate, "simulate")
+
+# `kling-compose watch` (kling_compose/watch_cli.py; its loop: commands/watch.py)
+from .watch_cli import watch as _watch  # noqa: E402
+
+main.add_command(_watch, "watch")

@@ -1146,3 +1146,4 @@ def rename(path, var_items, vars_files) -> None:
 from .simulator.__main__ import command as _simulate  # noqa: E402
 
 main.add_command(_simulate, "simulate")
+from .lsp.command import command as _lsp; main.add_command(_lsp)  # noqa: E402,E702 (issue 27)

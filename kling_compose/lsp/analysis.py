@@ -1,0 +1,253 @@
+"""One look at a storyboard as the editor holds it: `validate`'s stages on unsaved text.
+
+The stages are those of `kling-compose validate` (pipeline.load_resolved, then
+compile_storyboard), run one at a time so that what the editor features read (the elements,
+the shots, the jobs) is kept from the furthest stage reached: a storyboard with a missing file
+still completes its element names. The project file (kling-compose.yaml beside the
+storyboard) gives its `vars` files, as on the command line. Every diagnostic's location is
+resolved here, inside `render.editor_files(...)`: finding a place in a templated storyboard
+renders it again, and that rendering must read the same unsaved includes as the first.
+
+The storyboard is named by its file name in messages (includes by their path from its folder,
+the project file and vars files by their absolute path), so each Location names a file from
+which `Place.path` is known.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from ..errors import Diagnostic, Location, UserError
+from ..model import NARRATOR, Element, Resolved, ResolvedShot, Storyboard
+
+if TYPE_CHECKING:
+    from ..project.defaults import ProjectDefaults
+    from ..providers import Job
+
+_RENDERED = re.compile(r"^(?P<file>.*) \(line (?P<line>\d+) of `kling-compose render`\)$")
+NO_TEXTS: Mapping[Path, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A resolved Location: the file's absolute path, 1-based line and column (None: the
+    whole file); `rendered_line` when only the line of `kling-compose render` is known."""
+
+    path: Path
+    line: int | None = None
+    col: int | None = None
+    rendered_line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A diagnostic with its place resolved (None: a problem of no file, e.g. a --var)."""
+
+    diagnostic: Diagnostic
+    place: Place | None
+
+    @property
+    def message(self) -> str:
+        return self.diagnostic.message
+
+    @property
+    def hint(self) -> str | None:
+        return self.diagnostic.hint
+
+    @property
+    def severity(self) -> str:
+        return self.diagnostic.severity
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """What completion offers, from the furthest stage reached (or the last look that got
+    that far): element names (True: it has a voice), shot ids in storyboard order, each
+    shot's provider, and the storyboard defaults' provider."""
+
+    elements: Mapping[str, bool]
+    shots: tuple[str, ...]
+    providers: Mapping[str, str]
+    default_provider: str | None = None
+
+
+@dataclass
+class Analysis:
+    path: Path  # the storyboard, absolute
+    text: str
+    version: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+    data: Any = None  # the parsed YAML (None: it did not parse)
+    storyboard: Storyboard | None = None
+    resolved: Resolved | None = None
+    jobs: tuple[Job, ...] | None = None
+    names: Names | None = None
+    includes: frozenset[Path] = frozenset()  # every template file it included (or tried to)
+    depends_on: frozenset[Path] = frozenset()  # includes, vars files, the project file
+    defaults: ProjectDefaults | None = None
+    texts: Mapping[Path, str] = field(default_factory=dict)  # the unsaved includes it read
+    seconds: float = 0.0
+    stage: str = "project"  # the stage that stopped it, or "done"
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def place(self, location: Location | None) -> Place | None:
+        """Where a Location of this storyboard is (resolving it renders again, with the
+        same unsaved includes)."""
+        if location is None:
+            return None
+        from ..render import editor_files
+
+        with editor_files(self.texts):
+            return _place(location, self.folder)
+
+    def shot(self, shot_id: str) -> ResolvedShot | None:
+        if self.resolved is None:
+            return None
+        found = self._shots().get(shot_id)
+        return found
+
+    def job(self, shot_id: str) -> Job | None:
+        if self.jobs is None:
+            return None
+        return self._jobs().get(shot_id)
+
+    def element(self, name: str) -> Element | None:
+        return self.storyboard.elements.get(name) if self.storyboard is not None else None
+
+    def _shots(self) -> dict[str, ResolvedShot]:
+        cached = self.__dict__.get("_by_id")
+        if cached is None:
+            shots = self.resolved.shots if self.resolved is not None else ()
+            cached = self.__dict__["_by_id"] = {s.id: s for s in shots}
+        return cached
+
+    def _jobs(self) -> dict[str, Job]:
+        cached = self.__dict__.get("_jobs_by_id")
+        if cached is None:
+            cached = self.__dict__["_jobs_by_id"] = {j.shot.id: j for j in self.jobs or ()}
+        return cached
+
+
+def analyse(path: Path, text: str, texts: Mapping[Path, str] = NO_TEXTS,
+            version: int | None = None) -> Analysis:
+    """`validate` on `text`, the storyboard at `path` (absolute) as the editor holds it;
+    `texts`: other files the editor holds unsaved (includes), by absolute path."""
+    from ..collector import paused
+    from ..parse import parse_document
+    from ..pipeline import compile_storyboard, read_variables, text_storyboard
+    from ..project.defaults import PROJECT_FILE, project_defaults
+    from ..render import editor_files, render_source
+    from ..resolve import resolve_storyboard
+    from ..validate import validate_document
+
+    started = time.perf_counter()
+    path = Path(path).absolute()
+    folder = path.parent
+    found = Analysis(path, text, version, texts=texts)
+    depends = {folder / PROJECT_FILE}
+    diagnostics: list[Diagnostic] = []
+    with paused(), editor_files(texts) as editor:
+        try:
+            found.defaults = project_defaults(folder, str(folder))
+            depends.update(Path(v) for v in found.defaults.vars)
+            found.stage = "variables"
+            variables = read_variables((), found.defaults.vars)
+            found.stage = "render"
+            rendered = render_source(text_storyboard(text, path, path.name), variables)
+            found.stage = "parse"
+            document = parse_document(rendered)
+            found.data = document.data
+            found.stage = "validate"
+            found.storyboard = validate_document(document)
+            found.stage = "resolve"
+            found.resolved = resolve_storyboard(found.storyboard)
+            found.stage = "compile"
+            found.jobs = compile_storyboard(found.resolved)
+            found.stage = "done"
+            # a warning from a shared default is the same for every shot: once (as validate)
+            diagnostics = list(dict.fromkeys(w for job in found.jobs for w in job.warnings))
+        except UserError as exc:
+            diagnostics = list(exc.diagnostics)
+        found.problems = [Problem(d, _place(d.location, folder) if d.location else None)
+                          for d in diagnostics]
+        found.includes = frozenset(editor.read)
+    found.depends_on = frozenset(depends | found.includes)
+    found.names = names_of(found)
+    found.seconds = time.perf_counter() - started
+    return found
+
+
+def _place(location: Location, folder: Path) -> Place:
+    file = location.file
+    match = _RENDERED.match(file) if location.line is None else None
+    if match is not None:
+        return Place(_absolute(match["file"], folder), rendered_line=int(match["line"]))
+    return Place(_absolute(file, folder), location.line, location.col)
+
+
+def _absolute(file: str, folder: Path) -> Path:
+    return Path(os.path.normpath(folder / file))
+
+
+# -- names for completion --------------------------------------------------------------------
+
+def names_of(found: Analysis) -> Names | None:
+    """The names the furthest stage reached knows; None when the text did not parse."""
+    from ..resolve import DEFAULT_PROVIDER
+
+    if found.storyboard is not None:
+        sb = found.storyboard
+        default = sb.defaults.provider or DEFAULT_PROVIDER
+        providers: dict[str, str] = {}
+        if found.resolved is not None:
+            providers = {s.id: s.provider for s in found.resolved.shots}
+        else:
+            for scene in sb.scenes:
+                for shot in scene.shots:
+                    providers[shot.id] = shot.fields.provider or scene.defaults.provider \
+                        or default
+        return Names(MappingProxyType({n: e.has_voice for n, e in sb.elements.items()}),
+                     tuple(dict.fromkeys(s.id for s in sb.shots)),
+                     MappingProxyType(providers), default)
+    data = found.data
+    if not isinstance(data, dict):
+        return None
+    elements = data.get("elements")
+    voiced = {str(name): isinstance(spec, dict) and bool(spec.get("voice") or
+                                                         spec.get("voice_id"))
+              for name, spec in (elements.items() if isinstance(elements, dict) else ())}
+    top = data.get("defaults")
+    written = _text(top.get("provider")) if isinstance(top, dict) else None
+    ids: dict[str, str] = {}
+    for scene_data in _dicts(data.get("scenes")):
+        own = scene_data.get("defaults")
+        scene_provider = _text(own.get("provider")) if isinstance(own, dict) else None
+        for shot_data in _dicts(scene_data.get("shots")):
+            shot_id = _text(shot_data.get("id"))
+            if shot_id is not None and shot_id not in ids:
+                ids[shot_id] = _text(shot_data.get("provider")) or scene_provider or written \
+                    or DEFAULT_PROVIDER
+    return Names(MappingProxyType(voiced), tuple(ids), MappingProxyType(ids),
+                 written or DEFAULT_PROVIDER)
+
+
+def _dicts(value) -> Iterator[dict]:
+    return (v for v in value if isinstance(v, dict)) if isinstance(value, list) else iter(())
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def speakers(names: Names) -> list[str]:
+    """Who may speak a line with a voice: the elements with one, and the narrator."""
+    return [name for name, voiced in names.elements.items() if voiced] + [NARRATOR]

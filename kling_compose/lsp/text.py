@@ -99,8 +99,11 @@ def context(lines: list[str], line: int, col: int) -> Context:
         key, indent = None, head.key_col
     else:
         key, indent = None, head.key_col
-        if head.dash is not None and head.value and not re.fullmatch(r"[A-Za-z0-9_\-]*",
-                                                                    head.value):
+        flow = _flow(None, before[head.key_col:]) if head.value[:1] in ("{", "[") else None
+        if flow is not None:  # `- { speaker: |`: a flow mapping as a list item
+            inner, key, in_list = flow
+        elif head.dash is not None and head.value and not re.fullmatch(r"[A-Za-z0-9_\-]*",
+                                                                      head.value):
             in_list = True
     dash = head.dash
     path, rooted = _parents(lines, line, indent, dash)
@@ -119,8 +122,9 @@ def _scalar_list(key: str) -> bool:
     return key in _SCALAR_LISTS
 
 
-def _flow(outer: str, value: str) -> tuple[tuple[str, ...], str | None, bool] | None:
-    """Inside a flow collection written after `outer:`: the keys into it (`outer` first),
+def _flow(outer: str | None, value: str) -> tuple[tuple[str, ...], str | None, bool] | None:
+    """Inside a flow collection written after `outer:` (or as a list item: no `outer`): the
+    keys into it (`outer` first),
     the key whose value the cursor is in (None: a key of a flow mapping is typed) and whether
     it is a list item; None when the cursor is not inside one."""
     stack: list[tuple[str, int]] = []
@@ -138,7 +142,7 @@ def _flow(outer: str, value: str) -> tuple[tuple[str, ...], str | None, bool] | 
             stack.pop()
     if not stack:
         return None
-    keys: list[str] = [outer]
+    keys: list[str] = [outer] if outer is not None else []
     for depth, (opener, at) in enumerate(stack):
         end = stack[depth + 1][1] if depth + 1 < len(stack) else len(value)
         segment = value[at + 1:end].rsplit(",", 1)[-1]
@@ -146,7 +150,7 @@ def _flow(outer: str, value: str) -> tuple[tuple[str, ...], str | None, bool] | 
         last = depth == len(stack) - 1
         if opener == "[":
             if last:
-                return tuple(keys[:-1]), keys[-1], True
+                return (tuple(keys[:-1]), keys[-1], True) if keys else None
             keys.append(ITEM)
             continue
         if last:

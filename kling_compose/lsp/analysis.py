@@ -15,10 +15,12 @@ which `Place.path` is known.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
@@ -92,6 +94,7 @@ class Analysis:
     depends_on: frozenset[Path] = frozenset()  # includes, vars files, the project file
     defaults: ProjectDefaults | None = None
     texts: Mapping[Path, str] = field(default_factory=dict)  # the unsaved includes it read
+    compiled: dict = field(default_factory=dict, repr=False)  # shot content -> its Job
     seconds: float = 0.0
     stage: str = "project"  # the stage that stopped it, or "done"
 
@@ -138,12 +141,14 @@ class Analysis:
 
 
 def analyse(path: Path, text: str, texts: Mapping[Path, str] = NO_TEXTS,
-            version: int | None = None) -> Analysis:
+            version: int | None = None, previous: Analysis | None = None) -> Analysis:
     """`validate` on `text`, the storyboard at `path` (absolute) as the editor holds it;
-    `texts`: other files the editor holds unsaved (includes), by absolute path."""
+    `texts`: other files the editor holds unsaved (includes), by absolute path; `previous`:
+    the last analysis of the same storyboard, whose compiled shots are reused where a shot
+    is the same as then (compile_reusing)."""
     from ..collector import paused
     from ..parse import parse_document
-    from ..pipeline import compile_storyboard, read_variables, text_storyboard
+    from ..pipeline import read_variables, text_storyboard
     from ..project.defaults import PROJECT_FILE, project_defaults
     from ..render import editor_files, render_source
     from ..resolve import resolve_storyboard
@@ -171,12 +176,17 @@ def analyse(path: Path, text: str, texts: Mapping[Path, str] = NO_TEXTS,
             found.stage = "resolve"
             found.resolved = resolve_storyboard(found.storyboard)
             found.stage = "compile"
-            found.jobs = compile_storyboard(found.resolved)
+            reuse = previous.compiled if previous is not None and previous.path == path \
+                else {}
+            found.jobs = compile_reusing(found.resolved, reuse, found.compiled)
             found.stage = "done"
             # a warning from a shared default is the same for every shot: once (as validate)
             diagnostics = list(dict.fromkeys(w for job in found.jobs for w in job.warnings))
         except UserError as exc:
             diagnostics = list(exc.diagnostics)
+        if found.stage not in ("compile", "done") and previous is not None \
+                and previous.path == path:
+            found.compiled = previous.compiled  # a half-typed edit keeps what was compiled
         found.problems = [Problem(d, _place(d.location, folder) if d.location else None)
                           for d in diagnostics]
         found.includes = frozenset(editor.read)
@@ -184,6 +194,104 @@ def analyse(path: Path, text: str, texts: Mapping[Path, str] = NO_TEXTS,
     found.names = names_of(found)
     found.seconds = time.perf_counter() - started
     return found
+
+
+def compile_reusing(resolved: Resolved, reuse: Mapping, made: dict) -> tuple[Job, ...]:
+    """compiler.compile_shots(resolved) (what `validate` runs), each shot compiled again only
+    when it differs from every shot of the last analysis: the compiler reads nothing but the
+    shot (its fields and elements, not where they are written, nor its index or scene), the
+    files it names (their size and modification time are in the key) and, for a warning, the
+    voices of its speakers (in the key too). Only a shot compiled without any diagnostic is
+    kept for reuse, as a diagnostic carries the places of this analysis; a reused Job gets
+    this analysis's shot. `made` receives what the next analysis may reuse."""
+    from ..compiler import compile_shot
+
+    sb = resolved.storyboard
+    keys = _ShotKeys(sb.elements)
+    jobs: list[Job] = []
+    errors: list[Diagnostic] = []
+    for shot in resolved.shots:
+        key = keys.of(shot)
+        job = reuse.get(key) if key is not None else None
+        if job is not None:
+            job = replace(job, shot=shot)
+        else:
+            job, diagnostics = compile_shot(shot, sb.root, sb.elements)
+            errors += [d for d in diagnostics if d.severity == "error"]
+            if job is None or diagnostics:
+                if job is not None:
+                    jobs.append(job)
+                continue
+        if key is not None:
+            made[key] = job
+        jobs.append(job)
+    if errors:  # as compile_shots: a default's mistake is found once per shot, said once
+        raise UserError(*sorted(dict.fromkeys(errors), key=Diagnostic.sort_key))
+    return tuple(jobs)
+
+
+_UNKEYED = frozenset({"location", "locations", "speaker_location", "index", "scene"})
+_SCALARS = (str, int, float, bool, Decimal, type(None))
+
+
+class _ShotKeys:
+    """What a shot is, for the compiler: its values without places, each local file's size
+    and modification time, each speaker's voice. None for a value it cannot key."""
+
+    def __init__(self, elements: Mapping[str, Element]) -> None:
+        self.elements = elements
+        self.fields: dict[type, tuple[str, ...]] = {}
+        self.stamps: dict[Path, tuple[int, int] | None] = {}
+        self.shared: dict[int, Any] = {}  # elements, used by many shots: keyed once
+
+    def of(self, shot: ResolvedShot) -> tuple | None:
+        try:
+            voices = tuple((line.speaker, bool(self.elements.get(line.speaker) and
+                                               self.elements[line.speaker].has_voice))
+                           for line, _, _ in shot.lines)
+            return (self.value(shot), voices)
+        except _Unkeyed:
+            return None
+
+    def value(self, value: Any) -> Any:
+        kind = type(value)
+        if kind in _SCALARS:
+            return value
+        if kind is tuple or kind is list:
+            return tuple(self.value(v) for v in value)
+        if isinstance(value, Mapping):
+            return ("{}", tuple(sorted((str(k), self.value(v)) for k, v in value.items())))
+        if isinstance(value, Path):
+            return ("path", str(value), self.stamp(value))
+        if kind is Element:
+            key = self.shared.get(id(value))
+            if key is None:
+                key = self.shared[id(value)] = self.record(value)
+            return key
+        if dataclasses.is_dataclass(value):
+            return self.record(value)
+        raise _Unkeyed
+
+    def record(self, value: Any) -> tuple:
+        kind = type(value)
+        names = self.fields.get(kind)
+        if names is None:
+            names = self.fields[kind] = tuple(f.name for f in dataclasses.fields(value)
+                                              if f.name not in _UNKEYED)
+        return (kind.__name__, *(self.value(getattr(value, n)) for n in names))
+
+    def stamp(self, path: Path) -> tuple[int, int] | None:
+        if path not in self.stamps:
+            try:
+                info = os.stat(path)
+                self.stamps[path] = (info.st_mtime_ns, info.st_size)
+            except (OSError, ValueError):
+                self.stamps[path] = None
+        return self.stamps[path]
+
+
+class _Unkeyed(Exception):
+    pass
 
 
 def _place(location: Location, folder: Path) -> Place:

@@ -22,7 +22,9 @@ def command(stdio: bool, debounce_ms: int) -> None:
     providers, speakers and fields, shows a shot's resolved fields, prompt, cost and cache
     status on hover, goes to definitions and references, and fixes what a hint spells out.
     It never writes into the project, reads no key and asks no network."""
+    from ..collector import paused
     from .server import create_server
 
     del stdio
-    create_server(debounce_ms / 1000).start_io()
+    with paused():  # collected when the editor is idle (StoryboardServer.when_idle)
+        create_server(debounce_ms / 1000).start_io()

@@ -33,6 +33,8 @@ DEBOUNCE_S = 0.05  # after the last edit; an analysis of 1,000 shots takes about
 _STORYBOARD = re.compile(r"(?m)^scenes[ \t]*:")
 _SEARCH_UP = 6  # folders above an included file where its storyboard may be
 _MAX_CANDIDATES = 20
+IDLE_S = 2.0  # after the last analysis: garbage is collected
+_MAX_TRASH = 4  # analyses kept for the idle moment, at most
 
 
 def version() -> str:
@@ -67,6 +69,8 @@ class StoryboardServer(LanguageServer):
         self.uris: dict[Path, str] = {}  # open documents, as the client names them
         self.searched: dict[Path, float] = {}  # candidate storyboards read: path -> mtime
         self.files = _Files(self)
+        self.trash: list[Analysis] = []
+        self.idle: asyncio.TimerHandle | None = None
 
     # -- documents ---------------------------------------------------------------------------
 
@@ -205,8 +209,9 @@ class StoryboardServer(LanguageServer):
         version = self.workspace.get_text_document(uri).version if uri else None
         texts = {p: self.workspace.get_text_document(u).source for p, u in self.uris.items()
                  if p != path}
+        previous = self.analyses.get(path)
         try:
-            found = analyse(path, text, texts, version)
+            found = analyse(path, text, texts, version, previous)
         except Exception as exc:  # a bug in a stage: said in the log, the server goes on
             import traceback
 
@@ -214,11 +219,31 @@ class StoryboardServer(LanguageServer):
                 types.MessageType.Error, f"kling-compose: analysing {path} failed: {exc!r}\n"
                 + traceback.format_exc()))
             return None
-        previous = self.analyses.get(path)
         if found.names is None and previous is not None:
             found.names = previous.names  # half-typed YAML: complete with what was known
         self.analyses[path] = found
+        if previous is not None:
+            self.trash.append(previous)  # freed when the editor is idle, not before publishing
+        self.when_idle()
         return found
+
+    def when_idle(self) -> None:
+        """Free the analyses replaced, and collect cyclic garbage, once the editor has been
+        idle for IDLE_S: the server runs with the collector paused (command.py), whose passes
+        over a storyboard's large object graph would otherwise land between an edit and its
+        diagnostics (the collector's young generation holds every object an analysis made)."""
+        if self.idle is not None:
+            self.idle.cancel()
+        if len(self.trash) > _MAX_TRASH:
+            self.trash.clear()
+        self.idle = asyncio.get_event_loop().call_later(IDLE_S, self.collect)
+
+    def collect(self) -> None:
+        import gc
+
+        self.idle = None
+        self.trash.clear()
+        gc.collect()
 
     def analysis_for(self, path: Path) -> Analysis | None:
         """The analysis a document's requests read: its own, or its storyboard's."""

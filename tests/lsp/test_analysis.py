@@ -158,3 +158,89 @@ def test_editor_files_stay_inside_the_project_folder(tmp_path):
         ["sandbox: '../secret.yaml' is outside the project folder"]
     with editor_files({outside: "x"}) as editor:
         assert editor.text_of(outside) == "x"
+
+
+def _chain(shots: int, prompt: str = "the harbour at dawn") -> str:
+    lines = ["version: 1", "name: chain", "defaults:", "  provider: runware",
+             "  model: kling-o3-pro", "elements:", "  keeper:", "    description: a keeper",
+             "    frontal_image: assets/start.png", "scenes:", "  - id: main", "    shots:"]
+    for i in range(shots):
+        lines += [f"      - id: s{i}", f'        prompt: "@keeper walks, {prompt} {i}"',
+                  "        first_frame: " + ("assets/start.png" if i == 0
+                                             else "{ from: previous }")]
+    return "\n".join(lines) + "\n"
+
+
+def test_an_edit_compiles_again_only_the_shots_it_changed(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import kling_compose.compiler as compiler
+
+    (tmp_path / "assets").mkdir()
+    Image.new("RGB", (1280, 720)).save(tmp_path / "assets" / "start.png")
+    path = tmp_path / "storyboard.yaml"
+    first = analyse(path, _chain(6))
+    compiled = []
+    real = compiler.compile_shot
+    monkeypatch.setattr(compiler, "compile_shot",
+                        lambda shot, *args: compiled.append(shot.id) or real(shot, *args))
+    text = _chain(6).replace("dawn 3", "dusk 3")
+    second = analyse(path, text, previous=first)
+    assert compiled == ["s3"]
+    fresh = analyse(path, text)  # nothing to reuse: the same jobs
+    assert second.jobs is not None and fresh.jobs is not None
+    assert [(j.shot.id, j.request, j.cost_usd) for j in second.jobs] == \
+        [(j.shot.id, j.request, j.cost_usd) for j in fresh.jobs]
+    assert all(j.shot is s for j, s in zip(second.jobs, second.resolved.shots))
+    # a half-typed edit (no YAML) keeps what was compiled for the one after it
+    compiled.clear()
+    broken = analyse(path, text + "      - id: [", previous=second)
+    assert broken.stage == "parse"
+    analyse(path, text, previous=broken)
+    assert compiled == []
+    # a file a shot names, changed on disk, compiles the shots that name it again
+    Image.new("RGB", (720, 1280)).save(tmp_path / "assets" / "start.png")
+    os.utime(tmp_path / "assets" / "start.png", ns=(1, 1))
+    compiled.clear()
+    analyse(path, text, previous=second)
+    assert compiled == [f"s{i}" for i in range(6)]  # every shot sends the keeper's image
+
+
+def test_a_shot_with_a_diagnostic_is_compiled_each_time(tmp_path, monkeypatch):
+    import kling_compose.compiler as compiler
+
+    text = _chain(3).replace("assets/start.png", "https://example.com/start.png") \
+        .replace("  model: kling-o3-pro\n", "  model: kling-o3-pro\n  negative_prompt: x\n")
+    path = tmp_path / "storyboard.yaml"
+    first = analyse(path, text)
+    assert {p.severity for p in first.problems} == {"warning"}
+    compiled = []
+    real = compiler.compile_shot
+    monkeypatch.setattr(compiler, "compile_shot",
+                        lambda shot, *args: compiled.append(shot.id) or real(shot, *args))
+    again = analyse(path, text, previous=first)
+    assert compiled == ["s0", "s1", "s2"]  # warnings carry this analysis's places
+    assert [p.message for p in again.problems] == [p.message for p in first.problems]
+
+
+def test_an_image_is_decoded_once_while_it_stays_the_same(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import kling_compose.resolve as resolve
+
+    (tmp_path / "assets").mkdir()
+    image = tmp_path / "assets" / "start.png"
+    Image.new("RGB", (64, 64)).save(image)
+    decoded = []
+    real = resolve._image_problem
+    monkeypatch.setattr(resolve, "_image_problem",
+                        lambda opener, what: decoded.append(what) or real(opener, what))
+    text = _chain(2).replace("  model: kling-o3-pro\n", "  model: kling-o3-pro\n")
+    path = tmp_path / "storyboard.yaml"
+    analyse(path, text)
+    analyse(path, text.replace("dawn", "dusk"))
+    assert decoded == ["image 'start.png'"]
+    image.write_bytes(image.read_bytes()[:40])  # damaged: decoded again, and said
+    found = analyse(path, text)
+    assert decoded == ["image 'start.png'"] * 2
+    assert any("image 'start.png'" in p.message for p in found.problems), found.problems

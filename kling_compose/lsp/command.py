@@ -1,12 +1,17 @@
 """`kling-compose lsp`: the language server on stdin and stdout (cli.py adds `command`).
 
 Only click is imported here: pygls and the server load when the command runs, so
-`kling-compose` starts as fast with this command as without it.
+`kling-compose` starts as fast with this command as without it. pygls is the `[lsp]` extra:
+without it the command says which extra installs it.
 """
 
 from __future__ import annotations
 
+import sys
+
 import click
+
+LSP_EXTRA = "pip install 'kling-compose[lsp]'"
 
 
 @click.command("lsp", context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,8 +28,17 @@ def command(stdio: bool, debounce_ms: int) -> None:
     status on hover, goes to definitions and references, and fixes what a hint spells out.
     It never writes into the project, reads no key and asks no network."""
     from ..collector import paused
-    from .server import create_server
 
     del stdio
+    try:
+        from .server import create_server
+    except ImportError as exc:  # pygls is the [lsp] extra
+        if (exc.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        from ..errors import Diagnostic
+
+        click.echo(str(Diagnostic(f"kling-compose lsp needs pygls, which is not installed "
+                                  f"({exc.name})", hint=LSP_EXTRA)), err=True)
+        sys.exit(1)
     with paused():  # collected when the editor is idle (StoryboardServer.when_idle)
         create_server(debounce_ms / 1000).start_io()

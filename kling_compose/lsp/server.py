@@ -395,8 +395,9 @@ def create_server(debounce_s: float = DEBOUNCE_S) -> StoryboardServer:
             return None
         path, lines, line, col = at
         found = ls.analysis_for(path)
-        items = features.complete(lines, line, col, found.names if found else None, path,
-                                  ls.files)
+        if found is None:  # a YAML file that is no storyboard and no part of one
+            return None
+        items = features.complete(lines, line, col, found.names, path, ls.files)
         return types.CompletionList(is_incomplete=False, items=items)
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
@@ -405,7 +406,10 @@ def create_server(debounce_s: float = DEBOUNCE_S) -> StoryboardServer:
         if at is None:
             return None
         path, lines, line, col = at
-        return features.hover(lines, line, col, ls.analysis_for(path), path, ls.files)
+        found = ls.analysis_for(path)
+        if found is None:
+            return None
+        return features.hover(lines, line, col, found, path, ls.files)
 
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
     def definition(ls: StoryboardServer, params: types.DefinitionParams

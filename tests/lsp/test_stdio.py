@@ -183,3 +183,33 @@ async def test_definition_and_references_of_an_element(client, tmp_path):
         text_document=types.TextDocumentIdentifier(uri), position=at,
         context=types.ReferenceContext(include_declaration=True)))
     assert [r.range.start for r in refs] == [types.Position(3, 2), types.Position(12, 17)]
+
+
+
+async def test_an_included_template_opened_alone_finds_its_storyboard(client, tmp_path):
+    (tmp_path / "parts").mkdir()
+    include = tmp_path / "parts" / "shots.yaml"
+    include.write_text("      - id: second\n        prompt: The lamp turns @ dusk\n",
+                       encoding="utf-8")
+    (tmp_path / "storyboard.yaml").write_text(
+        STORYBOARD.split("      - id: second")[0] + '{% include "parts/shots.yaml" %}\n',
+        encoding="utf-8")
+    uri = _open(client, include)
+    found = await _diagnostics(client, uri, lambda d: len(d) > 0)
+    assert found[0].message.startswith("'@' must be followed by an element name")
+    assert found[0].range == types.Range(types.Position(1, 31), types.Position(1, 32))
+    items = await client.text_document_completion_async(types.CompletionParams(
+        types.TextDocumentIdentifier(uri), types.Position(1, 32)))
+    assert items is not None and {i.label for i in items.items} == {"keeper", "gull"}
+
+
+async def test_other_yaml_files_are_left_alone(client, tmp_path):
+    path = tmp_path / "compose.yaml"
+    path.write_text("services:\n  web:\n    image: nginx\n    \n", encoding="utf-8")
+    uri = _open(client, path)
+    items = await client.text_document_completion_async(types.CompletionParams(
+        types.TextDocumentIdentifier(uri), types.Position(3, 4)))
+    hover = await client.text_document_hover_async(types.HoverParams(
+        types.TextDocumentIdentifier(uri), types.Position(2, 12)))
+    assert items is None and hover is None
+    assert uri not in client.diagnostics

@@ -17,7 +17,7 @@ LSP_EXTRA = "pip install 'kling-compose[lsp]'"
 @click.command("lsp", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--stdio", is_flag=True, help="Talk over stdin and stdout (the default and only "
               "transport; accepted because editors pass it).")
-@click.option("--debounce-ms", type=click.IntRange(0, 10_000), default=50, show_default=True,
+@click.option("--debounce-ms", type=click.IntRange(0, 10_000), default=30, show_default=True,
               help="How long after the last edit a storyboard is checked again.")
 def command(stdio: bool, debounce_ms: int) -> None:
     """Run the storyboard language server over stdio, for an editor (docs/editors.md).

@@ -29,7 +29,7 @@ from . import features
 from .analysis import Analysis, analyse
 from .features import Fix, split_lines
 
-DEBOUNCE_S = 0.05  # after the last edit; an analysis of 1,000 shots takes about 0.15 s
+DEBOUNCE_S = 0.03  # after the last edit (edits made while a check runs wait for it anyway)
 _STORYBOARD = re.compile(r"(?m)^scenes[ \t]*:")
 _SEARCH_UP = 6  # folders above an included file where its storyboard may be
 _MAX_CANDIDATES = 20
@@ -48,9 +48,13 @@ def version() -> str:
 
 
 def is_storyboard(path: Path, text: str) -> bool:
+    """A YAML file with a top-level `scenes:` (or named storyboard.yaml: a template may
+    write its scenes from an include), not the project file."""
     from ..project.defaults import PROJECT_FILE
 
-    return path.name != PROJECT_FILE and bool(_STORYBOARD.search(text))
+    if path.name == PROJECT_FILE:
+        return False
+    return path.name in ("storyboard.yaml", "storyboard.yml") or bool(_STORYBOARD.search(text))
 
 
 class StoryboardServer(LanguageServer):
@@ -346,7 +350,7 @@ class _Files:
         return lines
 
     def position(self, path: Path, line: int, col: int) -> types.Position:
-        lines = self.lines(path) if path in self.server.uris or path in self.cache else []
+        lines = self.lines(path)
         if line >= len(lines):
             return types.Position(line, col)
         codec = self.server.workspace.position_codec

@@ -98,6 +98,7 @@ def diagnostic(problem: Problem, lines: list[str], files: Files, path: Path
 _BASE60 = re.compile(r"\(YAML reads unquoted (\S+) in base 60\)")
 _DID_YOU_MEAN = re.compile(r"did you mean (.+?)\?")
 _QUOTED = re.compile(r"'([^']*)'")
+_RESERVED = re.compile(r"YAML: a value starting with '(.)' must be quoted")
 
 
 def fixes(problem: Problem, lines: list[str]) -> list[Fix]:
@@ -117,7 +118,8 @@ def fixes(problem: Problem, lines: list[str]) -> list[Fix]:
         old = base60[1]
         found.append(Fix(f'Quote it: "{old}"', line, col, col + len(old), old, f'"{old}"',
                          True))
-    if message.startswith("YAML: a value starting with") and "must be quoted" in message:
+    reserved = _RESERVED.match(message)
+    if reserved and text[col:col + 1] == reserved[1]:
         value = _plain_value(text, col)
         if value:
             new = json.dumps(value, ensure_ascii=False)
@@ -196,7 +198,7 @@ def complete(lines: list[str], line: int, col: int, names: Names | None,
     if ref is not None:
         if names is None:
             return []
-        typed, at = ref
+        _, at = ref
         edit = _range(files, path, line, at + 1, col)
         return [types.CompletionItem(
             name, kind=types.CompletionItemKind.Reference, detail="element",
@@ -327,9 +329,13 @@ def hover(lines: list[str], line: int, col: int, found: Analysis | None, path: P
 
 
 def _names_shot(ctx: yamltext.Context, name: str, names: Names | None) -> bool:
+    """The word is a shot's id: at a shot's `id:` (not a scene's or an element's), in a
+    `from:`, or in an output's sequence."""
     if names is None or name not in names.shots:
         return False
-    return ctx.key in ("id", "from", "shot") or (ctx.key == "sequence" and ctx.in_list)
+    if ctx.key == "id":
+        return ctx.path[-2:] == ("shots", ITEM)
+    return ctx.key in ("from", "shot") or (ctx.key == "sequence" and ctx.in_list)
 
 
 def _names_element(ctx: yamltext.Context, name: str, found: Analysis) -> bool:
@@ -356,16 +362,19 @@ def shot_text(found: Analysis, shot_id: str) -> str:
     job = found.job(shot_id)
     head = f"**shot `{shot.id}`** · scene `{shot.scene}` · {shot.provider} `{shot.model}`"
     parts = [head]
-    status = shot_status(found, shot_id)
-    cost = job.cost_usd if job is not None else None
-    line = f"Estimated cost: {format_usd(cost) if job is not None else 'not compiled'}"
+    if job is None:  # a shot of a storyboard that does not compile yet: no cost, no plan
+        parts.append("Estimated cost and cache status: once the storyboard compiles "
+                     f"({found.problems[0].message if found.problems else found.stage})")
+    status = shot_status(found, shot_id) if job is not None else None
+    line = f"Estimated cost: {format_usd(job.cost_usd)}" if job is not None else ""
     if job is not None and job.cost_note:
         line += f" ({job.cost_note})"
     if status is not None:
         if status.cost_line:
             line = status.cost_line
         line += f" · cache: {status.text}"
-    parts.append(line)
+    if line:
+        parts.append(line)
     if job is not None:
         parts.append(f"Prompt as {shot.provider} receives it:\n\n" + _fenced(
             prompts_sent(shot, job), "text"))
@@ -517,16 +526,9 @@ def target_at(lines: list[str], line: int, col: int, found: Analysis | None
     if name.startswith("@"):
         return Target("element", name[1:])
     ctx = context(lines, line, end)
-    if name == "previous" and ctx.key == "from":
-        shot = enclosing_shot(lines, line)
-        resolved = found.shot(shot) if shot is not None else None
-        if resolved is not None:
-            chained = [c.value for c in resolved.chains]
-            if len(set(chained)) == 1:
-                return Target("shot", chained[0])
-            previous = _previous(found, shot)
-            return Target("shot", previous) if previous else None
-        return None
+    if name == "previous" and ctx.key == "from":  # the shot before this one
+        previous = _previous(found, enclosing_shot(lines, line))
+        return Target("shot", previous) if previous else None
     if _names_shot(ctx, name, found.names):
         return Target("shot", name)
     if _names_element(ctx, name, found):

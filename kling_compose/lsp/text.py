@@ -15,7 +15,8 @@ from dataclasses import dataclass
 ITEM = "[]"  # a list item in a key path: ("scenes", ITEM, "shots", ITEM)
 
 _LINE = re.compile(r"^( *)((?:-(?: +|$))*)(.*)$")
-_KEY = re.compile(r"""^(?:"([^"]*)"|'([^']*)'|([^\s#'"{}\[\],:&*!|>%@`][^#{}\[\],:]*?))\s*:(?=\s|$)""")
+_KEY = re.compile(  # a key: quoted, or plain (not starting with an indicator), then `:`
+    r"""^(?:"([^"]*)"|'([^']*)'|([^\s#'"{}\[\],:&*!|>%@`][^#{}\[\],:]*?))\s*:(?=\s|$)""")
 _TAG_LINE = re.compile(r"^\s*(\{%.*%\}|\{#.*#\})\s*$")
 _WORD = re.compile(r"[A-Za-z0-9_.\-]+")
 _REF_BEFORE = re.compile(r"(?:^|[^@])(?:@@)*@([A-Za-z_][A-Za-z0-9_]*)?$")

@@ -219,3 +219,29 @@ def test_a_shots_cache_status_is_read_without_the_network(project, monkeypatch):
     after = {p: p.read_bytes() for p in path.parent.rglob("*") if p.is_file()}
     assert {p: after[p] for p in before} == before
     assert {p.name for p in set(after) - set(before)} <= {"state.db-shm", "state.db-wal"}
+
+
+def test_previous_leads_to_the_shot_before(project):
+    path, found, files = project
+    text = STORYBOARD.replace("{ from: opening }", "{ from: previous }")
+    found = analyse(path, text)
+    lines = features.split_lines(text)
+    line = next(i for i, row in enumerate(lines) if "from: previous" in row)
+    target = features.target_at(lines, line, lines[line].index("previous") + 2, found)
+    assert target == features.Target("shot", "opening")
+    refs = features.references(target, found, Plain({path: text}), declaration=False)
+    assert [(r.range.start.line, r.range.start.character) for r in refs] == \
+        [(line, lines[line].index("previous")), (23, 15)]
+
+
+def test_a_scene_id_is_no_shot_and_a_shot_that_does_not_compile_has_no_cost(project):
+    path, found, files = project
+    text = STORYBOARD.replace("  - id: dawn", "  - id: opening").replace(
+        "        duration: 5", "        duration: 50")
+    found = analyse(path, text)
+    lines = features.split_lines(text)
+    assert features.hover(lines, 9, 10, found, path, Plain({path: text})) is None
+    value = features.hover(lines, 11, 15, found, path, Plain({path: text})).contents.value
+    assert "Estimated cost and cache status: once the storyboard compiles " \
+           "(duration 50 s is out of range" in value
+    assert "duration: 50" in value

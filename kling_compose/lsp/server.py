@@ -128,21 +128,31 @@ class StoryboardServer(LanguageServer):
             self.schedule(owner, 0.0)
 
     def closed(self, uri: str) -> None:
+        """A storyboard is kept up to date while it, or a file it reads, is open; then its
+        diagnostics are withdrawn. Otherwise what read the closed file reads the disk's."""
         path = self.path_of(uri)
         if path is None:
             return
         self.uris.pop(path, None)
         self.files.forget(path)
-        if path in self.storyboards and not self.owners(path):
-            self.storyboards.discard(path)
-            self.analyses.pop(path, None)
-            timer = self.timers.pop(path, None)
-            if timer is not None:
-                timer.cancel()
-            self.publish(path, None)
-        else:
-            for owner in self.owners(path):  # read from disk again
-                self.schedule(owner, self.debounce_s)
+        for board in self.owners(path) | ({path} & self.storyboards):
+            if self.wanted(board):
+                self.schedule(board, self.debounce_s)
+            else:
+                self.forget(board)
+
+    def wanted(self, board: Path) -> bool:
+        found = self.analyses.get(board)
+        return board in self.uris or (found is not None and
+                                      any(p in self.uris for p in found.depends_on))
+
+    def forget(self, board: Path) -> None:
+        self.storyboards.discard(board)
+        self.analyses.pop(board, None)
+        timer = self.timers.pop(board, None)
+        if timer is not None:
+            timer.cancel()
+        self.publish(board, None)
 
     def everything_changed(self) -> None:
         self.files.forget_all()

@@ -188,7 +188,7 @@ def test_definition_of_an_include_is_the_file(tmp_path):
     assert where.uri == (tmp_path / "parts" / "more.yaml").as_uri()
 
 
-def test_a_shots_cache_status_is_read_without_the_network(project, monkeypatch):
+def test_a_shots_cache_status_is_read_without_the_network_or_keys(project, monkeypatch):
     """After a rehearsal run the preview's shots are cached (the plan built as `plan` builds
     it: the project file's preview resolution); the hover reads the ledger and the lock
     read-only and asks no one (a socket connection would fail the test). SQLite's own
@@ -211,6 +211,16 @@ def test_a_shots_cache_status_is_read_without_the_network(project, monkeypatch):
         raise AssertionError("the language server asked the network")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
+
+    def no_keys(*args, **kwargs):
+        raise AssertionError("the language server read the keys")
+
+    import kling_compose.settings as settings
+
+    monkeypatch.setattr(settings.Settings, "from_environment", no_keys)
+    monkeypatch.setattr(settings, "_read_dotenv", no_keys)
+    (path.parent / ".env").write_text("RUNWARE_API_KEY=rk-secret\n", encoding="utf-8")
+    before[path.parent / ".env"] = (path.parent / ".env").read_bytes()
     found = analyse(path, text)
     lines = features.split_lines(text)
     line = lines.index("      - id: opening")

@@ -213,3 +213,23 @@ async def test_other_yaml_files_are_left_alone(client, tmp_path):
         types.TextDocumentIdentifier(uri), types.Position(2, 12)))
     assert items is None and hover is None
     assert uri not in client.diagnostics
+
+
+async def test_closing_the_last_file_of_a_storyboard_withdraws_its_diagnostics(client,
+                                                                               tmp_path):
+    (tmp_path / "parts").mkdir()
+    include = tmp_path / "parts" / "shots.yaml"
+    include.write_text("      - id: second\n        prompt: The lamp turns\n"
+                       "        duration: 40\n", encoding="utf-8")
+    path = tmp_path / "storyboard.yaml"
+    path.write_text(STORYBOARD.split("      - id: second")[0]
+                    + '{% include "parts/shots.yaml" %}\n', encoding="utf-8")
+    uri, included = _open(client, path), _open(client, include)
+    await _diagnostics(client, included, lambda d: len(d) == 1)
+    client.text_document_did_close(types.DidCloseTextDocumentParams(
+        types.TextDocumentIdentifier(uri)))
+    await asyncio.sleep(0.3)  # the include is still open: the storyboard is still checked
+    assert len(client.diagnostics[included]) == 1
+    client.text_document_did_close(types.DidCloseTextDocumentParams(
+        types.TextDocumentIdentifier(included)))
+    await _diagnostics(client, included, lambda d: not d)

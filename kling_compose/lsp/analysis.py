@@ -262,11 +262,6 @@ class _ShotKeys:
         self.fields: dict[type, attrgetter] = {}
         self.stamps: dict[Path, tuple[int, int] | None] = {}
         self.shared: dict[int, Any] = {}  # elements, used by many shots: keyed once
-        self.kinds: dict[type, Any] = {
-            tuple: self.sequence, list: self.sequence, dict: self.mapping,
-            MappingProxyType: self.mapping, Prompt: self.prompt, FrameSource: self.source,
-            ElementRef: self.reference, Element: self.element,
-        }
 
     def of(self, shot: ResolvedShot) -> tuple | None:
         try:
@@ -281,9 +276,9 @@ class _ShotKeys:
         kind = type(value)
         if kind in _SCALARS:
             return value
-        handler = self.kinds.get(kind)
+        handler = _KINDS.get(kind)
         if handler is not None:
-            return handler(value)
+            return handler(self, value)
         if isinstance(value, Path):
             return ("path", str(value), self.stamp(value))
         if dataclasses.is_dataclass(value):
@@ -334,6 +329,14 @@ class _ShotKeys:
 
 class _Unkeyed(Exception):
     pass
+
+
+# the key of each type the storyboard is made of (unbound: no cycle through bound methods)
+_KINDS: dict[type, Any] = {
+    tuple: _ShotKeys.sequence, list: _ShotKeys.sequence, dict: _ShotKeys.mapping,
+    MappingProxyType: _ShotKeys.mapping, Prompt: _ShotKeys.prompt,
+    FrameSource: _ShotKeys.source, ElementRef: _ShotKeys.reference, Element: _ShotKeys.element,
+}
 
 
 def _place(location: Location, folder: Path) -> Place:

@@ -82,9 +82,10 @@ def _apply(text: str, edit: tuple[int, int, int, str]) -> str:
 
 
 async def _session(path: Path, edits: int, debounce_ms: int
-                   ) -> tuple[float, list[tuple[str, float]], int]:
+                   ) -> tuple[float, list[tuple[str, float]], int, float | None]:
     """Seconds to the first diagnostics after opening, then for each edit (with what it
-    changed); the most diagnostics one publication carried."""
+    changed); the most diagnostics one publication carried; the server's peak memory in MiB
+    (None where /proc does not say)."""
     client = LanguageClient("kling-compose-bench", "1")
     uri = path.as_uri()
     arrived: dict[int, float] = {}
@@ -127,10 +128,20 @@ async def _session(path: Path, edits: int, debounce_ms: int
                 range=types.Range(types.Position(line, col), types.Position(line, end)),
                 text=new)]))
         times.append((label, await wait_for(version) - sent))
+    peak = _peak_mib(client._server.pid) if client._server is not None else None
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
-    return opened, times, largest
+    return opened, times, largest, peak
+
+
+def _peak_mib(pid: int) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    found = next((line for line in status.splitlines() if line.startswith("VmHWM:")), None)
+    return int(found.split()[1]) / 1024 if found else None
 
 
 def _in_process(path: Path, edits: int) -> list[tuple[str, float]]:
@@ -172,19 +183,21 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.edits} edits, "
           f"debounce {args.debounce_ms} ms; calibration loop "
           f"{compile_bench.calibration_s():.2f} s")
-    print(f"{'kind':<10}{'shots':>7}{'open s':>8}  {'edit':<11}{'n':>3}{'median s':>10}"
-          f"{'max s':>8}{'analysis s':>12}  target")
+    print(f"{'kind':<10}{'shots':>7}{'open s':>8}{'peak MiB':>9}  {'edit':<11}{'n':>3}"
+          f"{'median s':>10}{'max s':>8}{'analysis s':>12}  target")
     for kind in args.kinds:
         for shots in args.sizes:
             path = writers[kind](shots)
-            opened, times, _ = asyncio.run(_session(path, args.edits, args.debounce_ms))
+            opened, times, _, peak = asyncio.run(_session(path, args.edits,
+                                                          args.debounce_ms))
+            memory = f"{peak:>9.0f}" if peak is not None else f"{'?':>9}"
             alone = _by_kind(_in_process(path, args.edits))
             target = TARGETS.get(shots)
             for what, seconds in _by_kind(times).items():
                 median = statistics.median(seconds)
                 verdict = "" if target is None else \
                     f"<= {target:g} s {'ok' if median <= target else 'OVER'}"
-                print(f"{kind:<10}{shots:>7}{opened:>8.2f}  {what:<11}{len(seconds):>3}"
+                print(f"{kind:<10}{shots:>7}{opened:>8.2f}{memory}  {what:<11}{len(seconds):>3}"
                       f"{median:>10.3f}{max(seconds):>8.3f}"
                       f"{statistics.median(alone[what]):>12.3f}  {verdict}", flush=True)
 

@@ -70,6 +70,7 @@ class _Resolver:
         self.in_order = sb.shots  # every shot, duplicates included (`previous` counts them)
         self._exists: dict = {}
         self._root_real = real_path(sb.root)  # resolved once: every input path is checked
+        self._inside: dict[str, bool | None] = {}  # a path as written -> inside()
 
     def fail(self, message: str, location: Location | None, hint: str | None = None) -> None:
         self.problems.append(Diagnostic(message, location, hint))
@@ -329,10 +330,15 @@ class _Resolver:
 
         from .files import resolves_inside
 
+        if value in self._inside:  # hundreds of shots name one image: its links walked once
+            return self._inside[value]
         normal = posixpath.normpath(value.replace("\\", "/"))
         if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
-            return False
-        return resolves_inside(self.sb.root / normal, self.sb.root, self._root_real)
+            found: bool | None = False
+        else:
+            found = resolves_inside(self.sb.root / normal, self.sb.root, self._root_real)
+        self._inside[value] = found
+        return found
 
     def check_element(self, element: Element) -> None:
         if element.voice is not None and element.voice_id is not None:

@@ -244,3 +244,21 @@ def test_an_image_is_decoded_once_while_it_stays_the_same(tmp_path, monkeypatch)
     found = analyse(path, text)
     assert decoded == ["image 'start.png'"] * 2
     assert any("image 'start.png'" in p.message for p in found.problems), found.problems
+
+
+def test_an_image_named_by_every_shot_is_followed_through_its_links_once(tmp_path,
+                                                                          monkeypatch):
+    from PIL import Image
+
+    import kling_compose.files as files
+
+    (tmp_path / "assets").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "assets" / "start.png")
+    text = _chain(5).replace("{ from: previous }", "assets/start.png")
+    walked = []
+    real = files.resolves_inside
+    monkeypatch.setattr(files, "resolves_inside",
+                        lambda path, *args: walked.append(path.name) or real(path, *args))
+    found = analyse(tmp_path / "storyboard.yaml", text)
+    assert found.problems == []
+    assert walked == ["start.png"]  # resolve's check, once for the five shots and the element

@@ -20,8 +20,10 @@ def test_the_bench_edits_and_times_a_small_storyboard(tmp_path, monkeypatch):
     for _, edit in cycle:
         edited = lsp._apply(edited, edit)
     assert edited == text  # the cycle comes back to where it started
-    opened, times, largest, peak = asyncio.run(lsp._session(path, len(cycle), 10))
+    opened, times, largest, peak, checks = asyncio.run(lsp._session(path, len(cycle), 10))
     assert [label for label, _ in times] == [label for label, _ in cycle]
     assert largest == 1  # the duration of 40 s, and nothing else
     assert opened > 0 and all(seconds > 0 for _, seconds in times)
     assert peak is None or peak > 10
+    assert [label for label, _ in checks] == [label for label, _ in cycle]
+    assert all(0 < seconds < took for (_, seconds), (_, took) in zip(checks, times))

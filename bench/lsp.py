@@ -129,7 +129,6 @@ async def _session(path: Path, edits: int, debounce_ms: int
     opened = await wait_for(1) - start
     cycle = _edits(text)
     times: list[tuple[str, float]] = []
-    server_times: list[tuple[str, float]] = []
     for n in range(edits):
         label, (line, col, end, new) = cycle[n % len(cycle)]
         version = n + 2
@@ -140,11 +139,12 @@ async def _session(path: Path, edits: int, debounce_ms: int
                 range=types.Range(types.Position(line, col), types.Position(line, end)),
                 text=new)]))
         times.append((label, await wait_for(version) - sent))
-        server_times.append((label, checked.get(version, float("nan"))))
     peak = _peak_mib(client._server.pid) if client._server is not None else None
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
+    server_times = [(label, checked.get(n + 2, float("nan")))  # each logged after its diagnostics
+                    for n, (label, _) in enumerate(times)]
     return opened, times, largest, peak, server_times
 
 

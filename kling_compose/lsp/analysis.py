@@ -247,6 +247,7 @@ def _with_shot(job: Job, shot: ResolvedShot) -> Job:
 _JOB_REST: attrgetter | None = None
 _UNKEYED = frozenset({"location", "locations", "speaker_location", "index", "scene"})
 _SCALARS = frozenset({str, int, float, bool, Decimal, type(None)})
+_NONE: tuple = ()  # the empty tuple (one object): most list fields of most shots
 
 
 class _ShotKeys:
@@ -291,13 +292,15 @@ class _ShotKeys:
         if getter is None:
             names = [f.name for f in dataclasses.fields(value) if f.name not in _UNKEYED]
             getter = self.fields[kind] = attrgetter(*names, names[0])  # always a tuple
-        return (kind.__name__,
-                *[v if type(v) in _SCALARS else self.value(v) for v in getter(value)])
+        return (kind.__name__, *[v if type(v) in _SCALARS or v is _NONE else self.value(v)
+                                 for v in getter(value)])
 
     def sequence(self, value: tuple | list) -> tuple:
         return tuple([v if type(v) in _SCALARS else self.value(v) for v in value])
 
     def mapping(self, value: Mapping) -> tuple:
+        if not value:
+            return _NONE
         return ("{}", tuple(sorted([(str(k), self.value(v)) for k, v in value.items()])))
 
     def prompt(self, value: Prompt) -> tuple:

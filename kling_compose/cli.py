@@ -1265,3 +1265,4 @@ def _report_server(file, profile, port):
 from .simulator.__main__ import command as _simulate  # noqa: E402
 
 main.add_command(_simulate, "simulate")
+from .lsp.command import command as _lsp; main.add_command(_lsp)  # noqa: E402,E702 (issue 27)

@@ -31,6 +31,35 @@ def load_resolved(path: Path, variables: Mapping[str, object] | None = None,
     return resolve_storyboard(validate_document(parse_document(rendered), profile))
 
 
+def load_resolved_text(text: str, path: Path, variables: Mapping[str, object] | None = None,
+                       display: str | None = None, profile: str | None = None) -> Resolved:
+    """load_resolved on `text`, the storyboard at `path` as an editor holds it unsaved
+    (`kling-compose lsp`): the same stages, includes relative to path's folder (and read as
+    the editor holds them inside `render.editor_files(...)`)."""
+    from .parse import parse_document
+    from .render import render_source
+    from .resolve import resolve_storyboard
+    from .validate import validate_document
+
+    source = text_storyboard(text, path, display or str(path))
+    rendered = render_source(source, variables)
+    return resolve_storyboard(validate_document(parse_document(rendered), profile))
+
+
+def text_storyboard(text: str, path: Path, display: str):
+    """A render.Source of `text` standing for the storyboard file at `path`, bounded as a
+    file read from disk is (MAX_TEXT_BYTES; a lone surrogate is found by the stages)."""
+    from .errors import Location, UserError
+    from .files import MAX_TEXT_BYTES
+    from .render import Source
+
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_TEXT_BYTES:
+        raise UserError.single(f"the storyboard has {size:,} bytes, more than the "
+                               f"{MAX_TEXT_BYTES:,} allowed", Location(display))
+    return Source(Path(path).absolute(), display, text)
+
+
 def compile_storyboard(resolved: Resolved, provider: str | None = None):
     """One Job per shot: exact request payloads, limits checked, costs estimated."""
     from .compiler import compile_shots

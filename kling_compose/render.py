@@ -16,9 +16,12 @@ import functools
 import itertools
 import os
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Mapping, cast
+from types import MappingProxyType
+from typing import Any, Collection, Iterator, Mapping, cast
 
 import jinja2
 from jinja2.compiler import CodeGenerator, operators as jinja_operators, optimizeconst
@@ -32,6 +35,7 @@ from markupsafe import Markup
 from .errors import Diagnostic, Location, UserError, did_you_mean
 
 _JINJA_SYNTAX = ("{{", "{%", "{#")
+EMPTY_TEXTS: Mapping[Path, str] = MappingProxyType({})
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
 _MARK_RE = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
 
@@ -333,14 +337,26 @@ class _ProjectLoader(jinja2.BaseLoader):
         if "\0" in template:
             raise _NotText(f"included file '{name}' has a NUL byte in its name")
         path = self.root.joinpath(*[p for p in pieces if p not in ("", ".")])
+        editor = _EDITOR.get()
+        data: bytes | None
         try:
             if not path.resolve().is_relative_to(self.root):
                 raise jinja2.exceptions.SecurityError(
                     f"'{name}' leads outside the project folder (through a symlink)"
                 )
-            if path.exists() and not path.is_file():  # a folder, a named pipe (reading blocks)
-                raise _NotText(f"included file '{name}' is not a regular file")
-            data = _read_bounded(path) if path.is_file() else None
+            unsaved = None
+            if editor is not None:
+                editor.read.add(path.resolve())  # a missing one too: creating it matters
+                unsaved = editor.text_of(path)
+            if unsaved is not None:
+                data = unsaved.encode("utf-8", "surrogatepass")
+                if len(data) > MAX_INCLUDE_BYTES:
+                    raise _NotText(f"included file '{name}' has more than the "
+                                   f"{MAX_INCLUDE_BYTES:,} bytes allowed")
+            else:
+                if path.exists() and not path.is_file():  # a folder, a named pipe (reading blocks)
+                    raise _NotText(f"included file '{name}' is not a regular file")
+                data = _read_bounded(path) if path.is_file() else None
         except RuntimeError:  # pathlib's resolve() on a loop of symbolic links
             raise _NotText(f"included file '{name}' cannot be read: it leads through a loop "
                            "of symbolic links") from None
@@ -354,6 +370,39 @@ class _ProjectLoader(jinja2.BaseLoader):
             return Source(path, display, data.decode("utf-8"))
         except UnicodeDecodeError:
             raise _NotText(f"included file '{name}' is not UTF-8 text") from None
+
+
+class EditorFiles:
+    """Template files as an editor holds them, unsaved (`kling-compose lsp`): while a
+    rendering runs under `editor_files(...)`, an include or import of one of these paths reads
+    the editor's text instead of the file on disk (a file not saved yet included), after the
+    same sandbox checks; `read` collects the absolute path of every file the templates
+    included or imported (or tried to: a missing one), so the language server knows which
+    storyboards an edit touches."""
+
+    def __init__(self, texts: Mapping[Path, str]) -> None:
+        self.texts = {Path(path).resolve(): text for path, text in texts.items()}
+        self.read: set[Path] = set()
+
+    def text_of(self, path: Path) -> str | None:
+        return self.texts.get(path.resolve()) if self.texts else None
+
+
+_EDITOR: ContextVar[EditorFiles | None] = ContextVar("kling_compose_editor_files",
+                                                     default=None)
+
+
+@contextmanager
+def editor_files(texts: Mapping[Path, str] | EditorFiles = EMPTY_TEXTS) -> Iterator[EditorFiles]:
+    """Render (and locate, which renders again) with `texts`, absolute path -> unsaved text,
+    in place of those files on disk; yields the EditorFiles whose `read` fills as templates
+    are included. Nothing changes for a rendering outside the block."""
+    editor = texts if isinstance(texts, EditorFiles) else EditorFiles(texts)
+    token = _EDITOR.set(editor)
+    try:
+        yield editor
+    finally:
+        _EDITOR.reset(token)
 
 
 MAX_INCLUDE_BYTES = 16 << 20  # one included file (a storyboard is bounded the same)

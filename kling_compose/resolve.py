@@ -70,6 +70,7 @@ class _Resolver:
         self.in_order = sb.shots  # every shot, duplicates included (`previous` counts them)
         self._exists: dict = {}
         self._root_real = real_path(sb.root)  # resolved once: every input path is checked
+        self._inside: dict[str, bool | None] = {}  # a path as written -> inside()
 
     def fail(self, message: str, location: Location | None, hint: str | None = None) -> None:
         self.problems.append(Diagnostic(message, location, hint))
@@ -329,10 +330,15 @@ class _Resolver:
 
         from .files import resolves_inside
 
+        if value in self._inside:  # hundreds of shots name one image: its links walked once
+            return self._inside[value]
         normal = posixpath.normpath(value.replace("\\", "/"))
         if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
-            return False
-        return resolves_inside(self.sb.root / normal, self.sb.root, self._root_real)
+            found: bool | None = False
+        else:
+            found = resolves_inside(self.sb.root / normal, self.sb.root, self._root_real)
+        self._inside[value] = found
+        return found
 
     def check_element(self, element: Element) -> None:
         if element.voice is not None and element.voice_id is not None:
@@ -703,13 +709,33 @@ MAX_IMAGE_SIDE = 16_384  # px; no provider takes more, and decoding more costs g
 MAX_IMAGE_PIXELS = 80_000_000
 
 
+# images decoded in this process: (path, inode, size, mtime, ctime) -> the problem found (None:
+# none). `kling-compose lsp` checks the storyboard on every edit, and decoding each of a
+# project's 4K stills again each time was most of the check (as store._VERIFIED for hashes)
+_IMAGES_CHECKED: dict[tuple, str | None] = {}
+
+
 def image_size_problem(path) -> str | None:
     """Why a local image cannot be used, or None: too large (from its header, before any
     pixel is decoded: a decompression bomb), or not a whole image (decoded: a truncated or
-    damaged file would be uploaded and refused after earlier shots were paid)."""
+    damaged file would be uploaded and refused after earlier shots were paid). Decoded once
+    per process while the file stays the same."""
+    import os
+
     from PIL import Image  # lazy: validate must start fast
 
-    return _image_problem(lambda: Image.open(path), f"image '{path.name}'")
+    try:
+        info = os.stat(path)
+        key: tuple | None = (str(path), info.st_ino, info.st_size, info.st_mtime_ns,
+                             info.st_ctime_ns)
+    except (OSError, ValueError):
+        key = None
+    if key is not None and key in _IMAGES_CHECKED:
+        return _IMAGES_CHECKED[key]
+    problem = _image_problem(lambda: Image.open(path), f"image '{path.name}'")
+    if key is not None:
+        _IMAGES_CHECKED[key] = problem
+    return problem
 
 
 def _image_problem(opener, what: str) -> str | None:

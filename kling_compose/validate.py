@@ -370,6 +370,7 @@ class _Builder:
         self.root = doc.rendered.root
         self.problems: list[Diagnostic] = []
         self.media_sources: list[FrameSource] = []  # every input file, for check_outputs
+        self._file_keys: dict[str, tuple[str, ...] | None] = {}  # path -> _file_key
 
     def storyboard(self) -> Storyboard:
         data = self.doc.data
@@ -611,16 +612,23 @@ class _Builder:
 
     def _file_key(self, path) -> tuple[str, ...] | None:
         """Which file in the project a path names, spelling aside: its parts from the project
-        folder, links followed, case folded; None outside the project (or a link loop)."""
+        folder, links followed, case folded; None outside the project (or a link loop).
+        Once per spelling: a storyboard names one image from hundreds of shots, and each
+        resolution walks the path's links (kling-compose lsp validates on every edit)."""
         from pathlib import Path
 
+        spelling = str(path)
+        if spelling in self._file_keys:
+            return self._file_keys[spelling]
         try:
             real_root = self.root.resolve()
             real = (self.root / Path(path)).resolve()
             parts = real.relative_to(real_root).parts
+            key: tuple[str, ...] | None = tuple(p.casefold() for p in parts)
         except (OSError, RuntimeError, ValueError, TypeError):
-            return None
-        return tuple(p.casefold() for p in parts)
+            key = None
+        self._file_keys[spelling] = key
+        return key
 
     def media(self, value: str, location: Location | None) -> FrameSource:
         if value[:8].lower().startswith(("http://", "https://")):

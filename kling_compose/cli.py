@@ -1265,4 +1265,7 @@ def _report_server(file, profile, port):
 from .simulator.__main__ import command as _simulate  # noqa: E402
 
 main.add_command(_simulate, "simulate")
-from .lsp.command import command as _lsp; main.add_command(_lsp)  # noqa: E402,E702 (issue 27)
+# `kling-compose lsp` (kling_compose/lsp/: pygls is imported only when it runs)
+from .lsp.command import command as _lsp  # noqa: E402
+
+main.add_command(_lsp)

@@ -186,9 +186,15 @@ def analyse(path: Path, text: str, texts: Mapping[Path, str] = NO_TEXTS,
             diagnostics = list(dict.fromkeys(w for job in found.jobs for w in job.warnings))
         except UserError as exc:
             diagnostics = list(exc.diagnostics)
-        if found.stage not in ("compile", "done") and previous is not None \
-                and previous.path == path:
-            found.compiled = previous.compiled  # a half-typed edit keeps what was compiled
+        if found.stage != "done" and previous is not None and previous.path == path:
+            # a half-typed edit, or one a shot's limits refuse, keeps what was compiled: the
+            # edit that fixes it finds the shots as they were (at most twice the shots kept)
+            kept = previous.compiled
+            if found.stage == "compile" and found.resolved is not None:
+                merged = {**kept, **found.compiled}
+                kept = merged if len(merged) <= 2 * len(found.resolved.shots) \
+                    else found.compiled
+            found.compiled = kept
         found.problems = [Problem(d, _place(d.location, folder) if d.location else None)
                           for d in diagnostics]
         found.includes = frozenset(editor.read)

@@ -262,3 +262,22 @@ def test_an_image_named_by_every_shot_is_followed_through_its_links_once(tmp_pat
     found = analyse(tmp_path / "storyboard.yaml", text)
     assert found.problems == []
     assert walked == ["start.png"]  # resolve's check, once for the five shots and the element
+
+
+def test_a_refused_edit_keeps_what_was_compiled_for_the_fix(tmp_path, monkeypatch):
+    import kling_compose.compiler as compiler
+
+    text = _chain(4).replace("assets/start.png", "https://example.com/start.png")
+    path = tmp_path / "storyboard.yaml"
+    first = analyse(path, text)
+    assert first.problems == []
+    refused = analyse(path, text.replace("  model: kling-o3-pro\n",
+                                         "  model: kling-o3-pro\n  duration: 40\n"),
+                      previous=first)
+    assert refused.stage == "compile"
+    compiled = []
+    real = compiler.compile_shot
+    monkeypatch.setattr(compiler, "compile_shot",
+                        lambda shot, *args: compiled.append(shot.id) or real(shot, *args))
+    fixed = analyse(path, text, previous=refused)
+    assert fixed.problems == [] and compiled == []

@@ -281,3 +281,42 @@ def test_a_refused_edit_keeps_what_was_compiled_for_the_fix(tmp_path, monkeypatc
                         lambda shot, *args: compiled.append(shot.id) or real(shot, *args))
     fixed = analyse(path, text, previous=refused)
     assert fixed.problems == [] and compiled == []
+
+
+def test_what_is_kept_for_reuse_holds_no_earlier_analysis(tmp_path):
+    """A reused Job gets this analysis's shot and sources: one edit after another, only the
+    last parsed document stays alive (each holds the whole storyboard)."""
+    import gc
+
+    from PIL import Image
+
+    from kling_compose.parse import Document
+
+    (tmp_path / "assets").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "assets" / "start.png")
+    path = tmp_path / "storyboard.yaml"
+    found = analyse(path, _chain(5))
+    for i in range(5):
+        found = analyse(path, _chain(5).replace(f"dawn {i}", f"dusk {i}"), previous=found)
+        assert found.problems == []
+    gc.collect()
+    assert sum(isinstance(o, Document) for o in gc.get_objects()) == 1
+    assert found.jobs is not None and all(job.shot is shot for job, shot in
+                                          zip(found.jobs, found.resolved.shots))
+
+
+def test_a_refused_edit_keeps_no_earlier_analysis_alive_either(tmp_path):
+    import gc
+
+    from kling_compose.parse import Document
+
+    text = _chain(4).replace("assets/start.png", "https://example.com/start.png")
+    path = tmp_path / "storyboard.yaml"
+    found = analyse(path, text)
+    for i in range(4):  # each refused: what was compiled is merged and kept
+        found = analyse(path, text.replace(f"dawn {i}", f"dusk {i}").replace(
+            "  model: kling-o3-pro\n", "  model: kling-o3-pro\n  duration: 40\n"),
+            previous=found)
+        assert found.stage == "compile"
+    gc.collect()
+    assert sum(isinstance(o, Document) for o in gc.get_objects()) == 1

@@ -32,7 +32,7 @@ from ..model import (NARRATOR, Element, ElementRef, FrameSource, Prompt, Resolve
 
 if TYPE_CHECKING:
     from ..project.defaults import ProjectDefaults
-    from ..providers import Job
+    from ..providers import InputRef, Job
 
 _RENDERED = re.compile(r"^(?P<file>.*) \(line (?P<line>\d+) of `kling-compose render`\)$")
 NO_TEXTS: Mapping[Path, str] = MappingProxyType({})
@@ -186,9 +186,15 @@ def analyse(path: Path, text: str, texts: Mapping[Path, str] = NO_TEXTS,
             diagnostics = list(dict.fromkeys(w for job in found.jobs for w in job.warnings))
         except UserError as exc:
             diagnostics = list(exc.diagnostics)
-        if found.stage not in ("compile", "done") and previous is not None \
-                and previous.path == path:
-            found.compiled = previous.compiled  # a half-typed edit keeps what was compiled
+        if found.stage != "done" and previous is not None and previous.path == path:
+            # a half-typed edit, or one a shot's limits refuse, keeps what was compiled: the
+            # edit that fixes it finds the shots as they were (at most twice the shots kept)
+            kept = previous.compiled
+            if found.stage == "compile" and found.resolved is not None:
+                merged = {**kept, **found.compiled}
+                kept = merged if len(merged) <= 2 * len(found.resolved.shots) \
+                    else found.compiled
+            found.compiled = kept
         found.problems = [Problem(d, _place(d.location, folder) if d.location else None)
                           for d in diagnostics]
         found.includes = frozenset(editor.read)
@@ -204,8 +210,9 @@ def compile_reusing(resolved: Resolved, reuse: Mapping, made: dict) -> tuple[Job
     shot (its fields and elements, not where they are written, nor its index or scene), the
     files it names (their size and modification time are in the key) and, for a warning, the
     voices of its speakers (in the key too). Only a shot compiled without any diagnostic is
-    kept for reuse, as a diagnostic carries the places of this analysis; a reused Job gets
-    this analysis's shot. `made` receives what the next analysis may reuse."""
+    kept for reuse, as a diagnostic carries the places of this analysis. `made` receives
+    what the next analysis may reuse: a _Compiled, which holds nothing of this analysis
+    (the reused Job's inputs have no places: nothing here reports one)."""
     from ..compiler import compile_shot
 
     sb = resolved.storyboard
@@ -214,37 +221,54 @@ def compile_reusing(resolved: Resolved, reuse: Mapping, made: dict) -> tuple[Job
     errors: list[Diagnostic] = []
     for shot in resolved.shots:
         key = keys.of(shot)
-        job = reuse.get(key) if key is not None else None
-        if job is not None:
-            job = _with_shot(job, shot)
-        else:
+        kept = reuse.get(key) if key is not None else None
+        job = kept.job(shot) if kept is not None else None
+        if job is None:
             job, diagnostics = compile_shot(shot, sb.root, sb.elements)
             errors += [d for d in diagnostics if d.severity == "error"]
             if job is None or diagnostics:
                 if job is not None:
                     jobs.append(job)
                 continue
+            kept = _Compiled.of(job)
         if key is not None:
-            made[key] = job
+            made[key] = kept
         jobs.append(job)
     if errors:  # as compile_shots: a default's mistake is found once per shot, said once
         raise UserError(*sorted(dict.fromkeys(errors), key=Diagnostic.sort_key))
     return tuple(jobs)
 
 
-def _with_shot(job: Job, shot: ResolvedShot) -> Job:
-    """`job` for `shot` (dataclasses.replace, at a fifth of its cost: once per shot)."""
-    global _JOB_REST
-    if _JOB_REST is None:
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A clean Job without its shot: what a shot with the same key compiles to. Its inputs'
+    sources are kept without their places (a place holds its whole parsed document: kept,
+    each analysis would keep its predecessors alive); the language server never reports a
+    run-time input's place, which is all they are for."""
+
+    provider: str
+    model: Any  # ModelSpec
+    request: Mapping[str, Any]
+    inputs: tuple[InputRef, ...]
+    cost_usd: Decimal | None
+    cost_note: str | None
+
+    @classmethod
+    def of(cls, job: Job) -> _Compiled:
+        from ..providers import InputRef
+
+        inputs = tuple(InputRef(ref.key, dataclasses.replace(ref.source, location=None),
+                                ref.media) for ref in job.inputs)
+        return cls(job.provider, job.model, job.request, inputs, job.cost_usd, job.cost_note)
+
+    def job(self, shot: ResolvedShot) -> Job:
         from ..providers import Job as JobType
 
-        names = [f.name for f in dataclasses.fields(JobType)]
-        assert names[0] == "shot"
-        _JOB_REST = attrgetter(*names[1:])
-    return type(job)(shot, *_JOB_REST(job))
+        return JobType(shot=shot, provider=self.provider, model=self.model,
+                       request=self.request, inputs=self.inputs, cost_usd=self.cost_usd,
+                       cost_note=self.cost_note)
 
 
-_JOB_REST: attrgetter | None = None
 _UNKEYED = frozenset({"location", "locations", "speaker_location", "index", "scene"})
 _SCALARS = frozenset({str, int, float, bool, Decimal, type(None)})
 _NONE: tuple = ()  # the empty tuple (one object): most list fields of most shots

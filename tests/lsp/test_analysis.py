@@ -262,3 +262,61 @@ def test_an_image_named_by_every_shot_is_followed_through_its_links_once(tmp_pat
     found = analyse(tmp_path / "storyboard.yaml", text)
     assert found.problems == []
     assert walked == ["start.png"]  # resolve's check, once for the five shots and the element
+
+
+def test_a_refused_edit_keeps_what_was_compiled_for_the_fix(tmp_path, monkeypatch):
+    import kling_compose.compiler as compiler
+
+    text = _chain(4).replace("assets/start.png", "https://example.com/start.png")
+    path = tmp_path / "storyboard.yaml"
+    first = analyse(path, text)
+    assert first.problems == []
+    refused = analyse(path, text.replace("  model: kling-o3-pro\n",
+                                         "  model: kling-o3-pro\n  duration: 40\n"),
+                      previous=first)
+    assert refused.stage == "compile"
+    compiled = []
+    real = compiler.compile_shot
+    monkeypatch.setattr(compiler, "compile_shot",
+                        lambda shot, *args: compiled.append(shot.id) or real(shot, *args))
+    fixed = analyse(path, text, previous=refused)
+    assert fixed.problems == [] and compiled == []
+
+
+def test_what_is_kept_for_reuse_holds_no_earlier_analysis(tmp_path):
+    """A reused Job gets this analysis's shot and sources: one edit after another, only the
+    last parsed document stays alive (each holds the whole storyboard)."""
+    import gc
+
+    from PIL import Image
+
+    from kling_compose.parse import Document
+
+    (tmp_path / "assets").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "assets" / "start.png")
+    path = tmp_path / "storyboard.yaml"
+    found = analyse(path, _chain(5))
+    for i in range(5):
+        found = analyse(path, _chain(5).replace(f"dawn {i}", f"dusk {i}"), previous=found)
+        assert found.problems == []
+    gc.collect()
+    assert sum(isinstance(o, Document) for o in gc.get_objects()) == 1
+    assert found.jobs is not None and all(job.shot is shot for job, shot in
+                                          zip(found.jobs, found.resolved.shots))
+
+
+def test_a_refused_edit_keeps_no_earlier_analysis_alive_either(tmp_path):
+    import gc
+
+    from kling_compose.parse import Document
+
+    text = _chain(4).replace("assets/start.png", "https://example.com/start.png")
+    path = tmp_path / "storyboard.yaml"
+    found = analyse(path, text)
+    for i in range(4):  # each refused: what was compiled is merged and kept
+        found = analyse(path, text.replace(f"dawn {i}", f"dusk {i}").replace(
+            "  model: kling-o3-pro\n", "  model: kling-o3-pro\n  duration: 40\n"),
+            previous=found)
+        assert found.stage == "compile"
+    gc.collect()
+    assert sum(isinstance(o, Document) for o in gc.get_objects()) == 1

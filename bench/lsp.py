@@ -34,6 +34,7 @@ import re
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsprotocol import types
@@ -52,50 +53,61 @@ def _compile_bench():
     return module
 
 
-def _edits(text: str) -> list[tuple[str, tuple[int, int, int, str]]]:
-    """The cycle of edits, each (what it changes, (line, start, end, new text)) against the
-    text the one before left. In the plain storyboard: a character of the middle shot's
-    prompt typed and typed back (one shot), `duration: 40` typed into it and removed (an
-    error at compile, then none); in both: the defaults' duration 5 -> 6 -> 5 (every shot).
-    In the templated one a shot's lines are the loop's: an edit there is every shot's."""
+Edit = tuple[tuple[int, int], tuple[int, int], str]  # LSP range (line, column) x 2, new text
+
+
+def _edits(text: str) -> list[tuple[str, Edit]]:
+    """The cycle of edits, each (what it changes, edit) against the text the one before left.
+    In the plain storyboard: a character of the middle shot's prompt typed and typed back
+    (one shot), `duration: 40` typed into it on a line of its own and removed (an error at
+    compile, then none); in both: the defaults' duration 5 -> 6 -> 5 (every shot). In the
+    templated one a shot's lines are the loop's: an edit there is every shot's."""
     lines = text.split("\n")
     default = next(i for i, line in enumerate(lines) if line == "  duration: 5")
     prompts = [i for i, line in enumerate(lines) if line.lstrip().startswith("prompt:")]
     middle = prompts[len(prompts) // 2]
     end = len(lines[middle])
     whom = "one shot" if len(prompts) > 1 else "every shot"
-    edits = []
+    edits: list[tuple[str, Edit]] = []
     take = lines[middle].find("take ")
     if take >= 0:
         col = take + len("take ")
         old = lines[middle][col]
-        edits += [(whom, (middle, col, col + 1, "x")), (whom, (middle, col, col + 1, old))]
-    edits += [(f"{whom}, error", (middle, end, end, "\n        duration: 40")),
-              (f"{whom}, fixed", (middle, end, end + len("\n        duration: 40"), "")),
-              ("every shot", (default, 12, 13, "6")), ("every shot", (default, 12, 13, "5"))]
+        edits += [(whom, ((middle, col), (middle, col + 1), "x")),
+                  (whom, ((middle, col), (middle, col + 1), old))]
+    added = "        duration: 40"
+    edits += [(f"{whom}, error", ((middle, end), (middle, end), "\n" + added)),
+              (f"{whom}, fixed", ((middle, end), (middle + 1, len(added)), "")),
+              ("every shot", ((default, 12), (default, 13), "6")),
+              ("every shot", ((default, 12), (default, 13), "5"))]
     return edits
 
 
-def _apply(text: str, edit: tuple[int, int, int, str]) -> str:
-    line, start, end, new = edit
+def _apply(text: str, edit: Edit) -> str:
+    (start_line, start_col), (end_line, end_col), new = edit
     lines = text.split("\n")
-    offset = sum(len(row) + 1 for row in lines[:line])
-    return text[:offset + start] + new + text[offset + end:]
+    start = sum(len(row) + 1 for row in lines[:start_line]) + start_col
+    end = sum(len(row) + 1 for row in lines[:end_line]) + end_col
+    return text[:start] + new + text[end:]
 
 
-async def _session(path: Path, edits: int, debounce_ms: int
-                   ) -> tuple[float, list[tuple[str, float]], int, float | None,
-                              list[tuple[str, float]]]:
-    """Seconds to the first diagnostics after opening, then for each edit (with what it
-    changed); the most diagnostics one publication carried; the server's peak memory in MiB
-    (None where /proc does not say); the server's own time for each edit's check (its log)."""
+@dataclass
+class Session:
+    opened: float = 0.0  # seconds to the first diagnostics after opening
+    times: list[tuple[str, float]] = field(default_factory=list)  # (edit, seconds) each
+    checks: list[tuple[str, float]] = field(default_factory=list)  # the server's own check
+    problems: list[int] = field(default_factory=list)  # diagnostics published for each
+    peak_mib: float | None = None  # the server's peak memory (None: /proc does not say)
+
+
+async def _session(path: Path, edits: int, debounce_ms: int) -> Session:
+    """Open `path` in a server, then send `edits` edits one at a time, each when the one
+    before has its diagnostics."""
     client = LanguageClient("kling-compose-bench", "1")
     uri = path.as_uri()
-    arrived: dict[int, float] = {}
-    largest = 0
-    changed = asyncio.Event()
-
+    arrived: dict[int, tuple[float, int]] = {}  # version -> (when, diagnostics)
     checked: dict[int, float] = {}  # version -> the server's own seconds for it
+    changed = asyncio.Event()
 
     @client.feature(types.WINDOW_LOG_MESSAGE)
     def logged(params: types.LogMessageParams) -> None:
@@ -105,17 +117,15 @@ async def _session(path: Path, edits: int, debounce_ms: int
 
     @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
     def published(params: types.PublishDiagnosticsParams) -> None:
-        nonlocal largest
         if params.uri == uri and params.version is not None:
-            arrived[params.version] = time.perf_counter()
-            largest = max(largest, len(params.diagnostics))
+            arrived[params.version] = (time.perf_counter(), len(params.diagnostics))
             changed.set()
 
     async def wait_for(version: int) -> float:
         while version not in arrived:
             changed.clear()
             await asyncio.wait_for(changed.wait(), timeout=120)
-        return arrived[version]
+        return arrived[version][0]
 
     await client.start_io(sys.executable, "-m", "kling_compose", "lsp", "--debounce-ms",
                           str(debounce_ms))
@@ -123,29 +133,30 @@ async def _session(path: Path, edits: int, debounce_ms: int
         capabilities=types.ClientCapabilities(), process_id=os.getpid()))
     client.initialized(types.InitializedParams())
     text = path.read_text(encoding="utf-8")
+    session = Session()
     start = time.perf_counter()
     client.text_document_did_open(types.DidOpenTextDocumentParams(
         types.TextDocumentItem(uri=uri, language_id="yaml", version=1, text=text)))
-    opened = await wait_for(1) - start
+    session.opened = await wait_for(1) - start
     cycle = _edits(text)
-    times: list[tuple[str, float]] = []
     for n in range(edits):
-        label, (line, col, end, new) = cycle[n % len(cycle)]
+        label, ((start_line, start_col), (end_line, end_col), new) = cycle[n % len(cycle)]
         version = n + 2
         sent = time.perf_counter()
         client.text_document_did_change(types.DidChangeTextDocumentParams(
             types.VersionedTextDocumentIdentifier(version=version, uri=uri),
             [types.TextDocumentContentChangePartial(
-                range=types.Range(types.Position(line, col), types.Position(line, end)),
-                text=new)]))
-        times.append((label, await wait_for(version) - sent))
-    peak = _peak_mib(client._server.pid) if client._server is not None else None
+                range=types.Range(types.Position(start_line, start_col),
+                                  types.Position(end_line, end_col)), text=new)]))
+        session.times.append((label, await wait_for(version) - sent))
+        session.problems.append(arrived[version][1])
+    session.peak_mib = _peak_mib(client._server.pid) if client._server is not None else None
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
-    server_times = [(label, checked.get(n + 2, float("nan")))  # each logged after its diagnostics
-                    for n, (label, _) in enumerate(times)]
-    return opened, times, largest, peak, server_times
+    session.checks = [(label, checked.get(n + 2, float("nan")))  # logged after diagnostics
+                      for n, (label, _) in enumerate(session.times)]
+    return session
 
 
 def _peak_mib(pid: int) -> float | None:
@@ -157,15 +168,16 @@ def _peak_mib(pid: int) -> float | None:
     return int(found.split()[1]) / 1024 if found else None
 
 
-def _in_process(path: Path, edits: int) -> list[tuple[str, float]]:
-    """The analysis alone, in this process, on the texts the edits make."""
+def _in_process(path: Path, edits: int) -> tuple[list[tuple[str, float]], list[int]]:
+    """The analysis alone, in this process, on the texts the edits make: its times and the
+    problems of each (which the server's must equal: the same text checked)."""
     from kling_compose.collector import paused
     from kling_compose.lsp.analysis import analyse
 
     text = path.read_text(encoding="utf-8")
     cycle = _edits(text)
     found = analyse(path, text)  # imports, caches
-    times = []
+    times, problems = [], []
     with paused():  # as the server runs
         for n in range(edits):
             label, edit = cycle[n % len(cycle)]
@@ -173,7 +185,8 @@ def _in_process(path: Path, edits: int) -> list[tuple[str, float]]:
             start = time.perf_counter()
             found = analyse(path, text, previous=found)
             times.append((label, time.perf_counter() - start))
-    return times
+            problems.append(len(found.problems))
+    return times, problems
 
 
 def _by_kind(times: list[tuple[str, float]]) -> dict[str, list[float]]:
@@ -201,20 +214,23 @@ def main() -> None:
     for kind in args.kinds:
         for shots in args.sizes:
             path = writers[kind](shots)
-            opened, times, _, peak, server = asyncio.run(_session(path, args.edits,
-                                                                  args.debounce_ms))
-            checks = _by_kind(server)
-            memory = f"{peak:>9.0f}" if peak is not None else f"{'?':>9}"
-            alone = _by_kind(_in_process(path, args.edits))
+            session = asyncio.run(_session(path, args.edits, args.debounce_ms))
+            alone, problems = _in_process(path, args.edits)
+            if problems != session.problems:
+                sys.exit(f"the server's diagnostics {session.problems} are not the check's "
+                         f"{problems}: the edits did not make the same text")
+            memory = f"{session.peak_mib:>9.0f}" if session.peak_mib is not None \
+                else f"{'?':>9}"
+            checks, alone_kinds = _by_kind(session.checks), _by_kind(alone)
             target = TARGETS.get(shots)
-            for what, seconds in _by_kind(times).items():
+            for what, seconds in _by_kind(session.times).items():
                 median = statistics.median(seconds)
                 verdict = "" if target is None else \
                     f"<= {target:g} s {'ok' if median <= target else 'OVER'}"
-                print(f"{kind:<10}{shots:>7}{opened:>8.2f}{memory}  {what:<11}{len(seconds):>3}"
-                      f"{median:>10.3f}{max(seconds):>8.3f}"
+                print(f"{kind:<10}{shots:>7}{session.opened:>8.2f}{memory}  {what:<11}"
+                      f"{len(seconds):>3}{median:>10.3f}{max(seconds):>8.3f}"
                       f"{statistics.median(checks[what]):>10.3f}"
-                      f"{statistics.median(alone[what]):>9.3f}  {verdict}", flush=True)
+                      f"{statistics.median(alone_kinds[what]):>9.3f}  {verdict}", flush=True)
 
 
 if __name__ == "__main__":

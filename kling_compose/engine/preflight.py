@@ -104,14 +104,17 @@ def check_request(plan: Plan, options: RunOptions, settings: Settings) -> dict[s
                                    hint="give a shot id, or the id of a voice or element "
                                         "task (`kling-compose plan` lists them)")
     statuses = read_statuses(plan)
-    to_pay = Review(plan, statuses, options.force, tuple(selected)).to_pay
+    review = Review(plan, statuses, options.force, tuple(selected))
+    to_pay = review.to_pay
     for provider in sorted({t.provider for t in to_pay if t.provider} - LOCAL_PROVIDERS):
         settings.check_provider(provider)  # its key and every host it needs
     limit = options.max_cost_usd
     if limit is None:
         return statuses
     unknown = [t.id for t in to_pay if t.cost_usd is None]
-    total = sum((t.cost_usd for t in to_pay if t.cost_usd is not None), Decimal(0))
+    # every priced task the run makes (a fal voice too), as the question before paying shows;
+    # an element or voice without a published price is not refused: Kling publishes none
+    total = review.to_pay_usd
     if unknown:
         raise UserError.single(f"{options.max_cost_name}: the price of {', '.join(unknown)} "
                                "is unknown", hint="run without a cost cap once you accept "

@@ -226,3 +226,23 @@ def test_the_question_before_paying_counts_the_voice_it_makes(project):
     assert paid.total_usd == sum(t.cost_usd for t in plan.tasks.values()
                                  if t.cost_usd and t.provider == "fal")
     assert any(line.split()[:2] == ["fal", "voice"] for line in lines[1:]), lines
+
+
+def test_max_cost_counts_the_voice_it_makes_before_anything_runs(project, sim, sim_env):
+    """--max-cost's check before the run added generations only: a cap between the shots'
+    price and the shots' plus the fal voice's passed the check, and the run paid past it."""
+    from kling_compose.pipeline import build_storyboard_plan, load_resolved
+
+    root = project(STORYBOARD)
+    write_voice(root / "assets" / "mara-voice.wav")
+    plan = build_storyboard_plan(load_resolved(root / "storyboard.yaml", {}, "storyboard.yaml",
+                                               None), "fal")
+    shots = sum(t.cost_usd for t in plan.tasks.values() if t.kind == "generate")
+    voice = sum(t.cost_usd for t in plan.tasks.values() if t.kind == "voice")
+    assert voice > 0
+    cap = shots + voice / 2
+    result = cli("run", root, "--provider", "fal", *PREVIEW, "--max-cost", str(cap),
+                 env=sim_env)
+    assert result.exit_code == 1, result.output
+    assert f"would cost an estimated ${shots + voice:.3f}" in result.stderr
+    assert not sim.fal.voices and not sim.generations("fal")  # refused before paying

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import struct
+import subprocess
+import sys
+import time
 import wave
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from _e2e import PREVIEW, cli, clone_project
 
 STORYBOARD = """\
@@ -246,3 +252,58 @@ def test_max_cost_counts_the_voice_it_makes_before_anything_runs(project, sim, s
     assert result.exit_code == 1, result.output
     assert f"would cost an estimated ${shots + voice:.3f}" in result.stderr
     assert not sim.fal.voices and not sim.generations("fal")  # refused before paying
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_run_stopped_while_its_voice_is_made_resumes_and_pays_for_it_once(project, sim,
+                                                                          sim_env, how):
+    """Stopped (killed, or Ctrl-C) while fal makes the voice, the next run follows the same
+    create-voice request: one voice, billed once, and both shots made with it."""
+    root = project(STORYBOARD)
+    write_voice(root / "assets" / "mara-voice.wav")
+    sim.faults.task_seconds = 2.5
+    command = [sys.executable, "-m", "kling_compose", "run", str(root), "--provider", "fal",
+               *PREVIEW]
+    proc = subprocess.Popen(command, env=os.environ | sim_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not sim.requests("fal", "poll"):
+        time.sleep(0.005)
+    assert sim.fal.voices and not sim.generations("fal")  # stopped at the voice
+    proc.send_signal(how)
+    proc.wait(timeout=30)
+    sim.faults.task_seconds = 0.05
+    summary = fal_run(root, sim_env)
+    assert summary["failed"] == 0 and summary["generated"] == 2, summary
+    assert len(sim.fal.voices) == 1
+    assert sim.billed("fal") == 2 * 5 * Decimal("0.196") + Decimal("0.007")
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_kling_run_stopped_while_its_voice_is_made_makes_each_once(tmp_path, how):
+    """The same on Kling, where the voice goes into an element: stopped while the voice is
+    made, the next run makes one custom voice, one element and two generations."""
+    from test_kling_runs import ACCESS, SECRET, run, write_project
+
+    from kling_compose.simulator import Faults, Simulator
+
+    with Simulator({"kling": f"{ACCESS}:{SECRET}"}, Faults(task_seconds=2.5),
+                   short_side=360) as sim:
+        root = write_project(tmp_path / "song", KLING_STORYBOARD)
+        env = os.environ | dict(sim.env()) | {"KLING_COMPOSE_POLL_SECONDS": "0.05",
+                                              "KLING_ACCESS_KEY": ACCESS,
+                                              "KLING_SECRET_KEY": SECRET}
+        proc = subprocess.Popen([sys.executable, "-m", "kling_compose", "run", str(root)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not sim.kling.voices:
+            time.sleep(0.005)
+        time.sleep(0.3)  # its answer received, the voice in the making
+        assert sim.kling.voices and not sim.generations("kling")  # stopped before any shot
+        proc.send_signal(how)
+        proc.wait(timeout=30)
+        sim.faults.task_seconds = 0.05
+        summary = run(root, sim)
+        assert summary["failed"] == 0 and summary["generated"] == 2, summary
+        assert len(sim.kling.voices) == 1 and len(sim.kling.element_tasks) == 1
+        assert len(sim.generations("kling")) == 2

@@ -1,6 +1,6 @@
 """The finished film (issue 24): cut.render on a 50-clip film, timed per deliverable.
 
-Run: .venv/bin/python bench/mix_50.py [--runs N] [--size WxH] [--only NAME ...]
+Run: .venv/bin/python bench/mix_50.py [--runs N] [--size WxH] [--only NAME ...] [--chunk-parts N]
 
 The film: 50 preview animatics of 5 s (640x360, 24 fps, the preview provider's clips: a slow
 zoom on a still, its caption band), dialogue on every other clip (two speakers, rendered as
@@ -30,6 +30,7 @@ from typing import Self
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kling_compose.media.animatic import AnimaticSpec, render_animatic
+from kling_compose.media import cut
 from kling_compose.media.cut import Delivery, Part, Said, render
 from kling_compose.media.ffmpeg import ffmpeg_exe, run_ffmpeg
 
@@ -115,7 +116,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--chunk-parts", type=int, default=None,
+                    help="cut.CHUNK_PARTS: the most parts one ffmpeg call renders")
     args = ap.parse_args()
+    if args.chunk_parts is not None:
+        cut.CHUNK_PARTS = args.chunk_parts
     w, h = (int(x) for x in args.size.split("x"))
     t = time.perf_counter()
     clips, said, music = make_media((w, h))

@@ -11,7 +11,8 @@ Passes (docs/media.md "cut.py"): the soundtrack is built on its own first (audio
 measured and normalised if asked, and encoded to its final codec; then the picture is either
 stream-copied (every part a whole clip joined by cuts, nothing drawn on it: assemble.py's
 concat join, the soundtrack muxed in as is) or rendered in one filtergraph and encoded once,
-with the soundtrack copied in. The plainest film (no music, no loudness target) is exactly
+with the soundtrack copied in (past CHUNK_PARTS parts, stretch by stretch, joined copied:
+one call's memory grows with every clip). The plainest film (no music, no loudness target) is exactly
 `assemble.assemble` with 10 ms declicking fades at the cuts.
 """
 
@@ -20,14 +21,14 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
 from PIL import Image, ImageColor, ImageDraw, ImageFont, ImageOps
 
 from . import deliver, mix
-from .assemble import assemble
+from .assemble import _concat_quote, assemble
 from .ffmpeg import ClipInfo, MediaError, atomic_output, loop_input, probe, run_ffmpeg
 from .subtitles import Cue, align, speech_spans, srt, webvtt
 
@@ -479,10 +480,15 @@ def _fit_chain(info: ClipInfo, size: tuple[int, int], delivery: Delivery,
     return chain
 
 
-def _video_args(tl: Layout, delivery: Delivery, size: tuple[int, int], tmp: Path,
-                sound: Path, cues: Sequence[Cue], dst: Path) -> list[str]:
-    """One ffmpeg call: every part trimmed, fitted to the film's frame, joined; then the
-    burned-in cues, the watermark, the fades; encoded to the preset, the soundtrack copied."""
+def _picture(tl: Layout, delivery: Delivery, size: tuple[int, int], tmp: Path,
+             cues: Sequence[Cue], *, following: Placed | None = None, offset: int = 0,
+             film_frames: int | None = None, first_card: int = 0,
+             ) -> tuple[list[str], list[str]]:
+    """The inputs and the filtergraph (ending in [vout]) of `tl`'s picture: every part
+    trimmed, fitted to the film's frame, joined; then the burned-in cues, the watermark, the
+    fades. `tl` may be a stretch of the film starting on film frame `offset`, `following` the
+    part after it (a dip into it fades this stretch's last part out); the film's fades are
+    drawn where their frames fall in it (_chunks keeps each in one stretch)."""
     w, h = size
     fps = tl.fps
     inputs: list[str] = []
@@ -492,7 +498,8 @@ def _video_args(tl: Layout, delivery: Delivery, size: tuple[int, int], tmp: Path
     for i, piece in enumerate(pieces):
         k = inputs.count("-i")
         if piece.info is not None:
-            inputs += ["-i", _file_url(piece.part.clip)]  # type: ignore[arg-type]
+            # one decoding thread per clip: the clips are read one after another
+            inputs += ["-threads", "1", "-i", _file_url(piece.part.clip)]  # type: ignore[arg-type]
             own = piece.info.fps or fps
             chain = (f"[{k}:v:0]trim=start_frame={piece.first}:end_frame={piece.stop},"
                      f"setpts=PTS-STARTPTS")
@@ -500,7 +507,7 @@ def _video_args(tl: Layout, delivery: Delivery, size: tuple[int, int], tmp: Path
                 chain += f",fps={fps},tpad=stop=-1:stop_mode=clone,trim=end_frame={piece.frames}"
             chain += "," + _fit_chain(piece.info, size, delivery, piece.part.focus)
         else:
-            card = tmp / f"card-{i:04d}.png"
+            card = tmp / f"card-{first_card + i:04d}.png"
             title_card(piece.part, size).save(card)
             inputs += ["-framerate", str(fps), "-i", _file_url(card)]
             chain = (f"[{k}:v:0]loop=loop={piece.frames - 1}:size=1:start=0,"
@@ -508,7 +515,7 @@ def _video_args(tl: Layout, delivery: Delivery, size: tuple[int, int], tmp: Path
         chain += f",fps={fps},format=yuv420p"
         if piece.into == "dip":
             chain += f",fade=t=in:start_frame=0:nb_frames={piece.into_frames - piece.into_frames // 2}"
-        nxt = pieces[i + 1] if i + 1 < len(pieces) else None
+        nxt = pieces[i + 1] if i + 1 < len(pieces) else following
         if nxt is not None and nxt.into == "dip" and nxt.into_frames // 2 > 0:
             chain += "," + _fade_out(piece.frames, nxt.into_frames // 2)
         graph.append(f"{chain}[v{i}]")
@@ -516,12 +523,17 @@ def _video_args(tl: Layout, delivery: Delivery, size: tuple[int, int], tmp: Path
     post = _join(graph, labels, tl, audio=False)
     if delivery.burn_in and cues:
         subs = tmp / "burn.ass"
-        subs.write_text(_ass(cues, w, h), encoding="utf-8")
-        fonts = tmp / "fonts"
-        fonts.mkdir(exist_ok=True)
-        (fonts / "Aileron-Regular.ttf").write_bytes(_font_bytes())
-        graph.append(f"{post}subtitles=filename={_filter_path(subs)}:"
-                     f"fontsdir={_filter_path(fonts)}[vsub]")
+        if not subs.exists():
+            subs.write_text(_ass(cues, w, h), encoding="utf-8")
+            fonts = tmp / "fonts"
+            fonts.mkdir(exist_ok=True)
+            (fonts / "Aileron-Regular.ttf").write_bytes(_font_bytes())
+        # a stretch's frames are drawn at their film time: the cues' own (frame-exact) times
+        film_time = f"setpts=PTS+{offset}*{fps.denominator}/({fps.numerator}*TB)," \
+            if offset else ""
+        back = ",setpts=PTS-STARTPTS" if offset else ""
+        graph.append(f"{post}{film_time}subtitles=filename={_filter_path(subs)}:"
+                     f"fontsdir={_filter_path(tmp / 'fonts')}{back}[vsub]")
         post = "[vsub]"
     wm = delivery.watermark
     if wm is not None:
@@ -536,22 +548,98 @@ def _video_args(tl: Layout, delivery: Delivery, size: tuple[int, int], tmp: Path
         graph.append(f"{post}[wm]overlay=x={x}:y={y}:format=auto[vwm]")
         post = "[vwm]"
     chain = f"{post}null"
-    if delivery.fade_in_s > 0:
-        n = min(tl.frames, round(delivery.fade_in_s * fps))
-        chain += f",fade=t=in:start_frame=0:nb_frames={n}"
-    if delivery.fade_out_s > 0:
-        n = min(tl.frames, round(delivery.fade_out_s * fps))
-        if n > 0:
-            chain += "," + _fade_out(tl.frames, n)
+    fade_in, fade_out = _film_fades(delivery, fps, film_frames or tl.frames)
+    if fade_in and offset == 0:
+        chain += f",fade=t=in:start_frame=0:nb_frames={fade_in}"
+    if fade_out and following is None:
+        chain += "," + _fade_out(tl.frames, fade_out)
     if delivery.preset == "web":
         chain += ",format=yuv420p"
     graph.append(f"{chain}[vout]")
+    return inputs, graph
+
+
+def _film_fades(delivery: Delivery, fps: Fraction, frames: int) -> tuple[int, int]:
+    """The frames of the film's fade in and fade out (`frames`: the film's length)."""
+    n_in = min(frames, round(delivery.fade_in_s * fps)) if delivery.fade_in_s > 0 else 0
+    n_out = min(frames, round(delivery.fade_out_s * fps)) if delivery.fade_out_s > 0 else 0
+    return n_in, n_out
+
+
+def _video_args(tl: Layout, delivery: Delivery, size: tuple[int, int], tmp: Path,
+                sound: Path, cues: Sequence[Cue], dst: Path) -> list[str]:
+    """One ffmpeg call: the whole picture (_picture) encoded to the preset, the soundtrack
+    copied."""
+    inputs, graph = _picture(tl, delivery, size, tmp, cues)
     k = inputs.count("-i")
     inputs += ["-i", _file_url(sound)]
     video, _audio = deliver._check_preset(delivery.preset, dst)
     return [*inputs, "-filter_complex", ";".join(graph), "-map", "[vout]", "-map", f"{k}:a:0",
             "-frames:v", str(tl.frames), *video, "-c:a", "copy",
             *deliver._mux_args(delivery.preset), str(dst)]
+
+
+CHUNK_PARTS = 12
+"""The most parts one ffmpeg renders: ffmpeg keeps every input's decoder and its frames until
+it exits, so one call for the whole film grew by about 30 MB a 1080p clip (1.7 GB at 50
+clips, docs/benchmarks.md); a longer film is rendered in stretches of at most this many parts,
+each encoded alike, and the stretches joined without re-encoding."""
+
+
+def _chunks(tl: Layout, delivery: Delivery) -> list[tuple[int, int]]:
+    """The film's stretches [a, b) of at most CHUNK_PARTS parts, split only before a part
+    joined by a cut or a dip (a crossfade mixes two parts' frames) and outside the film's
+    fades."""
+    fade_in, fade_out = _film_fades(delivery, tl.fps, tl.frames)
+    pieces = tl.pieces
+    bounds, a = [], 0
+    for i in range(1, len(pieces)):
+        if i - a < CHUNK_PARTS:
+            continue
+        for j in range(i, a, -1):  # the latest place to split at or before i
+            start = pieces[j].start
+            if pieces[j].into != "crossfade" and fade_in <= start <= tl.frames - fade_out:
+                bounds.append((a, j))
+                a = j
+                break
+    bounds.append((a, len(pieces)))
+    return bounds
+
+
+def _stretch(tl: Layout, a: int, b: int) -> Layout:
+    """Parts a..b-1 of the film as a layout of their own, starting on frame 0."""
+    start = tl.pieces[a].start
+    end = tl.pieces[b - 1].start + tl.pieces[b - 1].frames
+    pieces = tuple(replace(p, start=p.start - start) for p in tl.pieces[a:b])
+    return Layout(pieces, tl.fps, end - start)
+
+
+def _render_picture(tl: Layout, delivery: Delivery, size: tuple[int, int], tmp: Path,
+                    sound: Path, cues: Sequence[Cue], dst: Path) -> None:
+    """The picture encoded and the soundtrack copied into `dst`: in one ffmpeg call, or for
+    a film of more than CHUNK_PARTS parts each stretch encoded on its own (the same encoder
+    and settings) and the stretches joined by the concat demuxer, copied."""
+    chunks = _chunks(tl, delivery)
+    if len(chunks) == 1:
+        run_ffmpeg(_video_args(tl, delivery, size, tmp, sound, cues, dst))
+        return
+    video, _audio = deliver._check_preset(delivery.preset, dst)
+    made = []
+    for n, (a, b) in enumerate(chunks):
+        part = _stretch(tl, a, b)
+        following = tl.pieces[b] if b < len(tl.pieces) else None
+        inputs, graph = _picture(part, delivery, size, tmp, cues, following=following,
+                                 offset=tl.pieces[a].start, film_frames=tl.frames,
+                                 first_card=a)
+        piece = tmp / f"stretch-{n:04d}{dst.suffix}"
+        run_ffmpeg([*inputs, "-filter_complex", ";".join(graph), "-map", "[vout]",
+                    "-frames:v", str(part.frames), *video, "-an", str(piece)])
+        made.append(piece)
+    listing = tmp / "stretches.txt"
+    listing.write_text("".join(f"file {_concat_quote(p)}\n" for p in made), encoding="utf-8")
+    run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-i", _file_url(sound),
+                "-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-frames:v", str(tl.frames),
+                *deliver._mux_args(delivery.preset), str(dst)])
 
 
 def _fade_out(frames: int, n: int) -> str:
@@ -690,7 +778,7 @@ def render(parts: Sequence[Part], delivery: Delivery, out: Path, *, workdir: Pat
                 assemble(clips, out, workdir=tmp, audio=sound)
             else:
                 with atomic_output(out) as part:
-                    run_ffmpeg(_video_args(tl, delivery, size, tmp, sound, cues, part))
+                    _render_picture(tl, delivery, size, tmp, sound, cues, part)
     info = probe(out)
     loudness = mix.measure(out) if info.has_audio else None
     return Rendered(

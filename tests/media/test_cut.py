@@ -328,3 +328,78 @@ def test_errors_are_clear_and_write_nothing(media, tmp_path, parts, delivery, me
     with pytest.raises(MediaError, match=message):
         render(parts(media), delivery, out, workdir=tmp_path / "w")
     assert not out.exists()
+
+
+# -- a long film, rendered in stretches -----------------------------------------------------------
+
+
+def frames_of(path: Path) -> list[Image.Image]:
+    with av.open(str(path)) as c:
+        return [f.to_image().convert("L") for f in c.decode(c.streams.video[0])]
+
+
+def differs(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference of two frames' brightness (0-255)."""
+    return sum(abs(x - y) for x, y in zip(a.tobytes(), b.tobytes())) / (a.width * a.height)
+
+
+@pytest.mark.parametrize("preset", ["web", "master"])
+def test_a_film_of_many_parts_is_rendered_in_stretches_and_looks_the_same(media, tmp_path,
+                                                                         monkeypatch, preset):
+    """ffmpeg keeps every input's decoder until it exits (1.7 GB for 50 clips at 1080p):
+    past CHUNK_PARTS parts the picture is encoded stretch by stretch and joined copied. The
+    stretches' film, cut only where a cut or a dip joins two parts and never inside a fade,
+    has every frame of the one-call film: the same count, the same pictures (the dips, the
+    crossfades, the burned-in cues at their film times, the watermark, both fades), and the
+    same soundtrack."""
+    a0, a1, a2 = media["anims"]
+    said = (Said("ann", "Over the water", 0.1, 0.9),)
+    parts = [Part(title="ONE", duration_s=0.5),
+             Part(a0, transition="dip", transition_s=0.25, lines=said),
+             Part(a2, lines=said),
+             Part(a1, transition="crossfade", transition_s=0.2),
+             Part(a0, start_s=0.25, lines=said),
+             Part(a2, transition="dip", transition_s=0.5),
+             Part(a1, lines=said),
+             Part(a0, transition="crossfade", transition_s=0.25, lines=said),
+             Part(title="END", duration_s=0.5, transition="dip", transition_s=0.25)]
+    delivery = Delivery(burn_in=True, fade_in_s=0.3, fade_out_s=0.4, subtitles=("srt",),
+                        watermark=Watermark(media["logo"], "top-right", 0.8, 0.2),
+                        preset=preset)
+    suffix = ".mp4" if preset == "web" else ".mov"
+    whole, stretched = tmp_path / f"whole{suffix}", tmp_path / f"stretched{suffix}"
+    one = render(parts, delivery, whole, workdir=tmp_path)
+    calls = []
+    real = cut.run_ffmpeg
+    monkeypatch.setattr(cut, "run_ffmpeg", lambda args, **k: calls.append(args) or real(
+        args, **k))
+    monkeypatch.setattr(cut, "CHUNK_PARTS", 2)
+    tl = cut.layout(parts)
+    chunks = cut._chunks(tl, delivery)
+    assert len(chunks) >= 3 and all(tl.pieces[a].into != "crossfade" for a, _ in chunks)
+    many = render(parts, delivery, stretched, workdir=tmp_path)
+    assert sum("-an" in c for c in calls) == len(chunks)  # a call per stretch
+    assert many.duration_s == one.duration_s and many.cues == one.cues
+    assert many.subtitles == one.subtitles
+    assert (many.width, many.height) == (one.width, one.height)
+    a, b = frames_of(whole), frames_of(stretched)
+    assert len(a) == len(b) == tl.frames
+    worst = max(differs(x, y) for x, y in zip(a, b))
+    assert worst < 3, worst  # coding noise only: a misplaced cue or fade moves tens
+    assert many.loudness_lufs == pytest.approx(one.loudness_lufs, abs=0.1)
+
+
+def test_stretches_are_cut_only_at_cuts_and_dips_outside_the_fades(media):
+    a0, a1, _ = media["anims"]
+    parts = [Part(a0), *[Part(a1, transition="crossfade", transition_s=0.1)] * 4, Part(a0),
+             Part(a1, transition="dip", transition_s=0.2), Part(a0), Part(a1)]
+    tl = cut.layout(parts)
+    old = cut.CHUNK_PARTS
+    try:
+        cut.CHUNK_PARTS = 3
+        assert cut._chunks(tl, Delivery()) == [(0, 5), (5, 8), (8, 9)]
+        # a fade out over the film's last 1.5 s keeps its frames in one stretch
+        assert cut._chunks(tl, Delivery(fade_out_s=1.5))[-1][0] <= 7
+        assert cut._chunks(tl, Delivery(fade_in_s=100)) == [(0, 9)]
+    finally:
+        cut.CHUNK_PARTS = old

@@ -218,10 +218,10 @@ def _capitalised(name: str) -> str:
     return re.sub(r"(^|[\s.-])(\w)", lambda m: m.group(1) + m.group(2).upper(), name.lower())
 
 
-def _unique(base: str, taken: set[str]) -> str:
+def _unique(base: str, taken: set[str], separator: str = "-") -> str:
     name, n = base, 2
     while name in taken:
-        name = f"{base}-{n}"
+        name = f"{base}{separator}{n}"
         n += 1
     taken.add(name)
     return name
@@ -274,6 +274,8 @@ class _Mapper:
         self.scene_ids: set[str] = set()
         self.shot_ids: set[str] = set()
         self.characters: dict[str, Character] = {}
+        self.keys: dict[str, str] = {}  # a character's name, casefolded -> its element
+        self.taken: set[str] = {NARRATOR}  # the element names given
         self.pieces: list[Piece] = []
         self.pending: Piece | None = None  # a transition waiting for the piece it leads to
         self.fade_in = False
@@ -364,15 +366,19 @@ class _Mapper:
         if key == NARRATOR:
             speaker = NARRATOR
         else:
-            if not key:
-                known = [k for k, c in self.characters.items() if c.name == name]
-                key = known[0] if known else f"character_{len(self.characters) + 1}"
-            if key[0].isdigit():
-                key = "_" + key
-            speaker = key
-            if key not in self.characters:
+            speaker = self.keys.get(name.casefold(), "")
+            if not speaker:
+                # one element a character (MARA and @Mara are one): a name that makes the key
+                # of another (DR. NO and DR NO, a name without ASCII letters and CHARACTER 1)
+                # gets a key of its own, never that one's element and voice
+                if not key:
+                    key = f"character_{len(self.characters) + 1}"
+                if key[0].isdigit():
+                    key = "_" + key
+                speaker = _unique(key, self.taken, "_")
+                self.keys[name.casefold()] = speaker
                 shown = _capitalised(name) if name == name.upper() else name
-                self.characters[key] = Character(name, shown, e.line)
+                self.characters[speaker] = Character(name, shown, e.line)
         tones = []
         for extension in e.extensions:
             code = re.sub(r"[^A-Z]", "", extension.upper())
@@ -422,16 +428,16 @@ class _Mapper:
 
     def finish(self, name: str) -> Imported:
         self.end_scene()
-        for shot in (s for scene in self.scenes for s in scene.shots):
-            if not shot.prompt:
-                shot.prompt = self.dialogue_prompt(shot)
+        for scene in self.scenes:
+            for shot in scene.shots:
+                if not shot.prompt:
+                    shot.prompt = self.dialogue_prompt(shot, scene)
         fade_out = self.pending is not None and self.pending.transition == "dip"
         return Imported(name, self.characters, self.scenes, self.pieces, self.fade_in,
                         fade_out)
 
-    def dialogue_prompt(self, shot: Shot) -> str:
-        """The prompt of a shot made for its lines: who speaks, and where."""
-        scene = next(s for s in self.scenes if shot in s.shots)
+    def dialogue_prompt(self, shot: Shot, scene: Scene) -> str:
+        """The prompt of a shot made for its lines (in `scene`): who speaks, and where."""
         names = [self.characters[k].shown for k in
                  dict.fromkeys(line.speaker for line in shot.lines) if k in self.characters]
         if not names:

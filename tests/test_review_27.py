@@ -1,0 +1,75 @@
+"""Review of issue 27, `kling-compose import`: the Fountain parser and the mapping attacked
+with hostile screenplays (each test names the defect it caught)."""
+
+from __future__ import annotations
+
+import time
+
+import yaml
+
+from kling_compose.commands import screenplay as mapping
+from kling_compose.commands.fountain import parse
+from kling_compose.commands.screenplay import import_text, storyboard_text
+
+
+def _elements(text: str) -> tuple[dict, list[tuple[str, str]]]:
+    """The storyboard's elements and each line's (speaker, line)."""
+    board = yaml.safe_load(storyboard_text(import_text(text, "s.fountain", "s"), "s.fountain"))
+    spoken = [(d["speaker"], d["line"]) for scene in board["scenes"] for shot in scene["shots"]
+              for d in shot.get("dialogue", ())]
+    return board.get("elements") or {}, spoken
+
+
+def test_a_scene_heading_with_a_long_run_of_spaces_is_read_in_linear_time():
+    # the scene number pattern (`\s*#..#\s*$`, searched) tried every space of the run as a
+    # start: 100,000 spaces inside one heading took ~20 s, a 2 MB file hours
+    heading = "INT. HOUSE" + " " * 100_000 + "DAY"
+    started = time.monotonic()
+    (element,) = parse(f"\n{heading}\n\n").elements
+    assert time.monotonic() - started < 2.0
+    assert element.kind == "scene_heading" and element.number == ""
+    assert parse("\nINT. HOUSE - DAY    #1A#  \n\n").elements[0].number == "1A"
+
+
+def test_a_cue_with_very_many_extensions_is_read_in_linear_time():
+    # each extension was cut off the rest of the cue by slicing a copy of it: 400,000
+    # extensions (1.2 MB) took ~9 s
+    cue = "BOB " + "(x)" * 400_000
+    started = time.monotonic()
+    elements = parse(f"\n{cue}\nHello.\n").elements
+    assert time.monotonic() - started < 2.0
+    assert elements[0].kind == "character" and len(elements[0].extensions) == 400_000
+
+
+def test_shots_made_for_dialogue_are_named_in_linear_time(monkeypatch):
+    # each shot made for lines looked for its scene by comparing it (dataclass equality, all
+    # its fields) with every shot before it: 5,000 such shots made 12 million comparisons
+    compared = [0]
+    original = mapping.Shot.__eq__
+
+    def counting(self, other):
+        compared[0] += 1
+        return original(self, other)
+
+    monkeypatch.setattr(mapping.Shot, "__eq__", counting)
+    speech = " ".join(["word"] * 30)
+    text = "INT. ROOM - DAY\n\nBOB\n" + "\n".join([f"{speech}."] * 2000) + "\n"
+    imported = import_text(text, "s.fountain", "s")
+    assert len(imported.shots) == 2000
+    assert compared[0] < 10 * len(imported.shots)
+    assert imported.shots[-1].prompt == "INT. ROOM - DAY: Bob speaks."
+
+
+def test_characters_whose_names_make_the_same_key_stay_apart():
+    # a name with no ASCII letter is `character_N`: a later CHARACTER 1 was merged into it
+    # (its lines spoken by another element, with that one's voice); DR. NO and DR NO too
+    text = ("@黒澤\nこんにちは\n\n@三船\nはい\n\nCHARACTER 1\nHello.\n\n"
+            "DR. NO\nGood evening.\n\nDR NO\nGood night.\n\nBOB\nHi.\n\nBob\n\n@Bob\nAgain.\n")
+    elements, spoken = _elements(text)
+    assert len(elements) == 6, elements
+    speakers = [speaker for speaker, _ in spoken]
+    assert len(set(speakers[:5])) == 5, spoken  # five characters, five elements
+    assert speakers[5] == speakers[6]  # BOB and @Bob: one character, written two ways
+    names = {key: value["description"].split(":")[0] for key, value in elements.items()}
+    assert names[speakers[2]] == "Character 1" and names[speakers[0]] == "黒澤"
+    assert {names[speakers[3]], names[speakers[4]]} == {"Dr. No", "Dr No"}

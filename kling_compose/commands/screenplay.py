@@ -702,6 +702,11 @@ def import_screenplay(screenplay: str, output: str | None = None, force: bool = 
     if output is None or (not to_stdout and is_dir(output)):
         folder = os.path.dirname(screenplay) if output is None else output
         display = os.path.join(folder, "storyboard.yaml")
+    elif output.endswith(("/", os.sep)):  # a folder, by its slash: never a file by its name
+        what = "is not a folder" if os.path.lexists(output) else "does not exist"
+        raise UserError.single(f"the folder '{shown(output)}' {what}: nothing was written",
+                               Location(shown(output)),
+                               "create the folder first, or give the path of a file: -o FILE")
     else:
         display = output
     storyboard = storyboard_text(imported, os.path.basename(screenplay))

@@ -368,7 +368,8 @@ class Watch:
             if self.server is not None:
                 self.server.live.set(busy=busy)
             settings = Settings.from_environment(project_root=plan.resolved.storyboard.root)
-            result = run_plan(plan, RunOptions(concurrency=concurrency), Quiet(), settings)
+            with _local_only():
+                result = run_plan(plan, RunOptions(concurrency=concurrency), Quiet(), settings)
             self.rendering = False  # made and recorded: a Ctrl-C now stops between rounds
             for warning in result.warnings:
                 self.err(f"warning: {warning}")
@@ -426,6 +427,23 @@ def _tidy(plan: Plan) -> None:
     with contextlib.suppress(UserError, OSError), project_lock(root):
         Store(ProjectPaths(root).state).clean_temp()
         remove_stale_temp_files(plan)
+
+
+@contextlib.contextmanager
+def _local_only() -> Iterator[None]:
+    """A run of the watch's with no shared artifact store: `run` pulls the team's paid clips
+    from it first and pushes its own after, a request to S3 (with the user's AWS
+    credentials) on every save, for clips a rehearsal on the preview never uses. The store
+    is found by run_plan (engine/run.py) from the environment, the storyboard and the project
+    file; here it finds none. (A `shared=False` run option there would say it directly.)"""
+    from ..engine import run
+
+    found = run.pull_shared
+    run.pull_shared = lambda plan, settings: None
+    try:
+        yield
+    finally:
+        run.pull_shared = found
 
 
 @contextlib.contextmanager

@@ -73,3 +73,27 @@ def test_characters_whose_names_make_the_same_key_stay_apart():
     names = {key: value["description"].split(":")[0] for key, value in elements.items()}
     assert names[speakers[2]] == "Character 1" and names[speakers[0]] == "黒澤"
     assert {names[speakers[3]], names[speakers[4]]} == {"Dr. No", "Dr No"}
+
+
+def test_a_speech_cut_at_a_sentence_end_never_makes_a_line_too_long(tmp_path):
+    # a long speech is cut at the last sentence end before the limit; what followed that end
+    # was kept whole with the next word added: a line of 1,203 characters (the schema allows
+    # 1,000), and a prompt past the model's 2,500 the same way; the import then refused with
+    # "this is a mistake of `kling-compose import`"
+    from pathlib import Path
+
+    from kling_compose.commands.screenplay import LINE_CHARS, PROMPT_CHARS, check_storyboard
+
+    words = " ".join(c * 300 for c in "BCDE")
+    action = "He waits. " + " ".join(c * 800 for c in "FGHI")
+    text = f"INT. ROOM - DAY\n\n{action}\n\nBOB\nNo. {words}\n"
+    imported = import_text(text, "s.fountain", "s")
+    lines = [line.line for shot in imported.shots for line in shot.lines]
+    assert max(len(line) for line in lines) <= LINE_CHARS
+    assert " ".join(lines) == f"No. {words}"
+    prompts = [shot.prompt for shot in imported.shots if shot.action_words]
+    assert max(len(p) for p in prompts) <= PROMPT_CHARS
+    assert " ".join(prompts) == action
+    board = storyboard_text(imported, "s.fountain")
+    check_storyboard(board, Path(tmp_path / "storyboard.yaml"), "storyboard.yaml",
+                     "s.fountain")

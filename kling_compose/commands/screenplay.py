@@ -254,8 +254,10 @@ def _chunks(text: str, max_words: int, max_chars: int) -> list[str]:
                 flush(len(current))
             out.append(word[:max_chars])
             word = word[max_chars:]
-        if current and (len(current) + 1 > max_words
-                        or len(" ".join(current)) + 1 + len(word) > max_chars):
+        # cut at the last sentence end; when what follows it is still too long with the word
+        # (last_end is 0 after a cut), at the word
+        while current and (len(current) + 1 > max_words
+                           or len(" ".join(current)) + 1 + len(word) > max_chars):
             flush(last_end or len(current))
         current.append(word)
     if current:

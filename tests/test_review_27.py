@@ -97,3 +97,23 @@ def test_a_speech_cut_at_a_sentence_end_never_makes_a_line_too_long(tmp_path):
     board = storyboard_text(imported, "s.fountain")
     check_storyboard(board, Path(tmp_path / "storyboard.yaml"), "storyboard.yaml",
                      "s.fountain")
+
+
+def test_scene_ids_yaml_would_read_as_numbers_or_booleans_are_quoted(tmp_path):
+    # forced headings `.2`, `.YES`, `.0x1F`, `.NULL` made scene ids written plain: YAML read
+    # them as 2, true, 31 and null, the storyboard did not validate and the import refused
+    from pathlib import Path
+
+    from kling_compose.commands.screenplay import check_storyboard
+
+    headings = [".2", ".YES", ".0x1F", ".NULL", ".ON", ".1.5", ".2024-01-01", ".N"]
+    text = "".join(f"{h}\n\nThe lamp turns.\n\nDISSOLVE TO:\n\n" for h in headings) + ".Y\n"
+    imported = import_text(text, "s.fountain", "s")
+    board = storyboard_text(imported, "s.fountain")
+    check_storyboard(board, Path(tmp_path / "storyboard.yaml"), "storyboard.yaml",
+                     "s.fountain")
+    data = yaml.safe_load(board)
+    ids = [scene["id"] for scene in data["scenes"]]
+    assert ids == ["2", "yes", "0x1f", "null", "on", "1-5", "2024-01-01", "n", "y"]
+    sequence = data["outputs"][0]["sequence"]
+    assert all(isinstance(p if isinstance(p, str) else p["shot"], str) for p in sequence)

@@ -491,10 +491,15 @@ def quoted(text: str) -> str:
 _YAML_WORDS = frozenset({"y", "yes", "n", "no", "true", "false", "on", "off", "null"})
 
 
+_PLAIN = re.compile(r"[a-z_][a-z0-9_-]*")
+
+
 def yaml_name(key: str) -> str:
-    """An element's name as YAML text: plain (`mara`), quoted when YAML would read the word
-    as a boolean or null (a character called NULL or YES)."""
-    return quoted(key) if key in _YAML_WORDS else key
+    """A name the importer made (an element's, a scene's or a shot's id) as YAML text: plain
+    (`mara`, `int-harbour-day-1`) when it starts with a letter, else quoted, and quoted when
+    YAML would read the word as a boolean or null (a character called NULL or YES, a forced
+    heading `.2` or `.0x1F`: a scene id YAML reads as a number)."""
+    return key if _PLAIN.fullmatch(key) and key not in _YAML_WORDS else quoted(key)
 
 
 def _number(value: float) -> str:
@@ -550,12 +555,12 @@ def storyboard_text(imported: Imported, source: str) -> str:
                 "lines are spoken in it\n")
     out.append("\nscenes:\n")
     for scene in imported.scenes:
-        out.append(f"  - id: {scene.id}  # line {scene.at}\n")
+        out.append(f"  - id: {yaml_name(scene.id)}  # line {scene.at}\n")
         if scene.heading:
             out.append(f"    description: {quoted(scene.heading)}\n")
         out.append("    shots:\n")
         for shot in scene.shots:
-            out.append(f"      - id: {shot.id}  # line {shot.at}\n"
+            out.append(f"      - id: {yaml_name(shot.id)}  # line {shot.at}\n"
                        f"        prompt: {quoted(shot.prompt)}\n"
                        f"        duration: {_seconds(shot, low, high)}\n")
             if shot.lines:
@@ -591,9 +596,9 @@ def _outputs(imported: Imported) -> str:
             out.append(f"      - {{ title: {quoted(piece.title)}, duration: {TITLE_CARD_S}"
                        f"{join} }}{said}\n")
         elif join:
-            out.append(f"      - {{ shot: {piece.shot}{join} }}{said}\n")
+            out.append(f"      - {{ shot: {yaml_name(piece.shot)}{join} }}{said}\n")
         else:
-            out.append(f"      - {piece.shot}{said}\n")
+            out.append(f"      - {yaml_name(piece.shot)}{said}\n")
     return "".join(out)
 
 

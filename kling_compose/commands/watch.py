@@ -278,6 +278,8 @@ class Watch:
                 # the first round runs once the watch is set up (its first timeout), so a
                 # save during it is never missed; then one round per burst of saves
                 first = True
+                _wait_for_folder(self.root)
+                folder = _identity_of(self.root)
                 for changes in watch(*folders, watch_filter=self.filter, debounce=DEBOUNCE_MS,
                                      step=STEP_MS, rust_timeout=IDLE_MS, yield_on_timeout=True,
                                      raise_interrupt=True):
@@ -285,6 +287,15 @@ class Watch:
                     if saved or first:
                         self.once(saved)
                         first = False
+                    if _identity_of(self.root) != folder:
+                        # the folder itself removed (a `git checkout`, `git stash`), perhaps
+                        # made again already: a watch on it sees nothing more. Say so (the
+                        # round above may have run before it went), wait for it, then watch
+                        # it anew (its first round says what changed meanwhile)
+                        self.once([str(self.root)])
+                        _wait_for_folder(self.root)
+                        folders = watched_folders(self.root, self.filter.inputs)
+                        break
                     if watched_folders(self.root, self.filter.inputs) != folders:
                         # a vars file in another folder now (the project file changed): watch
                         # it too; the new watch's first round catches a save made meanwhile
@@ -414,6 +425,21 @@ class Watch:
     def _shown(self, path: str) -> str:
         file = Path(path)
         return str(file.relative_to(self.root)) if file.is_relative_to(self.root) else path
+
+
+def _identity_of(folder: Path) -> tuple[int, int] | None:
+    """The folder's (device, inode): another once it was removed and made again."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _wait_for_folder(folder: Path) -> None:
+    """Until `folder` exists again (a Ctrl-C meanwhile stops the watch as ever)."""
+    while not folder.is_dir():
+        time.sleep(IDLE_MS / 1000)
 
 
 def _tidy(plan: Plan) -> None:

@@ -75,3 +75,62 @@ def test_watch_never_reaches_the_shared_artifact_store(tmp_path):
     assert listener.count == 0, watch.output
     assert "artifact store" not in watch.output
     assert "review-secret" not in watch.output
+
+
+def test_watch_follows_its_folder_removed_and_made_again(tmp_path):
+    # a `git checkout` or `git stash` can remove the storyboard's folder and make it again: the
+    # watch said "no storyboard" and then never saw another save (its watch was on the folder
+    # that was gone), while it still said it was watching
+    import shutil
+
+    root = tmp_path / "project"
+    root.mkdir()
+    board = BOARD.replace("        first_frame: assets/start.png\n", "")
+    (root / "storyboard.yaml").write_text(board, encoding="utf-8")
+    watch = Watching(tmp_path, "project")
+    try:
+        watch.expect(r"^report: ")
+        shutil.rmtree(root)
+        watch.expect(r"no storyboard at")
+        root.mkdir()
+        (root / "storyboard.yaml").write_text(board.replace("gulls over", "terns over"),
+                                              encoding="utf-8")
+        watch.expect(r"^fixed: .*no storyboard")
+        watch.expect(r"^rendered: .*solo")
+        assert watch.stop() == 0
+    finally:
+        watch.close()
+    assert "Traceback" not in watch.output
+
+
+def test_the_next_command_import_prints_can_be_pasted_with_a_space_in_the_path(tmp_path):
+    # `next: kling-compose run my film.yaml` ran `run` on two paths, `my` and `film.yaml`
+    import shlex
+
+    script = tmp_path / "script.fountain"
+    script.write_text(SCRIPT, encoding="utf-8")
+    target = tmp_path / "my film.yaml"
+    result = cli("import", script, "-o", target)
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("next: ")]
+    command = line.removeprefix("next: ").split("#")[0]
+    assert shlex.split(command) == ["kling-compose", "run", str(target)]
+
+
+def test_import_beside_a_project_file_naming_a_paid_provider_does_not_promise_a_free_run(
+        tmp_path):
+    # kling-compose.yaml's `provider: fal` is used by a plain `run` (the storyboard's
+    # defaults do not override it): "next: kling-compose run storyboard.yaml   # a free
+    # preview" led to a paid run ($0.50 a shot here)
+    import shlex
+
+    (tmp_path / "kling-compose.yaml").write_text("provider: fal\n", encoding="utf-8")
+    script = tmp_path / "script.fountain"
+    script.write_text(SCRIPT, encoding="utf-8")
+    result = cli("import", script)
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("next: ")]
+    command = shlex.split(line.removeprefix("next: ").split("#")[0])
+    assert command[:2] == ["kling-compose", "run"] and "--provider" in command
+    assert command[command.index("--provider") + 1] == "preview"
+    assert "fal" in result.output

@@ -522,7 +522,9 @@ HEADER = """\
 # duration its words read at {pace:g} a second), an element per character, each speech on the
 # shot it follows. Edit it as you would any storyboard.
 #
-# `kling-compose run` renders it with the free local preview provider. For the real thing,
+# `kling-compose run` renders it with the free local preview provider (unless the project
+# file kling-compose.yaml names another `provider:`, which a plain `run` uses: then
+# `kling-compose run --provider preview` is the free one). For the real thing,
 # set `provider:` under defaults to runware, fal, kie or kling, or run once with
 # `kling-compose run --provider fal`; `kling-compose doctor --provider fal` checks the key
 # and `kling-compose plan --provider fal` shows the estimate first.

@@ -378,7 +378,10 @@ class Watch:
                 self.out(busy)
             if self.server is not None:
                 self.server.live.set(busy=busy)
-            settings = Settings.from_environment(project_root=plan.resolved.storyboard.root)
+            # the preview needs no key, no endpoint and no poll setting: none is read (not the
+            # environment's keys, not the project's .env), so a key the watch never uses,
+            # malformed, does not stop it, and no key is ever in its hands
+            settings = Settings()
             with _local_only():
                 result = run_plan(plan, RunOptions(concurrency=concurrency), Quiet(), settings)
             self.rendering = False  # made and recorded: a Ctrl-C now stops between rounds

@@ -134,3 +134,23 @@ def test_import_beside_a_project_file_naming_a_paid_provider_does_not_promise_a_
     assert command[:2] == ["kling-compose", "run"] and "--provider" in command
     assert command[command.index("--provider") + 1] == "preview"
     assert "fal" in result.output
+
+
+def test_watch_reads_no_key_a_malformed_one_does_not_stop_the_free_rehearsal(tmp_path):
+    # the watch read every provider's key (and the project's .env) before each render, and a
+    # key it never uses, malformed, stopped every render: "the API key in FAL_KEY holds a line
+    # break ... the render did not finish"
+    root = tmp_path / "project"
+    root.mkdir()
+    board = BOARD.replace("        first_frame: assets/start.png\n", "")
+    (root / "storyboard.yaml").write_text(board, encoding="utf-8")
+    (root / ".env").write_text("KIE_API_KEY=\"sk-review\u00e9\"\n", encoding="utf-8")
+    watch = Watching(root, env={"FAL_KEY": "sk-review\x01secret"})
+    try:
+        watch.expect(r"^rendered: ")
+        watch.expect(r"^report: ")
+        assert watch.stop() == 0
+    finally:
+        watch.close()
+    assert "FAL_KEY" not in watch.output and "KIE_API_KEY" not in watch.output
+    assert "secret" not in watch.output

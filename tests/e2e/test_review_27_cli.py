@@ -154,3 +154,59 @@ def test_watch_reads_no_key_a_malformed_one_does_not_stop_the_free_rehearsal(tmp
         watch.close()
     assert "FAL_KEY" not in watch.output and "KIE_API_KEY" not in watch.output
     assert "secret" not in watch.output
+
+
+def test_the_report_server_answers_a_nul_in_the_path_with_404_not_a_traceback(tmp_path,
+                                                                             capsys):
+    # `GET /%00` made os.path.realpath raise ValueError: the connection was dropped without an
+    # answer and socketserver printed a traceback on the terminal of `watch --serve`
+    import http.client
+
+    from kling_compose.commands.serve import ReportServer
+
+    renders = tmp_path / "renders"
+    renders.mkdir()
+    (renders / "report.html").write_text("<html><body>hi</body></html>", encoding="utf-8")
+    server = ReportServer(renders, renders / "report.html", 0).start()
+    try:
+        for path in ("/%00", "/a%00b.mp4", "/report.html%00", "/report/%00/x"):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            connection.request("GET", path)
+            answer = connection.getresponse()
+            assert answer.status == 404, path
+            answer.read()
+            connection.close()
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request("GET", "/report.html")
+        assert connection.getresponse().status == 200
+        connection.close()
+    finally:
+        server.stop()
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_idle_connections_to_the_report_server_are_closed(tmp_path, monkeypatch):
+    # every connection held a thread until the client closed it (keep-alive, no timeout): a
+    # few thousand idle ones (a tab left open, a misbehaving client) and the watch ran out of
+    # threads, each new one refused with a traceback
+    import time
+
+    from kling_compose.commands import serve
+
+    assert serve._Handler.timeout is not None and serve._Handler.timeout <= 300
+    monkeypatch.setattr(serve._Handler, "timeout", 0.5)
+    renders = tmp_path / "renders"
+    renders.mkdir()
+    (renders / "report.html").write_text("<html><body>hi</body></html>", encoding="utf-8")
+    server = serve.ReportServer(renders, renders / "report.html", 0).start()
+    try:
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                for _ in range(50)]
+        started = time.monotonic()
+        for sock in idle:
+            assert sock.recv(1) == b""  # closed by the server
+            sock.close()
+        assert time.monotonic() - started < 8
+    finally:
+        server.stop()

@@ -117,3 +117,27 @@ def test_scene_ids_yaml_would_read_as_numbers_or_booleans_are_quoted(tmp_path):
     assert ids == ["2", "yes", "0x1f", "null", "on", "1-5", "2024-01-01", "n", "y"]
     sequence = data["outputs"][0]["sequence"]
     assert all(isinstance(p if isinstance(p, str) else p["shot"], str) for p in sequence)
+
+
+def test_utf16_without_a_byte_order_mark_is_named_utf16_not_binary(tmp_path):
+    # a UTF-16 file without a BOM (as some exporters write it) was "binary data, not a
+    # Fountain screenplay (a NUL byte)": the hint to save it as UTF-8 never came
+    import pytest
+
+    from kling_compose.commands.screenplay import read_screenplay
+    from kling_compose.errors import UserError
+
+    text = "INT. HOUSE - DAY\n\nHe sits.\n"
+    for encoding in ("utf-16-le", "utf-16-be"):
+        path = tmp_path / f"{encoding}.fountain"
+        path.write_bytes(text.encode(encoding))
+        with pytest.raises(UserError) as caught:
+            read_screenplay(path, path.name)
+        (diagnostic,) = caught.value.diagnostics
+        assert "UTF-16" in diagnostic.message, diagnostic
+        assert "UTF-8" in (diagnostic.hint or "")
+    binary = tmp_path / "binary.fountain"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
+    with pytest.raises(UserError) as caught:
+        read_screenplay(binary, binary.name)
+    assert "binary data" in caught.value.diagnostics[0].message

@@ -76,7 +76,7 @@ def read_screenplay(path: Path | str, display: str) -> str:
     where = Location(shown(display))
     data = read_bytes(path, display, what="the screenplay", limit=MAX_BYTES,
                       hint="give the path of a Fountain screenplay (a .fountain text file)")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _utf16_without_bom(data):
         raise UserError.single("the screenplay is UTF-16 text, not UTF-8", where,
                                "save it as UTF-8 (Fountain files are plain UTF-8 text)")
     nul = data.find(b"\x00")
@@ -104,6 +104,17 @@ def read_screenplay(path: Path | str, display: str) -> str:
         raise UserError.single("the screenplay is empty", where,
                                "write a scene (INT. HOUSE - DAY), then what happens in it")
     return text
+
+
+def _utf16_without_bom(data: bytes) -> bool:
+    """Text in UTF-16 without its byte order mark: in its first 4 KB, every other byte a NUL
+    (ASCII text, as a screenplay's headings and cues are), the others not."""
+    head = data[:4096]
+    if len(head) < 4:
+        return False
+    even, odd = head[0::2], head[1::2]
+    return (even.count(0) == len(even) and not odd.count(0)) or \
+        (odd.count(0) == len(odd) and not even.count(0))
 
 
 def _byte_location(data: bytes, at: int, file: str) -> Location:

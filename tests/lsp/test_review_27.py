@@ -176,3 +176,34 @@ async def test_a_hover_with_a_cache_status_writes_nothing_into_the_project(clien
         types.TextDocumentIdentifier(uri), types.Position(11, 15)))  # `- id: opening`
     assert hover is not None and "cache: " in hover.contents.value
     assert _files(tmp_path) == before
+
+
+# -- held up: UTF-16 positions with astral characters before the cursor -----------------------
+
+
+def _u16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+async def test_ranges_are_utf16_code_units_after_astral_characters(client, tmp_path):
+    text = STORYBOARD.replace('"@keeper climbs the stairs"', '"😀😀 @keeper climbs 😀 @gul"')
+    path = tmp_path / "storyboard.yaml"
+    path.write_text(text, encoding="utf-8")
+    uri = _open(client, path)
+    found = await _diagnostics(client, uri, lambda d: len(d) > 0)
+    line = text.split("\n")[12]
+    assert any(d.range.start == types.Position(12, _u16(line[:line.index("@gul")]))
+               for d in found)
+    start = _u16(line[:line.index("@keeper")])
+    doc = types.TextDocumentIdentifier(uri)
+    hover = await client.text_document_hover_async(types.HoverParams(
+        doc, types.Position(12, start + 3)))
+    assert hover is not None
+    assert hover.range == types.Range(types.Position(12, start), types.Position(12, start + 7))
+    refs = await client.text_document_references_async(types.ReferenceParams(
+        text_document=doc, position=types.Position(12, start + 3),
+        context=types.ReferenceContext(include_declaration=True)))
+    assert refs is not None and types.Position(12, start) in [r.range.start for r in refs]
+    defs = await client.text_document_definition_async(types.DefinitionParams(
+        doc, types.Position(12, start + 3)))
+    assert defs and defs[0].range.start == types.Position(3, 2)

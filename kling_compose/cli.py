@@ -1198,7 +1198,21 @@ def import_(screenplay: str, output: str | None, force: bool) -> None:
         click.echo(f"storyboard from {screenplay}: {summary}", err=True)
         return
     click.echo(f"wrote {written.target}: {summary}, from {screenplay}")
-    click.echo(f"next: kling-compose run {written.target}   # a free preview")
+    from shlex import quote
+
+    from .project.defaults import project_defaults
+    from .providers import LOCAL_PROVIDERS
+
+    try:  # the project file's provider is what a plain `run` uses, over the storyboard's
+        paid = project_defaults(Path(written.target).parent).provider
+    except UserError:
+        paid = None  # said by the command that reads it
+    if not paid or paid in LOCAL_PROVIDERS:
+        click.echo(f"next: kling-compose run {quote(written.target)}   # a free preview")
+        return
+    click.echo(f"next: kling-compose run --provider preview {quote(written.target)}   "
+               f"# a free preview (kling-compose.yaml names {paid}: a plain `run` would use "
+               "it, and pay)")
 
 
 # `kling-compose watch` reads the project file on each round, not once at the start: its

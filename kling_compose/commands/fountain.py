@@ -47,7 +47,7 @@ TITLE_KEYS = frozenset({"title", "credit", "author", "authors", "source", "draft
                         "contact", "copyright", "notes", "revision"})
 
 _SCENE = re.compile(r"(?:INT\./EXT|INT/EXT|I/E|INT|EXT|EST)[. ]", re.IGNORECASE)
-_SCENE_NUMBER = re.compile(r"\s*#([A-Za-z0-9.\-]+)#\s*$")
+_SCENE_NUMBER = re.compile(r"[A-Za-z0-9.\-]+")
 _PAGE_BREAK = re.compile(r"={3,}")
 _KEY = re.compile(r"([A-Za-z][A-Za-z0-9 '_-]{0,39}):(.*)")
 _FADES = frozenset({"FADE IN:", "FADE OUT.", "FADE OUT", "FADE TO BLACK.", "FADE TO BLACK",
@@ -238,13 +238,15 @@ def _cue(text: str) -> tuple[str, tuple[str, ...], bool] | None:
     paren = text.find("(")
     name = (text if paren == -1 else text[:paren]).strip()
     extensions: list[str] = []
-    rest = "" if paren == -1 else text[paren:]
-    while rest:
-        close = rest.find(")")
-        if not rest.startswith("(") or close == -1:
+    at = len(text) if paren == -1 else paren  # walked by index: no copy of the rest per step
+    while at < len(text):
+        close = text.find(")", at)
+        if text[at] != "(" or close == -1:
             return None
-        extensions.append(rest[1:close].strip())
-        rest = rest[close + 1:].strip()
+        extensions.append(text[at + 1:close].strip())
+        at = close + 1
+        while at < len(text) and text[at].isspace():
+            at += 1
     if not name:
         return None
     return name, tuple(e for e in extensions if e), dual
@@ -344,10 +346,13 @@ class _Body:
 
     def heading(self, text: str, number: int, forced: bool = False) -> None:
         text = text.strip()
-        match = _SCENE_NUMBER.search(text)
         scene_number = ""
-        if match is not None:
-            scene_number, text = match.group(1), text[:match.start()].rstrip()
+        # a trailing `#1A#`, found from the end (a pattern searched from each space of a long
+        # run of them would try the rest of the line from every one: quadratic)
+        if text.endswith("#"):
+            opening = text.rfind("#", 0, len(text) - 1)
+            if opening != -1 and _SCENE_NUMBER.fullmatch(text, opening + 1, len(text) - 1):
+                scene_number, text = text[opening + 1:-1], text[:opening].rstrip()
         self.add("scene_heading", plain(text), number, forced=forced, number=scene_number)
 
     def cue(self, cue: tuple[str, tuple[str, ...], bool], number: int,

@@ -76,7 +76,7 @@ def read_screenplay(path: Path | str, display: str) -> str:
     where = Location(shown(display))
     data = read_bytes(path, display, what="the screenplay", limit=MAX_BYTES,
                       hint="give the path of a Fountain screenplay (a .fountain text file)")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _utf16_without_bom(data):
         raise UserError.single("the screenplay is UTF-16 text, not UTF-8", where,
                                "save it as UTF-8 (Fountain files are plain UTF-8 text)")
     nul = data.find(b"\x00")
@@ -104,6 +104,17 @@ def read_screenplay(path: Path | str, display: str) -> str:
         raise UserError.single("the screenplay is empty", where,
                                "write a scene (INT. HOUSE - DAY), then what happens in it")
     return text
+
+
+def _utf16_without_bom(data: bytes) -> bool:
+    """Text in UTF-16 without its byte order mark: in its first 4 KB, every other byte a NUL
+    (ASCII text, as a screenplay's headings and cues are), the others not."""
+    head = data[:4096]
+    if len(head) < 4:
+        return False
+    even, odd = head[0::2], head[1::2]
+    return (even.count(0) == len(even) and not odd.count(0)) or \
+        (odd.count(0) == len(odd) and not even.count(0))
 
 
 def _byte_location(data: bytes, at: int, file: str) -> Location:
@@ -218,10 +229,10 @@ def _capitalised(name: str) -> str:
     return re.sub(r"(^|[\s.-])(\w)", lambda m: m.group(1) + m.group(2).upper(), name.lower())
 
 
-def _unique(base: str, taken: set[str]) -> str:
+def _unique(base: str, taken: set[str], separator: str = "-") -> str:
     name, n = base, 2
     while name in taken:
-        name = f"{base}-{n}"
+        name = f"{base}{separator}{n}"
         n += 1
     taken.add(name)
     return name
@@ -254,8 +265,10 @@ def _chunks(text: str, max_words: int, max_chars: int) -> list[str]:
                 flush(len(current))
             out.append(word[:max_chars])
             word = word[max_chars:]
-        if current and (len(current) + 1 > max_words
-                        or len(" ".join(current)) + 1 + len(word) > max_chars):
+        # cut at the last sentence end; when what follows it is still too long with the word
+        # (last_end is 0 after a cut), at the word
+        while current and (len(current) + 1 > max_words
+                           or len(" ".join(current)) + 1 + len(word) > max_chars):
             flush(last_end or len(current))
         current.append(word)
     if current:
@@ -274,6 +287,8 @@ class _Mapper:
         self.scene_ids: set[str] = set()
         self.shot_ids: set[str] = set()
         self.characters: dict[str, Character] = {}
+        self.keys: dict[str, str] = {}  # a character's name, casefolded -> its element
+        self.taken: set[str] = {NARRATOR}  # the element names given
         self.pieces: list[Piece] = []
         self.pending: Piece | None = None  # a transition waiting for the piece it leads to
         self.fade_in = False
@@ -364,15 +379,19 @@ class _Mapper:
         if key == NARRATOR:
             speaker = NARRATOR
         else:
-            if not key:
-                known = [k for k, c in self.characters.items() if c.name == name]
-                key = known[0] if known else f"character_{len(self.characters) + 1}"
-            if key[0].isdigit():
-                key = "_" + key
-            speaker = key
-            if key not in self.characters:
+            speaker = self.keys.get(name.casefold(), "")
+            if not speaker:
+                # one element a character (MARA and @Mara are one): a name that makes the key
+                # of another (DR. NO and DR NO, a name without ASCII letters and CHARACTER 1)
+                # gets a key of its own, never that one's element and voice
+                if not key:
+                    key = f"character_{len(self.characters) + 1}"
+                if key[0].isdigit():
+                    key = "_" + key
+                speaker = _unique(key, self.taken, "_")
+                self.keys[name.casefold()] = speaker
                 shown = _capitalised(name) if name == name.upper() else name
-                self.characters[key] = Character(name, shown, e.line)
+                self.characters[speaker] = Character(name, shown, e.line)
         tones = []
         for extension in e.extensions:
             code = re.sub(r"[^A-Z]", "", extension.upper())
@@ -422,16 +441,16 @@ class _Mapper:
 
     def finish(self, name: str) -> Imported:
         self.end_scene()
-        for shot in (s for scene in self.scenes for s in scene.shots):
-            if not shot.prompt:
-                shot.prompt = self.dialogue_prompt(shot)
+        for scene in self.scenes:
+            for shot in scene.shots:
+                if not shot.prompt:
+                    shot.prompt = self.dialogue_prompt(shot, scene)
         fade_out = self.pending is not None and self.pending.transition == "dip"
         return Imported(name, self.characters, self.scenes, self.pieces, self.fade_in,
                         fade_out)
 
-    def dialogue_prompt(self, shot: Shot) -> str:
-        """The prompt of a shot made for its lines: who speaks, and where."""
-        scene = next(s for s in self.scenes if shot in s.shots)
+    def dialogue_prompt(self, shot: Shot, scene: Scene) -> str:
+        """The prompt of a shot made for its lines (in `scene`): who speaks, and where."""
         names = [self.characters[k].shown for k in
                  dict.fromkeys(line.speaker for line in shot.lines) if k in self.characters]
         if not names:
@@ -483,10 +502,15 @@ def quoted(text: str) -> str:
 _YAML_WORDS = frozenset({"y", "yes", "n", "no", "true", "false", "on", "off", "null"})
 
 
+_PLAIN = re.compile(r"[a-z_][a-z0-9_-]*")
+
+
 def yaml_name(key: str) -> str:
-    """An element's name as YAML text: plain (`mara`), quoted when YAML would read the word
-    as a boolean or null (a character called NULL or YES)."""
-    return quoted(key) if key in _YAML_WORDS else key
+    """A name the importer made (an element's, a scene's or a shot's id) as YAML text: plain
+    (`mara`, `int-harbour-day-1`) when it starts with a letter, else quoted, and quoted when
+    YAML would read the word as a boolean or null (a character called NULL or YES, a forced
+    heading `.2` or `.0x1F`: a scene id YAML reads as a number)."""
+    return key if _PLAIN.fullmatch(key) and key not in _YAML_WORDS else quoted(key)
 
 
 def _number(value: float) -> str:
@@ -509,7 +533,9 @@ HEADER = """\
 # duration its words read at {pace:g} a second), an element per character, each speech on the
 # shot it follows. Edit it as you would any storyboard.
 #
-# `kling-compose run` renders it with the free local preview provider. For the real thing,
+# `kling-compose run` renders it with the free local preview provider (unless the project
+# file kling-compose.yaml names another `provider:`, which a plain `run` uses: then
+# `kling-compose run --provider preview` is the free one). For the real thing,
 # set `provider:` under defaults to runware, fal, kie or kling, or run once with
 # `kling-compose run --provider fal`; `kling-compose doctor --provider fal` checks the key
 # and `kling-compose plan --provider fal` shows the estimate first.
@@ -542,12 +568,12 @@ def storyboard_text(imported: Imported, source: str) -> str:
                 "lines are spoken in it\n")
     out.append("\nscenes:\n")
     for scene in imported.scenes:
-        out.append(f"  - id: {scene.id}  # line {scene.at}\n")
+        out.append(f"  - id: {yaml_name(scene.id)}  # line {scene.at}\n")
         if scene.heading:
             out.append(f"    description: {quoted(scene.heading)}\n")
         out.append("    shots:\n")
         for shot in scene.shots:
-            out.append(f"      - id: {shot.id}  # line {shot.at}\n"
+            out.append(f"      - id: {yaml_name(shot.id)}  # line {shot.at}\n"
                        f"        prompt: {quoted(shot.prompt)}\n"
                        f"        duration: {_seconds(shot, low, high)}\n")
             if shot.lines:
@@ -583,9 +609,9 @@ def _outputs(imported: Imported) -> str:
             out.append(f"      - {{ title: {quoted(piece.title)}, duration: {TITLE_CARD_S}"
                        f"{join} }}{said}\n")
         elif join:
-            out.append(f"      - {{ shot: {piece.shot}{join} }}{said}\n")
+            out.append(f"      - {{ shot: {yaml_name(piece.shot)}{join} }}{said}\n")
         else:
-            out.append(f"      - {piece.shot}{said}\n")
+            out.append(f"      - {yaml_name(piece.shot)}{said}\n")
     return "".join(out)
 
 
@@ -696,6 +722,11 @@ def import_screenplay(screenplay: str, output: str | None = None, force: bool = 
     if output is None or (not to_stdout and is_dir(output)):
         folder = os.path.dirname(screenplay) if output is None else output
         display = os.path.join(folder, "storyboard.yaml")
+    elif output.endswith(("/", os.sep)):  # a folder, by its slash: never a file by its name
+        what = "is not a folder" if os.path.lexists(output) else "does not exist"
+        raise UserError.single(f"the folder '{shown(output)}' {what}: nothing was written",
+                               Location(shown(output)),
+                               "create the folder first, or give the path of a file: -o FILE")
     else:
         display = output
     storyboard = storyboard_text(imported, os.path.basename(screenplay))

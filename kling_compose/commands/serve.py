@@ -37,6 +37,7 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 STATE_PATH = "/__kling-compose__/state"  # the live state the page polls
 POLL_MS = 1000
+IDLE_TIMEOUT_S = 60  # a connection that sends nothing for this long is closed
 _CHUNK = 1 << 16
 _TYPES = {".vtt": "text/vtt; charset=utf-8", ".srt": "text/plain; charset=utf-8",
           ".html": "text/html; charset=utf-8", ".mp4": "video/mp4", ".jpg": "image/jpeg",
@@ -127,6 +128,10 @@ class ReportServer(ThreadingHTTPServer):
             raise _bind_error(exc, port) from None
         self.thread: threading.Thread | None = None
 
+    def handle_error(self, request, client_address) -> None:
+        """A request that failed is closed without a word: socketserver's default prints a
+        traceback on the terminal of `watch --serve`, between its own lines."""
+
     def server_bind(self) -> None:
         socketserver.TCPServer.server_bind(self)  # not http.server's: no getfqdn() lookup
         self.server_name, self.server_port = HOST, int(self.server_address[1])
@@ -187,6 +192,8 @@ def _bind_error(exc: OSError, port: int) -> UserError:
 class _Handler(SimpleHTTPRequestHandler):
     server: ReportServer
     protocol_version = "HTTP/1.1"  # keep-alive: a video's range requests reuse a connection
+    # a connection idle this long is closed (each holds a thread): a browser opens another
+    timeout = IDLE_TIMEOUT_S
 
     # -- requests --------------------------------------------------------------------------
 
@@ -217,6 +224,9 @@ class _Handler(SimpleHTTPRequestHandler):
         target = Path(self.translate_path(self.path))  # http.server's: no `..`, no query
         if target == self.server.page:
             self._send_page(head_only)
+            return
+        if "\x00" in str(target):  # `%00`: no file has it (realpath would raise)
+            self._plain(HTTPStatus.NOT_FOUND, "not found", head_only)
             return
         real = os.path.realpath(target)
         inside = os.path.realpath(self.server.folder)

@@ -278,6 +278,8 @@ class Watch:
                 # the first round runs once the watch is set up (its first timeout), so a
                 # save during it is never missed; then one round per burst of saves
                 first = True
+                _wait_for_folder(self.root)
+                folder = _identity_of(self.root)
                 for changes in watch(*folders, watch_filter=self.filter, debounce=DEBOUNCE_MS,
                                      step=STEP_MS, rust_timeout=IDLE_MS, yield_on_timeout=True,
                                      raise_interrupt=True):
@@ -285,6 +287,15 @@ class Watch:
                     if saved or first:
                         self.once(saved)
                         first = False
+                    if _identity_of(self.root) != folder:
+                        # the folder itself removed (a `git checkout`, `git stash`), perhaps
+                        # made again already: a watch on it sees nothing more. Say so (the
+                        # round above may have run before it went), wait for it, then watch
+                        # it anew (its first round says what changed meanwhile)
+                        self.once([str(self.root)])
+                        _wait_for_folder(self.root)
+                        folders = watched_folders(self.root, self.filter.inputs)
+                        break
                     if watched_folders(self.root, self.filter.inputs) != folders:
                         # a vars file in another folder now (the project file changed): watch
                         # it too; the new watch's first round catches a save made meanwhile
@@ -367,8 +378,12 @@ class Watch:
                 self.out(busy)
             if self.server is not None:
                 self.server.live.set(busy=busy)
-            settings = Settings.from_environment(project_root=plan.resolved.storyboard.root)
-            result = run_plan(plan, RunOptions(concurrency=concurrency), Quiet(), settings)
+            # the preview needs no key, no endpoint and no poll setting: none is read (not the
+            # environment's keys, not the project's .env), so a key the watch never uses,
+            # malformed, does not stop it, and no key is ever in its hands
+            settings = Settings()
+            with _local_only():
+                result = run_plan(plan, RunOptions(concurrency=concurrency), Quiet(), settings)
             self.rendering = False  # made and recorded: a Ctrl-C now stops between rounds
             for warning in result.warnings:
                 self.err(f"warning: {warning}")
@@ -415,6 +430,21 @@ class Watch:
         return str(file.relative_to(self.root)) if file.is_relative_to(self.root) else path
 
 
+def _identity_of(folder: Path) -> tuple[int, int] | None:
+    """The folder's (device, inode): another once it was removed and made again."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _wait_for_folder(folder: Path) -> None:
+    """Until `folder` exists again (a Ctrl-C meanwhile stops the watch as ever)."""
+    while not folder.is_dir():
+        time.sleep(IDLE_MS / 1000)
+
+
 def _tidy(plan: Plan) -> None:
     """After a run stopped by Ctrl-C (its threads are done: asyncio.run waited for them),
     remove what it was writing: the temp files of the store and beside renders, as the next
@@ -426,6 +456,23 @@ def _tidy(plan: Plan) -> None:
     with contextlib.suppress(UserError, OSError), project_lock(root):
         Store(ProjectPaths(root).state).clean_temp()
         remove_stale_temp_files(plan)
+
+
+@contextlib.contextmanager
+def _local_only() -> Iterator[None]:
+    """A run of the watch's with no shared artifact store: `run` pulls the team's paid clips
+    from it first and pushes its own after, a request to S3 (with the user's AWS
+    credentials) on every save, for clips a rehearsal on the preview never uses. The store
+    is found by run_plan (engine/run.py) from the environment, the storyboard and the project
+    file; here it finds none. (A `shared=False` run option there would say it directly.)"""
+    from ..engine import run
+
+    found = run.pull_shared
+    run.pull_shared = lambda plan, settings: None
+    try:
+        yield
+    finally:
+        run.pull_shared = found
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument, Workspace
 
 from . import features
 from .analysis import Analysis, analyse
@@ -34,6 +35,29 @@ _STORYBOARD = re.compile(r"(?m)^scenes[ \t]*:")
 _SEARCH_UP = 6  # folders above an included file where its storyboard may be
 _MAX_CANDIDATES = 20
 IDLE_S = 2.0  # after the last analysis: garbage is collected
+
+
+_LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+class _Document(TextDocument):
+    """pygls' document, its lines broken where LSP breaks them: at \n, \r\n and \r only.
+    pygls applies an edit to `lines` made by str.splitlines(), which also breaks at a form
+    feed, U+0085, U+2028 and more: an edit below one of them (a form feed in a template
+    comment) landed on another line than the editor's, and the text checked was not the
+    editor's."""
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        return tuple(_LINES.findall(self.source))
+
+
+class _Workspace(Workspace):
+    def _create_text_document(self, doc_uri: str, source: str | None = None,
+                              version: int | None = None, language_id: str | None = None
+                              ) -> TextDocument:
+        return _Document(doc_uri, source=source, version=version, language_id=language_id,
+                         sync_kind=self._sync_kind, position_codec=self._position_codec)
 
 
 def version() -> str:
@@ -375,6 +399,9 @@ def create_server(debounce_s: float = DEBOUNCE_S) -> StoryboardServer:
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: StoryboardServer, params: types.InitializeParams) -> None:
+        # made by pygls just before this handler, empty: its documents break lines as LSP
+        if type(ls.workspace) is Workspace:
+            ls.workspace.__class__ = _Workspace
         options = params.initialization_options
         if isinstance(options, dict) and isinstance(options.get("debounceMs"), (int, float)):
             ls.debounce_s = max(0.0, float(options["debounceMs"]) / 1000)
@@ -482,8 +509,8 @@ def _at(ls: StoryboardServer, uri: str, position: types.Position
     if path is None:
         return None
     lines = ls.files.lines(path)
-    if position.line >= len(lines):
-        return path, lines, position.line, 0
+    if position.line >= len(lines):  # past the end (a client out of step): nothing there
+        return None
     server_position = ls.workspace.position_codec.position_from_client_units(
         lines, types.Position(position.line, position.character))
     return path, lines, server_position.line, server_position.character

@@ -40,5 +40,8 @@ def command(stdio: bool, debounce_ms: int) -> None:
         click.echo(str(Diagnostic(f"kling-compose lsp needs pygls, which is not installed "
                                   f"({exc.name})", hint=LSP_EXTRA)), err=True)
         sys.exit(1)
+    from ..project.state import leave_no_trace
+
+    leave_no_trace()  # the cache status on hover reads the ledger: no -wal, -shm beside it
     with paused():  # collected when the editor is idle (StoryboardServer.when_idle)
         create_server(debounce_ms / 1000).start_io()

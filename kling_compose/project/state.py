@@ -532,19 +532,33 @@ def refuse_links(path: Path) -> None:
                      "of this project, copy that file there instead")
 
 
+_LEAVE_NO_TRACE = False
+"""True in the language server (leave_no_trace): reading the ledger creates no file."""
+
+
+def leave_no_trace() -> None:
+    """From now on, in this process, reading a ledger creates nothing beside it (SQLite's
+    read of a WAL database makes its -wal and -shm files): the language server promises to
+    write nothing into the project. It reads the ledger as a read-only folder's is read."""
+    global _LEAVE_NO_TRACE
+    _LEAVE_NO_TRACE = True
+
+
 def _open_readonly(path: Path) -> sqlite3.Connection:
     """The ledger opened only to read. A WAL ledger needs its -shm file, which a read-only
     folder (or disk) cannot hold: then it is read as an immutable file (nothing can be writing
     it), and a -wal a killed run left is read through a private copy (replayed there, then
-    held in memory: nothing is written in the project)."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    try:
-        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-        return db
-    except sqlite3.OperationalError as exc:
-        db.close()
-        if not _cannot_write(exc) or os.access(path.parent, os.W_OK):
-            raise
+    held in memory: nothing is written in the project). After leave_no_trace it is always
+    read so (a run writing it meanwhile is seen as of its last checkpoint, or of the copy)."""
+    if not _LEAVE_NO_TRACE:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if not _cannot_write(exc) or os.access(path.parent, os.W_OK):
+                raise
     wal = path.with_name(path.name + "-wal")
     if not (wal.is_file() and wal.stat().st_size > 0):
         return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True,

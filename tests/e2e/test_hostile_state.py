@@ -448,3 +448,37 @@ def test_a_ledger_cut_between_its_two_tables_reads_as_one_with_no_timings(tmp_pa
     finally:
         state.close()
     State(folder / "state.db").close()  # and a run completes the schema
+
+
+def test_the_language_server_reads_a_ledger_a_run_is_writing_and_leaves_no_file(tmp_path,
+                                                                              monkeypatch):
+    """leave_no_trace (`kling-compose lsp`): a ledger read while a run holds it open, its
+    last records still in the -wal, is read with them through a private copy; no file is
+    made beside it (SQLite's plain read makes -wal and -shm)."""
+    from kling_compose.project import state as ledger
+    from kling_compose.project.state import State
+
+    folder = tmp_path / ".kling-compose"
+    folder.mkdir()
+    writer = State(folder / "state.db")  # a run: WAL, open
+    writer.start("k1", "generate:a", "generate")
+    writer.finish("k1", artifacts=())
+    names = sorted(p.name for p in folder.iterdir())
+    assert "state.db-wal" in names
+    sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
+    monkeypatch.setattr(ledger, "_LEAVE_NO_TRACE", True)
+    reader = State(folder / "state.db", readonly=True)
+    try:
+        assert reader.get("k1") is not None
+    finally:
+        reader.close()
+    assert {p.name: p.stat().st_size for p in folder.iterdir()} == sizes
+    writer.close()
+    assert sorted(p.name for p in folder.iterdir()) == ["state.db"]
+    monkeypatch.setattr(ledger, "_LEAVE_NO_TRACE", True)
+    reader = State(folder / "state.db", readonly=True)  # no run: read as an immutable file
+    try:
+        assert reader.get("k1") is not None
+    finally:
+        reader.close()
+    assert sorted(p.name for p in folder.iterdir()) == ["state.db"]

@@ -157,9 +157,6 @@ def _files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-@pytest.mark.xfail(strict=True, reason="project/state.py: the ledger opened read-only (for the "
-                   "hover's cache status) in a writable folder creates state.db-wal and "
-                   "state.db-shm; the server should open it immutable or through a copy")
 async def test_a_hover_with_a_cache_status_writes_nothing_into_the_project(client, tmp_path):
     import subprocess
 

@@ -1198,6 +1198,9 @@ def import_(screenplay: str, output: str | None, force: bool) -> None:
         click.echo(f"storyboard from {screenplay}: {summary}", err=True)
         return
     click.echo(f"wrote {written.target}: {summary}, from {screenplay}")
+    if written.git_files:
+        click.echo(f"wrote {' and '.join(written.git_files)} beside it, as `init` does: git "
+                   "keeps the renders and the local state out and merges the lock files")
     from shlex import quote
 
     from .project.defaults import project_defaults

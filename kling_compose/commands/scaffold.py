@@ -215,6 +215,30 @@ def create_project(directory: Path, provider: str = "preview") -> list[str]:
     return created
 
 
+def git_files(folder: Path, stem: str = "storyboard") -> list[str]:
+    """The .gitignore and .gitattributes `init` writes, created in `folder` for the storyboard
+    `stem` where it has none (an existing one is left as it is: `kling-compose lock setup`
+    adds the merge lines to it); returns the names created. Never through a link."""
+    import os
+
+    from ..files import create_exclusive, shown
+    from ..project.lockfile import _attribute_pattern
+
+    ignore = GITIGNORE if stem == "storyboard" else GITIGNORE.replace(
+        ".storyboard.lock.*", f".{stem}.lock.*").replace(
+        ".storyboard.*.lock.*", f".{stem}.*.lock.*").replace(
+        "!storyboard.lock", f"!{stem}.lock").replace("!storyboard.*.lock", f"!{stem}.*.lock")
+    attributes = GITATTRIBUTES.replace("storyboard.lock", _attribute_pattern(f"{stem}.lock")) \
+        .replace("storyboard.*.lock", _attribute_pattern(stem, ".*.lock"))
+    created = []
+    for name, text in ((".gitignore", ignore), (".gitattributes", attributes)):
+        path = folder / name
+        if not os.path.lexists(path):
+            create_exclusive(path, text, shown(str(path)))
+            created.append(name)
+    return created
+
+
 def _kind(path: Path, kind_of) -> str:
     import os
 

@@ -705,6 +705,7 @@ class Written:
     target: str | None
     imported: Imported
     warnings: list[Diagnostic]
+    git_files: list[str] = field(default_factory=list)  # .gitignore, .gitattributes made
 
 
 def import_screenplay(screenplay: str, output: str | None = None, force: bool = False
@@ -748,4 +749,7 @@ def import_screenplay(screenplay: str, output: str | None = None, force: bool = 
                      hint=hint)
     else:
         write_new(real, storyboard.encode("utf-8"), display)
-    return Written(storyboard, display, imported, warnings)
+    from .scaffold import git_files
+
+    made = git_files(Path(display).parent, Path(display).stem)  # as `init` does, if missing
+    return Written(storyboard, display, imported, warnings, made)

@@ -285,8 +285,8 @@ def test_the_output_is_created_never_written_over_unless_forced(tmp_path):
     (tmp_path / "films").mkdir()
     assert cli("import", script, "-o", tmp_path / "films").exit_code == 0
     assert (tmp_path / "films" / "storyboard.yaml").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.fountain", "films",
-                                                          "storyboard.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".gitattributes", ".gitignore", "a.fountain", "films", "storyboard.yaml"]
 
 
 def test_dash_prints_the_storyboard_and_writes_nothing(tmp_path):
@@ -350,3 +350,36 @@ def test_a_folder_a_device_a_pipe_and_nothing_are_refused(tmp_path, monkeypatch)
         assert result.exit_code == 1, (path, result.output)
         assert result.stderr.startswith(f"{path}: error: {message}\n"), result.stderr
     assert cli("import").exit_code == 2  # a usage error: no screenplay given
+
+
+def test_import_sets_up_git_as_init_does_and_leaves_a_users_files_alone(tmp_path):
+    """A newcomer's first day: `import` into a git repository, then `run`: the renders and
+    the local state were left for `git add .` to commit (init writes a .gitignore, import
+    did not). Now it writes the .gitignore and .gitattributes a project has, where missing."""
+    import subprocess
+
+    folder = tmp_path / "film"
+    folder.mkdir()
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    screenplay = folder / "harbour.fountain"
+    shutil.copyfile(EXAMPLE, screenplay)
+    result = cli("import", screenplay)
+    assert result.exit_code == 0, result.output
+    assert "wrote .gitignore and .gitattributes beside it" in result.stdout
+    assert "storyboard.lock merge=union" in (folder / ".gitattributes").read_text()
+    ran = cli("run", folder / "storyboard.yaml", *PREVIEW)
+    assert ran.exit_code == 0, ran.output
+    untracked = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                               cwd=folder, capture_output=True, text=True, check=True).stdout
+    assert sorted(line[3:] for line in untracked.splitlines()) == [
+        ".gitattributes", ".gitignore", "harbour.fountain", "storyboard.yaml"], untracked
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / ".gitignore").write_text("*.mov\n", encoding="utf-8")
+    shutil.copyfile(EXAMPLE, mine / "harbour.fountain")
+    result = cli("import", mine / "harbour.fountain", "-o", mine / "harbour.yaml")
+    assert result.exit_code == 0, result.output
+    assert "wrote .gitattributes beside it" in result.stdout
+    assert (mine / ".gitignore").read_text() == "*.mov\n"  # the user's own, untouched
+    assert "harbour.lock merge=union" in (mine / ".gitattributes").read_text()

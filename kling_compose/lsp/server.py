@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ DEBOUNCE_S = 0.03  # after the last edit (edits made while a check runs wait for
 _STORYBOARD = re.compile(r"(?m)^scenes[ \t]*:")
 _SEARCH_UP = 6  # folders above an included file where its storyboard may be
 _MAX_CANDIDATES = 20
+_SEARCH_SECONDS = 3.0  # the most one search for an included file's storyboards may take
 IDLE_S = 2.0  # after the last analysis: garbage is collected
 
 
@@ -192,6 +194,7 @@ class StoryboardServer(LanguageServer):
         opened before its storyboard); each is analysed once here to know."""
         found: set[Path] = set()
         candidates = 0
+        deadline = time.monotonic() + _SEARCH_SECONDS  # each analysis may take seconds
         for folder in [path.parent, *path.parents][:_SEARCH_UP]:
             try:
                 names = sorted(folder.glob("*.y*ml"))
@@ -201,7 +204,7 @@ class StoryboardServer(LanguageServer):
                 if candidate == path or candidate in self.storyboards:
                     continue
                 candidates += 1
-                if candidates > _MAX_CANDIDATES:
+                if candidates > _MAX_CANDIDATES or time.monotonic() > deadline:
                     return found
                 try:
                     mtime = candidate.stat().st_mtime

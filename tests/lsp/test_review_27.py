@@ -204,3 +204,32 @@ async def test_ranges_are_utf16_code_units_after_astral_characters(client, tmp_p
     defs = await client.text_document_definition_async(types.DefinitionParams(
         doc, types.Position(12, start + 3)))
     assert defs and defs[0].range.start == types.Position(3, 2)
+
+
+def test_the_search_for_an_included_files_storyboards_stops_after_its_time(tmp_path,
+                                                                          monkeypatch):
+    """Opening a template no open storyboard includes analyses the storyboards in its folder
+    and up to five above (20 at most) to find its owners; each analysis may take seconds,
+    and the editor waits: the search now stops after _SEARCH_SECONDS (it could take 200 s)."""
+    import time
+
+    from kling_compose.lsp import server as lsp_server
+
+    for n in range(8):
+        (tmp_path / f"board{n}.yaml").write_text("version: 1\nscenes: []\n", encoding="utf-8")
+    template = tmp_path / "shots.j2"
+    template.write_text("- id: a\n", encoding="utf-8")
+    made = lsp_server.create_server(0.01)
+    analysed = []
+
+    def slow(path):
+        analysed.append(path)
+        time.sleep(0.2)
+        return None
+
+    monkeypatch.setattr(made, "analyse_now", slow)
+    monkeypatch.setattr(lsp_server, "_SEARCH_SECONDS", 0.5)
+    started = time.monotonic()
+    assert made.find_owners(template) == set()
+    assert time.monotonic() - started < 1.0
+    assert 2 <= len(analysed) < 8

@@ -254,6 +254,18 @@ def test_max_cost_counts_the_voice_it_makes_before_anything_runs(project, sim, s
     assert not sim.fal.voices and not sim.generations("fal")  # refused before paying
 
 
+def stop_when(command: list[str], env: dict, seen, how: int, after_s: float = 0.0) -> None:
+    """Start `command` and send it `how` once `seen()` holds (then `after_s` later)."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not seen():
+        time.sleep(0.005)
+    time.sleep(after_s)
+    proc.send_signal(how)
+    proc.wait(timeout=30)
+
+
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_a_run_stopped_while_its_voice_is_made_resumes_and_pays_for_it_once(project, sim,
                                                                           sim_env, how):
@@ -264,14 +276,8 @@ def test_a_run_stopped_while_its_voice_is_made_resumes_and_pays_for_it_once(proj
     sim.faults.task_seconds = 2.5
     command = [sys.executable, "-m", "kling_compose", "run", str(root), "--provider", "fal",
                *PREVIEW]
-    proc = subprocess.Popen(command, env=os.environ | sim_env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not sim.requests("fal", "poll"):
-        time.sleep(0.005)
+    stop_when(command, os.environ | sim_env, lambda: sim.requests("fal", "poll"), how)
     assert sim.fal.voices and not sim.generations("fal")  # stopped at the voice
-    proc.send_signal(how)
-    proc.wait(timeout=30)
     sim.faults.task_seconds = 0.05
     summary = fal_run(root, sim_env)
     assert summary["failed"] == 0 and summary["generated"] == 2, summary
@@ -293,15 +299,9 @@ def test_a_kling_run_stopped_while_its_voice_is_made_makes_each_once(tmp_path, h
         env = os.environ | dict(sim.env()) | {"KLING_COMPOSE_POLL_SECONDS": "0.05",
                                               "KLING_ACCESS_KEY": ACCESS,
                                               "KLING_SECRET_KEY": SECRET}
-        proc = subprocess.Popen([sys.executable, "-m", "kling_compose", "run", str(root)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not sim.kling.voices:
-            time.sleep(0.005)
-        time.sleep(0.3)  # its answer received, the voice in the making
+        stop_when([sys.executable, "-m", "kling_compose", "run", str(root)], env,
+                  lambda: sim.kling.voices, how, after_s=0.3)  # the voice in the making
         assert sim.kling.voices and not sim.generations("kling")  # stopped before any shot
-        proc.send_signal(how)
-        proc.wait(timeout=30)
         sim.faults.task_seconds = 0.05
         summary = run(root, sim)
         assert summary["failed"] == 0 and summary["generated"] == 2, summary

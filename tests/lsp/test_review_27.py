@@ -9,48 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
+
+from .test_stdio import STORYBOARD, _diagnostics, _open, client  # noqa: F401
 
 pytestmark = pytest.mark.asyncio
-
-STORYBOARD = """\
-version: 1
-name: harbour
-elements:
-  keeper:
-    description: An old lighthouse keeper in a yellow coat
-    voice_id: v-keeper
-  gull:
-    description: A grey gull
-scenes:
-  - id: dawn
-    shots:
-      - id: opening
-        prompt: "@keeper climbs the stairs"
-        duration: 5
-      - id: second
-        prompt: The lamp turns
-        duration: 40
-        first_frame: { from: opening }
-"""
-
-
-@pytest_lsp.fixture(config=ClientServerConfig(
-    server_command=[sys.executable, "-m", "kling_compose", "lsp", "--debounce-ms", "10"]))
-async def client(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(types.InitializeParams(
-        capabilities=types.ClientCapabilities(), process_id=None))
-    yield
-    await lsp_client.shutdown_session()
-
-
-def _open(client: LanguageClient, path: Path, text: str | None = None) -> str:
-    uri = path.as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(
-        uri, "yaml", 1, path.read_text(encoding="utf-8") if text is None else text)))
-    return uri
 
 
 def _edit(client: LanguageClient, uri: str, version: int, line: int, start: int, end: int,
@@ -60,17 +24,6 @@ def _edit(client: LanguageClient, uri: str, version: int, line: int, start: int,
         [types.TextDocumentContentChangePartial(
             types.Range(types.Position(line, start),
                         types.Position(line if end_line is None else end_line, end)), new)]))
-
-
-async def _diagnostics(client: LanguageClient, uri: str, check, timeout: float = 30.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = client.diagnostics.get(uri)
-        if found is not None and check(found):
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"no diagnostics on {uri} as expected; last: {found}")
-        await asyncio.sleep(0.02)
 
 
 async def _all_requests(client: LanguageClient, uri: str, line: int, char: int) -> None:

@@ -382,8 +382,9 @@ class Watch:
             # environment's keys, not the project's .env), so a key the watch never uses,
             # malformed, does not stop it, and no key is ever in its hands
             settings = Settings()
-            with _local_only():
-                result = run_plan(plan, RunOptions(concurrency=concurrency), Quiet(), settings)
+            # no shared store: a rehearsal on the preview uses none of the team's clips
+            result = run_plan(plan, RunOptions(concurrency=concurrency, shared=False), Quiet(),
+                              settings)
             self.rendering = False  # made and recorded: a Ctrl-C now stops between rounds
             for warning in result.warnings:
                 self.err(f"warning: {warning}")
@@ -456,23 +457,6 @@ def _tidy(plan: Plan) -> None:
     with contextlib.suppress(UserError, OSError), project_lock(root):
         Store(ProjectPaths(root).state).clean_temp()
         remove_stale_temp_files(plan)
-
-
-@contextlib.contextmanager
-def _local_only() -> Iterator[None]:
-    """A run of the watch's with no shared artifact store: `run` pulls the team's paid clips
-    from it first and pushes its own after, a request to S3 (with the user's AWS
-    credentials) on every save, for clips a rehearsal on the preview never uses. The store
-    is found by run_plan (engine/run.py) from the environment, the storyboard and the project
-    file; here it finds none. (A `shared=False` run option there would say it directly.)"""
-    from ..engine import run
-
-    found = run.pull_shared
-    run.pull_shared = lambda plan, settings: None
-    try:
-        yield
-    finally:
-        run.pull_shared = found
 
 
 @contextlib.contextmanager

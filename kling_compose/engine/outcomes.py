@@ -24,6 +24,9 @@ class RunOptions:
     max_cost_name: str = "--max-cost"
     force: frozenset[str] = frozenset()  # shot ids to generate again
     only: frozenset[str] = frozenset()  # shot ids to run, with what they need
+    # the team's shared artifact store, if one is set: pulled before, pushed after; False
+    # (`watch`'s rehearsals) leaves it alone
+    shared: bool = True
 
 
 class Ending(enum.StrEnum):

@@ -61,7 +61,8 @@ def run_plan(plan: Plan, options: RunOptions = RunOptions(), reporter: Reporter 
     virtual, advanced by what the run sleeps)."""
     root = plan.resolved.storyboard.root
     settings = settings or Settings()
-    shared = pull_shared(plan, settings)  # the team's paid clips first: then nothing to pay
+    # the team's paid clips first: then nothing to pay
+    shared = pull_shared(plan, settings) if options.shared else None
     statuses = check_request(plan, options, settings)
     with project_lock(root):
         state = State(state_path(root))

@@ -7,6 +7,7 @@ must stay light: `validate` runs it, so no httpx, networkx or rich here.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Mapping
 from .errors import Diagnostic, UserError, did_you_mean
 from .model import Element, FrameSource, Resolved, ResolvedShot
 from .providers import PROVIDERS, InputRef, Job, ModelSpec, Provider, rules
+from .providers.base import PLACEHOLDER_PREFIX
 
 
 def compile_shots(resolved: Resolved, provider_override: str | None = None) -> tuple[Job, ...]:
@@ -184,7 +186,12 @@ def input_key(source: FrameSource, media: str, root: Path) -> str | None:
 def _relative(source: FrameSource, root: Path) -> str:
     """The path as written, normalised (`./a/../assets/x.png` -> `assets/x.png`); paths are
     relative to the storyboard's folder, so this is the path inside the project."""
-    return posixpath.normpath(source.value.replace("\\", "/"))
+    return _normalised(source.value)
+
+
+@functools.lru_cache(maxsize=4096)  # a few files, named by thousands of shots
+def _normalised(value: str) -> str:
+    return posixpath.normpath(value.replace("\\", "/"))
 
 
 class _InputRefs:
@@ -198,5 +205,6 @@ class _InputRefs:
         key = input_key(source, media, self.root)
         if key is None:
             return source.value
-        found = self.inputs.setdefault(key, InputRef(key, source, media))
-        return found.placeholder
+        if key not in self.inputs:  # the first source of a key is its input
+            self.inputs[key] = InputRef(key, source, media)
+        return PLACEHOLDER_PREFIX + key  # InputRef.placeholder

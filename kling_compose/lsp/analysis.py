@@ -257,8 +257,10 @@ class _Compiled:
     def of(cls, job: Job) -> _Compiled:
         from ..providers import InputRef
 
-        inputs = tuple(InputRef(ref.key, dataclasses.replace(ref.source, location=None),
-                                ref.media) for ref in job.inputs)
+        # FrameSource(kind, value, location, frame, path) built directly: replace() costs
+        # 10 us a source, 0.1 s an every-shot edit at 10,000 shots
+        inputs = tuple([InputRef(ref.key, FrameSource(s.kind, s.value, None, s.frame, s.path),
+                                 ref.media) for ref in job.inputs for s in (ref.source,)])
         return cls(job.provider, job.model, job.request, inputs, job.cost_usd, job.cost_note)
 
     def job(self, shot: ResolvedShot) -> Job:

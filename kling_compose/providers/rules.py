@@ -236,7 +236,21 @@ _RESOLUTION_OF_SHORT_SIDE: Mapping[int, str] = {720: "720p", 1080: "1080p", 1440
 def resolutions(spec: ModelSpec) -> tuple[str, ...]:
     """The resolutions a model offers: its own list, else what its size table says (Runware's
     1:1 sizes are 960x960 at 720p, 1440x1440 at 1080p and 2880x2880 at 4K: the widescreen
-    sizes' short side decides)."""
+    sizes' short side decides). Computed once per spec (every shot asks)."""
+    known = _RESOLUTIONS.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    found = _resolutions(spec)
+    if len(_RESOLUTIONS) > 256:  # the providers' specs are a few dozen; tests make more
+        _RESOLUTIONS.clear()
+    _RESOLUTIONS[id(spec)] = (spec, found)  # the spec kept: its id is not reused
+    return found
+
+
+_RESOLUTIONS: dict[int, tuple[ModelSpec, tuple[str, ...]]] = {}
+
+
+def _resolutions(spec: ModelSpec) -> tuple[str, ...]:
     if spec.resolutions or not spec.sizes:
         return spec.resolutions
     sides = sorted({min(w, h) for w, h in spec.sizes if w != h} or

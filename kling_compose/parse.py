@@ -33,12 +33,15 @@ class Document:
 
     positions maps id(container) -> (start, {key_or_index: (key_start, value_start, value_end)})
     with 0-based (line, column, index) marks in the rendered text; locate() turns a path of
-    keys and indices into the user's file:line:col.
+    keys and indices into the user's file:line:col. `values` is how many values `data`
+    holds (extent()'s size), counted while it was built; None when a node is used twice
+    (an alias, a merge key) and only extent() can say.
     """
 
     data: Any
     rendered: Rendered
     positions: dict
+    values: int | None = None
 
     def locate(self, path, key: bool = False) -> Location:
         """Where the value at `path` starts (or its key, with key=True); the nearest known
@@ -135,7 +138,8 @@ def parse_document(rendered: Rendered) -> Document:
         diagnostics = [Diagnostic(msg, rendered.locate(m[0] + 1, m[1] + 1), hint)
                        for msg, m, hint in loader.problems]
         raise UserError(*diagnostics)
-    return Document(data, rendered, loader.positions)
+    values = loader.values if not loader.shared and data is not None else None
+    return Document(data, rendered, loader.positions, values)
 
 
 def _recursive_aliases(text: str) -> list:
@@ -177,10 +181,16 @@ class _Loader(_BaseLoader):
         super().__init__(stream)
         self.positions: dict = {}
         self.problems: list = []  # (message, mark, hint)
+        self.values = 0  # values made: the document's extent while no node is made twice
+        self.shared = False  # a node asked for again (an alias, a merge key)
 
     def construct_object(self, node, deep=False):
         """A value a tag cannot make (`!!float abc`, `!!bool maybe`) is a located problem,
         never an exception out of PyYAML's constructors."""
+        if node in self.constructed_objects:
+            self.shared = True
+        else:
+            self.values += 1
         try:
             return super().construct_object(node, deep=deep)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError,

@@ -129,6 +129,8 @@ def _check_extent(doc: Document) -> int:
     the deepest part that holds too much."""
     from .parse import extent
 
+    if doc.values is not None and doc.values <= MAX_DOCUMENT_VALUES:
+        return doc.values  # counted by the parser: no node shared, nothing to expand
     seen: dict = {}
     size, _ = extent(doc.data, seen)
     if size <= MAX_DOCUMENT_VALUES:

@@ -127,7 +127,10 @@ def parse_document(rendered: Rendered) -> Document:
                           for msg, m in recursive])
     loader = _Loader(rendered.text)
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()  # PyYAML's get_single_data(), the plain case first
+        data = None if node is None else loader.construct_plain(node)
+        if data is _NOT_PLAIN:
+            data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         raise UserError(_yaml_diagnostic(exc, rendered)) from None
     except yaml.YAMLError as exc:
@@ -183,6 +186,94 @@ class _Loader(_BaseLoader):
         self.problems: list = []  # (message, mark, hint)
         self.values = 0  # values made: the document's extent while no node is made twice
         self.shared = False  # a node asked for again (an alias, a merge key)
+
+    def resolve(self, kind, value, implicit):
+        """The tag of a node: a scalar's depends on its text alone (no path resolvers here),
+        so each plain text is resolved once (keys, ids and values repeat thousands of
+        times); a quoted one is a string."""
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:
+                return self.DEFAULT_SCALAR_TAG
+            tag = _RESOLVED.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(_RESOLVED) > 100_000:
+                    _RESOLVED.clear()
+                _RESOLVED[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
+
+    def construct_plain(self, root):
+        """construct_document(root), without PyYAML's machinery, for a document of plain
+        mappings, lists and untagged scalars (what storyboards are): the same data,
+        positions and count of values. _NOT_PLAIN, with nothing recorded, when the document
+        has anything else (a tag, an alias, a merge key, a duplicate or non-scalar key, a
+        value its tag cannot make): construct_document() then does it all, problems in
+        their order."""
+        positions: dict = {}
+        seen: set = set()
+        count = 0
+        problems_before = len(self.problems)
+
+        def build(node, depth):
+            nonlocal count
+            if id(node) in seen or depth > _PLAIN_DEPTH:
+                raise _NotPlain
+            seen.add(id(node))
+            count += 1
+            kind, tag = type(node), node.tag
+            if kind is yaml.ScalarNode:
+                if tag == _STR:
+                    return node.value
+                if tag == _NULL:
+                    return None
+                maker = _SCALARS.get(tag)
+                if maker is None:
+                    raise _NotPlain
+                try:
+                    value = maker(self, node)
+                except (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                        OverflowError):
+                    raise _NotPlain from None
+                if len(self.problems) != problems_before:
+                    raise _NotPlain
+                return value
+            start = node.start_mark
+            entries: dict = {}
+            if kind is yaml.MappingNode and tag == _MAP:
+                pairs = node.value
+                data: dict = {}
+                for key_node, value_node in pairs:
+                    if type(key_node) is not yaml.ScalarNode or key_node.tag in _SPECIAL_KEYS:
+                        raise _NotPlain
+                    key = key_node.value
+                    if key in data:
+                        raise _NotPlain  # a duplicate: construct_document() says where
+                    data[key] = build(value_node, depth + 1)
+                    k, v, e = key_node.start_mark, value_node.start_mark, value_node.end_mark
+                    entries[key] = ((k.line, k.column, k.index), (v.line, v.column, v.index),
+                                    (e.line, e.column, e.index))
+                positions[id(data)] = ((start.line, start.column, start.index), entries)
+                return data
+            if kind is yaml.SequenceNode and tag == _SEQ:
+                items: list = []
+                for index, child in enumerate(node.value):
+                    items.append(build(child, depth + 1))
+                    v, e = child.start_mark, child.end_mark
+                    entries[index] = (None, (v.line, v.column, v.index), (e.line, e.column,
+                                                                          e.index))
+                positions[id(items)] = ((start.line, start.column, start.index), entries)
+                return items
+            raise _NotPlain
+
+        try:
+            data = build(root, 0)
+        except _NotPlain:
+            del self.problems[problems_before:]  # construct_document() finds them again
+            return _NOT_PLAIN
+        self.positions.update(positions)
+        self.values += count
+        return data
 
     def construct_object(self, node, deep=False):
         """A value a tag cannot make (`!!float abc`, `!!bool maybe`) is a located problem,
@@ -320,6 +411,21 @@ class _Loader(_BaseLoader):
                     f"{first.start_mark.line + 1})", _mark(key_node.start_mark),
                     "each key may appear once in a mapping; remove or rename one"))
 
+
+class _NotPlain(Exception):
+    """A document construct_plain() leaves to construct_document()."""
+
+
+_NOT_PLAIN = object()
+_PLAIN_DEPTH = 100  # deeper: construct_document(), which needs no stack
+_STR, _NULL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null"
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_SPECIAL_KEYS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+# the constructors of the other untagged scalars (problems recorded, not raised)
+_SCALARS = {"tag:yaml.org,2002:int": _Loader.construct_yaml_int,
+            "tag:yaml.org,2002:float": _Loader.construct_yaml_float,
+            "tag:yaml.org,2002:bool": _Loader.construct_yaml_bool}
+_RESOLVED: dict[str, str] = {}  # a plain scalar's text -> its tag (_Loader.resolve)
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_yaml_seq)

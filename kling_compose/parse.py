@@ -210,69 +210,14 @@ class _Loader(_BaseLoader):
         has anything else (a tag, an alias, a merge key, a duplicate or non-scalar key, a
         value its tag cannot make): construct_document() then does it all, problems in
         their order."""
-        positions: dict = {}
-        seen: set = set()
-        count = 0
-        problems_before = len(self.problems)
-
-        def build(node, depth):
-            nonlocal count
-            if id(node) in seen or depth > _PLAIN_DEPTH:
-                raise _NotPlain
-            seen.add(id(node))
-            count += 1
-            kind, tag = type(node), node.tag
-            if kind is yaml.ScalarNode:
-                if tag == _STR:
-                    return node.value
-                if tag == _NULL:
-                    return None
-                maker = _SCALARS.get(tag)
-                if maker is None:
-                    raise _NotPlain
-                try:
-                    value = maker(self, node)
-                except (ValueError, TypeError, KeyError, IndexError, AttributeError,
-                        OverflowError):
-                    raise _NotPlain from None
-                if len(self.problems) != problems_before:
-                    raise _NotPlain
-                return value
-            start = node.start_mark
-            entries: dict = {}
-            if kind is yaml.MappingNode and tag == _MAP:
-                pairs = node.value
-                data: dict = {}
-                for key_node, value_node in pairs:
-                    if type(key_node) is not yaml.ScalarNode or key_node.tag in _SPECIAL_KEYS:
-                        raise _NotPlain
-                    key = key_node.value
-                    if key in data:
-                        raise _NotPlain  # a duplicate: construct_document() says where
-                    data[key] = build(value_node, depth + 1)
-                    k, v, e = key_node.start_mark, value_node.start_mark, value_node.end_mark
-                    entries[key] = ((k.line, k.column, k.index), (v.line, v.column, v.index),
-                                    (e.line, e.column, e.index))
-                positions[id(data)] = ((start.line, start.column, start.index), entries)
-                return data
-            if kind is yaml.SequenceNode and tag == _SEQ:
-                items: list = []
-                for index, child in enumerate(node.value):
-                    items.append(build(child, depth + 1))
-                    v, e = child.start_mark, child.end_mark
-                    entries[index] = (None, (v.line, v.column, v.index), (e.line, e.column,
-                                                                          e.index))
-                positions[id(items)] = ((start.line, start.column, start.index), entries)
-                return items
-            raise _NotPlain
-
+        plain = _Plain(self)
         try:
-            data = build(root, 0)
+            data = plain.build(root, 0)
         except _NotPlain:
-            del self.problems[problems_before:]  # construct_document() finds them again
+            del self.problems[plain.problems:]  # construct_document() finds them again
             return _NOT_PLAIN
-        self.positions.update(positions)
-        self.values += count
+        self.positions.update(plain.positions)
+        self.values += plain.count
         return data
 
     def construct_object(self, node, deep=False):
@@ -410,6 +355,70 @@ class _Loader(_BaseLoader):
                     f"duplicate key '{key_node.value}' (first defined on line "
                     f"{first.start_mark.line + 1})", _mark(key_node.start_mark),
                     "each key may appear once in a mapping; remove or rename one"))
+
+
+class _Plain:
+    """One construct_plain(): what it has built so far (a method, not a closure calling
+    itself, which would be a reference cycle holding the positions until the collector
+    runs)."""
+
+    __slots__ = ("loader", "positions", "seen", "count", "problems")
+
+    def __init__(self, loader: _Loader) -> None:
+        self.loader = loader
+        self.positions: dict = {}
+        self.seen: set = set()
+        self.count = 0
+        self.problems = len(loader.problems)  # problems recorded before: none may be added
+
+    def build(self, node, depth: int):
+        if id(node) in self.seen or depth > _PLAIN_DEPTH:
+            raise _NotPlain
+        self.seen.add(id(node))
+        self.count += 1
+        kind, tag = type(node), node.tag
+        if kind is yaml.ScalarNode:
+            if tag == _STR:
+                return node.value
+            if tag == _NULL:
+                return None
+            maker = _SCALARS.get(tag)
+            if maker is None:
+                raise _NotPlain
+            try:
+                value = maker(self.loader, node)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                    OverflowError):
+                raise _NotPlain from None
+            if len(self.loader.problems) != self.problems:
+                raise _NotPlain
+            return value
+        start = node.start_mark
+        entries: dict = {}
+        if kind is yaml.MappingNode and tag == _MAP:
+            data: dict = {}
+            for key_node, value_node in node.value:
+                if type(key_node) is not yaml.ScalarNode or key_node.tag in _SPECIAL_KEYS:
+                    raise _NotPlain
+                key = key_node.value
+                if key in data:
+                    raise _NotPlain  # a duplicate: construct_document() says where
+                data[key] = self.build(value_node, depth + 1)
+                k, v, e = key_node.start_mark, value_node.start_mark, value_node.end_mark
+                entries[key] = ((k.line, k.column, k.index), (v.line, v.column, v.index),
+                                (e.line, e.column, e.index))
+            self.positions[id(data)] = ((start.line, start.column, start.index), entries)
+            return data
+        if kind is yaml.SequenceNode and tag == _SEQ:
+            items: list = []
+            for index, child in enumerate(node.value):
+                items.append(self.build(child, depth + 1))
+                v, e = child.start_mark, child.end_mark
+                entries[index] = (None, (v.line, v.column, v.index), (e.line, e.column,
+                                                                      e.index))
+            self.positions[id(items)] = ((start.line, start.column, start.index), entries)
+            return items
+        raise _NotPlain
 
 
 class _NotPlain(Exception):

@@ -11,7 +11,7 @@ import functools
 import json
 import re
 from importlib import resources
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
@@ -373,6 +373,7 @@ class _Builder:
         self.problems: list[Diagnostic] = []
         self.media_sources: list[FrameSource] = []  # every input file, for check_outputs
         self._file_keys: dict[str, tuple[str, ...] | None] = {}  # path -> _file_key
+        self._paths: dict[str, Path] = {}  # a path as written -> root / it
 
     def storyboard(self) -> Storyboard:
         data = self.doc.data
@@ -643,7 +644,10 @@ class _Builder:
             return FrameSource("data", value, location)
         if _UUID.match(value):
             return FrameSource("uuid", value, location)
-        source = FrameSource("path", value, location, path=(self.root / value))
+        path = self._paths.get(value)
+        if path is None:  # a file named by many shots: joined once
+            path = self._paths[value] = self.root / value
+        source = FrameSource("path", value, location, path=path)
         self.media_sources.append(source)
         return source
 

@@ -110,8 +110,8 @@ def _range(bounds) -> str:
 
 def check_supported(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
     diags = []
-    for name in CHECKED_FIELDS:
-        if name in spec.supports or not is_set(shot, name):
+    for name in _unsupported(spec):  # CHECKED_FIELDS the model lacks, in their order
+        if not is_set(shot, name):
             continue
         if name in SOFT_FIELDS:
             diags.append(Diagnostic(
@@ -127,6 +127,21 @@ def check_supported(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[
                 f"remove {name} from this shot or choose another model ({spec.source})",
             ))  # fmt: skip
     return diags
+
+
+def _unsupported(spec: ModelSpec) -> tuple[str, ...]:
+    """The CHECKED_FIELDS `spec` does not support, in their order (once per spec)."""
+    known = _UNSUPPORTED.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    found = tuple(name for name in CHECKED_FIELDS if name not in spec.supports)
+    if len(_UNSUPPORTED) > 256:  # the providers' specs are a few dozen; tests make more
+        _UNSUPPORTED.clear()
+    _UNSUPPORTED[id(spec)] = (spec, found)  # the spec kept: its id is not reused
+    return found
+
+
+_UNSUPPORTED: dict[int, tuple[ModelSpec, tuple[str, ...]]] = {}
 
 
 def check_exclusions(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:

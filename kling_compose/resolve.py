@@ -127,8 +127,11 @@ class _Resolver:
                         locations[name] = level.locations.get(name)
                         break
         self.inherit_frame(levels, values, locations)
-        options = _deep_merge(level.provider_options for level in levels
-                              if self.check_options(level, shot))
+        if any(level.provider_options for level in levels):
+            options = _deep_merge(level.provider_options for level in levels
+                                  if self.check_options(level, shot))
+        else:  # what _deep_merge makes of nothing (and check_options of an empty level)
+            options = {}
         where = lambda name: locations.get(name, shot.location)
         self.check_prompt(shot, values, where)
         self.check_takes(values, where)
@@ -157,15 +160,16 @@ class _Resolver:
                 {k: v for k, v in locations.items() if v is not None}), **values,
         )
 
-    def inherited(self, *levels: ShotFields) -> dict[str, tuple[Any, Location | None]]:
-        """Each simple field the nearest of `levels` sets: (value, where), as shot() takes
-        them; made once for each pair of defaults (every shot of a scene asks)."""
-        key = tuple(id(level) for level in levels)
+    def inherited(self, top: ShotFields, scene: ShotFields
+                  ) -> dict[str, tuple[Any, Location | None]]:
+        """Each simple field the scene's defaults, else the storyboard's, set: (value,
+        where), as shot() takes them; made once per scene (each of its shots asks)."""
+        key = (id(top), id(scene))
         found = self._inherited.get(key)
         if found is None:
             merged: dict[str, tuple[Any, Location | None]] = {}
             for name in _SIMPLE_FIELDS:
-                for level in reversed(levels):
+                for level in (scene, top):
                     value = getattr(level, name)
                     if value is not None:
                         merged[name] = (value, level.locations.get(name))

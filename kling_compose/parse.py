@@ -395,6 +395,7 @@ class _Plain:
             return value
         start = node.start_mark
         entries: dict = {}
+        seen = self.seen
         if kind is yaml.MappingNode and tag == _MAP:
             data: dict = {}
             for key_node, value_node in node.value:
@@ -403,7 +404,13 @@ class _Plain:
                 key = key_node.value
                 if key in data:
                     raise _NotPlain  # a duplicate: construct_document() says where
-                data[key] = self.build(value_node, depth + 1)
+                if value_node.tag == _STR and type(value_node) is yaml.ScalarNode and \
+                        id(value_node) not in seen:  # build()'s first case, inline
+                    seen.add(id(value_node))
+                    self.count += 1
+                    data[key] = value_node.value
+                else:
+                    data[key] = self.build(value_node, depth + 1)
                 k, v, e = key_node.start_mark, value_node.start_mark, value_node.end_mark
                 entries[key] = ((k.line, k.column, k.index), (v.line, v.column, v.index),
                                 (e.line, e.column, e.index))

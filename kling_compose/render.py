@@ -623,6 +623,12 @@ class _Sandbox(SandboxedEnvironment):
 
     def call_binop(self, context, operator, left, right):
         refuse = _TooBig
+        if type(left) is int and type(right) is int and operator != "**":
+            # two integers (a loop's arithmetic): only `*` can grow one past the bound; what
+            # the checks below do for them, without the sequence and string cases
+            if operator == "*" and _bits(left) + _bits(right) > MAX_INT_BITS:
+                raise refuse(f"'*' would build an integer of more than {MAX_INT_BITS:,} bits")
+            return super().call_binop(context, operator, left, right)
         if operator == "*":
             for seq, count in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and \
@@ -645,6 +651,8 @@ class _Sandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja's signature)
+        if type(__obj) is Macro:  # no __wrapped__, __self__ nor __name__: nothing to check
+            return super().call(__context, __obj, *args, **kwargs)
         # the sandbox wraps str.format (functools.update_wrapper): its string is the wrapped
         # method's __self__
         owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)

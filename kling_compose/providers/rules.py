@@ -45,7 +45,14 @@ def is_set(shot: ResolvedShot, name: str) -> bool:
         return value != _UNSET_DEFAULTS[name]
     if name == "audio":
         return value is True  # audio: false asks for what every model does without the field
-    return value is not None and value != () and value != {}
+    if value is None:
+        return False
+    if type(value) in _NEVER_EMPTY:  # neither () nor {}: no comparison to make
+        return True
+    return value != () and value != {}
+
+
+_NEVER_EMPTY = frozenset({str, int, float, bool})
 
 
 def elements_where(shot: ResolvedShot):

@@ -79,9 +79,12 @@ def unseen_speaker_warnings(shot: ResolvedShot, elements: Mapping[str, Element]
     the element (and lip sync needs the character in the picture), so it is not used here;
     the line is sent with the speaker's name. Elements are not added for the speakers: on fal
     and Kling 3.0 an element needs a first frame, and a text-to-video shot may speak."""
+    lines = shot.lines
+    if not lines:
+        return []  # most shots: nobody speaks
     present = {e.name for e in shot.elements}
     found = []
-    for line, _, _ in shot.lines:
+    for line, _, _ in lines:
         element = None if line.speaker in present else elements.get(line.speaker)
         if element is not None and element.has_voice:
             present.add(line.speaker)  # once per speaker and shot

@@ -11,6 +11,7 @@ fast, and networkx alone costs ~180 ms to import.
 
 from __future__ import annotations
 
+import operator
 import re
 import stat
 from dataclasses import replace
@@ -42,6 +43,7 @@ DEFAULT_MODEL = "kling-3-pro"
 _SIMPLE_FIELDS = tuple(n for n in SHOT_FIELD_NAMES if n not in ("size", "aspect", "provider_options",
                                                                  "elements", "dialogue",
                                                                  "framing"))
+_simple_values = operator.attrgetter(*_SIMPLE_FIELDS)  # a level's, as one tuple
 
 MIN_CROSSFADE_S = 0.1  # 2.4 frames at 24 fps, 3 at 30: xfade needs whole frames
 
@@ -111,8 +113,7 @@ class _Resolver:
         if len(levels) == 3:  # storyboard and scene defaults (shared: merged once), the shot
             inherited = self.inherited(levels[0], levels[1])
             own, own_locations = levels[2], levels[2].locations
-            for name in _SIMPLE_FIELDS:
-                value = getattr(own, name)
+            for name, value in zip(_SIMPLE_FIELDS, _simple_values(own)):
                 if value is not None:
                     values[name] = value
                     locations[name] = own_locations.get(name)

@@ -7,6 +7,7 @@ must stay light: `validate` runs it, so no httpx, networkx or rich here.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Mapping
 from .errors import Diagnostic, UserError, did_you_mean
 from .model import Element, FrameSource, Resolved, ResolvedShot
 from .providers import PROVIDERS, InputRef, Job, ModelSpec, Provider, rules
+from .providers.base import PLACEHOLDER_PREFIX
 
 
 def compile_shots(resolved: Resolved, provider_override: str | None = None) -> tuple[Job, ...]:
@@ -77,9 +79,12 @@ def unseen_speaker_warnings(shot: ResolvedShot, elements: Mapping[str, Element]
     the element (and lip sync needs the character in the picture), so it is not used here;
     the line is sent with the speaker's name. Elements are not added for the speakers: on fal
     and Kling 3.0 an element needs a first frame, and a text-to-video shot may speak."""
+    lines = shot.lines
+    if not lines:
+        return []  # most shots: nobody speaks
     present = {e.name for e in shot.elements}
     found = []
-    for line, _, _ in shot.lines:
+    for line, _, _ in lines:
         element = None if line.speaker in present else elements.get(line.speaker)
         if element is not None and element.has_voice:
             present.add(line.speaker)  # once per speaker and shot
@@ -184,7 +189,12 @@ def input_key(source: FrameSource, media: str, root: Path) -> str | None:
 def _relative(source: FrameSource, root: Path) -> str:
     """The path as written, normalised (`./a/../assets/x.png` -> `assets/x.png`); paths are
     relative to the storyboard's folder, so this is the path inside the project."""
-    return posixpath.normpath(source.value.replace("\\", "/"))
+    return _normalised(source.value)
+
+
+@functools.lru_cache(maxsize=4096)  # a few files, named by thousands of shots
+def _normalised(value: str) -> str:
+    return posixpath.normpath(value.replace("\\", "/"))
 
 
 class _InputRefs:
@@ -198,5 +208,6 @@ class _InputRefs:
         key = input_key(source, media, self.root)
         if key is None:
             return source.value
-        found = self.inputs.setdefault(key, InputRef(key, source, media))
-        return found.placeholder
+        if key not in self.inputs:  # the first source of a key is its input
+            self.inputs[key] = InputRef(key, source, media)
+        return PLACEHOLDER_PREFIX + key  # InputRef.placeholder

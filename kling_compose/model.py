@@ -332,6 +332,8 @@ class ResolvedShot:
     def lines(self) -> tuple[tuple[Line, float, float], ...]:
         """Every line of the shot with the span of the clip it is spoken in (seconds): the
         whole clip for the shot's own lines, its segment's span for a multi_prompt's."""
+        if not self.dialogue and not self.multi_prompt:
+            return ()  # most shots: no lines (every stage asks, for every shot)
         if self.multi_prompt:
             spans, start = [], 0.0
             for seg in self.multi_prompt:

@@ -33,12 +33,15 @@ class Document:
 
     positions maps id(container) -> (start, {key_or_index: (key_start, value_start, value_end)})
     with 0-based (line, column, index) marks in the rendered text; locate() turns a path of
-    keys and indices into the user's file:line:col.
+    keys and indices into the user's file:line:col. `values` is how many values `data`
+    holds (extent()'s size), counted while it was built; None when a node is used twice
+    (an alias, a merge key) and only extent() can say.
     """
 
     data: Any
     rendered: Rendered
     positions: dict
+    values: int | None = None
 
     def locate(self, path, key: bool = False) -> Location:
         """Where the value at `path` starts (or its key, with key=True); the nearest known
@@ -124,7 +127,10 @@ def parse_document(rendered: Rendered) -> Document:
                           for msg, m in recursive])
     loader = _Loader(rendered.text)
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()  # PyYAML's get_single_data(), the plain case first
+        data = None if node is None else loader.construct_plain(node)
+        if data is _NOT_PLAIN:
+            data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         raise UserError(_yaml_diagnostic(exc, rendered)) from None
     except yaml.YAMLError as exc:
@@ -135,7 +141,8 @@ def parse_document(rendered: Rendered) -> Document:
         diagnostics = [Diagnostic(msg, rendered.locate(m[0] + 1, m[1] + 1), hint)
                        for msg, m, hint in loader.problems]
         raise UserError(*diagnostics)
-    return Document(data, rendered, loader.positions)
+    values = loader.values if not loader.shared and data is not None else None
+    return Document(data, rendered, loader.positions, values)
 
 
 def _recursive_aliases(text: str) -> list:
@@ -177,10 +184,49 @@ class _Loader(_BaseLoader):
         super().__init__(stream)
         self.positions: dict = {}
         self.problems: list = []  # (message, mark, hint)
+        self.values = 0  # values made: the document's extent while no node is made twice
+        self.shared = False  # a node asked for again (an alias, a merge key)
+
+    def resolve(self, kind, value, implicit):
+        """The tag of a node: a scalar's depends on its text alone (no path resolvers here),
+        so each plain text is resolved once (keys, ids and values repeat thousands of
+        times); a quoted one is a string."""
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:
+                return self.DEFAULT_SCALAR_TAG
+            tag = _RESOLVED.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(_RESOLVED) > 100_000:
+                    _RESOLVED.clear()
+                _RESOLVED[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
+
+    def construct_plain(self, root):
+        """construct_document(root), without PyYAML's machinery, for a document of plain
+        mappings, lists and untagged scalars (what storyboards are): the same data,
+        positions and count of values. _NOT_PLAIN, with nothing recorded, when the document
+        has anything else (a tag, an alias, a merge key, a duplicate or non-scalar key, a
+        value its tag cannot make): construct_document() then does it all, problems in
+        their order."""
+        plain = _Plain(self)
+        try:
+            data = plain.build(root, 0)
+        except _NotPlain:
+            del self.problems[plain.problems:]  # construct_document() finds them again
+            return _NOT_PLAIN
+        self.positions.update(plain.positions)
+        self.values += plain.count
+        return data
 
     def construct_object(self, node, deep=False):
         """A value a tag cannot make (`!!float abc`, `!!bool maybe`) is a located problem,
         never an exception out of PyYAML's constructors."""
+        if node in self.constructed_objects:
+            self.shared = True
+        else:
+            self.values += 1
         try:
             return super().construct_object(node, deep=deep)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError,
@@ -310,6 +356,92 @@ class _Loader(_BaseLoader):
                     f"{first.start_mark.line + 1})", _mark(key_node.start_mark),
                     "each key may appear once in a mapping; remove or rename one"))
 
+
+class _Plain:
+    """One construct_plain(): what it has built so far (a method, not a closure calling
+    itself, which would be a reference cycle holding the positions until the collector
+    runs)."""
+
+    __slots__ = ("loader", "positions", "seen", "count", "problems")
+
+    def __init__(self, loader: _Loader) -> None:
+        self.loader = loader
+        self.positions: dict = {}
+        self.seen: set = set()
+        self.count = 0
+        self.problems = len(loader.problems)  # problems recorded before: none may be added
+
+    def build(self, node, depth: int):
+        if id(node) in self.seen or depth > _PLAIN_DEPTH:
+            raise _NotPlain
+        self.seen.add(id(node))
+        self.count += 1
+        kind, tag = type(node), node.tag
+        if kind is yaml.ScalarNode:
+            if tag == _STR:
+                return node.value
+            if tag == _NULL:
+                return None
+            maker = _SCALARS.get(tag)
+            if maker is None:
+                raise _NotPlain
+            try:
+                value = maker(self.loader, node)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                    OverflowError):
+                raise _NotPlain from None
+            if len(self.loader.problems) != self.problems:
+                raise _NotPlain
+            return value
+        start = node.start_mark
+        entries: dict = {}
+        seen = self.seen
+        if kind is yaml.MappingNode and tag == _MAP:
+            data: dict = {}
+            for key_node, value_node in node.value:
+                if type(key_node) is not yaml.ScalarNode or key_node.tag in _SPECIAL_KEYS:
+                    raise _NotPlain
+                key = key_node.value
+                if key in data:
+                    raise _NotPlain  # a duplicate: construct_document() says where
+                if value_node.tag == _STR and type(value_node) is yaml.ScalarNode and \
+                        id(value_node) not in seen:  # build()'s first case, inline
+                    seen.add(id(value_node))
+                    self.count += 1
+                    data[key] = value_node.value
+                else:
+                    data[key] = self.build(value_node, depth + 1)
+                k, v, e = key_node.start_mark, value_node.start_mark, value_node.end_mark
+                entries[key] = ((k.line, k.column, k.index), (v.line, v.column, v.index),
+                                (e.line, e.column, e.index))
+            self.positions[id(data)] = ((start.line, start.column, start.index), entries)
+            return data
+        if kind is yaml.SequenceNode and tag == _SEQ:
+            items: list = []
+            for index, child in enumerate(node.value):
+                items.append(self.build(child, depth + 1))
+                v, e = child.start_mark, child.end_mark
+                entries[index] = (None, (v.line, v.column, v.index), (e.line, e.column,
+                                                                      e.index))
+            self.positions[id(items)] = ((start.line, start.column, start.index), entries)
+            return items
+        raise _NotPlain
+
+
+class _NotPlain(Exception):
+    """A document construct_plain() leaves to construct_document()."""
+
+
+_NOT_PLAIN = object()
+_PLAIN_DEPTH = 100  # deeper: construct_document(), which needs no stack
+_STR, _NULL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null"
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_SPECIAL_KEYS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+# the constructors of the other untagged scalars (problems recorded, not raised)
+_SCALARS = {"tag:yaml.org,2002:int": _Loader.construct_yaml_int,
+            "tag:yaml.org,2002:float": _Loader.construct_yaml_float,
+            "tag:yaml.org,2002:bool": _Loader.construct_yaml_bool}
+_RESOLVED: dict[str, str] = {}  # a plain scalar's text -> its tag (_Loader.resolve)
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_yaml_seq)

@@ -38,6 +38,7 @@ _JINJA_SYNTAX = ("{{", "{%", "{#")
 EMPTY_TEXTS: Mapping[Path, str] = MappingProxyType({})
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
 _MARK_RE = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
+_LEAD_MARKS_RE = re.compile(f"(?:{_MARK_RE.pattern})+")  # the marks a line starts with
 
 
 @dataclass(frozen=True, slots=True)
@@ -622,6 +623,12 @@ class _Sandbox(SandboxedEnvironment):
 
     def call_binop(self, context, operator, left, right):
         refuse = _TooBig
+        if type(left) is int and type(right) is int and operator != "**":
+            # two integers (a loop's arithmetic): only `*` can grow one past the bound; what
+            # the checks below do for them, without the sequence and string cases
+            if operator == "*" and _bits(left) + _bits(right) > MAX_INT_BITS:
+                raise refuse(f"'*' would build an integer of more than {MAX_INT_BITS:,} bits")
+            return super().call_binop(context, operator, left, right)
         if operator == "*":
             for seq, count in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and \
@@ -644,6 +651,8 @@ class _Sandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja's signature)
+        if type(__obj) is Macro:  # no __wrapped__, __self__ nor __name__: nothing to check
+            return super().call(__context, __obj, *args, **kwargs)
         # the sandbox wraps str.format (functools.update_wrapper): its string is the wrapped
         # method's __self__
         owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
@@ -1049,15 +1058,18 @@ def _build_origins(rendered: Rendered) -> list | None:
     if _MARK_RE.sub("", marked) != rendered.text:
         return None
     origins, current = [], None
+    table = env.mark_table
     for line in marked.split("\n"):
-        # the last of the marks before the line's first character: a mark for an empty
-        # template line holding `{% include %}` is followed by the included file's own mark
-        lead = re.match(f"(?:{_MARK_RE.pattern})+", line)
-        first = _MARK_RE.search(line)
-        if lead is not None:
-            current = env.mark_table[int(_MARK_RE.findall(lead.group(0))[-1])]
-        elif first is not None:
-            current = env.mark_table[int(first.group(1))]
+        if _MARK_OPEN in line:  # a line without a mark keeps the origin of the one before
+            # the last of the marks before the line's first character: a mark for an empty
+            # template line holding `{% include %}` is followed by the included file's own
+            lead = _LEAD_MARKS_RE.match(line)
+            if lead is not None:
+                current = table[int(_MARK_RE.findall(lead.group(0))[-1])]
+            else:
+                first = _MARK_RE.search(line)
+                if first is not None:
+                    current = table[int(first.group(1))]
         origins.append(current)
     return origins
 

@@ -11,7 +11,7 @@ import functools
 import json
 import re
 from importlib import resources
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
@@ -129,6 +129,8 @@ def _check_extent(doc: Document) -> int:
     the deepest part that holds too much."""
     from .parse import extent
 
+    if doc.values is not None and doc.values <= MAX_DOCUMENT_VALUES:
+        return doc.values  # counted by the parser: no node shared, nothing to expand
     seen: dict = {}
     size, _ = extent(doc.data, seen)
     if size <= MAX_DOCUMENT_VALUES:
@@ -371,6 +373,7 @@ class _Builder:
         self.problems: list[Diagnostic] = []
         self.media_sources: list[FrameSource] = []  # every input file, for check_outputs
         self._file_keys: dict[str, tuple[str, ...] | None] = {}  # path -> _file_key
+        self._paths: dict[str, Path] = {}  # a path as written -> root / it
 
     def storyboard(self) -> Storyboard:
         data = self.doc.data
@@ -472,10 +475,11 @@ class _Builder:
         locate = self.doc.locate
         values: dict[str, Any] = {}
         locations = {key: locate(path + (key,)) for key in data if key != "id"}
+        converters = _CONVERTERS
         for key, value in data.items():
             if key in _INTEGER_FIELDS:
                 value = int(value)
-            convert = getattr(self, f"_field_{key}", None)
+            convert = getattr(self, converters[key]) if key in converters else None
             if convert is not None:
                 values[key] = convert(path + (key,), value)
             elif key != "id":
@@ -530,30 +534,33 @@ class _Builder:
         return float(value)
 
     def prompt(self, path, text: str) -> Prompt:
-        """Split prompt text into literal text and @element references."""
+        """Split prompt text into literal text and @element references: the literal text
+        between two references (or the ends) is one part, an empty one none."""
         if "@" not in text:
             return Prompt((text,), self.doc.locate(path))
         parts: list = []
+        literal = ""  # the text since the last reference
         last = 0
         for m in _REF.finditer(text):
-            parts.append(text[last:m.start()])
-            if m.group(0) == "@@":
-                parts.append("@")
-            elif m.group(1):
-                parts.append(ElementRef(m.group(1), self.doc.locate_text(path, m.start())))
+            start = m.start()
+            literal += text[last:start]
+            name = m.group(1)
+            if name:
+                if literal:
+                    parts.append(literal)
+                    literal = ""
+                parts.append(ElementRef(name, self.doc.locate_text(path, start)))
+            elif m.end() - start == 2:  # @@
+                literal += "@"
             else:
                 self.problems.append(Diagnostic(
-                    "'@' must be followed by an element name", self.doc.locate_text(path, m.start()),
+                    "'@' must be followed by an element name", self.doc.locate_text(path, start),
                     hint="write @@ for a literal '@'"))
             last = m.end()
-        parts.append(text[last:])
-        merged: list = []
-        for p in parts:
-            if isinstance(p, str) and merged and isinstance(merged[-1], str):
-                merged[-1] += p
-            elif p != "":
-                merged.append(p)
-        return Prompt(tuple(merged), self.doc.locate(path))
+        literal += text[last:]
+        if literal:
+            parts.append(literal)
+        return Prompt(tuple(parts), self.doc.locate(path))
 
     def source(self, path, value) -> FrameSource:
         """A frame source; local paths are made absolute (existence is checked in resolve)."""
@@ -637,7 +644,10 @@ class _Builder:
             return FrameSource("data", value, location)
         if _UUID.match(value):
             return FrameSource("uuid", value, location)
-        source = FrameSource("path", value, location, path=(self.root / value))
+        path = self._paths.get(value)
+        if path is None:  # a file named by many shots: joined once
+            path = self._paths[value] = self.root / value
+        source = FrameSource("path", value, location, path=path)
         self.media_sources.append(source)
         return source
 
@@ -725,6 +735,10 @@ class _Builder:
                      duration_s=float(item.get("duration", 3)), background=background,
                      transition=transition, location=locate(path))
 
+
+# field -> the _Builder method converting it (`_field_<name>`), looked up once, not per key
+_CONVERTERS: dict[str, str] = {name.removeprefix("_field_"): name for name in vars(_Builder)
+                               if name.startswith("_field_")}
 
 # a title card's background colours: ffmpeg's names of these, or #RRGGBB
 COLOURS = ("black", "white", "gray", "navy", "maroon", "teal", "olive", "purple", "red",

@@ -90,8 +90,11 @@ def speaker_of(shot: ResolvedShot, reference: Callable[[int, Element], str]) -> 
 
 def voiced(shot: ResolvedShot) -> tuple[Element, ...]:
     """The shot's elements that speak in it and have a voice, in order of their first line."""
+    speakers = shot.speakers
+    if not speakers:
+        return ()  # most shots: nobody speaks
     elements = {e.name: e for e in shot.elements}
-    speaking = (elements.get(name) for name in shot.speakers)
+    speaking = (elements.get(name) for name in speakers)
     return tuple(e for e in speaking if e is not None and e.has_voice)
 
 

@@ -45,7 +45,14 @@ def is_set(shot: ResolvedShot, name: str) -> bool:
         return value != _UNSET_DEFAULTS[name]
     if name == "audio":
         return value is True  # audio: false asks for what every model does without the field
-    return value is not None and value != () and value != {}
+    if value is None:
+        return False
+    if type(value) in _NEVER_EMPTY:  # neither () nor {}: no comparison to make
+        return True
+    return value != () and value != {}
+
+
+_NEVER_EMPTY = frozenset({str, int, float, bool})
 
 
 def elements_where(shot: ResolvedShot):
@@ -110,8 +117,8 @@ def _range(bounds) -> str:
 
 def check_supported(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
     diags = []
-    for name in CHECKED_FIELDS:
-        if name in spec.supports or not is_set(shot, name):
+    for name in _unsupported(spec):  # CHECKED_FIELDS the model lacks, in their order
+        if not is_set(shot, name):
             continue
         if name in SOFT_FIELDS:
             diags.append(Diagnostic(
@@ -127,6 +134,21 @@ def check_supported(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[
                 f"remove {name} from this shot or choose another model ({spec.source})",
             ))  # fmt: skip
     return diags
+
+
+def _unsupported(spec: ModelSpec) -> tuple[str, ...]:
+    """The CHECKED_FIELDS `spec` does not support, in their order (once per spec)."""
+    known = _UNSUPPORTED.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    found = tuple(name for name in CHECKED_FIELDS if name not in spec.supports)
+    if len(_UNSUPPORTED) > 256:  # the providers' specs are a few dozen; tests make more
+        _UNSUPPORTED.clear()
+    _UNSUPPORTED[id(spec)] = (spec, found)  # the spec kept: its id is not reused
+    return found
+
+
+_UNSUPPORTED: dict[int, tuple[ModelSpec, tuple[str, ...]]] = {}
 
 
 def check_exclusions(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
@@ -236,7 +258,21 @@ _RESOLUTION_OF_SHORT_SIDE: Mapping[int, str] = {720: "720p", 1080: "1080p", 1440
 def resolutions(spec: ModelSpec) -> tuple[str, ...]:
     """The resolutions a model offers: its own list, else what its size table says (Runware's
     1:1 sizes are 960x960 at 720p, 1440x1440 at 1080p and 2880x2880 at 4K: the widescreen
-    sizes' short side decides)."""
+    sizes' short side decides). Computed once per spec (every shot asks)."""
+    known = _RESOLUTIONS.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    found = _resolutions(spec)
+    if len(_RESOLUTIONS) > 256:  # the providers' specs are a few dozen; tests make more
+        _RESOLUTIONS.clear()
+    _RESOLUTIONS[id(spec)] = (spec, found)  # the spec kept: its id is not reused
+    return found
+
+
+_RESOLUTIONS: dict[int, tuple[ModelSpec, tuple[str, ...]]] = {}
+
+
+def _resolutions(spec: ModelSpec) -> tuple[str, ...]:
     if spec.resolutions or not spec.sizes:
         return spec.resolutions
     sides = sorted({min(w, h) for w, h in spec.sizes if w != h} or

@@ -330,6 +330,11 @@ SPEC = ProviderSpec(
 )
 
 
+# the last prompt made as sent: (shot, prompt, text), one tuple replaced whole (threads read
+# a consistent one); it holds the frozen shot and prompt, so their ids are not reused
+_LAST_PROMPT: tuple[Any, Any, str] = (None, None, "")
+
+
 class RunwareProvider(Declared):
     """Builds Runware `videoInference` task bodies (without taskUUID) and estimates costs."""
 
@@ -354,10 +359,18 @@ class RunwareProvider(Declared):
     def prompt_text(self, shot: ResolvedShot, prompt: Prompt) -> str:
         """The prompt as sent: `@name` becomes `<<<element_N>>>`, N by first appearance; its
         lines follow, `[<<<element_N>>>, tone]: "words"` (providers/dialogue.py)."""
+        global _LAST_PROMPT
+        last = _LAST_PROMPT  # the limits measure it, then the payload sends it: made once
+        if last[0] is shot and last[1] is prompt:
+            return last[2]
         numbers = {e.name: n for n, e in enumerate(shot.elements, 1)}
         text = prompt.render(lambda name: f"<<<element_{numbers[name]}>>>")
-        speaker = dialogue.speaker_of(shot, lambda n, e: f"<<<element_{n}>>>")
-        return dialogue.spoken(text, dialogue.lines_of(shot, prompt), speaker)
+        lines = dialogue.lines_of(shot, prompt)
+        if lines:
+            speaker = dialogue.speaker_of(shot, lambda n, e: f"<<<element_{n}>>>")
+            text = dialogue.spoken(text, lines, speaker)
+        _LAST_PROMPT = (shot, prompt, text)
+        return text
 
     def payload(self, shot: ResolvedShot, spec: ModelSpec, ref: Ref) -> dict[str, Any]:
         # NOTE: the key order follows the seed examples (taskType, model, positivePrompt,
@@ -400,7 +413,9 @@ class RunwareProvider(Declared):
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> str | None:
         key = price_key(payload, spec)
-        if _rate(spec, payload) is None:
+        rate = TURBO_PRICES.get(turbo_resolution(spec, payload)) \
+            if spec.alias in TURBO_RESOLUTIONS else spec.prices.get(key)  # _rate(), key known
+        if rate is None:
             return f"Runware publishes no {key.replace('_', ' ')} price for {spec.model_id}"
         if "video" in payload.get("inputs", {}) and shot.duration is None:
             if billed_seconds(shot, payload) is None:

@@ -8,6 +8,7 @@ user wrote (`on:` stays "on"), and refuse values JSON cannot carry (dates, binar
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -110,7 +111,7 @@ class Document:
         return node
 
     def _location(self, mark) -> Location:
-        return self.rendered.locate(mark[0] + 1, mark[1] + 1)
+        return _locate(self.rendered, mark[0], mark[1], mark[2])
 
 
 def parse_document(rendered: Rendered) -> Document:
@@ -123,7 +124,7 @@ def parse_document(rendered: Rendered) -> Document:
         raise UserError(surrogate_diagnostic(lone.group(), rendered.locate(line, col)))
     recursive = _recursive_aliases(rendered.text)
     if recursive:
-        raise UserError(*[Diagnostic(msg, rendered.locate(m.line + 1, m.column + 1))
+        raise UserError(*[Diagnostic(msg, _locate(rendered, m.line, m.column, m.index))
                           for msg, m in recursive])
     loader = _Loader(rendered.text)
     try:
@@ -138,7 +139,7 @@ def parse_document(rendered: Rendered) -> Document:
     finally:
         loader.dispose()
     if loader.problems:
-        diagnostics = [Diagnostic(msg, rendered.locate(m[0] + 1, m[1] + 1), hint)
+        diagnostics = [Diagnostic(msg, _locate(rendered, m[0], m[1], m[2]), hint)
                        for msg, m, hint in loader.problems]
         raise UserError(*diagnostics)
     values = loader.values if not loader.shared and data is not None else None
@@ -166,6 +167,36 @@ def _recursive_aliases(text: str) -> list:
 
 def _short_tag(tag: str) -> str:
     return tag.replace("tag:yaml.org,2002:", "!!")
+
+
+def _locate(rendered: Rendered, line: int, column: int, index: int) -> Location:
+    """rendered.locate of a YAML mark (0-based). YAML breaks lines at U+0085, U+2028 and
+    U+2029 too, where editors, LSP and the templates' line map see none: in a text holding
+    one, the line and column are counted again from the mark's index, at \\n, \\r\\n and
+    \\r only (else every place below it is a line too low)."""
+    lines = _editor_lines(rendered.text)
+    if lines is not None:
+        line = bisect.bisect_right(lines, index) - 1
+        column = index - lines[line]
+    return rendered.locate(line + 1, column + 1)
+
+
+_ODD_BREAK = re.compile("[\x85\u2028\u2029]")
+_EDITOR_BREAK = re.compile(r"\r\n|\r|\n")
+_EDITOR_LINES: list = [None, None]  # the last text looked at, and its line starts (or None)
+
+
+def _editor_lines(text: str) -> list[int] | None:
+    """The index where each line of `text` starts as an editor counts lines, when YAML would
+    count them otherwise (None: the marks' own lines are right). Indexes as the scanner's:
+    after a byte order mark, which it skips."""
+    if _EDITOR_LINES[0] is not text:
+        found = None
+        if _ODD_BREAK.search(text):
+            body = text.removeprefix("\ufeff")
+            found = [0, *(m.end() for m in _EDITOR_BREAK.finditer(body))]
+        _EDITOR_LINES[:] = [text, found]
+    return _EDITOR_LINES[1]
 
 
 def _mark(m) -> tuple[int, int, int]:
@@ -493,7 +524,7 @@ def _yaml_diagnostic(exc: yaml.MarkedYAMLError, rendered: Rendered) -> Diagnosti
         hint = f"the '{{' on line {context.line + 1} is not closed, or a ',' is missing"
     elif "did not find expected" in problem and "block" in (exc.context or ""):
         hint = "check the indentation of this line against the lines above it"
-    location = rendered.locate(mark.line + 1, mark.column + 1) if mark else None
+    location = _locate(rendered, mark.line, mark.column, mark.index) if mark else None
     if exc.problem and "could not determine a constructor" in exc.problem:
         tag = re.search(r"tag '([^']*)'", exc.problem)
         problem = f"unsupported YAML tag '{_short_tag(tag.group(1) if tag else '?')}'"
@@ -520,7 +551,7 @@ def _scanner_diagnostic(exc: yaml.MarkedYAMLError, rendered: Rendered) -> Diagno
     mark = exc.problem_mark
     line = _source_line(rendered.text, mark.line)
     char = line[mark.column:mark.column + 1]
-    location = rendered.locate(mark.line + 1, mark.column + 1)
+    location = _locate(rendered, mark.line, mark.column, mark.index)
     if char == "\t" or "tab character" in (exc.problem or ""):
         return Diagnostic("YAML: a tab character where YAML expects spaces", location,
                           "YAML indentation must use spaces; replace the tab with spaces")

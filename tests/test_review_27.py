@@ -141,3 +141,20 @@ def test_utf16_without_a_byte_order_mark_is_named_utf16_not_binary(tmp_path):
     with pytest.raises(UserError) as caught:
         read_screenplay(binary, binary.name)
     assert "binary data" in caught.value.diagnostics[0].message
+
+
+def test_a_line_separator_in_a_value_does_not_move_the_command_lines_locations(tmp_path):
+    """YAML breaks lines at U+0085, U+2028 and U+2029, editors do not: every error below
+    one was reported a line too low, by `validate` as by the language server."""
+    from click.testing import CliRunner
+
+    from kling_compose.cli import main
+
+    for odd in ("\u2028", "\u2029", "\x85"):
+        board = tmp_path / "storyboard.yaml"
+        board.write_bytes((f'version: 1\nname: "harbour{odd}bay"\nscenes:\n  - id: dawn\n'
+                           "    shots:\n      - id: a\n        prompt: the lamp\n"
+                           "        duration: 40\n").encode("utf-8"))
+        result = CliRunner().invoke(main, ["validate", str(board)])
+        assert result.exit_code == 1
+        assert f"{board}:8:19: error: duration 40" in result.output, result.output

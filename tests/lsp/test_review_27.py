@@ -90,9 +90,6 @@ async def test_an_edit_below_a_form_feed_in_a_template_comment_lands_on_its_line
     assert "duration: 10" in hover.contents.value
 
 
-@pytest.mark.xfail(strict=True, reason="parse.py: the YAML reader counts U+2028, U+2029 and "
-                   "U+0085 as line breaks, LSP and editors do not: every location below one is "
-                   "a line too low (on the command line too)")
 async def test_a_line_separator_in_a_quoted_value_does_not_move_the_diagnostics(client,
                                                                                 tmp_path):
     text = STORYBOARD.replace("name: harbour", 'name: "harbour\u2028bay"')

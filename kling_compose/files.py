@@ -338,6 +338,13 @@ def _write_new(path: Path, data: bytes) -> None:
 def _commit(temp: Path, target: Path, mode: int | None, check) -> None:
     if check is not None:
         check(temp)
+    _settle(temp, mode)
+    os.replace(temp, target)
+    _sync_folder(target.parent)
+
+
+def _settle(temp: Path, mode: int | None = None) -> None:
+    """Give the temp file its final mode (the user's umask, or `mode`) and flush it to disk."""
     fd = os.open(temp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
     try:
         if hasattr(os, "fchmod"):
@@ -347,8 +354,6 @@ def _commit(temp: Path, target: Path, mode: int | None, check) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(temp, target)
-    _sync_folder(target.parent)
 
 
 def _sync_folder(folder: Path) -> None:
@@ -434,6 +439,40 @@ def create_exclusive(path: Path, data: bytes | str, display: str | None = None) 
     except OSError as exc:
         raise UserError.single(f"cannot write this file: {os_problem(exc)}",
                                Location(shown(display))) from None
+
+
+def create_whole(target: Path, data: bytes, display: str, *, what: str = "the file",
+                 exists_hint: str = "give another name") -> None:
+    """Create the file `target` holding `data`, whole or not at all: written to a temp file
+    beside it, then linked to its name, which fails if anything is there (never replaced, as
+    create_exclusive, but never seen half-written either). Where the file system has no hard
+    links, the temp file is renamed over the name after a last check that it is still free.
+    Already there, or an OSError: a UserError located at `display`."""
+    where = Location(shown(display))
+    exists = UserError.single(f"'{shown(display)}' already exists: nothing was written", where,
+                              exists_hint)
+    temp = temp_beside(target, prefix=f".{target.name[:100]}.")
+    try:
+        _write_new(temp, data)
+        _settle(temp)
+        try:
+            os.link(temp, target, follow_symlinks=False)
+        except FileExistsError:
+            raise exists from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV,
+                                 errno.EMLINK, errno.ENOSYS):
+                raise
+            if os.path.lexists(target):
+                raise exists from None
+            os.replace(temp, target)
+        _sync_folder(target.parent)
+    except OSError as exc:
+        raise UserError.single(f"cannot write {what}: {os_problem(exc)}", where,
+                               "give the path of a new file in a folder you may write to"
+                               ) from None
+    finally:
+        _discard(temp)
 
 
 def head(path: Path | str, size: int = 4096) -> bytes | None:

@@ -560,9 +560,10 @@ def storyboard_text(imported: Imported, source: str) -> str:
                    "to send it with that shot.\nelements:\n")
         for key, character in imported.characters.items():
             shown = character.shown
+            look = quoted(f"{shown}: describe how they look (age, face, hair, clothes)")
             out.append(
                 f"  {yaml_name(key)}:  # {_comment(character.name)}, line {character.at}\n"
-                f"    description: {quoted(f'{shown}: describe how they look (age, face, hair, clothes)')}\n"
+                f"    description: {look}\n"
                 f"    # frontal_image: assets/{key}.png   # a picture of {_comment(shown)}\n"
                 f"    # voice: assets/{key}-voice.wav     # a clean 5-30 s recording: the "
                 "lines are spoken in it\n")
@@ -638,64 +639,6 @@ def check_storyboard(text: str, path: Path, display: str, screenplay: str) -> li
     return list(dict.fromkeys(w for job in jobs for w in job.warnings))
 
 
-def write_new(target: Path, data: bytes, display: str) -> None:
-    """Create the file `target` holding `data`, whole or not at all: written to a temp file
-    beside it, then linked to its name, which fails if anything is there (never replaced).
-    Where the file system has no hard links, the temp file is renamed over the name after a
-    last check that it is still free."""
-    import errno
-
-    from ..files import os_problem, shown, temp_beside, user_mode
-
-    where = Location(shown(display))
-    exists = UserError.single(f"'{shown(display)}' already exists: nothing was written", where,
-                              "give another -o FILE, or --force to replace it")
-    temp = temp_beside(target, prefix=f".{target.name[:100]}.")
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-                     | getattr(os, "O_BINARY", 0), 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), user_mode())
-            os.fsync(f.fileno())
-        try:
-            os.link(temp, target, follow_symlinks=False)
-        except FileExistsError:
-            raise exists from None
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV,
-                                 errno.EMLINK, errno.ENOSYS):
-                raise
-            if os.path.lexists(target):
-                raise exists from None
-            os.replace(temp, target)
-        _sync_folder(target.parent)
-    except OSError as exc:
-        raise UserError.single(f"cannot write the storyboard: {os_problem(exc)}", where,
-                               "give the path of a new file in a folder you may write to"
-                               ) from None
-    finally:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-
-
-def _sync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 @dataclass(slots=True)
 class Written:
     """What `import` made: the storyboard's text, where it went (None: standard output),
@@ -714,7 +657,7 @@ def import_screenplay(screenplay: str, output: str | None = None, force: bool = 
     `output` (None: storyboard.yaml beside the screenplay; a folder: its storyboard.yaml;
     `-`: nowhere, the caller prints it). An existing file is replaced only with `force`,
     never the screenplay itself."""
-    from ..files import Protected, is_dir, output_target, shown, write_atomic
+    from ..files import Protected, create_whole, is_dir, output_target, shown, write_atomic
 
     text = read_screenplay(screenplay, screenplay)
     stem = os.path.splitext(os.path.basename(os.path.normpath(screenplay)))[0]
@@ -748,7 +691,8 @@ def import_screenplay(screenplay: str, output: str | None = None, force: bool = 
         write_atomic(display, storyboard, display, what="the storyboard", protected=protected,
                      hint=hint)
     else:
-        write_new(real, storyboard.encode("utf-8"), display)
+        create_whole(real, storyboard.encode("utf-8"), display, what="the storyboard",
+                     exists_hint="give another -o FILE, or --force to replace it")
     from .scaffold import git_files
 
     made = git_files(Path(display).parent, Path(display).stem)  # as `init` does, if missing

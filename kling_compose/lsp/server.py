@@ -436,10 +436,7 @@ def create_server(debounce_s: float = DEBOUNCE_S) -> StoryboardServer:
         at = _at(ls, params.text_document.uri, params.position)
         if at is None:
             return None
-        path, lines, line, col = at
-        found = ls.analysis_for(path)
-        if found is None:  # a YAML file that is no storyboard and no part of one
-            return None
+        path, lines, line, col, found = at
         items = features.complete(lines, line, col, found.names, path, ls.files)
         return types.CompletionList(is_incomplete=False, items=items)
 
@@ -448,10 +445,7 @@ def create_server(debounce_s: float = DEBOUNCE_S) -> StoryboardServer:
         at = _at(ls, params.text_document.uri, params.position)
         if at is None:
             return None
-        path, lines, line, col = at
-        found = ls.analysis_for(path)
-        if found is None:
-            return None
+        path, lines, line, col, found = at
         return features.hover(lines, line, col, found, path, ls.files)
 
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
@@ -460,12 +454,9 @@ def create_server(debounce_s: float = DEBOUNCE_S) -> StoryboardServer:
         at = _at(ls, params.text_document.uri, params.position)
         if at is None:
             return None
-        path, lines, line, col = at
-        found = ls.analysis_for(path)
+        _, lines, line, col, found = at
         target = features.target_at(lines, line, col, found)
-        if target is None or found is None:
-            return None
-        return features.definition(target, found, ls.files) or None
+        return None if target is None else features.definition(target, found, ls.files) or None
 
     @server.feature(types.TEXT_DOCUMENT_REFERENCES)
     def references(ls: StoryboardServer, params: types.ReferenceParams
@@ -473,10 +464,9 @@ def create_server(debounce_s: float = DEBOUNCE_S) -> StoryboardServer:
         at = _at(ls, params.text_document.uri, params.position)
         if at is None:
             return None
-        path, lines, line, col = at
-        found = ls.analysis_for(path)
+        _, lines, line, col, found = at
         target = features.target_at(lines, line, col, found)
-        if target is None or found is None:
+        if target is None:
             return None
         return features.references(target, found, ls.files,
                                    params.context.include_declaration) or None
@@ -506,14 +496,18 @@ def create_server(debounce_s: float = DEBOUNCE_S) -> StoryboardServer:
 
 
 def _at(ls: StoryboardServer, uri: str, position: types.Position
-        ) -> tuple[Path, list[str], int, int] | None:
-    """The document's path, its lines and the position in code points."""
+        ) -> tuple[Path, list[str], int, int, Analysis] | None:
+    """The document's path, its lines, the position in code points and the analysis its
+    requests read; None for a YAML file that is no storyboard and no part of one."""
     path = ls.path_of(uri)
     if path is None:
         return None
     lines = ls.files.lines(path)
     if position.line >= len(lines):  # past the end (a client out of step): nothing there
         return None
+    found = ls.analysis_for(path)
+    if found is None:
+        return None
     server_position = ls.workspace.position_codec.position_from_client_units(
         lines, types.Position(position.line, position.character))
-    return path, lines, server_position.line, server_position.character
+    return path, lines, server_position.line, server_position.character, found

@@ -138,17 +138,24 @@ def check_supported(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[
 
 def _unsupported(spec: ModelSpec) -> tuple[str, ...]:
     """The CHECKED_FIELDS `spec` does not support, in their order (once per spec)."""
-    known = _UNSUPPORTED.get(id(spec))
-    if known is not None and known[0] is spec:
-        return known[1]
-    found = tuple(name for name in CHECKED_FIELDS if name not in spec.supports)
-    if len(_UNSUPPORTED) > 256:  # the providers' specs are a few dozen; tests make more
-        _UNSUPPORTED.clear()
-    _UNSUPPORTED[id(spec)] = (spec, found)  # the spec kept: its id is not reused
-    return found
+    return _per_spec(_UNSUPPORTED, spec, lambda: tuple(
+        name for name in CHECKED_FIELDS if name not in spec.supports))
 
 
 _UNSUPPORTED: dict[int, tuple[ModelSpec, tuple[str, ...]]] = {}
+
+
+def _per_spec(table: dict, spec: ModelSpec, make):
+    """What `make()` derives from `spec`, made once per spec (every shot asks): kept in
+    `table` by the spec's id, with the spec, so the id is not reused while it is there."""
+    known = table.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    found = make()
+    if len(table) > 256:  # the providers' specs are a few dozen; tests make more
+        table.clear()
+    table[id(spec)] = (spec, found)
+    return found
 
 
 def check_exclusions(shot: ResolvedShot, spec: ModelSpec, provider: str) -> list[Diagnostic]:
@@ -259,14 +266,7 @@ def resolutions(spec: ModelSpec) -> tuple[str, ...]:
     """The resolutions a model offers: its own list, else what its size table says (Runware's
     1:1 sizes are 960x960 at 720p, 1440x1440 at 1080p and 2880x2880 at 4K: the widescreen
     sizes' short side decides). Computed once per spec (every shot asks)."""
-    known = _RESOLUTIONS.get(id(spec))
-    if known is not None and known[0] is spec:
-        return known[1]
-    found = _resolutions(spec)
-    if len(_RESOLUTIONS) > 256:  # the providers' specs are a few dozen; tests make more
-        _RESOLUTIONS.clear()
-    _RESOLUTIONS[id(spec)] = (spec, found)  # the spec kept: its id is not reused
-    return found
+    return _per_spec(_RESOLUTIONS, spec, lambda: _resolutions(spec))
 
 
 _RESOLUTIONS: dict[int, tuple[ModelSpec, tuple[str, ...]]] = {}

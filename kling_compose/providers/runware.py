@@ -413,9 +413,7 @@ class RunwareProvider(Declared):
         self, shot: ResolvedShot, spec: ModelSpec, payload: Mapping[str, Any]
     ) -> str | None:
         key = price_key(payload, spec)
-        rate = TURBO_PRICES.get(turbo_resolution(spec, payload)) \
-            if spec.alias in TURBO_RESOLUTIONS else spec.prices.get(key)  # _rate(), key known
-        if rate is None:
+        if _rate(spec, payload) is None:
             return f"Runware publishes no {key.replace('_', ' ')} price for {spec.model_id}"
         if "video" in payload.get("inputs", {}) and shot.duration is None:
             if billed_seconds(shot, payload) is None:

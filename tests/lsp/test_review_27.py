@@ -3,7 +3,6 @@ server nor answer a request with an error, and positions are in UTF-16 code unit
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from .test_stdio import STORYBOARD, _diagnostics, _open, client  # noqa: F401
+from .test_stdio import STORYBOARD, _diagnostics, _open
 
 pytestmark = pytest.mark.asyncio
 

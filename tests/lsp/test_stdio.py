@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 pytestmark = pytest.mark.asyncio
 
@@ -34,15 +32,6 @@ scenes:
         duration: 40
         first_frame: { from: opening }
 """
-
-
-@pytest_lsp.fixture(config=ClientServerConfig(
-    server_command=[sys.executable, "-m", "kling_compose", "lsp", "--debounce-ms", "10"]))
-async def client(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(types.InitializeParams(
-        capabilities=types.ClientCapabilities(), process_id=None))
-    yield
-    await lsp_client.shutdown_session()
 
 
 def _open(client: LanguageClient, path: Path, text: str | None = None) -> str:
